@@ -1,0 +1,61 @@
+# The two commands a new user runs: `make demo` and `make test`. Everything installs into .venv.
+SHELL := /bin/bash
+# The venv uses the Lambda runtime's Python when the machine has it (pyenv's 3.12), else python3.
+PYTHON_FOR_VENV ?= $(or $(firstword $(wildcard /root/.pyenv/versions/3.12*/bin/python3.12)),$(shell python3.12 --version >/dev/null 2>&1 && echo python3.12),python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# sam build needs an interpreter equal to the Lambda runtime (python3.12) on PATH.
+PY312_DIR := $(patsubst %/,%,$(dir $(firstword $(wildcard /root/.pyenv/versions/3.12*/bin/python3.12))))
+export SAM_CLI_TELEMETRY := 0
+export AWS_DEFAULT_REGION ?= us-east-1
+
+.PHONY: help venv test lint build check-build unit demo bench prices fmt clean
+
+help:
+	@echo "make demo    run a day of Bedrock traffic through the stack on moto and tell what happened"
+	@echo "make test    lint, validate and build the SAM template, then run every test"
+	@echo "make bench   print throughput and cost figures"
+	@echo "make prices  rebuild the bundled price table from its pinned public source"
+
+$(STAMP): requirements-dev.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON_FOR_VENV) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/cfn-lint template.yaml
+	$(BIN)/sam validate --lint --template-file template.yaml
+
+build: $(STAMP)
+	PATH="$(PY312_DIR):$$PATH" $(BIN)/sam build --template-file template.yaml --parallel --cached
+
+check-build: build
+	$(BIN)/python scripts/check_build.py
+
+unit: $(STAMP)
+	$(BIN)/pytest -q
+
+test: lint check-build unit
+
+demo: $(STAMP)
+	$(BIN)/python -m budgetkeeper_cli.demo
+
+bench: $(STAMP)
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+prices: $(STAMP)
+	$(BIN)/python scripts/build_prices.py
+
+fmt: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf .aws-sam .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""One module per `budgetkeeper` sub-command; each exposes `register(subparsers)`."""

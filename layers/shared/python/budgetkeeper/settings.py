@@ -1,0 +1,237 @@
+"""Where every setting comes from, declared once.
+
+Two kinds:
+- the environment (table names, ARNs) that the template gives each function: `get_settings()`;
+- tunables an operator changes at run time in SSM Parameter Store under `/budgetkeeper/<env>/`:
+  `load_tunables()`. Their defaults live here and nowhere else; the template does not own the
+  parameters, so a redeploy never resets an operator's change.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+
+class MissingSetting(RuntimeError):
+    """An environment variable a function needs is not set."""
+
+    def __init__(self, variable: str) -> None:
+        super().__init__(f"environment variable {variable} is not set")
+        self.variable = variable
+
+
+class InvalidTunable(ValueError):
+    """An SSM parameter holds a value that cannot be used."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    env: str
+    region: str
+    rollups_table: str
+    totals_table: str
+    budgets_table: str
+    audit_table: str
+    dedupe_table: str
+    teams_table: str
+    idempotency_table: str
+    archive_bucket: str
+    # pynamodb does not read AWS_ENDPOINT_URL* as boto3 does; None means the regional endpoint.
+    dynamodb_endpoint: str | None = None
+    state_machine_arn_value: str | None = None
+    deny_policy_arn_value: str | None = None
+    notifications_topic_arn: str | None = None
+    identity_center_admin_role_arn: str | None = None
+
+    @property
+    def parameter_prefix(self) -> str:
+        return f"/budgetkeeper/{self.env}/"
+
+    @property
+    def state_machine_arn(self) -> str:
+        return _need(self.state_machine_arn_value, "STATE_MACHINE_ARN")
+
+    @property
+    def deny_policy_arn(self) -> str:
+        return _need(self.deny_policy_arn_value, "DENY_POLICY_ARN")
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        def required(name: str) -> str:
+            value = environ.get(name)
+            if not value:
+                raise MissingSetting(name)
+            return value
+
+        return cls(
+            env=environ.get("BUDGETKEEPER_ENV", "dev"),
+            region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or required("AWS_REGION"),
+            rollups_table=required("ROLLUPS_TABLE"),
+            totals_table=required("TOTALS_TABLE"),
+            budgets_table=required("BUDGETS_TABLE"),
+            audit_table=required("AUDIT_TABLE"),
+            dedupe_table=required("DEDUPE_TABLE"),
+            teams_table=required("TEAMS_TABLE"),
+            idempotency_table=required("IDEMPOTENCY_TABLE"),
+            archive_bucket=required("ARCHIVE_BUCKET"),
+            dynamodb_endpoint=environ.get("AWS_ENDPOINT_URL_DYNAMODB") or environ.get("AWS_ENDPOINT_URL"),
+            state_machine_arn_value=environ.get("STATE_MACHINE_ARN") or None,
+            deny_policy_arn_value=environ.get("DENY_POLICY_ARN") or None,
+            notifications_topic_arn=environ.get("NOTIFICATIONS_TOPIC_ARN") or None,
+            identity_center_admin_role_arn=environ.get("IDENTITY_CENTER_ADMIN_ROLE_ARN") or None,
+        )
+
+
+def _need(value: str | None, variable: str) -> str:
+    if not value:
+        raise MissingSetting(variable)
+    return value
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The function's settings, read from the environment on first use (not at import)."""
+    return Settings.from_environ(os.environ)
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"true", "yes", "1", "on"}:
+        return True
+    if lowered in {"false", "no", "0", "off", ""}:
+        return False
+    raise InvalidTunable(f"expected true or false, got {raw!r}")
+
+
+def _parse_decimal(raw: str) -> Decimal:
+    try:
+        value = Decimal(raw.strip())
+    except ArithmeticError as error:
+        raise InvalidTunable(f"expected a number, got {raw!r}") from error
+    if not value.is_finite() or value < 0:
+        raise InvalidTunable(f"expected a non-negative number, got {raw!r}")
+    return value
+
+
+def _parse_int(raw: str) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError as error:
+        raise InvalidTunable(f"expected a whole number, got {raw!r}") from error
+    if value < 0:
+        raise InvalidTunable(f"expected a non-negative whole number, got {raw!r}")
+    return value
+
+
+def _parse_list(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class Tunable:
+    field: str  # attribute of Tunables
+    parameter: str  # name below the prefix, e.g. "thresholds/warning_percent"
+    default: str
+    parse: Callable[[str], Any]
+    description: str
+
+
+# The one declaration of every tunable and its default.
+TUNABLES: tuple[Tunable, ...] = (
+    Tunable(
+        "default_daily_usd",
+        "default_budget/daily_usd",
+        "10",
+        _parse_decimal,
+        "daily limit for principals with no budget of their own",
+    ),
+    Tunable(
+        "default_monthly_usd",
+        "default_budget/monthly_usd",
+        "150",
+        _parse_decimal,
+        "monthly limit for principals with no budget of their own",
+    ),
+    Tunable(
+        "warning_percent",
+        "thresholds/warning_percent",
+        "70",
+        _parse_decimal,
+        "percent of the limit that warns",
+    ),
+    Tunable(
+        "critical_percent",
+        "thresholds/critical_percent",
+        "90",
+        _parse_decimal,
+        "percent of the limit that is critical",
+    ),
+    Tunable(
+        "grace_seconds",
+        "grace_seconds",
+        "900",
+        _parse_int,
+        "wait between the exceeded notice and the suspension",
+    ),
+    Tunable("time_zone", "time_zone", "UTC", str.strip, "time zone of budget windows that name none"),
+    Tunable("dry_run", "dry_run", "false", _parse_bool, "run the workflow and notify, but never touch IAM"),
+    Tunable(
+        "exclusions",
+        "exclusions",
+        "",
+        _parse_list,
+        "comma-separated scopes that are metered but never suspended",
+    ),
+    Tunable("log_level", "log_level", "INFO", str.strip, "Powertools log level"),
+    Tunable(
+        "dedupe_ttl_days", "dedupe_ttl_days", "7", _parse_int, "how long a metered payload's marker is kept"
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Tunables:
+    default_daily_usd: Decimal
+    default_monthly_usd: Decimal
+    warning_percent: Decimal
+    critical_percent: Decimal
+    grace_seconds: int
+    time_zone: str
+    dry_run: bool
+    exclusions: tuple[str, ...]
+    log_level: str
+    dedupe_ttl_days: int
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, str]) -> Tunables:
+        """Parse raw parameter values (names below the prefix); absent ones take their default."""
+        parsed: dict[str, Any] = {}
+        for tunable in TUNABLES:
+            raw = values.get(tunable.parameter, tunable.default)
+            try:
+                parsed[tunable.field] = tunable.parse(raw)
+            except InvalidTunable as error:
+                raise InvalidTunable(f"parameter {tunable.parameter}: {error}") from error
+        return cls(**parsed)
+
+    @classmethod
+    def defaults(cls) -> Tunables:
+        return cls.from_values({})
+
+
+# Short enough that an operator's change takes effect within a minute.
+TUNABLES_MAX_AGE_SECONDS = 30
+
+
+def load_tunables(settings: Settings) -> Tunables:
+    """Read the tunables from SSM through Powertools Parameters, cached for a short max_age."""
+    from aws_lambda_powertools.utilities import parameters
+
+    prefix = settings.parameter_prefix
+    raw = parameters.get_parameters(prefix, max_age=TUNABLES_MAX_AGE_SECONDS, recursive=True)
+    return Tunables.from_values({name.lstrip("/"): str(value) for name, value in raw.items()})

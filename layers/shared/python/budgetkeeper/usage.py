@@ -1,0 +1,58 @@
+"""Value types shared by parsing, attribution, pricing and storage."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCounts:
+    """Tokens of one invocation, by how AWS bills them.
+
+    `input` is `inputTokenCount`, which for Anthropic models excludes cached tokens: the cache
+    counts are separate and each is priced at its own rate. Cache writes are split into the
+    5-minute and 1-hour kinds when the log tells which; otherwise all of them are 5-minute.
+    """
+
+    input: int = 0
+    output: int = 0
+    cache_read: int = 0
+    cache_write_5m: int = 0
+    cache_write_1h: int = 0
+
+    @property
+    def cache_write(self) -> int:
+        return self.cache_write_5m + self.cache_write_1h
+
+    @property
+    def prompt_total(self) -> int:
+        """Every input-side token of the request; decides long-context pricing tiers."""
+        return self.input + self.cache_read + self.cache_write
+
+    def __add__(self, other: TokenCounts) -> TokenCounts:
+        return TokenCounts(
+            input=self.input + other.input,
+            output=self.output + other.output,
+            cache_read=self.cache_read + other.cache_read,
+            cache_write_5m=self.cache_write_5m + other.cache_write_5m,
+            cache_write_1h=self.cache_write_1h + other.cache_write_1h,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    """One Bedrock model invocation log record, without prompt or completion bodies."""
+
+    request_id: str
+    timestamp: datetime  # timezone-aware, UTC
+    account_id: str
+    identity_arn: str
+    region: str  # the source region: prices are taken here, not at inference_region
+    operation: str
+    model_id: str  # as logged: base id, profile id, or an ARN
+    tokens: TokenCounts
+    inference_region: str | None = None
+    request_metadata: Mapping[str, str] = field(default_factory=dict)
+    error_code: str | None = None

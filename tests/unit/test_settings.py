@@ -1,0 +1,62 @@
+from decimal import Decimal
+
+import pytest
+
+from budgetkeeper.settings import TUNABLES, InvalidTunable, MissingSetting, Settings, Tunables
+
+ENVIRONMENT = {
+    "AWS_REGION": "eu-west-1",
+    "BUDGETKEEPER_ENV": "prod",
+    "ROLLUPS_TABLE": "r",
+    "TOTALS_TABLE": "t",
+    "BUDGETS_TABLE": "b",
+    "AUDIT_TABLE": "a",
+    "DEDUPE_TABLE": "d",
+    "TEAMS_TABLE": "tm",
+    "IDEMPOTENCY_TABLE": "i",
+    "ARCHIVE_BUCKET": "bucket",
+}
+
+
+def test_settings_read_the_environment_and_name_the_parameter_prefix():
+    settings = Settings.from_environ(ENVIRONMENT)
+    assert settings.region == "eu-west-1"
+    assert settings.parameter_prefix == "/budgetkeeper/prod/"
+    assert settings.dynamodb_endpoint is None
+
+
+def test_a_missing_variable_is_named():
+    environment = {k: v for k, v in ENVIRONMENT.items() if k != "DEDUPE_TABLE"}
+    with pytest.raises(MissingSetting, match="DEDUPE_TABLE"):
+        Settings.from_environ(environment)
+
+
+def test_an_optional_arn_is_named_when_used_without_being_set():
+    with pytest.raises(MissingSetting, match="STATE_MACHINE_ARN"):
+        _ = Settings.from_environ(ENVIRONMENT).state_machine_arn
+
+
+def test_every_tunable_has_a_default_that_parses():
+    defaults = Tunables.defaults()
+    assert defaults.warning_percent == Decimal(70)
+    assert defaults.critical_percent == Decimal(90)
+    assert defaults.dry_run is False
+    assert {t.field for t in TUNABLES} == set(Tunables.__dataclass_fields__)
+
+
+def test_operator_values_override_defaults():
+    tunables = Tunables.from_values(
+        {"grace_seconds": "60", "exclusions": "user:admin, role:Ops", "dry_run": "yes"}
+    )
+    assert tunables.grace_seconds == 60
+    assert tunables.exclusions == ("user:admin", "role:Ops")
+    assert tunables.dry_run is True
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("grace_seconds", "soon"), ("thresholds/warning_percent", "-5"), ("dry_run", "maybe")],
+)
+def test_a_bad_parameter_value_names_the_parameter(name, value):
+    with pytest.raises(InvalidTunable, match=name):
+        Tunables.from_values({name: value})
