@@ -52,7 +52,7 @@ def test_contains_is_half_open():
 
 @pytest.mark.parametrize("text", ["weekly", "days:0@2026-01-01", "days:7@2026-13-01", "days:7"])
 def test_bad_window_specs_say_what_to_write(text):
-    with pytest.raises(InvalidWindow, match="daily|anchor"):
+    with pytest.raises(InvalidWindow, match=r"daily|anchor"):
         parse_window(text)
 
 
