@@ -1,0 +1,62 @@
+"""Objects the usage calculator writes to the archive bucket itself, beside Firehose's delivery.
+
+- `quarantine/YYYY/MM/DD/<batch>.jsonl`: log events that could not be metered, verbatim, with the
+  reason, the Firehose record and CloudWatch event they came from. Nothing else deletes them.
+- `overflow/YYYY/MM/DD/<batch>/<record>.jsonl.gz`: enriched lines of a record whose output would
+  not fit Lambda's 6 MB response; the record's archived line then points at this object.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class BadEvent:
+    record_id: str
+    payload_id: str
+    log_group: str | None
+    log_stream: str | None
+    event_id: str
+    reason: str
+    message: str  # verbatim
+
+    def to_line(self) -> str:
+        return json.dumps(
+            {
+                "record_id": self.record_id,
+                "payload_id": self.payload_id,
+                "log_group": self.log_group,
+                "log_stream": self.log_stream,
+                "event_id": self.event_id,
+                "reason": self.reason,
+                "message": self.message,
+            },
+            separators=(",", ":"),
+        )
+
+
+class ArchiveBucket:
+    def __init__(self, s3_client: Any, bucket: str) -> None:
+        self._s3 = s3_client
+        self._bucket = bucket
+
+    def quarantine(self, batch_id: str, events: Sequence[BadEvent], now: datetime) -> str:
+        key = f"quarantine/{now:%Y/%m/%d}/{batch_id}.jsonl"
+        body = "".join(event.to_line() + "\n" for event in events).encode()
+        self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType="application/x-ndjson")
+        return f"s3://{self._bucket}/{key}"
+
+    def overflow(self, batch_id: str, record_id: str, compressed_lines: bytes, now: datetime) -> str:
+        key = f"overflow/{now:%Y/%m/%d}/{batch_id}/{record_id}.jsonl.gz"
+        self._s3.put_object(Bucket=self._bucket, Key=key, Body=compressed_lines, ContentEncoding="gzip")
+        return f"s3://{self._bucket}/{key}"
+
+
+def gzip_lines(lines: Sequence[str]) -> bytes:
+    return gzip.compress("".join(line + "\n" for line in lines).encode(), compresslevel=6, mtime=0)

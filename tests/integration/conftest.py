@@ -1,0 +1,28 @@
+"""Integration fixtures: moto in-process, the stack created from template.yaml."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from aws_lambda_powertools.utilities import parameters
+from moto import mock_aws
+
+from budgetkeeper.settings import Settings
+from budgetkeeper_cli.harness.stack import LocalStack
+
+MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+
+
+@pytest.fixture
+def stack(aws_env: None) -> Iterator[LocalStack]:
+    with mock_aws(config=MOTO_CONFIG):
+        parameters.clear_caches()  # Powertools' cache outlives a mock_aws context
+        yield LocalStack().create()
+        parameters.clear_caches()
+
+
+@pytest.fixture
+def settings(stack: LocalStack) -> Iterator[Settings]:
+    with stack.activated() as active:
+        yield active

@@ -1,0 +1,96 @@
+"""The exactly-once writer on moto: totals never change when a payload comes again."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from pynamodb.transactions import TransactWrite
+
+from budgetkeeper.store import PayloadUsage, RollupItem, TotalItem, UsageWriter, transaction_connection
+from budgetkeeper.usage import RollupDelta, TotalDelta, UsageDeltas
+
+HOUR = "2026-11-23T10"
+
+
+def payload(payload_id: str, scopes: list[str], cost: str) -> PayloadUsage:
+    deltas = UsageDeltas()
+    for scope in scopes:
+        deltas.rollups[(scope, HOUR, "amazon.nova-lite-v1:0", "us-east-1")] = RollupDelta(
+            calls=1, input_tokens=100, output_tokens=10, cost_usd=Decimal(cost)
+        )
+        deltas.totals[(scope, "daily", "2026-11-23")] = TotalDelta(
+            "2026-11-23T00:00:00+00:00", "2026-11-24T00:00:00+00:00", calls=1, spent_usd=Decimal(cost)
+        )
+    return PayloadUsage(payload_id, deltas)
+
+
+def spent(scope: str) -> Decimal:
+    return TotalItem.get(f"{scope}|daily", "2026-11-23").spent_usd
+
+
+def calls(scope: str) -> int:
+    return sum(item.calls for item in RollupItem.query(scope))
+
+
+@pytest.fixture
+def writer(settings):
+    return UsageWriter(transaction_connection(settings), ttl_seconds=3600)
+
+
+def test_small_batches_commit_in_one_transaction_and_duplicates_change_nothing(writer):
+    # Given two payloads for one user
+    batch = [payload("p1", ["user:alice"], "0.000035"), payload("p2", ["user:alice"], "0.1")]
+    # When the batch is written, then delivered again
+    first = writer.commit(batch)
+    again = writer.commit(batch)
+    # Then the total counts each payload once, exactly
+    assert first.transactions == 1 and first.metered_payloads == 2
+    assert again.duplicate_payloads == 2 and again.transactions == 0
+    assert spent("user:alice") == Decimal("0.100035")
+    assert calls("user:alice") == 2
+
+
+def test_the_same_payloads_split_differently_are_counted_once(writer):
+    payloads = [payload(f"p{n}", ["user:bob"], "1.25") for n in range(6)]
+    writer.commit(payloads[:4])
+    writer.commit(payloads[2:])  # overlaps the first delivery
+    assert spent("user:bob") == Decimal("7.50")
+
+
+def test_large_groups_go_through_a_journal_and_stay_exact(writer):
+    # Given 60 payloads touching 60 scopes each: far more than 100 items for one transaction
+    scopes = [f"user:u{n}" for n in range(60)]
+    payloads = [payload(f"big{n}", scopes, "0.01") for n in range(60)]
+    # When written twice
+    result = writer.commit(payloads)
+    writer.commit(payloads)
+    # Then every scope saw 60 payloads once: 120 items in chunks of at most 99, plus the claim
+    assert result.transactions == 1 + 2
+    assert all(spent(scope) == Decimal("0.60") for scope in scopes)
+
+
+def test_a_crash_between_two_writes_is_finished_by_the_retry(writer, monkeypatch):
+    scopes = [f"user:c{n}" for n in range(60)]
+    payloads = [payload(f"crash{n}", scopes, "0.02") for n in range(10)]
+    # Given the function dies after the claim and the first chunk of counters
+    real_commit = TransactWrite._commit
+    commits = {"count": 0}
+
+    def dying_commit(self):
+        commits["count"] += 1
+        if commits["count"] == 3:
+            raise SystemExit("Lambda timed out")
+        return real_commit(self)
+
+    monkeypatch.setattr(TransactWrite, "_commit", dying_commit)
+    with pytest.raises(SystemExit):
+        writer.commit(payloads)
+    monkeypatch.setattr(TransactWrite, "_commit", real_commit)
+    partially = sorted(spent(scope) for scope in scopes[:1])
+    assert partially == [Decimal("0.20")]  # the first chunk landed, the second did not
+    # When Firehose retries the same batch
+    retry = writer.commit(payloads)
+    # Then the rest is applied once, and nothing twice
+    assert retry.duplicate_payloads == 10
+    assert all(spent(scope) == Decimal("0.20") for scope in scopes)
