@@ -1,10 +1,21 @@
 """Firehose data-transformation handler: meters a batch of Bedrock invocation logs."""
 
+from aws_lambda_powertools.utilities.data_classes import KinesisFirehoseEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from budgetkeeper.observability import logger
+from budgetkeeper.calculator import build_usage_calculator, record_metrics
+from budgetkeeper.observability import logger, metrics, tracer
+from budgetkeeper.settings import get_settings, load_tunables
 
 
+@metrics.log_metrics
+@tracer.capture_lambda_handler
 @logger.inject_lambda_context
-def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    raise NotImplementedError("the usage calculator lands with the metering pipeline")
+@event_source(data_class=KinesisFirehoseEvent)
+def lambda_handler(event: KinesisFirehoseEvent, context: LambdaContext) -> dict:
+    settings = get_settings()
+    calculator = build_usage_calculator(settings, load_tunables(settings))
+    records = [(record.record_id, record.data_as_bytes) for record in event.records]
+    report = calculator.process(event.invocation_id, records)
+    record_metrics(report)
+    return report.to_response()

@@ -115,8 +115,21 @@ class BudgetItem(Model):
     owner_email = UnicodeAttribute(null=True)
     language = UnicodeAttribute(null=True)
     status = UnicodeAttribute(default="ok")
+    status_window_id = UnicodeAttribute(null=True)  # the window the status belongs to
     revision = NumberAttribute(default=1)
+    # The highest level notified in a window and revision, so no level is announced twice.
+    notified_level = NumberAttribute(default=0)
+    notified_window_id = UnicodeAttribute(null=True)
+    notified_revision = NumberAttribute(null=True)
+    forecast_window_id = UnicodeAttribute(null=True)
+    # Spend at the last restore: only spend beyond it suspends again in the same window.
+    baseline_usd = DecimalAttribute(null=True)
+    baseline_window_id = UnicodeAttribute(null=True)
     suspended_until = UnicodeAttribute(null=True)
+    suspended_by = UnicodeAttribute(null=True)
+    suspended_reason = UnicodeAttribute(null=True)
+    target_kind = UnicodeAttribute(null=True)
+    target_name = UnicodeAttribute(null=True)
     execution_arn = UnicodeAttribute(null=True)
     created_at = UnicodeAttribute(null=True)
     updated_at = UnicodeAttribute(null=True)

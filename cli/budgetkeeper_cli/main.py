@@ -1,0 +1,49 @@
+"""The `budgetkeeper` command: exit 0 on success, 1 on failure, 2 on a usage error."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from budgetkeeper_cli.errors import CommandFailed, UsageError
+
+# Sub-command modules under budgetkeeper_cli.commands, in the order `--help` lists them.
+COMMAND_MODULES: tuple[str, ...] = ("price",)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n(try '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="budgetkeeper",
+        description="Meter, price and enforce budgets on Amazon Bedrock usage.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    subparsers.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"budgetkeeper_cli.commands.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as error:
+        print(f"budgetkeeper {args.command}: {error}", file=sys.stderr)  # noqa: T201
+        return 2
+    except CommandFailed as error:
+        print(f"budgetkeeper {args.command}: {error}", file=sys.stderr)  # noqa: T201
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,276 @@
+"""The usage calculator: meters one Firehose data-transformation batch.
+
+Every record gets a result: `Ok` with its enriched lines (a gzip member of JSON lines),
+`Dropped` for CloudWatch control messages and for payloads with nothing to archive, and
+`ProcessingFailed` only for data that cannot be decoded at all. A bad event inside a good payload
+is quarantined verbatim and counted; its neighbours are metered.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Protocol
+
+import boto3
+from aws_lambda_powertools.metrics import MetricUnit
+
+from budgetkeeper.archive import ArchiveBucket, BadEvent, gzip_lines
+from budgetkeeper.budgets import Budget, crossing
+from budgetkeeper.metering import Meter, Metered, usage_deltas
+from budgetkeeper.observability import logger, metrics
+from budgetkeeper.pricing import InferenceProfiles, PriceStatus, PriceTable
+from budgetkeeper.publisher import LoggingPublisher, ThresholdCrossed, ThresholdPublisher
+from budgetkeeper.records import MalformedEvent, PayloadKind, UndecodableRecord, decode_firehose_data
+from budgetkeeper.settings import Settings, Tunables
+from budgetkeeper.store import (
+    CommitResult,
+    DynamoUsageStore,
+    PayloadUsage,
+    UsageWriter,
+    bind_tables,
+    load_teams,
+    transaction_connection,
+)
+from budgetkeeper.usage import TotalKey
+
+OK, DROPPED, FAILED = "Ok", "Dropped", "ProcessingFailed"
+# Lambda's synchronous response limit is 6 MB; keep a margin for the JSON around the records.
+RESPONSE_BUDGET_BYTES = 5_500_000
+
+
+class BudgetSource(Protocol):
+    def for_scope(self, scope: str) -> list[Budget]: ...
+
+    def all(self) -> list[Budget]: ...
+
+
+class UsageStore(Protocol):
+    """What the calculator needs from DynamoDB (store.DynamoUsageStore in Lambda)."""
+
+    def load_budgets(self, scopes: Iterable[str]) -> BudgetSource: ...
+
+    def commit(self, payloads: Sequence[PayloadUsage]) -> CommitResult: ...
+
+    def spent(self, keys: Iterable[TotalKey]) -> dict[TotalKey, Decimal]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RecordResult:
+    record_id: str
+    result: str
+    data: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {"recordId": self.record_id, "result": self.result, "data": self.data}
+
+
+@dataclass(slots=True)
+class BatchReport:
+    records: list[RecordResult] = field(default_factory=list)
+    metered_events: int = 0
+    bad_events: int = 0
+    failed_records: int = 0
+    dropped_records: int = 0
+    cost_usd: Decimal = field(default_factory=Decimal)
+    unknown_models: Counter[str] = field(default_factory=Counter)
+    provisioned_models: Counter[str] = field(default_factory=Counter)
+    commit: CommitResult = field(default_factory=CommitResult)
+    crossings: list[ThresholdCrossed] = field(default_factory=list)
+    quarantine_uri: str | None = None
+    overflow_records: int = 0
+
+    def to_response(self) -> dict[str, list[dict[str, str]]]:
+        return {"records": [record.to_dict() for record in self.records]}
+
+
+@dataclass(slots=True)
+class _DecodedRecord:
+    record_id: str
+    payload_id: str
+    metered: list[Metered]
+
+
+@dataclass
+class UsageCalculator:
+    meter: Meter
+    store: UsageStore
+    publisher: ThresholdPublisher
+    archive: ArchiveBucket
+    price_version: str
+    clock: Callable[[], datetime]
+
+    def process(self, batch_id: str, records: Sequence[tuple[str, bytes]]) -> BatchReport:
+        """Meter a batch of (recordId, data) pairs and write its usage exactly once."""
+        report = BatchReport()
+        results: dict[str, RecordResult] = {}
+        decoded: list[_DecodedRecord] = []
+        bad: list[BadEvent] = []
+        for record_id, data in records:
+            try:
+                payload = decode_firehose_data(data)
+            except UndecodableRecord:
+                results[record_id] = RecordResult(record_id, FAILED, base64.b64encode(data).decode())
+                report.failed_records += 1
+                continue
+            if payload.kind == PayloadKind.CONTROL_MESSAGE:
+                results[record_id] = RecordResult(record_id, DROPPED)
+                report.dropped_records += 1
+                continue
+            metered: list[Metered] = []
+            for event in payload.events:
+                try:
+                    metered.append(self.meter.meter(event.message))
+                except MalformedEvent as error:
+                    bad.append(
+                        BadEvent(
+                            record_id,
+                            payload.payload_id,
+                            payload.log_group,
+                            payload.log_stream,
+                            event.id,
+                            error.reason,
+                            event.message,
+                        )
+                    )
+            decoded.append(_DecodedRecord(record_id, payload.payload_id, metered))
+
+        now = self.clock()
+        if bad:
+            report.bad_events = len(bad)
+            report.quarantine_uri = self.archive.quarantine(batch_id, bad, now)
+
+        self._write_usage(decoded, report, now)
+        self._archive_lines(batch_id, decoded, results, report, now)
+        report.records = [results[record_id] for record_id, _ in records]
+        return report
+
+    def _write_usage(self, decoded: list[_DecodedRecord], report: BatchReport, now: datetime) -> None:
+        scopes = {scope for record in decoded for item in record.metered for scope in item.attribution.scopes}
+        budgets = self.store.load_budgets(scopes)
+        payloads = [
+            PayloadUsage(record.payload_id, usage_deltas(record.metered, budgets.for_scope))
+            for record in decoded
+        ]
+        for record in decoded:
+            for item in record.metered:
+                report.metered_events += 1
+                report.cost_usd += item.priced.cost_usd
+                if item.priced.status == PriceStatus.UNKNOWN_MODEL:
+                    report.unknown_models[item.invocation.model_id] += 1
+                elif item.priced.status == PriceStatus.PROVISIONED:
+                    report.provisioned_models[item.invocation.model_id] += 1
+        report.commit = self.store.commit(payloads)
+        report.crossings = self._crossings(report.commit, budgets, now)
+
+    def _crossings(
+        self, commit: CommitResult, budgets: BudgetSource, now: datetime
+    ) -> list[ThresholdCrossed]:
+        applied = commit.applied.totals
+        if not applied:
+            return []
+        after = self.store.spent(applied)
+        by_key = {(budget.scope, budget.window): budget for budget in budgets.all()}
+        events = []
+        for key, delta in applied.items():
+            scope, window, window_id = key
+            budget = by_key.get((scope, window))
+            if budget is None or key not in after:
+                continue
+            span = budget.span_at(datetime.fromisoformat(delta.window_start))
+            spent_after = after[key]
+            crossed = crossing(budget, spent_after - delta.spent_usd, spent_after, span, now)
+            if crossed is None:
+                continue
+            events.append(
+                ThresholdCrossed(
+                    scope=scope,
+                    window=window,
+                    window_id=window_id,
+                    level=crossed.level.label,
+                    forecast=crossed.forecast,
+                    spent_usd=spent_after,
+                    limit_usd=budget.limit_usd,
+                    percent=budget.percent_of(spent_after),
+                    window_end=delta.window_end,
+                    revision=budget.revision,
+                    closed_window=span.end <= now,
+                )
+            )
+        if events:
+            self.publisher.publish(events)
+        return events
+
+    def _archive_lines(
+        self,
+        batch_id: str,
+        decoded: list[_DecodedRecord],
+        results: dict[str, RecordResult],
+        report: BatchReport,
+        now: datetime,
+    ) -> None:
+        budget = RESPONSE_BUDGET_BYTES - sum(len(r.data) + 64 for r in results.values())
+        for record in decoded:
+            if not record.metered:
+                results[record.record_id] = RecordResult(record.record_id, DROPPED)
+                report.dropped_records += 1
+                continue
+            compressed = gzip_lines([item.to_archive_line(self.price_version) for item in record.metered])
+            data = base64.b64encode(compressed).decode()
+            if len(data) + 64 > budget:
+                # Too big for the response: the lines go to S3 and the archive points at them.
+                uri = self.archive.overflow(batch_id, record.record_id, compressed, now)
+                pointer = json.dumps({"overflow": uri, "lines": len(record.metered)})
+                data = base64.b64encode(gzip_lines([pointer])).decode()
+                report.overflow_records += 1
+            budget -= len(data) + 64
+            results[record.record_id] = RecordResult(record.record_id, OK, data)
+
+
+@functools.cache
+def _inference_profiles(region: str) -> InferenceProfiles:
+    # One per container: resolved profiles and their tags are cached across batches.
+    return InferenceProfiles(boto3.client("bedrock", region_name=region))
+
+
+def build_usage_calculator(settings: Settings, tunables: Tunables) -> UsageCalculator:
+    """Wire the calculator to DynamoDB, S3 and the bundled price table."""
+    bind_tables(settings)
+    prices = PriceTable.bundled()
+    now = datetime.now(UTC)
+    writer = UsageWriter(transaction_connection(settings), ttl_seconds=tunables.dedupe_ttl_days * 86_400)
+    return UsageCalculator(
+        meter=Meter(prices=prices, teams=load_teams(), profiles=_inference_profiles(settings.region)),
+        store=DynamoUsageStore(writer, tunables, now.isoformat(timespec="seconds")),
+        publisher=LoggingPublisher(),
+        archive=ArchiveBucket(boto3.client("s3", region_name=settings.region), settings.archive_bucket),
+        price_version=prices.version,
+        clock=lambda: datetime.now(UTC),
+    )
+
+
+def record_metrics(report: BatchReport) -> None:
+    """EMF metrics of one batch; the unknown models are logged by id so operators can add prices."""
+    counts = {
+        "RecordsMetered": report.metered_events,
+        "BadEvents": report.bad_events,
+        "FailedRecords": report.failed_records,
+        "DedupeHits": report.commit.duplicate_payloads,
+        "UnknownModelCalls": sum(report.unknown_models.values()),
+        "ProvisionedModelCalls": sum(report.provisioned_models.values()),
+        "ArchiveOverflowRecords": report.overflow_records,
+        "DynamoDBTransactions": report.commit.transactions,
+    }
+    for name, value in counts.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    metrics.add_metric(name="CostMeteredUSD", unit=MetricUnit.NoUnit, value=float(report.cost_usd))
+    if report.unknown_models:
+        logger.warning("unknown models priced at zero", models=dict(report.unknown_models))
+    if report.bad_events:
+        logger.warning("bad events quarantined", count=report.bad_events, location=report.quarantine_uri)

@@ -1,0 +1,500 @@
+"""Prices for Bedrock invocations: the price table and the one pricing function, `price_invocation`.
+
+Money is `Decimal` end to end: unit prices are exact decimal strings in the table (USD per 1,000,000
+tokens) and a cost is `tokens * price / 1,000,000`, which Decimal computes exactly.
+
+Which row prices an invocation (`PriceTable.match`), for a model or profile id `key` at the source
+region `region` (not the inference region: AWS bills cross-region calls at the source region):
+1. the row for `key` in `region`, else the row for `key` with no region (`*`);
+2. `global.<model>` without a row: the base model's row (global profiles cost the base price);
+3. `<geo>.<model>` (`us.`, `eu.`, `apac.`, `jp.`, `au.`, `in.`) without a row: the price the model's
+   other geo profiles agree on (newer Claude models cost 10% more on every geo profile, older ones
+   the base price); none if they disagree (Nova, Llama 3.2), rather than a guess; the base model's
+   row if the model has no geo rows, since cross-region inference is billed at the source region's
+   price;
+4. `us-gov.<model>` without a row: the base model's row for the source region (GovCloud regions
+   have rows of their own);
+5. otherwise the model is unknown: cost 0, status `unknown_model`, never another model's price.
+   The caller counts and alerts on it.
+
+Provisioned-throughput models are billed per hour, not per token: their invocations are counted
+with cost 0 and status `provisioned`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from budgetkeeper.usage import TokenCounts
+
+_log = logging.getLogger(__name__)
+
+TOKENS_PER_PRICE_UNIT = Decimal(1_000_000)
+ZERO_USD = Decimal(0)
+BUNDLED_TABLE_PATH = Path(__file__).parent / "prices" / "bedrock-prices.json"
+ANY_REGION = "*"
+
+# Token kinds in the order of TokenCounts and of every price row.
+TOKEN_KINDS: tuple[str, ...] = ("input", "output", "cache_read", "cache_write_5m", "cache_write_1h")
+# A cache kind the row has no price for is charged at the next kind's rate: AWS bills cache tokens
+# a model prices no differently as ordinary input, and a 1-hour write no cheaper than a 5-minute one.
+_STAND_IN_KIND: Mapping[str, str] = {
+    "cache_read": "input",
+    "cache_write_5m": "input",
+    "cache_write_1h": "cache_write_5m",
+}
+
+GLOBAL_PREFIX = "global"
+GOVCLOUD_PREFIX = "us-gov"
+# Prefixes of system inference-profile ids (`us.anthropic.claude-...`). A test checks that the
+# bundled table uses no other.
+PROFILE_PREFIXES = frozenset({"us", "eu", "apac", "jp", "au", "in", GOVCLOUD_PREFIX, GLOBAL_PREFIX})
+
+
+def decimal_text(value: Decimal) -> str:
+    """Plain notation without trailing zeros: 3.750000 -> '3.75', 1E+1 -> '10'."""
+    return format(value.normalize(), "f")
+
+
+# --- price rows ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    """USD per 1,000,000 tokens of each kind; None where the source gives no price for the kind."""
+
+    input: Decimal
+    output: Decimal
+    cache_read: Decimal | None = None
+    cache_write_5m: Decimal | None = None
+    cache_write_1h: Decimal | None = None
+    # Per kind in TOKEN_KINDS order: the rate charged and the kind whose rate that is.
+    charged: tuple[tuple[Decimal, str], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if any(rate is not None and rate < 0 for rate in (getattr(self, kind) for kind in TOKEN_KINDS)):
+            raise ValueError(f"negative price in {self}")
+        object.__setattr__(self, "charged", tuple(self._charged_rate(kind) for kind in TOKEN_KINDS))
+
+    def billed(self, tokens: TokenCounts) -> Iterator[tuple[str, int, Decimal, str]]:
+        """(kind, tokens, USD per 1M charged, kind whose rate that is) for each kind with tokens."""
+        counts = (
+            tokens.input,
+            tokens.output,
+            tokens.cache_read,
+            tokens.cache_write_5m,
+            tokens.cache_write_1h,
+        )
+        for kind, count, (usd_per_million, rate_of) in zip(TOKEN_KINDS, counts, self.charged, strict=True):
+            if count:
+                yield kind, count, usd_per_million, rate_of
+
+    def _charged_rate(self, kind: str) -> tuple[Decimal, str]:
+        rate = getattr(self, kind)
+        while rate is None:
+            kind = _STAND_IN_KIND[kind]
+            rate = getattr(self, kind)
+        return rate, kind
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Rates:
+        def price(kind: str) -> Decimal | None:
+            text = data.get(kind)
+            return None if text is None else Decimal(text)
+
+        return cls(
+            input=Decimal(data["input"]),
+            output=Decimal(data["output"]),
+            cache_read=price("cache_read"),
+            cache_write_5m=price("cache_write_5m"),
+            cache_write_1h=price("cache_write_1h"),
+        )
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {
+            kind: None if (rate := getattr(self, kind)) is None else decimal_text(rate)
+            for kind in TOKEN_KINDS
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class LongContextTier:
+    """Rates for a request whose prompt (input + cache reads + cache writes) exceeds the threshold."""
+
+    threshold_tokens: int
+    rates: Rates
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LongContextTier:
+        return cls(threshold_tokens=int(data["threshold_tokens"]), rates=Rates.from_dict(data))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"threshold_tokens": self.threshold_tokens, **self.rates.to_dict()}
+
+
+@dataclass(frozen=True, slots=True)
+class PriceRow:
+    """Unit prices of one model (or profile) id in one region, with where they came from."""
+
+    model: str
+    region: str  # an AWS region, or ANY_REGION when the source names none
+    rates: Rates
+    long_context: LongContextTier | None
+    source: str
+    as_of: date
+    derived: tuple[str, ...] = ()  # kinds computed by the table's builder rather than read from the source
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PriceRow:
+        tier = data.get("long_context")
+        return cls(
+            model=data["model"],
+            region=data["region"],
+            rates=Rates.from_dict(data),
+            long_context=None if tier is None else LongContextTier.from_dict(tier),
+            source=data["source"],
+            as_of=date.fromisoformat(data["as_of"]),
+            derived=tuple(data.get("derived", ())),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "region": self.region,
+            **self.rates.to_dict(),
+            "long_context": None if self.long_context is None else self.long_context.to_dict(),
+            "derived": list(self.derived),
+            "source": self.source,
+            "as_of": self.as_of.isoformat(),
+        }
+
+
+# --- model ids ----------------------------------------------------------------------------------
+
+
+class ModelKind(StrEnum):
+    MODEL = "model"  # a base model id or a system inference-profile id, bare or inside its ARN
+    APPLICATION_PROFILE = "application_profile"  # resolved to a model through InferenceProfiles
+    PROVISIONED = "provisioned"  # provisioned throughput: billed per hour
+    OTHER_ARN = "other_arn"  # custom, imported or other models the table cannot price per token
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRef:
+    """What a logged `modelId` names. `key` is the id looked up in the table (the ARN for ARN kinds)."""
+
+    kind: ModelKind
+    key: str
+    profile_prefix: str | None = None  # "us", "global", ... for a system inference-profile id
+
+    @property
+    def base_model(self) -> str:
+        return self.key if self.profile_prefix is None else self.key[len(self.profile_prefix) + 1 :]
+
+
+_ARN_KINDS: Mapping[str, ModelKind] = {
+    "foundation-model": ModelKind.MODEL,
+    "inference-profile": ModelKind.MODEL,
+    "application-inference-profile": ModelKind.APPLICATION_PROFILE,
+    "provisioned-model": ModelKind.PROVISIONED,
+}
+
+
+@functools.lru_cache(maxsize=4096)
+def resolve_model_id(model_id: str) -> ModelRef:
+    """Read a logged `modelId`: a base id, a profile id (`us.`, `global.`, ...) or a Bedrock ARN.
+
+    Foundation-model and system inference-profile ARNs are stripped to the id they end in;
+    application-profile, provisioned-model and other ARNs keep the whole ARN as their key.
+    """
+    if not model_id.startswith("arn:"):
+        prefix, dot, rest = model_id.partition(".")
+        return ModelRef(
+            ModelKind.MODEL, model_id, prefix if dot and rest and prefix in PROFILE_PREFIXES else None
+        )
+    # arn:<partition>:bedrock:<region>:<account>:<resource type>/<id>; model ids contain ':' themselves.
+    parts = model_id.split(":", 5)
+    if len(parts) < 6 or parts[2] != "bedrock":
+        return ModelRef(ModelKind.OTHER_ARN, model_id)
+    resource_type, _, resource_id = parts[5].partition("/")
+    kind = _ARN_KINDS.get(resource_type, ModelKind.OTHER_ARN)
+    if kind is not ModelKind.MODEL:
+        return ModelRef(kind, model_id)
+    return resolve_model_id(resource_id) if resource_id else ModelRef(ModelKind.OTHER_ARN, model_id)
+
+
+# --- the table ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PriceMatch:
+    """The row that prices a model id in a region (None: unknown), and how it was chosen if not directly."""
+
+    row: PriceRow | None
+    note: str | None = None
+
+
+class PriceTable:
+    """Price rows keyed by (model or profile id, region); lookups are dict reads, matches are cached."""
+
+    def __init__(self, rows: Iterable[PriceRow], version: str) -> None:
+        self.version = version
+        self._rows: dict[tuple[str, str], PriceRow] = {}
+        self._geo_profiles: dict[str, list[PriceRow]] = {}
+        self._matches: dict[tuple[str, str], PriceMatch] = {}
+        for row in rows:
+            if (row.model, row.region) in self._rows:
+                raise ValueError(f"two price rows for {row.model} in {row.region}")
+            self._rows[row.model, row.region] = row
+            # Commercial geo profiles (us., eu., apac., ...): GovCloud and global ones are priced apart.
+            ref = resolve_model_id(row.model)
+            if ref.profile_prefix not in (None, GLOBAL_PREFIX, GOVCLOUD_PREFIX):
+                self._geo_profiles.setdefault(ref.base_model, []).append(row)
+
+    @classmethod
+    def load(cls, path: Path) -> PriceTable:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        return cls((PriceRow.from_dict(row) for row in document["rows"]), version=document["version"])
+
+    @classmethod
+    @functools.cache
+    def bundled(cls) -> PriceTable:
+        """The table shipped in the layer, read once per process."""
+        return cls.load(BUNDLED_TABLE_PATH)
+
+    def __iter__(self) -> Iterator[PriceRow]:
+        return iter(self._rows.values())
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def lookup(self, model_key: str, region: str) -> PriceRow | None:
+        """The row for exactly this id: in `region`, else the one with no region."""
+        return self._rows.get((model_key, region)) or self._rows.get((model_key, ANY_REGION))
+
+    def match(self, ref: ModelRef, region: str) -> PriceMatch:
+        """The row that prices `ref` in `region`, by the rules in the module docstring."""
+        cache_key = (ref.key, region)
+        found = self._matches.get(cache_key)
+        if found is None:
+            found = self._matches[cache_key] = self._match(ref, region)
+        return found
+
+    def _match(self, ref: ModelRef, region: str) -> PriceMatch:
+        row = self.lookup(ref.key, region)
+        if row is not None or ref.profile_prefix is None:
+            return PriceMatch(row)
+        siblings = [] if ref.profile_prefix == GOVCLOUD_PREFIX else self._geo_profiles.get(ref.base_model, [])
+        if ref.profile_prefix == GLOBAL_PREFIX or not siblings:
+            base_row = self.lookup(ref.base_model, region)
+            why = "global = base price" if ref.profile_prefix == GLOBAL_PREFIX else "no geo premium known"
+            return PriceMatch(
+                base_row, f"no row for {ref.key}: priced as {ref.base_model} ({why})" if base_row else None
+            )
+        if len({(sibling.rates, sibling.long_context) for sibling in siblings}) > 1:
+            return PriceMatch(
+                None, f"no row for {ref.key}, and the geo profiles of {ref.base_model} differ in price"
+            )
+        sibling = min(siblings, key=lambda sibling: (sibling.model, sibling.region))
+        return PriceMatch(
+            sibling, f"no row for {ref.key}: priced as {sibling.model}, as every geo profile of the model"
+        )
+
+
+# --- application inference profiles -------------------------------------------------------------
+
+
+class BedrockControlPlane(Protocol):
+    """The two calls of boto3's `bedrock` client that InferenceProfiles makes."""
+
+    def get_inference_profile(self, *, inferenceProfileIdentifier: str) -> Mapping[str, Any]: ...
+
+    def list_tags_for_resource(self, *, resourceARN: str) -> Mapping[str, Any]: ...
+
+
+class InferenceProfiles:
+    """The model and the tags of application inference profiles, each asked of Bedrock once per ARN.
+
+    Failures (access denied, not found, no network) are not fatal and are remembered like answers:
+    an unresolved model is priced by the unknown-model rule, unreadable tags are `{}`.
+    Limitation: a profile copied from a cross-region profile lists one foundation model per region
+    and does not say which system profile it came from, so it is priced at the base model's price.
+    """
+
+    def __init__(self, client: BedrockControlPlane | None = None, *, region_name: str | None = None) -> None:
+        self._client = client
+        self._region_name = region_name
+        self._model_ids: dict[str, str | None] = {}
+        self._tags: dict[str, dict[str, str]] = {}
+
+    def _bedrock(self) -> BedrockControlPlane:
+        if self._client is None:
+            import boto3  # here: only callers that meet an application profile need boto3
+
+            self._client = boto3.client("bedrock", region_name=self._region_name)
+        return self._client
+
+    def model_id_for(self, arn: str) -> str | None:
+        """The model id of the profile's first model, or None when Bedrock does not say."""
+        if arn not in self._model_ids:
+            model_id = None
+            try:
+                models = (
+                    self._bedrock().get_inference_profile(inferenceProfileIdentifier=arn).get("models", [])
+                )
+                if models:
+                    model_id = resolve_model_id(models[0]["modelArn"]).key
+            except (ClientError, BotoCoreError) as error:
+                _log.warning("cannot resolve application inference profile %s: %s", arn, error)
+            self._model_ids[arn] = model_id
+        return self._model_ids[arn]
+
+    def tags_for(self, arn: str) -> dict[str, str]:
+        """The profile's tags, or {} when they cannot be read."""
+        if arn not in self._tags:
+            tags: dict[str, str] = {}
+            try:
+                response = self._bedrock().list_tags_for_resource(resourceARN=arn)
+                tags = {tag["key"]: tag["value"] for tag in response.get("tags", [])}
+            except (ClientError, BotoCoreError) as error:
+                _log.warning("cannot read tags of application inference profile %s: %s", arn, error)
+            self._tags[arn] = tags
+        return dict(self._tags[arn])
+
+
+# --- pricing ------------------------------------------------------------------------------------
+
+
+class PriceStatus(StrEnum):
+    PRICED = "priced"
+    UNKNOWN_MODEL = "unknown_model"  # cost 0: the caller counts and alerts
+    PROVISIONED = "provisioned"  # cost 0: billed per hour of provisioned throughput, not per token
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """One token kind of one invocation: its tokens at the unit price charged for them."""
+
+    kind: str
+    tokens: int
+    usd_per_million: Decimal
+    rate_of: str  # the kind whose unit price was charged: `kind` itself unless the row has no price for it
+
+    @property
+    def cost_usd(self) -> Decimal:
+        return self.tokens * self.usd_per_million / TOKENS_PER_PRICE_UNIT
+
+
+@dataclass(frozen=True, slots=True)
+class Priced:
+    cost_usd: Decimal
+    status: PriceStatus
+    model_key: str
+    row: PriceRow | None
+    tokens: TokenCounts
+    note: str | None = None
+    long_context: bool = False  # charged at the row's long-context rates
+
+    @property
+    def rates(self) -> Rates | None:
+        """The rates charged: the row's, or its long-context tier's."""
+        if self.row is None:
+            return None
+        tier = self.row.long_context
+        return tier.rates if tier is not None and self.long_context else self.row.rates
+
+    def charges(self) -> tuple[Charge, ...]:
+        """The cost by token kind, for kinds with tokens; they add up to `cost_usd`."""
+        rates = self.rates
+        return () if rates is None else tuple(Charge(*billed) for billed in rates.billed(self.tokens))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cost_usd": decimal_text(self.cost_usd),
+            "status": str(self.status),
+            "model_key": self.model_key,
+            "long_context": self.long_context,
+            "charges": [
+                {
+                    "kind": charge.kind,
+                    "tokens": charge.tokens,
+                    "usd_per_million": decimal_text(charge.usd_per_million),
+                    "cost_usd": decimal_text(charge.cost_usd),
+                    "rate_of": charge.rate_of,
+                }
+                for charge in self.charges()
+            ],
+            "price_row": None if self.row is None else self.row.to_dict(),
+            "note": self.note,
+        }
+
+
+def price_invocation(
+    table: PriceTable,
+    model_id: str,
+    region: str,
+    tokens: TokenCounts,
+    profiles: InferenceProfiles | None = None,
+) -> Priced:
+    """THE pricing function: what one invocation of `model_id` from source `region` costs.
+
+    The row is chosen by the rules in the module docstring. Each token kind is charged at its unit
+    price; a cache kind the row has no price for at the next kind's (1-hour write -> 5-minute write
+    -> input, cache read -> input), and the note says so. When the prompt (input + cache reads +
+    cache writes) exceeds the row's long-context threshold, every token of the request, output
+    included, is charged at the long-context rates: that is how AWS and Anthropic bill prompts over
+    200K tokens. Application-profile ARNs are resolved through `profiles`; without it, or when
+    Bedrock does not answer, they are unknown.
+    """
+    ref = resolve_model_id(model_id)
+    if ref.kind is ModelKind.APPLICATION_PROFILE:
+        resolved = profiles.model_id_for(ref.key) if profiles is not None else None
+        if resolved is None:
+            return _unknown(table, ref.key, tokens, "application inference profile not resolved")
+        ref = resolve_model_id(resolved)
+    if ref.kind is ModelKind.PROVISIONED:
+        note = "billed per hour of provisioned throughput"
+        return Priced(ZERO_USD, PriceStatus.PROVISIONED, ref.key, None, tokens, note)
+    if ref.kind is ModelKind.OTHER_ARN:
+        return _unknown(table, ref.key, tokens, "no per-token price for this kind of ARN")
+    match = table.match(ref, region)
+    if match.row is None:
+        return _unknown(table, ref.key, tokens, match.note or f"no price for {ref.key} in {region}")
+    return _charge(match.row, match.note, ref.key, tokens)
+
+
+def _unknown(table: PriceTable, model_key: str, tokens: TokenCounts, reason: str) -> Priced:
+    note = f"{reason}; unknown model: counted at 0 USD, never another model's price (table {table.version})"
+    return Priced(ZERO_USD, PriceStatus.UNKNOWN_MODEL, model_key, None, tokens, note)
+
+
+def _charge(row: PriceRow, match_note: str | None, model_key: str, tokens: TokenCounts) -> Priced:
+    tier = row.long_context
+    long_context = tier is not None and tokens.prompt_total > tier.threshold_tokens
+    rates = tier.rates if tier is not None and long_context else row.rates
+    total = ZERO_USD
+    notes = [match_note] if match_note else []
+    for kind, count, usd_per_million, rate_of in rates.billed(tokens):
+        total += count * usd_per_million
+        if rate_of != kind:
+            notes.append(f"no {kind} price: charged at the {rate_of} rate")
+    return Priced(
+        cost_usd=total / TOKENS_PER_PRICE_UNIT,
+        status=PriceStatus.PRICED,
+        model_key=model_key,
+        row=row,
+        tokens=tokens,
+        note="; ".join(notes) or None,
+        long_context=long_context,
+    )

@@ -1,0 +1,335 @@
+"""Decoding Firehose records and parsing Bedrock model invocation log records.
+
+This is the per-record hot path of the usage calculator: every message is `json.loads`-ed exactly
+once, and prompt and completion bodies are only looked into when the top-level counts do not say
+everything (the 1-hour share of cache writes, stream counts missing at the top level).
+
+Two Firehose configurations are understood, told apart by the gzip magic number:
+- a transform Lambda on the raw subscription: each record is a gzipped CloudWatch Logs payload;
+- Firehose's own `Decompression` + `CloudWatchLogProcessing` (DataMessageExtraction) +
+  `AppendDelimiterToRecord`: each record is the payload's log messages, one per line. Without the
+  delimiter processor the messages run together and fail to parse, so the stream must have it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+from budgetkeeper.usage import Invocation, TokenCounts
+
+INVOCATION_LOG_SCHEMA = "ModelInvocationLog"
+INVOKE_MODEL = "InvokeModel"
+INVOKE_MODEL_STREAM = "InvokeModelWithResponseStream"
+_INVOCATION_METRICS = "amazon-bedrock-invocationMetrics"
+_GZIP_MAGIC = b"\x1f\x8b"
+_NO_METADATA: MappingProxyType[str, str] = MappingProxyType({})
+
+
+class RecordError(Exception):
+    """Input that cannot be metered; `reason` says why in a few words, fit for a log line."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class UndecodableRecord(RecordError):
+    """A Firehose record that cannot be decoded at all: nothing in it can be metered."""
+
+
+class MalformedEvent(RecordError):
+    """One log message that is not a usable invocation log record."""
+
+
+class PayloadKind(StrEnum):
+    DATA_MESSAGE = "DATA_MESSAGE"
+    CONTROL_MESSAGE = "CONTROL_MESSAGE"  # a destination health check: the caller drops it
+    EXTRACTED = "EXTRACTED"  # messages Firehose already extracted from a DATA_MESSAGE
+
+
+@dataclass(frozen=True, slots=True)
+class LogEvent:
+    """One CloudWatch Logs event.
+
+    For extracted records `id` is the sha256 of the message line and `timestamp_ms` is 0: Firehose
+    strips CloudWatch's event id and time, and the invocation's own timestamp is in the message.
+    """
+
+    id: str
+    timestamp_ms: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class LogPayload:
+    """One decoded Firehose record: a CloudWatch Logs subscription payload or its extracted messages.
+
+    `payload_id` is the sha256 of the decompressed bytes, so the same payload delivered again in
+    another batch (under other Firehose record ids) has the same id. `owner`, `log_group` and
+    `log_stream` are None for extracted records, which no longer carry them.
+    """
+
+    kind: PayloadKind
+    payload_id: str
+    owner: str | None
+    log_group: str | None
+    log_stream: str | None
+    events: tuple[LogEvent, ...]
+
+
+def decode_firehose_data(data: bytes) -> LogPayload:
+    """Decode a Firehose record's bytes (already base64-decoded) into its log events."""
+    if data[:2] == _GZIP_MAGIC:
+        return _decode_subscription_payload(_gunzip(data))
+    return _decode_extracted_messages(data)
+
+
+def _gunzip(data: bytes) -> bytes:
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as error:
+        raise UndecodableRecord(f"bad gzip data: {error}") from None
+
+
+def _decode_subscription_payload(raw: bytes) -> LogPayload:
+    try:
+        envelope = json.loads(raw)
+    except ValueError:
+        raise UndecodableRecord("gzip content is not JSON") from None
+    if type(envelope) is not dict:
+        raise UndecodableRecord("gzip content is not a CloudWatch Logs payload object")
+    payload_id = hashlib.sha256(raw).hexdigest()
+    message_type = envelope.get("messageType")
+    if message_type == PayloadKind.CONTROL_MESSAGE:
+        # Its one event is a health-check text with an empty id: nothing to keep.
+        return LogPayload(
+            kind=PayloadKind.CONTROL_MESSAGE,
+            payload_id=payload_id,
+            owner=_optional_text(envelope.get("owner")),
+            log_group=_optional_text(envelope.get("logGroup")),
+            log_stream=_optional_text(envelope.get("logStream")),
+            events=(),
+        )
+    if message_type != PayloadKind.DATA_MESSAGE:
+        raise UndecodableRecord(f"messageType {message_type!r} is neither DATA_MESSAGE nor CONTROL_MESSAGE")
+    log_events = envelope.get("logEvents")
+    if type(log_events) is not list:
+        raise UndecodableRecord("DATA_MESSAGE has no logEvents list")
+    return LogPayload(
+        kind=PayloadKind.DATA_MESSAGE,
+        payload_id=payload_id,
+        owner=_envelope_text(envelope, "owner"),
+        log_group=_envelope_text(envelope, "logGroup"),
+        log_stream=_envelope_text(envelope, "logStream"),
+        events=tuple(_log_event(index, event) for index, event in enumerate(log_events)),
+    )
+
+
+def _optional_text(value: Any) -> str | None:
+    return value if type(value) is str else None
+
+
+def _envelope_text(envelope: dict[str, Any], key: str) -> str:
+    value = envelope.get(key)
+    if type(value) is not str:
+        raise UndecodableRecord(f"DATA_MESSAGE {key} is not a string")
+    return value
+
+
+def _log_event(index: int, event: Any) -> LogEvent:
+    if type(event) is not dict:
+        raise UndecodableRecord(f"logEvents[{index}] is not an object")
+    event_id, timestamp_ms, message = event.get("id"), event.get("timestamp"), event.get("message")
+    if type(event_id) is not str or type(timestamp_ms) is not int or type(message) is not str:
+        raise UndecodableRecord(f"logEvents[{index}] lacks a string id, an integer timestamp or a message")
+    return LogEvent(id=event_id, timestamp_ms=timestamp_ms, message=message)
+
+
+def _decode_extracted_messages(data: bytes) -> LogPayload:
+    events: list[LogEvent] = []
+    for raw_line in data.split(b"\n"):
+        line = raw_line.strip()  # also drops the \r of CRLF delimiters
+        if not line:
+            continue
+        # A cheap envelope check: a log message is a JSON object; parse_invocation judges the rest.
+        if line[:1] != b"{":
+            raise UndecodableRecord("neither gzip nor newline-delimited JSON log messages")
+        try:
+            message = line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise UndecodableRecord("extracted log messages are not UTF-8") from None
+        events.append(LogEvent(id=hashlib.sha256(line).hexdigest(), timestamp_ms=0, message=message))
+    return LogPayload(
+        kind=PayloadKind.EXTRACTED,
+        payload_id=hashlib.sha256(data).hexdigest(),
+        owner=None,
+        log_group=None,
+        log_stream=None,
+        events=tuple(events),
+    )
+
+
+def parse_invocation(message: str | bytes) -> Invocation:
+    """Parse one model invocation log record (schemaType ModelInvocationLog).
+
+    Counts come from the record's top-level `input.*TokenCount` and `output.outputTokenCount`, which
+    bodies offloaded to S3 leave in place. A failed call (`errorCode`) is still a call, charged
+    whatever tokens it reports, 0 when it reports none.
+    """
+    try:
+        record = json.loads(message)
+    except ValueError as error:
+        raise MalformedEvent(f"not JSON: {error}") from None
+    if type(record) is not dict:
+        raise MalformedEvent(f"not a JSON object but a JSON {type(record).__name__}")
+    schema = record.get("schemaType")
+    if schema != INVOCATION_LOG_SCHEMA:
+        raise MalformedEvent(f"schemaType is {schema!r}, not {INVOCATION_LOG_SCHEMA!r}")
+
+    operation = _required_text(record, "operation")
+    error_code = record.get("errorCode")
+    if error_code is not None and type(error_code) is not str:
+        raise MalformedEvent("errorCode is not a string")
+    inference_region = record.get("inferenceRegion")
+    if inference_region is not None and type(inference_region) is not str:
+        raise MalformedEvent("inferenceRegion is not a string")
+    identity = record.get("identity")
+    identity_arn = identity.get("arn") if type(identity) is dict else None
+    if type(identity_arn) is not str or not identity_arn:
+        raise MalformedEvent("identity.arn is missing")
+
+    return Invocation(
+        request_id=_required_text(record, "requestId"),
+        timestamp=_utc_timestamp(_required_text(record, "timestamp")),
+        account_id=_required_text(record, "accountId"),
+        identity_arn=identity_arn,
+        region=_required_text(record, "region"),
+        operation=operation,
+        model_id=_required_text(record, "modelId"),
+        tokens=_token_counts(record, operation, error_code),
+        inference_region=inference_region,
+        request_metadata=_request_metadata(record.get("requestMetadata")),
+        error_code=error_code,
+    )
+
+
+def _required_text(record: dict[str, Any], key: str) -> str:
+    value = record.get(key)
+    if type(value) is not str or not value:
+        raise MalformedEvent(f"{key} is missing" if value is None else f"{key} is not a non-empty string")
+    return value
+
+
+def _utc_timestamp(text: str) -> datetime:
+    # fromisoformat is C code and reads the logs' fixed `2024-12-23T12:37:59Z` form directly.
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise MalformedEvent(f"timestamp {text!r} is not an ISO-8601 date and time") from None
+    if moment.tzinfo is UTC:
+        return moment
+    if moment.tzinfo is None:
+        raise MalformedEvent(f"timestamp {text!r} has no time zone")
+    return moment.astimezone(UTC)
+
+
+def _section(record: dict[str, Any], key: str) -> dict[str, Any]:
+    section = record.get(key)
+    if section is None:
+        return {}
+    if type(section) is not dict:
+        raise MalformedEvent(f"{key} is not an object")
+    return section
+
+
+def _count(section: dict[str, Any], path: str, key: str) -> int | None:
+    """A token count, None when absent; `type() is int` keeps out bools and floats."""
+    value = section.get(key)
+    if value is None:
+        return None
+    if type(value) is not int or value < 0:
+        raise MalformedEvent(f"{path}.{key} is {value!r}, not a non-negative integer")
+    return value
+
+
+def _token_counts(record: dict[str, Any], operation: str, error_code: str | None) -> TokenCounts:
+    input_section = _section(record, "input")
+    output_section = _section(record, "output")
+    input_tokens = _count(input_section, "input", "inputTokenCount")
+    output_tokens = _count(output_section, "output", "outputTokenCount")
+    if operation == INVOKE_MODEL_STREAM and (input_tokens is None or output_tokens is None):
+        metrics = _stream_invocation_metrics(output_section.get("outputBodyJson"))
+        if input_tokens is None:
+            input_tokens = _count(metrics, _INVOCATION_METRICS, "inputTokenCount")
+        if output_tokens is None:
+            output_tokens = _count(metrics, _INVOCATION_METRICS, "outputTokenCount")
+    if input_tokens is None:
+        if error_code is None:
+            raise MalformedEvent("input.inputTokenCount is missing")
+        input_tokens = 0
+    cache_write = _count(input_section, "input", "cacheWriteInputTokenCount") or 0
+    cache_write_1h = _cache_write_1h(operation, output_section, cache_write) if cache_write else 0
+    return TokenCounts(
+        input=input_tokens,
+        output=output_tokens or 0,  # embeddings report no output count
+        cache_read=_count(input_section, "input", "cacheReadInputTokenCount") or 0,
+        cache_write_5m=cache_write - cache_write_1h,
+        cache_write_1h=cache_write_1h,
+    )
+
+
+def _stream_invocation_metrics(chunks: Any) -> dict[str, Any]:
+    """The metrics Bedrock appends to the last event chunk; streams may end with a "[DONE]" string."""
+    if type(chunks) is list:
+        for chunk in reversed(chunks):
+            if type(chunk) is dict:
+                metrics = chunk.get(_INVOCATION_METRICS)
+                return metrics if type(metrics) is dict else {}
+    return {}
+
+
+def _cache_write_1h(operation: str, output_section: dict[str, Any], cache_write: int) -> int:
+    """The 1-hour share of cache writes, from Anthropic's `usage.cache_creation` where the log has it.
+
+    The top-level count stays authoritative: the body only splits it, and every write it does not
+    attribute to the 1-hour cache is a 5-minute write.
+    """
+    body = output_section.get("outputBodyJson")
+    if operation == INVOKE_MODEL and type(body) is dict:
+        usage = body.get("usage")
+    elif operation == INVOKE_MODEL_STREAM and type(body) is list:
+        usage = _message_start_usage(body)
+    else:
+        return 0
+    cache_creation = usage.get("cache_creation") if type(usage) is dict else None
+    if type(cache_creation) is not dict:
+        return 0
+    one_hour = _count(cache_creation, "usage.cache_creation", "ephemeral_1h_input_tokens") or 0
+    return min(one_hour, cache_write)
+
+
+def _message_start_usage(chunks: list[Any]) -> Any:
+    for chunk in chunks:
+        if type(chunk) is dict and chunk.get("type") == "message_start":
+            message = chunk.get("message")
+            return message.get("usage") if type(message) is dict else None
+    return None
+
+
+def _request_metadata(metadata: Any) -> Mapping[str, str]:
+    if metadata is None:
+        return _NO_METADATA
+    if type(metadata) is not dict or not all(
+        type(key) is str and type(value) is str for key, value in metadata.items()
+    ):
+        raise MalformedEvent("requestMetadata is not a map of strings")
+    return metadata
