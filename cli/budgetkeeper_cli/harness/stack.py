@@ -7,7 +7,10 @@ prefixing the stack name. Works in-process (`mock_aws`) and against a `ThreadedM
 
 from __future__ import annotations
 
+import io
+import json
 import os
+import zipfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,7 +20,7 @@ import boto3
 
 from budgetkeeper.settings import Settings, get_settings
 from budgetkeeper.store import bind_tables
-from budgetkeeper_cli.harness.template import load_template, resources_of_type
+from budgetkeeper_cli.harness.template import TEMPLATE_PATH, load_template, resources_of_type
 
 ACCOUNT_ID = "123456789012"  # moto's default account
 REGION = "us-east-1"
@@ -36,7 +39,8 @@ class LocalStack:
     stack_name: str = "budgetkeeper-local"
     environment_name: str = "local"
     endpoint_url: str | None = None  # None: in-process moto (mock_aws)
-    physical_ids: dict[str, str] = field(default_factory=dict)
+    physical_ids: dict[str, str] = field(default_factory=dict)  # what Ref returns
+    function_arns: dict[str, str] = field(default_factory=dict)
 
     def client(self, service: str) -> Any:
         return boto3.client(service, region_name=REGION, endpoint_url=self.endpoint_url)
@@ -52,7 +56,62 @@ class LocalStack:
             name = self.physical_name(logical_id).lower()
             self.client("s3").create_bucket(Bucket=name)
             self.physical_ids[logical_id] = name
+        for logical_id in resources_of_type(template, "AWS::SNS::Topic"):
+            topic = self.client("sns").create_topic(Name=self.physical_name(logical_id))
+            self.physical_ids[logical_id] = topic["TopicArn"]
+        for logical_id, resource in resources_of_type(template, "AWS::IAM::ManagedPolicy").items():
+            properties = resource["Properties"]
+            policy = self.client("iam").create_policy(
+                PolicyName=self.physical_name(logical_id),
+                Path=properties.get("Path", "/"),
+                PolicyDocument=json.dumps(properties["PolicyDocument"]),
+                Description=properties.get("Description", ""),
+            )
+            self.physical_ids[logical_id] = policy["Policy"]["Arn"]
+        for logical_id in resources_of_type(template, "AWS::Serverless::Function"):
+            self._create_function(logical_id)
+        for logical_id, resource in resources_of_type(template, "AWS::Serverless::StateMachine").items():
+            self._create_state_machine(logical_id, resource["Properties"])
         return self
+
+    def _create_function(self, logical_id: str) -> None:
+        # The code never runs inside moto: Lambda tasks are routed to the real handlers in-process.
+        role = self._harness_role()
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as bundle:
+            bundle.writestr("app.py", "def lambda_handler(event, context):\n    return event\n")
+        function = self.client("lambda").create_function(
+            FunctionName=self.physical_name(logical_id),
+            Runtime="python3.12",
+            Role=role,
+            Handler="app.lambda_handler",
+            Code={"ZipFile": archive.getvalue()},
+        )
+        self.physical_ids[logical_id] = function["FunctionName"]
+        self.function_arns[logical_id] = function["FunctionArn"]
+
+    def _harness_role(self) -> str:
+        iam = self.client("iam")
+        name = f"{self.stack_name}-harness"
+        try:
+            return str(iam.get_role(RoleName=name)["Role"]["Arn"])
+        except iam.exceptions.NoSuchEntityException:
+            trust = {"Version": "2012-10-17", "Statement": []}
+            return str(
+                iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+            )
+
+    def _create_state_machine(self, logical_id: str, properties: Mapping[str, Any]) -> None:
+        definition = (TEMPLATE_PATH.parent / properties["DefinitionUri"]).read_text()
+        for key, value in properties.get("DefinitionSubstitutions", {}).items():
+            definition = definition.replace("${" + key + "}", self._resolve(value))
+        machine = self.client("stepfunctions").create_state_machine(
+            name=f"{self.stack_name}-{logical_id}",
+            definition=definition,
+            roleArn=self._harness_role(),
+            type=properties.get("Type", "STANDARD"),
+        )
+        self.physical_ids[logical_id] = machine["stateMachineArn"]
 
     def _create_table(self, logical_id: str, properties: Mapping[str, Any]) -> None:
         name = self.physical_name(logical_id)
@@ -74,7 +133,10 @@ class LocalStack:
     def function_environment(self) -> dict[str, str]:
         """The variables template.yaml's Globals give every function, resolved for this stack."""
         template = load_template()
-        variables = template["Globals"]["Function"]["Environment"]["Variables"]
+        variables = dict(template["Globals"]["Function"]["Environment"]["Variables"])
+        # Handlers share one process here, so each sees the variables of every function.
+        for function in resources_of_type(template, "AWS::Serverless::Function").values():
+            variables.update(function["Properties"].get("Environment", {}).get("Variables", {}))
         environment = dict(FAKE_CREDENTIALS)
         for name, value in variables.items():
             environment[name] = self._resolve(value)
@@ -90,6 +152,12 @@ class LocalStack:
             if reference == "Environment":
                 return self.environment_name
             return self.physical_ids[reference]
+        if "Fn::GetAtt" in value:
+            logical_id, attribute = value["Fn::GetAtt"]
+            if attribute == "Arn" and logical_id in self.function_arns:
+                return self.function_arns[logical_id]
+            if attribute == "Name":  # a state machine's name: the last part of its ARN
+                return self.physical_ids[logical_id].rsplit(":", 1)[-1]
         raise ValueError(f"the harness cannot resolve {value!r} yet")
 
     @contextmanager

@@ -15,6 +15,8 @@ HUNDRED = Decimal(100)
 # Principal kinds that get the default budget when first seen without one of their own.
 DEFAULT_BUDGET_KINDS = frozenset({"user", "apikey", "session"})
 DEFAULT_BUDGET_WINDOWS = (DAILY, MONTHLY)
+# Statuses of a budget already on its way to, or in, a suspension (enforcement.Status values).
+ENFORCING_STATUSES = frozenset({"grace", "suspended"})
 # A forecast needs some history: none before this share of the window has passed.
 FORECAST_MIN_ELAPSED_SHARE = Decimal("0.1")
 
@@ -147,6 +149,9 @@ def crossing(
     level_before, level_after = budget.level_of(before), budget.level_of(after)
     if level_after > level_before:
         return Crossing(level=level_after, forecast=False)
+    if level_after == Level.EXCEEDED and after > before and budget.status not in ENFORCING_STATUSES:
+        # Spending on while over the limit and not (or no longer) suspended: e.g. after a restore.
+        return Crossing(level=Level.EXCEEDED, forecast=False)
     if level_after < Level.EXCEEDED:
         projected_before = forecast_spend(before, span, now)
         projected_after = forecast_spend(after, span, now)

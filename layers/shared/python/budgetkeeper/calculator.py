@@ -26,7 +26,7 @@ from budgetkeeper.budgets import Budget, crossing
 from budgetkeeper.metering import Meter, Metered, usage_deltas
 from budgetkeeper.observability import logger, metrics
 from budgetkeeper.pricing import InferenceProfiles, PriceStatus, PriceTable
-from budgetkeeper.publisher import LoggingPublisher, ThresholdCrossed, ThresholdPublisher
+from budgetkeeper.publisher import ThresholdCrossed, ThresholdPublisher
 from budgetkeeper.records import MalformedEvent, PayloadKind, UndecodableRecord, decode_firehose_data
 from budgetkeeper.settings import Settings, Tunables
 from budgetkeeper.store import (
@@ -39,6 +39,8 @@ from budgetkeeper.store import (
     transaction_connection,
 )
 from budgetkeeper.usage import TotalKey
+from budgetkeeper.windows import iso_utc
+from budgetkeeper.workflow import WorkflowStarter
 
 OK, DROPPED, FAILED = "Ok", "Dropped", "ProcessingFailed"
 # Lambda's synchronous response limit is 6 MB; keep a margin for the JSON around the records.
@@ -247,8 +249,10 @@ def build_usage_calculator(settings: Settings, tunables: Tunables) -> UsageCalcu
     writer = UsageWriter(transaction_connection(settings), ttl_seconds=tunables.dedupe_ttl_days * 86_400)
     return UsageCalculator(
         meter=Meter(prices=prices, teams=load_teams(), profiles=_inference_profiles(settings.region)),
-        store=DynamoUsageStore(writer, tunables, now.isoformat(timespec="seconds")),
-        publisher=LoggingPublisher(),
+        store=DynamoUsageStore(writer, tunables, iso_utc(now)),
+        publisher=WorkflowStarter(
+            boto3.client("stepfunctions", region_name=settings.region), settings.state_machine_arn
+        ),
         archive=ArchiveBucket(boto3.client("s3", region_name=settings.region), settings.archive_bucket),
         price_version=prices.version,
         clock=lambda: datetime.now(UTC),

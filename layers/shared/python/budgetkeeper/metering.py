@@ -23,6 +23,7 @@ from budgetkeeper.pricing import (
 from budgetkeeper.records import parse_invocation
 from budgetkeeper.scopes import Attribution, attribute
 from budgetkeeper.usage import Invocation, RollupDelta, TotalDelta, UsageDeltas
+from budgetkeeper.windows import iso_utc
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +47,7 @@ class Metered:
         return json.dumps(
             {
                 "request_id": invocation.request_id,
-                "timestamp": invocation.timestamp.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "timestamp": iso_utc(invocation.timestamp),
                 "account": invocation.account_id,
                 "region": invocation.region,
                 "inference_region": invocation.inference_region,
@@ -131,9 +132,7 @@ def usage_deltas(metered: Iterable[Metered], budgets_of: Callable[[str], list[Bu
                 total_key = (scope, budget.window, span.window_id)
                 total = totals.get(total_key)
                 if total is None:
-                    totals[total_key] = TotalDelta(
-                        span.start.isoformat(), span.end.isoformat(), 1, delta.cost_usd
-                    )
+                    totals[total_key] = TotalDelta(iso_utc(span.start), iso_utc(span.end), 1, delta.cost_usd)
                 else:
                     total.calls += 1
                     total.spent_usd += delta.cost_usd

@@ -7,10 +7,6 @@ from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
-from aws_lambda_powertools.metrics import MetricUnit
-
-from budgetkeeper.observability import logger, metrics
-
 
 @dataclass(frozen=True, slots=True)
 class ThresholdCrossed:
@@ -35,12 +31,3 @@ class ThresholdCrossed:
 
 class ThresholdPublisher(Protocol):
     def publish(self, events: Sequence[ThresholdCrossed]) -> None: ...
-
-
-class LoggingPublisher:
-    """Logs and counts each event; the enforcement workflow subscribes in a later step."""
-
-    def publish(self, events: Sequence[ThresholdCrossed]) -> None:
-        for event in events:
-            logger.info("threshold crossed", **event.to_dict())
-            metrics.add_metric(name="ThresholdsCrossed", unit=MetricUnit.Count, value=1)

@@ -57,6 +57,10 @@ class Settings:
         return _need(self.state_machine_arn_value, "STATE_MACHINE_ARN")
 
     @property
+    def notifications_topic(self) -> str:
+        return _need(self.notifications_topic_arn, "NOTIFICATIONS_TOPIC_ARN")
+
+    @property
     def deny_policy_arn(self) -> str:
         return _need(self.deny_policy_arn_value, "DENY_POLICY_ARN")
 

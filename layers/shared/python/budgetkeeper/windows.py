@@ -102,3 +102,8 @@ def _window_span_at_minute(spec: WindowSpec, zone_name: str, epoch_minute: int) 
         end_day = start_day + timedelta(days=spec.days)
         window_id = f"{start_day.isoformat()}+{spec.days}d"
     return WindowSpan(window_id, _local_midnight(start_day, zone), _local_midnight(end_day, zone))
+
+
+def iso_utc(moment: datetime) -> str:
+    """UTC time as Step Functions' TimestampPath requires it: `2026-11-24T00:00:00Z`."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,83 @@
+"""Running the real state machine on moto: Lambda tasks go to the real handlers, waits shrink.
+
+moto executes the ASL itself (`execute_state_machine`), but its Lambda backend without Docker
+only echoes payloads, and its Wait states sleep in real time. Here a task's Lambda call runs the
+handler template.yaml names, in this process, and a Wait lasts at most `max_wait_seconds`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from unittest import mock
+
+from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+
+from budgetkeeper_cli.harness.lambdas import invoke
+from budgetkeeper_cli.harness.stack import LocalStack
+
+
+@dataclass
+class WaitControl:
+    max_wait_seconds: float = 0.0
+
+
+@contextmanager
+def real_handlers(stack: LocalStack, waits: WaitControl | None = None) -> Iterator[WaitControl]:
+    control = waits or WaitControl()
+    by_name = {stack.physical_ids[logical_id]: logical_id for logical_id in stack.function_arns}
+
+    def invoke_real_handler(backend, function_name, qualifier, body, headers, response_headers):
+        logical_id = by_name[function_name.rsplit(":", 1)[-1]]
+        try:
+            result = invoke(logical_id, json.loads(body) if body else {})
+        except Exception as error:  # reported to Step Functions as a function error, as Lambda does
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps(
+                {
+                    "errorType": type(error).__name__,
+                    "errorMessage": str(error),
+                    "stackTrace": traceback.format_exception(error),
+                }
+            ).encode()
+        return json.dumps(result).encode()
+
+    original_wait = WaitFunction._wait_interval
+
+    def short_wait(self, env, wait_seconds):
+        return original_wait(self, env, min(wait_seconds, control.max_wait_seconds))
+
+    with (
+        mock.patch.object(LambdaSimpleBackend, "invoke", invoke_real_handler),
+        mock.patch.object(WaitFunction, "_wait_interval", short_wait),
+    ):
+        yield control
+
+
+def wait_for_execution(stack: LocalStack, execution_arn: str, *, timeout: float = 60) -> dict[str, Any]:
+    """The execution once it has left RUNNING (or as it is when the timeout passes)."""
+    sfn = stack.client("stepfunctions")
+    deadline = time.monotonic() + timeout
+    while True:
+        described = sfn.describe_execution(executionArn=execution_arn)
+        if described["status"] != "RUNNING" or time.monotonic() > deadline:
+            return described
+        time.sleep(0.05)
+
+
+def wait_for_state(stack: LocalStack, execution_arn: str, state_name: str, *, timeout: float = 30) -> None:
+    """Block until the execution has entered `state_name` (e.g. a Wait)."""
+    sfn = stack.client("stepfunctions")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        history = sfn.get_execution_history(executionArn=execution_arn)["events"]
+        if any(event.get("stateEnteredEventDetails", {}).get("name") == state_name for event in history):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"{execution_arn} never entered {state_name}")

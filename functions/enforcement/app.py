@@ -1,0 +1,18 @@
+"""The budget enforcement workflow's Lambda tasks: `{"task": ..., "state": ..., "execution": ...}`."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from budgetkeeper.observability import logger, tracer
+from budgetkeeper.settings import get_settings, load_tunables
+from budgetkeeper.workflow import build_workflow_tasks, run_task
+
+
+@tracer.capture_lambda_handler
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    state = event.get("state", {})
+    logger.append_keys(task=event.get("task"), scope=state.get("scope"), execution=event.get("execution"))
+    settings = get_settings()
+    return run_task(build_workflow_tasks(settings, load_tunables(settings)), event)

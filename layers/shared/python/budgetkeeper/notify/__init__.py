@@ -1,0 +1,76 @@
+"""Notification events: one structured event per budget transition, to one publisher.
+
+The workflow publishes every event to the budget-events SNS topic as JSON; renderers and channels
+(e-mail, SMS, Slack) subscribe to it. The event is the contract between them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from budgetkeeper.observability import logger
+
+# Event types, in the words a person reads first.
+TITLES = {
+    "warning": "Budget warning",
+    "critical": "Budget critical",
+    "forecast": "Budget forecast over the limit",
+    "grace": "Budget exceeded: suspension follows the grace period",
+    "suspended": "Bedrock access suspended",
+    "restored": "Bedrock access restored",
+    "stood_down": "Suspension called off",
+    "protected_alert": "Protected scope over its budget",
+    "cannot_suspend": "Over budget, but nothing to suspend",
+    "late_spend": "Spend landed in a closed window",
+    "protected": "Scope protected",
+    "unprotected": "Scope no longer protected",
+    "workflow_failed": "Budget workflow failed",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationEvent:
+    type: str
+    scope: str
+    window: str | None
+    window_id: str | None
+    spent_usd: str | None
+    limit_usd: str | None
+    percent: str | None
+    refresh_at: str | None
+    actor: str
+    reason: str | None
+    execution: str | None
+    at: str
+    dry_run: bool = False
+    note: str | None = None
+
+    @property
+    def title(self) -> str:
+        prefix = "[dry run] " if self.dry_run else ""
+        return prefix + TITLES.get(self.type, self.type)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"title": self.title, **asdict(self)}
+
+
+class SnsPublisher:
+    """Publishes events to the budget-events topic; a message attribute carries the type for filters."""
+
+    def __init__(self, sns_client: Any, topic_arn: str) -> None:
+        self._sns = sns_client
+        self._topic_arn = topic_arn
+
+    def publish(self, event: NotificationEvent) -> None:
+        logger.info("notification", **event.to_dict())
+        self._sns.publish(
+            TopicArn=self._topic_arn,
+            Subject=event.title[:100],
+            Message=json.dumps(event.to_dict()),
+            MessageAttributes={
+                "type": {"DataType": "String", "StringValue": event.type},
+                "scope": {"DataType": "String", "StringValue": event.scope},
+            },
+        )

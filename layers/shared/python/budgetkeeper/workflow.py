@@ -1,0 +1,507 @@
+"""The budget enforcement workflow's tasks and the one way to start it.
+
+The state machine (statemachines/budget_enforcement.asl.json) owns the order of steps, the waits
+and the IAM attach/detach calls; each Lambda task here takes the workflow state, records what
+happened (budget status, audit) and publishes one notification event, and returns the state with
+what the next Choice needs. Tasks are safe to run twice: every write is conditional on the state
+it expects, and a repeated step finds its work done.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import boto3
+
+from budgetkeeper.budgets import Budget, Level
+from budgetkeeper.enforcement import (
+    MANUAL_WINDOW,
+    Next,
+    Status,
+    Target,
+    TargetKind,
+    deny_target,
+    evaluate,
+    execution_name,
+    is_exempt,
+    still_exceeded,
+)
+from budgetkeeper.notify import NotificationEvent, SnsPublisher
+from budgetkeeper.observability import logger
+from budgetkeeper.publisher import ThresholdCrossed
+from budgetkeeper.scopes import parse_scope
+from budgetkeeper.settings import Settings, Tunables
+from budgetkeeper.store import AuditItem, BudgetItem, TotalItem, bind_tables, budget_key
+from budgetkeeper.windows import iso_utc
+
+SWEEP_DUE = "due"
+SYSTEM_ACTOR = "budgetkeeper"
+
+
+class BudgetNotFound(Exception):
+    """The workflow was asked about a budget that does not exist."""
+
+
+class InvalidRequest(Exception):
+    """An operator's input is missing something or names something that cannot be done."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class WorkflowTasks:
+    """Everything the workflow's Lambda tasks need; one instance per invocation."""
+
+    tunables: Tunables
+    publisher: SnsPublisher
+    role_exists: Callable[[str], bool]
+    stop_execution: Callable[[str, str], None]
+    system_principals: tuple[str, ...] = ()
+    clock: Callable[[], datetime] = _now
+
+    # ------------------------------------------------------------------ helpers
+
+    def _budget(self, scope: str, window: str) -> tuple[BudgetItem, Budget]:
+        try:
+            item = BudgetItem.get(scope, window, consistent_read=True)
+        except BudgetItem.DoesNotExist as error:
+            raise BudgetNotFound(f"no budget {window} for {scope}") from error
+        return item, Budget.resolve(item, self.tunables)
+
+    @staticmethod
+    def _spent(scope: str, window: str, window_id: str) -> Decimal:
+        try:
+            return TotalItem.get(budget_key(scope, window), window_id, consistent_read=True).spent_usd
+        except TotalItem.DoesNotExist:
+            return Decimal(0)
+
+    def _audit(
+        self, scope: str, window: str, from_status: str, to_status: str, state: dict[str, Any]
+    ) -> None:
+        at = self.clock()
+        AuditItem(
+            scope,
+            f"{at.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%fZ}#{uuid.uuid4().hex[:8]}",
+            window=window,
+            from_status=from_status,
+            to_status=to_status,
+            actor=state.get("actor") or SYSTEM_ACTOR,
+            reason=state.get("reason"),
+            execution_arn=state.get("execution"),
+        ).save()
+
+    def _notify(
+        self,
+        event_type: str,
+        state: dict[str, Any],
+        *,
+        budget: Budget | None = None,
+        spent: Decimal | None = None,
+        refresh_at: str | None = None,
+        note: str | None = None,
+        dry_run: bool = False,
+    ) -> None:
+        self.publisher.publish(
+            NotificationEvent(
+                type=event_type,
+                scope=state["scope"],
+                window=state.get("window"),
+                window_id=state.get("window_id"),
+                spent_usd=None if spent is None else str(spent),
+                limit_usd=None if budget is None else str(budget.limit_usd),
+                percent=None if budget is None or spent is None else str(budget.percent_of(spent)),
+                refresh_at=refresh_at or state.get("window_end"),
+                actor=state.get("actor") or SYSTEM_ACTOR,
+                reason=state.get("reason"),
+                execution=state.get("execution"),
+                at=iso_utc(self.clock()),
+                dry_run=dry_run,
+                note=note,
+            )
+        )
+
+    def _exempt(self, budget: Budget) -> str | None:
+        return is_exempt(budget, self.tunables.exclusions, self.system_principals)
+
+    # ------------------------------------------------------------------ automatic path
+
+    def evaluate(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Decide what a crossing calls for now; notify-only outcomes are recorded here."""
+        scope, window, window_id = state["scope"], state["window"], state["window_id"]
+        item, budget = self._budget(scope, window)
+        spent = self._spent(scope, window, window_id)
+        if (
+            item.baseline_window_id == window_id
+            and item.baseline_usd is not None
+            and spent <= item.baseline_usd
+        ):
+            spent_for_level = Decimal(0)  # nothing new since the last restore in this window
+        else:
+            spent_for_level = spent
+        notified = (
+            Level(int(item.notified_level))
+            if item.notified_window_id == window_id and item.notified_revision == item.revision
+            else Level.OK
+        )
+        target = deny_target(scope, self.role_exists)
+        window_closed = datetime.fromisoformat(state["window_end"]) <= self.clock()
+        outcome = evaluate(
+            budget,
+            spent_for_level,
+            requested=Level[state["level"].upper()] if state["level"] != "forecast" else Level.EXCEEDED,
+            forecast=bool(state.get("forecast")),
+            window_closed=window_closed,
+            already_notified=notified,
+            exempt_because=self._exempt(budget),
+            target=target,
+        )
+        decision = {
+            "next": str(outcome.next),
+            "target": target.to_dict(),
+            "dry_run": budget.dry_run,
+            "grace_seconds": budget.grace_seconds,
+            "note": outcome.note,
+        }
+        logger.info("evaluated", scope=scope, window=window, spent=str(spent), **decision)
+        if outcome.next == Next.NOTHING:
+            return {**state, "decision": decision}
+        assert outcome.event_type is not None
+        actions = [
+            BudgetItem.notified_window_id.set(window_id),
+            BudgetItem.notified_revision.set(item.revision),
+        ]
+        from_status = item.status
+        if outcome.event_type == "forecast":
+            actions = [BudgetItem.forecast_window_id.set(window_id)]
+        else:
+            actions.append(BudgetItem.notified_level.set(int(outcome.level)))
+        if outcome.next in (Next.NOTIFY, Next.GRACE) and outcome.event_type in (
+            "warning",
+            "critical",
+            "grace",
+        ):
+            to_status = Status.GRACE if outcome.next == Next.GRACE else Status(outcome.event_type)
+            actions += [
+                BudgetItem.status.set(str(to_status)),
+                BudgetItem.status_window_id.set(window_id),
+                BudgetItem.sweep.set(SWEEP_DUE),
+                BudgetItem.sweep_key.set(budget_key(scope, window)),
+                BudgetItem.updated_at.set(iso_utc(self.clock())),
+            ]
+            if to_status == Status.GRACE:
+                actions.append(BudgetItem.execution_arn.set(state.get("execution")))
+            self._audit(scope, window, from_status, str(to_status), state)
+        item.update(actions=actions)
+        self._notify(
+            outcome.event_type,
+            state,
+            budget=budget,
+            spent=spent,
+            note=outcome.note
+            if outcome.next != Next.GRACE
+            else f"suspension in {budget.grace_seconds} seconds unless the limit is raised",
+            dry_run=budget.dry_run,
+        )
+        return {**state, "decision": decision}
+
+    def reevaluate(self, state: dict[str, Any]) -> dict[str, Any]:
+        """After the grace period: suspend, or stand down if the situation changed meanwhile."""
+        scope, window, window_id = state["scope"], state["window"], state["window_id"]
+        item, budget = self._budget(scope, window)
+        spent = self._spent(scope, window, window_id)
+        stand_down = still_exceeded(budget, spent, self._exempt(budget))
+        decision = dict(state["decision"])
+        if stand_down is None:
+            decision["next"] = "suspend"
+            return {**state, "decision": decision}
+        decision["next"] = "stand_down"
+        if item.status == Status.GRACE:
+            to_status = {Level.WARNING: Status.WARNING, Level.CRITICAL: Status.CRITICAL}.get(
+                budget.level_of(spent), Status.OK
+            )
+            item.update(actions=[BudgetItem.status.set(str(to_status)), BudgetItem.execution_arn.remove()])
+            self._audit(scope, window, Status.GRACE, str(to_status), {**state, "reason": stand_down})
+        self._notify("stood_down", state, budget=budget, spent=spent, note=stand_down)
+        return {**state, "decision": decision}
+
+    # ------------------------------------------------------------------ operators
+
+    def prepare_manual_suspend(self, state: dict[str, Any]) -> dict[str, Any]:
+        scope = state["scope"]
+        if not state.get("reason"):
+            raise InvalidRequest("a suspension needs a reason")
+        parse_scope(scope)
+        target = deny_target(scope, self.role_exists)
+        if target.kind == TargetKind.NONE:
+            raise InvalidRequest(f"cannot suspend {scope}: {target.why_not}")
+        until = state.get("until")
+        if until:
+            until_at = datetime.fromisoformat(until.replace("Z", "+00:00"))
+            if until_at <= self.clock():
+                raise InvalidRequest(f"until {until} is in the past")
+            until = iso_utc(until_at)
+        return {
+            **state,
+            "window": MANUAL_WINDOW,
+            "window_end": until,
+            "decision": {
+                "next": "suspend",
+                "target": target.to_dict(),
+                "dry_run": self.tunables.dry_run,
+                "grace_seconds": 0,
+                "note": None,
+            },
+        }
+
+    def record_suspended(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The deny is attached (or, in dry run, would be): record it and say when it ends."""
+        scope, window = state["scope"], state["window"]
+        target = Target.from_dict(state["decision"]["target"])
+        dry_run = bool(state["decision"]["dry_run"])
+        restore_at = state.get("window_end")  # None: a manual suspension with no end
+        now_iso = iso_utc(self.clock())
+        if window == MANUAL_WINDOW:
+            item = BudgetItem(scope, MANUAL_WINDOW, origin="manual", created_at=now_iso)
+            from_status = Status.OK
+        else:
+            item, _ = self._budget(scope, window)
+            from_status = Status(item.status)
+        item.status = str(Status.SUSPENDED)
+        item.status_window_id = state.get("window_id")
+        item.suspended_until = restore_at
+        item.suspended_by = state.get("actor") or SYSTEM_ACTOR
+        item.suspended_reason = state.get("reason")
+        item.target_kind, item.target_name = str(target.kind), target.name
+        item.execution_arn = state.get("execution")
+        item.sweep, item.sweep_key = SWEEP_DUE, budget_key(scope, window)
+        item.updated_at = now_iso
+        item.save()
+        self._audit(scope, window, str(from_status), str(Status.SUSPENDED), state)
+        budget = None if window == MANUAL_WINDOW else Budget.resolve(item, self.tunables)
+        spent = None if budget is None else self._spent(scope, window, state["window_id"])
+        note = f"deny policy on IAM {target.kind} {target.name}" + (
+            "" if restore_at else "; no end: only a restore"
+        )
+        self._notify(
+            "suspended", state, budget=budget, spent=spent, refresh_at=restore_at, note=note, dry_run=dry_run
+        )
+        return {**state, "suspension": {"restore_at": restore_at}}
+
+    def prepare_restore(self, state: dict[str, Any]) -> dict[str, Any]:
+        """At the refresh (or a manual suspension's end): detach unless something else still denies."""
+        return self._prepare_restore(state, windows=[state["window"]], stop_others=False)
+
+    def prepare_emergency_restore(self, state: dict[str, Any]) -> dict[str, Any]:
+        """An operator's restore: ends every suspension of the scope (or of one window) at once."""
+        if not state.get("reason"):
+            raise InvalidRequest("a restore needs a reason")
+        scope = state["scope"]
+        suspended = [item.window for item in BudgetItem.query(scope) if item.status == Status.SUSPENDED]
+        windows = [state["window"]] if state.get("window") else suspended
+        if not windows:
+            raise InvalidRequest(f"{scope} is not suspended")
+        return self._prepare_restore(state, windows=windows, stop_others=True)
+
+    def _prepare_restore(
+        self, state: dict[str, Any], *, windows: list[str], stop_others: bool
+    ) -> dict[str, Any]:
+        scope = state["scope"]
+        rows = {item.window: item for item in BudgetItem.query(scope, consistent_read=True)}
+        restoring = [rows[window] for window in windows if window in rows]
+        still = [
+            item.window
+            for item in rows.values()
+            if item.status == Status.SUSPENDED and item.window not in windows
+        ]
+        if stop_others:
+            for item in restoring:
+                if item.execution_arn and item.execution_arn != state.get("execution"):
+                    self.stop_execution(item.execution_arn, f"restored by {state.get('actor')}")
+        targets = [item for item in restoring if item.status == Status.SUSPENDED and item.target_kind]
+        detach = bool(targets) and not still and not self.tunables.dry_run
+        target = (
+            {"kind": targets[0].target_kind, "name": targets[0].target_name, "why_not": None}
+            if targets
+            else {"kind": str(TargetKind.NONE), "name": None, "why_not": "not suspended"}
+        )
+        note = f"still suspended by {', '.join(still)}" if still else None
+        return {**state, "restore": {"detach": detach, "target": target, "windows": windows, "note": note}}
+
+    def record_restored(self, state: dict[str, Any]) -> dict[str, Any]:
+        scope = state["scope"]
+        restore = state["restore"]
+        for window in restore["windows"]:
+            try:
+                item = BudgetItem.get(scope, window, consistent_read=True)
+            except BudgetItem.DoesNotExist:
+                continue
+            if item.status != Status.SUSPENDED and item.status != Status.GRACE:
+                continue
+            from_status = item.status
+            if window == MANUAL_WINDOW:
+                item.delete()
+            else:
+                window_id = item.status_window_id
+                spent = self._spent(scope, window, window_id) if window_id else Decimal(0)
+                item.update(
+                    actions=[
+                        BudgetItem.status.set(str(Status.OK)),
+                        BudgetItem.revision.add(1),
+                        BudgetItem.baseline_usd.set(spent),
+                        BudgetItem.baseline_window_id.set(window_id),
+                        BudgetItem.suspended_until.remove(),
+                        BudgetItem.execution_arn.remove(),
+                        BudgetItem.sweep.remove(),
+                        BudgetItem.sweep_key.remove(),
+                        BudgetItem.updated_at.set(iso_utc(self.clock())),
+                    ]
+                )
+            self._audit(scope, window, from_status, str(Status.OK), state)
+            self._notify("restored", {**state, "window": window}, note=restore.get("note"))
+        return state
+
+    def set_protection(self, state: dict[str, Any]) -> dict[str, Any]:
+        scope, protect = state["scope"], state["action"] == "protect"
+        if protect and not state.get("reason"):
+            raise InvalidRequest("protecting a scope needs a reason")
+        items = list(BudgetItem.query(scope))
+        if state.get("window"):
+            items = [item for item in items if item.window == state["window"]]
+        if not items:
+            raise BudgetNotFound(f"{scope} has no budget to protect; set one first")
+        for item in items:
+            item.update(
+                actions=[
+                    BudgetItem.protected.set(protect),
+                    BudgetItem.protected_by.set(state.get("actor") or SYSTEM_ACTOR),
+                    BudgetItem.protected_reason.set(state.get("reason") or "unprotected"),
+                ]
+            )
+            label = "protected" if protect else "unprotected"
+            self._audit(scope, item.window, item.status, f"{item.status} ({label})", state)
+        self._notify("protected" if protect else "unprotected", state)
+        return state
+
+    def report_failure(self, state: dict[str, Any]) -> dict[str, Any]:
+        failure = state.get("failure") or {}
+        logger.error("workflow failed", scope=state.get("scope"), failure=failure)
+        self._notify(
+            "workflow_failed",
+            state,
+            note=f"{failure.get('Error', 'error')}: {str(failure.get('Cause', ''))[:500]}",
+        )
+        return state
+
+
+TASKS = {
+    "evaluate": WorkflowTasks.evaluate,
+    "reevaluate": WorkflowTasks.reevaluate,
+    "prepare_manual_suspend": WorkflowTasks.prepare_manual_suspend,
+    "record_suspended": WorkflowTasks.record_suspended,
+    "prepare_restore": WorkflowTasks.prepare_restore,
+    "prepare_emergency_restore": WorkflowTasks.prepare_emergency_restore,
+    "record_restored": WorkflowTasks.record_restored,
+    "set_protection": WorkflowTasks.set_protection,
+    "report_failure": WorkflowTasks.report_failure,
+}
+
+
+def run_task(tasks: WorkflowTasks, event: dict[str, Any]) -> dict[str, Any]:
+    """The Lambda task entry: `{"task": name, "state": {...}, "execution": arn}`."""
+    task = TASKS.get(event.get("task", ""))
+    if task is None:
+        raise InvalidRequest(f"unknown task {event.get('task')!r}")
+    state = {**event["state"], "execution": event.get("execution")}
+    return task(tasks, state)
+
+
+# ---------------------------------------------------------------------- starting runs
+
+
+class WorkflowStarter:
+    """Starts the enforcement state machine under deterministic names: a repeat is a no-op."""
+
+    def __init__(self, sfn_client: Any, state_machine_arn: str) -> None:
+        self._sfn = sfn_client
+        self._arn = state_machine_arn
+
+    def start(self, name: str, request: dict[str, Any]) -> str | None:
+        """The new execution's ARN, or None when a run of that name already exists."""
+        try:
+            response = self._sfn.start_execution(
+                stateMachineArn=self._arn, name=name, input=json.dumps(request)
+            )
+        except self._sfn.exceptions.ExecutionAlreadyExists:
+            logger.info("already handled", execution_name=name)
+            return None
+        return str(response["executionArn"])
+
+    def publish(self, events: list[ThresholdCrossed]) -> None:
+        """The usage calculator's threshold events, each started as an evaluation run."""
+        for event in events:
+            self.start(evaluation_name(event), evaluation_request(event))
+
+
+def evaluation_request(event: ThresholdCrossed) -> dict[str, Any]:
+    return {
+        "action": "evaluate",
+        "scope": event.scope,
+        "window": event.window,
+        "window_id": event.window_id,
+        "window_end": event.window_end,
+        "level": event.level,
+        "forecast": event.forecast,
+        "revision": event.revision,
+        "actor": SYSTEM_ACTOR,
+        "reason": f"spend {event.spent_usd} USD is {event.percent}% of {event.limit_usd} USD",
+    }
+
+
+def evaluation_name(event: ThresholdCrossed) -> str:
+    level = "forecast" if event.forecast else event.level
+    return execution_name(level, event.scope, event.window, event.window_id, level, event.revision)
+
+
+def operator_request(
+    action: str, scope: str, *, actor: str, reason: str | None, **extra: Any
+) -> tuple[str, dict]:
+    """An operator's action as a run name and input (the console takes the same JSON)."""
+    request = {"action": action, "scope": scope, "actor": actor, "reason": reason, **extra}
+    return execution_name(action, scope, actor, reason, iso_utc(_now()), uuid.uuid4().hex), request
+
+
+def build_workflow_tasks(settings: Settings, tunables: Tunables) -> WorkflowTasks:
+    """Wire the workflow's tasks to DynamoDB, SNS, IAM (read-only) and Step Functions."""
+    bind_tables(settings)
+    iam = boto3.client("iam")
+    sfn = boto3.client("stepfunctions", region_name=settings.region)
+
+    def role_exists(role_name: str) -> bool:
+        try:
+            iam.get_role(RoleName=role_name)
+        except iam.exceptions.NoSuchEntityException:
+            return False
+        return True
+
+    def stop_execution(execution_arn: str, cause: str) -> None:
+        try:
+            sfn.stop_execution(executionArn=execution_arn, error="Restored", cause=cause[:32_000])
+        except sfn.exceptions.ExecutionDoesNotExist:
+            logger.warning("no such execution to stop", execution_arn=execution_arn)
+
+    return WorkflowTasks(
+        tunables=tunables,
+        publisher=SnsPublisher(
+            boto3.client("sns", region_name=settings.region), settings.notifications_topic
+        ),
+        role_exists=role_exists,
+        stop_execution=stop_execution,
+    )
