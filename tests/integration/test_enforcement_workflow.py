@@ -122,3 +122,187 @@ def test_a_user_is_warned_suspended_and_restored_when_the_window_refreshes(stack
         ("grace", "suspended"),
         ("suspended", "ok"),
     ]
+
+
+def user_arn(name: str) -> str:
+    return f"arn:aws:iam::{ACCOUNT}:user/{name}"
+
+
+def exceeded_run(stack: LocalStack, scope_hint: str = "exceeded") -> dict:
+    return next(e for e in executions(stack) if e["name"].startswith(scope_hint))
+
+
+def types(stack: LocalStack) -> list[str]:
+    return [n["type"] for n in notifications(stack)]
+
+
+def test_a_daily_and_a_monthly_budget_on_one_scope_are_both_enforced(stack, workflow):
+    stack.client("iam").create_user(UserName="dana")
+    set_budget("user:dana", "daily", "1")
+    set_budget("user:dana", "monthly", "1.5")
+    spend(user_arn("dana"), "2")
+    finish_all(stack)
+    restored = [n for n in notifications(stack) if n["type"] == "restored"]
+    # Both windows suspended and restored; whichever restored first left the deny on for the other
+    assert types(stack).count("suspended") == 2 and len(restored) == 2
+    assert [n["note"] for n in restored].count(None) >= 1
+    assert attached(stack, "dana") == []
+    assert {item.status for item in BudgetItem.query("user:dana")} == {"ok"}
+
+
+def test_a_protected_scope_is_never_suspended(stack, workflow):
+    stack.client("iam").create_user(UserName="root-admin")
+    set_budget("user:root-admin", protected=True, protected_by="cfo", protected_reason="on call")
+    spend(user_arn("root-admin"), "3")
+    finish_all(stack)
+    assert types(stack) == ["protected_alert"]
+    assert attached(stack, "root-admin") == []
+    assert BudgetItem.get("user:root-admin", "daily").status != "suspended"
+
+
+def test_a_role_budget_denies_the_role(stack, workflow):
+    iam = stack.client("iam")
+    iam.create_role(RoleName="AnalyticsRole", AssumeRolePolicyDocument="{}")
+    set_budget("role:AnalyticsRole")
+    workflow.max_wait_seconds = 3
+    spend(f"arn:aws:sts::{ACCOUNT}:assumed-role/AnalyticsRole/dana", "1.2")
+    run = exceeded_run(stack)
+    wait_for_state(stack, run["executionArn"], "WaitForRefresh")
+    policies = iam.list_attached_role_policies(RoleName="AnalyticsRole")["AttachedPolicies"]
+    assert [p["PolicyArn"] for p in policies] == [stack.physical_ids["BedrockDenyPolicy"]]
+    # The session's own default budget is under its limit: only the role is denied
+    assert BudgetItem.get("session:AnalyticsRole/dana", "daily").status == "ok"
+
+
+def test_a_team_budget_denies_the_team_group(stack, workflow):
+    from budgetkeeper.store import TeamItem
+
+    iam = stack.client("iam")
+    iam.create_group(GroupName="data")
+    for name in ("erin", "frank"):
+        iam.create_user(UserName=name)
+        iam.add_user_to_group(GroupName="data", UserName=name)
+        TeamItem(f"user:{name}", team="data").save()
+    set_budget("team:data", limit="2")
+    workflow.max_wait_seconds = 3
+    spend(user_arn("erin"), "1.5")
+    spend(user_arn("frank"), "1")
+    wait_for_state(stack, exceeded_run(stack)["executionArn"], "WaitForRefresh")
+    groups = iam.list_attached_group_policies(GroupName="data")["AttachedPolicies"]
+    assert [p["PolicyArn"] for p in groups] == [stack.physical_ids["BedrockDenyPolicy"]]
+    finish_all(stack)
+    assert iam.list_attached_group_policies(GroupName="data")["AttachedPolicies"] == []
+
+
+def test_dry_run_records_and_notifies_but_leaves_iam_untouched(stack, workflow):
+    stack.client("iam").create_user(UserName="gina")
+    set_budget("user:gina", dry_run=True)
+    spend(user_arn("gina"), "1.5")
+    finish_all(stack)
+    assert types(stack) == ["grace", "suspended", "restored"]
+    assert all(n["dry_run"] for n in notifications(stack)[:2])
+    assert attached(stack, "gina") == []
+    statuses = [(a.from_status, a.to_status) for a in AuditItem.query("user:gina")]
+    assert ("grace", "suspended") in statuses and ("suspended", "ok") in statuses
+
+
+def operator(stack: LocalStack, action: str, scope: str, reason: str = "ticket OPS-1", **extra) -> dict:
+    from budgetkeeper.workflow import WorkflowStarter, operator_request
+
+    name, request = operator_request(
+        action, scope, actor="arn:aws:iam::123456789012:user/oncall", reason=reason, **extra
+    )
+    starter = WorkflowStarter(
+        stack.client("stepfunctions"), stack.physical_ids["BudgetEnforcementStateMachine"]
+    )
+    return wait_for_execution(stack, starter.start(name, request))
+
+
+def test_emergency_restore_detaches_at_once_and_aborts_the_waiting_run(stack, workflow):
+    stack.client("iam").create_user(UserName="hugo")
+    set_budget("user:hugo")
+    workflow.max_wait_seconds = 60
+    spend(user_arn("hugo"), "1.5")
+    waiting = exceeded_run(stack)["executionArn"]
+    wait_for_state(stack, waiting, "WaitForRefresh")
+    assert attached(stack, "hugo") == [stack.physical_ids["BedrockDenyPolicy"]]
+    restore = operator(stack, "restore", "user:hugo", reason="customer demo at 3pm")
+    assert restore["status"] == "SUCCEEDED"
+    assert attached(stack, "hugo") == []
+    assert wait_for_execution(stack, waiting, timeout=10)["status"] == "ABORTED"
+    last = list(AuditItem.query("user:hugo"))[-1]
+    assert (last.to_status, last.actor, last.reason) == (
+        "ok",
+        "arn:aws:iam::123456789012:user/oncall",
+        "customer demo at 3pm",
+    )
+    assert last.execution_arn == restore["executionArn"]
+
+
+def test_the_same_start_twice_suspends_once(stack, workflow):
+    from budgetkeeper.workflow import WorkflowStarter
+
+    stack.client("iam").create_user(UserName="ivan")
+    set_budget("user:ivan")
+    workflow.max_wait_seconds = 2
+    spend(user_arn("ivan"), "1.5")
+    first = exceeded_run(stack)
+    described = stack.client("stepfunctions").describe_execution(executionArn=first["executionArn"])
+    starter = WorkflowStarter(
+        stack.client("stepfunctions"), stack.physical_ids["BudgetEnforcementStateMachine"]
+    )
+    # The same name and input while it runs is the same run; a different input is already handled
+    assert starter.start(first["name"], json.loads(described["input"])) == first["executionArn"]
+    assert starter.start(first["name"], {**json.loads(described["input"]), "reason": "again"}) is None
+    finish_all(stack)
+    assert types(stack).count("suspended") == 1 and len(executions(stack)) == 1
+
+
+def test_overspending_again_after_a_restore_in_the_same_window_suspends_again(stack, workflow):
+    stack.client("iam").create_user(UserName="jo")
+    set_budget("user:jo")
+    workflow.max_wait_seconds = 60
+    spend(user_arn("jo"), "1.5")
+    wait_for_state(stack, exceeded_run(stack)["executionArn"], "WaitForRefresh")
+    operator(stack, "restore", "user:jo")
+    assert BudgetItem.get("user:jo", "daily").revision == 2
+    # More spend in the same window: a new revision, a new run, a new suspension
+    spend(user_arn("jo"), "0.1")
+    second = [e for e in executions(stack) if e["name"].startswith("exceeded") and e["status"] == "RUNNING"]
+    assert len(second) == 1
+    wait_for_state(stack, second[0]["executionArn"], "WaitForRefresh")
+    assert attached(stack, "jo") == [stack.physical_ids["BedrockDenyPolicy"]]
+    operator(stack, "restore", "user:jo")
+
+
+def test_a_manual_suspension_survives_a_window_refresh(stack, workflow):
+    stack.client("iam").create_user(UserName="kim")
+    set_budget("user:kim")
+    suspended = operator(stack, "suspend", "user:kim", reason="leaked key under investigation")
+    assert suspended["status"] == "SUCCEEDED"  # no until: the run ends, the deny stays
+    assert BudgetItem.get("user:kim", "manual").status == "suspended"
+    # The budget is exceeded, suspended and refreshed meanwhile
+    spend(user_arn("kim"), "1.5")
+    finish_all(stack)
+    restored = [n for n in notifications(stack) if n["type"] == "restored"]
+    assert [n["note"] for n in restored] == ["still suspended by manual"]
+    assert attached(stack, "kim") == [stack.physical_ids["BedrockDenyPolicy"]]
+    operator(stack, "restore", "user:kim", reason="investigation closed")
+    assert attached(stack, "kim") == []
+
+
+def test_a_manual_suspension_with_an_end_is_lifted_at_its_end(stack, workflow):
+    stack.client("iam").create_user(UserName="lee")
+    result = operator(stack, "suspend", "user:lee", reason="cool-off", until="2030-01-01T00:00:00Z")
+    assert result["status"] == "SUCCEEDED"  # waits are capped at 0 s here
+    assert attached(stack, "lee") == []
+    assert types(stack) == ["suspended", "restored"]
+
+
+def test_late_spend_into_a_closed_window_does_not_suspend(stack, workflow):
+    stack.client("iam").create_user(UserName="max")
+    set_budget("user:max")
+    spend(user_arn("max"), "1.5", timestamp="2026-11-01T10:00:00Z")
+    finish_all(stack)
+    assert types(stack) == ["late_spend"]
+    assert attached(stack, "max") == []

@@ -15,8 +15,10 @@ HUNDRED = Decimal(100)
 # Principal kinds that get the default budget when first seen without one of their own.
 DEFAULT_BUDGET_KINDS = frozenset({"user", "apikey", "session"})
 DEFAULT_BUDGET_WINDOWS = (DAILY, MONTHLY)
+# The row that holds an operator's suspension of a scope: kept beside its budgets, never a budget.
+MANUAL_WINDOW = "manual"
 # Statuses of a budget already on its way to, or in, a suspension (enforcement.Status values).
-ENFORCING_STATUSES = frozenset({"grace", "suspended"})
+ENFORCING_STATUSES = frozenset({"grace", "suspended", "restoring"})
 # A forecast needs some history: none before this share of the window has passed.
 FORECAST_MIN_ELAPSED_SHARE = Decimal("0.1")
 

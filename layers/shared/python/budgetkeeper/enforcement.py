@@ -16,9 +16,6 @@ from enum import StrEnum
 from budgetkeeper.budgets import ENFORCING_STATUSES, Budget, Level
 from budgetkeeper.scopes import APP_ROLE_SUFFIX, parse_scope
 
-# A manual suspension is kept as a budget row of its own, so "is this scope still suspended by
-# anything else?" is one query over the scope's rows.
-MANUAL_WINDOW = "manual"
 EXECUTION_NAME_LIMIT = 80
 _EXECUTION_NAME_FORBIDDEN = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -29,6 +26,7 @@ class Status(StrEnum):
     CRITICAL = "critical"
     GRACE = "grace"  # exceeded, suspension follows the grace period
     SUSPENDED = "suspended"
+    RESTORING = "restoring"  # a restore has claimed the row and is deciding whether to detach
 
 
 ENFORCING = frozenset(Status(status) for status in ENFORCING_STATUSES)

@@ -27,7 +27,7 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
-from budgetkeeper.budgets import DEFAULT_BUDGET_WINDOWS, Budget, gets_default_budget
+from budgetkeeper.budgets import DEFAULT_BUDGET_WINDOWS, MANUAL_WINDOW, Budget, gets_default_budget
 from budgetkeeper.settings import Settings, Tunables
 from budgetkeeper.usage import RollupDelta, RollupKey, TotalDelta, TotalKey, UsageDeltas
 
@@ -223,7 +223,7 @@ class BudgetBook:
     def load(cls, scopes: Iterable[str], tunables: Tunables, now_iso: str) -> BudgetBook:
         budgets: dict[str, list[Budget]] = {}
         for scope in sorted(set(scopes)):
-            items = list(BudgetItem.query(scope))
+            items = [item for item in BudgetItem.query(scope) if item.window != MANUAL_WINDOW]
             if not items and gets_default_budget(scope):
                 items = [_create_default_budget(scope, window, now_iso) for window in DEFAULT_BUDGET_WINDOWS]
             budgets[scope] = [Budget.resolve(item, tunables) for item in items]

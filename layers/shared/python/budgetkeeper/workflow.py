@@ -18,10 +18,11 @@ from decimal import Decimal
 from typing import Any
 
 import boto3
+from pynamodb.exceptions import UpdateError
 
-from budgetkeeper.budgets import Budget, Level
+from budgetkeeper.budgets import MANUAL_WINDOW, Budget, Level
 from budgetkeeper.enforcement import (
-    MANUAL_WINDOW,
+    ENFORCING,
     Next,
     Status,
     Target,
@@ -316,16 +317,19 @@ class WorkflowTasks:
         scope = state["scope"]
         rows = {item.window: item for item in BudgetItem.query(scope, consistent_read=True)}
         restoring = [rows[window] for window in windows if window in rows]
-        still = [
-            item.window
-            for item in rows.values()
-            if item.status == Status.SUSPENDED and item.window not in windows
-        ]
         if stop_others:
             for item in restoring:
                 if item.execution_arn and item.execution_arn != state.get("execution"):
                     self.stop_execution(item.execution_arn, f"restored by {state.get('actor')}")
-        targets = [item for item in restoring if item.status == Status.SUSPENDED and item.target_kind]
+        # Claim the rows before looking at the others: of two windows restoring at once, the second
+        # to look sees the first as restoring, not suspended, and detaches.
+        claimed = [item for item in restoring if self._claim_for_restore(item)]
+        still = [
+            item.window
+            for item in BudgetItem.query(scope, consistent_read=True)
+            if item.status == Status.SUSPENDED and item.window not in windows
+        ]
+        targets = [item for item in claimed if item.target_kind]
         detach = bool(targets) and not still and not self.tunables.dry_run
         target = (
             {"kind": targets[0].target_kind, "name": targets[0].target_name, "why_not": None}
@@ -335,6 +339,21 @@ class WorkflowTasks:
         note = f"still suspended by {', '.join(still)}" if still else None
         return {**state, "restore": {"detach": detach, "target": target, "windows": windows, "note": note}}
 
+    @staticmethod
+    def _claim_for_restore(item: BudgetItem) -> bool:
+        if item.status == Status.RESTORING:
+            return True  # this step is running again
+        if item.status != Status.SUSPENDED:
+            return False
+        try:
+            item.update(
+                actions=[BudgetItem.status.set(str(Status.RESTORING))],
+                condition=BudgetItem.status == str(Status.SUSPENDED),
+            )
+        except UpdateError:
+            return False  # restored meanwhile by another run
+        return True
+
     def record_restored(self, state: dict[str, Any]) -> dict[str, Any]:
         scope = state["scope"]
         restore = state["restore"]
@@ -343,9 +362,10 @@ class WorkflowTasks:
                 item = BudgetItem.get(scope, window, consistent_read=True)
             except BudgetItem.DoesNotExist:
                 continue
-            if item.status != Status.SUSPENDED and item.status != Status.GRACE:
+            if item.status not in ENFORCING:
                 continue
-            from_status = item.status
+            # `restoring` is this run's own claim: the transition people see is from suspended.
+            from_status = Status.SUSPENDED if item.status == Status.RESTORING else item.status
             if window == MANUAL_WINDOW:
                 item.delete()
             else:
