@@ -62,6 +62,8 @@ class UsageStore(Protocol):
 
     def spent(self, keys: Iterable[TotalKey]) -> dict[TotalKey, Decimal]: ...
 
+    def mark_due(self, budgets: Iterable[tuple[str, str]]) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class RecordResult:
@@ -206,6 +208,8 @@ class UsageCalculator:
                 )
             )
         if events:
+            # Marked first: should starting the workflow fail, the monitor's next sweep finds them.
+            self.store.mark_due({(event.scope, event.window) for event in events})
             self.publisher.publish(events)
         return events
 

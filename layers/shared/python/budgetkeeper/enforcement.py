@@ -119,19 +119,21 @@ def evaluate(
     forecast: bool,
     window_closed: bool,
     already_notified: Level,
+    forecast_notified: bool,
     exempt_because: str | None,
     target: Target,
 ) -> Evaluation:
     """What a run asked to handle `requested` should do now, given the budget's current state.
 
-    `already_notified` is the highest level notified for this window and revision, so a second
-    start (or a sweep) never warns twice.
+    `already_notified` is the highest level notified for this window and revision, and
+    `forecast_notified` whether this window's forecast warning went out, so a second start (or a
+    sweep) never warns twice.
     """
     level = budget.level_of(spent)
     if budget.status in ENFORCING:
         return Evaluation(Next.NOTHING, None, level, f"already {budget.status}")
     if forecast:
-        if level >= Level.EXCEEDED or already_notified >= requested:
+        if level >= Level.EXCEEDED or forecast_notified:
             return Evaluation(Next.NOTHING, None, level, "forecast already notified or overtaken")
         return Evaluation(Next.NOTIFY, "forecast", level)
     if level < requested:

@@ -31,6 +31,8 @@ from budgetkeeper.budgets import DEFAULT_BUDGET_WINDOWS, MANUAL_WINDOW, Budget, 
 from budgetkeeper.settings import Settings, Tunables
 from budgetkeeper.usage import RollupDelta, RollupKey, TotalDelta, TotalKey, UsageDeltas
 
+# The value of BudgetItem.sweep on budgets the monitor must look at.
+SWEEP_DUE = "due"
 # DynamoDB's limit on the items of one TransactWriteItems request.
 TRANSACTION_ITEM_LIMIT = 100
 
@@ -137,6 +139,12 @@ class BudgetItem(Model):
     sweep = UnicodeAttribute(null=True)
     sweep_key = UnicodeAttribute(null=True)
     sweep_index = SweepIndex()
+
+    def notified_level_in(self, window_id: str) -> int:
+        """The level already notified in this window at the current revision (0: none)."""
+        if self.notified_window_id == window_id and self.notified_revision == self.revision:
+            return int(self.notified_level)
+        return 0
 
 
 class AuditItem(Model):
@@ -260,6 +268,17 @@ class DynamoUsageStore:
     def commit(self, payloads: Sequence[PayloadUsage]) -> CommitResult:
         return self._writer.commit(payloads)
 
+    def mark_due(self, budgets: Iterable[tuple[str, str]]) -> None:
+        """Put budgets in the monitor's sparse index (SWEEP_DUE)."""
+        for scope, window in sorted(budgets):
+            BudgetItem(scope, window).update(
+                actions=[
+                    BudgetItem.sweep.set(SWEEP_DUE),
+                    BudgetItem.sweep_key.set(budget_key(scope, window)),
+                ],
+                condition=BudgetItem.scope.exists(),
+            )
+
     def spent(self, keys: Iterable[TotalKey]) -> dict[TotalKey, Decimal]:
         wanted = {
             (budget_key(scope, window), window_id): (scope, window, window_id)
@@ -269,6 +288,13 @@ class DynamoUsageStore:
             wanted[(item.budget, item.window_id)]: item.spent_usd
             for item in TotalItem.batch_get(list(wanted), consistent_read=True)
         }
+
+
+def spent_in_window(scope: str, window: str, window_id: str) -> Decimal:
+    try:
+        return TotalItem.get(budget_key(scope, window), window_id, consistent_read=True).spent_usd
+    except TotalItem.DoesNotExist:
+        return Decimal(0)
 
 
 def load_teams() -> dict[str, str]:

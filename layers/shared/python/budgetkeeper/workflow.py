@@ -38,10 +38,9 @@ from budgetkeeper.observability import logger
 from budgetkeeper.publisher import ThresholdCrossed
 from budgetkeeper.scopes import parse_scope
 from budgetkeeper.settings import Settings, Tunables
-from budgetkeeper.store import AuditItem, BudgetItem, TotalItem, bind_tables, budget_key
+from budgetkeeper.store import SWEEP_DUE, AuditItem, BudgetItem, bind_tables, budget_key, spent_in_window
 from budgetkeeper.windows import iso_utc
 
-SWEEP_DUE = "due"
 SYSTEM_ACTOR = "budgetkeeper"
 
 
@@ -76,13 +75,6 @@ class WorkflowTasks:
         except BudgetItem.DoesNotExist as error:
             raise BudgetNotFound(f"no budget {window} for {scope}") from error
         return item, Budget.resolve(item, self.tunables)
-
-    @staticmethod
-    def _spent(scope: str, window: str, window_id: str) -> Decimal:
-        try:
-            return TotalItem.get(budget_key(scope, window), window_id, consistent_read=True).spent_usd
-        except TotalItem.DoesNotExist:
-            return Decimal(0)
 
     def _audit(
         self, scope: str, window: str, from_status: str, to_status: str, state: dict[str, Any]
@@ -138,7 +130,7 @@ class WorkflowTasks:
         """Decide what a crossing calls for now; notify-only outcomes are recorded here."""
         scope, window, window_id = state["scope"], state["window"], state["window_id"]
         item, budget = self._budget(scope, window)
-        spent = self._spent(scope, window, window_id)
+        spent = spent_in_window(scope, window, window_id)
         if (
             item.baseline_window_id == window_id
             and item.baseline_usd is not None
@@ -147,20 +139,17 @@ class WorkflowTasks:
             spent_for_level = Decimal(0)  # nothing new since the last restore in this window
         else:
             spent_for_level = spent
-        notified = (
-            Level(int(item.notified_level))
-            if item.notified_window_id == window_id and item.notified_revision == item.revision
-            else Level.OK
-        )
+        notified = Level(item.notified_level_in(window_id))
         target = deny_target(scope, self.role_exists)
         window_closed = datetime.fromisoformat(state["window_end"]) <= self.clock()
         outcome = evaluate(
             budget,
             spent_for_level,
-            requested=Level[state["level"].upper()] if state["level"] != "forecast" else Level.EXCEEDED,
+            requested=Level[state["level"].upper()],
             forecast=bool(state.get("forecast")),
             window_closed=window_closed,
             already_notified=notified,
+            forecast_notified=item.forecast_window_id == window_id,
             exempt_because=self._exempt(budget),
             target=target,
         )
@@ -217,7 +206,7 @@ class WorkflowTasks:
         """After the grace period: suspend, or stand down if the situation changed meanwhile."""
         scope, window, window_id = state["scope"], state["window"], state["window_id"]
         item, budget = self._budget(scope, window)
-        spent = self._spent(scope, window, window_id)
+        spent = spent_in_window(scope, window, window_id)
         stand_down = still_exceeded(budget, spent, self._exempt(budget))
         decision = dict(state["decision"])
         if stand_down is None:
@@ -287,7 +276,7 @@ class WorkflowTasks:
         item.save()
         self._audit(scope, window, str(from_status), str(Status.SUSPENDED), state)
         budget = None if window == MANUAL_WINDOW else Budget.resolve(item, self.tunables)
-        spent = None if budget is None else self._spent(scope, window, state["window_id"])
+        spent = None if budget is None else spent_in_window(scope, window, state["window_id"])
         note = f"deny policy on IAM {target.kind} {target.name}" + (
             "" if restore_at else "; no end: only a restore"
         )
@@ -370,7 +359,7 @@ class WorkflowTasks:
                 item.delete()
             else:
                 window_id = item.status_window_id
-                spent = self._spent(scope, window, window_id) if window_id else Decimal(0)
+                spent = spent_in_window(scope, window, window_id) if window_id else Decimal(0)
                 item.update(
                     actions=[
                         BudgetItem.status.set(str(Status.OK)),

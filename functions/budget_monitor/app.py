@@ -1,0 +1,27 @@
+"""Scheduled sweep of budgets near or over a threshold, overdue restores and rolled-over windows."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from budgetkeeper.monitor import build_sweep
+from budgetkeeper.observability import logger, metrics, tracer
+from budgetkeeper.settings import get_settings, load_tunables
+
+
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settings = get_settings()
+    report = build_sweep(settings, load_tunables(settings))(datetime.now(UTC))
+    metrics.add_metric(name="BudgetsSwept", unit=MetricUnit.Count, value=report.budgets)
+    metrics.add_metric(
+        name="SweepRunsStarted",
+        unit=MetricUnit.Count,
+        value=len(report.evaluations) + len(report.restores) + len(report.forecasts),
+    )
+    logger.info("swept", **{name: getattr(report, name) for name in report.__slots__})
+    return {name: getattr(report, name) for name in report.__slots__}
