@@ -8,11 +8,12 @@ handler template.yaml names, in this process, and a Wait lasts at most `max_wait
 from __future__ import annotations
 
 import json
+import threading
 import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from unittest import mock
 
@@ -25,7 +26,14 @@ from budgetkeeper_cli.harness.stack import LocalStack
 
 @dataclass
 class WaitControl:
+    """How long Wait states last here: at most `max_wait_seconds`, or until `release()`."""
+
     max_wait_seconds: float = 0.0
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        """End every wait now and from now on: the demo's "fast-forward to the refresh"."""
+        self.released.set()
 
 
 @contextmanager

@@ -1,0 +1,512 @@
+"""The usage calculator end to end: the real Firehose handler on in-process moto, every AWS call counted.
+
+A batch is 500 realistic invocation records (demo_data.generate_day: 21 principals, bodies of a few
+KB) in two packings:
+- 25 events per CloudWatch Logs payload: 20 payloads = 20 Firehose records (what a busy log group
+  sends: CloudWatch Logs combines events into one Firehose record);
+- 1 event per payload: 500 Firehose records, the worst case for dedupe markers (one per payload).
+
+Each variant runs on a fresh stack: a cold batch first (every principal is new: default budgets are
+created), then warm batches of fresh records, as a running deployment sees them. Every botocore call
+is counted by wrapping `BaseClient._make_api_call` (pynamodb and boto3 both go through it); capacity
+units are computed from the requests and responses by DynamoDB's rules (below), and the AWS cost of
+metering 1,000,000 invocations follows from the warm batches' counts.
+
+Timestamps: a 500-record batch implies about 500 invocations per minute (the Firehose processor
+buffer flushes every 60 s), so each batch's records are restamped into one minute of their day, in
+order. Rollup items are per scope, hour, model and region: records spread over hours would multiply
+them.
+
+Run from the repository root: .venv/bin/python bench/bench_calculator.py [--warm-batches N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import math
+import os
+import platform
+import shlex
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # `functions.usage_calculator.app`, as the harness imports handlers
+
+import botocore.client  # noqa: E402
+from aws_lambda_powertools.utilities import parameters  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+from budgetkeeper.scopes import parse_identity_arn  # noqa: E402
+from budgetkeeper.store import TeamItem  # noqa: E402
+from budgetkeeper_cli.demo_data import generate_day  # noqa: E402
+from budgetkeeper_cli.demo_data import teams as demo_teams  # noqa: E402
+from budgetkeeper_cli.harness.lambdas import invoke  # noqa: E402
+from budgetkeeper_cli.harness.logs import cloudwatch_payload, firehose_event, log_message  # noqa: E402
+from budgetkeeper_cli.harness.stack import FAKE_CREDENTIALS, LocalStack  # noqa: E402
+from budgetkeeper_cli.harness.template import load_template, resources_of_type  # noqa: E402
+
+BATCH_RECORDS = 500
+EVENTS_PER_PAYLOAD = 25
+DAY = date(2026, 11, 23)
+SEED = 7
+MOTO_CONFIG = {"lambda": {"use_docker": False}}
+FUNCTION = "UsageCalculatorFunction"
+
+# us-east-1 list prices, as of 2025-11 (aws.amazon.com/{lambda,dynamodb,firehose,s3}/pricing; DynamoDB
+# on-demand as cut on 2024-11-01). Written here by hand, not fetched: check them before quoting.
+LAMBDA_ARM_USD_PER_GB_SECOND = 0.0000133334  # first 7.5 billion GB-s a month
+LAMBDA_USD_PER_REQUEST = 0.20 / 1_000_000
+DYNAMODB_USD_PER_WRU = 0.625 / 1_000_000  # on-demand write request unit
+DYNAMODB_USD_PER_RRU = 0.125 / 1_000_000  # on-demand read request unit
+FIREHOSE_USD_PER_GB = 0.029  # Direct PUT ingestion, first 500 TB a month; each record rounded up to 5 KB
+S3_USD_PER_PUT = 0.005 / 1_000  # S3 Standard PUT, COPY, POST, LIST
+
+GIB = 1024**3
+FIREHOSE_INCREMENT = 5 * 1024
+FIREHOSE_S3_BUFFER_BYTES = 64 * 1024**2  # template.yaml: BufferingHints SizeInMBs 64 ...
+FIREHOSE_S3_BUFFER_SECONDS = 300  # ... IntervalInSeconds 300, for the archive and the raw backup
+PROCESSOR_BUFFER_BYTES = 1024**2  # template.yaml: ProcessorBufferSizeMB default 1
+INVOCATIONS = 1_000_000
+
+WRITE_OPERATIONS = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
+CAPACITY_RULES = (
+    "DynamoDB on-demand units: a write is ceil(item KB) WRU (1 KB = 1,024 bytes), x2 inside "
+    "TransactWriteItems; a strongly consistent read (BatchGetItem, GetItem) is ceil(item / 4 KB) RRU, "
+    "at least 1 even when the item is missing; Query and Scan are ceil(sum of items returned / 4 KB), "
+    "halved when eventually consistent (pynamodb's default), at least 0.5. Item size = attribute "
+    "names + values (strings in UTF-8, numbers 1 byte per 2 significant digits + 1). An UpdateItem's "
+    "size is estimated from its request (key + every attribute it sets or adds)."
+)
+
+
+# ----------------------------------------------------------------------------- DynamoDB item sizes
+
+
+def _number_size(text: str) -> int:
+    digits = text.lstrip("-+").split("e")[0].split("E")[0].replace(".", "").strip("0")
+    return (len(digits) + 1) // 2 + 1
+
+
+def value_size(value: dict[str, Any]) -> int:
+    ((kind, data),) = value.items()
+    if kind == "S":
+        return len(data.encode())
+    if kind == "N":
+        return _number_size(data)
+    if kind == "B":
+        return len(data if isinstance(data, bytes) else base64.b64decode(data))
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "SS":
+        return sum(len(item.encode()) for item in data)
+    if kind == "NS":
+        return sum(_number_size(item) for item in data)
+    if kind == "BS":
+        return sum(len(item) for item in data)
+    if kind == "L":
+        return 3 + sum(1 + value_size(item) for item in data)
+    if kind == "M":
+        return 3 + sum(1 + len(name.encode()) + value_size(item) for name, item in data.items())
+    raise ValueError(f"unknown DynamoDB type {kind}")
+
+
+def item_size(item: dict[str, dict[str, Any]]) -> int:
+    return sum(len(name.encode()) + value_size(value) for name, value in item.items())
+
+
+def update_size(request: dict[str, Any]) -> int:
+    key = request["Key"]
+    names = [name for name in request.get("ExpressionAttributeNames", {}).values() if name not in key]
+    values = request.get("ExpressionAttributeValues", {}).values()
+    return item_size(key) + sum(len(name.encode()) for name in names) + sum(map(value_size, values))
+
+
+def write_units(size: int, transactional: bool) -> int:
+    return max(1, math.ceil(size / 1024)) * (2 if transactional else 1)
+
+
+def read_units(size: int, consistent: bool) -> float:
+    units = max(1, math.ceil(size / 4096))
+    return units if consistent else units / 2
+
+
+# ----------------------------------------------------------------------------- counting AWS calls
+
+
+@dataclass
+class Tally:
+    """Every AWS call of a stretch of time, with DynamoDB capacity units."""
+
+    requests: Counter[str] = field(default_factory=Counter)  # "dynamodb.TransactWriteItems"
+    items_written: Counter[str] = field(default_factory=Counter)  # by table
+    largest_by_table: Counter[str] = field(default_factory=Counter)  # bytes of the largest item written
+    write_request_units: int = 0
+    read_request_units: float = 0.0
+    largest_item: int = 0
+    s3_put_bytes: int = 0
+    seconds_in_calls: float = 0.0  # wall time inside botocore calls: moto's work here, the network on AWS
+
+    def dynamodb_requests(self) -> Counter[str]:
+        return Counter(
+            {name.split(".", 1)[1]: n for name, n in self.requests.items() if name.startswith("dynamodb.")}
+        )
+
+    def write_requests(self) -> int:
+        return sum(n for operation, n in self.dynamodb_requests().items() if operation in WRITE_OPERATIONS)
+
+    def _written(self, table: str, size: int, transactional: bool) -> None:
+        self.items_written[table] += 1
+        self.write_request_units += write_units(size, transactional)
+        self.largest_item = max(self.largest_item, size)
+        self.largest_by_table[table] = max(self.largest_by_table[table], size)
+
+    def record(self, service: str, operation: str, params: dict[str, Any], response: dict[str, Any]) -> None:
+        self.requests[f"{service}.{operation}"] += 1
+        if service == "s3" and operation == "PutObject":
+            body = params.get("Body", b"")
+            self.s3_put_bytes += len(body) if isinstance(body, bytes | str) else 0
+        if service != "dynamodb":
+            return
+        if operation == "PutItem":
+            self._written(params["TableName"], item_size(params["Item"]), transactional=False)
+        elif operation == "UpdateItem":
+            self._written(params["TableName"], update_size(params), transactional=False)
+        elif operation == "DeleteItem":
+            self._written(params["TableName"], item_size(params["Key"]), transactional=False)
+        elif operation == "BatchWriteItem":
+            for table, requests in params["RequestItems"].items():
+                for request in requests:
+                    item = request.get("PutRequest", {}).get("Item") or request["DeleteRequest"]["Key"]
+                    self._written(table, item_size(item), transactional=False)
+        elif operation == "TransactWriteItems":
+            for action in params["TransactItems"]:
+                ((kind, request),) = action.items()
+                if kind == "Put":
+                    size = item_size(request["Item"])
+                elif kind == "Update":
+                    size = update_size(request)
+                else:  # Delete, ConditionCheck: the key only
+                    size = item_size(request["Key"])
+                self._written(request["TableName"], size, transactional=True)
+        elif operation == "BatchGetItem":
+            for table, wanted in params["RequestItems"].items():
+                consistent = bool(wanted.get("ConsistentRead"))
+                found = response.get("Responses", {}).get(table, [])
+                unprocessed = len(response.get("UnprocessedKeys", {}).get(table, {}).get("Keys", []))
+                missing = len(wanted["Keys"]) - unprocessed - len(found)
+                self.read_request_units += sum(read_units(item_size(i), consistent) for i in found)
+                self.read_request_units += missing * read_units(0, consistent)
+        elif operation == "GetItem":
+            size = item_size(response.get("Item", {}))
+            self.read_request_units += read_units(size, bool(params.get("ConsistentRead")))
+        elif operation in ("Query", "Scan"):
+            size = sum(item_size(item) for item in response.get("Items", []))
+            self.read_request_units += read_units(size, bool(params.get("ConsistentRead")))
+
+
+@contextmanager
+def counting(tally: Tally) -> Iterator[None]:
+    original = botocore.client.BaseClient._make_api_call
+
+    def counted(client: Any, operation: str, params: dict[str, Any]) -> Any:
+        response: dict[str, Any] = {}
+        started = time.perf_counter()
+        try:
+            response = original(client, operation, params)
+            return response
+        finally:
+            tally.seconds_in_calls += time.perf_counter() - started
+            tally.record(client.meta.service_model.service_name, operation, params, response)
+
+    with mock.patch.object(botocore.client.BaseClient, "_make_api_call", counted):
+        yield
+
+
+@contextmanager
+def quiet_stdout() -> Iterator[None]:
+    """Powertools logs and EMF metrics go to fd 1; keep them out of the figures (they are still written)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 1)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+# ----------------------------------------------------------------------------- records and batches
+
+
+def realistic_records(count: int) -> list[dict[str, Any]]:
+    return generate_day(DAY, records=count, seed=SEED)
+
+
+def restamp(batch: Sequence[dict[str, Any]], minute: datetime) -> list[dict[str, Any]]:
+    """The batch's records, in order, spread over one minute (see the module docstring)."""
+    step = 60.0 / len(batch)
+    return [
+        {**record, "timestamp": (minute + timedelta(seconds=int(i * step))).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        for i, record in enumerate(batch)
+    ]
+
+
+def pack(messages: Sequence[str], per_payload: int) -> list[bytes]:
+    return [
+        cloudwatch_payload(messages[start : start + per_payload])
+        for start in range(0, len(messages), per_payload)
+    ]
+
+
+def seed_teams() -> None:
+    """The demo's team mapping (users, roles, apps and API keys to teams), as an operator keeps it."""
+    for scope, team in demo_teams().items():
+        TeamItem(scope, team=team).save()
+
+
+@dataclass
+class BatchRun:
+    seconds: float
+    tally: Tally
+    firehose_records: int
+    input_bytes: int  # the Firehose records' data (gzipped CloudWatch payloads)
+    firehose_billed_bytes: int  # each record rounded up to 5 KB
+    output_bytes: int  # decoded data of the transformed records (what Firehose delivers to S3)
+    results: Counter[str]
+
+
+def run_batch(datas: list[bytes], index: int) -> BatchRun:
+    event = firehose_event(datas, invocation_id=f"bench-batch-{index}")
+    tally = Tally()
+    with quiet_stdout(), counting(tally):
+        started = time.perf_counter()
+        response = invoke(FUNCTION, event)
+        seconds = time.perf_counter() - started
+    records = response["records"]
+    return BatchRun(
+        seconds=seconds,
+        tally=tally,
+        firehose_records=len(datas),
+        input_bytes=sum(map(len, datas)),
+        firehose_billed_bytes=sum(math.ceil(len(d) / FIREHOSE_INCREMENT) * FIREHOSE_INCREMENT for d in datas),
+        output_bytes=sum(len(base64.b64decode(r["data"])) for r in records if r["data"]),
+        results=Counter(r["result"] for r in records),
+    )
+
+
+def run_variant(batches: list[list[str]], per_payload: int) -> list[BatchRun]:
+    with mock_aws(config=MOTO_CONFIG):
+        parameters.clear_caches()
+        stack = LocalStack().create()
+        with stack.activated():
+            seed_teams()
+            runs = [run_batch(pack(batch, per_payload), index) for index, batch in enumerate(batches)]
+        parameters.clear_caches()
+    return runs
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def command() -> str:
+    """How this run was started, with paths relative to the repository root when they are inside it."""
+    words = [sys.executable, *sys.argv]
+    return shlex.join(os.path.relpath(w, REPO) if w.startswith(str(REPO)) else w for w in words)
+
+
+def mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values)
+
+
+def function_memory_mb() -> int:
+    function = resources_of_type(load_template(), "AWS::Serverless::Function")[FUNCTION]
+    return int(function["Properties"]["MemorySize"])
+
+
+def report_variant(title: str, runs: list[BatchRun], memory_mb: int) -> None:
+    cold, warm = runs[0], runs[1:]
+    n = len(warm)
+    print(f"\n== {title}")
+    print(
+        f"batches: 1 cold (all principals new: default budgets created) + {n} warm, "
+        f"{BATCH_RECORDS} invocations each"
+    )
+    results = Counter[str]()
+    for run in runs:
+        results.update(run.results)
+    print(f"Firehose results over all batches: {dict(results)}")
+    input_bytes, output_bytes = mean([r.input_bytes for r in warm]), mean([r.output_bytes for r in warm])
+    print(
+        f"Firehose records per batch: {cold.firehose_records}; input {input_bytes:,.0f} bytes gzipped "
+        f"(processor buffer: {PROCESSOR_BUFFER_BYTES:,} bytes); output {output_bytes:,.0f} bytes"
+    )
+    times = [r.seconds for r in warm]
+    inside = mean([r.tally.seconds_in_calls for r in warm])
+    print(
+        f"handler time per batch (moto-bound, in-process): cold {cold.seconds:.3f} s; warm mean "
+        f"{mean(times):.3f} s, min {min(times):.3f} s -> {BATCH_RECORDS / mean(times):,.0f} records/s "
+        f"through the whole handler (warm mean)"
+    )
+    outside = mean(times) - inside
+    print(
+        f"  of which inside botocore calls (moto serving them): {inside:.3f} s; outside them (our code, "
+        f"pynamodb, Powertools): {outside:.3f} s -> {BATCH_RECORDS / outside:,.0f} records/s if AWS "
+        "answered instantly"
+    )
+    operations = sorted(set(cold.tally.requests) | {op for r in warm for op in r.tally.requests})
+    print(f"{'AWS requests per batch':<40}{'cold':>8}{'warm mean':>12}")
+    for operation in operations:
+        warm_mean = mean([r.tally.requests[operation] for r in warm])
+        print(f"  {operation:<38}{cold.tally.requests[operation]:>8}{warm_mean:>12.1f}")
+    print(
+        f"  {'DynamoDB write requests':<38}{cold.tally.write_requests():>8}"
+        f"{mean([r.tally.write_requests() for r in warm]):>12.1f}"
+    )
+    tables = sorted(set(cold.tally.items_written) | {t for r in warm for t in r.tally.items_written})
+    print(f"{'items written per batch, by table':<40}{'cold':>8}{'warm mean':>12}{'largest item':>16}")
+    for table in tables:
+        short = table.removeprefix(f"{LocalStack.stack_name}-")
+        warm_mean = mean([r.tally.items_written[table] for r in warm])
+        largest = max(r.tally.largest_by_table[table] for r in runs)
+        print(f"  {short:<38}{cold.tally.items_written[table]:>8}{warm_mean:>12.1f}{largest:>10,} bytes")
+    cold_items = sum(cold.tally.items_written.values())
+    warm_items = mean([sum(r.tally.items_written.values()) for r in warm])
+    print(f"  {'all tables':<38}{cold_items:>8}{warm_items:>12.1f}")
+    per_thousand = 1000 / BATCH_RECORDS
+    wru = mean([r.tally.write_request_units for r in warm]) * per_thousand
+    rru = mean([r.tally.read_request_units for r in warm]) * per_thousand
+    print(
+        f"per 1,000 invocations (warm): {wru:,.1f} write request units, {rru:,.1f} read request units "
+        f"(cold batch: {cold.tally.write_request_units * per_thousand:,.1f} WRU, "
+        f"{cold.tally.read_request_units * per_thousand:,.1f} RRU)"
+    )
+    report_cost(warm, memory_mb)
+
+
+def report_cost(warm: list[BatchRun], memory_mb: int) -> None:
+    batches = INVOCATIONS / BATCH_RECORDS
+    scale = INVOCATIONS / BATCH_RECORDS  # per-batch means times batches
+    seconds = mean([r.seconds for r in warm])
+    gb_seconds = batches * seconds * memory_mb / 1024
+    own_seconds = seconds - mean([r.tally.seconds_in_calls for r in warm])
+    own_gb_seconds = batches * own_seconds * memory_mb / 1024
+    wru = mean([r.tally.write_request_units for r in warm]) * scale
+    rru = mean([r.tally.read_request_units for r in warm]) * scale
+    firehose_bytes = mean([r.firehose_billed_bytes for r in warm]) * scale
+    raw_bytes = mean([r.input_bytes for r in warm]) * scale
+    archive_bytes = mean([r.output_bytes for r in warm]) * scale
+    # One batch a minute (see the module docstring): the S3 buffers flush every 300 s unless 64 MB fill.
+    intervals = math.ceil(batches * 60 / FIREHOSE_S3_BUFFER_SECONDS)
+    objects = max(intervals, math.ceil(archive_bytes / FIREHOSE_S3_BUFFER_BYTES)) + max(
+        intervals, math.ceil(raw_bytes / FIREHOSE_S3_BUFFER_BYTES)
+    )
+    handler_puts = mean([r.tally.requests["s3.PutObject"] for r in warm]) * scale
+    lines = [
+        ("Lambda requests", f"{batches:,.0f} invocations x $0.20/1M", batches * LAMBDA_USD_PER_REQUEST),
+        (
+            "Lambda duration (upper bound)",
+            f"{batches:,.0f} x {seconds:.3f} s x {memory_mb} MB = {gb_seconds:,.0f} GB-s arm64",
+            gb_seconds * LAMBDA_ARM_USD_PER_GB_SECOND,
+        ),
+        ("DynamoDB writes", f"{wru:,.0f} WRU x $0.625/1M", wru * DYNAMODB_USD_PER_WRU),
+        ("DynamoDB reads", f"{rru:,.0f} RRU x $0.125/1M", rru * DYNAMODB_USD_PER_RRU),
+        (
+            "Firehose ingestion",
+            f"{firehose_bytes / GIB:,.3f} GB billed (5 KB steps) x $0.029",
+            firehose_bytes / GIB * FIREHOSE_USD_PER_GB,
+        ),
+        (
+            "S3 PUT",
+            f"{objects:,} Firehose objects + {handler_puts:,.0f} handler PUTs x $0.005/1K",
+            (objects + handler_puts) * S3_USD_PER_PUT,
+        ),
+    ]
+    total = sum(cost for _, _, cost in lines)
+    own_duration = own_gb_seconds * LAMBDA_ARM_USD_PER_GB_SECOND
+    print(f"AWS cost of metering {INVOCATIONS:,} invocations, us-east-1 list prices (as of 2025-11):")
+    for name, how, cost in lines:
+        print(f"  {name:<30}{how:<62}${cost:>9.4f}")
+    print(f"  {'total':<92}${total:>9.4f}  (${total / INVOCATIONS * 1000:.6f} per 1,000 invocations)")
+    print(
+        f"  Lambda duration without the time inside botocore calls (a lower bound): {batches:,.0f} x "
+        f"{own_seconds:.3f} s = {own_gb_seconds:,.0f} GB-s = ${own_duration:.4f}; "
+        f"total then ${total - lines[1][2] + own_duration:.4f}"
+    )
+    print(
+        f"  assumes one {BATCH_RECORDS}-invocation batch a minute (smaller batches cost more per "
+        "invocation); "
+        f"Firehose writes the archive and the raw backup every {FIREHOSE_S3_BUFFER_SECONDS} s "
+        f"(64 MB is never reached): {intervals:,} objects each"
+    )
+    print(
+        "  not included: Step Functions runs started on threshold crossings, Lambda logs and EMF "
+        "metrics in CloudWatch, X-Ray traces, S3 storage, the invocation log itself in CloudWatch Logs"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--warm-batches", type=int, default=3, help="warm batches per variant (default 3)")
+    arguments = parser.parse_args()
+    os.environ.update(FAKE_CREDENTIALS)
+    os.environ.pop("AWS_PROFILE", None)
+    count = BATCH_RECORDS * (1 + arguments.warm_batches)
+    records = realistic_records(count)
+    records.sort(key=lambda record: record["timestamp"])
+    batches = []
+    for index in range(0, count, BATCH_RECORDS):
+        chunk = records[index : index + BATCH_RECORDS]
+        start = datetime.fromisoformat(chunk[0]["timestamp"]).astimezone(UTC).replace(second=0)
+        batches.append([log_message(r) for r in restamp(chunk, start)])
+    message_bytes = [len(m.encode()) for batch in batches for m in batch]
+    principals = {parse_identity_arn(record["identity"]["arn"]).principal_scope for record in records}
+    memory_mb = function_memory_mb()
+
+    print("bench_calculator: functions/usage_calculator/app.py through the harness, on in-process moto")
+    print(f"command: {command()}")
+    print(
+        f"python {platform.python_version()} ({platform.machine()}), moto {version('moto')}, "
+        f"pynamodb {version('pynamodb')}, botocore {version('botocore')}"
+    )
+    print(
+        f"records: budgetkeeper_cli.demo_data.generate_day({DAY}, records={count}, seed={SEED}): "
+        f"{len(principals)} principals, messages {mean(message_bytes):,.0f} bytes mean, "
+        f"{max(message_bytes):,} max; each batch restamped into one minute"
+    )
+    print(f"Lambda memory {memory_mb} MB (template.yaml)")
+    print(CAPACITY_RULES)
+    print(
+        "Time is moto-bound: every DynamoDB call is served by moto in the same process, so handler "
+        "times are an upper bound on Lambda duration (pessimistic)."
+    )
+    started = time.perf_counter()
+    report_variant(
+        f"{EVENTS_PER_PAYLOAD} events per CloudWatch Logs payload: {BATCH_RECORDS} invocations = "
+        f"{BATCH_RECORDS // EVENTS_PER_PAYLOAD} Firehose records per batch",
+        run_variant(batches, EVENTS_PER_PAYLOAD),
+        memory_mb,
+    )
+    report_variant(
+        f"1 event per CloudWatch Logs payload: {BATCH_RECORDS} invocations = {BATCH_RECORDS} Firehose "
+        "records per batch (worst case for dedupe markers)",
+        run_variant(batches, 1),
+        memory_mb,
+    )
+    print(f"\nbench wall time {time.perf_counter() - started:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
