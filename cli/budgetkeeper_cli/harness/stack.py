@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import warnings
 import zipfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -39,6 +40,7 @@ class LocalStack:
     stack_name: str = "budgetkeeper-local"
     environment_name: str = "local"
     endpoint_url: str | None = None  # None: in-process moto (mock_aws)
+    parameters: dict[str, str] = field(default_factory=dict)  # template parameter overrides
     physical_ids: dict[str, str] = field(default_factory=dict)  # what Ref returns
     function_arns: dict[str, str] = field(default_factory=dict)
 
@@ -130,6 +132,32 @@ class LocalStack:
             dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
         self.physical_ids[logical_id] = name
 
+    def publish_outputs(self) -> str:
+        """Create a CloudFormation stack in moto whose Outputs are template.yaml's, resolved to this
+        harness's physical ids, so `describe_stacks` answers as it would for the deployed stack.
+
+        Outputs naming something the harness does not create (the Firehose stream) are left out.
+        moto needs one resource: a WaitConditionHandle, which creates nothing. Returns the stack name.
+        """
+        outputs: dict[str, Any] = {}
+        for name, output in load_template().get("Outputs", {}).items():
+            try:
+                value = self._resolve(output["Value"])
+            except (KeyError, ValueError):
+                continue
+            outputs[name] = {"Value": value}
+        document = {
+            "AWSTemplateFormatVersion": "2010-09-09",
+            "Resources": {"OutputsHolder": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+            "Outputs": outputs,
+        }
+        with warnings.catch_warnings():  # in-process moto says it does not model the handle: none needed
+            warnings.filterwarnings("ignore", message=".*WaitConditionHandle.*")
+            self.client("cloudformation").create_stack(
+                StackName=self.stack_name, TemplateBody=json.dumps(document)
+            )
+        return self.stack_name
+
     def function_environment(self) -> dict[str, str]:
         """The variables template.yaml's Globals give every function, resolved for this stack."""
         template = load_template()
@@ -151,6 +179,9 @@ class LocalStack:
             reference = value["Ref"]
             if reference == "Environment":
                 return self.environment_name
+            declared = load_template().get("Parameters", {})
+            if reference in declared:
+                return str(self.parameters.get(reference, declared[reference].get("Default", "")))
             return self.physical_ids[reference]
         if "Fn::GetAtt" in value:
             logical_id, attribute = value["Fn::GetAtt"]

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 from budgetkeeper.budgets import ENFORCING_STATUSES, Budget, Level
 from budgetkeeper.scopes import APP_ROLE_SUFFIX, parse_scope
@@ -37,30 +38,50 @@ class TargetKind(StrEnum):
     USER = "user"
     ROLE = "role"
     GROUP = "group"
+    SESSION = "session"  # sessions on shared roles only, denied one by one (no user/role/group)
     NONE = "none"  # nothing in IAM to deny: alert only
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
+    """What a suspension denies: one IAM user, role or group (`name`), and/or `sessions` on shared
+    roles, each denied alone through its role's session policy or its permission set."""
+
     kind: TargetKind
     name: str | None = None
     why_not: str | None = None  # for NONE: why this scope cannot be suspended
+    sessions: tuple[str, ...] = ()
 
-    def to_dict(self) -> dict[str, str | None]:
-        return {"kind": str(self.kind), "name": self.name, "why_not": self.why_not}
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": str(self.kind),
+            "name": self.name,
+            "why_not": self.why_not,
+            "sessions": list(self.sessions),
+        }
 
     @classmethod
-    def from_dict(cls, data: dict[str, str | None]) -> Target:
-        return cls(TargetKind(str(data["kind"])), data.get("name"), data.get("why_not"))
+    def from_dict(cls, data: dict[str, Any]) -> Target:
+        sessions = tuple(data.get("sessions") or ())
+        return cls(TargetKind(str(data["kind"])), data.get("name"), data.get("why_not"), sessions)
 
 
-def deny_target(scope: str, role_exists: Callable[[str], bool]) -> Target:
-    """Where the deny policy goes for `scope`.
+@dataclass(frozen=True, slots=True)
+class Directory:
+    """What deny_target needs to know about IAM and the team table (looked up by the caller)."""
 
-    Users and API-key users: the IAM user. Roles: the role. Teams: the IAM group named like the
-    team. Apps: their `{App}-BedrockRole` when it exists; an app known only from request metadata
-    has no principal to deny. Sessions on shared roles are denied per session by a later
-    capability; until then they alert. Accounts are never denied as a whole.
+    role_exists: Callable[[str], bool]
+    group_exists: Callable[[str], bool]
+    team_sessions: Callable[[str], tuple[str, ...]]  # session scopes mapped to a team
+
+
+def deny_target(scope: str, directory: Directory) -> Target:
+    """What to deny for `scope`.
+
+    Users and API-key users: the IAM user. Roles: the role. Sessions on shared roles: that session
+    alone. Teams: the IAM group named like the team, and every member session mapped to the team
+    (members who call through roles or SSO). Apps: their `{App}-BedrockRole` when it exists; an app
+    known only from request metadata has no principal to deny. Accounts are never denied whole.
     """
     parsed = parse_scope(scope)
     kind, name = str(parsed.kind), parsed.name
@@ -68,19 +89,23 @@ def deny_target(scope: str, role_exists: Callable[[str], bool]) -> Target:
         return Target(TargetKind.USER, name)
     if kind == "role":
         return Target(TargetKind.ROLE, name)
+    if kind == "session":
+        return Target(TargetKind.SESSION, sessions=(scope,))
     if kind == "team":
-        return Target(TargetKind.GROUP, name)
+        sessions = directory.team_sessions(name)
+        if directory.group_exists(name):
+            return Target(TargetKind.GROUP, name, sessions=sessions)
+        if sessions:
+            return Target(TargetKind.SESSION, sessions=sessions)
+        return Target(
+            TargetKind.NONE, why_not=f"team {name} has no IAM group named {name} and no session members"
+        )
     if kind == "app":
         role = f"{name}{APP_ROLE_SUFFIX}"
-        if role_exists(role):
+        if directory.role_exists(role):
             return Target(TargetKind.ROLE, role)
         return Target(
             TargetKind.NONE, why_not=f"app {name} is known only from request metadata: no principal"
-        )
-    if kind == "session":
-        return Target(
-            TargetKind.NONE,
-            why_not="a shared-role session cannot be suspended alone yet: the role budget is the backstop",
         )
     return Target(TargetKind.NONE, why_not=f"a {kind} scope is never denied as a whole")
 

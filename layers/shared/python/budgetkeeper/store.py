@@ -17,6 +17,7 @@ from pynamodb.attributes import (
     Attribute,
     BinaryAttribute,
     BooleanAttribute,
+    ListAttribute,
     NumberAttribute,
     UnicodeAttribute,
 )
@@ -132,6 +133,7 @@ class BudgetItem(Model):
     suspended_reason = UnicodeAttribute(null=True)
     target_kind = UnicodeAttribute(null=True)
     target_name = UnicodeAttribute(null=True)
+    target_sessions = ListAttribute(of=UnicodeAttribute, null=True)
     execution_arn = UnicodeAttribute(null=True)
     created_at = UnicodeAttribute(null=True)
     updated_at = UnicodeAttribute(null=True)
@@ -295,6 +297,17 @@ def spent_in_window(scope: str, window: str, window_id: str) -> Decimal:
         return TotalItem.get(budget_key(scope, window), window_id, consistent_read=True).spent_usd
     except TotalItem.DoesNotExist:
         return Decimal(0)
+
+
+def team_session_scopes(team: str) -> tuple[str, ...]:
+    """Session scopes mapped to `team` in the team table (members calling through shared roles)."""
+    return tuple(
+        sorted(
+            item.principal
+            for item in TeamItem.scan(TeamItem.team == team)
+            if item.principal.startswith("session:")
+        )
+    )
 
 
 def load_teams() -> dict[str, str]:

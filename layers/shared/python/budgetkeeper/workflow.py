@@ -23,6 +23,7 @@ from pynamodb.exceptions import UpdateError
 from budgetkeeper.budgets import MANUAL_WINDOW, Budget, Level
 from budgetkeeper.enforcement import (
     ENFORCING,
+    Directory,
     Next,
     Status,
     Target,
@@ -38,7 +39,15 @@ from budgetkeeper.observability import logger
 from budgetkeeper.publisher import ThresholdCrossed
 from budgetkeeper.scopes import parse_scope
 from budgetkeeper.settings import Settings, Tunables
-from budgetkeeper.store import SWEEP_DUE, AuditItem, BudgetItem, bind_tables, budget_key, spent_in_window
+from budgetkeeper.store import (
+    SWEEP_DUE,
+    AuditItem,
+    BudgetItem,
+    bind_tables,
+    budget_key,
+    spent_in_window,
+    team_session_scopes,
+)
 from budgetkeeper.windows import iso_utc
 
 SYSTEM_ACTOR = "budgetkeeper"
@@ -62,7 +71,7 @@ class WorkflowTasks:
 
     tunables: Tunables
     publisher: SnsPublisher
-    role_exists: Callable[[str], bool]
+    directory: Directory
     stop_execution: Callable[[str, str], None]
     system_principals: tuple[str, ...] = ()
     clock: Callable[[], datetime] = _now
@@ -140,7 +149,7 @@ class WorkflowTasks:
         else:
             spent_for_level = spent
         notified = Level(item.notified_level_in(window_id))
-        target = deny_target(scope, self.role_exists)
+        target = deny_target(scope, self.directory)
         window_closed = datetime.fromisoformat(state["window_end"]) <= self.clock()
         outcome = evaluate(
             budget,
@@ -229,7 +238,7 @@ class WorkflowTasks:
         if not state.get("reason"):
             raise InvalidRequest("a suspension needs a reason")
         parse_scope(scope)
-        target = deny_target(scope, self.role_exists)
+        target = deny_target(scope, self.directory)
         if target.kind == TargetKind.NONE:
             raise InvalidRequest(f"cannot suspend {scope}: {target.why_not}")
         until = state.get("until")
@@ -270,6 +279,7 @@ class WorkflowTasks:
         item.suspended_by = state.get("actor") or SYSTEM_ACTOR
         item.suspended_reason = state.get("reason")
         item.target_kind, item.target_name = str(target.kind), target.name
+        item.target_sessions = list(target.sessions) or None
         item.execution_arn = state.get("execution")
         item.sweep, item.sweep_key = SWEEP_DUE, budget_key(scope, window)
         item.updated_at = now_iso
@@ -277,9 +287,10 @@ class WorkflowTasks:
         self._audit(scope, window, str(from_status), str(Status.SUSPENDED), state)
         budget = None if window == MANUAL_WINDOW else Budget.resolve(item, self.tunables)
         spent = None if budget is None else spent_in_window(scope, window, state["window_id"])
-        note = f"deny policy on IAM {target.kind} {target.name}" + (
-            "" if restore_at else "; no end: only a restore"
-        )
+        note = describe_target(target) + ("" if restore_at else "; no end: only a restore")
+        fallbacks = [entry["message"] for entry in state.get("sessions", {}).get("alert_only", [])]
+        if fallbacks:
+            note += "; alert only for: " + "; ".join(fallbacks)
         self._notify(
             "suspended", state, budget=budget, spent=spent, refresh_at=restore_at, note=note, dry_run=dry_run
         )
@@ -321,10 +332,15 @@ class WorkflowTasks:
         targets = [item for item in claimed if item.target_kind]
         detach = bool(targets) and not still and not self.tunables.dry_run
         target = (
-            {"kind": targets[0].target_kind, "name": targets[0].target_name, "why_not": None}
+            Target(
+                TargetKind(targets[0].target_kind),
+                targets[0].target_name,
+                None,
+                tuple(targets[0].target_sessions or ()),
+            )
             if targets
-            else {"kind": str(TargetKind.NONE), "name": None, "why_not": "not suspended"}
-        )
+            else Target(TargetKind.NONE, why_not="not suspended")
+        ).to_dict()
         note = f"still suspended by {', '.join(still)}" if still else None
         return {**state, "restore": {"detach": detach, "target": target, "windows": windows, "note": note}}
 
@@ -377,6 +393,23 @@ class WorkflowTasks:
             self._notify("restored", {**state, "window": window}, note=restore.get("note"))
         return state
 
+    def report_cannot_suspend(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Every session deny fell back to an alert: nothing was suspended; say why, stay exceeded."""
+        scope, window = state["scope"], state["window"]
+        reasons = "; ".join(entry["message"] for entry in state.get("sessions", {}).get("alert_only", []))
+        if window != MANUAL_WINDOW:
+            item, budget = self._budget(scope, window)
+            if item.status == Status.GRACE:
+                item.update(
+                    actions=[BudgetItem.status.set(str(Status.CRITICAL)), BudgetItem.execution_arn.remove()]
+                )
+                self._audit(scope, window, Status.GRACE, Status.CRITICAL, {**state, "reason": reasons})
+            spent = spent_in_window(scope, window, state["window_id"])
+            self._notify("cannot_suspend", state, budget=budget, spent=spent, note=reasons)
+        else:
+            self._notify("cannot_suspend", state, note=reasons)
+        return state
+
     def set_protection(self, state: dict[str, Any]) -> dict[str, Any]:
         scope, protect = state["scope"], state["action"] == "protect"
         if protect and not state.get("reason"):
@@ -418,9 +451,17 @@ TASKS = {
     "prepare_restore": WorkflowTasks.prepare_restore,
     "prepare_emergency_restore": WorkflowTasks.prepare_emergency_restore,
     "record_restored": WorkflowTasks.record_restored,
+    "report_cannot_suspend": WorkflowTasks.report_cannot_suspend,
     "set_protection": WorkflowTasks.set_protection,
     "report_failure": WorkflowTasks.report_failure,
 }
+
+
+def describe_target(target: Target) -> str:
+    parts = [f"deny policy on IAM {target.kind} {target.name}"] if target.name else []
+    if target.sessions:
+        parts.append(f"{len(target.sessions)} session(s) denied alone: {', '.join(target.sessions)}")
+    return "; ".join(parts) or "nothing in IAM"
 
 
 def run_task(tasks: WorkflowTasks, event: dict[str, Any]) -> dict[str, Any]:
@@ -500,6 +541,13 @@ def build_workflow_tasks(settings: Settings, tunables: Tunables) -> WorkflowTask
             return False
         return True
 
+    def group_exists(group_name: str) -> bool:
+        try:
+            iam.get_group(GroupName=group_name, MaxItems=1)
+        except iam.exceptions.NoSuchEntityException:
+            return False
+        return True
+
     def stop_execution(execution_arn: str, cause: str) -> None:
         try:
             sfn.stop_execution(executionArn=execution_arn, error="Restored", cause=cause[:32_000])
@@ -511,6 +559,6 @@ def build_workflow_tasks(settings: Settings, tunables: Tunables) -> WorkflowTask
         publisher=SnsPublisher(
             boto3.client("sns", region_name=settings.region), settings.notifications_topic
         ),
-        role_exists=role_exists,
+        directory=Directory(role_exists, group_exists, team_session_scopes),
         stop_execution=stop_execution,
     )

@@ -1,0 +1,448 @@
+"""Per-session denies on moto (budgetkeeper.session_denies): IAM roles and IAM Identity Center.
+
+moto does not evaluate policies: each test reads the policy back and checks its condition against
+the sessions' `aws:userid` with IAM's StringLike rules (budgetkeeper.policies.string_like).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from budgetkeeper.policies import (
+    BEDROCK_DENY_ACTIONS,
+    MANAGED_POLICY_LIMIT,
+    SESSION_DENY_SID,
+    SOURCE_IDENTITY_DENY_SID,
+    SSO_DENY_SID,
+    PolicyTooLarge,
+    SessionDenies,
+    policy_size,
+    session_deny_document,
+    string_like,
+)
+from budgetkeeper.session_denies import (
+    MAX_POLICY_VERSIONS,
+    POLICY_PATH,
+    IdentityCenter,
+    IdentityCenterConnection,
+    Outcome,
+    connect_identity_center,
+    deny_session_scope,
+    restore_all_sessions,
+    restore_session,
+    restore_session_scope,
+    session_policy_name,
+    suspend_session,
+    suspended_sessions,
+)
+
+REGION = "us-east-1"
+ROLE = "ChatbotApp-BedrockRole"
+SSO_ROLE = "AWSReservedSSO_DataScience_4f1c9a7e2b5d8c30"
+TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    ],
+}
+
+
+@pytest.fixture
+def iam(aws_env: None) -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("iam", region_name=REGION)
+        client.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(TRUST))
+        yield client
+
+
+def role_id(iam: Any) -> str:
+    return iam.get_role(RoleName=ROLE)["Role"]["RoleId"]
+
+
+def attached_session_policies(iam: Any) -> list[str]:
+    attached = iam.list_attached_role_policies(RoleName=ROLE, PathPrefix=POLICY_PATH)["AttachedPolicies"]
+    return [policy["PolicyArn"] for policy in attached]
+
+
+def policy_document(iam: Any) -> dict[str, Any]:
+    """The role's session policy, as IAM holds it: found through the role's attachments."""
+    (arn,) = attached_session_policies(iam)
+    version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+    return iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
+
+
+def denied_by_iam(iam: Any, session: str, source_identity: str | None = None) -> bool:
+    """Whether the role's attached session policy denies Bedrock to this session's requests."""
+    if not attached_session_policies(iam):
+        return False
+    userid = f"{role_id(iam)}:{session}"
+    for statement in policy_document(iam)["Statement"]:
+        assert statement["Effect"] == "Deny" and statement["Action"] == list(BEDROCK_DENY_ACTIONS)
+        condition = statement["Condition"]
+        if any(string_like(p, userid) for p in condition.get("StringLike", {}).get("aws:userid", [])):
+            return True
+        if source_identity is not None and source_identity in condition.get("StringEquals", {}).get(
+            "aws:SourceIdentity", []
+        ):
+            return True
+    return False
+
+
+def our_policies(iam: Any) -> list[dict[str, Any]]:
+    return iam.list_policies(Scope="Local", PathPrefix=POLICY_PATH)["Policies"]
+
+
+# --- roles the account manages ------------------------------------------------------------------
+
+
+def test_one_session_of_a_shared_role_is_denied_and_another_is_not(iam):
+    result = suspend_session(iam, ROLE, "chat-fn")
+    assert result.changed and "created and attached" in result.message
+
+    (arn,) = attached_session_policies(iam)
+    policy = iam.get_policy(PolicyArn=arn)["Policy"]
+    assert policy["Path"] == POLICY_PATH and policy["PolicyName"] == session_policy_name(ROLE)
+    document = policy_document(iam)
+    (statement,) = document["Statement"]
+    assert statement["Sid"] == SESSION_DENY_SID
+    patterns = statement["Condition"]["StringLike"]["aws:userid"]
+    assert patterns == [f"{role_id(iam)}:chat-fn"]
+    assert any(string_like(p, f"{role_id(iam)}:chat-fn") for p in patterns)
+    assert not any(string_like(p, f"{role_id(iam)}:batch-fn") for p in patterns)
+    assert denied_by_iam(iam, "chat-fn") and not denied_by_iam(iam, "batch-fn")
+    assert suspended_sessions(iam, ROLE) == SessionDenies(frozenset({"chat-fn"}))
+
+
+SESSIONS = ("alice", "bob", "carol")
+
+
+@pytest.mark.parametrize(
+    ("suspend_order", "restore_order"),
+    [(SESSIONS, restore) for restore in itertools.permutations(SESSIONS)]
+    + [(("carol", "alice", "bob"), SESSIONS)],
+)
+def test_three_sessions_suspended_and_restored_in_any_order(iam, suspend_order, restore_order):
+    expected: set[str] = set()
+    for session in suspend_order:
+        assert suspend_session(iam, ROLE, session).changed
+        expected.add(session)
+        assert {s for s in (*SESSIONS, "dave") if denied_by_iam(iam, s)} == expected
+        assert len(attached_session_policies(iam)) == 1
+    for session in restore_order:
+        result = restore_session(iam, ROLE, session)
+        assert result.changed
+        expected.discard(session)
+        assert {s for s in (*SESSIONS, "dave") if denied_by_iam(iam, s)} == expected
+        assert result.denies == SessionDenies(frozenset(expected))
+    assert attached_session_policies(iam) == []
+    assert our_policies(iam) == []
+    assert "detached and deleted" in result.message
+
+
+def test_repeats_are_no_ops_that_say_so(iam):
+    assert restore_session(iam, ROLE, "alice").message == f"session alice of {ROLE} was not denied"
+    first = suspend_session(iam, ROLE, "alice")
+    again = suspend_session(iam, ROLE, "alice")
+    assert not again.changed and "already denied" in again.message
+    assert again.version_id == first.version_id
+    assert not restore_session(iam, ROLE, "bob").changed
+    assert len(iam.list_policy_versions(PolicyArn=first.policy_arn)["Versions"]) == 1
+
+
+def test_a_detached_policy_is_attached_again_on_a_repeat(iam):
+    first = suspend_session(iam, ROLE, "alice")
+    iam.detach_role_policy(RoleName=ROLE, PolicyArn=first.policy_arn)
+    again = suspend_session(iam, ROLE, "alice")
+    assert not again.changed and "re-attached" in again.message
+    assert attached_session_policies(iam) == [first.policy_arn]
+
+
+def test_versions_rotate_at_iams_limit_of_five(iam):
+    policy_arn = suspend_session(iam, ROLE, "s0").policy_arn
+    expected = {"s0"}
+    for index in range(1, 9):
+        suspend_session(iam, ROLE, f"s{index}")
+        expected.add(f"s{index}")
+        if index % 3 == 0:
+            restore_session(iam, ROLE, f"s{index - 1}")
+            expected.discard(f"s{index - 1}")
+        versions = iam.list_policy_versions(PolicyArn=policy_arn)["Versions"]
+        assert len(versions) <= MAX_POLICY_VERSIONS
+        (default,) = [v for v in versions if v["IsDefaultVersion"]]
+        newest = max(versions, key=lambda v: int(v["VersionId"][1:]))
+        assert default["VersionId"] == newest["VersionId"]
+        # the oldest were deleted: what is left is the newest run of version numbers
+        numbers = sorted(int(v["VersionId"][1:]) for v in versions)
+        assert numbers == list(range(numbers[-1] - len(numbers) + 1, numbers[-1] + 1))
+        assert suspended_sessions(iam, ROLE) == SessionDenies(frozenset(expected))
+    assert numbers[-1] > MAX_POLICY_VERSIONS
+
+
+def long_session_names(count: int) -> list[str]:
+    return [f"{index:04d}-" + "x" * 59 for index in range(count)]  # 64 characters, IAM's maximum
+
+
+def fill_to_the_limit(iam: Any) -> list[str]:
+    names: list[str] = []
+    for name in long_session_names(200):
+        denies = SessionDenies(frozenset([*names, name]))
+        if policy_size(session_deny_document(role_id(iam), denies)) > MANAGED_POLICY_LIMIT:
+            return names
+        suspend_session(iam, ROLE, name)
+        names.append(name)
+    raise AssertionError("never reached the limit")
+
+
+def test_a_suspension_over_6144_characters_raises_and_writes_nothing(iam):
+    names = fill_to_the_limit(iam)
+    policy_arn = attached_session_policies(iam)[0]
+    before_versions = iam.list_policy_versions(PolicyArn=policy_arn)["Versions"]
+    before_document = policy_document(iam)
+    assert policy_size(before_document) <= MANAGED_POLICY_LIMIT
+
+    with pytest.raises(PolicyTooLarge) as raised:
+        suspend_session(iam, ROLE, "one-too-many-" + "y" * 51)
+    assert raised.value.limit == MANAGED_POLICY_LIMIT and raised.value.size > MANAGED_POLICY_LIMIT
+
+    assert iam.list_policy_versions(PolicyArn=policy_arn)["Versions"] == before_versions
+    assert policy_document(iam) == before_document
+    assert not denied_by_iam(iam, "one-too-many-" + "y" * 51)
+    assert all(denied_by_iam(iam, name) for name in names[:3])
+
+    # the scope entry point applies the fallback rule: alert only, the role budget as backstop
+    outcome = deny_session_scope(f"session:{ROLE}/one-too-many-{'y' * 51}", iam=iam, identity_center=None)
+    assert outcome.outcome is Outcome.ALERT_ONLY
+    assert "6144" in outcome.message and "role budget is the backstop" in outcome.message
+    assert iam.list_policy_versions(PolicyArn=policy_arn)["Versions"] == before_versions
+
+
+def test_source_identity_is_denied_alongside_the_session(iam):
+    suspend_session(iam, ROLE, "laptop-1", source_identity="alice")
+    suspend_session(iam, ROLE, "ci-run", source_identity=None)
+    statements = {s["Sid"]: s for s in policy_document(iam)["Statement"]}
+    assert statements[SOURCE_IDENTITY_DENY_SID]["Condition"] == {
+        "StringEquals": {"aws:SourceIdentity": ["alice"]}
+    }
+    # alice under any session name she picks is denied through her source identity
+    assert denied_by_iam(iam, "a-new-name", source_identity="alice")
+    assert not denied_by_iam(iam, "a-new-name", source_identity="bob")
+
+    restore_session(iam, ROLE, "laptop-1", source_identity="alice")
+    assert SOURCE_IDENTITY_DENY_SID not in {s["Sid"] for s in policy_document(iam)["Statement"]}
+    assert denied_by_iam(iam, "ci-run") and not denied_by_iam(iam, "a-new-name", source_identity="alice")
+
+    # a source identity never outlives the last session
+    suspend_session(iam, ROLE, "laptop-2", source_identity="carol")
+    restore_session(iam, ROLE, "ci-run")
+    restore_session(iam, ROLE, "laptop-2")
+    assert attached_session_policies(iam) == [] and our_policies(iam) == []
+
+
+def test_scope_entry_points_and_emergency_restore(iam):
+    scope = f"session:{ROLE}/chat-fn"
+    assert deny_session_scope(scope, iam=iam, identity_center=None).outcome is Outcome.DENIED
+    assert deny_session_scope(scope, iam=iam, identity_center=None).outcome is Outcome.ALREADY_DENIED
+    assert restore_session_scope(scope, iam=iam, identity_center=None).outcome is Outcome.RESTORED
+    assert restore_session_scope(scope, iam=iam, identity_center=None).outcome is Outcome.NOT_DENIED
+
+    missing = deny_session_scope("session:NoSuchRole/chat-fn", iam=iam, identity_center=None)
+    assert missing.outcome is Outcome.ALERT_ONLY and "does not exist" in missing.message
+
+    suspend_session(iam, ROLE, "a")
+    suspend_session(iam, ROLE, "b")
+    assert restore_all_sessions(iam, ROLE).changed
+    assert attached_session_policies(iam) == [] and our_policies(iam) == []
+    assert not restore_all_sessions(iam, ROLE).changed
+
+
+class AttachRefused:
+    """IAM as moto answers it, except that attaching a policy hits the role's quota."""
+
+    def __init__(self, iam: Any) -> None:
+        self._iam = iam
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._iam, name)
+
+    def attach_role_policy(self, **kwargs: Any) -> None:
+        raise ClientError(
+            {"Error": {"Code": "LimitExceeded", "Message": "Cannot exceed quota for PoliciesPerRole: 10"}},
+            "AttachRolePolicy",
+        )
+
+
+def test_a_role_at_its_policy_quota_gets_alerts_and_keeps_no_policy(iam):
+    outcome = deny_session_scope(f"session:{ROLE}/chat-fn", iam=AttachRefused(iam), identity_center=None)
+    assert outcome.outcome is Outcome.ALERT_ONLY and "PoliciesPerRole" in outcome.message
+    assert our_policies(iam) == [] and attached_session_policies(iam) == []
+
+
+def test_sso_roles_are_never_changed_in_iam(iam):
+    with pytest.raises(ValueError, match="Identity Center"):
+        suspend_session(iam, SSO_ROLE, "priya@example.com")
+
+
+def test_a_deleted_role_leaves_no_policy_behind(iam):
+    policy_arn = suspend_session(iam, ROLE, "alice").policy_arn
+    iam.detach_role_policy(RoleName=ROLE, PolicyArn=policy_arn)
+    iam.delete_role(RoleName=ROLE)
+    result = restore_session(iam, ROLE, "alice")
+    assert result.changed and "no longer exists" in result.message
+    assert our_policies(iam) == []
+    with pytest.raises(ClientError):
+        iam.get_policy(PolicyArn=policy_arn)
+
+
+# --- IAM Identity Center ------------------------------------------------------------------------
+
+CUSTOMER_STATEMENTS = [
+    {"Sid": "ReadTeamData", "Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": "*"},
+    {
+        "Sid": "OnlyOurRegions",
+        "Effect": "Deny",
+        "NotAction": ["iam:*", "sts:*"],
+        "Resource": "*",
+        "Condition": {"StringNotEquals": {"aws:RequestedRegion": ["us-east-1", "eu-west-1"]}},
+    },
+    {"Effect": "Allow", "Action": "bedrock:InvokeModel*", "Resource": "*"},
+]
+
+
+@pytest.fixture
+def sso(aws_env: None) -> Iterator[tuple[Any, str, str]]:
+    """sso-admin with a DataScience permission set assigned to an account (so it can be provisioned)."""
+    with mock_aws():
+        client = boto3.client("sso-admin", region_name=REGION)
+        instance_arn = client.list_instances()["Instances"][0]["InstanceArn"]
+        client.create_permission_set(InstanceArn=instance_arn, Name="Developers")
+        arn = client.create_permission_set(InstanceArn=instance_arn, Name="DataScience")["PermissionSet"][
+            "PermissionSetArn"
+        ]
+        client.create_account_assignment(
+            InstanceArn=instance_arn,
+            TargetId="111122223333",
+            TargetType="AWS_ACCOUNT",
+            PermissionSetArn=arn,
+            PrincipalType="GROUP",
+            PrincipalId="g-data-science",
+        )
+        yield client, instance_arn, arn
+
+
+def inline_policy(client: Any, instance_arn: str, arn: str) -> str:
+    return client.get_inline_policy_for_permission_set(InstanceArn=instance_arn, PermissionSetArn=arn)[
+        "InlinePolicy"
+    ]
+
+
+def sso_denied(document: dict[str, Any], user: str, role_id: str = "AROAQWERTYUIOPASDFGHJ") -> bool:
+    statements = [s for s in document["Statement"] if s.get("Sid") == SSO_DENY_SID]
+    return any(
+        string_like(pattern, f"{role_id}:{user}")
+        for statement in statements
+        for pattern in statement["Condition"]["StringLike"]["aws:userid"]
+    )
+
+
+def test_an_sso_session_is_denied_through_its_permission_set(sso):
+    client, instance_arn, arn = sso
+    theirs = json.dumps({"Version": "2012-10-17", "Statement": CUSTOMER_STATEMENTS}, indent=2)
+    client.put_inline_policy_to_permission_set(
+        InstanceArn=instance_arn, PermissionSetArn=arn, InlinePolicy=theirs
+    )
+    connection = IdentityCenterConnection(IdentityCenter(client, instance_arn))
+    priya, tom = f"session:{SSO_ROLE}/priya@example.com", f"session:{SSO_ROLE}/tom.berg@example.com"
+
+    outcome = deny_session_scope(priya, iam=None, identity_center=connection)
+    assert outcome.outcome is Outcome.DENIED
+    document = json.loads(inline_policy(client, instance_arn, arn))
+    assert document["Statement"][:3] == CUSTOMER_STATEMENTS  # theirs untouched, in order
+    ours = document["Statement"][3]
+    assert ours["Sid"] == SSO_DENY_SID and ours["Effect"] == "Deny"
+    assert ours["Condition"] == {"StringLike": {"aws:userid": ["*:priya@example.com"]}}
+    assert sso_denied(document, "priya@example.com")
+    assert sso_denied(document, "priya@example.com", role_id="AROAOTHERACCOUNTROLE1")  # any account
+    assert not sso_denied(document, "tom.berg@example.com")
+    assert client.list_accounts_for_provisioned_permission_set(
+        InstanceArn=instance_arn, PermissionSetArn=arn
+    )["AccountIds"]
+
+    assert deny_session_scope(priya, iam=None, identity_center=connection).outcome is Outcome.ALREADY_DENIED
+    assert deny_session_scope(tom, iam=None, identity_center=connection).outcome is Outcome.DENIED
+    assert restore_session_scope(priya, iam=None, identity_center=connection).outcome is Outcome.RESTORED
+    document = json.loads(inline_policy(client, instance_arn, arn))
+    assert document["Statement"][:3] == CUSTOMER_STATEMENTS
+    assert not sso_denied(document, "priya@example.com") and sso_denied(document, "tom.berg@example.com")
+
+    assert restore_session_scope(tom, iam=None, identity_center=connection).outcome is Outcome.RESTORED
+    assert json.loads(inline_policy(client, instance_arn, arn)) == json.loads(
+        theirs
+    )  # ours gone, theirs intact
+    assert restore_session_scope(tom, iam=None, identity_center=connection).outcome is Outcome.NOT_DENIED
+
+
+def test_a_permission_set_without_an_inline_policy_gets_none_back(sso):
+    client, instance_arn, arn = sso
+    center = IdentityCenter(client, instance_arn)
+    result = center.suspend_session("DataScience", "priya@example.com")
+    assert result.changed and result.permission_set_arn == arn and result.provisioning_request_id
+    assert center.suspended_users("DataScience") == {"priya@example.com"}
+    assert center.restore_session("DataScience", "priya@example.com").changed
+    assert inline_policy(client, instance_arn, arn) == ""  # deleted, not left empty
+    assert center.suspended_users("DataScience") == frozenset()
+
+
+def test_an_sso_suspension_over_the_limit_writes_nothing(sso):
+    client, instance_arn, arn = sso
+    padding = {"Sid": "Big", "Effect": "Allow", "Action": "s3:GetObject", "Resource": ["*" * 10_000]}
+    theirs = json.dumps({"Version": "2012-10-17", "Statement": [padding]})
+    client.put_inline_policy_to_permission_set(
+        InstanceArn=instance_arn, PermissionSetArn=arn, InlinePolicy=theirs
+    )
+    connection = IdentityCenterConnection(IdentityCenter(client, instance_arn))
+    outcome = deny_session_scope(
+        f"session:{SSO_ROLE}/priya@example.com", iam=None, identity_center=connection
+    )
+    assert outcome.outcome is Outcome.ALERT_ONLY and "10240" in outcome.message
+    assert inline_policy(client, instance_arn, arn) == theirs
+
+
+def test_an_unknown_permission_set_gets_alerts_only(sso):
+    client, instance_arn, _ = sso
+    connection = IdentityCenterConnection(IdentityCenter(client, instance_arn))
+    outcome = deny_session_scope(
+        "session:AWSReservedSSO_Gone_0123456789abcdef/priya@example.com", iam=None, identity_center=connection
+    )
+    assert outcome.outcome is Outcome.ALERT_ONLY and "no permission set named Gone" in outcome.message
+
+
+def test_connect_identity_center_assumes_the_admin_role(aws_env):
+    with mock_aws():
+        iam = boto3.client("iam", region_name=REGION)
+        admin = iam.create_role(
+            RoleName="BudgetkeeperIdentityCenterAdmin", AssumeRolePolicyDocument=json.dumps(TRUST)
+        )
+        connection = connect_identity_center(admin["Role"]["Arn"], region_name=REGION)
+        assert connection.reason is None and connection.center is not None
+        expected = boto3.client("sso-admin", region_name=REGION).list_instances()["Instances"][0][
+            "InstanceArn"
+        ]
+        assert connection.center.instance_arn == expected
+
+        given = connect_identity_center(
+            admin["Role"]["Arn"],
+            region_name=REGION,
+            instance_arn="arn:aws:sso:::instance/ssoins-1234567890abcdef",
+        )
+        assert given.center is not None and given.center.instance_arn.endswith("ssoins-1234567890abcdef")
+
+    assert connect_identity_center(None).center is None
+    assert "not set" in str(connect_identity_center(None).reason)

@@ -1,0 +1,225 @@
+"""Suspending one person on a shared role, through the real workflow on moto.
+
+moto cannot evaluate policies, so each test reads the policy back and checks its condition against
+each session's `ROLEID:session` with IAM's StringLike rules (policies.string_like).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+from aws_lambda_powertools.utilities import parameters
+from moto import mock_aws
+
+from budgetkeeper.policies import PolicyTooLarge, string_like
+from budgetkeeper.session_denies import session_policy_name, suspend_session
+from budgetkeeper.store import BudgetItem, TeamItem
+from budgetkeeper_cli.harness.stack import LocalStack
+from budgetkeeper_cli.harness.workflow import real_handlers, wait_for_state
+from tests.integration.conftest import MOTO_CONFIG
+from tests.integration.test_enforcement_workflow import (
+    ACCOUNT,
+    exceeded_run,
+    finish_all,
+    notifications,
+    operator,
+    set_budget,
+    spend,
+    types,
+)
+
+SHARED_ROLE = "SharedAnalystRole"
+SSO_ROLE = "AWSReservedSSO_DataScience_4f1c9a7e2b5d8c30"
+IDENTITY_CENTER_ADMIN = "arn:aws:iam::123456789012:role/IdentityCenterAdmin"
+
+
+def session_arn(role: str, session: str) -> str:
+    return f"arn:aws:sts::{ACCOUNT}:assumed-role/{role}/{session}"
+
+
+@pytest.fixture
+def workflow(stack, settings):
+    with real_handlers(stack) as waits:
+        yield waits
+
+
+@pytest.fixture
+def shared_role(stack) -> str:
+    role = stack.client("iam").create_role(RoleName=SHARED_ROLE, AssumeRolePolicyDocument="{}")
+    return role["Role"]["RoleId"]
+
+
+def session_policy(stack) -> dict | None:
+    iam = stack.client("iam")
+    attached = iam.list_attached_role_policies(RoleName=SHARED_ROLE)["AttachedPolicies"]
+    ours = [p for p in attached if p["PolicyName"] == session_policy_name(SHARED_ROLE)]
+    if not ours:
+        return None
+    policy = iam.get_policy(PolicyArn=ours[0]["PolicyArn"])["Policy"]
+    version = iam.get_policy_version(PolicyArn=policy["Arn"], VersionId=policy["DefaultVersionId"])
+    document = version["PolicyVersion"]["Document"]
+    return json.loads(document) if isinstance(document, str) else document
+
+
+def denied(document: dict | None, role_id: str, session: str) -> bool:
+    if document is None:
+        return False
+    for statement in document["Statement"]:
+        assert statement["Effect"] == "Deny"
+        patterns = statement.get("Condition", {}).get("StringLike", {}).get("aws:userid", [])
+        if any(string_like(pattern, f"{role_id}:{session}") for pattern in patterns):
+            return True
+    return False
+
+
+def test_one_session_on_a_shared_role_is_denied_and_another_is_not(stack, workflow, shared_role):
+    set_budget(f"session:{SHARED_ROLE}/alice@example.com")
+    workflow.max_wait_seconds = 3
+    spend(session_arn(SHARED_ROLE, "alice@example.com"), "1.5")
+    spend(session_arn(SHARED_ROLE, "bob@example.com"), "0.2")
+    wait_for_state(stack, exceeded_run(stack)["executionArn"], "WaitForRefresh")
+    document = session_policy(stack)
+    assert denied(document, shared_role, "alice@example.com")
+    assert not denied(document, shared_role, "bob@example.com")
+    # The role itself carries no deny policy of its own
+    attached = stack.client("iam").list_attached_role_policies(RoleName=SHARED_ROLE)["AttachedPolicies"]
+    assert stack.physical_ids["BedrockDenyPolicy"] not in [p["PolicyArn"] for p in attached]
+    finish_all(stack)
+    assert session_policy(stack) is None  # restored at the refresh: detached and deleted
+
+
+def test_three_sessions_suspended_and_restored_out_of_order(stack, workflow, shared_role):
+    sessions = ["ann", "ben", "cat"]
+    workflow.max_wait_seconds = 120
+    for name in sessions:
+        set_budget(f"session:{SHARED_ROLE}/{name}")
+        spend(session_arn(SHARED_ROLE, name), "1.5")
+    for run in [e for e in _executions(stack) if e["name"].startswith("exceeded")]:
+        wait_for_state(stack, run["executionArn"], "WaitForRefresh")
+    assert all(denied(session_policy(stack), shared_role, name) for name in sessions)
+    remaining = set(sessions)
+    for name in ["ben", "cat", "ann"]:
+        operator(stack, "restore", f"session:{SHARED_ROLE}/{name}")
+        remaining.discard(name)
+        document = session_policy(stack)
+        assert {n for n in sessions if denied(document, shared_role, n)} == remaining
+    assert session_policy(stack) is None
+
+
+def _executions(stack: LocalStack) -> list[dict]:
+    arn = stack.physical_ids["BudgetEnforcementStateMachine"]
+    return stack.client("stepfunctions").list_executions(stateMachineArn=arn)["executions"]
+
+
+def test_a_session_policy_that_would_exceed_6144_characters_falls_back_to_an_alert(
+    stack, workflow, shared_role
+):
+    iam = stack.client("iam")
+    # Given a role whose session policy is nearly full already
+    n = 0
+    while True:
+        try:
+            suspend_session(iam, SHARED_ROLE, f"{'x' * 40}-{n:04d}@example.com")
+        except PolicyTooLarge:
+            break
+        n += 1
+    before = session_policy(stack)
+    one_more = f"{'y' * 40}-0000@example.com"  # as long as the others (IAM allows 64): it cannot fit
+    set_budget(f"session:{SHARED_ROLE}/{one_more}")
+    spend(session_arn(SHARED_ROLE, one_more), "1.5")
+    finish_all(stack)
+    # Then nothing is half-written, the operators are told, and the budget stays critical
+    assert session_policy(stack) == before
+    alert = [n for n in notifications(stack) if n["type"] == "cannot_suspend"]
+    assert len(alert) == 1 and "6144" in alert[0]["note"] and "backstop" in alert[0]["note"]
+    assert BudgetItem.get(f"session:{SHARED_ROLE}/{one_more}", "daily").status == "critical"
+
+
+def test_without_the_identity_center_role_an_sso_session_gets_an_alert_only(stack, workflow):
+    set_budget(f"session:{SSO_ROLE}/priya@example.com")
+    spend(session_arn(SSO_ROLE, "priya@example.com"), "1.5")
+    finish_all(stack)
+    assert types(stack) == ["grace", "cannot_suspend"]
+    assert "IdentityCenterAdminRoleArn" in notifications(stack)[-1]["note"]
+
+
+@pytest.fixture
+def sso_stack(aws_env) -> Iterator[LocalStack]:
+    with mock_aws(config=MOTO_CONFIG):
+        parameters.clear_caches()
+        stack = LocalStack(parameters={"IdentityCenterAdminRoleArn": IDENTITY_CENTER_ADMIN}).create()
+        stack.client("iam").create_role(RoleName="IdentityCenterAdmin", AssumeRolePolicyDocument="{}")
+        with stack.activated(), real_handlers(stack) as waits:
+            yield stack, waits
+        parameters.clear_caches()
+
+
+CUSTOMER_STATEMENT = {
+    "Sid": "CustomerReadsTheDataLake",
+    "Effect": "Allow",
+    "Action": ["s3:GetObject"],
+    "Resource": "arn:aws:s3:::data-lake/*",
+}
+
+
+def test_an_sso_session_is_denied_through_its_permission_set_and_the_customer_policy_survives(sso_stack):
+    stack, waits = sso_stack
+    sso = stack.client("sso-admin")
+    instance = sso.list_instances()["Instances"][0]["InstanceArn"]
+    permission_set = sso.create_permission_set(InstanceArn=instance, Name="DataScience")["PermissionSet"]
+    set_arn = permission_set["PermissionSetArn"]
+    customer_policy = json.dumps({"Version": "2012-10-17", "Statement": [CUSTOMER_STATEMENT]})
+    sso.put_inline_policy_to_permission_set(
+        InstanceArn=instance, PermissionSetArn=set_arn, InlinePolicy=customer_policy
+    )
+    sso.create_account_assignment(
+        InstanceArn=instance,
+        TargetId=ACCOUNT,
+        TargetType="AWS_ACCOUNT",
+        PermissionSetArn=set_arn,
+        PrincipalType="USER",
+        PrincipalId="user-priya",
+    )
+    set_budget(f"session:{SSO_ROLE}/priya@example.com")
+    waits.max_wait_seconds = 3
+    spend(session_arn(SSO_ROLE, "priya@example.com"), "1.5")
+    wait_for_state(stack, exceeded_run(stack)["executionArn"], "WaitForRefresh")
+
+    def inline() -> dict:
+        text = sso.get_inline_policy_for_permission_set(InstanceArn=instance, PermissionSetArn=set_arn)
+        return json.loads(text["InlinePolicy"])
+
+    during = inline()
+    assert during["Statement"][0] == CUSTOMER_STATEMENT
+    ours = [s for s in during["Statement"] if s.get("Sid", "").startswith("Budgetkeeper")]
+    assert len(ours) == 1 and ours[0]["Effect"] == "Deny"
+    patterns = ours[0]["Condition"]["StringLike"]["aws:userid"]
+    assert any(string_like(p, "AROAEXAMPLEROLEID:priya@example.com") for p in patterns)
+    assert not any(string_like(p, "AROAEXAMPLEROLEID:raj@example.com") for p in patterns)
+    finish_all(stack)
+    assert inline() == {"Version": "2012-10-17", "Statement": [CUSTOMER_STATEMENT]}
+
+
+def test_a_team_budget_reaches_members_on_shared_roles_as_well_as_the_team_group(
+    stack, workflow, shared_role
+):
+    iam = stack.client("iam")
+    iam.create_group(GroupName="research")
+    iam.create_user(UserName="uma")
+    iam.add_user_to_group(GroupName="research", UserName="uma")
+    TeamItem("user:uma", team="research").save()
+    TeamItem(f"session:{SHARED_ROLE}/vik@example.com", team="research").save()
+    BudgetItem("team:research", "daily", limit_usd=Decimal(2), grace_seconds=0).save()
+    workflow.max_wait_seconds = 3
+    spend(f"arn:aws:iam::{ACCOUNT}:user/uma", "1")
+    spend(session_arn(SHARED_ROLE, "vik@example.com"), "1.5")
+    wait_for_state(stack, exceeded_run(stack)["executionArn"], "WaitForRefresh")
+    groups = iam.list_attached_group_policies(GroupName="research")["AttachedPolicies"]
+    assert [p["PolicyArn"] for p in groups] == [stack.physical_ids["BedrockDenyPolicy"]]
+    assert denied(session_policy(stack), shared_role, "vik@example.com")
+    finish_all(stack)
+    assert iam.list_attached_group_policies(GroupName="research")["AttachedPolicies"] == []
+    assert session_policy(stack) is None

@@ -1,0 +1,421 @@
+"""The one policy builder (budgetkeeper.policies) and the session-scope helpers: no AWS, no network."""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from budgetkeeper.policies import (
+    BEDROCK_DENY_ACTIONS,
+    MANAGED_POLICY_LIMIT,
+    OUR_SIDS,
+    PERMISSION_SET_INLINE_POLICY_LIMIT,
+    SESSION_DENY_SID,
+    SOURCE_IDENTITY_DENY_SID,
+    SSO_DENY_SID,
+    PolicyTooLarge,
+    SessionDenies,
+    check_size,
+    compact_json,
+    document_fits,
+    escape_for_condition,
+    merge_statement,
+    policy_size,
+    remove_statement,
+    session_denies_of,
+    session_deny_document,
+    session_userid,
+    sso_deny_statement,
+    sso_users_of,
+    string_like,
+    unescape_condition,
+)
+from budgetkeeper.scopes import InvalidScope
+from budgetkeeper.session_denies import (
+    POLICY_NAME_LIMIT,
+    IdentityCenterConnection,
+    Outcome,
+    connect_identity_center,
+    deny_session_scope,
+    is_sso_scope,
+    parse_session_scope,
+    permission_set_name,
+    session_policy_name,
+)
+from budgetkeeper_cli.harness.template import load_template
+
+ROLE_ID = "AROA3XFRBF535PLBIFPI4"
+OTHER_ROLE_ID = "AROAZZZZZZZZZZZZZZZZZ"
+SSO_ROLE = "AWSReservedSSO_DataScience_4f1c9a7e2b5d8c30"
+
+# IAM's characters for role session names, [\w+=,.@-] (ASCII), plus attempts at IAM wildcards.
+IAM_NAME_CHARACTERS = string.ascii_letters + string.digits + "_+=,.@-"
+session_names = st.text(alphabet=IAM_NAME_CHARACTERS + "*?", min_size=1, max_size=64)
+source_identities = st.text(alphabet=IAM_NAME_CHARACTERS + "*?$", min_size=2, max_size=64)
+
+
+def userid_patterns(document: dict[str, Any]) -> list[str]:
+    (statement,) = [s for s in document["Statement"] if s.get("Sid") in (SESSION_DENY_SID, SSO_DENY_SID)]
+    return statement["Condition"]["StringLike"]["aws:userid"]
+
+
+def denied(patterns: list[str], userid: str) -> bool:
+    """IAM's evaluation of a StringLike condition with several values: any one matches."""
+    return any(string_like(pattern, userid) for pattern in patterns)
+
+
+def near_misses(names: set[str]) -> set[str]:
+    """Names a loose pattern would also match: wildcards filled in, a character added or dropped."""
+    misses = set()
+    for name in names:
+        misses |= {name.replace("*", "Qz").replace("?", "q"), name.replace("*", ""), "x" + name, name + "x"}
+        misses |= {name[1:], name[:-1], name.upper(), name.lower()}
+    return {miss for miss in misses if miss} - names
+
+
+def assert_only_deny(document: dict[str, Any]) -> None:
+    statements = document["Statement"]
+    assert statements
+    for statement in statements:
+        assert statement["Effect"] == "Deny"
+        assert statement["Action"] == list(BEDROCK_DENY_ACTIONS)
+        assert statement["Resource"] == "*"
+        assert not {"NotAction", "NotResource", "Principal", "NotPrincipal"} & set(statement)
+        assert statement["Sid"] in OUR_SIDS
+        assert set(statement["Condition"]) <= {"StringLike", "StringEquals"}
+
+
+# --- one list of actions ------------------------------------------------------------------------
+
+
+def test_template_deny_policy_lists_exactly_the_builders_actions():
+    policy = load_template()["Resources"]["BedrockDenyPolicy"]["Properties"]["PolicyDocument"]
+    (statement,) = policy["Statement"]
+    assert statement["Effect"] == "Deny"
+    assert statement["Resource"] == "*"
+    assert len(statement["Action"]) == len(set(statement["Action"]))
+    assert sorted(statement["Action"]) == sorted(BEDROCK_DENY_ACTIONS)
+    assert len(BEDROCK_DENY_ACTIONS) == len(set(BEDROCK_DENY_ACTIONS))
+
+
+# --- string_like --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pattern", "value", "expected"),
+    [
+        ("AROA1:alice", "AROA1:alice", True),
+        ("AROA1:alice", "AROA1:Alice", False),  # case-sensitive
+        ("AROA1:alice", "AROA1:alice2", False),  # whole string
+        ("AROA1:ali?e", "AROA1:alice", True),
+        ("AROA1:ali?e", "AROA1:alie", False),  # ? is exactly one character
+        ("*:bob@example.com", "AROAXYZ:bob@example.com", True),
+        ("*:bob@example.com", ":bob@example.com", True),  # * matches the empty string
+        ("*:bob@example.com", "AROAXYZ:xbob@example.com", False),
+        ("*:bob@example.com", "AROAXYZ:bob@example.comx", False),
+        ("AROA1:a${*}b", "AROA1:a*b", True),
+        ("AROA1:a${*}b", "AROA1:axyzb", False),
+        ("AROA1:a${?}", "AROA1:a?", True),
+        ("AROA1:a${?}", "AROA1:ab", False),
+        ("AROA1:a${$}", "AROA1:a$", True),
+        ("AROA1:a$b", "AROA1:a$b", True),
+        ("a*b*c", "abbbc", True),
+        ("a*b*c", "acb", False),
+        ("x\ny", "x\ny", True),
+    ],
+)
+def test_string_like_follows_iam(pattern, value, expected):
+    assert string_like(pattern, value) is expected
+
+
+def test_string_like_refuses_request_variables():
+    with pytest.raises(ValueError, match="depends on the request"):
+        string_like("${aws:username}", "alice")
+
+
+@given(st.text(alphabet=IAM_NAME_CHARACTERS + "*?${}", max_size=40))
+def test_escaped_values_match_only_themselves(value):
+    escaped = escape_for_condition(value)
+    assert unescape_condition(escaped) == value
+    assert string_like(escaped, value)
+    assert not string_like(escaped, value + "x")
+    if "*" in value or "?" in value:
+        assert not string_like(escaped, value.replace("*", "Q").replace("?", "Q"))
+
+
+# --- the per-role session document --------------------------------------------------------------
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    suspended=st.sets(session_names, min_size=1, max_size=25),
+    others=st.sets(session_names, max_size=25),
+    identities=st.sets(source_identities, max_size=5),
+)
+def test_session_document_denies_exactly_the_suspended_sessions(suspended, others, identities):
+    document = session_deny_document(ROLE_ID, SessionDenies(frozenset(suspended), frozenset(identities)))
+    assert_only_deny(document)
+    patterns = userid_patterns(document)
+    assert patterns == sorted(set(patterns))
+    assert len(patterns) == len(suspended)
+    for name in suspended:
+        assert denied(patterns, session_userid(ROLE_ID, name))
+        assert not denied(patterns, session_userid(OTHER_ROLE_ID, name))  # this role only
+    for name in (others | near_misses(suspended)) - suspended:
+        assert not denied(patterns, session_userid(ROLE_ID, name))
+    by_sid = {statement["Sid"]: statement for statement in document["Statement"]}
+    if identities:
+        values = by_sid[SOURCE_IDENTITY_DENY_SID]["Condition"]["StringEquals"]["aws:SourceIdentity"]
+        assert values == sorted(set(values))
+        assert {unescape_condition(value) for value in values} == identities
+        # every `$` is one of IAM's special-character variables: no request variable can be formed
+        assert all("$" not in re.sub(r"\$\{[*?$]\}", "", value) for value in values)
+    else:
+        assert SOURCE_IDENTITY_DENY_SID not in by_sid
+    assert session_denies_of(json.loads(compact_json(document))) == SessionDenies(
+        frozenset(suspended), frozenset(identities)
+    )
+
+
+def test_session_document_shape():
+    document = session_deny_document(ROLE_ID, SessionDenies(frozenset(["chat-fn", "batch-fn", "chat-fn"])))
+    assert document == {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": SESSION_DENY_SID,
+                "Effect": "Deny",
+                "Action": list(BEDROCK_DENY_ACTIONS),
+                "Resource": "*",
+                "Condition": {"StringLike": {"aws:userid": [f"{ROLE_ID}:batch-fn", f"{ROLE_ID}:chat-fn"]}},
+            }
+        ],
+    }
+
+
+def test_session_document_refuses_nothing_to_deny_and_bad_input():
+    with pytest.raises(ValueError, match="no suspended sessions"):
+        session_deny_document(ROLE_ID, SessionDenies())
+    with pytest.raises(ValueError, match="RoleId"):
+        session_deny_document("arn:aws:iam::111122223333:role/x", SessionDenies(frozenset({"a"})))
+    with pytest.raises(ValueError, match="session name"):
+        SessionDenies().with_session("")
+    with pytest.raises(ValueError, match="source identity"):
+        SessionDenies().with_session("a", " alice")
+
+
+def test_session_denies_add_and_remove():
+    denies = SessionDenies().with_session("a", "alice").with_session("b")
+    assert denies.denies("a", "alice") and denies.denies("b") and not denies.denies("c")
+    assert denies.without_session("a", "alice") == SessionDenies(frozenset({"b"}))
+    assert denies.without_session("zz") == denies
+    assert not SessionDenies()
+    assert session_denies_of(None) == SessionDenies()
+
+
+# --- the SSO statement --------------------------------------------------------------------------
+
+
+@settings(max_examples=200)
+@given(suspended=st.sets(session_names, min_size=1, max_size=20), others=st.sets(session_names, max_size=20))
+def test_sso_statement_denies_exactly_the_suspended_users_in_any_account(suspended, others):
+    statement = sso_deny_statement(suspended)
+    assert_only_deny({"Statement": [statement]})
+    patterns = statement["Condition"]["StringLike"]["aws:userid"]
+    for user in suspended:
+        assert denied(patterns, f"{ROLE_ID}:{user}")
+        assert denied(patterns, f"{OTHER_ROLE_ID}:{user}")  # the role id differs per account
+    for user in (others | near_misses(suspended)) - suspended:
+        assert not denied(patterns, f"{ROLE_ID}:{user}")
+    assert sso_users_of({"Statement": [statement]}) == suspended
+
+
+# --- merging into a customer's inline policy ----------------------------------------------------
+
+customer_statements = st.lists(
+    st.fixed_dictionaries(
+        {
+            "Effect": st.sampled_from(["Allow", "Deny"]),
+            "Action": st.one_of(
+                st.sampled_from(["s3:GetObject", "ec2:*", "bedrock:InvokeModel"]),
+                st.lists(st.sampled_from(["s3:GetObject", "s3:PutObject", "logs:*"]), min_size=1),
+            ),
+            "Resource": st.sampled_from(["*", "arn:aws:s3:::data/*"]),
+        },
+        optional={
+            "Sid": st.text(alphabet=string.ascii_letters + string.digits, min_size=1, max_size=20).filter(
+                lambda sid: sid not in OUR_SIDS
+            ),
+            "Condition": st.just({"StringEquals": {"aws:RequestedRegion": ["us-east-1", "eu-west-1"]}}),
+        },
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@given(
+    customer=customer_statements, users=st.sets(session_names, min_size=1, max_size=5), pretty=st.booleans()
+)
+def test_merge_and_remove_keep_customer_statements(customer, users, pretty):
+    existing = json.dumps(
+        {"Version": "2012-10-17", "Id": "team-policy", "Statement": customer}, indent=4 if pretty else None
+    )
+    merged = merge_statement(existing, sso_deny_statement(users))
+    document = json.loads(merged)
+    assert document["Id"] == "team-policy" and document["Version"] == "2012-10-17"
+    assert document["Statement"][: len(customer)] == customer  # untouched, in order
+    assert document["Statement"][len(customer) :] == [sso_deny_statement(users)]
+    # replacing ours leaves theirs alone again, and ours stays one statement
+    remerged = json.loads(merge_statement(merged, sso_deny_statement(users | {"new.user"})))
+    assert remerged["Statement"][: len(customer)] == customer
+    assert [s.get("Sid") for s in remerged["Statement"]].count(SSO_DENY_SID) == 1
+    assert sso_users_of(remerged) == users | {"new.user"}
+    removed = remove_statement(merged, SSO_DENY_SID)
+    assert removed is not None
+    assert json.loads(removed) == {"Version": "2012-10-17", "Id": "team-policy", "Statement": customer}
+
+
+def test_merge_replaces_ours_where_it_stands():
+    theirs_first = {"Sid": "First", "Effect": "Allow", "Action": "s3:*", "Resource": "*"}
+    theirs_last = {"Sid": "Last", "Effect": "Deny", "Action": "ec2:*", "Resource": "*"}
+    existing = {"Version": "2012-10-17", "Statement": [theirs_first, sso_deny_statement(["a"]), theirs_last]}
+    merged = json.loads(merge_statement(existing, sso_deny_statement(["a", "b"])))
+    assert merged["Statement"] == [theirs_first, sso_deny_statement(["a", "b"]), theirs_last]
+    assert existing["Statement"][1] == sso_deny_statement(["a"])  # the caller's data is not changed
+
+
+def test_merge_into_nothing_and_remove_to_nothing():
+    merged = merge_statement(None, sso_deny_statement(["a"]))
+    assert json.loads(merged) == {"Version": "2012-10-17", "Statement": [sso_deny_statement(["a"])]}
+    assert merge_statement("", sso_deny_statement(["a"])) == merged
+    assert remove_statement(merged, SSO_DENY_SID) is None
+    assert remove_statement(None, SSO_DENY_SID) is None
+    assert remove_statement("  ", SSO_DENY_SID) is None
+
+
+def test_a_single_customer_statement_object_is_kept():
+    theirs = {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}
+    existing = json.dumps({"Version": "2012-10-17", "Statement": theirs})
+    assert json.loads(remove_statement(existing, SSO_DENY_SID)) == json.loads(existing)
+    merged = json.loads(merge_statement(existing, sso_deny_statement(["a"])))
+    assert merged["Statement"] == [theirs, sso_deny_statement(["a"])]
+    assert json.loads(remove_statement(merged, SSO_DENY_SID))["Statement"] == [theirs]
+
+
+def test_merge_takes_only_our_deny_statements():
+    with pytest.raises(ValueError, match="only Budgetkeeper's own Deny"):
+        merge_statement(None, {"Sid": SSO_DENY_SID, "Effect": "Allow", "Action": "*", "Resource": "*"})
+    with pytest.raises(ValueError, match="only Budgetkeeper's own Deny"):
+        merge_statement(None, {"Sid": "Theirs", "Effect": "Deny", "Action": "*", "Resource": "*"})
+
+
+def test_merge_refuses_documents_it_cannot_read():
+    with pytest.raises(ValueError, match="not JSON"):
+        merge_statement("{not json", sso_deny_statement(["a"]))
+    with pytest.raises(ValueError, match="not a JSON object"):
+        merge_statement("[]", sso_deny_statement(["a"]))
+
+
+# --- sizes --------------------------------------------------------------------------------------
+
+
+def test_size_is_counted_without_whitespace():
+    document = session_deny_document(ROLE_ID, SessionDenies(frozenset({"chat-fn"}), frozenset({"alice"})))
+    assert policy_size(json.dumps(document, indent=4)) == policy_size(document) == len(compact_json(document))
+    assert " " not in compact_json(document) and "\n" not in compact_json(document)
+
+
+def padded_document(size: int) -> dict[str, Any]:
+    base = {"Version": "2012-10-17", "Statement": [sso_deny_statement(["x"])]}
+    padding = size - policy_size(base)
+    return {"Version": "2012-10-17", "Statement": [sso_deny_statement(["x" * (padding + 1)])]}
+
+
+@pytest.mark.parametrize("limit", [MANAGED_POLICY_LIMIT, PERMISSION_SET_INLINE_POLICY_LIMIT])
+def test_size_limits_at_the_boundary(limit):
+    at_limit, over_limit = padded_document(limit), padded_document(limit + 1)
+    assert policy_size(at_limit) == limit and policy_size(over_limit) == limit + 1
+    assert document_fits(at_limit, limit) and not document_fits(over_limit, limit)
+    assert check_size(at_limit, limit, "policy p") == compact_json(at_limit)
+    with pytest.raises(PolicyTooLarge) as raised:
+        check_size(over_limit, limit, "policy p")
+    assert (raised.value.size, raised.value.limit) == (limit + 1, limit)
+    assert "nothing was written" in str(raised.value)
+
+
+def test_non_ascii_is_counted_as_written():
+    document = {"Version": "2012-10-17", "Statement": [sso_deny_statement(["zoë"])]}
+    text = compact_json(document)
+    assert text.isascii() and "\\u00eb" in text and policy_size(document) == len(text)
+
+
+def test_managed_policy_holds_a_realistic_number_of_sessions():
+    names = {f"session-{index:03d}@example.com" for index in range(100)}
+    assert document_fits(session_deny_document(ROLE_ID, SessionDenies(frozenset(names))))
+
+
+# --- session scopes and names -------------------------------------------------------------------
+
+
+def test_session_scopes():
+    sso = parse_session_scope(f"session:{SSO_ROLE}/priya@example.com")
+    assert (sso.role_name, sso.session_name, sso.is_sso, sso.permission_set_name) == (
+        SSO_ROLE,
+        "priya@example.com",
+        True,
+        "DataScience",
+    )
+    app = parse_session_scope("session:ChatbotApp-BedrockRole/chat-fn")
+    assert (app.is_sso, app.permission_set_name) == (False, None)
+    assert is_sso_scope(f"session:{SSO_ROLE}/priya@example.com")
+    assert not is_sso_scope("session:ChatbotApp-BedrockRole/chat-fn")
+    with pytest.raises(InvalidScope):
+        parse_session_scope("role:ChatbotApp-BedrockRole")
+
+
+@pytest.mark.parametrize(
+    ("role_name", "expected"),
+    [
+        ("AWSReservedSSO_DataScience_4f1c9a7e2b5d8c30", "DataScience"),
+        ("AWSReservedSSO_Read_Only_Access_9b2e6d4a1c7f3e58", "Read_Only_Access"),
+        ("AWSReservedSSO_Dev_1a2b", "Dev"),
+        ("AWSReservedSSO_NoSuffix", None),
+        ("ChatbotApp-BedrockRole", None),
+    ],
+)
+def test_permission_set_name(role_name, expected):
+    assert permission_set_name(role_name) == expected
+
+
+def test_policy_names_are_deterministic_and_within_iam_limits():
+    assert session_policy_name("ChatbotApp-BedrockRole") == "budgetkeeper-sessions-ChatbotApp-BedrockRole"
+    long_name = "r" * 120
+    assert session_policy_name(long_name) == session_policy_name(long_name)
+    assert len(session_policy_name(long_name)) == POLICY_NAME_LIMIT
+    assert session_policy_name(long_name) != session_policy_name("r" * 119 + "s")
+    assert len(session_policy_name("r" * 64)) <= POLICY_NAME_LIMIT  # any IAM role name fits unhashed
+
+
+def test_sso_sessions_without_identity_center_get_alerts_only():
+    connection = connect_identity_center("")
+    assert connection.center is None and "alerts only" in str(connection.reason)
+    outcome = deny_session_scope(
+        f"session:{SSO_ROLE}/priya@example.com", iam=None, identity_center=connection
+    )
+    assert outcome.outcome is Outcome.ALERT_ONLY
+    assert "IdentityCenterAdminRoleArn is not set" in outcome.message
+    unconnected = deny_session_scope(f"session:{SSO_ROLE}/priya@example.com", iam=None, identity_center=None)
+    assert unconnected.outcome is Outcome.ALERT_ONLY
+    unparsable = deny_session_scope(
+        "session:AWSReservedSSO_NoSuffix/priya@example.com",
+        iam=None,
+        identity_center=IdentityCenterConnection(center=object()),  # type: ignore[arg-type]
+    )
+    assert unparsable.outcome is Outcome.ALERT_ONLY and "permission set name" in unparsable.message
