@@ -10,7 +10,17 @@ from collections.abc import Sequence
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 
 # Sub-command modules under budgetkeeper_cli.commands, in the order `--help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("price", "meter")
+COMMAND_MODULES: tuple[str, ...] = (
+    "price",
+    "meter",
+    "budget",
+    "status",
+    "audit",
+    "suspend",
+    "restore",
+    "protect",
+    "unprotect",
+)
 
 
 class _Parser(argparse.ArgumentParser):

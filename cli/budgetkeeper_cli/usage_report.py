@@ -17,7 +17,6 @@ filter every record into a sink), `UsageReport` and `render` (aggregate and prin
 
 from __future__ import annotations
 
-import csv
 import fnmatch
 import gzip
 import io
@@ -37,10 +36,13 @@ from typing import IO, Any, TextIO
 from botocore.exceptions import BotoCoreError, ClientError
 
 from budgetkeeper.metering import Meter, Metered, money
-from budgetkeeper.pricing import InferenceProfiles, PriceStatus, decimal_text
+from budgetkeeper.pricing import InferenceProfiles, PriceStatus
 from budgetkeeper.records import MalformedEvent
 from budgetkeeper.scopes import InvalidScope, ScopeKind, is_valid_scope_name, parse_scope
+from budgetkeeper_cli import rendering
 from budgetkeeper_cli.errors import CommandFailed, UsageError
+from budgetkeeper_cli.rendering import FORMATS as FORMATS  # re-exported for the meter command
+from budgetkeeper_cli.rendering import Column, plain_decimal
 
 GROUP_FIELDS: tuple[str, ...] = ("principal", "role", "app", "team", "model", "region", "day", "hour")
 COUNTER_FIELDS: tuple[str, ...] = (
@@ -51,8 +53,6 @@ COUNTER_FIELDS: tuple[str, ...] = (
     "cache_write_tokens",
     "cost_usd",
 )
-FORMATS: tuple[str, ...] = ("table", "csv", "json")
-MISSING = "-"  # a group value the record has none of (no role, app or team), in table and CSV
 MALFORMED_SHOWN = 10  # malformed lines listed one by one; the rest are counted
 
 # Files a directory walk reads; a file named on the command line is read whatever its name.
@@ -660,79 +660,54 @@ def summary_lines(stats: ScanStats, *, price_version: str, filtered: bool) -> li
 
 
 # --- rendering ---------------------------------------------------------------------------------
+# Through the one renderer every command uses (budgetkeeper_cli.rendering).
 
-_TABLE_COUNTERS: tuple[tuple[str, str], ...] = (
-    ("calls", "calls"),
-    ("input_tokens", "input tokens"),
-    ("output_tokens", "output tokens"),
-    ("cache_read_tokens", "cache read"),
-    ("cache_write_tokens", "cache write"),
-)
+_COUNTER_TITLES: Mapping[str, str] = {
+    "calls": "calls",
+    "input_tokens": "input tokens",
+    "output_tokens": "output tokens",
+    "cache_read_tokens": "cache read",
+    "cache_write_tokens": "cache write",
+}
 
 
 def cost_text(value: Decimal) -> str:
     """An exact cost as plain decimal text: no exponent, no rounding (`1.8E-7` -> `0.00000018`)."""
-    return decimal_text(value) if value else "0"
+    return plain_decimal(value)
+
+
+def _columns(report: UsageReport) -> list[Column]:
+    return [
+        *(Column(name) for name in report.group_by),
+        *(Column(name, title, numeric=True, show="{:,}".format) for name, title in _COUNTER_TITLES.items()),
+        Column("cost_usd", "cost", numeric=True, show=money),
+    ]
+
+
+def _row(group: Sequence[str | None], group_by: Sequence[str], totals: Totals) -> dict[str, Any]:
+    return {
+        **dict(zip(group_by, group, strict=True)),
+        **{name: getattr(totals, name) for name in COUNTER_FIELDS},
+    }
+
+
+def _rows(report: UsageReport) -> list[dict[str, Any]]:
+    return [_row(row.group, report.group_by, row.totals) for row in report.rows()]
 
 
 def render(report: UsageReport, output_format: str) -> str:
-    if output_format == "json":
-        return render_json(report)
-    if output_format == "csv":
-        return render_csv(report)
-    if output_format == "table":
-        return render_table(report)
-    raise UsageError(f"unknown format {output_format!r}: use one of {', '.join(FORMATS)}")
+    """Table (costs rounded for people, the most expensive group first, a total line), csv or json."""
+    total = _row(["TOTAL", *([""] * (len(report.group_by) - 1))], report.group_by, report.total)
+    return rendering.render(_columns(report), _rows(report), output_format, footer=total)
 
 
 def render_json(report: UsageReport) -> str:
-    rows = [
-        {
-            **dict(zip(report.group_by, row.group, strict=True)),
-            **{name: getattr(row.totals, name) for name in COUNTER_FIELDS[:-1]},
-            "cost_usd": cost_text(row.totals.cost_usd),
-        }
-        for row in report.rows()
-    ]
-    return json.dumps(rows, indent=2) + "\n"
+    return render(report, "json")
 
 
 def render_csv(report: UsageReport) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*report.group_by, *COUNTER_FIELDS])
-    for row in report.rows():
-        totals = row.totals
-        writer.writerow(
-            [
-                *(MISSING if value is None else value for value in row.group),
-                *(getattr(totals, name) for name in COUNTER_FIELDS[:-1]),
-                cost_text(totals.cost_usd),
-            ]
-        )
-    return buffer.getvalue()
+    return render(report, "csv")
 
 
 def render_table(report: UsageReport) -> str:
-    """Aligned columns, the most expensive group first, costs for people (`money`), a total line."""
-    header = [*report.group_by, *(title for _, title in _TABLE_COUNTERS), "cost"]
-    body = [
-        _table_cells([MISSING if v is None else v for v in row.group], row.totals) for row in report.rows()
-    ]
-    total_label = ["TOTAL", *([""] * (len(report.group_by) - 1))]
-    total = _table_cells(total_label, report.total)
-    widths = [max(len(cells[i]) for cells in (header, *body, total)) for i in range(len(header))]
-    text_columns = len(report.group_by)
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(
-            cell.ljust(width) if index < text_columns else cell.rjust(width)
-            for index, (cell, width) in enumerate(zip(cells, widths, strict=True))
-        ).rstrip()
-
-    rule = "  ".join("-" * width for width in widths)
-    return "\n".join([line(header), rule, *(line(cells) for cells in body), rule, line(total)]) + "\n"
-
-
-def _table_cells(group: Sequence[str], totals: Totals) -> list[str]:
-    return [*group, *(f"{getattr(totals, name):,}" for name, _ in _TABLE_COUNTERS), money(totals.cost_usd)]
+    return render(report, "table")

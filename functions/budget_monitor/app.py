@@ -16,7 +16,9 @@ from budgetkeeper.settings import get_settings, load_tunables
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
-    report = build_sweep(settings, load_tunables(settings))(datetime.now(UTC))
+    tunables = load_tunables(settings)
+    logger.setLevel(tunables.log_level)
+    report = build_sweep(settings, tunables)(datetime.now(UTC))
     metrics.add_metric(name="BudgetsSwept", unit=MetricUnit.Count, value=report.budgets)
     metrics.add_metric(
         name="SweepRunsStarted",

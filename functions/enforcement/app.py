@@ -15,4 +15,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     state = event.get("state", {})
     logger.append_keys(task=event.get("task"), scope=state.get("scope"), execution=event.get("execution"))
     settings = get_settings()
-    return run_task(build_workflow_tasks(settings, load_tunables(settings)), event)
+    tunables = load_tunables(settings)
+    logger.setLevel(tunables.log_level)
+    return run_task(build_workflow_tasks(settings, tunables), event)

@@ -14,7 +14,9 @@ from budgetkeeper.settings import get_settings, load_tunables
 @event_source(data_class=KinesisFirehoseEvent)
 def lambda_handler(event: KinesisFirehoseEvent, context: LambdaContext) -> dict:
     settings = get_settings()
-    calculator = build_usage_calculator(settings, load_tunables(settings))
+    tunables = load_tunables(settings)
+    logger.setLevel(tunables.log_level)
+    calculator = build_usage_calculator(settings, tunables)
     records = [(record.record_id, record.data_as_bytes) for record in event.records]
     report = calculator.process(event.invocation_id, records)
     record_metrics(report)

@@ -306,3 +306,15 @@ def test_late_spend_into_a_closed_window_does_not_suspend(stack, workflow):
     finish_all(stack)
     assert types(stack) == ["late_spend"]
     assert attached(stack, "max") == []
+
+
+def test_unprotecting_an_overspent_scope_lets_the_next_sweep_suspend_it(stack, workflow):
+    stack.client("iam").create_user(UserName="nia")
+    set_budget("user:nia", protected=True, protected_by="cfo", protected_reason="board demo")
+    spend(user_arn("nia"), "1.4")
+    finish_all(stack)
+    assert types(stack) == ["protected_alert"]
+    assert operator(stack, "unprotect", "user:nia", reason="demo over")["status"] == "SUCCEEDED"
+    invoke("BudgetMonitorFunction", {"source": "aws.events"})
+    finish_all(stack)
+    assert types(stack) == ["protected_alert", "unprotected", "grace", "suspended", "restored"]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import importlib
+import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from budgetkeeper_cli.harness.template import load_template, resources_of_type
+from budgetkeeper_cli.harness.template import REPO_ROOT, load_template, resources_of_type
 
 
 @dataclass
@@ -28,6 +29,8 @@ class FakeLambdaContext:
 
 def handler_for(logical_id: str) -> Callable[[dict[str, Any], Any], Any]:
     """`functions/<name>/` with Handler `app.lambda_handler` is `functions.<name>.app.lambda_handler`."""
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.append(str(REPO_ROOT))  # `functions` is a package at the repository's root
     function = resources_of_type(load_template(), "AWS::Serverless::Function")[logical_id]
     code_uri = function["Properties"]["CodeUri"].strip("/").replace("/", ".")
     module_name, attribute = function["Properties"]["Handler"].rsplit(".", 1)

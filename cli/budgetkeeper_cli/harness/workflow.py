@@ -56,10 +56,14 @@ def real_handlers(stack: LocalStack, waits: WaitControl | None = None) -> Iterat
             ).encode()
         return json.dumps(result).encode()
 
-    original_wait = WaitFunction._wait_interval
-
     def short_wait(self, env, wait_seconds):
-        return original_wait(self, env, min(wait_seconds, control.max_wait_seconds))
+        deadline = time.monotonic() + min(wait_seconds, control.max_wait_seconds)
+        # Slices keep the wait interruptible by StopExecution (program_state_event) and release().
+        while env.is_running() and not control.released.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            env.program_state_event.wait(min(remaining, 0.05))
 
     with (
         mock.patch.object(LambdaSimpleBackend, "invoke", invoke_real_handler),

@@ -420,13 +420,20 @@ class WorkflowTasks:
         if not items:
             raise BudgetNotFound(f"{scope} has no budget to protect; set one first")
         for item in items:
-            item.update(
-                actions=[
-                    BudgetItem.protected.set(protect),
-                    BudgetItem.protected_by.set(state.get("actor") or SYSTEM_ACTOR),
-                    BudgetItem.protected_reason.set(state.get("reason") or "unprotected"),
+            actions = [
+                BudgetItem.protected.set(protect),
+                BudgetItem.protected_by.set(state.get("actor") or SYSTEM_ACTOR),
+                BudgetItem.protected_reason.set(state.get("reason") or "unprotected"),
+            ]
+            if not protect and item.window != MANUAL_WINDOW:
+                # A new revision, marked due: an overspend that protection let pass is enforced on
+                # the monitor's next sweep (or the next metered call), not forgotten for the window.
+                actions += [
+                    BudgetItem.revision.add(1),
+                    BudgetItem.sweep.set(SWEEP_DUE),
+                    BudgetItem.sweep_key.set(budget_key(scope, item.window)),
                 ]
-            )
+            item.update(actions=actions)
             label = "protected" if protect else "unprotected"
             self._audit(scope, item.window, item.status, f"{item.status} ({label})", state)
         self._notify("protected" if protect else "unprotected", state)

@@ -1,0 +1,464 @@
+"""`budgetkeeper budget set|show|list|delete`: the budgets themselves.
+
+A budget is keyed by scope and window (a scope may have a daily and a monthly budget at once).
+Values a budget leaves unset follow the deployment's tunables in SSM (`/budgetkeeper/<env>/`):
+`show` and `list` say which. `set` changes only what it is given; a new limit starts a new
+revision, so spend that crossed the old limit can suspend again under the new one. Every change is
+written to the audit table with the caller's ARN (STS) as the actor.
+
+Statuses are the workflow's: `set` and `delete` never change one. `delete` refuses a budget on its
+way to or in a suspension unless `--force`, which first restores it through the workflow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from pynamodb.exceptions import DeleteError, PutError, UpdateError
+
+from budgetkeeper.budgets import gets_default_budget
+from budgetkeeper.enforcement import ENFORCING
+from budgetkeeper.store import AuditItem, BudgetItem
+from budgetkeeper.windows import iso_utc
+from budgetkeeper_cli import options
+from budgetkeeper_cli.errors import CommandFailed, UsageError
+from budgetkeeper_cli.operator_runs import DEFAULT_TIMEOUT_SECONDS, run_action
+from budgetkeeper_cli.rendering import FORMATS, json_text, key_value_table, render, render_csv
+from budgetkeeper_cli.stack_config import Stack, add_stack_options, connect, translating_aws_errors
+from budgetkeeper_cli.views import (
+    BUDGET_COLUMNS,
+    DEFAULTABLE,
+    LIST_TABLE_KEYS,
+    audit_at,
+    budget_details,
+    budget_items,
+    budget_row,
+    columns,
+)
+
+NEEDS = ("budgets_table", "audit_table")
+
+DESCRIPTION = """\
+Manage budgets: a limit in US dollars per scope and window, with warning and critical thresholds,
+a grace period before a suspension, the owner who is told, and dry-run (notify, never suspend).
+Values a budget leaves unset follow the deployment's defaults (SSM /budgetkeeper/<env>/)."""
+
+EPILOG = """\
+scopes: user:NAME, apikey:BedrockAPIKey-..., role:NAME, session:ROLE/SESSION, app:NAME,
+        team:NAME, account:ID
+windows: daily, monthly, days:N@YYYY-MM-DD (N-day periods from that date), in the budget's time zone
+
+examples:
+  budgetkeeper budget set user:alice --window daily --limit 5 --owner alice@example.com
+  budgetkeeper budget set team:data --window monthly --limit 2000 --time-zone Europe/Paris \\
+      --warning-percent 60 --critical-percent 85 --grace 1h
+  budgetkeeper budget set user:alice --window daily --limit 8        # keeps the rest; new revision
+  budgetkeeper budget show user:alice
+  budgetkeeper budget list --format csv > budgets.csv
+  budgetkeeper budget delete user:alice --window daily
+"""
+
+SET_EPILOG = """\
+A new budget needs --window and --limit; an existing one keeps every value not given. A changed
+limit starts a new revision: spend that crossed the old limit can warn and suspend again under the
+new one. Raising the limit of a suspended budget does not lift the suspension: restore it.
+
+examples:
+  budgetkeeper budget set user:alice --window daily --limit 5
+  budgetkeeper budget set apikey:BedrockAPIKey-x7k2 --window days:7@2026-01-05 --limit 30 --grace 90s
+  budgetkeeper budget set team:data --window monthly --limit 2000 --owner data-leads@example.com \\
+      --language fr --time-zone Europe/Paris
+  budgetkeeper budget set role:ChatbotApp-BedrockRole --window monthly --dry-run
+"""
+
+SHOW_EPILOG = """\
+Values marked (default) are not set on the budget: they follow the deployment's tunables.
+
+examples:
+  budgetkeeper budget show user:alice
+  budgetkeeper budget show team:data --window monthly --format json
+"""
+
+LIST_EPILOG = """\
+The table shows the columns to compare; csv and json hold every field.
+
+examples:
+  budgetkeeper budget list
+  budgetkeeper budget list --kind team --format json
+"""
+
+DELETE_EPILOG = """\
+A budget on its way to or in a suspension (status grace, suspended or restoring) is refused:
+restore it first, or pass --force to restore it through the workflow and then delete it.
+Principals (users, API keys, sessions) left without any budget get the default budgets again at
+their next call.
+
+examples:
+  budgetkeeper budget delete user:alice --window daily
+  budgetkeeper budget delete team:data --window monthly --force --reason 'team disbanded'
+"""
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "budget",
+        help="set, show, list and delete budgets",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = parser.add_subparsers(dest="budget_action", metavar="ACTION")
+    actions.required = True
+
+    set_parser = _add(actions, "set", "create a budget or change some of its values", SET_EPILOG)
+    set_parser.add_argument("scope", metavar="SCOPE", help="e.g. user:alice or team:data")
+    _window_option(set_parser, "the budget's window (required for a new budget)")
+    set_parser.add_argument("--limit", metavar="USD", help="the limit in US dollars, e.g. 25 or 12.50")
+    set_parser.add_argument("--time-zone", metavar="ZONE", help="IANA zone of the window, e.g. Europe/Paris")
+    set_parser.add_argument("--warning-percent", metavar="PCT", help="warn at this percent of the limit")
+    set_parser.add_argument("--critical-percent", metavar="PCT", help="critical at this percent")
+    set_parser.add_argument(
+        "--grace",
+        metavar="DURATION",
+        help="wait between exceeding the limit and the suspension: 90s, 15m, 2h, 1d or seconds",
+    )
+    set_parser.add_argument("--owner", metavar="EMAIL", help="who is told about this budget")
+    set_parser.add_argument("--language", metavar="TAG", help="the owner's language, e.g. en or fr")
+    set_parser.add_argument(
+        "--dry-run",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="notify but never suspend (--no-dry-run: enforce)",
+    )
+    set_parser.add_argument("--reason", help="why, for the audit (optional)")
+    set_parser.set_defaults(func=run_set)
+
+    show_parser = _add(actions, "show", "one scope's budgets with every value resolved", SHOW_EPILOG)
+    show_parser.add_argument("scope", metavar="SCOPE", help="e.g. user:alice")
+    _window_option(show_parser, "only this window (default: every budget of the scope)")
+    _format_option(show_parser)
+    show_parser.set_defaults(func=run_show)
+
+    list_parser = _add(actions, "list", "every budget", LIST_EPILOG)
+    list_parser.add_argument(
+        "--kind",
+        metavar="KIND",
+        help="only scopes of this kind: user, apikey, role, session, app, team, account",
+    )
+    _format_option(list_parser)
+    list_parser.set_defaults(func=run_list)
+
+    delete_parser = _add(actions, "delete", "delete a budget", DELETE_EPILOG)
+    delete_parser.add_argument("scope", metavar="SCOPE", help="e.g. user:alice")
+    _window_option(delete_parser, "the budget's window (needed when the scope has several)")
+    delete_parser.add_argument(
+        "--force", action="store_true", help="restore a suspended budget through the workflow, then delete it"
+    )
+    delete_parser.add_argument("--reason", help="why, for the audit (optional)")
+    delete_parser.set_defaults(func=run_delete)
+
+    for action_parser in (set_parser, show_parser, list_parser, delete_parser):
+        add_stack_options(action_parser)
+
+
+def _add(actions: Any, name: str, help_text: str, epilog: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = actions.add_parser(
+        name,
+        help=help_text,
+        description=help_text[0].upper() + help_text[1:] + ".",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
+
+
+def _window_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument(
+        "--window", metavar="WINDOW", help=f"daily, monthly or days:N@YYYY-MM-DD: {help_text}"
+    )
+
+
+def _format_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+
+
+# ----------------------------------------------------------------------------- set
+
+
+def _set_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The values given, checked; None for the ones not given."""
+    return {
+        "limit_usd": options.limit_usd(args.limit) if args.limit is not None else None,
+        "time_zone": options.time_zone(args.time_zone) if args.time_zone is not None else None,
+        "warning_percent": options.percent(args.warning_percent, "--warning-percent")
+        if args.warning_percent is not None
+        else None,
+        "critical_percent": options.percent(args.critical_percent, "--critical-percent")
+        if args.critical_percent is not None
+        else None,
+        "grace_seconds": options.duration_seconds(args.grace, "--grace") if args.grace is not None else None,
+        "owner_email": options.email(args.owner) if args.owner is not None else None,
+        "language": options.language(args.language) if args.language is not None else None,
+        "dry_run": args.dry_run,
+    }
+
+
+LABELS = {
+    "limit_usd": "limit",
+    "time_zone": "time zone",
+    "warning_percent": "warning",
+    "critical_percent": "critical",
+    "grace_seconds": "grace",
+    "owner_email": "owner",
+    "language": "language",
+    "dry_run": "dry run",
+}
+
+
+def _shown(name: str, value: Any) -> str:
+    if value is None:
+        return "default" if name in DEFAULTABLE else "none"
+    if name == "limit_usd":
+        return f"{value} USD"
+    if name in ("warning_percent", "critical_percent"):
+        return f"{value}%"
+    if name == "grace_seconds":
+        return options.duration_text(int(value))
+    return str(value)
+
+
+@translating_aws_errors
+def run_set(args: argparse.Namespace) -> int:
+    scope = options.scope(args.scope)
+    window = options.window(args.window) if args.window is not None else None
+    values = _set_values(args)
+    if values["warning_percent"] is not None and values["critical_percent"] is not None:
+        options.thresholds(values["warning_percent"], values["critical_percent"])
+    stack = connect(args, needs=NEEDS)
+    window = window or _only_window(scope, "set")
+    tunables = stack.tunables()
+    try:
+        item: BudgetItem | None = BudgetItem.get(scope, window, consistent_read=True)
+    except BudgetItem.DoesNotExist:
+        item = None
+    # The thresholds the budget will have, given ones over stored ones over the tunables.
+    warning = _first(values["warning_percent"], item and item.warning_percent, tunables.warning_percent)
+    critical = _first(values["critical_percent"], item and item.critical_percent, tunables.critical_percent)
+    options.thresholds(warning, critical)
+    now = iso_utc(datetime.now(UTC))
+    if item is None:
+        if values["limit_usd"] is None:
+            raise UsageError(
+                f"{scope} has no {window} budget yet: a new budget needs --limit, e.g. --limit 25"
+            )
+        _create(stack, scope, window, values, now, args.reason)
+        return 0
+    _update(stack, item, values, now, args.reason)
+    return 0
+
+
+def _first(*values: Any) -> Any:
+    return next(value for value in values if value is not None and value != "")
+
+
+def _create(
+    stack: Stack, scope: str, window: str, values: dict[str, Any], now: str, reason: str | None
+) -> None:
+    item = BudgetItem(
+        scope,
+        window,
+        origin="explicit",
+        created_at=now,
+        updated_at=now,
+        **{name: value for name, value in values.items() if value is not None},
+    )
+    try:
+        item.save(condition=BudgetItem.scope.does_not_exist())
+    except PutError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            raise CommandFailed(
+                f"{scope} {window} was created meanwhile (by a call or another operator): "
+                "run the command again to change it"
+            ) from None
+        raise
+    given = ", ".join(
+        f"{LABELS[name]} {_shown(name, value)}" for name, value in values.items() if value is not None
+    )
+    _audit(stack, scope, window, "-", item.status, f"budget created: {given}", reason)
+    sys.stdout.write(f"{scope} {window}: budget created ({given}), revision 1\n")
+
+
+def _update(stack: Stack, item: BudgetItem, values: dict[str, Any], now: str, reason: str | None) -> None:
+    scope, window = item.scope, item.window
+    actions: list[Any] = []
+    changes: list[str] = []
+    for name, value in values.items():
+        current = getattr(item, name)
+        if value is None or value == current:
+            continue
+        actions.append(getattr(BudgetItem, name).set(value))
+        changes.append(f"{LABELS[name]} {_shown(name, current)} -> {_shown(name, value)}")
+    if not actions:
+        sys.stdout.write(f"{scope} {window}: nothing to change (revision {item.revision})\n")
+        return
+    revision = int(item.revision)
+    limit_changed = values["limit_usd"] is not None and values["limit_usd"] != item.limit_usd
+    if limit_changed:
+        actions.append(BudgetItem.revision.add(1))
+    if item.origin != "explicit":
+        actions.append(BudgetItem.origin.set("explicit"))
+    actions.append(BudgetItem.updated_at.set(now))
+    try:
+        item.update(actions=actions, condition=BudgetItem.scope.exists())
+    except UpdateError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            raise CommandFailed(f"{scope} {window} was deleted meanwhile: nothing changed") from None
+        raise
+    summary = ", ".join(changes)
+    if limit_changed:
+        summary += f", revision {revision} -> {item.revision}"
+    _audit(stack, scope, window, item.status, item.status, f"budget changed: {summary}", reason)
+    sys.stdout.write(f"{scope} {window}: {summary}\n")
+    if item.status in ENFORCING and limit_changed:
+        sys.stderr.write(
+            f"note: {scope} {window} is {item.status}: "
+            + (
+                "the suspension stands down after the grace period if spend is below the new limit\n"
+                if item.status == "grace"
+                else f"a new limit does not lift it; run: budgetkeeper restore {scope} --window {window} "
+                "--reason '...'\n"
+            )
+        )
+
+
+def _audit(
+    stack: Stack, scope: str, window: str, from_status: str, to_status: str, what: str, reason: str | None
+) -> None:
+    AuditItem(
+        scope,
+        f"{audit_at(datetime.now(UTC))}#{uuid.uuid4().hex[:8]}",
+        window=window,
+        from_status=from_status,
+        to_status=to_status,
+        actor=stack.caller_arn(),
+        reason=f"{what}; {reason.strip()}" if reason and reason.strip() else what,
+    ).save()
+
+
+def _only_window(scope: str, action: str) -> str:
+    """The window of a scope's only budget, when the operator did not name one."""
+    windows = [item.window for item in budget_items(scope)]
+    if len(windows) == 1:
+        return windows[0]
+    if not windows:
+        raise UsageError(
+            f"{scope} has no budget yet: say which window, e.g. budget {action} {scope} --window daily"
+        )
+    raise UsageError(
+        f"{scope} has budgets for {', '.join(windows)}: say which one, e.g. --window {windows[0]}"
+    )
+
+
+# ----------------------------------------------------------------------------- show, list
+
+
+@translating_aws_errors
+def run_show(args: argparse.Namespace) -> int:
+    scope = options.scope(args.scope)
+    window = options.window(args.window) if args.window is not None else None
+    stack = connect(args, needs=("budgets_table",))
+    items = [item for item in budget_items(scope) if window is None or item.window == window]
+    if not items:
+        which = f"no {window} budget" if window else "no budget"
+        default = " (it gets the default budgets at its first call)" if gets_default_budget(scope) else ""
+        raise CommandFailed(f"{scope} has {which}{default}: set one with budget set {scope} --window ...")
+    tunables = stack.tunables()
+    rows = [budget_row(item, tunables) for item in items]
+    if args.format == "table":
+        sys.stdout.write("\n".join(key_value_table(budget_details(row)) for row in rows))
+    elif args.format == "json":
+        sys.stdout.write(
+            json_text([{column.key: row[column.key] for column in BUDGET_COLUMNS} for row in rows])
+        )
+    else:
+        sys.stdout.write(render_csv(BUDGET_COLUMNS, rows))
+    return 0
+
+
+@translating_aws_errors
+def run_list(args: argparse.Namespace) -> int:
+    kind = options.scope_kind(args.kind) if args.kind is not None else None
+    stack = connect(args, needs=("budgets_table",))
+    tunables = stack.tunables()
+    rows = [
+        budget_row(item, tunables) for item in budget_items() if not kind or item.scope.startswith(f"{kind}:")
+    ]
+    shown = columns(BUDGET_COLUMNS, LIST_TABLE_KEYS) if args.format == "table" else list(BUDGET_COLUMNS)
+    sys.stdout.write(render(shown, rows, args.format))
+    return 0
+
+
+# ----------------------------------------------------------------------------- delete
+
+
+@translating_aws_errors
+def run_delete(args: argparse.Namespace) -> int:
+    scope = options.scope(args.scope)
+    window = options.window(args.window) if args.window is not None else None
+    stack = connect(args, needs=NEEDS)
+    window = window or _only_window(scope, "delete")
+    try:
+        item = BudgetItem.get(scope, window, consistent_read=True)
+    except BudgetItem.DoesNotExist:
+        others = [other.window for other in budget_items(scope)]
+        raise CommandFailed(
+            f"{scope} has no {window} budget"
+            + (f" (its budgets: {', '.join(others)})" if others else " (it has no budget)")
+        ) from None
+    if item.status in ENFORCING:
+        if not args.force:
+            raise CommandFailed(
+                f"{scope} {window} is {item.status}: deleting it would leave the deny policy with nothing "
+                f"to restore it. Restore it first (budgetkeeper restore {scope} --window {window} "
+                "--reason '...'), or pass --force to restore it through the workflow and then delete it"
+            )
+        _restore_before_delete(stack, scope, window, args.reason)
+        item = BudgetItem.get(scope, window, consistent_read=True)
+    status = item.status
+    try:
+        item.delete(condition=~BudgetItem.status.is_in(*sorted(str(s) for s in ENFORCING)))
+    except DeleteError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            raise CommandFailed(
+                f"{scope} {window} started a suspension meanwhile: not deleted; "
+                f"see budgetkeeper status {scope}"
+            ) from None
+        raise
+    _audit(stack, scope, window, status, "deleted", "budget deleted", args.reason)
+    remaining = budget_items(scope)
+    note = ""
+    if not remaining and gets_default_budget(scope):
+        note = "; it gets the default budgets again at its next call"
+    sys.stdout.write(f"{scope} {window}: budget deleted{note}\n")
+    return 0
+
+
+def _restore_before_delete(stack: Stack, scope: str, window: str, reason: str | None) -> None:
+    restore_args = argparse.Namespace(wait=True, timeout=DEFAULT_TIMEOUT_SECONDS, window=window)
+    if not stack.settings.state_machine_arn_value:
+        raise CommandFailed(
+            "--force restores through the workflow: name the state machine "
+            "(--stack-name, or --state-machine-arn)"
+        )
+    run_action(
+        stack,
+        restore_args,
+        "restore",
+        scope,
+        reason=(reason or "").strip() or "budget deleted",
+        window=window,
+    )

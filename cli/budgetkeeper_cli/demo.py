@@ -1,0 +1,394 @@
+"""`make demo`: a realistic day of Bedrock traffic through the whole stack, on a local AWS.
+
+Runs moto as a server on 127.0.0.1, creates the stack from template.yaml, and then:
+1. meters the day's invocation logs offline from S3 (`budgetkeeper meter`);
+2. streams the same day through the usage calculator in Firehose-shaped batches, hour by hour,
+   with budgets set by the `budgetkeeper` CLI, and tells the life of each budget from the
+   notifications the workflow publishes: warning, critical, grace, suspension (the deny policy
+   read back from IAM), an operator's emergency restore, and the refresh at midnight.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from budgetkeeper.metering import money
+from budgetkeeper.store import RollupItem, TeamItem
+from budgetkeeper_cli import demo_data
+from budgetkeeper_cli.harness.lambdas import invoke
+from budgetkeeper_cli.harness.logs import cloudwatch_payload, firehose_event, log_message
+from budgetkeeper_cli.harness.server import local_aws
+from budgetkeeper_cli.harness.stack import LocalStack
+from budgetkeeper_cli.harness.workflow import WaitControl, real_handlers
+from budgetkeeper_cli.main import main as budgetkeeper
+
+EVENTS_PER_PAYLOAD = 25  # CloudWatch Logs batches events into one subscription payload
+PAYLOADS_PER_BATCH = 20  # a Firehose processor batch (1 MB buffer) holds about this many
+GRACE = "4s"
+
+
+def say(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def heading(text: str) -> None:
+    say()
+    say(text)
+    say("=" * len(text))
+
+
+def cli(*args: str, shown_args: Sequence[str] | None = None) -> str:
+    """Run a `budgetkeeper` command as an operator would; show what it printed; return stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = budgetkeeper(list(args))
+    say(f"$ budgetkeeper {' '.join(_quoted(a) for a in (shown_args or args))}")
+    for line in out.getvalue().rstrip("\n").splitlines():
+        say(f"  {line}")
+    if code != 0:
+        raise SystemExit(f"budgetkeeper {' '.join(args)} failed ({code}): {err.getvalue()}")
+    return err.getvalue()
+
+
+def _quoted(arg: str) -> str:
+    return f'"{arg}"' if " " in arg else arg
+
+
+class Narrator:
+    """Reads the workflow's notifications from an SQS queue subscribed to the events topic."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        self._sqs = stack.client("sqs")
+        self._queue = self._sqs.create_queue(QueueName="demo-budget-events")["QueueUrl"]
+        queue_arn = self._sqs.get_queue_attributes(QueueUrl=self._queue, AttributeNames=["QueueArn"])
+        stack.client("sns").subscribe(
+            TopicArn=stack.physical_ids["BudgetEventsTopic"],
+            Protocol="sqs",
+            Endpoint=queue_arn["Attributes"]["QueueArn"],
+            Attributes={"RawMessageDelivery": "true"},
+        )
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        while True:
+            messages = self._sqs.receive_message(QueueUrl=self._queue, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
+            if not messages:
+                return
+            for message in messages:
+                self._sqs.delete_message(QueueUrl=self._queue, ReceiptHandle=message["ReceiptHandle"])
+                yield json.loads(message["Body"])
+
+    def tell(self, clock: str) -> list[dict[str, Any]]:
+        told = sorted(self.events(), key=lambda event: event["at"])
+        for event in told:
+            say(f"  [{clock}] {describe(event)}")
+        return told
+
+
+def describe(event: dict[str, Any]) -> str:
+    where = f"{event['scope']} ({event['window']})" if event.get("window") else event["scope"]
+    spend = ""
+    if event.get("spent_usd") and event.get("limit_usd"):
+        spend = f": {money(Decimal(event['spent_usd']))} of {money(Decimal(event['limit_usd']))}"
+        spend += f" ({event['percent']}%)"
+    extra = f" - {event['note']}" if event.get("note") else ""
+    by = f" by {event['actor']}" if event["actor"] not in ("budgetkeeper", "budgetkeeper-monitor") else ""
+    return f"{event['title'].upper()}: {where}{spend}{by}{extra}"
+
+
+def settle(stack: LocalStack, timeout: float = 90, *, until_idle: bool = False) -> None:
+    """Wait until every run has finished or (unless `until_idle`) waits for its window's refresh."""
+    sfn = stack.client("stepfunctions")
+    machine = stack.physical_ids["BudgetEnforcementStateMachine"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        running = sfn.list_executions(stateMachineArn=machine, statusFilter="RUNNING")["executions"]
+        if not running or (
+            not until_idle and all(_waiting_for_refresh(sfn, r["executionArn"]) for r in running)
+        ):
+            return
+        time.sleep(0.2)
+
+
+def _waiting_for_refresh(sfn: Any, execution_arn: str) -> bool:
+    events = sfn.get_execution_history(executionArn=execution_arn)["events"]
+    return bool(events) and events[-1].get("stateEnteredEventDetails", {}).get("name") == "WaitForRefresh"
+
+
+def denied_principals(stack: LocalStack) -> set[str]:
+    """Principals that hold the deny policy now: their calls fail and never reach the log."""
+    iam = stack.client("iam")
+    deny = stack.physical_ids["BedrockDenyPolicy"]
+    entities = iam.list_entities_for_policy(PolicyArn=deny)
+    users = {f"user/{u['UserName']}" for u in entities["PolicyUsers"]}
+    roles = {f"assumed-role/{r['RoleName']}/" for r in entities["PolicyRoles"]}
+    return users | roles
+
+
+def is_denied(record: dict[str, Any], denied: set[str]) -> bool:
+    arn = record["identity"]["arn"]
+    return any(arn.endswith(entry) if entry.startswith("user/") else entry in arn for entry in denied)
+
+
+def create_identities(stack: LocalStack) -> None:
+    """The IAM users, roles and team groups the day's callers use."""
+    iam = stack.client("iam")
+    users, roles = set(), set()
+    for arn in demo_data.principal_arns(demo_data.DEMO_ACCOUNT):
+        resource = arn.split(":", 5)[5]
+        if resource.startswith("user/"):
+            users.add(resource.split("/")[-1])
+        elif resource.startswith("assumed-role/"):
+            roles.add(resource.split("/")[1])
+    for user in sorted(users):
+        iam.create_user(UserName=user)
+    for role in sorted(roles):
+        iam.create_role(
+            RoleName=role, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
+        )
+    for scope, team in demo_data.teams().items():
+        TeamItem(scope, team=team).save()
+
+
+def batches(records: Sequence[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    messages = [log_message(record) for record in records]
+    payloads = [
+        cloudwatch_payload(messages[start : start + EVENTS_PER_PAYLOAD])
+        for start in range(0, len(messages), EVENTS_PER_PAYLOAD)
+    ]
+    for start in range(0, len(payloads), PAYLOADS_PER_BATCH):
+        yield firehose_event(payloads[start : start + PAYLOADS_PER_BATCH])
+
+
+def spend_table(scopes: dict[str, Decimal], title: str, top: int = 8) -> None:
+    say(f"  {title}")
+    for scope, cost in sorted(scopes.items(), key=lambda item: -item[1])[:top]:
+        say(f"    {scope:<62} {money(cost):>10}")
+
+
+def spend_from_tables(scopes: set[str]) -> dict[str, Decimal]:
+    return {scope: sum((item.cost_usd for item in RollupItem.query(scope)), Decimal(0)) for scope in scopes}
+
+
+def part_one(stack: LocalStack, records: list[dict[str, Any]]) -> None:
+    heading("1. The day's invocation logs, metered offline from S3")
+    s3 = stack.client("s3")
+    bucket = demo_data.DEMO_BUCKET
+    s3.create_bucket(Bucket=bucket)
+    demo_data.write_s3_layout(records, s3, bucket, demo_data.DEMO_ACCOUNT)
+    bad = "\n".join(demo_data.malformed_lines()) + "\n"
+    prefix = f"AWSLogs/{demo_data.DEMO_ACCOUNT}/BedrockModelInvocationLogs/us-east-1/"
+    s3.put_object(Bucket=bucket, Key=f"{prefix}broken-export.json", Body=bad.encode())
+    say(
+        f"{len(records)} invocation records and {len(demo_data.malformed_lines())} malformed lines written to s3://{bucket}/"
+    )
+    uri = f"s3://{bucket}/AWSLogs/"
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as teams_file:
+        json.dump(demo_data.teams(), teams_file)
+    err = cli("meter", uri, "--group-by", "principal")
+    say("  and on stderr (malformed lines are counted and located, never fatal):")
+    for line in err.splitlines():
+        say(f"    {line}")
+    cli(
+        "meter",
+        uri,
+        "--group-by",
+        "app,team",
+        "--teams",
+        teams_file.name,
+        shown_args=["meter", uri, "--group-by", "app,team", "--teams", "teams.json"],
+    )
+
+
+def part_two(stack: LocalStack, stack_name: str, waits: WaitControl, records: list[dict[str, Any]]) -> None:
+    heading("2. The same day, live: Firehose -> usage calculator -> budgets -> Step Functions")
+    create_identities(stack)
+    narrator = Narrator(stack)
+    options = ["--stack-name", stack_name]
+    say("Budgets, set by an operator:")
+    alice_day = sum_for(records, "user/alice")
+    supportbot_day = sum_for(records, "SupportBot-BedrockRole")
+    cli(
+        "budget",
+        "set",
+        "user:alice",
+        "--window",
+        "daily",
+        "--limit",
+        _round(alice_day * Decimal("0.6")),
+        "--grace",
+        GRACE,
+        "--reason",
+        "research quota",
+        *options,
+    )
+    cli(
+        "budget",
+        "set",
+        "app:SupportBot",
+        "--window",
+        "daily",
+        "--limit",
+        _round(supportbot_day * Decimal("0.5")),
+        "--grace",
+        GRACE,
+        "--reason",
+        "support bot quota",
+        *options,
+    )
+    cli("budget", "set", "team:platform", "--window", "monthly", "--limit", "500", *options)
+
+    say()
+    say("The day, hour by hour (each hour's logs arrive in Firehose batches of about 500 calls):")
+    by_hour: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        by_hour[int(record["timestamp"][11:13])].append(record)
+    restored_supportbot = False
+    for hour in range(24):
+        denied = denied_principals(stack)
+        arriving = [record for record in by_hour.get(hour, []) if not is_denied(record, denied)]
+        blocked = len(by_hour.get(hour, [])) - len(arriving)
+        for event in batches(arriving):
+            invoke("UsageCalculatorFunction", event)
+        settle(stack)
+        if blocked:
+            say(
+                f"  [{hour:02d}:00] {blocked} calls by suspended principals were denied by IAM (never logged)"
+            )
+        told = narrator.tell(f"{hour:02d}:59")
+        if any(event["type"] == "suspended" and event["scope"] == "user:alice" for event in told):
+            show_deny(stack, "alice")
+        if not restored_supportbot and any(
+            event["type"] == "suspended" and event["scope"] == "app:SupportBot" for event in told
+        ):
+            say("  The support queue is backing up: an operator raises SupportBot's limit and restores it.")
+            limit = _round(supportbot_day * Decimal("1.2"))
+            cli(
+                "budget",
+                "set",
+                "app:SupportBot",
+                "--window",
+                "daily",
+                "--limit",
+                limit,
+                "--reason",
+                "support backlog",
+                *options,
+            )
+            cli("restore", "app:SupportBot", "--reason", "support backlog, approved by the CFO", *options)
+            narrator.tell(f"{hour:02d}:59")
+            restored_supportbot = True
+
+    heading("3. Midnight: the daily windows refresh")
+    say("  (The demo fast-forwards the runs waiting for the refresh; the clock itself stays at today.)")
+    waits.release()
+    settle(stack, until_idle=True)
+    narrator.tell("00:00")
+    attached = stack.client("iam").list_attached_user_policies(UserName="alice")["AttachedPolicies"]
+    if attached:
+        say(f"  IAM user alice still has {len(attached)} policy attached.")
+    else:
+        say("  IAM user alice has no deny policy attached any more: Bedrock access is back.")
+
+    heading("4. Spend per principal, app and team, from the DynamoDB rollups")
+    scopes = {scope for record in records for scope in scopes_of(record)}
+    spent = spend_from_tables(scopes)
+    for kind, title in (
+        ("user:", "principals (users)"),
+        ("session:", "principals (sessions)"),
+        ("apikey:", "API keys"),
+        ("app:", "apps"),
+        ("team:", "teams"),
+    ):
+        spend_table({s: c for s, c in spent.items() if s.startswith(kind)}, title)
+
+    heading("5. Where every budget stands, and alice's audit trail")
+    cli("status", "user:alice", *options)
+    cli("audit", "user:alice", *options)
+
+
+def scopes_of(record: dict[str, Any]) -> list[str]:
+    from budgetkeeper.records import parse_invocation
+    from budgetkeeper.scopes import attribute
+
+    invocation = parse_invocation(json.dumps(record))
+    return list(attribute(invocation, teams=demo_data.teams()).scopes)
+
+
+def sum_for(records: Sequence[dict[str, Any]], identity_part: str) -> Decimal:
+    from budgetkeeper.metering import Meter
+    from budgetkeeper.pricing import PriceTable
+
+    meter = Meter(prices=PriceTable.bundled(), teams={})
+    return sum(
+        (
+            meter.meter(json.dumps(r)).priced.cost_usd
+            for r in records
+            if identity_part in r["identity"]["arn"]
+        ),
+        Decimal(0),
+    )
+
+
+def _round(value: Decimal) -> str:
+    return str(max(value, Decimal("0.01")).quantize(Decimal("0.01")))
+
+
+def show_deny(stack: LocalStack, user: str) -> None:
+    iam = stack.client("iam")
+    attached = iam.list_attached_user_policies(UserName=user)["AttachedPolicies"]
+    for policy in attached:
+        version = iam.get_policy(PolicyArn=policy["PolicyArn"])["Policy"]["DefaultVersionId"]
+        document = iam.get_policy_version(PolicyArn=policy["PolicyArn"], VersionId=version)["PolicyVersion"]
+        text = document["Document"]
+        text = json.loads(text) if isinstance(text, str) else text
+        say(f"  IAM user {user} now has {policy['PolicyArn']} attached:")
+        for line in json.dumps(text, indent=2).splitlines():
+            say(f"    {line}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make demo", description=__doc__)
+    parser.add_argument("--records", type=int, default=1500, help="invocations in the day (default 1500)")
+    args = parser.parse_args(argv)
+    day = datetime.now(UTC).date()
+    say("Bedrock Budgetkeeper demo: one day of Bedrock traffic, metered and enforced on a local AWS (moto).")
+    records = demo_data.generate_day(day, records=args.records)
+    started = time.monotonic()
+    # The narrative is the notifications: keep the functions' JSON logs, EMF metrics and the local
+    # AWS's own logs out of it.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    logging.getLogger("moto").setLevel(logging.CRITICAL)
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
+    with local_aws() as endpoint:
+        stack = LocalStack(stack_name="budgetkeeper-demo", environment_name="demo", endpoint_url=endpoint)
+        stack.create()
+        stack_name = stack.publish_outputs()
+        # Tuned as an operator would, in SSM: the functions' own logs stay out of the narrative.
+        stack.client("ssm").put_parameter(Name="/budgetkeeper/demo/log_level", Value="ERROR", Type="String")
+        say(f"Local AWS at {endpoint}; stack {stack_name} created from template.yaml.")
+        with stack.activated(), real_handlers(stack, WaitControl(max_wait_seconds=3600)) as waits:
+            part_one(stack, records)
+            part_two(stack, stack_name, waits, records)
+    say()
+    say(f"Done in {time.monotonic() - started:.0f} s. `make test` proves it; `make bench` measures it.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,303 @@
+"""Which deployed stack the CLI talks to, and the AWS session it talks through.
+
+The stack is found by `--stack-name`, else `BUDGETKEEPER_STACK`: its CloudFormation outputs name
+the tables, the state machine, the deny policy and the topic. Explicit options (`--budgets-table`,
+...) name them instead, or override single outputs. Credentials, profile, region and endpoint are
+boto3's own: `AWS_PROFILE`, `AWS_REGION`, `AWS_ENDPOINT_URL` (and the per-service
+`AWS_ENDPOINT_URL_<SERVICE>`) work as they do for the AWS CLI, so the same commands run against
+moto. pynamodb reads none of those endpoints, so the DynamoDB endpoint is passed to it through
+`Settings.dynamodb_endpoint`, as `Settings.from_environ` does for the functions.
+
+AWS errors that mean "who are you?" (no credentials, an expired or unknown token) become one clear
+`CommandFailed`, whichever call meets them first: see `aws_errors`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import boto3
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+    ProfileNotFound,
+    TokenRetrievalError,
+)
+from pynamodb.exceptions import PynamoDBException
+
+from budgetkeeper.settings import Settings, Tunables
+from budgetkeeper.store import bind_tables
+from budgetkeeper_cli.errors import CommandFailed, UsageError
+
+STACK_VARIABLE = "BUDGETKEEPER_STACK"
+ENV_VARIABLE = "BUDGETKEEPER_ENV"
+
+# Stack output -> Settings field; these are template.yaml's Outputs.
+OUTPUT_FIELDS: Mapping[str, str] = {
+    "EnvironmentName": "env",
+    "RollupsTableName": "rollups_table",
+    "TotalsTableName": "totals_table",
+    "BudgetsTableName": "budgets_table",
+    "AuditTableName": "audit_table",
+    "DedupeTableName": "dedupe_table",
+    "TeamsTableName": "teams_table",
+    "IdempotencyTableName": "idempotency_table",
+    "ArchiveBucketName": "archive_bucket",
+    "BudgetEnforcementStateMachineArn": "state_machine_arn_value",
+    "BedrockDenyPolicyArn": "deny_policy_arn_value",
+    "BudgetEventsTopicArn": "notifications_topic_arn",
+}
+
+# Explicit options: (option, Settings field, help). The minimal set the commands read.
+EXPLICIT_OPTIONS: tuple[tuple[str, str, str], ...] = (
+    ("--budgets-table", "budgets_table", "budgets table name (output BudgetsTableName)"),
+    ("--totals-table", "totals_table", "window totals table name (output TotalsTableName)"),
+    ("--audit-table", "audit_table", "audit table name (output AuditTableName)"),
+    (
+        "--state-machine-arn",
+        "state_machine_arn_value",
+        "enforcement state machine ARN (output BudgetEnforcementStateMachineArn)",
+    ),
+)
+OPTION_OF_FIELD: Mapping[str, str] = {field: option for option, field, _ in EXPLICIT_OPTIONS}
+_STRING_FIELDS = (
+    "rollups_table",
+    "totals_table",
+    "budgets_table",
+    "audit_table",
+    "dedupe_table",
+    "teams_table",
+    "idempotency_table",
+    "archive_bucket",
+)
+
+# Error codes AWS answers when the credentials themselves are the problem.
+CREDENTIAL_ERROR_CODES = frozenset(
+    {
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "InvalidSignatureException",
+        "AuthFailure",
+    }
+)
+ACCESS_DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
+CREDENTIALS_HINT = (
+    "set AWS_PROFILE (and run `aws sso login --profile NAME` if it is an SSO profile), or "
+    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, then try again; `aws sts get-caller-identity` "
+    "shows who you are"
+)
+STACK_HINT = (
+    f"pass --stack-name NAME or set {STACK_VARIABLE}=NAME (the name `sam deploy` used), or name the "
+    "resources with --budgets-table, --totals-table, --audit-table and --state-machine-arn"
+)
+
+
+def add_stack_options(parser: argparse.ArgumentParser) -> None:
+    """The options every command that talks to the stack takes, in their own help group."""
+    group = parser.add_argument_group(
+        "stack",
+        f"which deployment: --stack-name or {STACK_VARIABLE}, or the resources by name.\n"
+        "Credentials, profile and endpoint: the usual AWS settings\n"
+        "(AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, ...).",
+    )
+    group.add_argument(
+        "--stack-name",
+        metavar="NAME",
+        help=f"the CloudFormation stack (default: ${STACK_VARIABLE})",
+    )
+    group.add_argument("--region", metavar="REGION", help="AWS region (default: AWS_REGION or the profile's)")
+    for option, field_name, help_text in EXPLICIT_OPTIONS:
+        group.add_argument(
+            option, dest=field_name, metavar="NAME" if "table" in option else "ARN", help=help_text
+        )
+    group.add_argument(
+        "--environment",
+        metavar="ENV",
+        help=f"the deployment's environment, for its tunables under /budgetkeeper/ENV/ "
+        f"(default: the stack's EnvironmentName, else ${ENV_VARIABLE}, else dev)",
+    )
+
+
+@dataclass
+class Stack:
+    """A deployment as the CLI sees it: settings (tables bound for pynamodb) and an AWS session."""
+
+    settings: Settings
+    session: boto3.session.Session
+    origin: str  # how it was found, for messages: "stack budgetkeeper-dev" or "the options given"
+    _clients: dict[str, Any] = field(default_factory=dict)
+    _caller: str | None = None
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = self.session.client(service)
+        return self._clients[service]
+
+    def caller_arn(self) -> str:
+        """Who is running the command, as STS says: the actor of what the command does."""
+        if self._caller is None:
+            self._caller = str(self.client("sts").get_caller_identity()["Arn"])
+        return self._caller
+
+    def tunables(self) -> Tunables:
+        """The deployment's tunables from SSM (`/budgetkeeper/<env>/`), defaults for those not set."""
+        prefix = self.settings.parameter_prefix
+        values: dict[str, str] = {}
+        paginator = self.client("ssm").get_paginator("get_parameters_by_path")
+        for page in paginator.paginate(Path=prefix, Recursive=True, WithDecryption=True):
+            for parameter in page.get("Parameters", ()):
+                values[parameter["Name"][len(prefix) :].lstrip("/")] = str(parameter["Value"])
+        return Tunables.from_values(values)
+
+
+def connect(args: argparse.Namespace, *, needs: tuple[str, ...] = ()) -> Stack:
+    """The stack the options name, its tables bound for pynamodb.
+
+    `needs` lists the Settings fields the command uses; in explicit mode (no stack name) each of
+    them must be given as an option.
+    """
+    region = getattr(args, "region", None)
+    try:
+        session = boto3.session.Session(region_name=region)
+    except ProfileNotFound as error:
+        raise CommandFailed(f"{error}: set AWS_PROFILE to a profile in ~/.aws/config") from None
+    if not session.region_name:
+        raise CommandFailed("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION), or pass --region")
+    stack_name = getattr(args, "stack_name", None) or os.environ.get(STACK_VARIABLE) or None
+    given = {name: getattr(args, name) for _, name, _ in EXPLICIT_OPTIONS if getattr(args, name, None)}
+    if stack_name:
+        values = _stack_outputs(session, stack_name)
+        origin = f"stack {stack_name}"
+    else:
+        missing = [OPTION_OF_FIELD[name] for name in needs if name in OPTION_OF_FIELD and name not in given]
+        if not given or missing:
+            raise UsageError(
+                f"no stack: {STACK_HINT}"
+                + (f" (missing here: {', '.join(missing)})" if given and missing else "")
+            )
+        values = {}
+        origin = "the options given"
+    values.update(given)
+    environment = getattr(args, "environment", None) or values.get("env") or os.environ.get(ENV_VARIABLE)
+    settings = Settings(
+        env=environment or "dev",
+        region=session.region_name,
+        **{name: values.get(name, "") for name in _STRING_FIELDS},
+        dynamodb_endpoint=os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL"),
+        state_machine_arn_value=values.get("state_machine_arn_value"),
+        deny_policy_arn_value=values.get("deny_policy_arn_value"),
+        notifications_topic_arn=values.get("notifications_topic_arn"),
+    )
+    missing_outputs = [name for name in needs if not getattr(settings, name, None)]
+    if missing_outputs:
+        raise CommandFailed(
+            f"{origin} does not name {', '.join(missing_outputs)}: is it a Budgetkeeper stack? ({STACK_HINT})"
+        )
+    bind_tables(settings)
+    return Stack(settings=settings, session=session, origin=origin)
+
+
+def _stack_outputs(session: boto3.session.Session, stack_name: str) -> dict[str, str]:
+    cloudformation = session.client("cloudformation")
+    try:
+        stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
+    except ClientError as error:
+        details = error.response.get("Error", {})
+        if details.get("Code") == "ValidationError" and "does not exist" in str(details.get("Message")):
+            raise CommandFailed(
+                f"no stack named {stack_name!r} in {session.region_name}: {STACK_HINT}; "
+                "`aws cloudformation list-stacks` lists the stacks of this account and region"
+            ) from None
+        raise
+    outputs = {output["OutputKey"]: output["OutputValue"] for output in stacks[0].get("Outputs", ())}
+    values = {OUTPUT_FIELDS[key]: value for key, value in outputs.items() if key in OUTPUT_FIELDS}
+    if "budgets_table" not in values:
+        raise CommandFailed(
+            f"stack {stack_name!r} has no BudgetsTableName output: is it a Budgetkeeper stack "
+            f"(status {stacks[0].get('StackStatus')})? {STACK_HINT}"
+        )
+    return values
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    """pynamodb wraps botocore's errors (`.cause`); find the botocore error underneath."""
+    seen: set[int] = set()
+    current: BaseException = error
+    while id(current) not in seen:
+        seen.add(id(current))
+        inner = getattr(current, "cause", None) or current.__cause__
+        if not isinstance(inner, BaseException):
+            break
+        current = inner
+    return current
+
+
+def describe_aws_error(error: BaseException) -> str:
+    """What an AWS error means for the operator, with what to do about it."""
+    cause = _root_cause(error)
+    if isinstance(cause, (NoCredentialsError, PartialCredentialsError)):
+        return f"no usable AWS credentials ({cause}): {CREDENTIALS_HINT}"
+    if isinstance(cause, TokenRetrievalError):
+        return f"the AWS session has expired ({cause}): {CREDENTIALS_HINT}"
+    if isinstance(cause, NoRegionError):
+        return "no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION), or pass --region"
+    if isinstance(cause, EndpointConnectionError):
+        return f"cannot reach AWS ({cause}): check the network, AWS_REGION and AWS_ENDPOINT_URL"
+    if isinstance(cause, ClientError):
+        details = cause.response.get("Error", {})
+        code = str(details.get("Code", "error"))
+        message = str(details.get("Message") or cause)
+        operation = getattr(cause, "operation_name", None)
+        if code in CREDENTIAL_ERROR_CODES:
+            return f"AWS rejected the credentials ({code}: {message}): {CREDENTIALS_HINT}"
+        if code in ACCESS_DENIED_CODES:
+            return (
+                f"access denied{f' to {operation}' if operation else ''} ({message}): "
+                "the operator role needs it; see docs/cli.md for the permissions each command uses"
+            )
+        if code == "ResourceNotFoundException" and operation in (None, "Query", "Scan", "GetItem"):
+            return f"{code}: {message} (does the stack's table exist in this region?)"
+        return f"{code}{f' in {operation}' if operation else ''}: {message}"
+    if isinstance(cause, BotoCoreError):
+        return f"{cause} (check AWS_PROFILE, credentials, region and endpoint)"
+    return str(error) or type(error).__name__
+
+
+@contextmanager
+def aws_errors() -> Iterator[None]:
+    """Turn AWS and pynamodb errors met while a command runs into a CommandFailed (exit 1)."""
+    try:
+        yield
+    except (BotoCoreError, ClientError, PynamoDBException) as error:
+        raise CommandFailed(describe_aws_error(error)) from None
+
+
+Run = TypeVar("Run", bound=Callable[[argparse.Namespace], int])
+
+
+def translating_aws_errors(run: Run) -> Run:
+    """A command's `run` with `aws_errors` around it."""
+
+    def wrapped(args: argparse.Namespace) -> int:
+        with aws_errors():
+            return run(args)
+
+    wrapped.__name__ = run.__name__
+    wrapped.__doc__ = run.__doc__
+    return wrapped  # type: ignore[return-value]

@@ -1,0 +1,37 @@
+"""`make demo` end to end, smaller: a subprocess against a ThreadedMotoServer on 127.0.0.1.
+
+It keeps the user's first command working at every commit, and runs the stack over HTTP the way
+the functions call AWS, not in-process.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.e2e
+def test_the_demo_tells_the_whole_life_of_a_budget():
+    result = subprocess.run(
+        [sys.executable, "-m", "budgetkeeper_cli.demo", "--records", "400"],
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )
+    out = result.stdout
+    assert result.returncode == 0, result.stderr[-3000:]
+    for told in (
+        "1. The day's invocation logs, metered offline from S3",
+        "BUDGET WARNING: user:alice (daily)",
+        "BUDGET EXCEEDED: SUSPENSION FOLLOWS THE GRACE PERIOD: user:alice (daily)",
+        "BEDROCK ACCESS SUSPENDED: user:alice (daily)",
+        '"Sid": "DenyBedrockInference"',
+        "BEDROCK ACCESS RESTORED: app:SupportBot (daily) by arn:aws:sts::",
+        "IAM user alice has no deny policy attached any more",
+        "BEDROCK ACCESS RESTORED: user:alice (daily)",
+        "grace      suspended",
+    ):
+        assert told in out, f"the demo no longer says: {told}"
+    assert '{"level"' not in out and '"_aws"' not in out  # logs and metrics stay out of the story

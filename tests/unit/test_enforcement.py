@@ -1,0 +1,125 @@
+"""Enforcement rules: run names Step Functions accepts, targets, and what a crossing calls for."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from budgetkeeper.budgets import Budget, Level
+from budgetkeeper.enforcement import (
+    Directory,
+    Next,
+    Target,
+    TargetKind,
+    deny_target,
+    evaluate,
+    execution_name,
+)
+
+# Step Functions: at most 80 characters; no whitespace, brackets, wildcards, `:` `/` and friends.
+VALID_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+
+
+@given(st.text(), st.text(), st.text(), st.integers())
+def test_execution_names_are_always_valid_and_deterministic(prefix, scope, window, revision):
+    name = execution_name(prefix, scope, window, revision)
+    assert VALID_NAME.match(name), name
+    assert name == execution_name(prefix, scope, window, revision)
+
+
+def test_execution_names_differ_by_level_window_and_revision():
+    base = ("exceeded", "session:AWSReservedSSO_Dev_1a2b/bob@example.com", "daily", "2026-11-23", "exceeded")
+    names = {
+        execution_name(*base, 1),
+        execution_name(*base, 2),
+        execution_name("warning", *base[1:4], "warning", 1),
+        execution_name(*base[:3], "2026-11-24", "exceeded", 1),
+    }
+    assert len(names) == 4
+
+
+DIRECTORY = Directory(
+    role_exists=lambda role: role == "ChatbotApp-BedrockRole",
+    group_exists=lambda group: group == "data",
+    team_sessions=lambda team: ("session:Shared/vik",) if team in ("data", "ml") else (),
+)
+
+
+@pytest.mark.parametrize(
+    ("scope", "expected"),
+    [
+        ("user:alice", Target(TargetKind.USER, "alice")),
+        ("apikey:BedrockAPIKey-x7k2", Target(TargetKind.USER, "BedrockAPIKey-x7k2")),
+        ("role:Analytics", Target(TargetKind.ROLE, "Analytics")),
+        ("session:Shared/bob", Target(TargetKind.SESSION, sessions=("session:Shared/bob",))),
+        ("team:data", Target(TargetKind.GROUP, "data", sessions=("session:Shared/vik",))),
+        ("team:ml", Target(TargetKind.SESSION, sessions=("session:Shared/vik",))),
+        ("app:ChatbotApp", Target(TargetKind.ROLE, "ChatbotApp-BedrockRole")),
+    ],
+)
+def test_what_a_suspension_denies(scope, expected):
+    assert deny_target(scope, DIRECTORY) == expected
+
+
+@pytest.mark.parametrize("scope", ["app:ReportBuilder", "account:111122223333", "team:nobody"])
+def test_scopes_with_nothing_to_deny_say_why(scope):
+    target = deny_target(scope, DIRECTORY)
+    assert target.kind == TargetKind.NONE and target.why_not
+
+
+def budget(status: str = "ok", limit: str = "10") -> Budget:
+    return Budget(
+        scope="user:alice",
+        window="daily",
+        limit_usd=Decimal(limit),
+        time_zone="UTC",
+        warning_percent=Decimal(70),
+        critical_percent=Decimal(90),
+        grace_seconds=0,
+        origin="explicit",
+        protected=False,
+        dry_run=False,
+        status=status,
+        revision=1,
+    )
+
+
+def decide(spent: str, *, status="ok", requested=Level.EXCEEDED, notified=Level.OK, **extra):
+    arguments = {
+        "forecast": False,
+        "window_closed": False,
+        "forecast_notified": False,
+        "exempt_because": None,
+        "target": Target(TargetKind.USER, "alice"),
+        **extra,
+    }
+    return evaluate(
+        budget(status), Decimal(spent), requested=requested, already_notified=notified, **arguments
+    )
+
+
+def test_an_exceeded_budget_goes_to_the_grace_period_once():
+    assert decide("10.5").next == Next.GRACE
+    assert decide("10.5", status="grace").next == Next.NOTHING
+    assert decide("10.5", notified=Level.EXCEEDED).next == Next.NOTHING
+
+
+def test_a_late_run_reports_the_level_reached_not_the_one_it_was_started_for():
+    outcome = decide("9.5", requested=Level.WARNING)
+    assert (outcome.next, outcome.event_type) == (Next.NOTIFY, "critical")
+
+
+def test_protected_closed_and_undeniable_scopes_never_reach_the_grace_period():
+    assert decide("11", exempt_because="protected").next == Next.PROTECTED
+    assert decide("11", window_closed=True).event_type == "late_spend"
+    nothing = Target(TargetKind.NONE, why_not="no principal")
+    assert decide("11", target=nothing).event_type == "cannot_suspend"
+
+
+def test_a_forecast_is_sent_once_per_window():
+    assert decide("2", requested=Level.OK, forecast=True).event_type == "forecast"
+    assert decide("2", requested=Level.OK, forecast=True, forecast_notified=True).next == Next.NOTHING
