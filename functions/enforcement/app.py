@@ -6,7 +6,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from budgetkeeper.observability import logger, tracer
 from budgetkeeper.settings import get_settings, load_tunables
-from budgetkeeper.workflow import build_workflow_tasks, run_task
+from budgetkeeper.workflow import run_task_once
 
 
 @tracer.capture_lambda_handler
@@ -17,4 +17,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     settings = get_settings()
     tunables = load_tunables(settings)
     logger.setLevel(tunables.log_level)
-    return run_task(build_workflow_tasks(settings, tunables), event)
+    return run_task_once(settings, tunables, event, context)

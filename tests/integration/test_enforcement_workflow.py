@@ -318,3 +318,22 @@ def test_unprotecting_an_overspent_scope_lets_the_next_sweep_suspend_it(stack, w
     invoke("BudgetMonitorFunction", {"source": "aws.events"})
     finish_all(stack)
     assert types(stack) == ["protected_alert", "unprotected", "grace", "suspended", "restored"]
+
+
+def test_a_task_retried_by_step_functions_runs_once(stack, workflow):
+    # ReportFailure notifies every time it runs; Step Functions retries it when the Lambda call
+    # fails in transit (same execution, same input): operators must hear of the failure once.
+    failure = {"Error": "Iam.ServiceFailureException", "Cause": "IAM is unavailable"}
+    state = {"action": "suspend", "scope": "user:pat", "reason": "r", "actor": "ops", "failure": failure}
+    event = {
+        "task": "report_failure",
+        "state": state,
+        "execution": "arn:aws:states:us-east-1:1:execution:m:x",
+    }
+    first = invoke("EnforcementFunction", event)
+    again = invoke("EnforcementFunction", event)
+    assert first == again
+    assert types(stack) == ["workflow_failed"]
+    # Another execution failing the same way is another failure, and is told
+    invoke("EnforcementFunction", {**event, "execution": "arn:aws:states:us-east-1:1:execution:m:y"})
+    assert types(stack) == ["workflow_failed", "workflow_failed"]

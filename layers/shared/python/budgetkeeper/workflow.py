@@ -9,6 +9,7 @@ it expects, and a repeated step finds its work done.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Callable
@@ -18,6 +19,11 @@ from decimal import Decimal
 from typing import Any
 
 import boto3
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
 from pynamodb.exceptions import UpdateError
 
 from budgetkeeper.budgets import MANUAL_WINDOW, Budget, Level
@@ -469,6 +475,35 @@ def describe_target(target: Target) -> str:
     if target.sessions:
         parts.append(f"{len(target.sessions)} session(s) denied alone: {', '.join(target.sessions)}")
     return "; ".join(parts) or "nothing in IAM"
+
+
+# A task's result is kept this long: Step Functions retries a failed Lambda task within minutes.
+IDEMPOTENCY_SECONDS = 24 * 3600
+
+
+@functools.cache
+def _idempotency(table_name: str) -> tuple[DynamoDBPersistenceLayer, IdempotencyConfig]:
+    return DynamoDBPersistenceLayer(table_name=table_name), IdempotencyConfig(
+        expires_after_seconds=IDEMPOTENCY_SECONDS, raise_on_no_idempotency_key=True
+    )
+
+
+def run_task_once(
+    settings: Settings, tunables: Tunables, event: dict[str, Any], context: Any
+) -> dict[str, Any]:
+    """run_task, once per identical task event (execution, task and state).
+
+    Step Functions retries a task whose Lambda call failed in transit; the retry returns the first
+    run's result instead of notifying and auditing a second time.
+    """
+    persistence, config = _idempotency(settings.idempotency_table)
+    config.register_lambda_context(context)
+
+    @idempotent_function(data_keyword_argument="event", persistence_store=persistence, config=config)
+    def run_once(event: dict[str, Any]) -> dict[str, Any]:
+        return run_task(build_workflow_tasks(settings, tunables), event)
+
+    return run_once(event=event)
 
 
 def run_task(tasks: WorkflowTasks, event: dict[str, Any]) -> dict[str, Any]:
