@@ -337,3 +337,11 @@ def test_a_task_retried_by_step_functions_runs_once(stack, workflow):
     # Another execution failing the same way is another failure, and is told
     invoke("EnforcementFunction", {**event, "execution": "arn:aws:states:us-east-1:1:execution:m:y"})
     assert types(stack) == ["workflow_failed", "workflow_failed"]
+
+
+def test_a_failed_run_ends_with_the_cause_of_the_step_that_failed(stack, workflow):
+    result = operator(stack, "restore", "user:nobody", reason="mistyped scope")
+    assert result["status"] == "FAILED"
+    assert result["error"] == "InvalidRequest"
+    assert "user:nobody is not suspended" in result["cause"]
+    assert types(stack) == ["workflow_failed"]
