@@ -16,7 +16,6 @@ import os
 import statistics
 import sys
 import time
-import uuid
 from decimal import Decimal
 
 from moto import mock_aws
@@ -40,26 +39,17 @@ def main() -> int:
     logging.getLogger("moto").setLevel(logging.CRITICAL)  # IsPresent on a missing path logs an "error"
     from budgetkeeper.store import BudgetItem
     from budgetkeeper_cli.harness.lambdas import invoke
-    from budgetkeeper_cli.harness.logs import cloudwatch_payload, firehose_event, log_message
+    from budgetkeeper_cli.harness.logs import cloudwatch_payload, converse_message, firehose_event
     from budgetkeeper_cli.harness.server import MOTO_CONFIG
     from budgetkeeper_cli.harness.stack import LocalStack
     from budgetkeeper_cli.harness.workflow import WaitControl, real_handlers
 
     def over_the_limit(user: str) -> dict:
-        record = {
-            "schemaType": "ModelInvocationLog",
-            "schemaVersion": "1.0",
-            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "accountId": "111122223333",
-            "identity": {"arn": f"arn:aws:iam::111122223333:user/{user}"},
-            "region": "us-east-1",
-            "requestId": str(uuid.uuid4()),
-            "operation": "Converse",
-            "modelId": "amazon.nova-pro-v1:0",
-            "input": {"inputContentType": "application/json", "inputTokenCount": 2_000_000},
-            "output": {"outputContentType": "application/json", "outputTokenCount": 1000},
-        }
-        return firehose_event([cloudwatch_payload([log_message(record)])])
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        message = converse_message(
+            f"arn:aws:iam::111122223333:user/{user}", "amazon.nova-pro-v1:0", 2_000_000, 1000, timestamp=now
+        )
+        return firehose_event([cloudwatch_payload([message])])
 
     timings = []
     with mock_aws(config=MOTO_CONFIG):

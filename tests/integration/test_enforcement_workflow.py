@@ -7,7 +7,6 @@ back from moto IAM.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -15,7 +14,7 @@ import pytest
 
 from budgetkeeper.store import AuditItem, BudgetItem
 from budgetkeeper_cli.harness.lambdas import invoke
-from budgetkeeper_cli.harness.logs import cloudwatch_payload, firehose_event, log_message
+from budgetkeeper_cli.harness.logs import cloudwatch_payload, converse_message, firehose_event
 from budgetkeeper_cli.harness.stack import LocalStack
 from budgetkeeper_cli.harness.workflow import WaitControl, real_handlers, wait_for_execution, wait_for_state
 
@@ -25,21 +24,7 @@ TODAY = "2026-11-23"
 
 
 def nova_pro_call(arn: str, input_tokens: int, *, timestamp: str = f"{TODAY}T10:00:00Z") -> str:
-    return log_message(
-        {
-            "schemaType": "ModelInvocationLog",
-            "schemaVersion": "1.0",
-            "timestamp": timestamp,
-            "accountId": ACCOUNT,
-            "identity": {"arn": arn},
-            "region": "us-east-1",
-            "requestId": str(uuid.uuid4()),
-            "operation": "Converse",
-            "modelId": NOVA_PRO,
-            "input": {"inputContentType": "application/json", "inputTokenCount": input_tokens},
-            "output": {"outputContentType": "application/json", "outputTokenCount": 0},
-        }
-    )
+    return converse_message(arn, NOVA_PRO, input_tokens, account=ACCOUNT, timestamp=timestamp)
 
 
 def spend(arn: str, usd: str, **kwargs) -> dict:

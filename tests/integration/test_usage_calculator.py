@@ -10,7 +10,6 @@ import base64
 import gzip
 import json
 import random
-import uuid
 from decimal import Decimal
 
 import pytest
@@ -19,7 +18,12 @@ from pynamodb.transactions import TransactWrite
 from budgetkeeper import calculator
 from budgetkeeper.store import BudgetItem, RollupItem, TeamItem, TotalItem
 from budgetkeeper_cli.harness.lambdas import invoke
-from budgetkeeper_cli.harness.logs import cloudwatch_payload, control_payload, firehose_event, log_message
+from budgetkeeper_cli.harness.logs import (
+    cloudwatch_payload,
+    control_payload,
+    converse_message,
+    firehose_event,
+)
 
 ACCOUNT = "111122223333"
 MILLION = Decimal(1_000_000)
@@ -43,41 +47,10 @@ def expected_cost(model: str, input_tokens: int, output_tokens: int, cache_read=
     return cost / MILLION
 
 
-def message(
-    arn: str,
-    model: str,
-    input_tokens: int,
-    output_tokens: int,
-    *,
-    cache_read: int = 0,
-    cache_write: int = 0,
-    timestamp: str = "2026-11-23T10:15:00Z",
-    body: str = "Summarise the attached quarterly report in three bullet points.",
-) -> str:
-    record = {
-        "schemaType": "ModelInvocationLog",
-        "schemaVersion": "1.0",
-        "timestamp": timestamp,
-        "accountId": ACCOUNT,
-        "identity": {"arn": arn},
-        "region": "us-east-1",
-        "requestId": str(uuid.uuid4()),
-        "operation": "Converse",
-        "modelId": model,
-        "input": {
-            "inputContentType": "application/json",
-            "inputBodyJson": {"messages": [{"role": "user", "content": [{"text": body}]}]},
-            "inputTokenCount": input_tokens,
-            "cacheReadInputTokenCount": cache_read,
-            "cacheWriteInputTokenCount": cache_write,
-        },
-        "output": {
-            "outputContentType": "application/json",
-            "outputBodyJson": {"output": {"message": {"role": "assistant", "content": [{"text": "ok"}]}}},
-            "outputTokenCount": output_tokens,
-        },
-    }
-    return log_message(record)
+def message(arn: str, model: str, input_tokens: int, output_tokens: int, **details) -> str:
+    return converse_message(
+        arn, model, input_tokens, output_tokens, account=ACCOUNT, timestamp="2026-11-23T10:15:00Z", **details
+    )
 
 
 ALICE = f"arn:aws:iam::{ACCOUNT}:user/alice"
@@ -251,7 +224,7 @@ def test_teams_are_charged_from_the_team_table(settings):
 
 def test_the_archive_gets_enriched_lines_without_bodies(settings):
     secret = "the launch code is 0000"
-    response = run([cloudwatch_payload([message(ALICE, NOVA, 10, 5, body=secret)])])
+    response = run([cloudwatch_payload([message(ALICE, NOVA, 10, 5, prompt=secret)])])
     lines = gzip.decompress(base64.b64decode(response["records"][0]["data"])).decode().splitlines()
     archived = json.loads(lines[0])
     assert archived["principal"] == "user:alice" and Decimal(archived["cost_usd"]) == expected_cost(
@@ -271,7 +244,7 @@ def test_a_highly_compressible_3_mb_batch_is_metered_within_the_response_limit(s
     payloads, calls, size = [], 0, 0
     while size < 3 * 1024 * 1024:
         body = random_words(rng, 900)
-        batch = [message(ALICE, NOVA, 2000, 300, body=body) for _ in range(200)]
+        batch = [message(ALICE, NOVA, 2000, 300, prompt=body) for _ in range(200)]
         payloads.append(cloudwatch_payload(batch))
         calls += len(batch)
         size += len(payloads[-1])

@@ -163,3 +163,44 @@ def _message_time_ms(message: str) -> int:
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def converse_message(
+    arn: str,
+    model: str,
+    input_tokens: int,
+    output_tokens: int = 0,
+    *,
+    cache_read: int = 0,
+    cache_write: int = 0,
+    timestamp: str,
+    account: str = DEFAULT_ACCOUNT,
+    region: str = DEFAULT_REGION,
+    prompt: str = "Summarise the attached quarterly report in three bullet points.",
+) -> str:
+    """One Converse invocation log message with the given tokens, as CloudWatch Logs holds it."""
+    return log_message(
+        {
+            "schemaType": "ModelInvocationLog",
+            "schemaVersion": "1.0",
+            "timestamp": timestamp,
+            "accountId": account,
+            "identity": {"arn": arn},
+            "region": region,
+            "requestId": str(uuid.uuid4()),
+            "operation": "Converse",
+            "modelId": model,
+            "input": {
+                "inputContentType": "application/json",
+                "inputBodyJson": {"messages": [{"role": "user", "content": [{"text": prompt}]}]},
+                "inputTokenCount": input_tokens,
+                "cacheReadInputTokenCount": cache_read,
+                "cacheWriteInputTokenCount": cache_write,
+            },
+            "output": {
+                "outputContentType": "application/json",
+                "outputBodyJson": {"output": {"message": {"role": "assistant", "content": [{"text": "ok"}]}}},
+                "outputTokenCount": output_tokens,
+            },
+        }
+    )
