@@ -194,6 +194,7 @@ def connect(args: argparse.Namespace, *, needs: tuple[str, ...] = ()) -> Stack:
     environment = getattr(args, "environment", None) or values.get("env") or os.environ.get(ENV_VARIABLE)
     settings = Settings(
         env=environment or "dev",
+        stack_name=stack_name or "",
         region=session.region_name,
         **{name: values.get(name, "") for name in _STRING_FIELDS},
         dynamodb_endpoint=os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL"),

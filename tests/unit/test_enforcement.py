@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -18,6 +19,8 @@ from budgetkeeper.enforcement import (
     deny_target,
     evaluate,
     execution_name,
+    is_exempt,
+    system_role_prefixes,
 )
 
 # Step Functions: at most 80 characters; no whitespace, brackets, wildcards, `:` `/` and friends.
@@ -123,3 +126,18 @@ def test_protected_closed_and_undeniable_scopes_never_reach_the_grace_period():
 def test_a_forecast_is_sent_once_per_window():
     assert decide("2", requested=Level.OK, forecast=True).event_type == "forecast"
     assert decide("2", requested=Level.OK, forecast=True, forecast_notified=True).next == Next.NOTHING
+
+
+@pytest.mark.parametrize(
+    ("scope", "exempt"),
+    [
+        ("role:budgetkeeper-prod-EnforcementFunctionRole-1AB2", True),
+        ("session:budgetkeeper-prod-UsageCalculatorFunctionRole-9Z/fn", True),
+        ("role:AWSServiceRoleForAmazonBedrock", True),
+        ("role:Analytics", False),
+        ("user:budgetkeeper-prod-admin", False),  # only roles are named after the stack by SAM
+    ],
+)
+def test_system_principals_are_never_suspended(scope, exempt):
+    reason = is_exempt(replace(budget(), scope=scope), (), system_role_prefixes("budgetkeeper-prod"))
+    assert (reason is not None) is exempt

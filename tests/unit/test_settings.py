@@ -7,6 +7,7 @@ from budgetkeeper.settings import TUNABLES, InvalidTunable, MissingSetting, Sett
 ENVIRONMENT = {
     "AWS_REGION": "eu-west-1",
     "BUDGETKEEPER_ENV": "prod",
+    "STACK_NAME": "budgetkeeper-prod",
     "ROLLUPS_TABLE": "r",
     "TOTALS_TABLE": "t",
     "BUDGETS_TABLE": "b",

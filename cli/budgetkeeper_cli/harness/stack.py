@@ -179,6 +179,8 @@ class LocalStack:
             reference = value["Ref"]
             if reference == "Environment":
                 return self.environment_name
+            if reference == "AWS::StackName":
+                return self.stack_name
             declared = load_template().get("Parameters", {})
             if reference in declared:
                 return str(self.parameters.get(reference, declared[reference].get("Default", "")))

@@ -110,14 +110,26 @@ def deny_target(scope: str, directory: Directory) -> Target:
     return Target(TargetKind.NONE, why_not=f"a {kind} scope is never denied as a whole")
 
 
-def is_exempt(budget: Budget, exclusions: tuple[str, ...], system_principals: tuple[str, ...]) -> str | None:
+# AWS service-linked roles act for AWS services: denying them breaks the service, not a spender.
+SERVICE_LINKED_ROLE_PREFIX = "AWSServiceRoleFor"
+
+
+def system_role_prefixes(stack_name: str) -> tuple[str, ...]:
+    """Role-name prefixes of system principals: this stack's own roles (SAM names them after the
+    stack) and AWS service-linked roles."""
+    return (f"{stack_name}-", SERVICE_LINKED_ROLE_PREFIX)
+
+
+def is_exempt(budget: Budget, exclusions: tuple[str, ...], system_roles: tuple[str, ...]) -> str | None:
     """Why this budget's scope must never be suspended, or None."""
     if budget.protected:
         return "protected"
     if budget.scope in exclusions:
         return "excluded by the exclusions parameter"
-    if budget.scope in system_principals:
-        return "a principal of Budgetkeeper itself"
+    parsed = parse_scope(budget.scope)
+    role = parsed.name.split("/", 1)[0] if parsed.kind in ("role", "session") else None
+    if role and role.startswith(system_roles):
+        return f"a system principal (role {role})"
     return None
 
 

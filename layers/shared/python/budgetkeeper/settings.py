@@ -32,6 +32,7 @@ class InvalidTunable(ValueError):
 @dataclass(frozen=True, slots=True)
 class Settings:
     env: str
+    stack_name: str
     region: str
     rollups_table: str
     totals_table: str
@@ -74,6 +75,7 @@ class Settings:
 
         return cls(
             env=environ.get("BUDGETKEEPER_ENV", "dev"),
+            stack_name=required("STACK_NAME"),
             region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or required("AWS_REGION"),
             rollups_table=required("ROLLUPS_TABLE"),
             totals_table=required("TOTALS_TABLE"),

@@ -39,6 +39,7 @@ from budgetkeeper.enforcement import (
     execution_name,
     is_exempt,
     still_exceeded,
+    system_role_prefixes,
 )
 from budgetkeeper.notify import NotificationEvent, SnsPublisher
 from budgetkeeper.observability import logger
@@ -79,7 +80,7 @@ class WorkflowTasks:
     publisher: SnsPublisher
     directory: Directory
     stop_execution: Callable[[str, str], None]
-    system_principals: tuple[str, ...] = ()
+    system_roles: tuple[str, ...] = ()
     clock: Callable[[], datetime] = _now
 
     # ------------------------------------------------------------------ helpers
@@ -137,7 +138,7 @@ class WorkflowTasks:
         )
 
     def _exempt(self, budget: Budget) -> str | None:
-        return is_exempt(budget, self.tunables.exclusions, self.system_principals)
+        return is_exempt(budget, self.tunables.exclusions, self.system_roles)
 
     # ------------------------------------------------------------------ automatic path
 
@@ -603,4 +604,5 @@ def build_workflow_tasks(settings: Settings, tunables: Tunables) -> WorkflowTask
         ),
         directory=Directory(role_exists, group_exists, team_session_scopes),
         stop_execution=stop_execution,
+        system_roles=system_role_prefixes(settings.stack_name),
     )
