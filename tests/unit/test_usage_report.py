@@ -544,3 +544,13 @@ def test_progress_updates_one_line_on_a_terminal_and_clears_it(day_file: Path) -
     assert "\n" not in text
     assert "\rmetering: 1 files, 5 records, " in text
     assert text.endswith("\r\x1b[K")
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [("0", "$0.00"), ("1234.5", "$1,234.50"), ("0.008228", "$0.008228"), ("0.00000018", "$0.00000018")],
+)
+def test_money_for_people_never_shows_a_nonzero_cost_as_zero(value, shown):
+    from budgetkeeper.metering import money
+
+    assert money(Decimal(value)) == shown

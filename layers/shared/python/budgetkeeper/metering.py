@@ -143,6 +143,8 @@ def money(value: Decimal) -> str:
     """A dollar amount for people: cents, or more digits when below a cent."""
     if value == 0:
         return "$0.00"
+    if abs(value) < Decimal("0.000001"):
+        return f"${decimal_text(value)}"  # exact: never a nonzero cost shown as zero
     if abs(value) < Decimal("0.01"):
         return f"${value:.6f}"
     return f"${value:,.2f}"
