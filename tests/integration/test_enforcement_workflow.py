@@ -330,3 +330,42 @@ def test_a_failed_run_ends_with_the_cause_of_the_step_that_failed(stack, workflo
     assert result["error"] == "InvalidRequest"
     assert "user:nobody is not suspended" in result["cause"]
     assert types(stack) == ["workflow_failed"]
+
+
+def test_two_runs_evaluating_one_budget_at_once_suspend_it_once(stack, workflow, monkeypatch):
+    from budgetkeeper.budgets import Budget
+    from budgetkeeper.workflow import WorkflowTasks
+
+    stack.client("iam").create_user(UserName="quin")
+    set_budget("user:quin")
+    workflow.max_wait_seconds = 60
+    stale = BudgetItem.get("user:quin", "daily")  # what a second run read before the first wrote
+    spend(user_arn("quin"), "1.5")
+    first = exceeded_run(stack)
+    wait_for_state(stack, first["executionArn"], "WaitForRefresh")
+    # Given a second run (a late "critical" one) that read the budget before the first run wrote
+    reads = []
+    real_budget = WorkflowTasks._budget
+
+    def stale_first_read(self, scope, window):
+        if not reads:
+            reads.append(scope)
+            return stale, Budget.resolve(stale, self.tunables)
+        return real_budget(self, scope, window)
+
+    monkeypatch.setattr(WorkflowTasks, "_budget", stale_first_read)
+    state = {
+        **json.loads(describe(stack, first)["input"]),
+        "level": "critical",
+    }
+    outcome = invoke(
+        "EnforcementFunction", {"task": "evaluate", "state": state, "execution": "arn:aws:states:::x:late"}
+    )
+    # Then it sees, on a fresh read, that the budget is already being enforced: no second grace
+    assert outcome["decision"]["next"] == "nothing"
+    assert types(stack) == ["grace", "suspended"]
+    operator(stack, "restore", "user:quin")
+
+
+def describe(stack: LocalStack, execution: dict) -> dict:
+    return stack.client("stepfunctions").describe_execution(executionArn=execution["executionArn"])

@@ -64,6 +64,35 @@ class BudgetNotFound(Exception):
     """The workflow was asked about a budget that does not exist."""
 
 
+class BudgetChangedMeanwhile(Exception):
+    """Another run kept changing the budget while this one evaluated it; Step Functions retries."""
+
+
+def _update_if_unchanged(item: BudgetItem, actions: list[Any]) -> bool:
+    """Apply `actions` only if the fields a decision reads are as `item` holds them."""
+    condition = None
+    for attribute, value, default in (
+        (BudgetItem.revision, item.revision, 1),
+        (BudgetItem.status, item.status, "ok"),
+        (BudgetItem.notified_level, item.notified_level, 0),
+    ):
+        same = attribute == value
+        clause = (same | attribute.does_not_exist()) if value == default else same
+        condition = clause if condition is None else condition & clause
+    for attribute, value in (
+        (BudgetItem.notified_window_id, item.notified_window_id),
+        (BudgetItem.forecast_window_id, item.forecast_window_id),
+    ):
+        condition &= attribute.does_not_exist() if value is None else attribute == value
+    try:
+        item.update(actions=actions, condition=condition)
+    except UpdateError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
 class InvalidRequest(Exception):
     """An operator's input is missing something or names something that cannot be done."""
 
@@ -142,8 +171,12 @@ class WorkflowTasks:
 
     # ------------------------------------------------------------------ automatic path
 
-    def evaluate(self, state: dict[str, Any]) -> dict[str, Any]:
-        """Decide what a crossing calls for now; notify-only outcomes are recorded here."""
+    def evaluate(self, state: dict[str, Any], attempts: int = 3) -> dict[str, Any]:
+        """Decide what a crossing calls for now; notify-only outcomes are recorded here.
+
+        Two runs may evaluate one budget at once (a late warning run and the exceeded run): the
+        transition is written only if the budget is still as it was read, else evaluated afresh.
+        """
         scope, window, window_id = state["scope"], state["window"], state["window_id"]
         item, budget = self._budget(scope, window)
         spent = spent_in_window(scope, window, window_id)
@@ -204,8 +237,12 @@ class WorkflowTasks:
             ]
             if to_status == Status.GRACE:
                 actions.append(BudgetItem.execution_arn.set(state.get("execution")))
-            self._audit(scope, window, from_status, str(to_status), state)
-        item.update(actions=actions)
+        if not _update_if_unchanged(item, actions):
+            if attempts <= 1:
+                raise BudgetChangedMeanwhile(f"{scope} {window} kept changing while it was evaluated")
+            return self.evaluate(state, attempts - 1)
+        if outcome.event_type in ("warning", "critical", "grace"):
+            self._audit(scope, window, from_status, str(item.status), state)
         self._notify(
             outcome.event_type,
             state,
