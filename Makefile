@@ -10,11 +10,12 @@ PY312_DIR := $(patsubst %/,%,$(dir $(firstword $(wildcard /root/.pyenv/versions/
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help venv test lint build check-build unit demo bench prices fmt clean
+.PHONY: help venv test test-clock lint build check-build unit demo bench prices fmt clean
 
 help:
 	@echo "make demo    run a day of Bedrock traffic through the stack on moto and tell what happened"
 	@echo "make test    lint, validate and build the SAM template, then run every test"
+	@echo "make test-clock  the time-sensitive tests again, with the machine's clock at a month end and a DST change"
 	@echo "make bench   print throughput and cost figures"
 	@echo "make prices  rebuild the bundled price table from its pinned public source"
 
@@ -43,6 +44,16 @@ unit: $(STAMP)
 	$(BIN)/pytest -q
 
 test: lint check-build unit
+
+# Tests whose answers depend on what time it is: the suite must not care what day the machine says.
+CLOCK_TESTS := tests/integration tests/unit/test_windows.py tests/unit/test_test_dates.py
+# Three minutes before midnight UTC at a month end; two before the European summer-time change.
+CLOCK_STARTS := "2027-02-28 23:57:00" "2027-03-28 00:58:00"
+
+test-clock: $(STAMP)
+	@for start in $(CLOCK_STARTS); do \
+	  $(BIN)/python scripts/under_faketime.py "$$start" -- $(BIN)/pytest -q -p no:cacheprovider $(CLOCK_TESTS) || exit 1; \
+	done
 
 demo: $(STAMP)
 	$(BIN)/python -m budgetkeeper_cli.demo

@@ -47,10 +47,12 @@ import botocore.client  # noqa: E402
 from aws_lambda_powertools.utilities import parameters  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
+from budgetkeeper import clock  # noqa: E402
 from budgetkeeper.scopes import parse_identity_arn  # noqa: E402
 from budgetkeeper.store import TeamItem  # noqa: E402
 from budgetkeeper_cli.demo_data import generate_day  # noqa: E402
 from budgetkeeper_cli.demo_data import teams as demo_teams  # noqa: E402
+from budgetkeeper_cli.harness.clock import ManualClock  # noqa: E402
 from budgetkeeper_cli.harness.lambdas import invoke  # noqa: E402
 from budgetkeeper_cli.harness.logs import cloudwatch_payload, firehose_event, log_message  # noqa: E402
 from budgetkeeper_cli.harness.stack import FAKE_CREDENTIALS, LocalStack  # noqa: E402
@@ -308,7 +310,9 @@ def run_batch(datas: list[bytes], index: int) -> BatchRun:
 
 
 def run_variant(batches: list[list[str]], per_payload: int) -> list[BatchRun]:
-    with mock_aws(config=MOTO_CONFIG):
+    # The calculator meters DAY's records on DAY (its last second), as it would live: no late spend.
+    end_of_day = datetime(DAY.year, DAY.month, DAY.day, 23, 59, 59, tzinfo=UTC)
+    with clock.use(ManualClock(end_of_day)), mock_aws(config=MOTO_CONFIG):
         parameters.clear_caches()
         stack = LocalStack().create()
         with stack.activated():

@@ -37,7 +37,9 @@ def main() -> int:
     os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
     os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"
     logging.getLogger("moto").setLevel(logging.CRITICAL)  # IsPresent on a missing path logs an "error"
+    from budgetkeeper import clock
     from budgetkeeper.store import BudgetItem
+    from budgetkeeper.windows import iso_utc
     from budgetkeeper_cli.harness.lambdas import invoke
     from budgetkeeper_cli.harness.logs import cloudwatch_payload, converse_message, firehose_event
     from budgetkeeper_cli.harness.server import MOTO_CONFIG
@@ -45,7 +47,7 @@ def main() -> int:
     from budgetkeeper_cli.harness.workflow import WaitControl, real_handlers
 
     def over_the_limit(user: str) -> dict:
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        now = iso_utc(clock.now())
         message = converse_message(
             f"arn:aws:iam::111122223333:user/{user}", "amazon.nova-pro-v1:0", 2_000_000, 1000, timestamp=now
         )

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
+
+from budgetkeeper import clock as product_clock
+from budgetkeeper_cli.harness.clock import ManualClock
+
+# Where every test's clock stands unless the test moves it: a weekday at 10:00 UTC, mid-month, far
+# from any midnight, month end or daylight-saving change in the zones the tests use, and on purpose
+# not the machine's date, so that a read of the system clock anywhere in the product fails a test on
+# any day. Tests derive their record times and windows from the `clock` fixture, never from this.
+PINNED_MOMENT = datetime(2026, 6, 10, 10, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -20,6 +31,14 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def clock() -> Iterator[ManualClock]:
+    """The product's clock for this test: standing at PINNED_MOMENT until the test moves it."""
+    manual = ManualClock(PINNED_MOMENT)
+    with product_clock.use(manual):
+        yield manual
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int) -> None:

@@ -21,13 +21,15 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from budgetkeeper import clock
 from budgetkeeper.metering import money
 from budgetkeeper.store import RollupItem, TeamItem
 from budgetkeeper_cli import demo_data
+from budgetkeeper_cli.harness.clock import ManualClock
 from budgetkeeper_cli.harness.lambdas import invoke
 from budgetkeeper_cli.harness.logs import cloudwatch_payload, firehose_event, log_message
 from budgetkeeper_cli.harness.server import local_aws
@@ -215,7 +217,9 @@ def part_one(stack: LocalStack, records: list[dict[str, Any]]) -> None:
     )
 
 
-def part_two(stack: LocalStack, stack_name: str, waits: WaitControl, records: list[dict[str, Any]]) -> None:
+def part_two(
+    stack: LocalStack, stack_name: str, waits: WaitControl, day: ManualClock, records: list[dict[str, Any]]
+) -> None:
     heading("2. The same day, live: Firehose -> usage calculator -> budgets -> Step Functions")
     create_identities(stack)
     narrator = Narrator(stack)
@@ -259,7 +263,9 @@ def part_two(stack: LocalStack, stack_name: str, waits: WaitControl, records: li
     for record in records:
         by_hour[int(record["timestamp"][11:13])].append(record)
     restored_supportbot = False
+    midnight = day()
     for hour in range(24):
+        day.set(midnight + timedelta(hours=hour, minutes=59, seconds=59))
         denied = denied_principals(stack)
         arriving = [record for record in by_hour.get(hour, []) if not is_denied(record, denied)]
         blocked = len(by_hour.get(hour, [])) - len(arriving)
@@ -295,7 +301,8 @@ def part_two(stack: LocalStack, stack_name: str, waits: WaitControl, records: li
             restored_supportbot = True
 
     heading("3. Midnight: the daily windows refresh")
-    say("  (The demo fast-forwards the runs waiting for the refresh; the clock itself stays at today.)")
+    say("  (The demo's clock moves to midnight, and the runs waiting for the refresh go on at once.)")
+    day.set(midnight + timedelta(days=1))
     waits.release()
     settle(stack, until_idle=True)
     narrator.tell("00:00")
@@ -365,8 +372,14 @@ def show_deny(stack: LocalStack, user: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__)
     parser.add_argument("--records", type=int, default=1500, help="invocations in the day (default 1500)")
+    parser.add_argument(
+        "--day",
+        type=date.fromisoformat,
+        default=None,
+        help="the UTC day to replay, YYYY-MM-DD (default: today); the traffic is generated from it",
+    )
     args = parser.parse_args(argv)
-    day = datetime.now(UTC).date()
+    day = args.day or clock.now().date()
     say("Bedrock Budgetkeeper demo: one day of Bedrock traffic, metered and enforced on a local AWS (moto).")
     records = demo_data.generate_day(day, records=args.records)
     started = time.monotonic()
@@ -382,9 +395,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Tuned as an operator would, in SSM: the functions' own logs stay out of the narrative.
         stack.client("ssm").put_parameter(Name="/budgetkeeper/demo/log_level", Value="ERROR", Type="String")
         say(f"Local AWS at {endpoint}; stack {stack_name} created from template.yaml.")
-        with stack.activated(), real_handlers(stack, WaitControl(max_wait_seconds=3600)) as waits:
+        # The demo's own clock: it stands at the hour whose logs are arriving, and moves on by hours.
+        day_clock = ManualClock(datetime(day.year, day.month, day.day, tzinfo=UTC))
+        with (
+            clock.use(day_clock),
+            stack.activated(),
+            real_handlers(stack, WaitControl(max_wait_seconds=3600)) as waits,
+        ):
             part_one(stack, records)
-            part_two(stack, stack_name, waits, records)
+            part_two(stack, stack_name, waits, day_clock, records)
     say()
     say(f"Done in {time.monotonic() - started:.0f} s. `make test` proves it; `make bench` measures it.")
     return 0

@@ -1,11 +1,11 @@
 """Scheduled sweep of budgets near or over a threshold, overdue restores and rolled-over windows."""
 
-from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from budgetkeeper import clock
 from budgetkeeper.monitor import build_sweep
 from budgetkeeper.observability import logger, metrics, tracer
 from budgetkeeper.settings import get_settings, load_tunables
@@ -18,7 +18,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     settings = get_settings()
     tunables = load_tunables(settings)
     logger.setLevel(tunables.log_level)
-    report = build_sweep(settings, tunables)(datetime.now(UTC))
+    report = build_sweep(settings, tunables)(clock.now())
     metrics.add_metric(name="BudgetsSwept", unit=MetricUnit.Count, value=report.budgets)
     metrics.add_metric(
         name="SweepRunsStarted",

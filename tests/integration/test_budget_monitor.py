@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
+from budgetkeeper import clock
 from budgetkeeper.store import BudgetItem, RollupItem, TotalItem
-from budgetkeeper.windows import iso_utc, parse_window, window_span
+from budgetkeeper.windows import iso_utc
 from budgetkeeper.workflow import WorkflowStarter
 from budgetkeeper_cli.harness.lambdas import invoke
 from budgetkeeper_cli.harness.workflow import real_handlers
@@ -20,6 +21,7 @@ from tests.integration.test_enforcement_workflow import (
     types,
     user_arn,
 )
+from tests.timeline import now_iso, window_id
 
 
 @pytest.fixture
@@ -32,10 +34,6 @@ def sweep() -> dict:
     return invoke("BudgetMonitorFunction", {"source": "aws.events", "detail-type": "Scheduled Event"})
 
 
-def today() -> str:
-    return window_span(parse_window("daily"), "UTC", datetime.now(UTC)).window_id
-
-
 def test_a_crossing_whose_run_failed_to_start_is_started_by_the_next_sweep(stack, workflow, monkeypatch):
     set_budget("user:nora", limit="1")
 
@@ -44,7 +42,7 @@ def test_a_crossing_whose_run_failed_to_start_is_started_by_the_next_sweep(stack
 
     with monkeypatch.context() as patched, pytest.raises(ConnectionError):
         patched.setattr(WorkflowStarter, "start", start_fails)
-        spend(user_arn("nora"), "0.8", timestamp=iso_utc(datetime.now(UTC)))
+        spend(user_arn("nora"), "0.8", timestamp=now_iso())
     assert finish_all(stack) == []  # no run: the crossing would be lost without the sweep
     report = sweep()
     finish_all(stack)
@@ -57,7 +55,7 @@ def test_an_overdue_suspension_with_no_waiting_run_is_restored(stack, workflow):
     iam.create_user(UserName="otto")
     deny = stack.physical_ids["BedrockDenyPolicy"]
     iam.attach_user_policy(UserName="otto", PolicyArn=deny)
-    yesterday = datetime.now(UTC) - timedelta(days=1)
+    yesterday = clock.now() - timedelta(days=1)
     BudgetItem(
         "user:otto",
         "daily",
@@ -83,7 +81,7 @@ def test_a_warning_from_a_rolled_over_window_is_reset(stack, workflow):
         "daily",
         limit_usd=Decimal(1),
         status="warning",
-        status_window_id="2026-01-01",
+        status_window_id=window_id("daily", at=clock.now() - timedelta(days=3)),
         sweep="due",
         sweep_key="user:pia|daily",
     ).save()
@@ -97,8 +95,8 @@ def test_a_fast_burn_rate_warns_ahead_of_the_limit(stack, workflow):
     BudgetItem("user:quinn", "daily").update(
         actions=[BudgetItem.sweep.set("due"), BudgetItem.sweep_key.set("x")]
     )
-    TotalItem("user:quinn|daily", today(), spent_usd=Decimal("2"), calls=3).save()
-    now = datetime.now(UTC)
+    TotalItem("user:quinn|daily", window_id("daily"), spent_usd=Decimal("2"), calls=3).save()
+    now = clock.now()
     for hours_ago in (1, 2, 3):  # 30 USD an hour for the last three hours
         hour = (now - timedelta(hours=hours_ago)).strftime("%Y-%m-%dT%H")
         RollupItem(

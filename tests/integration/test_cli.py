@@ -13,7 +13,6 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import boto3
@@ -21,6 +20,7 @@ import pytest
 from botocore.exceptions import NoCredentialsError
 from botocore.stub import Stubber
 
+from budgetkeeper import clock
 from budgetkeeper.store import BudgetItem
 from budgetkeeper_cli import stack_config
 from budgetkeeper_cli.harness.lambdas import invoke
@@ -28,6 +28,7 @@ from budgetkeeper_cli.harness.logs import cloudwatch_payload, firehose_event, lo
 from budgetkeeper_cli.harness.stack import LocalStack
 from budgetkeeper_cli.harness.workflow import WaitControl, real_handlers, wait_for_execution, wait_for_state
 from budgetkeeper_cli.main import build_parser, main
+from tests.timeline import now_iso
 
 ACCOUNT = "111122223333"
 NOVA_PRO = "amazon.nova-pro-v1:0"  # USD 0.80 per 1M input tokens
@@ -79,7 +80,7 @@ class Cli:
         record = {
             "schemaType": "ModelInvocationLog",
             "schemaVersion": "1.0",
-            "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "timestamp": now_iso(),
             "accountId": ACCOUNT,
             "identity": {"arn": f"arn:aws:iam::{ACCOUNT}:user/{user}"},
             "region": "us-east-1",
@@ -376,7 +377,7 @@ def test_audit_shows_lines_oldest_first_in_each_format_and_since_filters_them(cl
     # Given two budgets changed by an operator
     cli.ok("budget", "set", "user:alice", "--window", "daily", "--limit", "1")
     cli.ok("budget", "set", "user:bob", "--window", "monthly", "--limit", "20", "--reason", "new hire")
-    cutoff = datetime.now(UTC)
+    cutoff = clock.now()
     cli.ok("budget", "set", "user:alice", "--limit", "3")
     # When the audit of every scope is read
     rows = json.loads(cli.ok("audit", "--format", "json"))

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import timedelta
 
 import pytest
 
 
 @pytest.mark.e2e
-def test_the_demo_tells_the_whole_life_of_a_budget():
+def test_the_demo_tells_the_whole_life_of_a_budget(clock):
+    # The day's traffic is generated from its date: the test's day, not the machine's, keeps it fixed.
+    day = clock().date().isoformat()
     result = subprocess.run(
-        [sys.executable, "-m", "budgetkeeper_cli.demo", "--records", "400"],
+        [sys.executable, "-m", "budgetkeeper_cli.demo", "--records", "400", "--day", day],
         capture_output=True,
         text=True,
         timeout=540,
@@ -34,4 +37,7 @@ def test_the_demo_tells_the_whole_life_of_a_budget():
         "grace      suspended",
     ):
         assert told in out, f"the demo no longer says: {told}"
+    # After the refresh the demo's clock is in the next day: status shows that window, at zero
+    next_day = (clock().date() + timedelta(days=1)).isoformat()
+    assert f"daily   {next_day}  $0.00" in out, "status does not show the window after the refresh"
     assert '{"level"' not in out and '"_aws"' not in out  # logs and metrics stay out of the story

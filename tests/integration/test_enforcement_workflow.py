@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -17,14 +18,14 @@ from budgetkeeper_cli.harness.lambdas import invoke
 from budgetkeeper_cli.harness.logs import cloudwatch_payload, converse_message, firehose_event
 from budgetkeeper_cli.harness.stack import LocalStack
 from budgetkeeper_cli.harness.workflow import WaitControl, real_handlers, wait_for_execution, wait_for_state
+from tests.timeline import now_iso
 
 ACCOUNT = "111122223333"
 NOVA_PRO = "amazon.nova-pro-v1:0"  # USD 0.80 input, 3.20 output per 1M tokens
-TODAY = "2026-11-23"
 
 
-def nova_pro_call(arn: str, input_tokens: int, *, timestamp: str = f"{TODAY}T10:00:00Z") -> str:
-    return converse_message(arn, NOVA_PRO, input_tokens, account=ACCOUNT, timestamp=timestamp)
+def nova_pro_call(arn: str, input_tokens: int, *, timestamp: str | None = None) -> str:
+    return converse_message(arn, NOVA_PRO, input_tokens, account=ACCOUNT, timestamp=timestamp or now_iso())
 
 
 def spend(arn: str, usd: str, **kwargs) -> dict:
@@ -278,7 +279,7 @@ def test_a_manual_suspension_survives_a_window_refresh(stack, workflow):
 
 def test_a_manual_suspension_with_an_end_is_lifted_at_its_end(stack, workflow):
     stack.client("iam").create_user(UserName="lee")
-    result = operator(stack, "suspend", "user:lee", reason="cool-off", until="2030-01-01T00:00:00Z")
+    result = operator(stack, "suspend", "user:lee", reason="cool-off", until=now_iso(timedelta(days=1)))
     assert result["status"] == "SUCCEEDED"  # waits are capped at 0 s here
     assert attached(stack, "lee") == []
     assert types(stack) == ["suspended", "restored"]
@@ -287,7 +288,7 @@ def test_a_manual_suspension_with_an_end_is_lifted_at_its_end(stack, workflow):
 def test_late_spend_into_a_closed_window_does_not_suspend(stack, workflow):
     stack.client("iam").create_user(UserName="max")
     set_budget("user:max")
-    spend(user_arn("max"), "1.5", timestamp="2026-11-01T10:00:00Z")
+    spend(user_arn("max"), "1.5", timestamp=now_iso(-timedelta(days=9)))
     finish_all(stack)
     assert types(stack) == ["late_spend"]
     assert attached(stack, "max") == []

@@ -24,6 +24,7 @@ from budgetkeeper_cli.harness.logs import (
     converse_message,
     firehose_event,
 )
+from tests.timeline import now_iso, window_id
 
 ACCOUNT = "111122223333"
 MILLION = Decimal(1_000_000)
@@ -49,7 +50,7 @@ def expected_cost(model: str, input_tokens: int, output_tokens: int, cache_read=
 
 def message(arn: str, model: str, input_tokens: int, output_tokens: int, **details) -> str:
     return converse_message(
-        arn, model, input_tokens, output_tokens, account=ACCOUNT, timestamp="2026-11-23T10:15:00Z", **details
+        arn, model, input_tokens, output_tokens, account=ACCOUNT, timestamp=now_iso(), **details
     )
 
 
@@ -99,7 +100,7 @@ def rollup_cost(scope: str) -> Decimal:
 
 
 def daily_total(scope: str) -> Decimal:
-    return TotalItem.get(f"{scope}|daily", "2026-11-23").spent_usd
+    return TotalItem.get(f"{scope}|daily", window_id("daily")).spent_usd
 
 
 def assert_spend(expected: dict[str, Decimal]) -> None:
@@ -172,7 +173,9 @@ def test_a_first_seen_principal_gets_the_default_budgets(settings):
     budgets = {item.window: item for item in BudgetItem.query("user:newcomer")}
     assert set(budgets) == {"daily", "monthly"}
     assert all(item.origin == "default" and item.limit_usd is None for item in budgets.values())
-    assert TotalItem.get("user:newcomer|monthly", "2026-11").spent_usd == expected_cost(NOVA, 100, 10)
+    assert TotalItem.get("user:newcomer|monthly", window_id("monthly")).spent_usd == expected_cost(
+        NOVA, 100, 10
+    )
     # Apps and accounts are charged but get no default budget
     assert list(BudgetItem.query(f"account:{ACCOUNT}")) == []
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 import argparse
 import sys
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from pynamodb.exceptions import DeleteError, PutError, UpdateError
 
+from budgetkeeper import clock
 from budgetkeeper.budgets import gets_default_budget
 from budgetkeeper.enforcement import ENFORCING
 from budgetkeeper.store import AuditItem, BudgetItem
@@ -249,7 +249,7 @@ def run_set(args: argparse.Namespace) -> int:
     warning = _first(values["warning_percent"], item and item.warning_percent, tunables.warning_percent)
     critical = _first(values["critical_percent"], item and item.critical_percent, tunables.critical_percent)
     options.thresholds(warning, critical)
-    now = iso_utc(datetime.now(UTC))
+    now = iso_utc(clock.now())
     if item is None:
         if values["limit_usd"] is None:
             raise UsageError(
@@ -340,7 +340,7 @@ def _audit(
 ) -> None:
     AuditItem(
         scope,
-        f"{audit_at(datetime.now(UTC))}#{uuid.uuid4().hex[:8]}",
+        f"{audit_at(clock.now())}#{uuid.uuid4().hex[:8]}",
         window=window,
         from_status=from_status,
         to_status=to_status,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
 from typing import Any
 
+from budgetkeeper import clock
 from budgetkeeper.budgets import gets_default_budget
 from budgetkeeper.store import BudgetItem
 from budgetkeeper_cli import options
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     scope = options.scope(args.scope) if args.scope is not None else None
     stack = connect(args, needs=NEEDS)
     tunables = stack.tunables()
-    now = datetime.now(UTC)
+    now = clock.now()
     items = list(BudgetItem.query(scope, consistent_read=True)) if scope else list(BudgetItem.scan())
     states = budget_states(sorted(items, key=lambda item: (item.scope, item.window)), tunables, now)
     if scope is None:

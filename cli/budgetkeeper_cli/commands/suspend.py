@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
+from budgetkeeper import clock
 from budgetkeeper.windows import iso_utc
 from budgetkeeper_cli import options
 from budgetkeeper_cli.operator_runs import add_action_parser, run_action
@@ -52,6 +53,6 @@ def run(args: argparse.Namespace) -> int:
     until = None
     if args.duration is not None:
         seconds = options.duration_seconds(args.duration, "--for", allow_zero=False)
-        until = iso_utc(datetime.now(UTC) + timedelta(seconds=seconds))
+        until = iso_utc(clock.now() + timedelta(seconds=seconds))
     stack = connect(args, needs=("state_machine_arn_value",))
     return run_action(stack, args, "suspend", scope, reason=reason, until=until)

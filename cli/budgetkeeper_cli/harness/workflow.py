@@ -2,7 +2,9 @@
 
 moto executes the ASL itself (`execute_state_machine`), but its Lambda backend without Docker
 only echoes payloads, and its Wait states sleep in real time. Here a task's Lambda call runs the
-handler template.yaml names, in this process, and a Wait lasts at most `max_wait_seconds`.
+handler template.yaml names, in this process, and a Wait lasts at most `max_wait_seconds`. A Wait
+until a timestamp counts from the product's clock (`budgetkeeper.clock`), not the machine's, so a
+test that set the clock sees the waits that moment implies.
 """
 
 from __future__ import annotations
@@ -14,12 +16,16 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any
 from unittest import mock
 
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEventException
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp import Timestamp
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 
+from budgetkeeper import clock
 from budgetkeeper_cli.harness.lambdas import invoke
 from budgetkeeper_cli.harness.stack import LocalStack
 
@@ -65,9 +71,18 @@ def real_handlers(stack: LocalStack, waits: WaitControl | None = None) -> Iterat
                 return
             env.program_state_event.wait(min(remaining, 0.05))
 
+    def seconds_until_timestamp(self, env):
+        self.string.eval(env=env)
+        text = env.stack.pop()
+        target = self._from_timestamp_string(timestamp=text)
+        if target is None:  # the run fails as moto (and Step Functions) fails it
+            raise FailureEventException(self._create_failure_event(env, text))
+        return int((target.replace(tzinfo=UTC) - clock.now()).total_seconds())
+
     with (
         mock.patch.object(LambdaSimpleBackend, "invoke", invoke_real_handler),
         mock.patch.object(WaitFunction, "_wait_interval", short_wait),
+        mock.patch.object(Timestamp, "_get_wait_seconds", seconds_until_timestamp),
     ):
         yield control
 

@@ -14,13 +14,14 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 
+from budgetkeeper import clock
 from budgetkeeper.archive import ArchiveBucket, BadEvent, gzip_lines
 from budgetkeeper.budgets import Budget, crossing
 from budgetkeeper.metering import Meter, Metered, usage_deltas
@@ -249,7 +250,7 @@ def build_usage_calculator(settings: Settings, tunables: Tunables) -> UsageCalcu
     """Wire the calculator to DynamoDB, S3 and the bundled price table."""
     bind_tables(settings)
     prices = PriceTable.bundled()
-    now = datetime.now(UTC)
+    now = clock.now()
     writer = UsageWriter(transaction_connection(settings), ttl_seconds=tunables.dedupe_ttl_days * 86_400)
     return UsageCalculator(
         meter=Meter(prices=prices, teams=load_teams(), profiles=_inference_profiles(settings.region)),
@@ -259,7 +260,7 @@ def build_usage_calculator(settings: Settings, tunables: Tunables) -> UsageCalcu
         ),
         archive=ArchiveBucket(boto3.client("s3", region_name=settings.region), settings.archive_bucket),
         price_version=prices.version,
-        clock=lambda: datetime.now(UTC),
+        clock=clock.now,
     )
 
 

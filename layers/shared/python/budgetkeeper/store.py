@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -28,6 +28,7 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
+from budgetkeeper import clock
 from budgetkeeper.budgets import DEFAULT_BUDGET_WINDOWS, MANUAL_WINDOW, Budget, gets_default_budget
 from budgetkeeper.settings import Settings, Tunables
 from budgetkeeper.usage import RollupDelta, RollupKey, TotalDelta, TotalKey, UsageDeltas
@@ -389,10 +390,12 @@ class UsageWriter:
     MAX_CHUNK_UPDATES = TRANSACTION_ITEM_LIMIT - 1
     MAX_ATTEMPTS = 5
 
-    def __init__(self, connection: Connection, ttl_seconds: int, clock: Any = time.time) -> None:
+    def __init__(
+        self, connection: Connection, ttl_seconds: int, epoch_seconds: Callable[[], int] = clock.epoch_seconds
+    ) -> None:
         self._connection = connection
         self._ttl_seconds = ttl_seconds
-        self._clock = clock
+        self._epoch_seconds = epoch_seconds
 
     def commit(self, payloads: Sequence[PayloadUsage]) -> CommitResult:
         result = CommitResult()
@@ -435,7 +438,7 @@ class UsageWriter:
         return found
 
     def _expiry(self) -> int:
-        return int(self._clock()) + self._ttl_seconds
+        return self._epoch_seconds() + self._ttl_seconds
 
     def _commit_directly(
         self, fresh: list[PayloadUsage], combined: UsageDeltas, result: CommitResult

@@ -26,6 +26,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from pynamodb.exceptions import UpdateError
 
+from budgetkeeper import clock
 from budgetkeeper.budgets import MANUAL_WINDOW, Budget, Level
 from budgetkeeper.enforcement import (
     ENFORCING,
@@ -97,10 +98,6 @@ class InvalidRequest(Exception):
     """An operator's input is missing something or names something that cannot be done."""
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass
 class WorkflowTasks:
     """Everything the workflow's Lambda tasks need; one instance per invocation."""
@@ -110,7 +107,7 @@ class WorkflowTasks:
     directory: Directory
     stop_execution: Callable[[str, str], None]
     system_roles: tuple[str, ...] = ()
-    clock: Callable[[], datetime] = _now
+    clock: Callable[[], datetime] = clock.now
 
     # ------------------------------------------------------------------ helpers
 
@@ -605,7 +602,7 @@ def operator_request(
 ) -> tuple[str, dict]:
     """An operator's action as a run name and input (the console takes the same JSON)."""
     request = {"action": action, "scope": scope, "actor": actor, "reason": reason, **extra}
-    return execution_name(action, scope, actor, reason, iso_utc(_now()), uuid.uuid4().hex), request
+    return execution_name(action, scope, actor, reason, iso_utc(clock.now()), uuid.uuid4().hex), request
 
 
 def build_workflow_tasks(settings: Settings, tunables: Tunables) -> WorkflowTasks:
