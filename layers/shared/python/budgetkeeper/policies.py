@@ -36,15 +36,30 @@ from typing import Any
 
 POLICY_VERSION = "2012-10-17"
 
-# The one list of Bedrock actions a suspension denies. template.yaml's BedrockDenyPolicy lists the
-# same actions: tests/unit/test_policies.py checks that the two agree.
+# The one list of actions a suspension denies: every way IAM can express to make Bedrock spend.
+# template.yaml's BedrockDenyPolicy lists the same actions (tests/unit/test_policies.py checks that
+# they agree, and that each is an action of the Service Authorization Reference as cfn-lint knows it).
 BEDROCK_DENY_ACTIONS: tuple[str, ...] = (
-    "bedrock:InvokeModel",
-    "bedrock:InvokeModelWithResponseStream",
-    "bedrock:InvokeModelWithBidirectionalStream",
-    "bedrock:CallWithBearerToken",
-    "bedrock:StartAsyncInvoke",
-    "bedrock:CreateModelInvocationJob",
+    # InvokeModel (also what Converse, StartAsyncInvoke and InvokeModelWithBidirectionalStream
+    # require), InvokeModelWithResponseStream (ConverseStream), agents, inline agents, flows, data
+    # automation, and any Invoke action AWS adds later.
+    "bedrock:Invoke*",
+    "bedrock:CallWithBearerToken",  # Bedrock API keys
+    "bedrock:Retrieve*",  # knowledge bases: Retrieve embeds the query; RetrieveAndGenerate calls a model
+    "bedrock:AgenticRetrieveStream",
+    "bedrock:StartFlowExecution",
+    "bedrock:GenerateQuery",
+    "bedrock:OptimizePrompt",
+    "bedrock:ApplyGuardrail",  # billed per text unit on its own
+    "bedrock:CreateModelInvocationJob",  # batch inference
+    "bedrock:CreateModelCustomizationJob",
+    "bedrock:CreateEvaluationJob",
+    "bedrock:CreateModelEvaluationJob",
+    "bedrock:CreateProvisionedModelThroughput",
+    # The OpenAI-compatible endpoint, as AWS's AmazonBedrockMantleInferenceAccess grants it.
+    "bedrock-mantle:CreateInference",
+    "bedrock-mantle:CallWithBearerToken",
+    "bedrock-mantle:CreateFineTuningJob",
 )
 
 SESSION_DENY_SID = "BudgetkeeperDenySuspendedSessions"
