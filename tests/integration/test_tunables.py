@@ -5,10 +5,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-import pytest
+from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters import base
+from aws_lambda_powertools.utilities.parameters.ssm import SSMProvider
+from botocore.exceptions import EndpointConnectionError
 
-from budgetkeeper.settings import TUNABLES_MAX_AGE_SECONDS, InvalidTunable, load_tunables
+from budgetkeeper.settings import TUNABLES_MAX_AGE_SECONDS, load_tunables
+from budgetkeeper.store import TotalItem
+from budgetkeeper_cli.harness.lambdas import invoke
+from budgetkeeper_cli.harness.logs import cloudwatch_payload, converse_message, firehose_event
+from tests.timeline import now_iso, window_id
 
 
 def put(stack, settings, name: str, value: str) -> None:
@@ -38,10 +44,38 @@ def test_parameters_override_defaults_and_a_change_applies_once_the_cache_expire
     assert load_tunables(settings).warning_percent == Decimal(60)
 
 
-def test_a_bad_parameter_names_itself(stack, settings):
+def test_a_bad_parameter_takes_its_default_is_logged_and_the_rest_applies(stack, settings, caplog):
     put(stack, settings, "dry_run", "perhaps")
-    with pytest.raises(InvalidTunable, match="dry_run"):
-        load_tunables(settings)
+    put(stack, settings, "grace_seconds", "60")
+    tunables = load_tunables(settings)
+    assert (tunables.dry_run, tunables.grace_seconds) == (False, 60)
+    rejected = [record for record in caplog.records if record.getMessage() == "tunable rejected"]
+    assert len(rejected) == 1 and "got 'perhaps'" in str(rejected[0].__dict__.get("problem"))
+
+
+def test_a_mistyped_time_zone_never_stops_metering(stack, settings):
+    # Given an operator's typo in the time zone (an unknown zone used to fail every batch)
+    put(stack, settings, "time_zone", "Europe/Pariss")
+    # When a batch is metered
+    message = converse_message(
+        "arn:aws:iam::111122223333:user/alice", "amazon.nova-pro-v1:0", 1000, timestamp=now_iso()
+    )
+    response = invoke("UsageCalculatorFunction", firehose_event([cloudwatch_payload([message])]))
+    # Then it is metered, in UTC windows
+    assert [record["result"] for record in response["records"]] == ["Ok"]
+    assert TotalItem.get("user:alice|daily", window_id("daily", "UTC")).calls == 1
+
+
+def test_ssm_out_of_reach_keeps_the_last_values_read(stack, settings, monkeypatch):
+    put(stack, settings, "grace_seconds", "60")
+    assert load_tunables(settings).grace_seconds == 60
+    parameters.clear_caches()
+
+    def unreachable(self, path, **options):
+        raise EndpointConnectionError(endpoint_url="https://ssm.us-east-1.amazonaws.com")
+
+    monkeypatch.setattr(SSMProvider, "_get_multiple", unreachable)
+    assert load_tunables(settings).grace_seconds == 60
 
 
 def test_the_template_does_not_own_the_tunable_parameters():

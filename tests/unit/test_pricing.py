@@ -19,6 +19,7 @@ from botocore.stub import Stubber
 import budgetkeeper_cli.main as cli
 from budgetkeeper.pricing import (
     PROFILE_PREFIXES,
+    RETRY_FAILED_LOOKUP_AFTER,
     TOKEN_KINDS,
     InferenceProfiles,
     ModelKind,
@@ -577,3 +578,32 @@ def test_price_command_negative_tokens_is_a_usage_error(
     # Then it exits 2 and says what to type
     assert code == 2
     assert "--input 1200" in capsys.readouterr().err
+
+
+def test_a_throttled_profile_look_up_is_asked_again_a_minute_later(
+    table: PriceTable, bedrock: Any, clock: Any
+) -> None:
+    # Given Bedrock throttles the first question about a profile, then answers
+    profile = {
+        "inferenceProfileName": "chatbot",
+        "inferenceProfileArn": APP_PROFILE_ARN,
+        "inferenceProfileId": "a1b2c3d4e5f6",
+        "models": [{"modelArn": f"arn:aws:bedrock:us-east-1::foundation-model/{CLAUDE_3_HAIKU}"}],
+        "status": "ACTIVE",
+        "type": "APPLICATION",
+    }
+    tokens = TokenCounts(input=1000, output=100)
+    with Stubber(bedrock) as stubber:
+        stubber.add_client_error("get_inference_profile", "ThrottlingException", http_status_code=400)
+        stubber.add_response("get_inference_profile", profile)
+        profiles = InferenceProfiles(bedrock)
+        # When calls through it are priced at once, and again after a minute
+        throttled = price_invocation(table, APP_PROFILE_ARN, "us-east-1", tokens, profiles)
+        soon_after = price_invocation(table, APP_PROFILE_ARN, "us-east-1", tokens, profiles)
+        clock.advance(RETRY_FAILED_LOOKUP_AFTER)
+        later = price_invocation(table, APP_PROFILE_ARN, "us-east-1", tokens, profiles)
+        stubber.assert_no_pending_responses()
+    # Then the failure is not remembered for good: the later call is priced as the profile's model
+    assert throttled.status is soon_after.status is PriceStatus.UNKNOWN_MODEL
+    assert later.model_key == CLAUDE_3_HAIKU
+    assert later.cost_usd == usd("0.25", 1000) + usd("1.25", 100)

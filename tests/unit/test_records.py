@@ -243,6 +243,57 @@ def test_cache_writes_from_a_body_without_cache_creation_are_five_minute() -> No
     assert (tokens.cache_write_5m, tokens.cache_write_1h) == (3000, 0)
 
 
+def test_converse_cache_details_give_the_one_hour_share() -> None:
+    # Given a Converse record whose usage splits 100,000 cache writes as 1-hour (TokenUsage.cacheDetails)
+    def one_hour_writes(record: dict[str, Any]) -> None:
+        record["input"]["cacheWriteInputTokenCount"] = 100_000
+        record["output"]["outputBodyJson"]["usage"]["cacheDetails"] = [{"ttl": "1h", "inputTokens": 100_000}]
+
+    tokens = parse_edited("api_key_user", one_hour_writes).tokens
+
+    # Then they are priced as 1-hour writes, not 5-minute ones
+    assert (tokens.cache_write_5m, tokens.cache_write_1h) == (0, 100_000)
+
+
+def test_converse_stream_cache_details_split_both_ttls() -> None:
+    def both_ttls(record: dict[str, Any]) -> None:
+        record["input"]["cacheWriteInputTokenCount"] = 700
+        record["output"]["outputBodyJson"]["usage"]["cacheDetails"] = [
+            {"ttl": "5m", "inputTokens": 300},
+            {"ttl": "1h", "inputTokens": 400},
+        ]
+
+    tokens = parse_edited("converse_stream_nova_lite", both_ttls).tokens
+
+    assert (tokens.cache_write_5m, tokens.cache_write_1h) == (300, 400)
+
+
+def test_a_call_blocked_by_a_guardrail_is_a_call_of_zero_tokens() -> None:
+    # Given a real-shaped record of a call a guardrail blocked: no token counts, no errorCode
+    def blocked(record: dict[str, Any]) -> None:
+        del record["input"]["inputTokenCount"]
+        del record["output"]["outputTokenCount"]
+        record["output"]["outputBodyJson"] = {
+            "amazon-bedrock-guardrailAction": "INTERVENED",
+            "content": [{"type": "text", "text": "Sorry, the model cannot answer this question."}],
+        }
+
+    invocation = parse_edited("app_role_chatbot", blocked)
+
+    # Then it is metered as a call, at 0 model tokens (guardrail text units bill apart)
+    assert invocation.tokens == TokenCounts()
+    assert invocation.error_code is None
+
+
+def test_a_stream_blocked_by_a_guardrail_is_a_call_of_zero_tokens() -> None:
+    def blocked(record: dict[str, Any]) -> None:
+        del record["input"]["inputTokenCount"]
+        del record["output"]["outputTokenCount"]
+        record["output"]["outputBodyJson"] = [{"amazon-bedrock-guardrailAction": "INTERVENED"}]
+
+    assert parse_edited("invoke_model_stream_titan", blocked).tokens == TokenCounts()
+
+
 # --- parse_invocation: timestamps ------------------------------------------------------------------
 
 

@@ -56,8 +56,31 @@ def test_operator_values_override_defaults():
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("grace_seconds", "soon"), ("thresholds/warning_percent", "-5"), ("dry_run", "maybe")],
+    [
+        ("grace_seconds", "soon"),
+        ("thresholds/warning_percent", "-5"),
+        ("dry_run", "maybe"),
+        ("time_zone", "Europe/Pariss"),
+        ("log_level", "LOUD"),
+    ],
 )
 def test_a_bad_parameter_value_names_the_parameter(name, value):
     with pytest.raises(InvalidTunable, match=name):
         Tunables.from_values({name: value})
+
+
+def test_a_running_function_takes_the_default_for_a_bad_value_and_applies_the_rest():
+    tunables, rejected = Tunables.accepting({"time_zone": "Europe/Pariss", "grace_seconds": "60"})
+    assert (tunables.time_zone, tunables.grace_seconds) == ("UTC", 60)
+    assert len(rejected) == 1 and "time_zone" in rejected[0] and "Europe/Paris" in rejected[0]
+
+
+def test_thresholds_out_of_order_fall_back_together():
+    values = {"thresholds/warning_percent": "95", "thresholds/critical_percent": "80"}
+    tunables, rejected = Tunables.accepting(values)
+    assert (tunables.warning_percent, tunables.critical_percent) == (Decimal(70), Decimal(90))
+    assert rejected == (
+        "thresholds/warning_percent must be below thresholds/critical_percent; both defaults apply",
+    )
+    with pytest.raises(InvalidTunable, match="below"):
+        Tunables.from_values(values)

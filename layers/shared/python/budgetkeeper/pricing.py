@@ -28,7 +28,7 @@ import json
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -36,6 +36,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from budgetkeeper import clock
 from budgetkeeper.usage import TokenCounts
 
 _log = logging.getLogger(__name__)
@@ -323,11 +324,17 @@ class BedrockControlPlane(Protocol):
     def list_tags_for_resource(self, *, resourceARN: str) -> Mapping[str, Any]: ...
 
 
+# A failed look-up is asked again after this long, never remembered for the container's life: one
+# throttled call must not price every later call through that profile at zero.
+RETRY_FAILED_LOOKUP_AFTER = timedelta(minutes=1)
+
+
 class InferenceProfiles:
     """The model and the tags of application inference profiles, each asked of Bedrock once per ARN.
 
-    Failures (access denied, not found, no network) are not fatal and are remembered like answers:
-    an unresolved model is priced by the unknown-model rule, unreadable tags are `{}`.
+    Failures (throttling, access denied, not found, no network) are not fatal: meanwhile an
+    unresolved model is priced by the unknown-model rule (counted and alerted) and unreadable tags
+    are `{}`, and the look-up is tried again RETRY_FAILED_LOOKUP_AFTER later.
     Limitation: a profile copied from a cross-region profile lists one foundation model per region
     and does not say which system profile it came from, so it is priced at the base model's price.
     """
@@ -337,6 +344,7 @@ class InferenceProfiles:
         self._region_name = region_name
         self._model_ids: dict[str, str | None] = {}
         self._tags: dict[str, dict[str, str]] = {}
+        self._failed_at: dict[tuple[str, str], datetime] = {}
 
     def _bedrock(self) -> BedrockControlPlane:
         if self._client is None:
@@ -346,31 +354,34 @@ class InferenceProfiles:
         return self._client
 
     def model_id_for(self, arn: str) -> str | None:
-        """The model id of the profile's first model, or None when Bedrock does not say."""
-        if arn not in self._model_ids:
-            model_id = None
+        """The model id of the profile's first model, or None when Bedrock does not say (now)."""
+        if arn not in self._model_ids and self._may_ask("model", arn):
             try:
                 models = (
                     self._bedrock().get_inference_profile(inferenceProfileIdentifier=arn).get("models", [])
                 )
-                if models:
-                    model_id = resolve_model_id(models[0]["modelArn"]).key
+                self._model_ids[arn] = resolve_model_id(models[0]["modelArn"]).key if models else None
             except (ClientError, BotoCoreError) as error:
-                _log.warning("cannot resolve application inference profile %s: %s", arn, error)
-            self._model_ids[arn] = model_id
-        return self._model_ids[arn]
+                self._failed("model", arn, error)
+        return self._model_ids.get(arn)
 
     def tags_for(self, arn: str) -> dict[str, str]:
-        """The profile's tags, or {} when they cannot be read."""
-        if arn not in self._tags:
-            tags: dict[str, str] = {}
+        """The profile's tags, or {} when they cannot be read (now)."""
+        if arn not in self._tags and self._may_ask("tags", arn):
             try:
                 response = self._bedrock().list_tags_for_resource(resourceARN=arn)
-                tags = {tag["key"]: tag["value"] for tag in response.get("tags", [])}
+                self._tags[arn] = {tag["key"]: tag["value"] for tag in response.get("tags", [])}
             except (ClientError, BotoCoreError) as error:
-                _log.warning("cannot read tags of application inference profile %s: %s", arn, error)
-            self._tags[arn] = tags
-        return dict(self._tags[arn])
+                self._failed("tags", arn, error)
+        return dict(self._tags.get(arn, {}))
+
+    def _may_ask(self, what: str, arn: str) -> bool:
+        failed_at = self._failed_at.get((what, arn))
+        return failed_at is None or clock.now() - failed_at >= RETRY_FAILED_LOOKUP_AFTER
+
+    def _failed(self, what: str, arn: str, error: Exception) -> None:
+        _log.warning("cannot read the %s of application inference profile %s: %s", what, arn, error)
+        self._failed_at[(what, arn)] = clock.now()
 
 
 # --- pricing ------------------------------------------------------------------------------------

@@ -29,6 +29,11 @@ from budgetkeeper.usage import Invocation, TokenCounts
 INVOCATION_LOG_SCHEMA = "ModelInvocationLog"
 INVOKE_MODEL = "InvokeModel"
 INVOKE_MODEL_STREAM = "InvokeModelWithResponseStream"
+CONVERSE = "Converse"
+CONVERSE_STREAM = "ConverseStream"
+# A call a guardrail blocked: logged with no token counts and no errorCode, this key in its body.
+_GUARDRAIL_ACTION = "amazon-bedrock-guardrailAction"
+_GUARDRAIL_INTERVENED = "INTERVENED"
 _INVOCATION_METRICS = "amazon-bedrock-invocationMetrics"
 _GZIP_MAGIC = b"\x1f\x8b"
 _NO_METADATA: MappingProxyType[str, str] = MappingProxyType({})
@@ -273,7 +278,8 @@ def _token_counts(record: dict[str, Any], operation: str, error_code: str | None
         if output_tokens is None:
             output_tokens = _count(metrics, _INVOCATION_METRICS, "outputTokenCount")
     if input_tokens is None:
-        if error_code is None:
+        # A failed call, or one a guardrail blocked before the model ran, is a call of 0 tokens.
+        if error_code is None and not _guardrail_intervened(output_section.get("outputBodyJson")):
             raise MalformedEvent("input.inputTokenCount is missing")
         input_tokens = 0
     cache_write = _count(input_section, "input", "cacheWriteInputTokenCount") or 0
@@ -297,13 +303,26 @@ def _stream_invocation_metrics(chunks: Any) -> dict[str, Any]:
     return {}
 
 
-def _cache_write_1h(operation: str, output_section: dict[str, Any], cache_write: int) -> int:
-    """The 1-hour share of cache writes, from Anthropic's `usage.cache_creation` where the log has it.
+def _guardrail_intervened(body: Any) -> bool:
+    """Whether the response says a guardrail blocked the call (InvokeModel body, or a stream chunk)."""
+    if type(body) is dict:
+        return body.get(_GUARDRAIL_ACTION) == _GUARDRAIL_INTERVENED
+    if type(body) is list:
+        return any(type(chunk) is dict and _guardrail_intervened(chunk) for chunk in body)
+    return False
 
-    The top-level count stays authoritative: the body only splits it, and every write it does not
-    attribute to the 1-hour cache is a 5-minute write.
+
+def _cache_write_1h(operation: str, output_section: dict[str, Any], cache_write: int) -> int:
+    """The 1-hour share of cache writes, from the response body where the log has it.
+
+    Converse and ConverseStream report it in `usage.cacheDetails` (the runtime API's TokenUsage:
+    `[{"ttl": "1h", "inputTokens": N}, ...]`); InvokeModel with Anthropic's native body in
+    `usage.cache_creation.ephemeral_1h_input_tokens`. The top-level count stays authoritative: the
+    body only splits it, and every write it does not attribute to the 1-hour cache is a 5-minute write.
     """
     body = output_section.get("outputBodyJson")
+    if operation in (CONVERSE, CONVERSE_STREAM):
+        return min(_converse_one_hour_writes(body), cache_write)
     if operation == INVOKE_MODEL and type(body) is dict:
         usage = body.get("usage")
     elif operation == INVOKE_MODEL_STREAM and type(body) is list:
@@ -315,6 +334,30 @@ def _cache_write_1h(operation: str, output_section: dict[str, Any], cache_write:
         return 0
     one_hour = _count(cache_creation, "usage.cache_creation", "ephemeral_1h_input_tokens") or 0
     return min(one_hour, cache_write)
+
+
+def _converse_one_hour_writes(body: Any) -> int:
+    if type(body) is dict:
+        usage = body.get("usage")
+    elif type(body) is list:  # ConverseStream: the usage is in the closing `metadata` event
+        usage = next(
+            (
+                chunk["metadata"].get("usage")
+                for chunk in reversed(body)
+                if type(chunk) is dict and type(chunk.get("metadata")) is dict
+            ),
+            None,
+        )
+    else:
+        return 0
+    details = usage.get("cacheDetails") if type(usage) is dict else None
+    if type(details) is not list:
+        return 0
+    return sum(
+        _count(detail, "usage.cacheDetails[]", "inputTokens") or 0
+        for detail in details
+        if type(detail) is dict and detail.get("ttl") == "1h"
+    )
 
 
 def _message_start_usage(chunks: list[Any]) -> Any:

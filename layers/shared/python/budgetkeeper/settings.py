@@ -138,6 +138,26 @@ def _parse_list(raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
+def _parse_time_zone(raw: str) -> str:
+    from budgetkeeper.windows import InvalidWindow, parse_time_zone
+
+    try:
+        parse_time_zone(raw)
+    except InvalidWindow as error:
+        raise InvalidTunable(str(error)) from None
+    return raw.strip()
+
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _parse_log_level(raw: str) -> str:
+    level = raw.strip().upper()
+    if level not in _LOG_LEVELS:
+        raise InvalidTunable(f"expected one of {', '.join(_LOG_LEVELS)}, got {raw!r}")
+    return level
+
+
 @dataclass(frozen=True, slots=True)
 class Tunable:
     field: str  # attribute of Tunables
@@ -184,7 +204,7 @@ TUNABLES: tuple[Tunable, ...] = (
         _parse_int,
         "wait between the exceeded notice and the suspension",
     ),
-    Tunable("time_zone", "time_zone", "UTC", str.strip, "time zone of budget windows that name none"),
+    Tunable("time_zone", "time_zone", "UTC", _parse_time_zone, "time zone of budget windows that name none"),
     Tunable("dry_run", "dry_run", "false", _parse_bool, "run the workflow and notify, but never touch IAM"),
     Tunable(
         "exclusions",
@@ -193,7 +213,7 @@ TUNABLES: tuple[Tunable, ...] = (
         _parse_list,
         "comma-separated scopes that are metered but never suspended",
     ),
-    Tunable("log_level", "log_level", "INFO", str.strip, "Powertools log level"),
+    Tunable("log_level", "log_level", "INFO", _parse_log_level, "Powertools log level"),
     Tunable(
         "dedupe_ttl_days", "dedupe_ttl_days", "7", _parse_int, "how long a metered payload's marker is kept"
     ),
@@ -215,15 +235,39 @@ class Tunables:
 
     @classmethod
     def from_values(cls, values: Mapping[str, str]) -> Tunables:
-        """Parse raw parameter values (names below the prefix); absent ones take their default."""
+        """Parse raw parameter values (names below the prefix), refusing the first bad one."""
+        tunables, rejected = cls.accepting(values)
+        if rejected:
+            raise InvalidTunable(rejected[0])
+        return tunables
+
+    @classmethod
+    def accepting(cls, values: Mapping[str, str]) -> tuple[Tunables, tuple[str, ...]]:
+        """Parse what can be used; each bad value takes its default and is named in the second item.
+
+        Running functions read tunables this way: one mistyped parameter must never stop metering
+        or enforcement, it is reported (and alerted on) while everything else applies.
+        """
         parsed: dict[str, Any] = {}
+        rejected: list[str] = []
+        by_field = {tunable.field: tunable for tunable in TUNABLES}
         for tunable in TUNABLES:
             raw = values.get(tunable.parameter, tunable.default)
             try:
                 parsed[tunable.field] = tunable.parse(raw)
             except InvalidTunable as error:
-                raise InvalidTunable(f"parameter {tunable.parameter}: {error}") from error
-        return cls(**parsed)
+                rejected.append(
+                    f"parameter {tunable.parameter}: {error}; the default {tunable.default!r} applies"
+                )
+                parsed[tunable.field] = tunable.parse(tunable.default)
+        if parsed["warning_percent"] >= parsed["critical_percent"]:
+            for field in ("warning_percent", "critical_percent"):
+                tunable = by_field[field]
+                parsed[field] = tunable.parse(tunable.default)
+            rejected.append(
+                "thresholds/warning_percent must be below thresholds/critical_percent; both defaults apply"
+            )
+        return cls(**parsed), tuple(rejected)
 
     @classmethod
     def defaults(cls) -> Tunables:
@@ -234,10 +278,37 @@ class Tunables:
 TUNABLES_MAX_AGE_SECONDS = 30
 
 
+# The last tunables read per prefix, kept for when SSM cannot be reached.
+_last_read: dict[str, Tunables] = {}
+
+
 def load_tunables(settings: Settings) -> Tunables:
-    """Read the tunables from SSM through Powertools Parameters, cached for a short max_age."""
+    """Read the tunables from SSM through Powertools Parameters, cached for a short max_age.
+
+    Never fails: SSM out of reach gives the last values read (else the defaults), and a bad value
+    gives its default; both are logged as errors and counted in the `TunableProblems` metric.
+    """
+    from aws_lambda_powertools.metrics import MetricUnit
     from aws_lambda_powertools.utilities import parameters
 
+    from budgetkeeper.observability import logger, metrics
+
     prefix = settings.parameter_prefix
-    raw = parameters.get_parameters(prefix, max_age=TUNABLES_MAX_AGE_SECONDS, recursive=True)
-    return Tunables.from_values({name.lstrip("/"): str(value) for name, value in raw.items()})
+    try:
+        raw = parameters.get_parameters(prefix, max_age=TUNABLES_MAX_AGE_SECONDS, recursive=True)
+    except parameters.exceptions.GetParameterError as error:
+        fallback = _last_read.get(prefix)
+        logger.error(
+            "cannot read tunables from SSM",
+            error=str(error),
+            using="the last values read" if fallback else "the defaults",
+        )
+        metrics.add_metric(name="TunableProblems", unit=MetricUnit.Count, value=1)
+        return fallback or Tunables.defaults()
+    tunables, rejected = Tunables.accepting({name.lstrip("/"): str(value) for name, value in raw.items()})
+    for problem in rejected:
+        logger.error("tunable rejected", problem=problem)
+    if rejected:
+        metrics.add_metric(name="TunableProblems", unit=MetricUnit.Count, value=len(rejected))
+    _last_read[prefix] = tunables
+    return tunables
