@@ -87,7 +87,7 @@ def real_handlers(stack: LocalStack, waits: WaitControl | None = None) -> Iterat
         yield control
 
 
-def wait_for_execution(stack: LocalStack, execution_arn: str, *, timeout: float = 60) -> dict[str, Any]:
+def wait_for_execution(stack: LocalStack, execution_arn: str, *, timeout: float = 120) -> dict[str, Any]:
     """The execution once it has left RUNNING (or as it is when the timeout passes)."""
     sfn = stack.client("stepfunctions")
     deadline = time.monotonic() + timeout
@@ -98,7 +98,7 @@ def wait_for_execution(stack: LocalStack, execution_arn: str, *, timeout: float 
         time.sleep(0.05)
 
 
-def wait_for_state(stack: LocalStack, execution_arn: str, state_name: str, *, timeout: float = 30) -> None:
+def wait_for_state(stack: LocalStack, execution_arn: str, state_name: str, *, timeout: float = 120) -> None:
     """Block until the execution has entered `state_name` (e.g. a Wait)."""
     sfn = stack.client("stepfunctions")
     deadline = time.monotonic() + timeout
