@@ -10,7 +10,7 @@ PY312_DIR := $(patsubst %/,%,$(dir $(firstword $(wildcard /root/.pyenv/versions/
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help venv test test-clock lint build check-build unit demo bench prices fmt clean
+.PHONY: help venv test test-clock lint build check-build unit demo bench prices asl fmt clean
 
 help:
 	@echo "make demo    run a day of Bedrock traffic through the stack on moto and tell what happened"
@@ -18,6 +18,7 @@ help:
 	@echo "make test-clock  the time-sensitive tests again, with the machine's clock at a month end and a DST change"
 	@echo "make bench   print throughput and cost figures"
 	@echo "make prices  rebuild the bundled price table from its pinned public source"
+	@echo "make asl     write statemachines/*.asl.json from their *.source.yaml (edit the source, not the JSON)"
 
 $(STAMP): requirements-dev.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON_FOR_VENV) -m venv $(VENV)
@@ -63,6 +64,9 @@ bench: $(STAMP)
 
 prices: $(STAMP)
 	$(BIN)/python scripts/build_prices.py
+
+asl: $(STAMP)
+	$(BIN)/python scripts/build_asl.py
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .

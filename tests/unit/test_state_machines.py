@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from budgetkeeper_cli.harness.template import TEMPLATE_PATH, load_template, resources_of_type
+from scripts import build_asl
 
 STATE_MACHINES = {
     logical_id: resource["Properties"]
@@ -36,6 +37,15 @@ def all_states(states: dict) -> dict:
 def choice_targets(choice: dict) -> list[str]:
     targets = [rule["Next"] for rule in choice.get("Choices", [])]
     return targets + ([choice["Default"]] if "Default" in choice else [])
+
+
+def test_every_asl_file_is_written_from_a_source():
+    assert {build_asl.target_of(source) for source in build_asl.sources()} == set(ASL_FILES)
+
+
+@pytest.mark.parametrize("source", build_asl.sources(), ids=lambda p: p.name)
+def test_committed_asl_is_what_make_asl_writes(source):
+    assert build_asl.target_of(source).read_text() == build_asl.render(source), "run `make asl`"
 
 
 def test_every_asl_file_is_wired_into_the_template():
