@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from budgetkeeper import money
 from budgetkeeper.metering import Metered
-from budgetkeeper.pricing import decimal_text
 from budgetkeeper.windows import iso_utc
 
 
@@ -97,7 +97,7 @@ def enriched_line(metered: Metered, price_version: str) -> str:
                 "cache_write_5m": tokens.cache_write_5m,
                 "cache_write_1h": tokens.cache_write_1h,
             },
-            "cost_usd": decimal_text(metered.priced.cost_usd),
+            "cost_usd": money.exact(metered.priced.cost_usd),
             "error_code": invocation.error_code,
         },
         separators=(",", ":"),

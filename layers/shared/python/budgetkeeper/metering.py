@@ -8,13 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 
 from budgetkeeper.pricing import (
     InferenceProfiles,
     Priced,
     PriceTable,
-    decimal_text,
     price_invocation,
 )
 from budgetkeeper.records import parse_invocation
@@ -55,14 +53,3 @@ class Meter:
             self.prices, invocation.model_id, invocation.region, invocation.tokens, self.profiles
         )
         return Metered(invocation, attribution, priced)
-
-
-def money(value: Decimal) -> str:
-    """A dollar amount for people: cents, or more digits when below a cent."""
-    if value == 0:
-        return "$0.00"
-    if abs(value) < Decimal("0.000001"):
-        return f"${decimal_text(value)}"  # exact: never a nonzero cost shown as zero
-    if abs(value) < Decimal("0.01"):
-        return f"${value:.6f}"
-    return f"${value:,.2f}"
