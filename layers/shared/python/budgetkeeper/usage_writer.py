@@ -13,7 +13,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -93,14 +93,12 @@ class UsageDeltas:
             if key in self.rollups:
                 self.rollups[key].merge(rollup)
             else:
-                self.rollups[key] = RollupDelta(**{n: getattr(rollup, n) for n in RollupDelta.COUNTERS})
+                self.rollups[key] = replace(rollup)  # a copy: merging later must not change `other`
         for key, total in other.totals.items():
             if key in self.totals:
                 self.totals[key].merge(total)
             else:
-                self.totals[key] = TotalDelta(
-                    total.window_start, total.window_end, total.calls, total.spent_usd
-                )
+                self.totals[key] = replace(total)
 
     @property
     def item_count(self) -> int:
@@ -177,7 +175,7 @@ def usage_deltas(metered: Iterable[Metered], budgets_of: Callable[[str], list[Bu
             key = (scope, hour, model, region)
             existing = rollups.get(key)
             if existing is None:
-                rollups[key] = RollupDelta(**{name: getattr(delta, name) for name in RollupDelta.COUNTERS})
+                rollups[key] = replace(delta)  # a copy: `delta` is added to every scope's rollup
             else:
                 existing.merge(delta)
             for budget in budgets_of(scope):
