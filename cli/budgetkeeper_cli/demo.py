@@ -25,8 +25,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from budgetkeeper import clock
-from budgetkeeper.metering import money
+from budgetkeeper import clock, money
 from budgetkeeper.store import RollupItem, TeamItem
 from budgetkeeper_cli import demo_data
 from budgetkeeper_cli.harness.clock import ManualClock
@@ -106,7 +105,8 @@ def describe(event: dict[str, Any]) -> str:
     where = f"{event['scope']} ({event['window']})" if event.get("window") else event["scope"]
     spend = ""
     if event.get("spent_usd") and event.get("limit_usd"):
-        spend = f": {money(Decimal(event['spent_usd']))} of {money(Decimal(event['limit_usd']))}"
+        spent, limit = Decimal(event["spent_usd"]), Decimal(event["limit_usd"])
+        spend = f": {money.dollars(spent)} of {money.dollars(limit)}"
         spend += f" ({event['percent']}%)"
     extra = f" - {event['note']}" if event.get("note") else ""
     by = f" by {event['actor']}" if event["actor"] not in ("budgetkeeper", "budgetkeeper-monitor") else ""
@@ -180,7 +180,7 @@ def batches(records: Sequence[dict[str, Any]]) -> Iterator[dict[str, Any]]:
 def spend_table(scopes: dict[str, Decimal], title: str, top: int = 8) -> None:
     say(f"  {title}")
     for scope, cost in sorted(scopes.items(), key=lambda item: -item[1])[:top]:
-        say(f"    {scope:<62} {money(cost):>10}")
+        say(f"    {scope:<62} {money.dollars(cost):>10}")
 
 
 def spend_from_tables(scopes: set[str]) -> dict[str, Decimal]:

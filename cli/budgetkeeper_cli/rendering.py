@@ -18,18 +18,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from budgetkeeper.pricing import decimal_text
+from budgetkeeper import money
 from budgetkeeper_cli.errors import UsageError
 
 FORMATS: tuple[str, ...] = ("table", "csv", "json")
 MISSING = "-"  # a value a row has none of, in table and CSV
 
 Row = Mapping[str, Any]
-
-
-def plain_decimal(value: Decimal) -> str:
-    """An exact number as plain decimal text: no exponent, no rounding (`1.8E-7` -> `0.00000018`)."""
-    return decimal_text(value) if value else "0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +53,7 @@ def plain_text(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, Decimal):
-        return plain_decimal(value)
+        return money.exact(value)
     if isinstance(value, (list, tuple)):
         return ",".join(plain_text(item) for item in value) if value else MISSING
     return str(value)
@@ -66,7 +61,7 @@ def plain_text(value: Any) -> str:
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return plain_decimal(value)
+        return money.exact(value)
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 

@@ -53,7 +53,6 @@ OUTPUT_FIELDS: Mapping[str, str] = {
     "IdempotencyTableName": "idempotency_table",
     "ArchiveBucketName": "archive_bucket",
     "BudgetEnforcementStateMachineArn": "state_machine_arn_value",
-    "BedrockDenyPolicyArn": "deny_policy_arn_value",
     "BudgetEventsTopicArn": "notifications_topic_arn",
 }
 
@@ -199,7 +198,6 @@ def connect(args: argparse.Namespace, *, needs: tuple[str, ...] = ()) -> Stack:
         **{name: values.get(name, "") for name in _STRING_FIELDS},
         dynamodb_endpoint=os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL"),
         state_machine_arn_value=values.get("state_machine_arn_value"),
-        deny_policy_arn_value=values.get("deny_policy_arn_value"),
         notifications_topic_arn=values.get("notifications_topic_arn"),
     )
     missing_outputs = [name for name in needs if not getattr(settings, name, None)]

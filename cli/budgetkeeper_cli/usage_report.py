@@ -9,7 +9,7 @@ Lambda uses, so the offline figures are the Lambda's figures.
 
 The aggregating side (`UsageReport`) keeps one `Totals` per combination of group values, so memory
 grows with the number of groups, never with the number of records. Costs are `Decimal` sums of the
-per-record costs: exact, rounded only by `money()` in the table.
+per-record costs: exact, rounded only by `money.dollars()` in the table.
 
 Reusable by report commands: `resolve_inputs` + `iter_sources` (what to read), `scan` (meter and
 filter every record into a sink), `UsageReport` and `render` (aggregate and print).
@@ -35,14 +35,15 @@ from typing import IO, Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from budgetkeeper.metering import Meter, Metered, money
+from budgetkeeper import money
+from budgetkeeper.metering import Meter, Metered
 from budgetkeeper.pricing import InferenceProfiles, PriceStatus
 from budgetkeeper.records import MalformedEvent
 from budgetkeeper.scopes import InvalidScope, ScopeKind, is_valid_scope_name, parse_scope
 from budgetkeeper_cli import rendering
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 from budgetkeeper_cli.rendering import FORMATS as FORMATS  # re-exported for the meter command
-from budgetkeeper_cli.rendering import Column, plain_decimal
+from budgetkeeper_cli.rendering import Column
 
 GROUP_FIELDS: tuple[str, ...] = ("principal", "role", "app", "team", "model", "region", "day", "hour")
 COUNTER_FIELDS: tuple[str, ...] = (
@@ -671,16 +672,11 @@ _COUNTER_TITLES: Mapping[str, str] = {
 }
 
 
-def cost_text(value: Decimal) -> str:
-    """An exact cost as plain decimal text: no exponent, no rounding (`1.8E-7` -> `0.00000018`)."""
-    return plain_decimal(value)
-
-
 def _columns(report: UsageReport) -> list[Column]:
     return [
         *(Column(name) for name in report.group_by),
         *(Column(name, title, numeric=True, show="{:,}".format) for name, title in _COUNTER_TITLES.items()),
-        Column("cost_usd", "cost", numeric=True, show=money),
+        Column("cost_usd", "cost", numeric=True, show=money.dollars),
     ]
 
 

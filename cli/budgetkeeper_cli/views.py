@@ -15,9 +15,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from budgetkeeper import money
 from budgetkeeper.budgets import MANUAL_WINDOW, Budget, Level
 from budgetkeeper.enforcement import ENFORCING
-from budgetkeeper.metering import money
 from budgetkeeper.settings import Tunables
 from budgetkeeper.store import AuditItem, BudgetItem, TotalItem, budget_key
 from budgetkeeper.windows import WindowSpan, iso_utc
@@ -87,7 +87,7 @@ def budget_row(item: BudgetItem, tunables: Tunables) -> dict[str, Any]:
 BUDGET_COLUMNS: tuple[Column, ...] = (
     Column("scope"),
     Column("window"),
-    Column("limit_usd", "limit", numeric=True, show=money),
+    Column("limit_usd", "limit", numeric=True, show=money.dollars),
     Column("warning_percent", "warn", numeric=True, show=_percent),
     Column("critical_percent", "crit", numeric=True, show=_percent),
     Column("grace_seconds", "grace", numeric=True, show=duration_text),
@@ -220,8 +220,8 @@ STATUS_COLUMNS: tuple[Column, ...] = (
     Column("scope"),
     Column("window"),
     Column("window_id", "window id"),
-    Column("spent_usd", "spent", numeric=True, show=money),
-    Column("limit_usd", "limit", numeric=True, show=money),
+    Column("spent_usd", "spent", numeric=True, show=money.dollars),
+    Column("limit_usd", "limit", numeric=True, show=money.dollars),
     Column("percent", numeric=True, show=_percent),
     Column("level"),
     Column("status"),

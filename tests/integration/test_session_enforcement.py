@@ -1,7 +1,7 @@
 """Suspending one person on a shared role, through the real workflow on moto.
 
 moto cannot evaluate policies, so each test reads the policy back and checks its condition against
-each session's `ROLEID:session` with IAM's StringLike rules (policies.string_like).
+each session's `ROLEID:session` with IAM's StringLike rules (tests.iam_matching.string_like).
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
-from budgetkeeper.policies import PolicyTooLarge, string_like
+from budgetkeeper.policies import PolicyTooLarge
 from budgetkeeper.session_denies import session_policy_name, suspend_session
 from budgetkeeper.store import BudgetItem, TeamItem
 from budgetkeeper_cli.harness.stack import LocalStack
 from budgetkeeper_cli.harness.workflow import real_handlers, wait_for_state
+from tests.iam_matching import string_like
 from tests.integration.conftest import MOTO_CONFIG
 from tests.integration.test_enforcement_workflow import (
     ACCOUNT,

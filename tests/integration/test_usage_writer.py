@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 from pynamodb.transactions import TransactWrite
 
-from budgetkeeper.store import PayloadUsage, RollupItem, TotalItem, UsageWriter, transaction_connection
-from budgetkeeper.usage import RollupDelta, TotalDelta, UsageDeltas
+from budgetkeeper.store import RollupItem, TotalItem, transaction_connection
+from budgetkeeper.usage_writer import PayloadUsage, RollupDelta, TotalDelta, UsageDeltas, UsageWriter
 
 HOUR = "2026-11-23T10"
 

@@ -25,17 +25,14 @@ from budgetkeeper.policies import (
     SessionDenies,
     check_size,
     compact_json,
-    document_fits,
     escape_for_condition,
     merge_statement,
-    policy_size,
     remove_statement,
     session_denies_of,
     session_deny_document,
     session_userid,
     sso_deny_statement,
     sso_users_of,
-    string_like,
     unescape_condition,
 )
 from budgetkeeper.scopes import InvalidScope
@@ -45,12 +42,12 @@ from budgetkeeper.session_denies import (
     Outcome,
     connect_identity_center,
     deny_session_scope,
-    is_sso_scope,
     parse_session_scope,
     permission_set_name,
     session_policy_name,
 )
 from budgetkeeper_cli.harness.template import load_template
+from tests.iam_matching import document_fits, policy_size, string_like
 
 ROLE_ID = "AROA3XFRBF535PLBIFPI4"
 OTHER_ROLE_ID = "AROAZZZZZZZZZZZZZZZZZ"
@@ -412,8 +409,6 @@ def test_session_scopes():
     )
     app = parse_session_scope("session:ChatbotApp-BedrockRole/chat-fn")
     assert (app.is_sso, app.permission_set_name) == (False, None)
-    assert is_sso_scope(f"session:{SSO_ROLE}/priya@example.com")
-    assert not is_sso_scope("session:ChatbotApp-BedrockRole/chat-fn")
     with pytest.raises(InvalidScope):
         parse_session_scope("role:ChatbotApp-BedrockRole")
 

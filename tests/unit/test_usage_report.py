@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from budgetkeeper import money
 from budgetkeeper.metering import Meter
 from budgetkeeper.pricing import PriceRow, PriceTable, Rates
 from budgetkeeper_cli.errors import CommandFailed, UsageError
@@ -27,7 +28,6 @@ from budgetkeeper_cli.usage_report import (
     RecordFilter,
     ScanStats,
     UsageReport,
-    cost_text,
     iter_lines,
     iter_sources,
     load_teams_file,
@@ -247,8 +247,8 @@ def test_many_small_costs_add_up_without_rounding(tmp_path: Path) -> None:
     # Then the sum is exact and printed without an exponent
     assert report.total.cost_usd == Decimal("0.00018")
     assert json.loads(render_json(report))[0]["cost_usd"] == "0.00018"
-    assert cost_text(Decimal("1.8E-7")) == "0.00000018"
-    assert cost_text(Decimal(0)) == "0"
+    assert money.exact(Decimal("1.8E-7")) == "0.00000018"
+    assert money.exact(Decimal(0)) == "0"
 
 
 def test_unknown_and_provisioned_models_are_counted_at_zero(tmp_path: Path) -> None:
@@ -551,6 +551,4 @@ def test_progress_updates_one_line_on_a_terminal_and_clears_it(day_file: Path) -
     [("0", "$0.00"), ("1234.5", "$1,234.50"), ("0.008228", "$0.008228"), ("0.00000018", "$0.00000018")],
 )
 def test_money_for_people_never_shows_a_nonzero_cost_as_zero(value, shown):
-    from budgetkeeper.metering import money
-
-    assert money(Decimal(value)) == shown
+    assert money.dollars(Decimal(value)) == shown

@@ -44,10 +44,12 @@ def test_every_n_days_counts_from_the_anchor_in_both_directions():
     assert str(spec) == "days:7@2026-01-05"
 
 
-def test_contains_is_half_open():
+def test_a_span_is_half_open():
+    # Given the daily span of a moment
     span = window_span(parse_window("daily"), "UTC", at("2026-11-23T10:00:00+00:00"))
-    assert span.contains(at("2026-11-23T00:00:00+00:00"))
-    assert not span.contains(span.end)
+    # Then its start belongs to it, and its end (the refresh) to the next window
+    assert window_span(parse_window("daily"), "UTC", span.start) == span
+    assert window_span(parse_window("daily"), "UTC", span.end).window_id != span.window_id
 
 
 @pytest.mark.parametrize("text", ["weekly", "days:0@2026-01-01", "days:7@2026-13-01", "days:7"])

@@ -11,7 +11,8 @@ import json
 import sys
 from typing import Any
 
-from budgetkeeper.pricing import InferenceProfiles, Priced, PriceTable, decimal_text, price_invocation
+from budgetkeeper import money
+from budgetkeeper.pricing import InferenceProfiles, Priced, PriceTable, price_invocation
 from budgetkeeper.usage import TokenCounts
 from budgetkeeper_cli.errors import UsageError
 
@@ -96,9 +97,9 @@ def render(priced: Priced, model_id: str, region: str, table_version: str) -> st
             stand_in = "" if charge.rate_of == charge.kind else f"  (at the {charge.rate_of} rate)"
             lines.append(
                 f"{charge.kind:<16}{charge.tokens:>12,}"
-                f"{decimal_text(charge.usd_per_million):>14}{decimal_text(charge.cost_usd):>16}{stand_in}"
+                f"{money.exact(charge.usd_per_million):>14}{money.exact(charge.cost_usd):>16}{stand_in}"
             )
-    lines.append(f"{'total':<42}{decimal_text(priced.cost_usd):>16}")
+    lines.append(f"{'total':<42}{money.exact(priced.cost_usd):>16}")
     if priced.note:
         lines.append(f"note: {priced.note}")
     return "\n".join(lines) + "\n"

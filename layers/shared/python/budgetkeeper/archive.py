@@ -1,5 +1,9 @@
-"""Objects the usage calculator writes to the archive bucket itself, beside Firehose's delivery.
+"""What the archive bucket holds, in the formats this module alone writes.
 
+- enriched lines (`enriched_line`): one JSON line per metered invocation, without prompt or
+  completion bodies; the usage calculator hands them back to Firehose, which delivers them here.
+
+Objects the usage calculator writes to the archive bucket itself, beside Firehose's delivery:
 - `quarantine/YYYY/MM/DD/<batch>.jsonl`: log events that could not be metered, verbatim, with the
   reason, the Firehose record and CloudWatch event they came from. Nothing else deletes them.
 - `overflow/YYYY/MM/DD/<batch>/<record>.jsonl.gz`: enriched lines of a record whose output would
@@ -14,6 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from budgetkeeper import money
+from budgetkeeper.metering import Metered
+from budgetkeeper.windows import iso_utc
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,3 +68,37 @@ class ArchiveBucket:
 
 def gzip_lines(lines: Sequence[str]) -> bytes:
     return gzip.compress("".join(line + "\n" for line in lines).encode(), compresslevel=6, mtime=0)
+
+
+def enriched_line(metered: Metered, price_version: str) -> str:
+    """The enriched record Firehose archives: no prompt or completion bodies."""
+    invocation, attribution, tokens = metered.invocation, metered.attribution, metered.invocation.tokens
+    return json.dumps(
+        {
+            "request_id": invocation.request_id,
+            "timestamp": iso_utc(invocation.timestamp),
+            "account": invocation.account_id,
+            "region": invocation.region,
+            "inference_region": invocation.inference_region,
+            "operation": invocation.operation,
+            "model_id": invocation.model_id,
+            "model": metered.model,
+            "price_status": str(metered.priced.status),
+            "price_version": price_version,
+            "principal": attribution.principal,
+            "role": attribution.role,
+            "app": attribution.app,
+            "team": attribution.team,
+            "identity_arn": invocation.identity_arn,
+            "tokens": {
+                "input": tokens.input,
+                "output": tokens.output,
+                "cache_read": tokens.cache_read,
+                "cache_write_5m": tokens.cache_write_5m,
+                "cache_write_1h": tokens.cache_write_1h,
+            },
+            "cost_usd": money.exact(metered.priced.cost_usd),
+            "error_code": invocation.error_code,
+        },
+        separators=(",", ":"),
+    )

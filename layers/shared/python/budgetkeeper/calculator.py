@@ -22,24 +22,16 @@ import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 
 from budgetkeeper import clock
-from budgetkeeper.archive import ArchiveBucket, BadEvent, gzip_lines
+from budgetkeeper.archive import ArchiveBucket, BadEvent, enriched_line, gzip_lines
 from budgetkeeper.budgets import Budget, crossing
-from budgetkeeper.metering import Meter, Metered, usage_deltas
+from budgetkeeper.metering import Meter, Metered
 from budgetkeeper.observability import logger, metrics
 from budgetkeeper.pricing import InferenceProfiles, PriceStatus, PriceTable
 from budgetkeeper.publisher import ThresholdCrossed, ThresholdPublisher
 from budgetkeeper.records import MalformedEvent, PayloadKind, UndecodableRecord, decode_firehose_data
 from budgetkeeper.settings import Settings, Tunables
-from budgetkeeper.store import (
-    CommitResult,
-    DynamoUsageStore,
-    PayloadUsage,
-    UsageWriter,
-    bind_tables,
-    load_teams,
-    transaction_connection,
-)
-from budgetkeeper.usage import TotalKey
+from budgetkeeper.store import DynamoUsageStore, bind_tables, load_teams, transaction_connection
+from budgetkeeper.usage_writer import CommitResult, PayloadUsage, TotalKey, UsageWriter, usage_deltas
 from budgetkeeper.windows import iso_utc
 from budgetkeeper.workflow import WorkflowStarter
 
@@ -228,7 +220,7 @@ class UsageCalculator:
                 results[record.record_id] = RecordResult(record.record_id, DROPPED)
                 report.dropped_records += 1
                 continue
-            compressed = gzip_lines([item.to_archive_line(self.price_version) for item in record.metered])
+            compressed = gzip_lines([enriched_line(item, self.price_version) for item in record.metered])
             data = base64.b64encode(compressed).decode()
             if len(data) + 64 > budget:
                 # Too big for the response: the lines go to S3 and the archive points at them.

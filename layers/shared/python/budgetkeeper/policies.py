@@ -18,8 +18,7 @@ Documents:
 Caller-chosen names are escaped before they go into a condition: IAM's `StringLike` treats `*` and
 `?` as wildcards, and `${...}` as a policy variable, so `*`, `?` and `$` become the policy variables
 `${*}`, `${?}` and `${$}` (IAM's special-character variables; they need policy Version 2012-10-17,
-which every document here has). A session name can then never widen the deny. `string_like`
-implements IAM's `StringLike` matching so tests can check a condition against real values.
+which every document here has). A session name can then never widen the deny.
 
 Sizes are counted as IAM counts them, without whitespace: documents are serialized compactly
 (`compact_json`) and that exact text is both counted and written.
@@ -31,7 +30,6 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 POLICY_VERSION = "2012-10-17"
@@ -81,7 +79,6 @@ PERMISSION_SET_INLINE_POLICY_LIMIT = 10_240
 _SPECIAL_CHARACTERS = {"*": "${*}", "?": "${?}", "$": "${$}"}
 _TO_ESCAPE = re.compile(r"[*?$]")
 _ESCAPED = re.compile(r"\$\{([*?$])\}")
-_LIKE_TOKEN = re.compile(r"\$\{([^}]*)\}|[*?]|[^*?$]+|\$")
 
 
 class PolicyTooLarge(ValueError):
@@ -120,34 +117,6 @@ def unescape_condition(value: str) -> str:
     return _ESCAPED.sub(lambda match: match.group(1), value)
 
 
-def string_like(pattern: str, value: str) -> bool:
-    """IAM's `StringLike`: case-sensitive, `*` any sequence, `?` one character, whole string.
-
-    `${*}`, `${?}` and `${$}` stand for the literal characters. Any other policy variable is
-    resolved from the request by IAM, so it cannot be checked here: ValueError.
-    """
-    return _like_regex(pattern).fullmatch(value) is not None
-
-
-@lru_cache(maxsize=4096)
-def _like_regex(pattern: str) -> re.Pattern[str]:
-    parts: list[str] = []
-    for match in _LIKE_TOKEN.finditer(pattern):
-        token = match.group()
-        if match.group(1) is not None:
-            literal = match.group(1)
-            if literal not in _SPECIAL_CHARACTERS:
-                raise ValueError(f"policy variable {token!r} in {pattern!r} depends on the request")
-            parts.append(re.escape(literal))
-        elif token == "*":
-            parts.append(".*")
-        elif token == "?":
-            parts.append(".")
-        else:
-            parts.append(re.escape(token))
-    return re.compile("".join(parts), re.DOTALL)
-
-
 # --- sizes --------------------------------------------------------------------------------------
 
 
@@ -158,17 +127,6 @@ def compact_json(document: Mapping[str, Any]) -> str:
     the escapes are then counted as IAM will count them.
     """
     return json.dumps(document, separators=(",", ":"), ensure_ascii=True)
-
-
-def policy_size(document: Mapping[str, Any] | str) -> int:
-    """Characters as IAM counts them: the document's compact form, whitespace outside strings dropped."""
-    if isinstance(document, str):
-        document = json.loads(document)
-    return len(compact_json(document))
-
-
-def document_fits(document: Mapping[str, Any] | str, limit: int = MANAGED_POLICY_LIMIT) -> bool:
-    return policy_size(document) <= limit
 
 
 def check_size(document: Mapping[str, Any] | str, limit: int, what: str) -> str:

@@ -36,7 +36,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from budgetkeeper import clock
+from budgetkeeper import clock, money
 from budgetkeeper.usage import TokenCounts
 
 _log = logging.getLogger(__name__)
@@ -61,11 +61,6 @@ GOVCLOUD_PREFIX = "us-gov"
 # Prefixes of system inference-profile ids (`us.anthropic.claude-...`). A test checks that the
 # bundled table uses no other.
 PROFILE_PREFIXES = frozenset({"us", "eu", "apac", "jp", "au", "in", GOVCLOUD_PREFIX, GLOBAL_PREFIX})
-
-
-def decimal_text(value: Decimal) -> str:
-    """Plain notation without trailing zeros: 3.750000 -> '3.75', 1E+1 -> '10'."""
-    return format(value.normalize(), "f")
 
 
 # --- price rows ---------------------------------------------------------------------------------
@@ -124,8 +119,7 @@ class Rates:
 
     def to_dict(self) -> dict[str, str | None]:
         return {
-            kind: None if (rate := getattr(self, kind)) is None else decimal_text(rate)
-            for kind in TOKEN_KINDS
+            kind: None if (rate := getattr(self, kind)) is None else money.exact(rate) for kind in TOKEN_KINDS
         }
 
 
@@ -432,7 +426,7 @@ class Priced:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "cost_usd": decimal_text(self.cost_usd),
+            "cost_usd": money.exact(self.cost_usd),
             "status": str(self.status),
             "model_key": self.model_key,
             "long_context": self.long_context,
@@ -440,8 +434,8 @@ class Priced:
                 {
                     "kind": charge.kind,
                     "tokens": charge.tokens,
-                    "usd_per_million": decimal_text(charge.usd_per_million),
-                    "cost_usd": decimal_text(charge.cost_usd),
+                    "usd_per_million": money.exact(charge.usd_per_million),
+                    "cost_usd": money.exact(charge.cost_usd),
                     "rate_of": charge.rate_of,
                 }
                 for charge in self.charges()

@@ -102,11 +102,6 @@ def parse_session_scope(scope: str) -> SessionScope:
     return SessionScope(role_name, session_name)
 
 
-def is_sso_scope(scope: str) -> bool:
-    """Whether a `session:` scope is a session of an IAM Identity Center role (`AWSReservedSSO_*`)."""
-    return parse_session_scope(scope).is_sso
-
-
 # --- roles the account manages ------------------------------------------------------------------
 
 
@@ -133,14 +128,6 @@ class SessionDenyResult:
     denies: SessionDenies  # the suspended sessions after the call
     policy_arn: str | None  # None when the role has no session policy (any more)
     version_id: str | None = None
-
-
-def suspended_sessions(iam: Any, role_name: str) -> SessionDenies:
-    """The sessions of `role_name` denied now, read from its policy's default version."""
-    role = _get_role(iam, role_name)
-    if role is None:
-        return SessionDenies()
-    return _read_policy(iam, _policy_arn(role))[0]
 
 
 def suspend_session(
@@ -234,25 +221,6 @@ def restore_session(
         wanted,
         policy_arn,
         version_id,
-    )
-
-
-def restore_all_sessions(iam: Any, role_name: str) -> SessionDenyResult:
-    """Emergency restore: detach and delete the role's session policy, whatever it holds."""
-    role = _get_role(iam, role_name)
-    if role is None:
-        return _restore_without_role(iam, role_name)
-    policy_arn = _policy_arn(role)
-    denies, version_id = _read_policy(iam, policy_arn)
-    if version_id is None:
-        return SessionDenyResult(False, f"no session of {role_name} was denied", role_name, denies, None)
-    _delete_policy(iam, role_name, policy_arn)
-    return SessionDenyResult(
-        True,
-        f"every session of {role_name} restored: policy detached and deleted",
-        role_name,
-        SessionDenies(),
-        None,
     )
 
 
@@ -414,9 +382,6 @@ class IdentityCenter:
                 if described["Name"] == name:
                     return arn
         raise PermissionSetNotFound(f"no permission set named {name} in {self.instance_arn}")
-
-    def suspended_users(self, permission_set_name: str) -> frozenset[str]:
-        return sso_users_of(self._inline_policy(self.permission_set_arn(permission_set_name)))
 
     def suspend_session(self, permission_set_name: str, user_name: str) -> SsoDenyResult:
         """Add the user to our statement in the set's inline policy, then re-provision the set.

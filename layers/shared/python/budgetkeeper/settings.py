@@ -45,7 +45,6 @@ class Settings:
     # pynamodb does not read AWS_ENDPOINT_URL* as boto3 does; None means the regional endpoint.
     dynamodb_endpoint: str | None = None
     state_machine_arn_value: str | None = None
-    deny_policy_arn_value: str | None = None
     notifications_topic_arn: str | None = None
     identity_center_admin_role_arn: str | None = None
 
@@ -60,10 +59,6 @@ class Settings:
     @property
     def notifications_topic(self) -> str:
         return _need(self.notifications_topic_arn, "NOTIFICATIONS_TOPIC_ARN")
-
-    @property
-    def deny_policy_arn(self) -> str:
-        return _need(self.deny_policy_arn_value, "DENY_POLICY_ARN")
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
@@ -87,7 +82,6 @@ class Settings:
             archive_bucket=required("ARCHIVE_BUCKET"),
             dynamodb_endpoint=environ.get("AWS_ENDPOINT_URL_DYNAMODB") or environ.get("AWS_ENDPOINT_URL"),
             state_machine_arn_value=environ.get("STATE_MACHINE_ARN") or None,
-            deny_policy_arn_value=environ.get("DENY_POLICY_ARN") or None,
             notifications_topic_arn=environ.get("NOTIFICATIONS_TOPIC_ARN") or None,
             identity_center_admin_role_arn=environ.get("IDENTITY_CENTER_ADMIN_ROLE_ARN") or None,
         )

@@ -1,17 +1,15 @@
-"""DynamoDB storage: one pynamodb model per table, and the exactly-once usage writer.
+"""DynamoDB storage: one pynamodb model per table, their binding, and reads of budgets and teams.
 
 Table names and the endpoint are bound from settings by `bind_tables()` (called by each handler
-and by the local harness), never at import time.
+and by the local harness), never at import time. The exactly-once usage writer is
+`budgetkeeper.usage_writer`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pynamodb.attributes import (
     Attribute,
@@ -23,20 +21,23 @@ from pynamodb.attributes import (
 )
 from pynamodb.connection import Connection
 from pynamodb.constants import NUMBER
-from pynamodb.exceptions import PutError, TransactWriteError
+from pynamodb.exceptions import PutError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
-from pynamodb.transactions import TransactWrite
 
-from budgetkeeper import clock
 from budgetkeeper.budgets import DEFAULT_BUDGET_WINDOWS, MANUAL_WINDOW, Budget, gets_default_budget
 from budgetkeeper.settings import Settings, Tunables
-from budgetkeeper.usage import RollupDelta, RollupKey, TotalDelta, TotalKey, UsageDeltas
+
+if TYPE_CHECKING:  # types only: usage_writer imports the models from here
+    from budgetkeeper.usage_writer import CommitResult, PayloadUsage, TotalKey, UsageWriter
 
 # The value of BudgetItem.sweep on budgets the monitor must look at.
 SWEEP_DUE = "due"
-# DynamoDB's limit on the items of one TransactWriteItems request.
-TRANSACTION_ITEM_LIMIT = 100
+
+
+def budget_key(scope: str, window: str) -> str:
+    """A budget's key in the totals table and the sweep index: `<scope>|<window spec>`."""
+    return f"{scope}|{window}"
 
 
 class DecimalAttribute(Attribute[Decimal]):
@@ -314,225 +315,3 @@ def team_session_scopes(team: str) -> tuple[str, ...]:
 def load_teams() -> dict[str, str]:
     """The whole team mapping; it is small (one item per mapped principal)."""
     return {item.principal: item.team for item in TeamItem.scan()}
-
-
-# ----------------------------------------------------------------------------- usage deltas
-
-
-def budget_key(scope: str, window: str) -> str:
-    return f"{scope}|{window}"
-
-
-def _rollup_update(key: RollupKey, delta: RollupDelta) -> tuple[RollupItem, list[Any]]:
-    scope, hour, model, region = key
-    item = RollupItem(scope, f"{hour}#{model}#{region}")
-    actions = [RollupItem.hour.set(hour), RollupItem.model.set(model), RollupItem.region.set(region)]
-    actions += [getattr(RollupItem, name).add(getattr(delta, name)) for name in RollupDelta.COUNTERS]
-    return item, actions
-
-
-def _total_update(key: TotalKey, delta: TotalDelta) -> tuple[TotalItem, list[Any]]:
-    scope, window, window_id = key
-    item = TotalItem(budget_key(scope, window), window_id)
-    actions = [
-        TotalItem.scope.set(scope),
-        TotalItem.window.set(window),
-        TotalItem.window_start.set(delta.window_start),
-        TotalItem.window_end.set(delta.window_end),
-        TotalItem.calls.add(delta.calls),
-        TotalItem.spent_usd.add(delta.spent_usd),
-    ]
-    return item, actions
-
-
-def _updates(deltas: UsageDeltas) -> list[tuple[Model, list[Any]]]:
-    return [_rollup_update(k, d) for k, d in deltas.rollups.items()] + [
-        _total_update(k, d) for k, d in deltas.totals.items()
-    ]
-
-
-# ----------------------------------------------------------------------------- exactly-once writer
-
-
-@dataclass(frozen=True, slots=True)
-class PayloadUsage:
-    """The usage one CloudWatch Logs payload adds, under the payload's stable id."""
-
-    payload_id: str
-    deltas: UsageDeltas
-
-
-@dataclass(slots=True)
-class CommitResult:
-    applied: UsageDeltas = field(default_factory=UsageDeltas)  # what this call added to the tables
-    metered_payloads: int = 0
-    duplicate_payloads: int = 0
-    transactions: int = 0
-    items_written: int = 0
-
-
-class ConcurrentClaim(RuntimeError):
-    """Another invocation claimed some of the same payloads first; re-read and retry."""
-
-
-class UsageWriter:
-    """Writes usage exactly once per CloudWatch Logs payload.
-
-    A payload's marker and the counters it adds are committed in one transaction when they fit
-    (markers + distinct item keys <= 100). Larger groups go through a journal: one transaction
-    claims up to 98 payloads and stores their aggregated deltas in a journal item; chunks of at
-    most 99 counter updates then commit, each with its own chunk marker. A crash anywhere leaves
-    either nothing, or a journal whose remaining chunks any later delivery of those payloads
-    finishes: no total is ever counted twice or lost.
-    """
-
-    MAX_CLAIM_PAYLOADS = TRANSACTION_ITEM_LIMIT - 2
-    MAX_CHUNK_UPDATES = TRANSACTION_ITEM_LIMIT - 1
-    MAX_ATTEMPTS = 5
-
-    def __init__(
-        self, connection: Connection, ttl_seconds: int, epoch_seconds: Callable[[], int] = clock.epoch_seconds
-    ) -> None:
-        self._connection = connection
-        self._ttl_seconds = ttl_seconds
-        self._epoch_seconds = epoch_seconds
-
-    def commit(self, payloads: Sequence[PayloadUsage]) -> CommitResult:
-        result = CommitResult()
-        pending = {payload.payload_id: payload for payload in payloads}
-        for attempt in range(self.MAX_ATTEMPTS):
-            try:
-                self._commit_once(pending, result)
-                return result
-            except ConcurrentClaim:
-                if attempt == self.MAX_ATTEMPTS - 1:
-                    raise
-                time.sleep(0.05 * 2**attempt)
-        return result
-
-    def _commit_once(self, pending: dict[str, PayloadUsage], result: CommitResult) -> None:
-        markers = self._read_markers(pending)
-        # A payload claimed by a journal is metered once that journal's chunks are all applied.
-        for journal_id in sorted({marker.journal for marker in markers.values() if marker.journal}):
-            self._finish_journal(journal_id, result)
-        for payload_id in markers:
-            result.duplicate_payloads += 1
-            del pending[payload_id]
-        fresh = list(pending.values())
-        if not fresh:
-            return
-        combined = _combine(fresh)
-        if len(fresh) + combined.item_count <= TRANSACTION_ITEM_LIMIT:
-            self._commit_directly(fresh, combined, result)
-        else:
-            for group in _chunks(fresh, self.MAX_CLAIM_PAYLOADS):
-                self._commit_through_journal(group, result)
-        result.metered_payloads += len(fresh)
-        pending.clear()
-
-    def _read_markers(self, pending: dict[str, PayloadUsage]) -> dict[str, DedupeItem]:
-        keys = [_payload_marker_id(payload_id) for payload_id in pending]
-        found: dict[str, DedupeItem] = {}
-        for marker in DedupeItem.batch_get(keys, consistent_read=True):
-            found[marker.id.removeprefix("payload#")] = marker
-        return found
-
-    def _expiry(self) -> int:
-        return self._epoch_seconds() + self._ttl_seconds
-
-    def _commit_directly(
-        self, fresh: list[PayloadUsage], combined: UsageDeltas, result: CommitResult
-    ) -> None:
-        expires_at = self._expiry()
-        try:
-            with TransactWrite(connection=self._connection) as transaction:
-                for payload in fresh:
-                    marker = DedupeItem(_payload_marker_id(payload.payload_id), expires_at=expires_at)
-                    transaction.save(marker, condition=DedupeItem.id.does_not_exist())
-                for item, actions in _updates(combined):
-                    transaction.update(item, actions=actions)
-        except TransactWriteError as error:
-            raise _as_concurrent_claim(error) from error
-        result.transactions += 1
-        result.items_written += len(fresh) + combined.item_count
-        result.applied.merge(combined)
-
-    def _commit_through_journal(self, group: list[PayloadUsage], result: CommitResult) -> None:
-        deltas = _combine(group)
-        journal_id = (
-            "journal#" + hashlib.sha256("\n".join(sorted(p.payload_id for p in group)).encode()).hexdigest()
-        )
-        expires_at = self._expiry()
-        chunk_count = -(-deltas.item_count // self.MAX_CHUNK_UPDATES)
-        try:
-            with TransactWrite(connection=self._connection) as transaction:
-                journal = DedupeItem(
-                    journal_id, chunks=chunk_count, deltas=deltas.to_bytes(), expires_at=expires_at
-                )
-                transaction.save(journal, condition=DedupeItem.id.does_not_exist())
-                for payload in group:
-                    marker = DedupeItem(
-                        _payload_marker_id(payload.payload_id), journal=journal_id, expires_at=expires_at
-                    )
-                    transaction.save(marker, condition=DedupeItem.id.does_not_exist())
-        except TransactWriteError as error:
-            raise _as_concurrent_claim(error) from error
-        result.transactions += 1
-        result.items_written += len(group) + 1
-        self._apply_journal(journal_id, deltas, expires_at, result)
-
-    def _finish_journal(self, journal_id: str, result: CommitResult) -> None:
-        journal = DedupeItem.get(journal_id, consistent_read=True)
-        if journal.deltas is None:
-            return
-        self._apply_journal(journal_id, UsageDeltas.from_bytes(journal.deltas), journal.expires_at, result)
-
-    def _apply_journal(
-        self, journal_id: str, deltas: UsageDeltas, expires_at: int, result: CommitResult
-    ) -> None:
-        for number, chunk in enumerate(deltas.split(self.MAX_CHUNK_UPDATES)):
-            try:
-                with TransactWrite(connection=self._connection) as transaction:
-                    done = DedupeItem(f"{journal_id}#{number}", expires_at=expires_at)
-                    transaction.save(done, condition=DedupeItem.id.does_not_exist())
-                    for item, actions in _updates(chunk):
-                        transaction.update(item, actions=actions)
-            except TransactWriteError as error:
-                if _cancelled_on_first_item(error):
-                    continue  # this chunk was applied before (by us, or by another delivery)
-                raise
-            result.transactions += 1
-            result.items_written += chunk.item_count + 1
-            result.applied.merge(chunk)
-
-
-def _payload_marker_id(payload_id: str) -> str:
-    return f"payload#{payload_id}"
-
-
-def _combine(payloads: Iterable[PayloadUsage]) -> UsageDeltas:
-    combined = UsageDeltas()
-    for payload in payloads:
-        combined.merge(payload.deltas)
-    return combined
-
-
-def _chunks(items: list[PayloadUsage], size: int) -> Iterator[list[PayloadUsage]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _cancellation_codes(error: TransactWriteError) -> list[str | None]:
-    reasons = getattr(error, "cancellation_reasons", None) or []
-    return [reason.code if reason else None for reason in reasons]
-
-
-def _cancelled_on_first_item(error: TransactWriteError) -> bool:
-    codes = _cancellation_codes(error)
-    return bool(codes) and codes[0] == "ConditionalCheckFailed"
-
-
-def _as_concurrent_claim(error: TransactWriteError) -> Exception:
-    if "ConditionalCheckFailed" in _cancellation_codes(error):
-        return ConcurrentClaim(str(error))
-    return error

@@ -31,9 +31,6 @@ class WindowSpan:
     start: datetime  # aware, UTC
     end: datetime  # aware, UTC: the refresh time
 
-    def contains(self, moment: datetime) -> bool:
-        return self.start <= moment < self.end
-
 
 @dataclass(frozen=True, slots=True)
 class WindowSpec:
