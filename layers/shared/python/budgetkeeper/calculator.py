@@ -27,8 +27,8 @@ from budgetkeeper.budgets import Budget, crossing
 from budgetkeeper.metering import Meter, Metered, usage_deltas
 from budgetkeeper.observability import logger, metrics
 from budgetkeeper.pricing import InferenceProfiles, PriceStatus, PriceTable
-from budgetkeeper.publisher import ThresholdCrossed, ThresholdPublisher
 from budgetkeeper.records import MalformedEvent, PayloadKind, UndecodableRecord, decode_firehose_data
+from budgetkeeper.runs import ThresholdCrossed, ThresholdPublisher, WorkflowStarter
 from budgetkeeper.settings import Settings, Tunables
 from budgetkeeper.store import (
     CommitResult,
@@ -41,7 +41,6 @@ from budgetkeeper.store import (
 )
 from budgetkeeper.usage import TotalKey
 from budgetkeeper.windows import iso_utc
-from budgetkeeper.workflow import WorkflowStarter
 
 OK, DROPPED, FAILED = "Ok", "Dropped", "ProcessingFailed"
 # Lambda's synchronous response limit is 6 MB; keep a margin for the JSON around the records.
