@@ -1,7 +1,7 @@
 """Operator actions (suspend, restore, protect, unprotect) as runs of the enforcement workflow.
 
 The CLI never writes IAM or a budget's status itself: it starts the state machine with the same
-input the console uses (`budgetkeeper.workflow.operator_request`), the caller's ARN from STS as the
+input the console uses (`budgetkeeper.runs.operator_request`), the caller's ARN from STS as the
 actor, then follows the run's history until its outcome is known, with a progress line on stderr,
 and says what happened in words on stdout.
 
@@ -252,9 +252,9 @@ def run_action(
     **extra: Any,
 ) -> int:
     """Start the workflow for `action` and (unless --no-wait) report its outcome; 1 if it failed."""
-    # Imported here: the workflow module loads Powertools' tracer, which opens an X-Ray socket at
-    # import; commands that start no run (and --help) need neither.
-    from budgetkeeper.workflow import WorkflowStarter, operator_request
+    # Imported here: budgetkeeper.runs loads Powertools (budgetkeeper.observability), whose tracer
+    # opens an X-Ray socket at import; commands that start no run (and --help) need neither.
+    from budgetkeeper.runs import WorkflowStarter, operator_request
 
     name, request = operator_request(
         action, scope, actor=stack.caller_arn(), reason=reason, **{k: v for k, v in extra.items() if v}

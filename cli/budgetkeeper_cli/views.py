@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from budgetkeeper import money
-from budgetkeeper.budgets import MANUAL_WINDOW, Budget, Level
-from budgetkeeper.enforcement import ENFORCING
+from budgetkeeper.budget_rows import audit_at
+from budgetkeeper.budgets import ENFORCING, MANUAL_WINDOW, Budget, Level, Status
 from budgetkeeper.settings import Tunables
 from budgetkeeper.store import AuditItem, BudgetItem, TotalItem, budget_key
 from budgetkeeper.windows import WindowSpan, iso_utc
@@ -193,7 +193,7 @@ def budget_states(items: Iterable[BudgetItem], tunables: Tunables, now: datetime
 
 def status_row(state: BudgetState, execution_status: str | None = None) -> dict[str, Any]:
     item, budget, span = state.item, state.budget, state.span
-    if item.status == "suspended" and item.suspended_until:
+    if item.status == Status.SUSPENDED and item.suspended_until:
         next_change = item.suspended_until  # a suspension ends at its own time, not at the refresh
     elif span is not None:
         next_change = iso_utc(span.end)
@@ -245,11 +245,6 @@ def execution_statuses(sfn: Any, arns: Iterable[str]) -> dict[str, str]:
 
 
 # ----------------------------------------------------------------------------- audit
-
-
-def audit_at(at: datetime) -> str:
-    """The audit table's sort key prefix for a moment, as the workflow writes it."""
-    return f"{at.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%fZ}"
 
 
 def audit_items(scope: str | None, since: datetime | None = None, last: int | None = None) -> list[AuditItem]:

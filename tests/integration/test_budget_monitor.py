@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 
 from budgetkeeper import clock
+from budgetkeeper.runs import WorkflowStarter
 from budgetkeeper.store import BudgetItem, RollupItem, TotalItem
 from budgetkeeper.windows import iso_utc
-from budgetkeeper.workflow import WorkflowStarter
 from budgetkeeper_cli.harness.lambdas import invoke
 from budgetkeeper_cli.harness.workflow import real_handlers
 from tests.integration.test_enforcement_workflow import (

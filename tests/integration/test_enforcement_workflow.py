@@ -196,7 +196,7 @@ def test_dry_run_records_and_notifies_but_leaves_iam_untouched(stack, workflow):
 
 
 def operator(stack: LocalStack, action: str, scope: str, reason: str = "ticket OPS-1", **extra) -> dict:
-    from budgetkeeper.workflow import WorkflowStarter, operator_request
+    from budgetkeeper.runs import WorkflowStarter, operator_request
 
     name, request = operator_request(
         action, scope, actor="arn:aws:iam::123456789012:user/oncall", reason=reason, **extra
@@ -229,7 +229,7 @@ def test_emergency_restore_detaches_at_once_and_aborts_the_waiting_run(stack, wo
 
 
 def test_the_same_start_twice_suspends_once(stack, workflow):
-    from budgetkeeper.workflow import WorkflowStarter
+    from budgetkeeper.runs import WorkflowStarter
 
     stack.client("iam").create_user(UserName="ivan")
     set_budget("user:ivan")

@@ -18,10 +18,10 @@ from budgetkeeper.enforcement import (
     TargetKind,
     deny_target,
     evaluate,
-    execution_name,
     is_exempt,
     system_role_prefixes,
 )
+from budgetkeeper.runs import execution_name
 
 # Step Functions: at most 80 characters; no whitespace, brackets, wildcards, `:` `/` and friends.
 VALID_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")

@@ -14,16 +14,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import uuid
 from typing import Any
 
-from pynamodb.exceptions import DeleteError, PutError, UpdateError
-
-from budgetkeeper import clock
-from budgetkeeper.budgets import gets_default_budget
-from budgetkeeper.enforcement import ENFORCING
-from budgetkeeper.store import AuditItem, BudgetItem
-from budgetkeeper.windows import iso_utc
+from budgetkeeper import budget_rows, clock
+from budgetkeeper.budget_rows import BudgetEnforcing, BudgetExists, BudgetGone, Change
+from budgetkeeper.budgets import ENFORCING, Status, gets_default_budget
+from budgetkeeper.store import BudgetItem
 from budgetkeeper_cli import options
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 from budgetkeeper_cli.operator_runs import DEFAULT_TIMEOUT_SECONDS, run_action
@@ -33,7 +29,6 @@ from budgetkeeper_cli.views import (
     BUDGET_COLUMNS,
     DEFAULTABLE,
     LIST_TABLE_KEYS,
-    audit_at,
     budget_details,
     budget_items,
     budget_row,
@@ -249,15 +244,15 @@ def run_set(args: argparse.Namespace) -> int:
     warning = _first(values["warning_percent"], item and item.warning_percent, tunables.warning_percent)
     critical = _first(values["critical_percent"], item and item.critical_percent, tunables.critical_percent)
     options.thresholds(warning, critical)
-    now = iso_utc(clock.now())
+    change = Change(actor=stack.caller_arn(), at=clock.now(), reason=args.reason)
     if item is None:
         if values["limit_usd"] is None:
             raise UsageError(
                 f"{scope} has no {window} budget yet: a new budget needs --limit, e.g. --limit 25"
             )
-        _create(stack, scope, window, values, now, args.reason)
+        _create(scope, window, values, change)
         return 0
-    _update(stack, item, values, now, args.reason)
+    _update(item, values, change)
     return 0
 
 
@@ -265,88 +260,48 @@ def _first(*values: Any) -> Any:
     return next(value for value in values if value is not None and value != "")
 
 
-def _create(
-    stack: Stack, scope: str, window: str, values: dict[str, Any], now: str, reason: str | None
-) -> None:
-    item = BudgetItem(
-        scope,
-        window,
-        origin="explicit",
-        created_at=now,
-        updated_at=now,
-        **{name: value for name, value in values.items() if value is not None},
-    )
-    try:
-        item.save(condition=BudgetItem.scope.does_not_exist())
-    except PutError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            raise CommandFailed(
-                f"{scope} {window} was created meanwhile (by a call or another operator): "
-                "run the command again to change it"
-            ) from None
-        raise
+def _create(scope: str, window: str, values: dict[str, Any], change: Change) -> None:
     given = ", ".join(
         f"{LABELS[name]} {_shown(name, value)}" for name, value in values.items() if value is not None
     )
-    _audit(stack, scope, window, "-", item.status, f"budget created: {given}", reason)
+    try:
+        budget_rows.create_budget(scope, window, values, f"budget created: {given}", change)
+    except BudgetExists:
+        raise CommandFailed(
+            f"{scope} {window} was created meanwhile (by a call or another operator): "
+            "run the command again to change it"
+        ) from None
     sys.stdout.write(f"{scope} {window}: budget created ({given}), revision 1\n")
 
 
-def _update(stack: Stack, item: BudgetItem, values: dict[str, Any], now: str, reason: str | None) -> None:
+def _update(item: BudgetItem, values: dict[str, Any], change: Change) -> None:
     scope, window = item.scope, item.window
-    actions: list[Any] = []
+    changed: dict[str, Any] = {}
     changes: list[str] = []
     for name, value in values.items():
         current = getattr(item, name)
         if value is None or value == current:
             continue
-        actions.append(getattr(BudgetItem, name).set(value))
+        changed[name] = value
         changes.append(f"{LABELS[name]} {_shown(name, current)} -> {_shown(name, value)}")
-    if not actions:
+    if not changed:
         sys.stdout.write(f"{scope} {window}: nothing to change (revision {item.revision})\n")
         return
-    revision = int(item.revision)
-    limit_changed = values["limit_usd"] is not None and values["limit_usd"] != item.limit_usd
-    if limit_changed:
-        actions.append(BudgetItem.revision.add(1))
-    if item.origin != "explicit":
-        actions.append(BudgetItem.origin.set("explicit"))
-    actions.append(BudgetItem.updated_at.set(now))
     try:
-        item.update(actions=actions, condition=BudgetItem.scope.exists())
-    except UpdateError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            raise CommandFailed(f"{scope} {window} was deleted meanwhile: nothing changed") from None
-        raise
-    summary = ", ".join(changes)
-    if limit_changed:
-        summary += f", revision {revision} -> {item.revision}"
-    _audit(stack, scope, window, item.status, item.status, f"budget changed: {summary}", reason)
+        summary = budget_rows.change_budget(item, changed, ", ".join(changes), change)
+    except BudgetGone:
+        raise CommandFailed(f"{scope} {window} was deleted meanwhile: nothing changed") from None
     sys.stdout.write(f"{scope} {window}: {summary}\n")
-    if item.status in ENFORCING and limit_changed:
+    if item.status in ENFORCING and "limit_usd" in changed:
         sys.stderr.write(
             f"note: {scope} {window} is {item.status}: "
             + (
                 "the suspension stands down after the grace period if spend is below the new limit\n"
-                if item.status == "grace"
+                if item.status == Status.GRACE
                 else f"a new limit does not lift it; run: budgetkeeper restore {scope} --window {window} "
                 "--reason '...'\n"
             )
         )
-
-
-def _audit(
-    stack: Stack, scope: str, window: str, from_status: str, to_status: str, what: str, reason: str | None
-) -> None:
-    AuditItem(
-        scope,
-        f"{audit_at(clock.now())}#{uuid.uuid4().hex[:8]}",
-        window=window,
-        from_status=from_status,
-        to_status=to_status,
-        actor=stack.caller_arn(),
-        reason=f"{what}; {reason.strip()}" if reason and reason.strip() else what,
-    ).save()
 
 
 def _only_window(scope: str, action: str) -> str:
@@ -428,17 +383,12 @@ def run_delete(args: argparse.Namespace) -> int:
             )
         _restore_before_delete(stack, scope, window, args.reason)
         item = BudgetItem.get(scope, window, consistent_read=True)
-    status = item.status
     try:
-        item.delete(condition=~BudgetItem.status.is_in(*sorted(str(s) for s in ENFORCING)))
-    except DeleteError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            raise CommandFailed(
-                f"{scope} {window} started a suspension meanwhile: not deleted; "
-                f"see budgetkeeper status {scope}"
-            ) from None
-        raise
-    _audit(stack, scope, window, status, "deleted", "budget deleted", args.reason)
+        budget_rows.delete_budget(item, Change(actor=stack.caller_arn(), at=clock.now(), reason=args.reason))
+    except BudgetEnforcing:
+        raise CommandFailed(
+            f"{scope} {window} started a suspension meanwhile: not deleted; see budgetkeeper status {scope}"
+        ) from None
     remaining = budget_items(scope)
     note = ""
     if not remaining and gets_default_budget(scope):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from typing import Any, Protocol
 
 from budgetkeeper.settings import Tunables
@@ -17,10 +17,9 @@ DEFAULT_BUDGET_KINDS = frozenset({"user", "apikey", "session"})
 DEFAULT_BUDGET_WINDOWS = (DAILY, MONTHLY)
 # The row that holds an operator's suspension of a scope: kept beside its budgets, never a budget.
 MANUAL_WINDOW = "manual"
-# Statuses of a budget already on its way to, or in, a suspension (enforcement.Status values).
-ENFORCING_STATUSES = frozenset({"grace", "suspended", "restoring"})
 # A forecast needs some history: none before this share of the window has passed.
 FORECAST_MIN_ELAPSED_SHARE = Decimal("0.1")
+SECONDS_PER_HOUR = Decimal(3600)
 
 
 class Level(IntEnum):
@@ -32,6 +31,21 @@ class Level(IntEnum):
     @property
     def label(self) -> str:
         return self.name.lower()
+
+
+class Status(StrEnum):
+    """A budget row's status: the workflow moves it, everything else reads it."""
+
+    OK = "ok"
+    WARNING = "warning"
+    CRITICAL = "critical"
+    GRACE = "grace"  # exceeded, suspension follows the grace period
+    SUSPENDED = "suspended"
+    RESTORING = "restoring"  # a restore has claimed the row and is deciding whether to detach
+
+
+# Statuses of a budget already on its way to, or in, a suspension.
+ENFORCING = frozenset({Status.GRACE, Status.SUSPENDED, Status.RESTORING})
 
 
 class BudgetRecord(Protocol):
@@ -127,13 +141,25 @@ def gets_default_budget(scope: str) -> bool:
     return scope.split(":", 1)[0] in DEFAULT_BUDGET_KINDS
 
 
-def forecast_spend(spent: Decimal, span: WindowSpan, now: datetime) -> Decimal | None:
-    """Spend projected to the window's end at the burn rate seen so far; None while too early."""
+def forecast_spend(
+    spent: Decimal, span: WindowSpan, now: datetime, *, recent_burn_per_hour: Decimal | None = None
+) -> Decimal | None:
+    """Spend projected to the window's end: `spent` plus a burn rate times the time left.
+
+    The rate is the recent hourly burn when the caller measured one (the monitor reads the last
+    hours' rollups), else the window's average so far (the calculator, which sees every batch as
+    it is metered and reads no rollups). The recent burn wins when known: a spender who has just
+    sped up reaches the limit at that pace, which a whole-window average smooths away for hours.
+    The average needs history: None until FORECAST_MIN_ELAPSED_SHARE of the window has passed.
+    """
+    left = Decimal(max((span.end - now).total_seconds(), 0))
+    if recent_burn_per_hour is not None:
+        return spent + recent_burn_per_hour * left / SECONDS_PER_HOUR
     length = Decimal((span.end - span.start).total_seconds())
     elapsed = Decimal(max((now - span.start).total_seconds(), 0))
     if length <= 0 or elapsed < length * FORECAST_MIN_ELAPSED_SHARE:
         return None
-    return spent * length / elapsed
+    return spent + spent * left / elapsed
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +177,7 @@ def crossing(
     level_before, level_after = budget.level_of(before), budget.level_of(after)
     if level_after > level_before:
         return Crossing(level=level_after, forecast=False)
-    if level_after == Level.EXCEEDED and after > before and budget.status not in ENFORCING_STATUSES:
+    if level_after == Level.EXCEEDED and after > before and budget.status not in ENFORCING:
         # Spending on while over the limit and not (or no longer) suspended: e.g. after a restore.
         return Crossing(level=Level.EXCEEDED, forecast=False)
     if level_after < Level.EXCEEDED:

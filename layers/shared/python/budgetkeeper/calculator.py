@@ -27,13 +27,12 @@ from budgetkeeper.budgets import Budget, crossing
 from budgetkeeper.metering import Meter, Metered
 from budgetkeeper.observability import logger, metrics
 from budgetkeeper.pricing import InferenceProfiles, PriceStatus, PriceTable
-from budgetkeeper.publisher import ThresholdCrossed, ThresholdPublisher
 from budgetkeeper.records import MalformedEvent, PayloadKind, UndecodableRecord, decode_firehose_data
+from budgetkeeper.runs import ThresholdCrossed, ThresholdPublisher, WorkflowStarter
 from budgetkeeper.settings import Settings, Tunables
 from budgetkeeper.store import DynamoUsageStore, bind_tables, load_teams, transaction_connection
 from budgetkeeper.usage_writer import CommitResult, PayloadUsage, TotalKey, UsageWriter, usage_deltas
 from budgetkeeper.windows import iso_utc
-from budgetkeeper.workflow import WorkflowStarter
 
 OK, DROPPED, FAILED = "Ok", "Dropped", "ProcessingFailed"
 # Lambda's synchronous response limit is 6 MB; keep a margin for the JSON around the records.

@@ -1,4 +1,4 @@
-"""Enforcement rules: what to deny for a scope, what a budget's state calls for, run names.
+"""Enforcement rules: what to deny for a scope, and what a budget's state calls for.
 
 Pure functions; the workflow's Lambda tasks (functions/enforcement) apply them to DynamoDB and
 the state machine applies the IAM changes.
@@ -6,32 +6,14 @@ the state machine applies the IAM changes.
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from budgetkeeper.budgets import ENFORCING_STATUSES, Budget, Level
+from budgetkeeper.budgets import ENFORCING, Budget, Level, Status
 from budgetkeeper.scopes import APP_ROLE_SUFFIX, parse_scope
-
-EXECUTION_NAME_LIMIT = 80
-_EXECUTION_NAME_FORBIDDEN = re.compile(r"[^A-Za-z0-9_-]")
-
-
-class Status(StrEnum):
-    OK = "ok"
-    WARNING = "warning"
-    CRITICAL = "critical"
-    GRACE = "grace"  # exceeded, suspension follows the grace period
-    SUSPENDED = "suspended"
-    RESTORING = "restoring"  # a restore has claimed the row and is deciding whether to detach
-
-
-ENFORCING = frozenset(Status(status) for status in ENFORCING_STATUSES)
-LEVEL_STATUS = {Level.WARNING: Status.WARNING, Level.CRITICAL: Status.CRITICAL, Level.EXCEEDED: Status.GRACE}
 
 
 class TargetKind(StrEnum):
@@ -197,13 +179,3 @@ def still_exceeded(budget: Budget, spent: Decimal, exempt_because: str | None) -
     if budget.level_of(spent) < Level.EXCEEDED:
         return "stood down: the limit was raised"
     return None
-
-
-def execution_name(prefix: str, *parts: object) -> str:
-    """A Step Functions execution name: deterministic, at most 80 characters, no `:` or `/`.
-
-    Names are unique per state machine for 90 days, so the same parts never start two runs.
-    """
-    digest = hashlib.sha256("\x1f".join(str(part) for part in parts).encode()).hexdigest()
-    safe_prefix = _EXECUTION_NAME_FORBIDDEN.sub("-", prefix)[:30]
-    return f"{safe_prefix}-{digest[:40]}"[:EXECUTION_NAME_LIMIT]

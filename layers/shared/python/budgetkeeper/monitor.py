@@ -19,15 +19,19 @@ from decimal import Decimal
 
 import boto3
 
-from budgetkeeper.budgets import MANUAL_WINDOW, Budget, Level
-from budgetkeeper.enforcement import Status, execution_name
-from budgetkeeper.publisher import ThresholdCrossed
+from budgetkeeper import budget_rows
+from budgetkeeper.budgets import MANUAL_WINDOW, Budget, Level, Status, forecast_spend
+from budgetkeeper.runs import (
+    MONITOR_ACTOR,
+    ThresholdCrossed,
+    WorkflowStarter,
+    evaluation_request,
+    overdue_restore_request,
+)
 from budgetkeeper.settings import Settings, Tunables
 from budgetkeeper.store import SWEEP_DUE, BudgetItem, RollupItem, bind_tables, budget_key, spent_in_window
 from budgetkeeper.windows import iso_utc
-from budgetkeeper.workflow import WorkflowStarter, evaluation_name, evaluation_request
 
-MONITOR_ACTOR = "budgetkeeper-monitor"
 # A suspension's end plus this much with no run waiting for it is overdue.
 OVERDUE_AFTER = timedelta(minutes=2)
 BURN_RATE_HOURS = 3
@@ -43,8 +47,9 @@ class SweepReport:
     cleared: list[str] = field(default_factory=list)
 
 
-def recent_burn_per_hour(scope: str, now: datetime, hours: int = BURN_RATE_HOURS) -> Decimal:
-    """Spend per hour over the last `hours` full UTC hours, from the scope's hourly rollups."""
+def _recent_burn_per_hour(scope: str, now: datetime, hours: int = BURN_RATE_HOURS) -> Decimal:
+    """Spend per hour over the last `hours` full UTC hours, from the scope's hourly rollups: the
+    rate budgets.forecast_spend projects with."""
     end = now.replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(hours=hours)
     low, high = start.strftime("%Y-%m-%dT%H"), end.strftime("%Y-%m-%dT%H")
@@ -66,20 +71,18 @@ def sweep(
         label = budget_key(item.scope, item.window)
         if item.status == Status.SUSPENDED:
             if _overdue(item, now) and not (item.execution_arn and is_running(item.execution_arn)):
-                _start_restore(starter, item, now)
+                starter.start(
+                    *overdue_restore_request(
+                        item.scope, item.window, suspended_until=item.suspended_until, revision=item.revision
+                    )
+                )
                 report.restores.append(label)
             continue
         if item.window == MANUAL_WINDOW or item.status in (Status.GRACE, Status.RESTORING):
             continue
         budget = Budget.resolve(item, tunables)
         span = budget.span_at(now)
-        if item.status in (Status.WARNING, Status.CRITICAL) and item.status_window_id != span.window_id:
-            item.update(
-                actions=[
-                    BudgetItem.status.set(str(Status.OK)),
-                    BudgetItem.status_window_id.set(span.window_id),
-                ]
-            )
+        if budget_rows.reset_for_new_window(item, span.window_id):
             report.rolled_over.append(label)
         spent = spent_in_window(item.scope, item.window, span.window_id)
         level = budget.level_of(spent)
@@ -98,25 +101,20 @@ def sweep(
             closed_window=False,
         )
         if level > notified:
-            starter.start(evaluation_name(event), {**evaluation_request(event), "actor": MONITOR_ACTOR})
+            starter.start(*evaluation_request(event, actor=MONITOR_ACTOR))
             report.evaluations.append(label)
             continue
         if level < Level.EXCEEDED and item.forecast_window_id != span.window_id:
-            projected = spent + recent_burn_per_hour(item.scope, now) * Decimal(
-                (span.end - now).total_seconds() / 3600
-            )
-            if projected >= budget.limit_usd:
-                forecast = replace(event, forecast=True)
-                request = {
-                    **evaluation_request(forecast),
-                    "actor": MONITOR_ACTOR,
-                    "reason": f"projected {projected.quantize(Decimal('0.01'))} USD by {iso_utc(span.end)}",
-                }
-                starter.start(evaluation_name(forecast), request)
+            burn = _recent_burn_per_hour(item.scope, now)
+            projected = forecast_spend(spent, span, now, recent_burn_per_hour=burn)
+            if projected is not None and projected >= budget.limit_usd:
+                reason = f"projected {projected.quantize(Decimal('0.01'))} USD by {iso_utc(span.end)}"
+                starter.start(
+                    *evaluation_request(replace(event, forecast=True), actor=MONITOR_ACTOR, reason=reason)
+                )
                 report.forecasts.append(label)
                 continue
-        if item.status == Status.OK and level == Level.OK:
-            item.update(actions=[BudgetItem.sweep.remove(), BudgetItem.sweep_key.remove()])
+        if item.status == Status.OK and level == Level.OK and budget_rows.clear_due(item):
             report.cleared.append(label)
     return report
 
@@ -125,19 +123,6 @@ def _overdue(item: BudgetItem, now: datetime) -> bool:
     if not item.suspended_until:
         return False  # a manual suspension with no end: only a restore ends it
     return datetime.fromisoformat(item.suspended_until) + OVERDUE_AFTER <= now
-
-
-def _start_restore(starter: WorkflowStarter, item: BudgetItem, now: datetime) -> None:
-    request = {
-        "action": "restore",
-        "scope": item.scope,
-        "window": item.window,
-        "actor": MONITOR_ACTOR,
-        "reason": f"suspension ended at {item.suspended_until} with no run waiting to restore it",
-    }
-    starter.start(
-        execution_name("restore", item.scope, item.window, item.suspended_until, item.revision), request
-    )
 
 
 def build_sweep(settings: Settings, tunables: Tunables) -> Callable[[datetime], SweepReport]:

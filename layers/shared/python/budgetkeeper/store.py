@@ -21,11 +21,10 @@ from pynamodb.attributes import (
 )
 from pynamodb.connection import Connection
 from pynamodb.constants import NUMBER
-from pynamodb.exceptions import PutError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
-from budgetkeeper.budgets import DEFAULT_BUDGET_WINDOWS, MANUAL_WINDOW, Budget, gets_default_budget
+from budgetkeeper.budgets import MANUAL_WINDOW, Budget, Status, gets_default_budget
 from budgetkeeper.settings import Settings, Tunables
 
 if TYPE_CHECKING:  # types only: usage_writer imports the models from here
@@ -119,7 +118,7 @@ class BudgetItem(Model):
     dry_run = BooleanAttribute(null=True)
     owner_email = UnicodeAttribute(null=True)
     language = UnicodeAttribute(null=True)
-    status = UnicodeAttribute(default="ok")
+    status = UnicodeAttribute(default=str(Status.OK))
     status_window_id = UnicodeAttribute(null=True)  # the window the status belongs to
     revision = NumberAttribute(default=1)
     # The highest level notified in a window and revision, so no level is announced twice.
@@ -233,11 +232,14 @@ class BudgetBook:
 
     @classmethod
     def load(cls, scopes: Iterable[str], tunables: Tunables, now_iso: str) -> BudgetBook:
+        # budget_rows writes this module's models: imported when called, not at import.
+        from budgetkeeper.budget_rows import create_default_budgets
+
         budgets: dict[str, list[Budget]] = {}
         for scope in sorted(set(scopes)):
             items = [item for item in BudgetItem.query(scope) if item.window != MANUAL_WINDOW]
             if not items and gets_default_budget(scope):
-                items = [_create_default_budget(scope, window, now_iso) for window in DEFAULT_BUDGET_WINDOWS]
+                items = create_default_budgets(scope, now_iso)
             budgets[scope] = [Budget.resolve(item, tunables) for item in items]
         return cls(budgets)
 
@@ -246,16 +248,6 @@ class BudgetBook:
 
     def all(self) -> list[Budget]:
         return [budget for budgets in self._budgets.values() for budget in budgets]
-
-
-def _create_default_budget(scope: str, window: str, now_iso: str) -> BudgetItem:
-    item = BudgetItem(scope, window, origin="default", created_at=now_iso, updated_at=now_iso)
-    try:
-        item.save(condition=BudgetItem.scope.does_not_exist())
-    except PutError:
-        # An operator (or a concurrent batch) created it meanwhile: theirs stands.
-        return BudgetItem.get(scope, window, consistent_read=True)
-    return item
 
 
 class DynamoUsageStore:
@@ -274,14 +266,9 @@ class DynamoUsageStore:
 
     def mark_due(self, budgets: Iterable[tuple[str, str]]) -> None:
         """Put budgets in the monitor's sparse index (SWEEP_DUE)."""
-        for scope, window in sorted(budgets):
-            BudgetItem(scope, window).update(
-                actions=[
-                    BudgetItem.sweep.set(SWEEP_DUE),
-                    BudgetItem.sweep_key.set(budget_key(scope, window)),
-                ],
-                condition=BudgetItem.scope.exists(),
-            )
+        from budgetkeeper.budget_rows import mark_due  # see BudgetBook.load
+
+        mark_due(budgets)
 
     def spent(self, keys: Iterable[TotalKey]) -> dict[TotalKey, Decimal]:
         wanted = {

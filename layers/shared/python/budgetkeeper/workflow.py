@@ -10,11 +10,9 @@ it expects, and a repeated step finds its work done.
 from __future__ import annotations
 
 import functools
-import json
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -24,41 +22,28 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
-from pynamodb.exceptions import UpdateError
 
-from budgetkeeper import clock
-from budgetkeeper.budgets import MANUAL_WINDOW, Budget, Level
+from budgetkeeper import budget_rows, clock
+from budgetkeeper.budget_rows import Change
+from budgetkeeper.budgets import MANUAL_WINDOW, Budget, Level, Status
 from budgetkeeper.enforcement import (
-    ENFORCING,
     Directory,
     Next,
-    Status,
     Target,
     TargetKind,
     deny_target,
     evaluate,
-    execution_name,
     is_exempt,
     still_exceeded,
     system_role_prefixes,
 )
 from budgetkeeper.notify import NotificationEvent, SnsPublisher
 from budgetkeeper.observability import logger
-from budgetkeeper.publisher import ThresholdCrossed
+from budgetkeeper.runs import SYSTEM_ACTOR
 from budgetkeeper.scopes import parse_scope
 from budgetkeeper.settings import Settings, Tunables
-from budgetkeeper.store import (
-    SWEEP_DUE,
-    AuditItem,
-    BudgetItem,
-    bind_tables,
-    budget_key,
-    spent_in_window,
-    team_session_scopes,
-)
+from budgetkeeper.store import BudgetItem, bind_tables, spent_in_window, team_session_scopes
 from budgetkeeper.windows import iso_utc
-
-SYSTEM_ACTOR = "budgetkeeper"
 
 
 class BudgetNotFound(Exception):
@@ -67,31 +52,6 @@ class BudgetNotFound(Exception):
 
 class BudgetChangedMeanwhile(Exception):
     """Another run kept changing the budget while this one evaluated it; Step Functions retries."""
-
-
-def _update_if_unchanged(item: BudgetItem, actions: list[Any]) -> bool:
-    """Apply `actions` only if the fields a decision reads are as `item` holds them."""
-    condition = None
-    for attribute, value, default in (
-        (BudgetItem.revision, item.revision, 1),
-        (BudgetItem.status, item.status, "ok"),
-        (BudgetItem.notified_level, item.notified_level, 0),
-    ):
-        same = attribute == value
-        clause = (same | attribute.does_not_exist()) if value == default else same
-        condition = clause if condition is None else condition & clause
-    for attribute, value in (
-        (BudgetItem.notified_window_id, item.notified_window_id),
-        (BudgetItem.forecast_window_id, item.forecast_window_id),
-    ):
-        condition &= attribute.does_not_exist() if value is None else attribute == value
-    try:
-        item.update(actions=actions, condition=condition)
-    except UpdateError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
 
 
 class InvalidRequest(Exception):
@@ -118,20 +78,14 @@ class WorkflowTasks:
             raise BudgetNotFound(f"no budget {window} for {scope}") from error
         return item, Budget.resolve(item, self.tunables)
 
-    def _audit(
-        self, scope: str, window: str, from_status: str, to_status: str, state: dict[str, Any]
-    ) -> None:
-        at = self.clock()
-        AuditItem(
-            scope,
-            f"{at.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%fZ}#{uuid.uuid4().hex[:8]}",
-            window=window,
-            from_status=from_status,
-            to_status=to_status,
+    def _change(self, state: dict[str, Any], reason: str | None = None) -> Change:
+        """Who and why, from the run's input: what a budget row's audit line records."""
+        return Change(
             actor=state.get("actor") or SYSTEM_ACTOR,
-            reason=state.get("reason"),
+            at=self.clock(),
+            reason=state.get("reason") if reason is None else reason,
             execution_arn=state.get("execution"),
-        ).save()
+        )
 
     def _notify(
         self,
@@ -210,36 +164,25 @@ class WorkflowTasks:
         if outcome.next == Next.NOTHING:
             return {**state, "decision": decision}
         assert outcome.event_type is not None
-        actions = [
-            BudgetItem.notified_window_id.set(window_id),
-            BudgetItem.notified_revision.set(item.revision),
-        ]
-        from_status = item.status
-        if outcome.event_type == "forecast":
-            actions = [BudgetItem.forecast_window_id.set(window_id)]
-        else:
-            actions.append(BudgetItem.notified_level.set(int(outcome.level)))
-        if outcome.next in (Next.NOTIFY, Next.GRACE) and outcome.event_type in (
-            "warning",
-            "critical",
-            "grace",
-        ):
-            to_status = Status.GRACE if outcome.next == Next.GRACE else Status(outcome.event_type)
-            actions += [
-                BudgetItem.status.set(str(to_status)),
-                BudgetItem.status_window_id.set(window_id),
-                BudgetItem.sweep.set(SWEEP_DUE),
-                BudgetItem.sweep_key.set(budget_key(scope, window)),
-                BudgetItem.updated_at.set(iso_utc(self.clock())),
-            ]
-            if to_status == Status.GRACE:
-                actions.append(BudgetItem.execution_arn.set(state.get("execution")))
-        if not _update_if_unchanged(item, actions):
+        # Warning, critical and grace move the status; the other notifications leave it.
+        to_status = (
+            Status(outcome.event_type)
+            if outcome.next in (Next.NOTIFY, Next.GRACE)
+            and outcome.event_type in (Status.WARNING, Status.CRITICAL, Status.GRACE)
+            else None
+        )
+        recorded = budget_rows.record_notified(
+            item,
+            window_id=window_id,
+            level=outcome.level,
+            forecast=outcome.event_type == "forecast",
+            to_status=to_status,
+            change=self._change(state),
+        )
+        if not recorded:
             if attempts <= 1:
                 raise BudgetChangedMeanwhile(f"{scope} {window} kept changing while it was evaluated")
             return self.evaluate(state, attempts - 1)
-        if outcome.event_type in ("warning", "critical", "grace"):
-            self._audit(scope, window, from_status, str(item.status), state)
         self._notify(
             outcome.event_type,
             state,
@@ -263,12 +206,10 @@ class WorkflowTasks:
             decision["next"] = "suspend"
             return {**state, "decision": decision}
         decision["next"] = "stand_down"
-        if item.status == Status.GRACE:
-            to_status = {Level.WARNING: Status.WARNING, Level.CRITICAL: Status.CRITICAL}.get(
-                budget.level_of(spent), Status.OK
-            )
-            item.update(actions=[BudgetItem.status.set(str(to_status)), BudgetItem.execution_arn.remove()])
-            self._audit(scope, window, Status.GRACE, str(to_status), {**state, "reason": stand_down})
+        to_status = {Level.WARNING: Status.WARNING, Level.CRITICAL: Status.CRITICAL}.get(
+            budget.level_of(spent), Status.OK
+        )
+        budget_rows.stand_down(item, to_status, self._change(state, reason=stand_down))
         self._notify("stood_down", state, budget=budget, spent=spent, note=stand_down)
         return {**state, "decision": decision}
 
@@ -307,25 +248,16 @@ class WorkflowTasks:
         target = Target.from_dict(state["decision"]["target"])
         dry_run = bool(state["decision"]["dry_run"])
         restore_at = state.get("window_end")  # None: a manual suspension with no end
-        now_iso = iso_utc(self.clock())
+        suspension = {
+            "target": target,
+            "until": restore_at,
+            "window_id": state.get("window_id"),
+            "change": self._change(state),
+        }
         if window == MANUAL_WINDOW:
-            item = BudgetItem(scope, MANUAL_WINDOW, origin="manual", created_at=now_iso)
-            from_status = Status.OK
+            item = budget_rows.record_manual_suspension(scope, **suspension)
         else:
-            item, _ = self._budget(scope, window)
-            from_status = Status(item.status)
-        item.status = str(Status.SUSPENDED)
-        item.status_window_id = state.get("window_id")
-        item.suspended_until = restore_at
-        item.suspended_by = state.get("actor") or SYSTEM_ACTOR
-        item.suspended_reason = state.get("reason")
-        item.target_kind, item.target_name = str(target.kind), target.name
-        item.target_sessions = list(target.sessions) or None
-        item.execution_arn = state.get("execution")
-        item.sweep, item.sweep_key = SWEEP_DUE, budget_key(scope, window)
-        item.updated_at = now_iso
-        item.save()
-        self._audit(scope, window, str(from_status), str(Status.SUSPENDED), state)
+            item = budget_rows.record_suspended(self._budget(scope, window)[0], **suspension)
         budget = None if window == MANUAL_WINDOW else Budget.resolve(item, self.tunables)
         spent = None if budget is None else spent_in_window(scope, window, state["window_id"])
         note = describe_target(target) + ("" if restore_at else "; no end: only a restore")
@@ -364,7 +296,7 @@ class WorkflowTasks:
                     self.stop_execution(item.execution_arn, f"restored by {state.get('actor')}")
         # Claim the rows before looking at the others: of two windows restoring at once, the second
         # to look sees the first as restoring, not suspended, and detaches.
-        claimed = [item for item in restoring if self._claim_for_restore(item)]
+        claimed = [item for item in restoring if budget_rows.claim_for_restore(item)]
         still = [
             item.window
             for item in BudgetItem.query(scope, consistent_read=True)
@@ -385,21 +317,6 @@ class WorkflowTasks:
         note = f"still suspended by {', '.join(still)}" if still else None
         return {**state, "restore": {"detach": detach, "target": target, "windows": windows, "note": note}}
 
-    @staticmethod
-    def _claim_for_restore(item: BudgetItem) -> bool:
-        if item.status == Status.RESTORING:
-            return True  # this step is running again
-        if item.status != Status.SUSPENDED:
-            return False
-        try:
-            item.update(
-                actions=[BudgetItem.status.set(str(Status.RESTORING))],
-                condition=BudgetItem.status == str(Status.SUSPENDED),
-            )
-        except UpdateError:
-            return False  # restored meanwhile by another run
-        return True
-
     def record_restored(self, state: dict[str, Any]) -> dict[str, Any]:
         scope = state["scope"]
         restore = state["restore"]
@@ -408,29 +325,14 @@ class WorkflowTasks:
                 item = BudgetItem.get(scope, window, consistent_read=True)
             except BudgetItem.DoesNotExist:
                 continue
-            if item.status not in ENFORCING:
+            window_id = item.status_window_id
+            spent = (
+                spent_in_window(scope, window, window_id)
+                if window_id and window != MANUAL_WINDOW
+                else Decimal(0)
+            )
+            if not budget_rows.record_restored(item, baseline_usd=spent, change=self._change(state)):
                 continue
-            # `restoring` is this run's own claim: the transition people see is from suspended.
-            from_status = Status.SUSPENDED if item.status == Status.RESTORING else item.status
-            if window == MANUAL_WINDOW:
-                item.delete()
-            else:
-                window_id = item.status_window_id
-                spent = spent_in_window(scope, window, window_id) if window_id else Decimal(0)
-                item.update(
-                    actions=[
-                        BudgetItem.status.set(str(Status.OK)),
-                        BudgetItem.revision.add(1),
-                        BudgetItem.baseline_usd.set(spent),
-                        BudgetItem.baseline_window_id.set(window_id),
-                        BudgetItem.suspended_until.remove(),
-                        BudgetItem.execution_arn.remove(),
-                        BudgetItem.sweep.remove(),
-                        BudgetItem.sweep_key.remove(),
-                        BudgetItem.updated_at.set(iso_utc(self.clock())),
-                    ]
-                )
-            self._audit(scope, window, from_status, str(Status.OK), state)
             self._notify("restored", {**state, "window": window}, note=restore.get("note"))
         return state
 
@@ -440,11 +342,7 @@ class WorkflowTasks:
         reasons = "; ".join(entry["message"] for entry in state.get("sessions", {}).get("alert_only", []))
         if window != MANUAL_WINDOW:
             item, budget = self._budget(scope, window)
-            if item.status == Status.GRACE:
-                item.update(
-                    actions=[BudgetItem.status.set(str(Status.CRITICAL)), BudgetItem.execution_arn.remove()]
-                )
-                self._audit(scope, window, Status.GRACE, Status.CRITICAL, {**state, "reason": reasons})
+            budget_rows.record_cannot_suspend(item, self._change(state, reason=reasons))
             spent = spent_in_window(scope, window, state["window_id"])
             self._notify("cannot_suspend", state, budget=budget, spent=spent, note=reasons)
         else:
@@ -461,22 +359,7 @@ class WorkflowTasks:
         if not items:
             raise BudgetNotFound(f"{scope} has no budget to protect; set one first")
         for item in items:
-            actions = [
-                BudgetItem.protected.set(protect),
-                BudgetItem.protected_by.set(state.get("actor") or SYSTEM_ACTOR),
-                BudgetItem.protected_reason.set(state.get("reason") or "unprotected"),
-            ]
-            if not protect and item.window != MANUAL_WINDOW:
-                # A new revision, marked due: an overspend that protection let pass is enforced on
-                # the monitor's next sweep (or the next metered call), not forgotten for the window.
-                actions += [
-                    BudgetItem.revision.add(1),
-                    BudgetItem.sweep.set(SWEEP_DUE),
-                    BudgetItem.sweep_key.set(budget_key(scope, item.window)),
-                ]
-            item.update(actions=actions)
-            label = "protected" if protect else "unprotected"
-            self._audit(scope, item.window, item.status, f"{item.status} ({label})", state)
+            budget_rows.set_protection(item, protect, self._change(state))
         self._notify("protected" if protect else "unprotected", state)
         return state
 
@@ -548,61 +431,6 @@ def run_task(tasks: WorkflowTasks, event: dict[str, Any]) -> dict[str, Any]:
         raise InvalidRequest(f"unknown task {event.get('task')!r}")
     state = {**event["state"], "execution": event.get("execution")}
     return task(tasks, state)
-
-
-# ---------------------------------------------------------------------- starting runs
-
-
-class WorkflowStarter:
-    """Starts the enforcement state machine under deterministic names: a repeat is a no-op."""
-
-    def __init__(self, sfn_client: Any, state_machine_arn: str) -> None:
-        self._sfn = sfn_client
-        self._arn = state_machine_arn
-
-    def start(self, name: str, request: dict[str, Any]) -> str | None:
-        """The new execution's ARN, or None when a run of that name already exists."""
-        try:
-            response = self._sfn.start_execution(
-                stateMachineArn=self._arn, name=name, input=json.dumps(request)
-            )
-        except self._sfn.exceptions.ExecutionAlreadyExists:
-            logger.info("already handled", execution_name=name)
-            return None
-        return str(response["executionArn"])
-
-    def publish(self, events: list[ThresholdCrossed]) -> None:
-        """The usage calculator's threshold events, each started as an evaluation run."""
-        for event in events:
-            self.start(evaluation_name(event), evaluation_request(event))
-
-
-def evaluation_request(event: ThresholdCrossed) -> dict[str, Any]:
-    return {
-        "action": "evaluate",
-        "scope": event.scope,
-        "window": event.window,
-        "window_id": event.window_id,
-        "window_end": event.window_end,
-        "level": event.level,
-        "forecast": event.forecast,
-        "revision": event.revision,
-        "actor": SYSTEM_ACTOR,
-        "reason": f"spend {event.spent_usd} USD is {event.percent}% of {event.limit_usd} USD",
-    }
-
-
-def evaluation_name(event: ThresholdCrossed) -> str:
-    level = "forecast" if event.forecast else event.level
-    return execution_name(level, event.scope, event.window, event.window_id, level, event.revision)
-
-
-def operator_request(
-    action: str, scope: str, *, actor: str, reason: str | None, **extra: Any
-) -> tuple[str, dict]:
-    """An operator's action as a run name and input (the console takes the same JSON)."""
-    request = {"action": action, "scope": scope, "actor": actor, "reason": reason, **extra}
-    return execution_name(action, scope, actor, reason, iso_utc(clock.now()), uuid.uuid4().hex), request
 
 
 def build_workflow_tasks(settings: Settings, tunables: Tunables) -> WorkflowTasks:

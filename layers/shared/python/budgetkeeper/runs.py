@@ -1,0 +1,136 @@
+"""Starting enforcement runs: the crossing event, run names, run inputs and the starter.
+
+Everything that starts the enforcement state machine (the usage calculator, the monitor, the
+operators' CLI and console) builds its run here, so a run's name and input have one shape. Run
+names are deterministic: the same crossing, restore or request started twice is one run.
+This module does not load the workflow's tasks (their idempotency store and SNS set-up).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from typing import Any, Protocol
+
+from budgetkeeper import clock
+from budgetkeeper.observability import logger
+from budgetkeeper.windows import iso_utc
+
+# Who a run acts for when no operator started it.
+SYSTEM_ACTOR = "budgetkeeper"
+MONITOR_ACTOR = "budgetkeeper-monitor"
+
+EXECUTION_NAME_LIMIT = 80
+_EXECUTION_NAME_FORBIDDEN = re.compile(r"[^A-Za-z0-9_-]")
+
+
+@dataclass(frozen=True, slots=True)
+class ThresholdCrossed:
+    """Spend (or its forecast) of one budget reached a level: an evaluation run is due."""
+
+    scope: str
+    window: str
+    window_id: str
+    level: str  # warning | critical | exceeded
+    forecast: bool
+    spent_usd: Decimal
+    limit_usd: Decimal
+    percent: Decimal
+    window_end: str
+    revision: int
+    closed_window: bool  # spend landed in a window that has already ended
+
+    def to_dict(self) -> dict[str, Any]:
+        document = asdict(self)
+        for name in ("spent_usd", "limit_usd", "percent"):
+            document[name] = str(document[name])
+        return document
+
+
+class ThresholdPublisher(Protocol):
+    def publish(self, events: Sequence[ThresholdCrossed]) -> None: ...
+
+
+def execution_name(prefix: str, *parts: object) -> str:
+    """A Step Functions execution name: deterministic, at most 80 characters, no `:` or `/`.
+
+    Names are unique per state machine for 90 days, so the same parts never start two runs.
+    """
+    digest = hashlib.sha256("\x1f".join(str(part) for part in parts).encode()).hexdigest()
+    safe_prefix = _EXECUTION_NAME_FORBIDDEN.sub("-", prefix)[:30]
+    return f"{safe_prefix}-{digest[:40]}"[:EXECUTION_NAME_LIMIT]
+
+
+# Each builder returns (run name, run input).
+
+
+def evaluation_request(
+    event: ThresholdCrossed, *, actor: str = SYSTEM_ACTOR, reason: str | None = None
+) -> tuple[str, dict[str, Any]]:
+    """An evaluation of a crossing. The name leaves out who asked, so the calculator's run and
+    the monitor's backstop for the same crossing are one run."""
+    level = "forecast" if event.forecast else event.level
+    name = execution_name(level, event.scope, event.window, event.window_id, level, event.revision)
+    return name, {
+        "action": "evaluate",
+        "scope": event.scope,
+        "window": event.window,
+        "window_id": event.window_id,
+        "window_end": event.window_end,
+        "level": event.level,
+        "forecast": event.forecast,
+        "revision": event.revision,
+        "actor": actor,
+        "reason": reason or f"spend {event.spent_usd} USD is {event.percent}% of {event.limit_usd} USD",
+    }
+
+
+def overdue_restore_request(
+    scope: str, window: str, *, suspended_until: str | None, revision: int
+) -> tuple[str, dict[str, Any]]:
+    """The monitor's restore of a suspension whose end passed with no run waiting to restore it."""
+    name = execution_name("restore", scope, window, suspended_until, revision)
+    return name, {
+        "action": "restore",
+        "scope": scope,
+        "window": window,
+        "actor": MONITOR_ACTOR,
+        "reason": f"suspension ended at {suspended_until} with no run waiting to restore it",
+    }
+
+
+def operator_request(
+    action: str, scope: str, *, actor: str, reason: str | None, **extra: Any
+) -> tuple[str, dict[str, Any]]:
+    """An operator's action (the console takes the same JSON); every request is a new run."""
+    request = {"action": action, "scope": scope, "actor": actor, "reason": reason, **extra}
+    return execution_name(action, scope, actor, reason, iso_utc(clock.now()), uuid.uuid4().hex), request
+
+
+class WorkflowStarter:
+    """Starts the enforcement state machine under deterministic names: a repeat is a no-op."""
+
+    def __init__(self, sfn_client: Any, state_machine_arn: str) -> None:
+        self._sfn = sfn_client
+        self._arn = state_machine_arn
+
+    def start(self, name: str, request: dict[str, Any]) -> str | None:
+        """The new execution's ARN, or None when a run of that name already exists."""
+        try:
+            response = self._sfn.start_execution(
+                stateMachineArn=self._arn, name=name, input=json.dumps(request)
+            )
+        except self._sfn.exceptions.ExecutionAlreadyExists:
+            logger.info("already handled", execution_name=name)
+            return None
+        return str(response["executionArn"])
+
+    def publish(self, events: Sequence[ThresholdCrossed]) -> None:
+        """The usage calculator's threshold events, each started as an evaluation run."""
+        for event in events:
+            self.start(*evaluation_request(event))
