@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from budgetkeeper.denies import describe_entry
 from budgetkeeper_cli import options
 from budgetkeeper_cli.errors import CommandFailed
 from budgetkeeper_cli.stack_config import Stack, add_stack_options, connect, translating_aws_errors
@@ -211,20 +212,18 @@ def suspended_text(scope: str, history: RunHistory) -> str:
 
 
 def restored_text(scope: str, history: RunHistory) -> str:
-    restore = (
-        history.outputs.get("PrepareEmergencyRestore") or history.outputs.get("RecordRestored") or {}
-    ).get("restore") or {}
+    state = history.outputs.get("RecordRestored") or history.outputs.get("ReleaseDenies") or {}
+    restore = state.get("restore") or {}
+    released = state.get("released") or {}
     windows = ", ".join(restore.get("windows") or ()) or "-"
-    target = restore.get("target") or {}
-    if restore.get("detach"):
-        effect = f"deny policy detached from {_target_text(target)}"
-    elif restore.get("note"):
-        effect = f"the deny policy stays: {restore['note']}"
-    elif target.get("why_not"):
-        effect = f"no deny policy was attached ({target['why_not']})"
-    else:
-        effect = f"dry run: the deny policy on {_target_text(target)} is left as it is"
-    return f"{scope} restored ({windows}): {effect}"
+    effects = []
+    if released.get("lifted"):
+        effects.append("deny lifted from " + ", ".join(map(describe_entry, released["lifted"])))
+    for key, holders in (released.get("kept") or {}).items():
+        effects.append(f"the deny on {describe_entry(key)} stays: still held by {', '.join(holders)}")
+    if not effects:
+        effects.append(restore.get("note") or "nothing was denied in IAM (dry run, or nothing to deny)")
+    return f"{scope} restored ({windows}): {'; '.join(effects)}"
 
 
 def protection_text(scope: str, protect: bool, window: str | None) -> str:

@@ -50,6 +50,7 @@ OUTPUT_FIELDS: Mapping[str, str] = {
     "AuditTableName": "audit_table",
     "DedupeTableName": "dedupe_table",
     "TeamsTableName": "teams_table",
+    "DeniesTableName": "denies_table",
     "IdempotencyTableName": "idempotency_table",
     "ArchiveBucketName": "archive_bucket",
     "BudgetEnforcementStateMachineArn": "state_machine_arn_value",
@@ -75,6 +76,7 @@ _STRING_FIELDS = (
     "audit_table",
     "dedupe_table",
     "teams_table",
+    "denies_table",
     "idempotency_table",
     "archive_bucket",
 )

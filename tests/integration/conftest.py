@@ -8,6 +8,8 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
+from budgetkeeper.denies import DenyBook, IamDenies
+from budgetkeeper.session_denies import IdentityCenterConnection
 from budgetkeeper.settings import Settings
 from budgetkeeper_cli.harness.stack import LocalStack
 
@@ -26,3 +28,15 @@ def stack(aws_env: None) -> Iterator[LocalStack]:
 def settings(stack: LocalStack) -> Iterator[Settings]:
     with stack.activated() as active:
         yield active
+
+
+@pytest.fixture
+def deny_book(stack: LocalStack, settings: Settings) -> DenyBook:
+    """The deny records and IAM, as the DenyFunction keeps them (Identity Center not connected)."""
+    return DenyBook(
+        IamDenies(
+            stack.client("iam"),
+            stack.physical_ids["BedrockDenyPolicy"],
+            lambda: IdentityCenterConnection(None, "Identity Center is not connected in this test"),
+        )
+    )

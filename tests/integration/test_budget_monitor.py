@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from budgetkeeper import clock
+from budgetkeeper.denies import DenyEntry, EntryKind
 from budgetkeeper.runs import WorkflowStarter
 from budgetkeeper.store import BudgetItem, RollupItem, TotalItem
 from budgetkeeper.windows import iso_utc
@@ -50,11 +51,9 @@ def test_a_crossing_whose_run_failed_to_start_is_started_by_the_next_sweep(stack
     assert types(stack) == ["warning"]
 
 
-def test_an_overdue_suspension_with_no_waiting_run_is_restored(stack, workflow):
-    iam = stack.client("iam")
-    iam.create_user(UserName="otto")
-    deny = stack.physical_ids["BedrockDenyPolicy"]
-    iam.attach_user_policy(UserName="otto", PolicyArn=deny)
+def test_an_overdue_suspension_with_no_waiting_run_is_restored(stack, workflow, deny_book):
+    stack.client("iam").create_user(UserName="otto")
+    deny_book.apply("user:otto|daily", [DenyEntry(EntryKind.USER, "otto")])
     yesterday = clock.now() - timedelta(days=1)
     BudgetItem(
         "user:otto",

@@ -276,7 +276,7 @@ def test_budget_delete_refuses_a_suspended_budget_unless_forced_which_restores_i
     out = cli.ok(
         "budget", "delete", "user:bob", "--window", "daily", "--force", "--reason", "left the company"
     )
-    assert "deny policy detached from IAM user bob" in out
+    assert "deny lifted from IAM user bob" in out
     assert out.endswith(
         "user:bob daily: budget deleted; it gets the default budgets again at its next call\n"
     )
@@ -302,7 +302,7 @@ def test_suspend_then_restore_by_the_cli_attaches_then_detaches_the_deny_and_aud
     assert code == 0, err
     assert out.startswith("user:alice suspended until 20")
     assert ": deny policy attached to IAM user alice (execution arn:aws:states:" in out
-    assert "suspend user:alice: AttachDenyToUser\n" in err  # one progress line per state off a terminal
+    assert "suspend user:alice: ApplyDenies\n" in err  # one progress line per state off a terminal
     assert cli.attached("alice") == [cli.deny]
     manual = BudgetItem.get("user:alice", "manual")
     assert (manual.status, manual.suspended_by) == ("suspended", cli.caller)
@@ -310,9 +310,7 @@ def test_suspend_then_restore_by_the_cli_attaches_then_detaches_the_deny_and_aud
     code, out, err = cli("restore", "user:alice", "--reason", "notebook fixed")
     # Then the deny is detached, the waiting run is stopped, and the audit names the caller both times
     assert code == 0, err
-    assert out.startswith(
-        "user:alice restored (manual): deny policy detached from IAM user alice (execution "
-    )
+    assert out.startswith("user:alice restored (manual): deny lifted from IAM user alice (execution ")
     assert cli.attached("alice") == []
     assert cli.executions("RUNNING") == []
     lines = json.loads(cli.ok("audit", "user:alice", "--format", "json"))

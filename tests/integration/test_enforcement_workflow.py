@@ -24,8 +24,17 @@ ACCOUNT = "111122223333"
 NOVA_PRO = "amazon.nova-pro-v1:0"  # USD 0.80 input, 3.20 output per 1M tokens
 
 
-def nova_pro_call(arn: str, input_tokens: int, *, timestamp: str | None = None) -> str:
-    return converse_message(arn, NOVA_PRO, input_tokens, account=ACCOUNT, timestamp=timestamp or now_iso())
+def nova_pro_call(
+    arn: str, input_tokens: int, *, timestamp: str | None = None, request_metadata: dict | None = None
+) -> str:
+    return converse_message(
+        arn,
+        NOVA_PRO,
+        input_tokens,
+        account=ACCOUNT,
+        timestamp=timestamp or now_iso(),
+        request_metadata=request_metadata,
+    )
 
 
 def spend(arn: str, usd: str, **kwargs) -> dict:

@@ -218,12 +218,12 @@ def test_a_terminal_gets_one_updating_progress_line_that_is_cleared_at_the_end()
     stream = _Terminal()
     progress = RunProgress(stream, "suspend user:alice")
     progress.update(RunHistory(entered=["Route"]))
-    progress.update(RunHistory(entered=["Route", "AttachDenyToUser"]))
+    progress.update(RunHistory(entered=["Route", "ApplyDenies"]))
     progress.close()
     text = stream.getvalue()
     assert "\n" not in text
     assert text.startswith("\rsuspend user:alice: Route (0s)\x1b[K")
-    assert "\rsuspend user:alice: AttachDenyToUser (0s)\x1b[K" in text
+    assert "\rsuspend user:alice: ApplyDenies (0s)\x1b[K" in text
     assert text.endswith("\r\x1b[K")
 
 
@@ -231,12 +231,12 @@ def test_a_pipe_gets_one_line_per_state_entered() -> None:
     stream = io.StringIO()
     progress = RunProgress(stream, "restore user:alice")
     progress.update(RunHistory(entered=["Route"]))
-    progress.update(RunHistory(entered=["Route", "PrepareEmergencyRestore", "ChooseDetachTarget"]))
+    progress.update(RunHistory(entered=["Route", "PrepareEmergencyRestore", "ReleaseDenies"]))
     progress.close()
     assert stream.getvalue() == (
         "restore user:alice: Route\n"
         "restore user:alice: PrepareEmergencyRestore\n"
-        "restore user:alice: ChooseDetachTarget\n"
+        "restore user:alice: ReleaseDenies\n"
     )
 
 

@@ -14,6 +14,7 @@ ENVIRONMENT = {
     "AUDIT_TABLE": "a",
     "DEDUPE_TABLE": "d",
     "TEAMS_TABLE": "tm",
+    "DENIES_TABLE": "dn",
     "IDEMPOTENCY_TABLE": "i",
     "ARCHIVE_BUCKET": "bucket",
 }

@@ -177,10 +177,12 @@ def converse_message(
     account: str = DEFAULT_ACCOUNT,
     region: str = DEFAULT_REGION,
     prompt: str = "Summarise the attached quarterly report in three bullet points.",
+    request_metadata: dict[str, str] | None = None,
 ) -> str:
     """One Converse invocation log message with the given tokens, as CloudWatch Logs holds it."""
     return log_message(
         {
+            **({"requestMetadata": request_metadata} if request_metadata else {}),
             "schemaType": "ModelInvocationLog",
             "schemaVersion": "1.0",
             "timestamp": timestamp,

@@ -17,11 +17,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC
+from types import SimpleNamespace
 from typing import Any
 from unittest import mock
 
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEventException
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp import Timestamp
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 
@@ -83,6 +85,8 @@ def real_handlers(stack: LocalStack, waits: WaitControl | None = None) -> Iterat
         mock.patch.object(LambdaSimpleBackend, "invoke", invoke_real_handler),
         mock.patch.object(WaitFunction, "_wait_interval", short_wait),
         mock.patch.object(Timestamp, "_get_wait_seconds", seconds_until_timestamp),
+        # Retry intervals pause as briefly as waits do (moto sleeps them in real time).
+        mock.patch.object(retrier_decl, "time", SimpleNamespace(sleep=lambda seconds: time.sleep(0.01))),
     ):
         yield control
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from pynamodb.exceptions import DeleteError, PutError, UpdateError
 
+from budgetkeeper import clock
 from budgetkeeper.budgets import DEFAULT_BUDGET_WINDOWS, ENFORCING, MANUAL_WINDOW, Level, Status
 from budgetkeeper.enforcement import Target
 from budgetkeeper.store import SWEEP_DUE, AuditItem, BudgetItem, budget_key
@@ -266,6 +267,34 @@ def stand_down(item: BudgetItem, to_status: Status, change: Change) -> bool:
     return _leave_grace(item, to_status, change)
 
 
+def recover_from_grace(item: BudgetItem, change: Change) -> bool:
+    """The run that put this budget in grace ended without suspending it (it failed): back to
+    critical, with the exceeded level no longer counted as notified, so a new run enforces it."""
+    if item.status != Status.GRACE:
+        return False
+    try:
+        item.update(
+            actions=[
+                BudgetItem.status.set(str(Status.CRITICAL)),
+                BudgetItem.notified_level.set(int(Level.CRITICAL)),
+                BudgetItem.execution_arn.remove(),
+                BudgetItem.updated_at.set(change.at_iso),
+            ],
+            condition=(BudgetItem.status == str(Status.GRACE))
+            & (
+                BudgetItem.execution_arn == item.execution_arn
+                if item.execution_arn
+                else BudgetItem.execution_arn.does_not_exist()
+            ),
+        )
+    except UpdateError as error:
+        if _lost_race(error):
+            return False
+        raise
+    write_audit(item.scope, item.window, Status.GRACE, Status.CRITICAL, change)
+    return True
+
+
 def record_cannot_suspend(item: BudgetItem, change: Change) -> bool:
     """Every deny fell back to an alert: nothing is suspended, the budget stays critical."""
     return _leave_grace(item, Status.CRITICAL, change)
@@ -310,15 +339,19 @@ def _write_suspension(
 
 
 def claim_for_restore(item: BudgetItem) -> bool:
-    """Mark a suspended row as being restored by this run; False if another run restored it."""
+    """Mark a suspended (or grace) row as being restored by this run; False if another run restored it."""
     if item.status == Status.RESTORING:
         return True  # this step is running again
-    if item.status != Status.SUSPENDED:
+    if item.status not in (Status.SUSPENDED, Status.GRACE):
         return False
     try:
         item.update(
-            actions=[BudgetItem.status.set(str(Status.RESTORING))],
-            condition=BudgetItem.status == str(Status.SUSPENDED),
+            actions=[
+                BudgetItem.status.set(str(Status.RESTORING)),
+                # When the claim was made: a restore that died after it is finished by the monitor.
+                BudgetItem.updated_at.set(iso_utc(clock.now())),
+            ],
+            condition=BudgetItem.status == item.status,
         )
     except UpdateError as error:
         if _lost_race(error):

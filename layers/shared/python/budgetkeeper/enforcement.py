@@ -27,12 +27,14 @@ class TargetKind(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Target:
     """What a suspension denies: one IAM user, role or group (`name`), and/or `sessions` on shared
-    roles, each denied alone through its role's session policy or its permission set."""
+    roles, each denied alone through its role's session policy or its permission set, and/or
+    `users` (the IAM users who claimed an app's name on their calls)."""
 
     kind: TargetKind
     name: str | None = None
     why_not: str | None = None  # for NONE: why this scope cannot be suspended
     sessions: tuple[str, ...] = ()
+    users: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -40,12 +42,21 @@ class Target:
             "name": self.name,
             "why_not": self.why_not,
             "sessions": list(self.sessions),
+            "users": list(self.users),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Target:
-        sessions = tuple(data.get("sessions") or ())
-        return cls(TargetKind(str(data["kind"])), data.get("name"), data.get("why_not"), sessions)
+        sessions, users = tuple(data.get("sessions") or ()), tuple(data.get("users") or ())
+        return cls(TargetKind(str(data["kind"])), data.get("name"), data.get("why_not"), sessions, users)
+
+
+@dataclass(frozen=True, slots=True)
+class AppClaims:
+    """Of an app budget's spend in one window: what callers only claimed (request metadata), and who."""
+
+    claimed_usd: Decimal
+    claimers: frozenset[str]  # principal scopes
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,13 +68,14 @@ class Directory:
     team_sessions: Callable[[str], tuple[str, ...]]  # session scopes mapped to a team
 
 
-def deny_target(scope: str, directory: Directory) -> Target:
+def deny_target(
+    scope: str, directory: Directory, *, claims: AppClaims | None = None, trusted_over_limit: bool = True
+) -> Target:
     """What to deny for `scope`.
 
     Users and API-key users: the IAM user. Roles: the role. Sessions on shared roles: that session
     alone. Teams: the IAM group named like the team, and every member session mapped to the team
-    (members who call through roles or SSO). Apps: their `{App}-BedrockRole` when it exists; an app
-    known only from request metadata has no principal to deny. Accounts are never denied whole.
+    (members who call through roles or SSO). Apps: see app_target. Accounts are never denied whole.
     """
     parsed = parse_scope(scope)
     kind, name = str(parsed.kind), parsed.name
@@ -83,13 +95,32 @@ def deny_target(scope: str, directory: Directory) -> Target:
             TargetKind.NONE, why_not=f"team {name} has no IAM group named {name} and no session members"
         )
     if kind == "app":
-        role = f"{name}{APP_ROLE_SUFFIX}"
-        if directory.role_exists(role):
-            return Target(TargetKind.ROLE, role)
-        return Target(
-            TargetKind.NONE, why_not=f"app {name} is known only from request metadata: no principal"
-        )
+        return app_target(name, directory, claims or AppClaims(Decimal(0), frozenset()), trusted_over_limit)
     return Target(TargetKind.NONE, why_not=f"a {kind} scope is never denied as a whole")
+
+
+def app_target(name: str, directory: Directory, claims: AppClaims, trusted_over_limit: bool) -> Target:
+    """What an app budget's suspension denies.
+
+    `requestMetadata` is the caller's own claim: anyone with Bedrock access can put any app's name
+    on a call. So the app's own `{App}-BedrockRole` is denied only when the spend attributed to the
+    app by trusted means (its role name, the tags of its application inference profile) is over
+    the limit by itself; the principals who claimed the app in this window are denied in any case.
+    A claim thus never gets someone else suspended.
+    """
+    role = f"{name}{APP_ROLE_SUFFIX}"
+    deny_role = trusted_over_limit and directory.role_exists(role)
+    claimers = sorted(claims.claimers)
+    users = tuple(scope.split(":", 1)[1] for scope in claimers if scope.startswith(("user:", "apikey:")))
+    sessions = tuple(scope for scope in claimers if scope.startswith("session:"))
+    if deny_role:
+        return Target(TargetKind.ROLE, role, sessions=sessions, users=users)
+    if users or sessions:
+        return Target(TargetKind.SESSION, sessions=sessions, users=users)
+    why = "its spend is only claimed by callers, and none of them can be denied"
+    if trusted_over_limit:
+        why = f"app {name} has no role {role}"
+    return Target(TargetKind.NONE, why_not=why)
 
 
 # AWS service-linked roles act for AWS services: denying them breaks the service, not a spender.
@@ -170,10 +201,14 @@ def evaluate(
     return Evaluation(Next.GRACE, "grace", level)
 
 
-def still_exceeded(budget: Budget, spent: Decimal, exempt_because: str | None) -> str | None:
+def still_exceeded(
+    budget: Budget, spent: Decimal, exempt_because: str | None, *, window_ended: bool = False
+) -> str | None:
     """After the grace period: None to go on suspending, or why to stand down."""
     if exempt_because:
         return f"stood down: {exempt_because}"
+    if window_ended:  # suspending now would be lifted at once by the refresh that already came
+        return "stood down: the window ended during the grace period"
     if budget.status != Status.GRACE:
         return f"stood down: the budget is {budget.status} now"
     if budget.level_of(spent) < Level.EXCEEDED:

@@ -7,26 +7,33 @@ every budget. For each it:
   crossing handled already is not handled twice;
 - starts a restore for a suspension whose end has passed with no run waiting for it;
 - resets a warning or critical status when its window has rolled over;
-- warns ahead when the recent burn rate projects spend over the limit by the window's end.
+- warns ahead when the recent burn rate projects spend over the limit by the window's end;
+- recovers a budget whose run died half way: in grace with no run left (back to critical, then
+  enforced by a new run), or restoring for longer than a restore takes (restored by a new run).
+Then it has the DenyFunction reconcile IAM with the deny records (budgetkeeper.denies).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import boto3
+from botocore.exceptions import ClientError
 
 from budgetkeeper import budget_rows
 from budgetkeeper.budgets import MANUAL_WINDOW, Budget, Level, Status, forecast_spend
+from budgetkeeper.observability import logger
 from budgetkeeper.runs import (
     MONITOR_ACTOR,
     ThresholdCrossed,
     WorkflowStarter,
     evaluation_request,
-    overdue_restore_request,
+    monitor_restore_request,
 )
 from budgetkeeper.settings import Settings, Tunables
 from budgetkeeper.store import SWEEP_DUE, BudgetItem, RollupItem, bind_tables, budget_key, spent_in_window
@@ -34,6 +41,8 @@ from budgetkeeper.windows import iso_utc
 
 # A suspension's end plus this much with no run waiting for it is overdue.
 OVERDUE_AFTER = timedelta(minutes=2)
+# A restore claims its rows, releases the denies and records: far less than this when it works.
+RESTORING_STUCK_AFTER = timedelta(minutes=10)
 BURN_RATE_HOURS = 3
 
 
@@ -45,6 +54,8 @@ class SweepReport:
     rolled_over: list[str] = field(default_factory=list)
     forecasts: list[str] = field(default_factory=list)
     cleared: list[str] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)
+    reconciled: list[str] = field(default_factory=list)  # what the DenyFunction had to correct in IAM
 
 
 def _recent_burn_per_hour(scope: str, now: datetime, hours: int = BURN_RATE_HOURS) -> Decimal:
@@ -72,13 +83,41 @@ def sweep(
         if item.status == Status.SUSPENDED:
             if _overdue(item, now) and not (item.execution_arn and is_running(item.execution_arn)):
                 starter.start(
-                    *overdue_restore_request(
-                        item.scope, item.window, suspended_until=item.suspended_until, revision=item.revision
+                    *monitor_restore_request(
+                        item.scope,
+                        item.window,
+                        reason=f"suspension ended at {item.suspended_until}, no run waiting to restore it",
+                        occasion=(item.suspended_until, item.revision),
                     )
                 )
                 report.restores.append(label)
             continue
-        if item.window == MANUAL_WINDOW or item.status in (Status.GRACE, Status.RESTORING):
+        if item.status == Status.RESTORING:
+            if _restoring_too_long(item, now):
+                starter.start(
+                    *monitor_restore_request(
+                        item.scope,
+                        item.window,
+                        reason=f"a restore claimed it at {item.updated_at} and did not finish",
+                        occasion=("restoring", item.updated_at),
+                    )
+                )
+                report.restores.append(label)
+            continue
+        if item.status == Status.GRACE:
+            if item.execution_arn and is_running(item.execution_arn):
+                continue
+            change = budget_rows.Change(
+                actor=MONITOR_ACTOR,
+                at=now,
+                reason="the run that started the grace period ended without suspending",
+                execution_arn=item.execution_arn,
+            )
+            if not budget_rows.recover_from_grace(item, change):
+                continue
+            report.recovered.append(label)
+            item.refresh(consistent_read=True)
+        if item.window == MANUAL_WINDOW:
             continue
         budget = Budget.resolve(item, tunables)
         span = budget.span_at(now)
@@ -119,6 +158,11 @@ def sweep(
     return report
 
 
+def _restoring_too_long(item: BudgetItem, now: datetime) -> bool:
+    claimed_at = datetime.fromisoformat(item.updated_at) if item.updated_at else None
+    return claimed_at is None or claimed_at + RESTORING_STUCK_AFTER <= now
+
+
 def _overdue(item: BudgetItem, now: datetime) -> bool:
     if not item.suspended_until:
         return False  # a manual suspension with no end: only a restore ends it
@@ -126,9 +170,10 @@ def _overdue(item: BudgetItem, now: datetime) -> bool:
 
 
 def build_sweep(settings: Settings, tunables: Tunables) -> Callable[[datetime], SweepReport]:
-    """Wire the sweep to DynamoDB and Step Functions."""
+    """Wire the sweep to DynamoDB and Step Functions, then the reconcile to the DenyFunction."""
     bind_tables(settings)
     sfn = boto3.client("stepfunctions", region_name=settings.region)
+    lambda_client = boto3.client("lambda", region_name=settings.region)
     starter = WorkflowStarter(sfn, settings.state_machine_arn)
 
     def is_running(execution_arn: str) -> bool:
@@ -137,4 +182,29 @@ def build_sweep(settings: Settings, tunables: Tunables) -> Callable[[datetime], 
         except sfn.exceptions.ExecutionDoesNotExist:
             return False
 
-    return lambda now: sweep(now=now, tunables=tunables, starter=starter, is_running=is_running)
+    def sweep_and_reconcile(now: datetime) -> SweepReport:
+        report = sweep(now=now, tunables=tunables, starter=starter, is_running=is_running)
+        report.reconciled = reconcile_denies(lambda_client, settings.deny_function_arn)
+        return report
+
+    return sweep_and_reconcile
+
+
+def reconcile_denies(lambda_client: Any, deny_function_arn: str) -> list[str]:
+    """Ask the DenyFunction (IAM's one writer) to reconcile IAM with the deny records; its fixes.
+
+    A busy DenyFunction (reserved concurrency 1) or a failed reconcile is logged and left to the
+    next sweep: the records keep what must be true, so nothing is lost by waiting.
+    """
+    try:
+        response = lambda_client.invoke(
+            FunctionName=deny_function_arn, Payload=json.dumps({"task": "reconcile"}).encode()
+        )
+    except ClientError as error:
+        logger.warning("reconcile not run this sweep", error=str(error))
+        return []
+    answer = json.loads(response["Payload"].read() or b"{}")
+    if response.get("FunctionError"):
+        logger.error("reconcile failed", error=answer)
+        return []
+    return list(answer.get("fixes", []))

@@ -90,17 +90,18 @@ def evaluation_request(
     }
 
 
-def overdue_restore_request(
-    scope: str, window: str, *, suspended_until: str | None, revision: int
+def monitor_restore_request(
+    scope: str, window: str, *, reason: str, occasion: object
 ) -> tuple[str, dict[str, Any]]:
-    """The monitor's restore of a suspension whose end passed with no run waiting to restore it."""
-    name = execution_name("restore", scope, window, suspended_until, revision)
+    """A restore the monitor starts (a suspension past its end with no run waiting, a restore that
+    died half way); `occasion` names the instance, so the next sweep does not start it twice."""
+    name = execution_name("restore", scope, window, occasion)
     return name, {
         "action": "restore",
         "scope": scope,
         "window": window,
         "actor": MONITOR_ACTOR,
-        "reason": f"suspension ended at {suspended_until} with no run waiting to restore it",
+        "reason": reason,
     }
 
 
@@ -112,23 +113,53 @@ def operator_request(
     return execution_name(action, scope, actor, reason, iso_utc(clock.now()), uuid.uuid4().hex), request
 
 
+# How many times one run (one name) is started anew after its earlier attempts failed.
+MAX_ATTEMPTS = 5
+_ENDED_WITHOUT_SUCCESS = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
+
+
+def attempt_name(name: str, attempt: int) -> str:
+    """`name` for the first attempt; `name-a2`, `name-a3`... for the next ones (80 characters at most)."""
+    if attempt == 1:
+        return name
+    suffix = f"-a{attempt}"
+    return name[: EXECUTION_NAME_LIMIT - len(suffix)] + suffix
+
+
 class WorkflowStarter:
-    """Starts the enforcement state machine under deterministic names: a repeat is a no-op."""
+    """Starts the enforcement state machine under deterministic names.
+
+    A start whose run is running or succeeded is a no-op: the same crossing is handled once. A
+    start whose earlier attempt failed (or timed out, or was stopped) starts the next attempt, so a
+    failure never makes a budget unenforceable for the rest of its window.
+    """
 
     def __init__(self, sfn_client: Any, state_machine_arn: str) -> None:
         self._sfn = sfn_client
         self._arn = state_machine_arn
 
     def start(self, name: str, request: dict[str, Any]) -> str | None:
-        """The new execution's ARN, or None when a run of that name already exists."""
-        try:
-            response = self._sfn.start_execution(
-                stateMachineArn=self._arn, name=name, input=json.dumps(request)
-            )
-        except self._sfn.exceptions.ExecutionAlreadyExists:
-            logger.info("already handled", execution_name=name)
-            return None
-        return str(response["executionArn"])
+        """The new execution's ARN, or None when this run is already under way or done."""
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            this_attempt = attempt_name(name, attempt)
+            try:
+                response = self._sfn.start_execution(
+                    stateMachineArn=self._arn, name=this_attempt, input=json.dumps(request)
+                )
+            except self._sfn.exceptions.ExecutionAlreadyExists:
+                status = self._status_of(this_attempt)
+                if status not in _ENDED_WITHOUT_SUCCESS:
+                    logger.info("already handled", execution_name=this_attempt, status=status)
+                    return None
+                continue  # that attempt failed: the next one
+            return str(response["executionArn"])
+        logger.error("every attempt of this run failed", execution_name=name, attempts=MAX_ATTEMPTS)
+        return None
+
+    def _status_of(self, name: str) -> str:
+        # arn:...:stateMachine:<machine> -> arn:...:execution:<machine>:<name>
+        execution_arn = self._arn.replace(":stateMachine:", ":execution:", 1) + ":" + name
+        return str(self._sfn.describe_execution(executionArn=execution_arn)["status"])
 
     def publish(self, events: Sequence[ThresholdCrossed]) -> None:
         """The usage calculator's threshold events, each started as an evaluation run."""

@@ -237,6 +237,9 @@ class Attribution:
     team: str | None
     account: str
     scopes: tuple[str, ...]
+    # The app is only the caller's own claim (requestMetadata): charged to the app for reports and
+    # its budget, but never a reason to deny the app's own role (enforcement.app_target).
+    app_claimed: bool = False
 
 
 def attribute(
@@ -256,16 +259,18 @@ def attribute(
     """
     principal = parse_identity_arn(invocation.identity_arn)
     principal_scope, role_scope = principal.principal_scope, principal.role_scope
-    app_name = _app_name(invocation, principal.role_name, profile_tags, app_metadata_key)
+    app_name, claimed = _app_name(invocation, principal.role_name, profile_tags, app_metadata_key)
     app = _APP_PREFIX + app_name if app_name else None
     team_name = _team_name(teams, principal_scope, role_scope, app)
     team = _TEAM_PREFIX + team_name if team_name else None
-    return _attribution(principal_scope, role_scope, app, team, _ACCOUNT_PREFIX + invocation.account_id)
+    return _attribution(
+        principal_scope, role_scope, app, team, _ACCOUNT_PREFIX + invocation.account_id, claimed
+    )
 
 
 @functools.lru_cache(maxsize=4096)
 def _attribution(
-    principal: str, role: str | None, app: str | None, team: str | None, account: str
+    principal: str, role: str | None, app: str | None, team: str | None, account: str, claimed: bool
 ) -> Attribution:
     # Cached: callers repeat, and building the frozen dataclass costs more than the lookup.
     # Scope kinds differ, so only a root principal (its scope is its account's) can repeat one.
@@ -277,6 +282,7 @@ def _attribution(
         team=team,
         account=account,
         scopes=tuple(filter(None, charged)),
+        app_claimed=claimed,
     )
 
 
@@ -292,12 +298,13 @@ def _app_name(
     role_name: str | None,
     profile_tags: Callable[[str], Mapping[str, str]] | None,
     app_metadata_key: str,
-) -> str | None:
+) -> tuple[str | None, bool]:
+    """The app's name, and whether it is only the caller's claim (request metadata)."""
     if profile_tags is not None and is_application_inference_profile(invocation.model_id):
         tagged = profile_tags(invocation.model_id).get(APP_TAG)
         if tagged and is_valid_scope_name(tagged):
-            return tagged
+            return tagged, False
     if role_name and role_name.endswith(APP_ROLE_SUFFIX) and len(role_name) > len(APP_ROLE_SUFFIX):
-        return role_name[: -len(APP_ROLE_SUFFIX)]
+        return role_name[: -len(APP_ROLE_SUFFIX)], False
     claimed = invocation.request_metadata.get(app_metadata_key)
-    return claimed if claimed and is_valid_scope_name(claimed) else None
+    return (claimed, True) if claimed and is_valid_scope_name(claimed) else (None, False)

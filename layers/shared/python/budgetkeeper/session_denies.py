@@ -176,6 +176,14 @@ def suspend_session(
     )
 
 
+def suspended_sessions(iam: Any, role_name: str) -> frozenset[str]:
+    """The sessions of `role_name` its session policy denies now (none when the role is gone)."""
+    role = _get_role(iam, role_name)
+    if role is None:
+        return frozenset()
+    return frozenset(_read_policy(iam, _policy_arn(role))[0].session_names)
+
+
 def restore_session(
     iam: Any, role_name: str, session: str, source_identity: str | None = None
 ) -> SessionDenyResult:
@@ -382,6 +390,10 @@ class IdentityCenter:
                 if described["Name"] == name:
                     return arn
         raise PermissionSetNotFound(f"no permission set named {name} in {self.instance_arn}")
+
+    def suspended_users(self, permission_set_name: str) -> frozenset[str]:
+        """The users our statement in the permission set's inline policy denies now."""
+        return sso_users_of(self._inline_policy(self.permission_set_arn(permission_set_name)))
 
     def suspend_session(self, permission_set_name: str, user_name: str) -> SsoDenyResult:
         """Add the user to our statement in the set's inline policy, then re-provision the set.

@@ -40,13 +40,17 @@ class Settings:
     audit_table: str
     dedupe_table: str
     teams_table: str
+    denies_table: str
     idempotency_table: str
     archive_bucket: str
     # pynamodb does not read AWS_ENDPOINT_URL* as boto3 does; None means the regional endpoint.
     dynamodb_endpoint: str | None = None
     state_machine_arn_value: str | None = None
+    deny_policy_arn_value: str | None = None
+    deny_function_arn_value: str | None = None
     notifications_topic_arn: str | None = None
     identity_center_admin_role_arn: str | None = None
+    identity_center_region: str | None = None  # the Identity Center instance's Region; None: the stack's
 
     @property
     def parameter_prefix(self) -> str:
@@ -55,6 +59,14 @@ class Settings:
     @property
     def state_machine_arn(self) -> str:
         return _need(self.state_machine_arn_value, "STATE_MACHINE_ARN")
+
+    @property
+    def deny_policy_arn(self) -> str:
+        return _need(self.deny_policy_arn_value, "DENY_POLICY_ARN")
+
+    @property
+    def deny_function_arn(self) -> str:
+        return _need(self.deny_function_arn_value, "DENY_FUNCTION_ARN")
 
     @property
     def notifications_topic(self) -> str:
@@ -78,12 +90,16 @@ class Settings:
             audit_table=required("AUDIT_TABLE"),
             dedupe_table=required("DEDUPE_TABLE"),
             teams_table=required("TEAMS_TABLE"),
+            denies_table=required("DENIES_TABLE"),
             idempotency_table=required("IDEMPOTENCY_TABLE"),
             archive_bucket=required("ARCHIVE_BUCKET"),
             dynamodb_endpoint=environ.get("AWS_ENDPOINT_URL_DYNAMODB") or environ.get("AWS_ENDPOINT_URL"),
             state_machine_arn_value=environ.get("STATE_MACHINE_ARN") or None,
+            deny_policy_arn_value=environ.get("DENY_POLICY_ARN") or None,
+            deny_function_arn_value=environ.get("DENY_FUNCTION_ARN") or None,
             notifications_topic_arn=environ.get("NOTIFICATIONS_TOPIC_ARN") or None,
             identity_center_admin_role_arn=environ.get("IDENTITY_CENTER_ADMIN_ROLE_ARN") or None,
+            identity_center_region=environ.get("IDENTITY_CENTER_REGION") or None,
         )
 
 

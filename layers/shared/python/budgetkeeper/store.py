@@ -18,6 +18,7 @@ from pynamodb.attributes import (
     ListAttribute,
     NumberAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
 )
 from pynamodb.connection import Connection
 from pynamodb.constants import NUMBER
@@ -25,6 +26,7 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from budgetkeeper.budgets import MANUAL_WINDOW, Budget, Status, gets_default_budget
+from budgetkeeper.enforcement import AppClaims
 from budgetkeeper.settings import Settings, Tunables
 
 if TYPE_CHECKING:  # types only: usage_writer imports the models from here
@@ -87,6 +89,10 @@ class TotalItem(Model):
     window_end = UnicodeAttribute(null=True)
     calls = NumberAttribute(default=0)
     spent_usd = DecimalAttribute(default=Decimal)
+    # App budgets: the part of spent_usd the app got only by callers' claims (request metadata),
+    # and who made them: enforcement for that part reaches these principals, not the app's role.
+    claimed_usd = DecimalAttribute(null=True)
+    claimed_by = UnicodeSetAttribute(null=True)
 
 
 class SweepIndex(GlobalSecondaryIndex["BudgetItem"]):
@@ -194,6 +200,18 @@ class TeamItem(Model):
     team = UnicodeAttribute()
 
 
+class DenyItem(Model):
+    """A deny applied in IAM and the budgets that hold it (written only by budgetkeeper.denies)."""
+
+    class Meta:
+        table_name = "unbound-denies"
+
+    entry = UnicodeAttribute(hash_key=True)  # user:alice, role:R, group:G, session:R/s
+    holders = UnicodeSetAttribute(null=True)  # budget keys scope|window; absent when none is left
+    applied = BooleanAttribute(default=False)  # IAM was seen to hold it after it was recorded
+    updated_at = UnicodeAttribute(null=True)
+
+
 TABLE_MODELS: dict[str, type[Model]] = {
     "rollups_table": RollupItem,
     "totals_table": TotalItem,
@@ -201,6 +219,7 @@ TABLE_MODELS: dict[str, type[Model]] = {
     "audit_table": AuditItem,
     "dedupe_table": DedupeItem,
     "teams_table": TeamItem,
+    "denies_table": DenyItem,
 }
 
 
@@ -286,6 +305,15 @@ def spent_in_window(scope: str, window: str, window_id: str) -> Decimal:
         return TotalItem.get(budget_key(scope, window), window_id, consistent_read=True).spent_usd
     except TotalItem.DoesNotExist:
         return Decimal(0)
+
+
+def claims_in_window(scope: str, window: str, window_id: str) -> AppClaims:
+    """An app budget's spend in one window that callers only claimed (request metadata), and who."""
+    try:
+        total = TotalItem.get(budget_key(scope, window), window_id, consistent_read=True)
+    except TotalItem.DoesNotExist:
+        return AppClaims(Decimal(0), frozenset())
+    return AppClaims(total.claimed_usd or Decimal(0), frozenset(total.claimed_by or ()))
 
 
 def team_session_scopes(team: str) -> tuple[str, ...]:

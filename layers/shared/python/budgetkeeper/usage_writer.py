@@ -71,10 +71,14 @@ class TotalDelta:
     window_end: str
     calls: int = 0
     spent_usd: Decimal = field(default_factory=Decimal)
+    claimed_usd: Decimal = field(default_factory=Decimal)  # an app's spend only claimed by callers
+    claimers: set[str] = field(default_factory=set)  # the principals who claimed it
 
     def merge(self, other: TotalDelta) -> None:
         self.calls += other.calls
         self.spent_usd += other.spent_usd
+        self.claimed_usd += other.claimed_usd
+        self.claimers = self.claimers | other.claimers  # a new set: copies share the old one
 
 
 RollupKey = tuple[str, str, str, str]  # scope, hour, model, region
@@ -123,7 +127,17 @@ class UsageDeltas:
                 for key, d in self.rollups.items()
             ],
             "totals": [
-                [list(key), [d.window_start, d.window_end, d.calls, str(d.spent_usd)]]
+                [
+                    list(key),
+                    [
+                        d.window_start,
+                        d.window_end,
+                        d.calls,
+                        str(d.spent_usd),
+                        str(d.claimed_usd),
+                        sorted(d.claimers),
+                    ],
+                ]
                 for key, d in self.totals.items()
             ],
         }
@@ -139,8 +153,8 @@ class UsageDeltas:
             for key, values in document["rollups"]
         }
         totals = {
-            tuple(key): TotalDelta(start, end, calls, Decimal(spent))
-            for key, (start, end, calls, spent) in document["totals"]
+            tuple(key): TotalDelta(start, end, calls, Decimal(spent), Decimal(claimed), set(claimers))
+            for key, (start, end, calls, spent, claimed, claimers) in document["totals"]
         }
         return cls(rollups=rollups, totals=totals)  # type: ignore[arg-type]
 
@@ -183,10 +197,12 @@ def usage_deltas(metered: Iterable[Metered], budgets_of: Callable[[str], list[Bu
                 total_key = (scope, budget.window, span.window_id)
                 total = totals.get(total_key)
                 if total is None:
-                    totals[total_key] = TotalDelta(iso_utc(span.start), iso_utc(span.end), 1, delta.cost_usd)
-                else:
-                    total.calls += 1
-                    total.spent_usd += delta.cost_usd
+                    total = totals[total_key] = TotalDelta(iso_utc(span.start), iso_utc(span.end))
+                total.calls += 1
+                total.spent_usd += delta.cost_usd
+                if scope == item.attribution.app and item.attribution.app_claimed:
+                    total.claimed_usd += delta.cost_usd
+                    total.claimers.add(item.attribution.principal)
     return deltas
 
 
@@ -211,6 +227,8 @@ def _total_update(key: TotalKey, delta: TotalDelta) -> tuple[TotalItem, list[Any
         TotalItem.window_end.set(delta.window_end),
         TotalItem.calls.add(delta.calls),
         TotalItem.spent_usd.add(delta.spent_usd),
+        *([TotalItem.claimed_usd.add(delta.claimed_usd)] if delta.claimed_usd else []),
+        *([TotalItem.claimed_by.add(delta.claimers)] if delta.claimers else []),
     ]
     return item, actions
 

@@ -25,7 +25,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 
 from budgetkeeper import budget_rows, clock
 from budgetkeeper.budget_rows import Change
-from budgetkeeper.budgets import MANUAL_WINDOW, Budget, Level, Status
+from budgetkeeper.budgets import ENFORCING, MANUAL_WINDOW, Budget, Level, Status
 from budgetkeeper.enforcement import (
     Directory,
     Next,
@@ -42,7 +42,7 @@ from budgetkeeper.observability import logger
 from budgetkeeper.runs import SYSTEM_ACTOR
 from budgetkeeper.scopes import parse_scope
 from budgetkeeper.settings import Settings, Tunables
-from budgetkeeper.store import BudgetItem, bind_tables, spent_in_window, team_session_scopes
+from budgetkeeper.store import BudgetItem, bind_tables, claims_in_window, spent_in_window, team_session_scopes
 from budgetkeeper.windows import iso_utc
 
 
@@ -140,7 +140,9 @@ class WorkflowTasks:
         else:
             spent_for_level = spent
         notified = Level(item.notified_level_in(window_id))
-        target = deny_target(scope, self.directory)
+        claims = claims_in_window(scope, window, window_id)
+        trusted_over_limit = budget.level_of(spent - claims.claimed_usd) >= Level.EXCEEDED
+        target = deny_target(scope, self.directory, claims=claims, trusted_over_limit=trusted_over_limit)
         window_closed = datetime.fromisoformat(state["window_end"]) <= self.clock()
         outcome = evaluate(
             budget,
@@ -200,7 +202,8 @@ class WorkflowTasks:
         scope, window, window_id = state["scope"], state["window"], state["window_id"]
         item, budget = self._budget(scope, window)
         spent = spent_in_window(scope, window, window_id)
-        stand_down = still_exceeded(budget, spent, self._exempt(budget))
+        window_ended = datetime.fromisoformat(state["window_end"]) <= self.clock()
+        stand_down = still_exceeded(budget, spent, self._exempt(budget), window_ended=window_ended)
         decision = dict(state["decision"])
         if stand_down is None:
             decision["next"] = "suspend"
@@ -243,7 +246,7 @@ class WorkflowTasks:
         }
 
     def record_suspended(self, state: dict[str, Any]) -> dict[str, Any]:
-        """The deny is attached (or, in dry run, would be): record it and say when it ends."""
+        """The denies are applied (or, in dry run, would be): record it and say when it ends."""
         scope, window = state["scope"], state["window"]
         target = Target.from_dict(state["decision"]["target"])
         dry_run = bool(state["decision"]["dry_run"])
@@ -261,7 +264,7 @@ class WorkflowTasks:
         budget = None if window == MANUAL_WINDOW else Budget.resolve(item, self.tunables)
         spent = None if budget is None else spent_in_window(scope, window, state["window_id"])
         note = describe_target(target) + ("" if restore_at else "; no end: only a restore")
-        fallbacks = [entry["message"] for entry in state.get("sessions", {}).get("alert_only", [])]
+        fallbacks = [entry["message"] for entry in state.get("denies", {}).get("alert_only", [])]
         if fallbacks:
             note += "; alert only for: " + "; ".join(fallbacks)
         self._notify(
@@ -270,7 +273,7 @@ class WorkflowTasks:
         return {**state, "suspension": {"restore_at": restore_at}}
 
     def prepare_restore(self, state: dict[str, Any]) -> dict[str, Any]:
-        """At the refresh (or a manual suspension's end): detach unless something else still denies."""
+        """At the refresh (or a manual suspension's end): this window's denies are released next."""
         return self._prepare_restore(state, windows=[state["window"]], stop_others=False)
 
     def prepare_emergency_restore(self, state: dict[str, Any]) -> dict[str, Any]:
@@ -278,8 +281,9 @@ class WorkflowTasks:
         if not state.get("reason"):
             raise InvalidRequest("a restore needs a reason")
         scope = state["scope"]
-        suspended = [item.window for item in BudgetItem.query(scope) if item.status == Status.SUSPENDED]
-        windows = [state["window"]] if state.get("window") else suspended
+        # A budget in its grace period is restored too: its run is stopped before it suspends.
+        enforcing = [item.window for item in BudgetItem.query(scope) if item.status in ENFORCING]
+        windows = [state["window"]] if state.get("window") else enforcing
         if not windows:
             raise InvalidRequest(f"{scope} is not suspended")
         return self._prepare_restore(state, windows=windows, stop_others=True)
@@ -294,28 +298,17 @@ class WorkflowTasks:
             for item in restoring:
                 if item.execution_arn and item.execution_arn != state.get("execution"):
                     self.stop_execution(item.execution_arn, f"restored by {state.get('actor')}")
-        # Claim the rows before looking at the others: of two windows restoring at once, the second
-        # to look sees the first as restoring, not suspended, and detaches.
-        claimed = [item for item in restoring if budget_rows.claim_for_restore(item)]
+        for item in restoring:
+            budget_rows.claim_for_restore(item)
+        # What is lifted is decided by the deny records (ReleaseDenies): a deny another window or
+        # another scope still holds stays. The note only tells people why access may not come back.
         still = [
             item.window
             for item in BudgetItem.query(scope, consistent_read=True)
             if item.status == Status.SUSPENDED and item.window not in windows
         ]
-        targets = [item for item in claimed if item.target_kind]
-        detach = bool(targets) and not still and not self.tunables.dry_run
-        target = (
-            Target(
-                TargetKind(targets[0].target_kind),
-                targets[0].target_name,
-                None,
-                tuple(targets[0].target_sessions or ()),
-            )
-            if targets
-            else Target(TargetKind.NONE, why_not="not suspended")
-        ).to_dict()
         note = f"still suspended by {', '.join(still)}" if still else None
-        return {**state, "restore": {"detach": detach, "target": target, "windows": windows, "note": note}}
+        return {**state, "restore": {"windows": windows, "note": note}}
 
     def record_restored(self, state: dict[str, Any]) -> dict[str, Any]:
         scope = state["scope"]
@@ -337,9 +330,12 @@ class WorkflowTasks:
         return state
 
     def report_cannot_suspend(self, state: dict[str, Any]) -> dict[str, Any]:
-        """Every session deny fell back to an alert: nothing was suspended; say why, stay exceeded."""
+        """Every deny fell back to an alert (or there was none to apply): nothing was suspended; say why."""
         scope, window = state["scope"], state["window"]
-        reasons = "; ".join(entry["message"] for entry in state.get("sessions", {}).get("alert_only", []))
+        alerts = state.get("denies", {}).get("alert_only", [])
+        reasons = "; ".join(entry["message"] for entry in alerts) or (
+            state["decision"]["target"].get("why_not") or "nothing in IAM to deny"
+        )
         if window != MANUAL_WINDOW:
             item, budget = self._budget(scope, window)
             budget_rows.record_cannot_suspend(item, self._change(state, reason=reasons))

@@ -27,6 +27,7 @@ TITLES = {
     "protected": "Scope protected",
     "unprotected": "Scope no longer protected",
     "workflow_failed": "Budget workflow failed",
+    "deny_reconciled": "IAM deny corrected to match the records",
 }
 
 

@@ -1,11 +1,11 @@
-"""The workflow's session steps: deny or restore single sessions on shared roles and SSO sets."""
+"""The only function that changes IAM: the workflow's deny steps and the monitor's reconcile."""
 
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from budgetkeeper.deny_tasks import build_deny_tasks, run_deny_task
 from budgetkeeper.observability import logger, tracer
-from budgetkeeper.session_tasks import build_session_tasks, run_session_task
 from budgetkeeper.settings import get_settings
 
 
@@ -13,4 +13,4 @@ from budgetkeeper.settings import get_settings
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(task=event.get("task"), scope=event.get("state", {}).get("scope"))
-    return run_session_task(build_session_tasks(get_settings()), event)
+    return run_deny_task(build_deny_tasks(get_settings()), event)

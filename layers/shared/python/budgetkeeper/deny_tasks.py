@@ -1,0 +1,129 @@
+"""The workflow's IAM steps and the reconciler: every deny goes through budgetkeeper.denies.
+
+They run in their own function (DenyFunction), the only one allowed to change IAM, with a reserved
+concurrency of one: IAM has no conditional writes, and the records and IAM are then changed by one
+writer at a time. Each step is safe to run twice: records hold sets, and IAM is converged to them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from budgetkeeper import clock
+from budgetkeeper.denies import DenyBook, IamDenies, entries_for
+from budgetkeeper.enforcement import ENFORCING, Target
+from budgetkeeper.notify import NotificationEvent, SnsPublisher
+from budgetkeeper.observability import logger
+from budgetkeeper.session_denies import IdentityCenterConnection, connect_identity_center
+from budgetkeeper.settings import Settings
+from budgetkeeper.store import BudgetItem, bind_tables, budget_key
+from budgetkeeper.windows import iso_utc
+
+RECONCILER = "budgetkeeper-reconciler"
+
+
+@dataclass
+class DenyTasks:
+    book: DenyBook
+    publisher: SnsPublisher
+
+    def apply_denies(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Deny what the decision names, held by this budget (`scope|window`); dry run writes nothing."""
+        decision = state["decision"]
+        entries = entries_for(Target.from_dict(decision["target"]))
+        if decision.get("dry_run"):
+            would = [entry.key for entry in entries]
+            return {**state, "denies": {"suspended": bool(would), "applied": [], "would_apply": would}}
+        outcome = self.book.apply(budget_key(state["scope"], state["window"]), entries)
+        for failed in outcome.alert_only:
+            logger.warning("cannot deny", entry=failed["entry"], detail=failed["message"])
+        return {
+            **state,
+            "denies": {
+                "suspended": bool(outcome.applied),
+                "applied": outcome.applied,
+                "alert_only": outcome.alert_only,
+            },
+        }
+
+    def release_denies(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Take this run's budgets out of every deny record: a deny no budget holds is lifted.
+
+        What is lifted is what the records say was applied, whatever the settings say now.
+        """
+        windows = (state.get("restore") or {}).get("windows") or [state["window"]]
+        outcome = self.book.release(budget_key(state["scope"], window) for window in windows)
+        return {**state, "released": {"lifted": outcome.lifted, "kept": outcome.kept}}
+
+    def reconcile(self) -> dict[str, Any]:
+        """The monitor's check: IAM as the records say; each fix told to operators."""
+        outcome = self.book.reconcile(is_enforcing)
+        for fix in outcome.fixes:
+            logger.warning("deny reconciled", fix=fix)
+            self.publisher.publish(
+                NotificationEvent(
+                    type="deny_reconciled",
+                    scope=fix.split(": ", 1)[0],
+                    window=None,
+                    window_id=None,
+                    spent_usd=None,
+                    limit_usd=None,
+                    percent=None,
+                    refresh_at=None,
+                    actor=RECONCILER,
+                    reason=None,
+                    execution=None,
+                    at=iso_utc(clock.now()),
+                    note=fix,
+                )
+            )
+        return outcome.to_dict()
+
+
+def is_enforcing(holder: str) -> bool:
+    """Whether the budget `scope|window` still needs its denies (grace, suspended or restoring)."""
+    scope, _, window = holder.rpartition("|")
+    try:
+        return BudgetItem.get(scope, window, consistent_read=True).status in ENFORCING
+    except BudgetItem.DoesNotExist:
+        return False
+
+
+DENY_TASKS: dict[str, Callable[[DenyTasks, dict[str, Any]], dict[str, Any]]] = {
+    "apply_denies": DenyTasks.apply_denies,
+    "release_denies": DenyTasks.release_denies,
+}
+
+
+def run_deny_task(tasks: DenyTasks, event: dict[str, Any]) -> dict[str, Any]:
+    """`{"task": "reconcile"}` from the monitor, or a workflow step `{"task", "state", "execution"}`."""
+    if event.get("task") == "reconcile":
+        return tasks.reconcile()
+    task = DENY_TASKS.get(event.get("task", ""))
+    if task is None:
+        raise ValueError(f"unknown deny task {event.get('task')!r}")
+    return task(tasks, {**event["state"], "execution": event.get("execution")})
+
+
+def build_deny_tasks(settings: Settings) -> DenyTasks:
+    bind_tables(settings)
+    # Connected (the Identity Center admin role assumed) only when an SSO session is met, each time
+    # afresh: the step is rare, and its credentials are then always fresh.
+    connection: list[IdentityCenterConnection] = []
+
+    def identity_center() -> IdentityCenterConnection:
+        if not connection:
+            connection.append(
+                connect_identity_center(
+                    settings.identity_center_admin_role_arn, region_name=settings.identity_center_region
+                )
+            )
+        return connection[0]
+
+    iam = IamDenies(boto3.client("iam"), settings.deny_policy_arn, identity_center)
+    publisher = SnsPublisher(boto3.client("sns", region_name=settings.region), settings.notifications_topic)
+    return DenyTasks(DenyBook(iam), publisher)

@@ -1,0 +1,168 @@
+"""Deny records and IAM kept in agreement (budgetkeeper.denies), on moto IAM.
+
+Each test applies and releases through the DenyBook and reads IAM back; the fault-injection test
+fails after each IAM write in turn and checks that the reconciler leaves IAM exactly as the
+records say.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from botocore.exceptions import ClientError
+
+from budgetkeeper.denies import (
+    STALE_HOLDER_AFTER,
+    DenyBook,
+    DenyEntry,
+    EntryKind,
+    holders_by_entry,
+)
+from budgetkeeper.session_denies import suspended_sessions
+
+USER = DenyEntry(EntryKind.USER, "alice")
+ROLE = DenyEntry(EntryKind.ROLE, "Chatbot-BedrockRole")
+GROUP = DenyEntry(EntryKind.GROUP, "data")
+SESSION = DenyEntry(EntryKind.SESSION, "Shared/alice")
+OTHER_SESSION = DenyEntry(EntryKind.SESSION, "Shared/bob")
+
+
+@pytest.fixture
+def iam(stack, settings):
+    client = stack.client("iam")
+    client.create_user(UserName="alice")
+    client.create_role(RoleName="Chatbot-BedrockRole", AssumeRolePolicyDocument="{}")
+    client.create_role(RoleName="Shared", AssumeRolePolicyDocument="{}")
+    client.create_group(GroupName="data")
+    return client
+
+
+@pytest.fixture
+def book(deny_book, iam) -> DenyBook:
+    """The DenyBook on this test's IAM client, so that faults injected into it reach the book."""
+    return DenyBook(replace(deny_book.iam, iam=iam))
+
+
+def iam_state(stack, iam) -> set[str]:
+    """Every deny IAM holds now, as entry keys."""
+    deny = stack.physical_ids["BedrockDenyPolicy"]
+    entities = iam.list_entities_for_policy(PolicyArn=deny)
+    held = {f"user:{u['UserName']}" for u in entities["PolicyUsers"]}
+    held |= {f"role:{r['RoleName']}" for r in entities["PolicyRoles"]}
+    held |= {f"group:{g['GroupName']}" for g in entities["PolicyGroups"]}
+    held |= {f"session:Shared/{s}" for s in suspended_sessions(iam, "Shared")}
+    return held
+
+
+def recorded() -> set[str]:
+    return {entry for entry, holders in holders_by_entry().items() if holders}
+
+
+def test_a_deny_is_recorded_with_its_holder_and_released_exactly(book, stack, iam):
+    outcome = book.apply("user:alice|daily", [USER])
+    assert outcome.applied == ["user:alice"]
+    assert iam_state(stack, iam) == {"user:alice"}
+    assert holders_by_entry() == {"user:alice": {"user:alice|daily"}}
+    book.release(["user:alice|daily"])
+    assert iam_state(stack, iam) == set()
+    assert holders_by_entry() == {}
+
+
+def test_two_budgets_on_one_principal_never_lift_each_others_deny(book, stack, iam):
+    # An app and its role; a team and a member's session
+    book.apply("app:Chatbot|monthly", [ROLE])
+    book.apply("role:Chatbot-BedrockRole|daily", [ROLE])
+    book.apply("team:data|monthly", [GROUP, SESSION])
+    book.apply("session:Shared/alice|daily", [SESSION])
+    book.release(["role:Chatbot-BedrockRole|daily", "session:Shared/alice|daily"])
+    assert iam_state(stack, iam) == {"role:Chatbot-BedrockRole", "group:data", "session:Shared/alice"}
+    book.release(["app:Chatbot|monthly", "team:data|monthly"])
+    assert iam_state(stack, iam) == set()
+
+
+def test_a_role_at_its_policy_quota_is_an_alert_and_holds_nothing(book, stack, iam, monkeypatch):
+    # moto's IAM does not enforce the quota of 10 managed policies per role: inject IAM's answer
+    real_attach = iam.attach_role_policy
+
+    def quota(**kwargs):
+        if kwargs["RoleName"] != "Chatbot-BedrockRole":
+            return real_attach(**kwargs)
+        raise ClientError(
+            {"Error": {"Code": "LimitExceeded", "Message": "Cannot exceed quota for PoliciesPerRole: 10"}},
+            "AttachRolePolicy",
+        )
+
+    monkeypatch.setattr(iam, "attach_role_policy", quota)
+    outcome = book.apply("role:Chatbot-BedrockRole|daily", [ROLE, SESSION])
+    assert outcome.applied == ["session:Shared/alice"]
+    assert [entry["entry"] for entry in outcome.alert_only] == ["role:Chatbot-BedrockRole"]
+    assert "PoliciesPerRole" in outcome.alert_only[0]["message"]
+    assert recorded() == {"session:Shared/alice"}
+
+
+def test_the_reconciler_removes_an_orphan_and_puts_back_a_missing_deny(book, stack, iam):
+    deny = stack.physical_ids["BedrockDenyPolicy"]
+    book.apply("user:alice|daily", [USER])
+    # Someone detaches alice's deny by hand, and attaches ours to a group no budget holds
+    iam.detach_user_policy(UserName="alice", PolicyArn=deny)
+    iam.attach_group_policy(GroupName="data", PolicyArn=deny)
+    outcome = book.reconcile(is_enforcing=lambda holder: True)
+    assert iam_state(stack, iam) == {"user:alice"}
+    assert sorted(outcome.fixes) == [
+        "group:data: deny detached (no budget holds it)",
+        "user:alice: deny attached",
+    ]
+
+
+def test_the_reconciler_drops_a_holder_whose_budget_stopped_enforcing(book, stack, iam, clock):
+    book.apply("user:alice|daily", [USER])
+    # Just after: an apply may be under way, so a holder is never dropped at once
+    book.reconcile(is_enforcing=lambda holder: False)
+    assert iam_state(stack, iam) == {"user:alice"}
+    clock.advance(STALE_HOLDER_AFTER + timedelta(seconds=1))
+    book.reconcile(is_enforcing=lambda holder: False)
+    assert iam_state(stack, iam) == set() and holders_by_entry() == {}
+
+
+class InjectedFault(Exception):
+    pass
+
+
+IAM_WRITES = (
+    "attach_user_policy",
+    "attach_role_policy",
+    "attach_group_policy",
+    "create_policy",
+    "create_policy_version",
+)
+
+
+@pytest.mark.parametrize("fail_after", range(1, 7))  # six IAM writes in all
+def test_a_failure_after_any_iam_write_is_repaired_by_the_reconciler(
+    book, stack, iam, monkeypatch, fail_after
+):
+    # Given a suspension that fails right after its n-th IAM write (the Lambda dies there)
+    writes = {"count": 0}
+    for name in IAM_WRITES:
+        real = getattr(iam, name)
+
+        def counted(*args, _real=real, **kwargs):
+            result = _real(*args, **kwargs)
+            writes["count"] += 1
+            if writes["count"] == fail_after:
+                raise InjectedFault(f"died after IAM write {fail_after}")
+            return result
+
+        monkeypatch.setattr(iam, name, counted)
+    with pytest.raises(InjectedFault):
+        book.apply("team:data|monthly", [GROUP, USER, ROLE, SESSION, OTHER_SESSION])
+    monkeypatch.undo()
+    # When the reconciler runs, with the budget still enforcing
+    book.reconcile(is_enforcing=lambda holder: True)
+    # Then IAM holds exactly what the records say: no orphan, every recorded deny in force
+    assert iam_state(stack, iam) == recorded() == {e.key for e in (GROUP, USER, ROLE, SESSION, OTHER_SESSION)}
+    # And a restore after it removes every one of them
+    book.release(["team:data|monthly"])
+    assert iam_state(stack, iam) == set() == recorded()
