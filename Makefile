@@ -10,7 +10,7 @@ PY312_DIR := $(patsubst %/,%,$(dir $(firstword $(wildcard /root/.pyenv/versions/
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help venv test test-clock lint build check-build unit demo bench prices asl fmt clean
+.PHONY: help venv test test-clock check-install lint build check-build unit demo bench prices asl fmt clean
 
 help:
 	@echo "make demo    run a day of Bedrock traffic through the stack on moto and tell what happened"
@@ -56,8 +56,12 @@ test-clock: $(STAMP)
 	  $(BIN)/python scripts/under_faketime.py "$$start" -- $(BIN)/pytest -q -p no:cacheprovider $(CLOCK_TESTS) || exit 1; \
 	done
 
+# `pip install .` in a fresh venv gives a working budgetkeeper without moto or the dev kit.
+check-install:
+	bash scripts/check_install.sh $(PYTHON_FOR_VENV)
+
 demo: $(STAMP)
-	$(BIN)/python -m budgetkeeper_cli.demo
+	$(BIN)/python -m devkit.demo
 
 bench: $(STAMP)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -50,13 +50,13 @@ from moto import mock_aws  # noqa: E402
 from budgetkeeper import clock  # noqa: E402
 from budgetkeeper.scopes import parse_identity_arn  # noqa: E402
 from budgetkeeper.store import TeamItem  # noqa: E402
-from budgetkeeper_cli.demo_data import generate_day  # noqa: E402
-from budgetkeeper_cli.demo_data import teams as demo_teams  # noqa: E402
-from budgetkeeper_cli.harness.clock import ManualClock  # noqa: E402
-from budgetkeeper_cli.harness.lambdas import invoke  # noqa: E402
-from budgetkeeper_cli.harness.logs import cloudwatch_payload, firehose_event, log_message  # noqa: E402
-from budgetkeeper_cli.harness.stack import FAKE_CREDENTIALS, LocalStack  # noqa: E402
-from budgetkeeper_cli.harness.template import load_template, resources_of_type  # noqa: E402
+from devkit.demo_data import generate_day  # noqa: E402
+from devkit.demo_data import teams as demo_teams  # noqa: E402
+from devkit.harness.clock import ManualClock  # noqa: E402
+from devkit.harness.lambdas import invoke  # noqa: E402
+from devkit.harness.logs import cloudwatch_payload, firehose_event, log_message  # noqa: E402
+from devkit.harness.stack import FAKE_CREDENTIALS, LocalStack  # noqa: E402
+from devkit.harness.template import load_template, resources_of_type  # noqa: E402
 
 BATCH_RECORDS = 500
 EVENTS_PER_PAYLOAD = 25
@@ -486,7 +486,7 @@ def main() -> None:
         f"pynamodb {version('pynamodb')}, botocore {version('botocore')}"
     )
     print(
-        f"records: budgetkeeper_cli.demo_data.generate_day({DAY}, records={count}, seed={SEED}): "
+        f"records: devkit.demo_data.generate_day({DAY}, records={count}, seed={SEED}): "
         f"{len(principals)} principals, messages {mean(message_bytes):,.0f} bytes mean, "
         f"{max(message_bytes):,} max; each batch restamped into one minute"
     )

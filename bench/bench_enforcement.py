@@ -40,11 +40,11 @@ def main() -> int:
     from budgetkeeper import clock
     from budgetkeeper.store import BudgetItem
     from budgetkeeper.windows import iso_utc
-    from budgetkeeper_cli.harness.lambdas import invoke
-    from budgetkeeper_cli.harness.logs import cloudwatch_payload, converse_message, firehose_event
-    from budgetkeeper_cli.harness.server import MOTO_CONFIG
-    from budgetkeeper_cli.harness.stack import LocalStack
-    from budgetkeeper_cli.harness.workflow import WaitControl, real_handlers
+    from devkit.harness.lambdas import invoke
+    from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
+    from devkit.harness.server import MOTO_CONFIG
+    from devkit.harness.stack import LocalStack
+    from devkit.harness.workflow import WaitControl, real_handlers
 
     def over_the_limit(user: str) -> dict:
         now = iso_utc(clock.now())

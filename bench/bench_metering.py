@@ -35,9 +35,9 @@ from budgetkeeper.metering import Meter
 from budgetkeeper.pricing import InferenceProfiles, PriceTable, price_invocation
 from budgetkeeper.records import MalformedEvent, parse_invocation
 from budgetkeeper.scopes import attribute
-from budgetkeeper_cli.demo_data import generate_day
-from budgetkeeper_cli.demo_data import teams as demo_teams
-from budgetkeeper_cli.harness.logs import log_message
+from devkit.demo_data import generate_day
+from devkit.demo_data import teams as demo_teams
+from devkit.harness.logs import log_message
 
 REPO = Path(__file__).resolve().parents[1]
 RECORDS = 10_000
@@ -132,7 +132,7 @@ def main() -> None:
     print(f"command: {command()}")
     print(f"python {platform.python_version()} ({platform.python_implementation()}, {platform.machine()})")
     print(
-        f"records: budgetkeeper_cli.demo_data.generate_day({DAY}, records={RECORDS}, seed={SEED}): "
+        f"records: devkit.demo_data.generate_day({DAY}, records={RECORDS}, seed={SEED}): "
         f"{len(principals)} principals, {len(models)} model ids, {malformed} malformed"
     )
     print(

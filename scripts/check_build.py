@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from budgetkeeper_cli.harness.template import load_template, resources_of_type
+from devkit.harness.template import load_template, resources_of_type
 
 BUILD_DIR = Path(".aws-sam/build")
 

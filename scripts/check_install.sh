@@ -8,15 +8,14 @@ venv="$(mktemp -d)/venv"
 trap 'rm -rf "$(dirname "$venv")"' EXIT
 "$python" -m venv "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check .
-if "$venv/bin/python" -c "import moto" 2>/dev/null; then
-  echo "check_install: moto was installed by 'pip install .'; the product must not need it" >&2
-  exit 1
-fi
-if "$venv/bin/python" -c "import devkit" 2>/dev/null; then
-  echo "check_install: the development kit was installed by 'pip install .'" >&2
-  exit 1
-fi
+# Asked from another folder, so that this checkout's own folders are not on the import path.
+for kit in moto devkit cfnlint; do
+  if (cd "$(dirname "$venv")" && "$venv/bin/python" -c "import $kit" 2>/dev/null); then
+    echo "check_install: 'pip install .' installed $kit; the product must not need it" >&2
+    exit 1
+  fi
+done
 "$venv/bin/budgetkeeper" --help >/dev/null
 "$venv/bin/budgetkeeper" price --model amazon.nova-pro-v1:0 --region us-east-1 --input 1000 --output 200
-"$venv/bin/budgetkeeper" meter events/invocation_logs/ --group-by principal,model --max-rows 5
+"$venv/bin/budgetkeeper" meter events/invocation_logs/ --group-by principal,model
 echo "check_install: pip install . gives a working budgetkeeper without moto"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from budgetkeeper_cli.harness.logs import (
+from devkit.harness.logs import (
     EVENTS_DIR,
     cloudwatch_payload,
     control_payload,

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from budgetkeeper import clock as product_clock
-from budgetkeeper_cli.harness.clock import ManualClock
+from devkit.harness.clock import ManualClock
 
 # Where every test's clock stands unless the test moves it: a weekday at 10:00 UTC, mid-month, far
 # from any midnight, month end or daylight-saving change in the zones the tests use, and on purpose

@@ -1,4 +1,1 @@
-"""Operators' tools for Bedrock Budgetkeeper: the `budgetkeeper` command, the demo and the local harness.
-
-Not shipped to Lambda.
-"""
+"""Operators' tools for Bedrock Budgetkeeper: the `budgetkeeper` command. Not shipped to Lambda."""

@@ -11,7 +11,7 @@ from moto import mock_aws
 from budgetkeeper.denies import DenyBook, IamDenies
 from budgetkeeper.session_denies import IdentityCenterConnection
 from budgetkeeper.settings import Settings
-from budgetkeeper_cli.harness.stack import LocalStack
+from devkit.harness.stack import LocalStack
 
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 

@@ -12,8 +12,8 @@ from budgetkeeper.denies import DenyEntry, EntryKind
 from budgetkeeper.runs import WorkflowStarter
 from budgetkeeper.store import BudgetItem, RollupItem, TotalItem
 from budgetkeeper.windows import iso_utc
-from budgetkeeper_cli.harness.lambdas import invoke
-from budgetkeeper_cli.harness.workflow import real_handlers
+from devkit.harness.lambdas import invoke
+from devkit.harness.workflow import real_handlers
 from tests.integration.test_enforcement_workflow import (
     attached,
     finish_all,

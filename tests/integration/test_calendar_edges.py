@@ -14,7 +14,7 @@ import pytest
 
 from budgetkeeper.store import BudgetItem, TotalItem
 from budgetkeeper.windows import iso_utc
-from budgetkeeper_cli.harness.workflow import real_handlers, wait_for_state
+from devkit.harness.workflow import real_handlers, wait_for_state
 from tests.integration.test_enforcement_workflow import (
     attached,
     executions,

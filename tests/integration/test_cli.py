@@ -23,11 +23,11 @@ from botocore.stub import Stubber
 from budgetkeeper import clock
 from budgetkeeper.store import BudgetItem
 from budgetkeeper_cli import stack_config
-from budgetkeeper_cli.harness.lambdas import invoke
-from budgetkeeper_cli.harness.logs import cloudwatch_payload, firehose_event, log_message
-from budgetkeeper_cli.harness.stack import LocalStack
-from budgetkeeper_cli.harness.workflow import WaitControl, real_handlers, wait_for_execution, wait_for_state
 from budgetkeeper_cli.main import build_parser, main
+from devkit.harness.lambdas import invoke
+from devkit.harness.logs import cloudwatch_payload, firehose_event, log_message
+from devkit.harness.stack import LocalStack
+from devkit.harness.workflow import WaitControl, real_handlers, wait_for_execution, wait_for_state
 from tests.timeline import now_iso
 
 ACCOUNT = "111122223333"

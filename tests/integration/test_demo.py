@@ -18,7 +18,7 @@ def test_the_demo_tells_the_whole_life_of_a_budget(clock):
     # The day's traffic is generated from its date: the test's day, not the machine's, keeps it fixed.
     day = clock().date().isoformat()
     result = subprocess.run(
-        [sys.executable, "-m", "budgetkeeper_cli.demo", "--records", "400", "--day", day],
+        [sys.executable, "-m", "devkit.demo", "--records", "400", "--day", day],
         capture_output=True,
         text=True,
         timeout=540,

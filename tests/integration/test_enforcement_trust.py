@@ -18,8 +18,8 @@ from budgetkeeper.monitor import RESTORING_STUCK_AFTER
 from budgetkeeper.store import BudgetItem, TeamItem
 from budgetkeeper.windows import iso_utc
 from budgetkeeper.workflow import TASKS, WorkflowTasks
-from budgetkeeper_cli.harness.lambdas import invoke
-from budgetkeeper_cli.harness.workflow import real_handlers, wait_for_execution, wait_for_state
+from devkit.harness.lambdas import invoke
+from devkit.harness.workflow import real_handlers, wait_for_execution, wait_for_state
 from tests.integration.test_enforcement_workflow import (
     ACCOUNT,
     exceeded_run,

@@ -14,10 +14,10 @@ from decimal import Decimal
 import pytest
 
 from budgetkeeper.store import AuditItem, BudgetItem
-from budgetkeeper_cli.harness.lambdas import invoke
-from budgetkeeper_cli.harness.logs import cloudwatch_payload, converse_message, firehose_event
-from budgetkeeper_cli.harness.stack import LocalStack
-from budgetkeeper_cli.harness.workflow import WaitControl, real_handlers, wait_for_execution, wait_for_state
+from devkit.harness.lambdas import invoke
+from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
+from devkit.harness.stack import LocalStack
+from devkit.harness.workflow import WaitControl, real_handlers, wait_for_execution, wait_for_state
 from tests.timeline import now_iso
 
 ACCOUNT = "111122223333"

@@ -19,8 +19,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from budgetkeeper_cli import demo_data
 from budgetkeeper_cli.main import main
+from devkit import demo_data
 
 BUCKET = "demo-invocation-logs"
 DAY = date(2025, 11, 18)

@@ -17,8 +17,8 @@ from moto import mock_aws
 from budgetkeeper.denies import DenyEntry, EntryKind
 from budgetkeeper.session_denies import session_policy_name
 from budgetkeeper.store import BudgetItem, TeamItem
-from budgetkeeper_cli.harness.stack import LocalStack
-from budgetkeeper_cli.harness.workflow import real_handlers, wait_for_state
+from devkit.harness.stack import LocalStack
+from devkit.harness.workflow import real_handlers, wait_for_state
 from tests.iam_matching import string_like
 from tests.integration.conftest import MOTO_CONFIG
 from tests.integration.test_enforcement_workflow import (

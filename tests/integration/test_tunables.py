@@ -12,8 +12,8 @@ from botocore.exceptions import EndpointConnectionError
 
 from budgetkeeper.settings import TUNABLES_MAX_AGE_SECONDS, load_tunables
 from budgetkeeper.store import TotalItem
-from budgetkeeper_cli.harness.lambdas import invoke
-from budgetkeeper_cli.harness.logs import cloudwatch_payload, converse_message, firehose_event
+from devkit.harness.lambdas import invoke
+from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
 from tests.timeline import now_iso, window_id
 
 
@@ -80,6 +80,6 @@ def test_ssm_out_of_reach_keeps_the_last_values_read(stack, settings, monkeypatc
 
 def test_the_template_does_not_own_the_tunable_parameters():
     # A redeploy must never reset an operator's change, so no AWS::SSM::Parameter in the stack.
-    from budgetkeeper_cli.harness.template import load_template, resources_of_type
+    from devkit.harness.template import load_template, resources_of_type
 
     assert resources_of_type(load_template(), "AWS::SSM::Parameter") == {}

@@ -17,8 +17,8 @@ from pynamodb.transactions import TransactWrite
 
 from budgetkeeper import calculator
 from budgetkeeper.store import BudgetItem, RollupItem, TeamItem, TotalItem
-from budgetkeeper_cli.harness.lambdas import invoke
-from budgetkeeper_cli.harness.logs import (
+from devkit.harness.lambdas import invoke
+from devkit.harness.logs import (
     cloudwatch_payload,
     control_payload,
     converse_message,

@@ -46,7 +46,7 @@ from budgetkeeper.session_denies import (
     permission_set_name,
     session_policy_name,
 )
-from budgetkeeper_cli.harness.template import load_template
+from devkit.harness.template import load_template
 from tests.iam_matching import document_fits, policy_size, string_like
 
 ROLE_ID = "AROA3XFRBF535PLBIFPI4"

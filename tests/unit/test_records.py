@@ -21,7 +21,7 @@ from budgetkeeper.records import (
     parse_invocation,
 )
 from budgetkeeper.usage import TokenCounts
-from budgetkeeper_cli.harness.logs import (
+from devkit.harness.logs import (
     EVENTS_DIR,
     cloudwatch_payload,
     control_payload,

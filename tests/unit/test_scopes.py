@@ -22,7 +22,7 @@ from budgetkeeper.scopes import (
     parse_scope,
 )
 from budgetkeeper.usage import Invocation, TokenCounts
-from budgetkeeper_cli.harness.logs import load_invocation_log, log_message
+from devkit.harness.logs import load_invocation_log, log_message
 
 ACCOUNT = "111122223333"
 PROFILE_ARN = f"arn:aws:bedrock:us-east-1:{ACCOUNT}:application-inference-profile/x7p3k9q2m4ab"

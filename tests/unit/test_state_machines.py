@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from budgetkeeper_cli.harness.template import TEMPLATE_PATH, load_template, resources_of_type
+from devkit.harness.template import TEMPLATE_PATH, load_template, resources_of_type
 from scripts import build_asl
 
 STATE_MACHINES = {

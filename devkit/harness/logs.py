@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-EVENTS_DIR = Path(__file__).resolve().parents[3] / "events"
+EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
 INVOCATION_LOGS_DIR = EVENTS_DIR / "invocation_logs"
 
 DEFAULT_ACCOUNT = "111122223333"

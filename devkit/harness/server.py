@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import requests
 from moto.server import ThreadedMotoServer
 
-from budgetkeeper_cli.harness.stack import FAKE_CREDENTIALS
+from devkit.harness.stack import FAKE_CREDENTIALS
 
 # Step Functions executes the ASL; Lambda never needs Docker (tasks go to the real handlers).
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}

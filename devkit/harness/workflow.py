@@ -28,8 +28,8 @@ from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp 
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 
 from budgetkeeper import clock
-from budgetkeeper_cli.harness.lambdas import invoke
-from budgetkeeper_cli.harness.stack import LocalStack
+from devkit.harness.lambdas import invoke
+from devkit.harness.stack import LocalStack
 
 
 @dataclass

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from budgetkeeper_cli.harness.template import REPO_ROOT, load_template, resources_of_type
+from devkit.harness.template import REPO_ROOT, load_template, resources_of_type
 
 
 @dataclass

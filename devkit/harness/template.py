@@ -8,7 +8,7 @@ from typing import Any
 
 from cfnlint.decode import cfn_yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = REPO_ROOT / "template.yaml"
 
 

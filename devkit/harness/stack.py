@@ -21,7 +21,7 @@ import boto3
 
 from budgetkeeper.settings import Settings, get_settings
 from budgetkeeper.store import bind_tables
-from budgetkeeper_cli.harness.template import TEMPLATE_PATH, load_template, resources_of_type
+from devkit.harness.template import TEMPLATE_PATH, load_template, resources_of_type
 
 ACCOUNT_ID = "123456789012"  # moto's default account
 REGION = "us-east-1"

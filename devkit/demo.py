@@ -27,14 +27,14 @@ from typing import Any
 
 from budgetkeeper import clock, money
 from budgetkeeper.store import RollupItem, TeamItem
-from budgetkeeper_cli import demo_data
-from budgetkeeper_cli.harness.clock import ManualClock
-from budgetkeeper_cli.harness.lambdas import invoke
-from budgetkeeper_cli.harness.logs import cloudwatch_payload, firehose_event, log_message
-from budgetkeeper_cli.harness.server import local_aws
-from budgetkeeper_cli.harness.stack import LocalStack
-from budgetkeeper_cli.harness.workflow import WaitControl, real_handlers
 from budgetkeeper_cli.main import main as budgetkeeper
+from devkit import demo_data
+from devkit.harness.clock import ManualClock
+from devkit.harness.lambdas import invoke
+from devkit.harness.logs import cloudwatch_payload, firehose_event, log_message
+from devkit.harness.server import local_aws
+from devkit.harness.stack import LocalStack
+from devkit.harness.workflow import WaitControl, real_handlers
 
 EVENTS_PER_PAYLOAD = 25  # CloudWatch Logs batches events into one subscription payload
 PAYLOADS_PER_BATCH = 20  # a Firehose processor batch (1 MB buffer) holds about this many
