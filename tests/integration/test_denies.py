@@ -166,3 +166,31 @@ def test_a_failure_after_any_iam_write_is_repaired_by_the_reconciler(
     # And a restore after it removes every one of them
     book.release(["team:data|monthly"])
     assert iam_state(stack, iam) == set() == recorded()
+
+
+@pytest.mark.parametrize("fail_after", range(1, 6))  # five IAM writes in all
+def test_a_failure_after_any_iam_write_of_a_release_is_repaired_by_the_reconciler(
+    book, stack, iam, monkeypatch, clock, fail_after
+):
+    # Given denies in force, and a restore that dies right after its n-th IAM write
+    book.apply("team:data|monthly", [GROUP, USER, ROLE, SESSION, OTHER_SESSION])
+    writes = {"count": 0}
+    for name in ("detach_user_policy", "detach_role_policy", "detach_group_policy", "delete_policy"):
+        real = getattr(iam, name)
+
+        def counted(*args, _real=real, **kwargs):
+            result = _real(*args, **kwargs)
+            writes["count"] += 1
+            if writes["count"] == fail_after:
+                raise InjectedFault(f"died after IAM write {fail_after}")
+            return result
+
+        monkeypatch.setattr(iam, name, counted)
+    with pytest.raises(InjectedFault):
+        book.release(["team:data|monthly"])
+    monkeypatch.undo()
+    # When the reconciler runs, the budget no longer enforcing and its holders long stale
+    clock.advance(STALE_HOLDER_AFTER + timedelta(seconds=1))
+    book.reconcile(is_enforcing=lambda holder: False)
+    # Then nothing is left denied, and no record is left
+    assert iam_state(stack, iam) == set() == recorded()

@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterator
 from decimal import Decimal
 
+import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
@@ -222,3 +223,42 @@ def test_a_team_budget_reaches_members_on_shared_roles_as_well_as_the_team_group
     finish_all(stack)
     assert iam.list_attached_group_policies(GroupName="research")["AttachedPolicies"] == []
     assert session_policy(stack) is None
+
+
+def test_the_identity_center_region_parameter_reaches_an_instance_in_another_region(aws_env):
+    # Given a stack in us-east-1 whose IAM Identity Center instance lives in eu-west-1
+    with mock_aws(config=MOTO_CONFIG):
+        parameters.clear_caches()
+        stack = LocalStack(
+            parameters={
+                "IdentityCenterAdminRoleArn": IDENTITY_CENTER_ADMIN,
+                "IdentityCenterRegion": "eu-west-1",
+            }
+        ).create()
+        stack.client("iam").create_role(RoleName="IdentityCenterAdmin", AssumeRolePolicyDocument="{}")
+        sso = boto3.client("sso-admin", region_name="eu-west-1")
+        instance = sso.list_instances()["Instances"][0]["InstanceArn"]
+        set_arn = sso.create_permission_set(InstanceArn=instance, Name="DataScience")["PermissionSet"][
+            "PermissionSetArn"
+        ]
+        sso.create_account_assignment(
+            InstanceArn=instance,
+            TargetId=ACCOUNT,
+            TargetType="AWS_ACCOUNT",
+            PermissionSetArn=set_arn,
+            PrincipalType="USER",
+            PrincipalId="user-priya",
+        )
+        with stack.activated(), real_handlers(stack) as waits:
+            set_budget(f"session:{SSO_ROLE}/priya@example.com")
+            waits.max_wait_seconds = 3
+            spend(session_arn(SSO_ROLE, "priya@example.com"), "1.5")
+            wait_for_state(stack, exceeded_run(stack)["executionArn"], "WaitForRefresh")
+            # Then the session is denied through the permission set in eu-west-1
+            text = sso.get_inline_policy_for_permission_set(InstanceArn=instance, PermissionSetArn=set_arn)
+            statements = json.loads(text["InlinePolicy"])["Statement"]
+            assert [s["Effect"] for s in statements if s.get("Sid", "").startswith("Budgetkeeper")] == [
+                "Deny"
+            ]
+            finish_all(stack)
+        parameters.clear_caches()
