@@ -25,6 +25,8 @@ $(STAMP): requirements-dev.txt pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	@# The development kit (devkit/: harness, demo) is importable in this venv only, never installed.
+	$(BIN)/python -c "import pathlib, site; pathlib.Path(site.getsitepackages()[0], 'budgetkeeper-devkit.pth').write_text('$(CURDIR)\n')"
 	@touch $(STAMP)
 
 venv: $(STAMP)
