@@ -130,13 +130,37 @@ class InjectedFault(Exception):
     pass
 
 
-IAM_WRITES = (
+APPLY_WRITES = (
     "attach_user_policy",
     "attach_role_policy",
     "attach_group_policy",
     "create_policy",
     "create_policy_version",
 )
+RELEASE_WRITES = (
+    "detach_user_policy",
+    "detach_role_policy",
+    "detach_group_policy",
+    "create_policy_version",
+    "delete_policy_version",
+    "delete_policy",
+)
+
+
+def fail_after_write(iam, monkeypatch, operations: tuple[str, ...], n: int) -> None:
+    """The n-th call of any of `operations` completes in IAM, then the Lambda dies."""
+    writes = {"count": 0}
+    for name in operations:
+        real = getattr(iam, name)
+
+        def counted(*args, _real=real, **kwargs):
+            result = _real(*args, **kwargs)
+            writes["count"] += 1
+            if writes["count"] == n:
+                raise InjectedFault(f"died after IAM write {n}")
+            return result
+
+        monkeypatch.setattr(iam, name, counted)
 
 
 @pytest.mark.parametrize("fail_after", range(1, 7))  # six IAM writes in all
@@ -144,18 +168,7 @@ def test_a_failure_after_any_iam_write_is_repaired_by_the_reconciler(
     book, stack, iam, monkeypatch, fail_after
 ):
     # Given a suspension that fails right after its n-th IAM write (the Lambda dies there)
-    writes = {"count": 0}
-    for name in IAM_WRITES:
-        real = getattr(iam, name)
-
-        def counted(*args, _real=real, **kwargs):
-            result = _real(*args, **kwargs)
-            writes["count"] += 1
-            if writes["count"] == fail_after:
-                raise InjectedFault(f"died after IAM write {fail_after}")
-            return result
-
-        monkeypatch.setattr(iam, name, counted)
+    fail_after_write(iam, monkeypatch, APPLY_WRITES, fail_after)
     with pytest.raises(InjectedFault):
         book.apply("team:data|monthly", [GROUP, USER, ROLE, SESSION, OTHER_SESSION])
     monkeypatch.undo()
@@ -168,24 +181,13 @@ def test_a_failure_after_any_iam_write_is_repaired_by_the_reconciler(
     assert iam_state(stack, iam) == set() == recorded()
 
 
-@pytest.mark.parametrize("fail_after", range(1, 6))  # five IAM writes in all
+@pytest.mark.parametrize("fail_after", range(1, 9))  # eight IAM writes in all
 def test_a_failure_after_any_iam_write_of_a_release_is_repaired_by_the_reconciler(
     book, stack, iam, monkeypatch, clock, fail_after
 ):
     # Given denies in force, and a restore that dies right after its n-th IAM write
     book.apply("team:data|monthly", [GROUP, USER, ROLE, SESSION, OTHER_SESSION])
-    writes = {"count": 0}
-    for name in ("detach_user_policy", "detach_role_policy", "detach_group_policy", "delete_policy"):
-        real = getattr(iam, name)
-
-        def counted(*args, _real=real, **kwargs):
-            result = _real(*args, **kwargs)
-            writes["count"] += 1
-            if writes["count"] == fail_after:
-                raise InjectedFault(f"died after IAM write {fail_after}")
-            return result
-
-        monkeypatch.setattr(iam, name, counted)
+    fail_after_write(iam, monkeypatch, RELEASE_WRITES, fail_after)
     with pytest.raises(InjectedFault):
         book.release(["team:data|monthly"])
     monkeypatch.undo()

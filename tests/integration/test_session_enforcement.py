@@ -157,6 +157,23 @@ def sso_stack(aws_env) -> Iterator[LocalStack]:
         parameters.clear_caches()
 
 
+def data_science_permission_set(sso) -> tuple[str, str]:
+    """The Identity Center instance, and its DataScience permission set assigned in ACCOUNT."""
+    instance = sso.list_instances()["Instances"][0]["InstanceArn"]
+    set_arn = sso.create_permission_set(InstanceArn=instance, Name="DataScience")["PermissionSet"][
+        "PermissionSetArn"
+    ]
+    sso.create_account_assignment(
+        InstanceArn=instance,
+        TargetId=ACCOUNT,
+        TargetType="AWS_ACCOUNT",
+        PermissionSetArn=set_arn,
+        PrincipalType="USER",
+        PrincipalId="user-priya",
+    )
+    return instance, set_arn
+
+
 CUSTOMER_STATEMENT = {
     "Sid": "CustomerReadsTheDataLake",
     "Effect": "Allow",
@@ -168,20 +185,10 @@ CUSTOMER_STATEMENT = {
 def test_an_sso_session_is_denied_through_its_permission_set_and_the_customer_policy_survives(sso_stack):
     stack, waits = sso_stack
     sso = stack.client("sso-admin")
-    instance = sso.list_instances()["Instances"][0]["InstanceArn"]
-    permission_set = sso.create_permission_set(InstanceArn=instance, Name="DataScience")["PermissionSet"]
-    set_arn = permission_set["PermissionSetArn"]
+    instance, set_arn = data_science_permission_set(sso)
     customer_policy = json.dumps({"Version": "2012-10-17", "Statement": [CUSTOMER_STATEMENT]})
     sso.put_inline_policy_to_permission_set(
         InstanceArn=instance, PermissionSetArn=set_arn, InlinePolicy=customer_policy
-    )
-    sso.create_account_assignment(
-        InstanceArn=instance,
-        TargetId=ACCOUNT,
-        TargetType="AWS_ACCOUNT",
-        PermissionSetArn=set_arn,
-        PrincipalType="USER",
-        PrincipalId="user-priya",
     )
     set_budget(f"session:{SSO_ROLE}/priya@example.com")
     waits.max_wait_seconds = 3
@@ -237,18 +244,7 @@ def test_the_identity_center_region_parameter_reaches_an_instance_in_another_reg
         ).create()
         stack.client("iam").create_role(RoleName="IdentityCenterAdmin", AssumeRolePolicyDocument="{}")
         sso = boto3.client("sso-admin", region_name="eu-west-1")
-        instance = sso.list_instances()["Instances"][0]["InstanceArn"]
-        set_arn = sso.create_permission_set(InstanceArn=instance, Name="DataScience")["PermissionSet"][
-            "PermissionSetArn"
-        ]
-        sso.create_account_assignment(
-            InstanceArn=instance,
-            TargetId=ACCOUNT,
-            TargetType="AWS_ACCOUNT",
-            PermissionSetArn=set_arn,
-            PrincipalType="USER",
-            PrincipalId="user-priya",
-        )
+        instance, set_arn = data_science_permission_set(sso)
         with stack.activated(), real_handlers(stack) as waits:
             set_budget(f"session:{SSO_ROLE}/priya@example.com")
             waits.max_wait_seconds = 3

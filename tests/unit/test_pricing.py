@@ -313,6 +313,17 @@ def test_model_ids_are_read_into_what_the_table_is_searched_for(
 # --- application inference profiles ------------------------------------------------------------
 
 
+# GetInferenceProfile's answer for APP_PROFILE_ARN, shaped as Bedrock returns it.
+APP_PROFILE_ANSWER = {
+    "inferenceProfileName": "chatbot",
+    "inferenceProfileArn": APP_PROFILE_ARN,
+    "inferenceProfileId": "a1b2c3d4e5f6",
+    "models": [{"modelArn": f"arn:aws:bedrock:us-east-1::foundation-model/{CLAUDE_3_HAIKU}"}],
+    "status": "ACTIVE",
+    "type": "APPLICATION",
+}
+
+
 @pytest.fixture
 def bedrock(aws_env: None) -> Any:
     """A real botocore `bedrock` client, for Stubber; it never reaches the network."""
@@ -323,14 +334,7 @@ def test_application_profile_is_resolved_once_and_priced_as_its_model(
     table: PriceTable, bedrock: Any
 ) -> None:
     # Given Bedrock answers once for the profile's model and once for its tags
-    profile = {
-        "inferenceProfileName": "chatbot",
-        "inferenceProfileArn": APP_PROFILE_ARN,
-        "inferenceProfileId": "a1b2c3d4e5f6",
-        "models": [{"modelArn": f"arn:aws:bedrock:us-east-1::foundation-model/{CLAUDE_3_HAIKU}"}],
-        "status": "ACTIVE",
-        "type": "APPLICATION",
-    }
+    profile = APP_PROFILE_ANSWER
     tags = {"tags": [{"key": "app", "value": "ChatbotApp"}, {"key": "team", "value": "data"}]}
     with Stubber(bedrock) as stubber:
         stubber.add_response(
@@ -584,14 +588,7 @@ def test_a_throttled_profile_look_up_is_asked_again_a_minute_later(
     table: PriceTable, bedrock: Any, clock: Any
 ) -> None:
     # Given Bedrock throttles the first question about a profile, then answers
-    profile = {
-        "inferenceProfileName": "chatbot",
-        "inferenceProfileArn": APP_PROFILE_ARN,
-        "inferenceProfileId": "a1b2c3d4e5f6",
-        "models": [{"modelArn": f"arn:aws:bedrock:us-east-1::foundation-model/{CLAUDE_3_HAIKU}"}],
-        "status": "ACTIVE",
-        "type": "APPLICATION",
-    }
+    profile = APP_PROFILE_ANSWER
     tokens = TokenCounts(input=1000, output=100)
     with Stubber(bedrock) as stubber:
         stubber.add_client_error("get_inference_profile", "ThrottlingException", http_status_code=400)
