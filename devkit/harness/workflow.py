@@ -9,6 +9,7 @@ test that set the clock sees the waits that moment implies.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -30,6 +31,7 @@ from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_funct
 from budgetkeeper import clock
 from devkit.harness.lambdas import invoke
 from devkit.harness.stack import LocalStack
+from devkit.harness.template import load_template, resources_of_type
 
 
 @dataclass
@@ -48,11 +50,20 @@ class WaitControl:
 def real_handlers(stack: LocalStack, waits: WaitControl | None = None) -> Iterator[WaitControl]:
     control = waits or WaitControl()
     by_name = {stack.physical_ids[logical_id]: logical_id for logical_id in stack.function_arns}
+    # A function with a reserved concurrency of one runs one invocation at a time, as in Lambda
+    # (where a second one is throttled and retried): the DenyFunction relies on it.
+    functions = resources_of_type(load_template(), "AWS::Serverless::Function")
+    one_at_a_time = {
+        logical_id: threading.Lock()
+        for logical_id, function in functions.items()
+        if function["Properties"].get("ReservedConcurrentExecutions") == 1
+    }
 
     def invoke_real_handler(backend, function_name, qualifier, body, headers, response_headers):
         logical_id = by_name[function_name.rsplit(":", 1)[-1]]
         try:
-            result = invoke(logical_id, json.loads(body) if body else {})
+            with one_at_a_time.get(logical_id, contextlib.nullcontext()):
+                result = invoke(logical_id, json.loads(body) if body else {})
         except Exception as error:  # reported to Step Functions as a function error, as Lambda does
             response_headers["x-amz-function-error"] = "Unhandled"
             return json.dumps(

@@ -35,7 +35,7 @@ from enum import StrEnum
 from typing import Any
 
 from botocore.exceptions import ClientError
-from pynamodb.exceptions import DeleteError
+from pynamodb.exceptions import DeleteError, UpdateError
 
 from budgetkeeper import clock
 from budgetkeeper.enforcement import Target, TargetKind
@@ -243,10 +243,7 @@ class DenyBook:
             if entry.key in failed:
                 self._drop_holders(entry.key, {holder})
                 outcomes.alert_only.append({"entry": entry.key, "message": failed[entry.key]})
-            else:
-                DenyItem(entry.key).update(
-                    actions=[DenyItem.applied.set(True)], condition=DenyItem.holders.contains(holder)
-                )
+            elif self._confirm(entry.key, holder):
                 outcomes.applied.append(entry.key)
         self._delete_unheld(failed)
         return outcomes
@@ -342,6 +339,19 @@ class DenyBook:
         return failed
 
     # ------------------------------------------------------------------ records
+
+    @staticmethod
+    def _confirm(key: str, holder: str) -> bool:
+        """Mark the record applied, if `holder` still holds it (a release may have come between)."""
+        try:
+            DenyItem(key).update(
+                actions=[DenyItem.applied.set(True)], condition=DenyItem.holders.contains(holder)
+            )
+        except UpdateError as error:
+            if error.cause_response_code != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
 
     @staticmethod
     def _drop_holders(key: str, holders: set[str]) -> None:
