@@ -17,7 +17,8 @@ def lambda_handler(event: KinesisFirehoseEvent, context: LambdaContext) -> dict:
     tunables = load_tunables(settings)
     logger.setLevel(tunables.log_level)
     calculator = build_usage_calculator(settings, tunables)
-    records = [(record.record_id, record.data_as_bytes) for record in event.records]
+    # Base64 as received: the calculator decodes each record, so bad base64 fails that record only.
+    records = [(record.record_id, record.data) for record in event.records]
     report = calculator.process(event.invocation_id, records)
     record_metrics(report)
     return report.to_response()

@@ -27,7 +27,13 @@ from budgetkeeper.budgets import Budget, crossing
 from budgetkeeper.metering import Meter, Metered
 from budgetkeeper.observability import logger, metrics
 from budgetkeeper.pricing import InferenceProfiles, PriceStatus, PriceTable
-from budgetkeeper.records import MalformedEvent, PayloadKind, UndecodableRecord, decode_firehose_data
+from budgetkeeper.records import (
+    MalformedEvent,
+    PayloadKind,
+    UndecodableRecord,
+    decode_base64,
+    decode_firehose_data,
+)
 from budgetkeeper.runs import ThresholdCrossed, ThresholdPublisher, WorkflowStarter
 from budgetkeeper.settings import Settings, Tunables
 from budgetkeeper.store import DynamoUsageStore, bind_tables, load_teams, transaction_connection
@@ -102,17 +108,21 @@ class UsageCalculator:
     price_version: str
     clock: Callable[[], datetime]
 
-    def process(self, batch_id: str, records: Sequence[tuple[str, bytes]]) -> BatchReport:
-        """Meter a batch of (recordId, data) pairs and write its usage exactly once."""
+    def process(self, batch_id: str, records: Sequence[tuple[str, str]]) -> BatchReport:
+        """Meter a batch of (recordId, base64 data) pairs, as Firehose sends them, exactly once.
+
+        The base64 is decoded here, record by record, so that data that is not base64 fails its own
+        record (`ProcessingFailed`) instead of raising out of the handler and failing the batch.
+        """
         report = BatchReport()
         results: dict[str, RecordResult] = {}
         decoded: list[_DecodedRecord] = []
         bad: list[BadEvent] = []
-        for record_id, data in records:
+        for record_id, text in records:
             try:
-                payload = decode_firehose_data(data)
+                payload = decode_firehose_data(decode_base64(text))
             except UndecodableRecord:
-                results[record_id] = RecordResult(record_id, FAILED, base64.b64encode(data).decode())
+                results[record_id] = RecordResult(record_id, FAILED, _failed_data(text))
                 report.failed_records += 1
                 continue
             if payload.kind == PayloadKind.CONTROL_MESSAGE:
@@ -229,6 +239,16 @@ class UsageCalculator:
                 report.overflow_records += 1
             budget -= len(data) + 64
             results[record.record_id] = RecordResult(record.record_id, OK, data)
+
+
+def _failed_data(text: str) -> str:
+    """A failed record's data, handed back as received: the response must hold valid base64 even when
+    the record's data was not, so such data goes back base64-encoded as the text it was."""
+    try:
+        decode_base64(text)
+        return text
+    except UndecodableRecord:
+        return base64.b64encode(str(text).encode("utf-8", "backslashreplace")).decode()
 
 
 @functools.cache

@@ -13,6 +13,8 @@ Two Firehose configurations are understood, told apart by the gzip magic number:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import gzip
 import hashlib
 import json
@@ -37,6 +39,12 @@ _GUARDRAIL_INTERVENED = "INTERVENED"
 _INVOCATION_METRICS = "amazon-bedrock-invocationMetrics"
 _GZIP_MAGIC = b"\x1f\x8b"
 _NO_METADATA: MappingProxyType[str, str] = MappingProxyType({})
+# Sanity bound: a log claiming more tokens than this in one call (all kinds together) is malformed.
+# The largest context windows Bedrock serves are about 1M tokens (Claude Sonnet 4.x long context, Nova
+# Premier), so 10M leaves a tenfold margin over any real call; metering 10**15 tokens would instead
+# charge millions of dollars and suspend a principal over one corrupt line. Quarantined, it stays
+# visible and counted (BadEvents). Raise it if a model with a larger window appears.
+MAX_TOKENS_PER_CALL = 10_000_000
 
 
 class RecordError(Exception):
@@ -89,6 +97,14 @@ class LogPayload:
     log_group: str | None
     log_stream: str | None
     events: tuple[LogEvent, ...]
+
+
+def decode_base64(text: str) -> bytes:
+    """A Firehose record's `data`, strictly: bad base64 fails this one record, not its whole batch."""
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, TypeError, ValueError):
+        raise UndecodableRecord("data is not base64") from None
 
 
 def decode_firehose_data(data: bytes) -> LogPayload:
@@ -211,6 +227,10 @@ def parse_invocation(message: str | bytes) -> Invocation:
     identity_arn = identity.get("arn") if type(identity) is dict else None
     if type(identity_arn) is not str or not identity_arn:
         raise MalformedEvent("identity.arn is missing")
+    if not identity_arn.isprintable():
+        # It becomes a scope, a DynamoDB key: control characters have no place in an AWS ARN, and a
+        # lone surrogate cannot even be encoded to UTF-8 for DynamoDB (it failed the whole batch).
+        raise MalformedEvent("identity.arn has control characters or invalid unicode")
 
     return Invocation(
         request_id=_required_text(record, "requestId"),
@@ -231,6 +251,10 @@ def _required_text(record: dict[str, Any], key: str) -> str:
     value = record.get(key)
     if type(value) is not str or not value:
         raise MalformedEvent(f"{key} is missing" if value is None else f"{key} is not a non-empty string")
+    if not value.isprintable():
+        # These fields end up in DynamoDB keys (model, region, account): a lone surrogate cannot be
+        # encoded to UTF-8 and failed the whole batch's write; AWS never writes control characters here.
+        raise MalformedEvent(f"{key} has control characters or invalid unicode")
     return value
 
 
@@ -283,11 +307,15 @@ def _token_counts(record: dict[str, Any], operation: str, error_code: str | None
             raise MalformedEvent("input.inputTokenCount is missing")
         input_tokens = 0
     cache_write = _count(input_section, "input", "cacheWriteInputTokenCount") or 0
+    cache_read = _count(input_section, "input", "cacheReadInputTokenCount") or 0
+    output_tokens = output_tokens or 0  # embeddings report no output count
+    if input_tokens + output_tokens + cache_read + cache_write > MAX_TOKENS_PER_CALL:
+        raise MalformedEvent(f"more than {MAX_TOKENS_PER_CALL:,} tokens in one call: not a real count")
     cache_write_1h = _cache_write_1h(operation, output_section, cache_write) if cache_write else 0
     return TokenCounts(
         input=input_tokens,
-        output=output_tokens or 0,  # embeddings report no output count
-        cache_read=_count(input_section, "input", "cacheReadInputTokenCount") or 0,
+        output=output_tokens,
+        cache_read=cache_read,
         cache_write_5m=cache_write - cache_write_1h,
         cache_write_1h=cache_write_1h,
     )
