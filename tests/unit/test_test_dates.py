@@ -85,7 +85,7 @@ def test_every_listed_module_still_needs_its_exception(name):
 def test_the_guard_sees_a_today_literal(tmp_path):
     sample = tmp_path / "test_sample.py"
     sample.write_text(
-        'TODAY = "2026-11-23"\nVERSION = "2012-10-17"\nWINDOW = "days:7@2026-01-05"\n'
+        "TODAY = " + '"2026-11-23"\nVERSION = "2012-10-17"\nWINDOW = "days:7@2026-01-05"\n'
         "NOW = datetime(2026, 11, 23, tzinfo=UTC)\nDAY = dt.date(2026, 11, 23)\n"
     )
     assert date_literals(sample) == [
