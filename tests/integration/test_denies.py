@@ -18,9 +18,15 @@ from budgetkeeper.denies import (
     DenyBook,
     DenyEntry,
     EntryKind,
-    holders_by_entry,
 )
 from budgetkeeper.session_denies import suspended_sessions
+from budgetkeeper.store import DenyItem
+
+
+def holders_by_entry() -> dict[str, frozenset[str]]:
+    """Every deny record and its holders, read back from the Denies table."""
+    return {item.entry: frozenset(item.holders or ()) for item in DenyItem.scan(consistent_read=True)}
+
 
 USER = DenyEntry(EntryKind.USER, "alice")
 ROLE = DenyEntry(EntryKind.ROLE, "Chatbot-BedrockRole")

@@ -12,7 +12,6 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 from botocore.exceptions import ClientError
 
-from budgetkeeper.denies import holders_by_entry
 from budgetkeeper.deny_tasks import DENY_TASKS, DenyTasks
 from budgetkeeper.monitor import RESTORING_STUCK_AFTER
 from budgetkeeper.store import BudgetItem, TeamItem
@@ -20,6 +19,7 @@ from budgetkeeper.windows import iso_utc
 from budgetkeeper.workflow import TASKS, WorkflowTasks
 from devkit.harness.lambdas import invoke
 from devkit.harness.workflow import real_handlers, wait_for_execution, wait_for_state
+from tests.integration.test_denies import holders_by_entry
 from tests.integration.test_enforcement_workflow import (
     ACCOUNT,
     exceeded_run,

@@ -27,7 +27,6 @@ They all run in one function with a reserved concurrency of one: IAM has no cond
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -376,11 +375,3 @@ def describe_entry(key: str) -> str:
         role, _, session = entry.name.partition("/")
         return f"session {session} of role {role}"
     return f"IAM {entry.kind} {entry.name}"
-
-
-def holders_by_entry() -> dict[str, frozenset[str]]:
-    """Every deny record and its holders (for status and tests)."""
-    found: dict[str, frozenset[str]] = defaultdict(frozenset)
-    for item in DenyItem.scan(consistent_read=True):
-        found[item.entry] = frozenset(item.holders or ())
-    return dict(found)
