@@ -21,6 +21,7 @@ from budgetkeeper.denies import (
 )
 from budgetkeeper.session_denies import suspended_sessions
 from budgetkeeper.store import DenyItem
+from tests.opt_in import OPTED_IN
 
 
 def holders_by_entry() -> dict[str, frozenset[str]]:
@@ -40,7 +41,7 @@ def iam(stack, settings):
     client = stack.client("iam")
     client.create_user(UserName="alice")
     client.create_role(RoleName="Chatbot-BedrockRole", AssumeRolePolicyDocument="{}")
-    client.create_role(RoleName="Shared", AssumeRolePolicyDocument="{}")
+    client.create_role(RoleName="Shared", AssumeRolePolicyDocument="{}", Tags=OPTED_IN)
     client.create_group(GroupName="data")
     return client
 

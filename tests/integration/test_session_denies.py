@@ -42,6 +42,7 @@ from budgetkeeper.session_denies import (
     suspend_session,
 )
 from tests.iam_matching import policy_size, string_like
+from tests.opt_in import OPTED_IN
 
 REGION = "us-east-1"
 ROLE = "ChatbotApp-BedrockRole"
@@ -58,7 +59,7 @@ TRUST = {
 def iam(aws_env: None) -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("iam", region_name=REGION)
-        client.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(TRUST))
+        client.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(TRUST), Tags=OPTED_IN)
         yield client
 
 

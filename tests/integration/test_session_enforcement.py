@@ -32,6 +32,7 @@ from tests.integration.test_enforcement_workflow import (
     spend,
     types,
 )
+from tests.opt_in import OPTED_IN
 
 SHARED_ROLE = "SharedAnalystRole"
 SSO_ROLE = "AWSReservedSSO_DataScience_4f1c9a7e2b5d8c30"
@@ -50,7 +51,7 @@ def workflow(stack, settings):
 
 @pytest.fixture
 def shared_role(stack) -> str:
-    role = stack.client("iam").create_role(RoleName=SHARED_ROLE, AssumeRolePolicyDocument="{}")
+    role = stack.client("iam").create_role(RoleName=SHARED_ROLE, AssumeRolePolicyDocument="{}", Tags=OPTED_IN)
     return role["Role"]["RoleId"]
 
 
