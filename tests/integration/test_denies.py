@@ -7,6 +7,7 @@ records say.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import timedelta
 
@@ -19,6 +20,7 @@ from budgetkeeper.denies import (
     DenyEntry,
     EntryKind,
 )
+from budgetkeeper.policies import session_deny_problems
 from budgetkeeper.session_denies import (
     POLICY_NAME_PREFIX,
     POLICY_PATH,
@@ -265,3 +267,24 @@ def test_a_session_policy_attached_to_a_role_it_was_not_written_for_is_deleted(b
     assert f"{shared_policy}: orphaned session policy deleted ({why})" in outcome.fixes
     assert iam.list_attached_role_policies(RoleName="Other")["AttachedPolicies"] == []
     assert suspended_sessions(iam, "Shared") == {"alice"}
+
+
+def test_a_held_session_policy_changed_behind_our_back_is_rewritten_by_the_sweep(stack, settings, book, iam):
+    # Given alice's session denied, and someone who then makes an Allow the policy's default
+    book.apply("session:Shared/alice|daily", [SESSION])
+    (policy,) = iam.list_attached_role_policies(RoleName="Shared", PathPrefix=POLICY_PATH)["AttachedPolicies"]
+    allow = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    iam.create_policy_version(
+        PolicyArn=policy["PolicyArn"], PolicyDocument=json.dumps(allow), SetAsDefault=True
+    )
+    # When the monitor has the DenyFunction reconcile
+    report = invoke("DenyFunction", {"task": "reconcile"})
+    # Then the Allow is gone, alice is denied by a policy of ours again, and operators are told
+    assert [r["policy_arn"] for r in report["rejected"]] == [policy["PolicyArn"]]
+    assert "session:Shared/alice: session denied" in report["fixes"]
+    version = iam.get_policy(PolicyArn=policy["PolicyArn"])["Policy"]["DefaultVersionId"]
+    document = iam.get_policy_version(PolicyArn=policy["PolicyArn"], VersionId=version)["PolicyVersion"]
+    assert session_deny_problems(document["Document"]) == []
+    assert suspended_sessions(iam, "Shared") == {"alice"}
+    (told,) = [n for n in notifications(stack) if n["type"] == "session_policy_rejected"]
+    assert told["scope"] == "role:Shared" and "Effect is 'Allow'" in told["note"]

@@ -22,8 +22,8 @@ or group carries the deny policy exactly when its record has a holder, and a rol
 - reconcile(): every IAM object with a record, and every one that carries a deny of ours, is
   converged: an orphaned deny is removed, a held deny missing from IAM is put back, and a holder
   whose budget is no longer enforcing is dropped. Session policies under /budgetkeeper/ that no
-  held session needs (attached to nothing, or their role has no held session) are deleted. Each
-  fix is reported.
+  held session needs (attached to nothing, or their role has no held session) are deleted, and
+  the others read back like new ones. Each fix is reported.
 A session policy read back from IAM that is not our Deny is removed by budgetkeeper.session_denies;
 it is reported in `Outcomes.rejected` (the caller alerts) and its sessions count as not denied.
 They all run in one function with a reserved concurrency of one: IAM has no conditional writes.
@@ -46,12 +46,13 @@ from budgetkeeper.session_denies import (
     IdentityCenterConnection,
     Outcome,
     SessionPolicyRejected,
+    SessionPolicySweep,
     deny_session_scope,
     is_sso_role,
     permission_set_name,
-    remove_orphaned_session_policies,
     restore_session_scope,
     suspended_sessions,
+    sweep_session_policies,
 )
 from budgetkeeper.store import DenyItem
 from budgetkeeper.windows import iso_utc
@@ -200,8 +201,8 @@ class IamDenies:
             f"session:{role_name}/{session}", iam=self.iam, identity_center=self.identity_center()
         )
 
-    def remove_orphaned_session_policies(self, is_held: Callable[[str], bool]) -> list[str]:
-        return remove_orphaned_session_policies(self.iam, is_held)
+    def sweep_session_policies(self, is_held: Callable[[str], bool]) -> SessionPolicySweep:
+        return sweep_session_policies(self.iam, is_held)
 
 
 _ATTACHED_LISTINGS = {
@@ -300,9 +301,9 @@ class DenyBook:
             if stale:
                 self._drop_holders(item.entry, stale)
                 outcomes.fixes.append(f"{item.entry}: dropped holders no longer enforcing: {sorted(stale)}")
-        outcomes.fixes += self.iam.remove_orphaned_session_policies(
-            lambda role_name: bool(self._held_sessions(role_name))
-        )
+        sweep = self.iam.sweep_session_policies(lambda role_name: bool(self._held_sessions(role_name)))
+        outcomes.fixes += sweep.removed
+        outcomes.rejected += [rejected.to_dict() for rejected in sweep.rejected]
         objects = {DenyEntry.from_key(item.entry).iam_object for item in records}
         objects |= self.iam.attached_principals()
         for iam_object in sorted(objects):

@@ -349,8 +349,8 @@ def _create_policy(iam: Any, role_name: str, policy_arn: str, text: str) -> str:
     return policy["DefaultVersionId"]
 
 
-def _verify(iam: Any, role_name: str, policy_arn: str, version_id: str) -> None:
-    """Read back what was written: the default version must be `version_id`, and ours (a Deny).
+def _verify(iam: Any, role_name: str, policy_arn: str, version_id: str | None) -> None:
+    """Read back what was written: the default version must be `version_id` (if given), and ours.
 
     Otherwise the policy is detached from `role_name` (if it is) and deleted, and
     SessionPolicyRejected raised.
@@ -358,7 +358,7 @@ def _verify(iam: Any, role_name: str, policy_arn: str, version_id: str) -> None:
     default = iam.get_policy(PolicyArn=policy_arn)["Policy"]["DefaultVersionId"]
     document = iam.get_policy_version(PolicyArn=policy_arn, VersionId=default)["PolicyVersion"]["Document"]
     problems = session_deny_problems(_document(document))
-    if default != version_id:
+    if version_id is not None and default != version_id:
         problems.insert(0, f"the default version is {default}, not {version_id} as written")
     if problems:
         _delete_policy(iam, role_name, policy_arn)
@@ -412,15 +412,25 @@ def _delete_policy(iam: Any, role_name: str | None, policy_arn: str) -> None:
     iam.delete_policy(PolicyArn=policy_arn)
 
 
-def remove_orphaned_session_policies(iam: Any, is_held: Callable[[str], bool]) -> list[str]:
-    """Delete each session policy under /budgetkeeper/ that no suspended session needs; say what went.
+@dataclass
+class SessionPolicySweep:
+    """What `sweep_session_policies` removed: orphans (in words), and documents that were not ours."""
+
+    removed: list[str] = field(default_factory=list)
+    rejected: list[SessionPolicyRejected] = field(default_factory=list)
+
+
+def sweep_session_policies(iam: Any, is_held: Callable[[str], bool]) -> SessionPolicySweep:
+    """Check every session policy under /budgetkeeper/: delete orphans, and any that is not ours.
 
     Orphans: a policy attached to no role (a role deleted, a crash between create and attach), or
     one whose role (the role it is named after) is not among those it is attached to, or whose role
     has no session that a budget holds (`is_held(role_name)` is False: a release that stopped half
-    way). Each is detached from every role it is attached to, then deleted with its versions.
+    way). Each is detached from every role it is attached to, then deleted with its versions. A
+    policy its role needs is read back like a new one: one that is not our Deny (someone changed it
+    since) is removed too, and reported in `rejected`.
     """
-    removed = []
+    sweep = SessionPolicySweep()
     for policy in _session_policies(iam):
         roles = _roles_of(iam, policy["Arn"])
         owner = next((role for role in roles if session_policy_name(role) == policy["PolicyName"]), None)
@@ -431,12 +441,16 @@ def remove_orphaned_session_policies(iam: Any, is_held: Callable[[str], bool]) -
         elif not is_held(owner):
             why = f"no suspended session of role {owner} holds it"
         else:
+            try:
+                _verify(iam, owner, policy["Arn"], None)
+            except SessionPolicyRejected as rejected:
+                sweep.rejected.append(rejected)
             continue
         for role in roles:
             _detach(iam, role, policy["Arn"])
         _delete_policy(iam, None, policy["Arn"])
-        removed.append(f"{policy['Arn']}: orphaned session policy deleted ({why})")
-    return removed
+        sweep.removed.append(f"{policy['Arn']}: orphaned session policy deleted ({why})")
+    return sweep
 
 
 def _session_policies(iam: Any) -> list[dict[str, Any]]:
