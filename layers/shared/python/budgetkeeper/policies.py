@@ -2,7 +2,8 @@
 
 The workflow may write policies under `/budgetkeeper/` and the permission sets it is given: IAM
 cannot restrict what such a document says, so every document Budgetkeeper writes is built here and
-the tests check that only Deny statements come out.
+the tests check that only Deny statements come out; and `session_deny_problems` says what a per-role
+document read back from IAM may hold, so that one written or changed by anything else is caught.
 
 Documents:
 - The per-role session deny (a customer-managed policy at `/budgetkeeper/`, one per role): a Deny
