@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+import json
 from collections.abc import Iterator
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -426,3 +428,16 @@ def test_no_role_of_the_stack_may_tag_untag_or_grant_itself_more(deployed):
         if _grants(pattern, action)
     ]
     assert found == []
+
+
+def test_iam_evaluates_a_roles_tags_for_attaching_and_detaching_its_policies():
+    # The Service Authorization Reference, as the pinned cfn-lint has it: AttachRolePolicy and
+    # DetachRolePolicy act on the `role` resource, whose condition keys include aws:ResourceTag, so
+    # the opt-in and the protection tag above are evaluated on the role being changed.
+    import cfnlint
+
+    specs = Path(cfnlint.__file__).parent / "data" / "AdditionalSpecs" / "Policies.json"
+    iam = json.loads(specs.read_text())["iam"]
+    for action in ("attachrolepolicy", "detachrolepolicy"):
+        assert iam["Actions"][action]["Resources"] == ["role"]
+    assert "aws:ResourceTag/${TagKey}" in iam["Resources"]["role"]["ConditionKeys"]
