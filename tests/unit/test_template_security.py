@@ -8,8 +8,11 @@ are evaluated for two deployments: the defaults, and one with every optional par
 from __future__ import annotations
 
 import copy
+import fnmatch
+import json
 from collections.abc import Iterator
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -18,6 +21,7 @@ from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 from samtranslator.yaml_helper import yaml_parse
 
+from budgetkeeper.session_denies import OPT_IN_TAG_KEY, OPT_IN_TAG_VALUE
 from devkit.harness.template import TEMPLATE_PATH
 
 KMS_KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -344,3 +348,96 @@ def test_with_a_key_everything_uses_it_and_the_roles_that_need_it_get_it_on_that
             assert statement["Resource"] == KMS_KEY_ARN, where
             with_kms.add(where.split("/", 1)[0])
     assert with_kms == ROLES_USING_THE_KEY
+
+
+# --- what the DenyFunction may do to roles ------------------------------------------------------
+
+STACK_ROLE_TAG_KEY = "budgetkeeper:stack-role"  # template.yaml: Globals Tags and each role's Tags
+SESSION_POLICIES = "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/budgetkeeper/budgetkeeper-sessions-*"
+# Ways a role could give itself or another role more power than the template grants.
+POWER_ACTIONS = (
+    "iam:TagRole",
+    "iam:UntagRole",
+    "iam:TagUser",
+    "iam:UntagUser",
+    "iam:TagPolicy",
+    "iam:UntagPolicy",
+    "iam:PutRolePolicy",
+    "iam:PutUserPolicy",
+    "iam:PutGroupPolicy",
+    "iam:SetDefaultPolicyVersion",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:DeleteRolePermissionsBoundary",
+    "iam:PutRolePermissionsBoundary",
+    "iam:CreateRole",
+    "iam:PassRole",
+)
+
+
+def _grants(pattern: str, action: str) -> bool:
+    return fnmatch.fnmatchcase(action.lower(), pattern.lower())
+
+
+def _statements_of(template: dict[str, Any], role_name: str) -> list[dict[str, Any]]:
+    return [
+        statement for where, statement in _allow_statements(template) if where.startswith(f"{role_name}/")
+    ]
+
+
+def test_session_policies_are_attached_only_to_roles_that_opted_in(deployed):
+    attaching = [
+        statement
+        for _, statement in _allow_statements(deployed)
+        if statement["Effect"] == "Allow"
+        and any(_grants(pattern, "iam:AttachRolePolicy") for pattern in _as_list(statement["Action"]))
+    ]
+    assert attaching, "nothing attaches a role policy: this test checks nothing"
+    for statement in attaching:
+        condition = statement.get("Condition", {})
+        policy_arn = {**condition.get("ArnEquals", {}), **condition.get("ArnLike", {})}.get("iam:PolicyARN")
+        if policy_arn == {"Ref": "BedrockDenyPolicy"}:
+            continue  # the stack's own fixed Deny policy, to any principal
+        assert policy_arn == {"Fn::Sub": SESSION_POLICIES}, statement
+        assert condition["StringEquals"] == {f"aws:ResourceTag/{OPT_IN_TAG_KEY}": OPT_IN_TAG_VALUE}, statement
+
+
+def test_every_role_of_the_stack_is_tagged_and_the_deny_function_may_not_change_them(deployed):
+    roles = _of_type(deployed, "AWS::IAM::Role")
+    assert {"DenyFunctionRole", "FirehoseRole", "BudgetEnforcementStateMachineRole"} <= set(roles)
+    for name, role in roles.items():
+        tags = {tag["Key"]: tag["Value"] for tag in role.get("Tags", [])}
+        assert tags.get(STACK_ROLE_TAG_KEY) == {"Ref": "AWS::StackName"}, name
+    denied = [
+        statement
+        for statement in _statements_of(deployed, "DenyFunctionRole")
+        if statement["Effect"] == "Deny"
+        and statement["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/*"}
+    ]
+    (protection,) = denied
+    assert set(_as_list(protection["Action"])) == {"iam:AttachRolePolicy", "iam:DetachRolePolicy"}
+    assert protection["Condition"] == {"Null": {f"aws:ResourceTag/{STACK_ROLE_TAG_KEY}": "false"}}
+
+
+def test_no_role_of_the_stack_may_tag_untag_or_grant_itself_more(deployed):
+    found = [
+        f"{where}: {pattern} grants {action}"
+        for where, statement in _allow_statements(deployed)
+        if statement["Effect"] == "Allow"
+        for pattern in _as_list(statement["Action"])
+        for action in POWER_ACTIONS
+        if _grants(pattern, action)
+    ]
+    assert found == []
+
+
+def test_iam_evaluates_a_roles_tags_for_attaching_and_detaching_its_policies():
+    # The Service Authorization Reference, as the pinned cfn-lint has it: AttachRolePolicy and
+    # DetachRolePolicy act on the `role` resource, whose condition keys include aws:ResourceTag, so
+    # the opt-in and the protection tag above are evaluated on the role being changed.
+    import cfnlint
+
+    specs = Path(cfnlint.__file__).parent / "data" / "AdditionalSpecs" / "Policies.json"
+    iam = json.loads(specs.read_text())["iam"]
+    for action in ("attachrolepolicy", "detachrolepolicy"):
+        assert iam["Actions"][action]["Resources"] == ["role"]
+    assert "aws:ResourceTag/${TagKey}" in iam["Resources"]["role"]["ConditionKeys"]

@@ -28,6 +28,7 @@ TITLES = {
     "unprotected": "Scope no longer protected",
     "workflow_failed": "Budget workflow failed",
     "deny_reconciled": "IAM deny corrected to match the records",
+    "session_policy_rejected": "Session policy in IAM was not Budgetkeeper's Deny: removed",
 }
 
 
