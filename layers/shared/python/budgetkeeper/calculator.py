@@ -20,6 +20,7 @@ from typing import Protocol
 
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import ClientError
 
 from budgetkeeper import clock
 from budgetkeeper.archive import ArchiveBucket, BadEvent, enriched_line, gzip_lines
@@ -37,7 +38,14 @@ from budgetkeeper.records import (
 from budgetkeeper.runs import ThresholdCrossed, ThresholdPublisher, WorkflowStarter
 from budgetkeeper.settings import Settings, Tunables
 from budgetkeeper.store import DynamoUsageStore, bind_tables, load_teams, transaction_connection
-from budgetkeeper.usage_writer import CommitResult, PayloadUsage, TotalKey, UsageWriter, usage_deltas
+from budgetkeeper.usage_writer import (
+    CommitResult,
+    PayloadUsage,
+    TotalKey,
+    UsageDeltas,
+    UsageWriter,
+    usage_deltas,
+)
 from budgetkeeper.windows import iso_utc
 
 OK, DROPPED, FAILED = "Ok", "Dropped", "ProcessingFailed"
@@ -178,7 +186,12 @@ class UsageCalculator:
     def _crossings(
         self, commit: CommitResult, budgets: BudgetSource, now: datetime
     ) -> list[ThresholdCrossed]:
-        applied = commit.applied.totals
+        # The totals this delivery added, and those its duplicate payloads added when first metered:
+        # a crossing found twice starts one run (runs are named by the crossing, not the batch).
+        changed = UsageDeltas()
+        changed.merge(commit.duplicates)
+        changed.merge(commit.applied)
+        applied = changed.totals
         if not applied:
             return []
         after = self.store.spent(applied)
@@ -294,3 +307,21 @@ def record_metrics(report: BatchReport) -> None:
         logger.warning("unknown models priced at zero", models=dict(report.unknown_models))
     if report.bad_events:
         logger.warning("bad events quarantined", count=report.bad_events, location=report.quarantine_uri)
+
+
+def record_failure(batch_id: str, error: Exception) -> None:
+    """A batch that raised: Firehose invokes the function again with the same records (then writes
+    them under `processing-failed/`), and the payload markers make that retry finish what this one
+    began without counting anything twice."""
+    logger.exception(
+        "batch not metered: Firehose delivers it again", batch=batch_id, error=describe_error(error)
+    )
+    metrics.add_metric(name="BatchesFailed", unit=MetricUnit.Count, value=1)
+
+
+def describe_error(error: BaseException) -> str:
+    """`TransactWriteError: ThrottlingException: ...`: the AWS error code, which pynamodb wraps."""
+    code = getattr(error, "cause_response_code", None)
+    if code is None and isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code")
+    return f"{type(error).__name__}: {f'{code}: ' if code else ''}{error}"

@@ -253,6 +253,9 @@ class PayloadUsage:
 @dataclass(slots=True)
 class CommitResult:
     applied: UsageDeltas = field(default_factory=UsageDeltas)  # what this call added to the tables
+    # What the payloads found metered already add: a delivery that died after its write and before
+    # it acted on the crossings is redelivered as duplicates, and their crossings must still be seen.
+    duplicates: UsageDeltas = field(default_factory=UsageDeltas)
     metered_payloads: int = 0
     duplicate_payloads: int = 0
     transactions: int = 0
@@ -305,7 +308,7 @@ class UsageWriter:
             self._finish_journal(journal_id, result)
         for payload_id in markers:
             result.duplicate_payloads += 1
-            del pending[payload_id]
+            result.duplicates.merge(pending.pop(payload_id).deltas)
         fresh = list(pending.values())
         if not fresh:
             return
