@@ -11,6 +11,7 @@ Backoff sleeps are recorded, not slept.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +55,7 @@ class Fault:
 class FaultInjector:
     faults: list[Fault] = field(default_factory=list)
     backoffs: list[float] = field(default_factory=list)
+    actions: list[tuple[str, str, Callable[[], None]]] = field(default_factory=list)
 
     def fail(
         self,
@@ -70,6 +72,11 @@ class FaultInjector:
         self.faults.append(fault)
         return fault
 
+    def call_after(self, service: str, operation: str, action: Callable[[], None]) -> None:
+        """Run `action` once, right after the first call of that operation is applied (a concurrent
+        change by someone else, such as an administrator deleting a user)."""
+        self.actions.append((service, operation, action))
+
     def clear(self) -> None:
         self.faults.clear()
 
@@ -81,10 +88,6 @@ class FaultInjector:
         return hit
 
 
-# What the throttling and server errors of each service look like.
-THROTTLED = {"dynamodb": "ProvisionedThroughputExceededException", "iam": "Throttling", "sns": "Throttled"}
-
-
 @pytest.fixture
 def faults(monkeypatch: pytest.MonkeyPatch) -> FaultInjector:
     injector = FaultInjector()
@@ -94,7 +97,11 @@ def faults(monkeypatch: pytest.MonkeyPatch) -> FaultInjector:
         service = operation_model.service_model.service_id.hyphenize()
         fault = injector._matching(service, operation_model.name)
         if fault is None:
-            return real(self, request, operation_model, context)
+            answer = real(self, request, operation_model, context)
+            for action in [a for a in injector.actions if a[:2] == (service, operation_model.name)]:
+                injector.actions.remove(action)
+                action[2]()
+            return answer
         if fault.after:
             real(self, request, operation_model, context)
         return fault.answer()
