@@ -30,8 +30,11 @@ NOVA_IN, NOVA_OUT = Decimal("0.06"), Decimal("0.24")
 ATTEMPTS = 4
 
 
-def generated_batch(users: int, seed: int) -> tuple[dict[str, Any], dict[str, tuple[int, Decimal]]]:
-    """A Firehose batch of random calls by `users` users over five records, and what each scope spent."""
+def generated_batch(
+    users: int, seed: int, name: str = "u"
+) -> tuple[dict[str, Any], dict[str, tuple[int, Decimal]]]:
+    """A Firehose batch of random calls by `users` users (`<name>000`...) over five records, and what
+    each scope spent."""
     rng = random.Random(seed)
     messages: list[str] = []
     expected: dict[str, list[Any]] = defaultdict(lambda: [0, Decimal(0)])
@@ -40,7 +43,7 @@ def generated_batch(users: int, seed: int) -> tuple[dict[str, Any], dict[str, tu
             tokens_in, tokens_out = rng.randint(1, 200_000), rng.randint(0, 8_000)
             messages.append(
                 converse_message(
-                    f"arn:aws:iam::{ACCOUNT}:user/u{n:03d}",
+                    f"arn:aws:iam::{ACCOUNT}:user/{name}{n:03d}",
                     NOVA,
                     tokens_in,
                     tokens_out,
@@ -49,7 +52,7 @@ def generated_batch(users: int, seed: int) -> tuple[dict[str, Any], dict[str, tu
                 )
             )
             cost = (tokens_in * NOVA_IN + tokens_out * NOVA_OUT) / Decimal(1_000_000)
-            for scope in (f"user:u{n:03d}", f"account:{ACCOUNT}"):
+            for scope in (f"user:{name}{n:03d}", f"account:{ACCOUNT}"):
                 expected[scope][0] += 1
                 expected[scope][1] += cost
     rng.shuffle(messages)

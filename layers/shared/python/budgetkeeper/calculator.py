@@ -68,6 +68,8 @@ class UsageStore(Protocol):
 
     def spent(self, keys: Iterable[TotalKey]) -> dict[TotalKey, Decimal]: ...
 
+    def quarantined_events(self, payload_ids: Iterable[str]) -> dict[str, frozenset[str]]: ...
+
     def mark_due(self, budgets: Iterable[tuple[str, str]]) -> None: ...
 
 
@@ -105,6 +107,24 @@ class _DecodedRecord:
     record_id: str
     payload_id: str
     metered: list[Metered]
+    quarantined: frozenset[str] = frozenset()  # ids of the payload's events left out
+
+
+def redriven_payload_id(event: BadEvent) -> str:
+    """The dedupe id of a quarantined event metered by a redrive: one marker per event."""
+    return f"{event.payload_id}#event#{event.event_id}"
+
+
+@dataclass(slots=True)
+class QuarantineReport:
+    """What a redrive of quarantined events did with each (counted by outcome)."""
+
+    metered: list[BadEvent] = field(default_factory=list)
+    still_bad: list[tuple[BadEvent, str]] = field(default_factory=list)  # with today's reason
+    metered_with_payload: list[BadEvent] = field(default_factory=list)  # a later delivery counted it
+    payload_not_metered: list[BadEvent] = field(default_factory=list)  # or its marker has expired
+    redriven_before: list[BadEvent] = field(default_factory=list)  # metered by an earlier redrive
+    batch: BatchReport = field(default_factory=lambda: BatchReport())
 
 
 @dataclass
@@ -138,6 +158,7 @@ class UsageCalculator:
                 report.dropped_records += 1
                 continue
             metered: list[Metered] = []
+            bad_before = len(bad)
             for event in payload.events:
                 try:
                     metered.append(self.meter.meter(event.message))
@@ -153,7 +174,8 @@ class UsageCalculator:
                             event.message,
                         )
                     )
-            decoded.append(_DecodedRecord(record_id, payload.payload_id, metered))
+            left_out = frozenset(event.event_id for event in bad[bad_before:])
+            decoded.append(_DecodedRecord(record_id, payload.payload_id, metered, left_out))
 
         now = self.clock()
         if bad:
@@ -165,11 +187,44 @@ class UsageCalculator:
         report.records = [results[record_id] for record_id, _ in records]
         return report
 
+    def redrive_quarantined(self, events: Sequence[BadEvent], *, dry_run: bool = False) -> QuarantineReport:
+        """Meter quarantined events again, after a fix, through the same dedupe as live batches.
+
+        An event is counted only if the delivery that metered its payload left it out (the
+        payload's marker lists it), and only once (its own marker): a later delivery of the
+        payload that did count it, or a second redrive, changes nothing.
+        """
+        report = QuarantineReport()
+        unique = list({(event.payload_id, event.event_id): event for event in events}.values())
+        left_out = self.store.quarantined_events(event.payload_id for event in unique)
+        done = self.store.quarantined_events(redriven_payload_id(event) for event in unique)
+        decoded: list[_DecodedRecord] = []
+        for event in unique:
+            if redriven_payload_id(event) in done:
+                report.redriven_before.append(event)
+            elif event.payload_id not in left_out:
+                report.payload_not_metered.append(event)
+            elif event.event_id not in left_out[event.payload_id]:
+                report.metered_with_payload.append(event)
+            else:
+                try:
+                    metered = self.meter.meter(event.message)
+                except MalformedEvent as error:
+                    report.still_bad.append((event, error.reason))
+                    continue
+                report.metered.append(event)
+                decoded.append(_DecodedRecord(event.record_id, redriven_payload_id(event), [metered]))
+        if decoded and not dry_run:
+            self._write_usage(decoded, report.batch, self.clock())
+        return report
+
     def _write_usage(self, decoded: list[_DecodedRecord], report: BatchReport, now: datetime) -> None:
         scopes = {scope for record in decoded for item in record.metered for scope in item.attribution.scopes}
         budgets = self.store.load_budgets(scopes)
         payloads = [
-            PayloadUsage(record.payload_id, usage_deltas(record.metered, budgets.for_scope))
+            PayloadUsage(
+                record.payload_id, usage_deltas(record.metered, budgets.for_scope), record.quarantined
+            )
             for record in decoded
         ]
         for record in decoded:
