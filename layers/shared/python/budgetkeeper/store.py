@@ -175,7 +175,9 @@ class AuditItem(Model):
 class DedupeItem(Model):
     """Markers that make metering exactly once; every one expires through the table's TTL.
 
-    - `payload#<sha256>`: this CloudWatch Logs payload is metered (or claimed by `journal`);
+    - `payload#<sha256>`: this CloudWatch Logs payload is metered (or claimed by `journal`), with
+      the ids of its events that were quarantined instead (`quarantined`): what a redrive may count;
+    - `payload#<sha256>#event#<event id>`: that quarantined event, redriven, is metered;
     - `journal#<id>`: deltas of a group of payloads too large for one transaction;
     - `journal#<id>#<n>`: chunk n of that journal is applied.
     """
@@ -187,6 +189,7 @@ class DedupeItem(Model):
     journal = UnicodeAttribute(null=True)
     chunks = NumberAttribute(null=True)
     deltas = BinaryAttribute(null=True, legacy_encoding=False)
+    quarantined = UnicodeSetAttribute(null=True)
     expires_at = NumberAttribute(null=True)
 
 
@@ -288,6 +291,16 @@ class DynamoUsageStore:
         from budgetkeeper.budget_rows import mark_due  # see BudgetBook.load
 
         mark_due(budgets)
+
+    def quarantined_events(self, payload_ids: Iterable[str]) -> dict[str, frozenset[str]]:
+        """The events each metered payload left out (quarantined); a payload not metered is absent."""
+        from budgetkeeper.usage_writer import payload_marker_id  # see BudgetBook.load
+
+        keys = {payload_marker_id(payload_id): payload_id for payload_id in set(payload_ids)}
+        return {
+            keys[marker.id]: frozenset(marker.quarantined or ())
+            for marker in DedupeItem.batch_get(list(keys), consistent_read=True)
+        }
 
     def spent(self, keys: Iterable[TotalKey]) -> dict[TotalKey, Decimal]:
         wanted = {

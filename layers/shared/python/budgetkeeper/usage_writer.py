@@ -248,11 +248,17 @@ class PayloadUsage:
 
     payload_id: str
     deltas: UsageDeltas
+    # Ids of the payload's events that were quarantined, not metered: kept on its marker, so that a
+    # redrive counts such an event only if this delivery was the one that left it out.
+    quarantined: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
 class CommitResult:
     applied: UsageDeltas = field(default_factory=UsageDeltas)  # what this call added to the tables
+    # What the payloads found metered already add: a delivery that died after its write and before
+    # it acted on the crossings is redelivered as duplicates, and their crossings must still be seen.
+    duplicates: UsageDeltas = field(default_factory=UsageDeltas)
     metered_payloads: int = 0
     duplicate_payloads: int = 0
     transactions: int = 0
@@ -305,7 +311,7 @@ class UsageWriter:
             self._finish_journal(journal_id, result)
         for payload_id in markers:
             result.duplicate_payloads += 1
-            del pending[payload_id]
+            result.duplicates.merge(pending.pop(payload_id).deltas)
         fresh = list(pending.values())
         if not fresh:
             return
@@ -319,7 +325,7 @@ class UsageWriter:
         pending.clear()
 
     def _read_markers(self, pending: dict[str, PayloadUsage]) -> dict[str, DedupeItem]:
-        keys = [_payload_marker_id(payload_id) for payload_id in pending]
+        keys = [payload_marker_id(payload_id) for payload_id in pending]
         found: dict[str, DedupeItem] = {}
         for marker in DedupeItem.batch_get(keys, consistent_read=True):
             found[marker.id.removeprefix("payload#")] = marker
@@ -335,7 +341,11 @@ class UsageWriter:
         try:
             with TransactWrite(connection=self._connection) as transaction:
                 for payload in fresh:
-                    marker = DedupeItem(_payload_marker_id(payload.payload_id), expires_at=expires_at)
+                    marker = DedupeItem(
+                        payload_marker_id(payload.payload_id),
+                        quarantined=set(payload.quarantined) or None,
+                        expires_at=expires_at,
+                    )
                     transaction.save(marker, condition=DedupeItem.id.does_not_exist())
                 for item, actions in _updates(combined):
                     transaction.update(item, actions=actions)
@@ -360,7 +370,10 @@ class UsageWriter:
                 transaction.save(journal, condition=DedupeItem.id.does_not_exist())
                 for payload in group:
                     marker = DedupeItem(
-                        _payload_marker_id(payload.payload_id), journal=journal_id, expires_at=expires_at
+                        payload_marker_id(payload.payload_id),
+                        journal=journal_id,
+                        quarantined=set(payload.quarantined) or None,
+                        expires_at=expires_at,
                     )
                     transaction.save(marker, condition=DedupeItem.id.does_not_exist())
         except TransactWriteError as error:
@@ -394,7 +407,7 @@ class UsageWriter:
             result.applied.merge(chunk)
 
 
-def _payload_marker_id(payload_id: str) -> str:
+def payload_marker_id(payload_id: str) -> str:
     return f"payload#{payload_id}"
 
 
