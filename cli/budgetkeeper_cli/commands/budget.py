@@ -45,7 +45,8 @@ Values a budget leaves unset follow the deployment's defaults (SSM /budgetkeeper
 EPILOG = """\
 scopes: user:NAME, apikey:BedrockAPIKey-..., role:NAME, session:ROLE/SESSION, app:NAME,
         team:NAME, account:ID
-windows: daily, monthly, days:N@YYYY-MM-DD (N-day periods from that date), in the budget's time zone
+windows: daily, weekly (Monday to Sunday), monthly, days:N@YYYY-MM-DD (N-day periods from that
+         date), in the budget's time zone
 
 examples:
   budgetkeeper budget set user:alice --window daily --limit 5 --owner alice@example.com
@@ -173,7 +174,7 @@ def _add(actions: Any, name: str, help_text: str, epilog: str) -> argparse.Argum
 
 def _window_option(parser: argparse.ArgumentParser, help_text: str) -> None:
     parser.add_argument(
-        "--window", metavar="WINDOW", help=f"daily, monthly or days:N@YYYY-MM-DD: {help_text}"
+        "--window", metavar="WINDOW", help=f"daily, weekly, monthly or days:N@YYYY-MM-DD: {help_text}"
     )
 
 
