@@ -62,9 +62,7 @@ def parse_window(text: str) -> WindowSpec:
         except ValueError as error:
             raise InvalidWindow(f"bad anchor date in window {text!r}: {error}") from error
         return WindowSpec(kind="days", days=int(match["days"]), anchor=anchor)
-    raise InvalidWindow(
-        f"unknown window {text!r}: use {WINDOW_FORMS} (e.g. days:7@2026-01-05)"
-    )
+    raise InvalidWindow(f"unknown window {text!r}: use {WINDOW_FORMS} (e.g. days:7@2026-01-05)")
 
 
 @lru_cache(maxsize=64)
