@@ -20,6 +20,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "restore",
     "protect",
     "unprotect",
+    # issue 15: day-one onboarding
+    "config",
 )
 
 

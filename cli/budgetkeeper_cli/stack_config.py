@@ -153,22 +153,29 @@ class Stack:
             self._caller = str(self.client("sts").get_caller_identity()["Arn"])
         return self._caller
 
-    def tunables(self) -> Tunables:
-        """The deployment's tunables from SSM (`/budgetkeeper/<env>/`), defaults for those not set."""
+    def parameter_values(self) -> dict[str, str]:
+        """The SSM parameters set under `/budgetkeeper/<env>/`, by name below that prefix."""
         prefix = self.settings.parameter_prefix
         values: dict[str, str] = {}
         paginator = self.client("ssm").get_paginator("get_parameters_by_path")
         for page in paginator.paginate(Path=prefix, Recursive=True, WithDecryption=True):
             for parameter in page.get("Parameters", ()):
                 values[parameter["Name"][len(prefix) :].lstrip("/")] = str(parameter["Value"])
-        return Tunables.from_values(values)
+        return values
+
+    def tunables(self) -> Tunables:
+        """The deployment's tunables from SSM (`/budgetkeeper/<env>/`), defaults for those not set."""
+        return Tunables.from_values(self.parameter_values())
 
 
-def connect(args: argparse.Namespace, *, needs: tuple[str, ...] = ()) -> Stack:
+def connect(
+    args: argparse.Namespace, *, needs: tuple[str, ...] = (), environment_only: bool = False
+) -> Stack:
     """The stack the options name, its tables bound for pynamodb.
 
     `needs` lists the Settings fields the command uses; in explicit mode (no stack name) each of
-    them must be given as an option.
+    them must be given as an option. A command that reads only the environment's parameters
+    (`environment_only`) may name it by --environment or BUDGETKEEPER_ENV instead of a stack.
     """
     region = getattr(args, "region", None)
     try:
@@ -184,7 +191,8 @@ def connect(args: argparse.Namespace, *, needs: tuple[str, ...] = ()) -> Stack:
         origin = f"stack {stack_name}"
     else:
         missing = [OPTION_OF_FIELD[name] for name in needs if name in OPTION_OF_FIELD and name not in given]
-        if not given or missing:
+        named_environment = getattr(args, "environment", None) or os.environ.get(ENV_VARIABLE)
+        if (not given or missing) and not (environment_only and named_environment):
             raise UsageError(
                 f"no stack: {STACK_HINT}"
                 + (f" (missing here: {', '.join(missing)})" if given and missing else "")
