@@ -22,6 +22,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "unprotect",
     # issue 15: day-one onboarding
     "config",
+    "team",
+    "user",
 )
 
 

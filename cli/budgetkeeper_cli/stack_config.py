@@ -55,6 +55,7 @@ OUTPUT_FIELDS: Mapping[str, str] = {
     "ArchiveBucketName": "archive_bucket",
     "BudgetEnforcementStateMachineArn": "state_machine_arn_value",
     "BudgetEventsTopicArn": "notifications_topic_arn",
+    "BedrockDenyPolicyArn": "deny_policy_arn_value",
 }
 
 # Explicit options: (option, Settings field, help). The minimal set the commands read.
@@ -209,6 +210,7 @@ def connect(
         dynamodb_endpoint=os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL"),
         state_machine_arn_value=values.get("state_machine_arn_value"),
         notifications_topic_arn=values.get("notifications_topic_arn"),
+        deny_policy_arn_value=values.get("deny_policy_arn_value"),
     )
     missing_outputs = [name for name in needs if not getattr(settings, name, None)]
     if missing_outputs:

@@ -382,7 +382,7 @@ def run_delete(args: argparse.Namespace) -> int:
                 f"to restore it. Restore it first (budgetkeeper restore {scope} --window {window} "
                 "--reason '...'), or pass --force to restore it through the workflow and then delete it"
             )
-        _restore_before_delete(stack, scope, window, args.reason)
+        restore_before_delete(stack, scope, window, args.reason)
         item = BudgetItem.get(scope, window, consistent_read=True)
     try:
         budget_rows.delete_budget(item, Change(actor=stack.caller_arn(), at=clock.now(), reason=args.reason))
@@ -398,7 +398,7 @@ def run_delete(args: argparse.Namespace) -> int:
     return 0
 
 
-def _restore_before_delete(stack: Stack, scope: str, window: str, reason: str | None) -> None:
+def restore_before_delete(stack: Stack, scope: str, window: str, reason: str | None) -> None:
     restore_args = argparse.Namespace(wait=True, timeout=DEFAULT_TIMEOUT_SECONDS, window=window)
     if not stack.settings.state_machine_arn_value:
         raise CommandFailed(
