@@ -24,6 +24,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "config",
     "team",
     "user",
+    "invocation_logging",
+    "doctor",
 )
 
 

@@ -140,6 +140,7 @@ class Stack:
     settings: Settings
     session: boto3.session.Session
     origin: str  # how it was found, for messages: "stack budgetkeeper-dev" or "the options given"
+    outputs: dict[str, str] = field(default_factory=dict)  # every stack output, by key (none when explicit)
     _clients: dict[str, Any] = field(default_factory=dict)
     _caller: str | None = None
 
@@ -147,6 +148,15 @@ class Stack:
         if service not in self._clients:
             self._clients[service] = self.session.client(service)
         return self._clients[service]
+
+    def regional_client(self, service: str, region: str) -> Any:
+        """A client in another Region (the stack's own Region: `client`)."""
+        if region == self.settings.region:
+            return self.client(service)
+        key = f"{service}@{region}"
+        if key not in self._clients:
+            self._clients[key] = self.session.client(service, region_name=region)
+        return self._clients[key]
 
     def caller_arn(self) -> str:
         """Who is running the command, as STS says: the actor of what the command does."""
@@ -187,8 +197,10 @@ def connect(
         raise CommandFailed("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION), or pass --region")
     stack_name = getattr(args, "stack_name", None) or os.environ.get(STACK_VARIABLE) or None
     given = {name: getattr(args, name) for _, name, _ in EXPLICIT_OPTIONS if getattr(args, name, None)}
+    outputs: dict[str, str] = {}
     if stack_name:
-        values = _stack_outputs(session, stack_name)
+        outputs = _stack_outputs(session, stack_name)
+        values = {OUTPUT_FIELDS[key]: value for key, value in outputs.items() if key in OUTPUT_FIELDS}
         origin = f"stack {stack_name}"
     else:
         missing = [OPTION_OF_FIELD[name] for name in needs if name in OPTION_OF_FIELD and name not in given]
@@ -218,10 +230,11 @@ def connect(
             f"{origin} does not name {', '.join(missing_outputs)}: is it a Budgetkeeper stack? ({STACK_HINT})"
         )
     bind_tables(settings)
-    return Stack(settings=settings, session=session, origin=origin)
+    return Stack(settings=settings, session=session, origin=origin, outputs=outputs)
 
 
 def _stack_outputs(session: boto3.session.Session, stack_name: str) -> dict[str, str]:
+    """The stack's outputs by key."""
     cloudformation = session.client("cloudformation")
     try:
         stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
@@ -234,13 +247,12 @@ def _stack_outputs(session: boto3.session.Session, stack_name: str) -> dict[str,
             ) from None
         raise
     outputs = {output["OutputKey"]: output["OutputValue"] for output in stacks[0].get("Outputs", ())}
-    values = {OUTPUT_FIELDS[key]: value for key, value in outputs.items() if key in OUTPUT_FIELDS}
-    if "budgets_table" not in values:
+    if "BudgetsTableName" not in outputs:
         raise CommandFailed(
             f"stack {stack_name!r} has no BudgetsTableName output: is it a Budgetkeeper stack "
             f"(status {stacks[0].get('StackStatus')})? {STACK_HINT}"
         )
-    return values
+    return outputs
 
 
 # ----------------------------------------------------------------------------- errors

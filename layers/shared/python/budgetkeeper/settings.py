@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -158,6 +159,17 @@ def _parse_time_zone(raw: str) -> str:
     return raw.strip()
 
 
+_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}")
+
+
+def _parse_regions(raw: str) -> tuple[str, ...]:
+    regions = _parse_list(raw)
+    for region in regions:
+        if not _REGION.fullmatch(region):
+            raise InvalidTunable(f"{region!r} is not an AWS Region name such as eu-west-1")
+    return regions
+
+
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -228,6 +240,13 @@ TUNABLES: tuple[Tunable, ...] = (
     ),
     Tunable("log_level", "log_level", "INFO", _parse_log_level, "Powertools log level"),
     Tunable(
+        "regions",
+        "regions",
+        "",
+        _parse_regions,
+        "comma-separated Bedrock Regions in use besides the stack's (logging check and doctor look at each)",
+    ),
+    Tunable(
         "dedupe_ttl_days", "dedupe_ttl_days", "7", _parse_int, "how long a metered payload's marker is kept"
     ),
 )
@@ -245,6 +264,7 @@ class Tunables:
     exclusions: tuple[str, ...]
     log_level: str
     dedupe_ttl_days: int
+    regions: tuple[str, ...]
 
     @classmethod
     def from_values(cls, values: Mapping[str, str]) -> Tunables:
