@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "user",
     "invocation_logging",
     "doctor",
+    "me",
 )
 
 
