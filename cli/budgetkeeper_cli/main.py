@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "invocation_logging",
     "doctor",
     "me",
+    "estimate",
 )
 
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import timedelta
 from typing import Any
 
 import boto3
 import pytest
 from botocore.stub import Stubber
 
+from budgetkeeper import clock
 from budgetkeeper.iam_tags import EMAIL_TAG, LANGUAGE_TAG, PERSON_TAG, TEAM_TAG, TOOL_TAG, tags_of
 from budgetkeeper.store import BudgetItem, TeamItem
 from budgetkeeper_cli.stack_config import Stack
@@ -62,7 +63,7 @@ def cli(stack, settings, capsys, keys) -> OperatorCli:
 
 
 def credential(user: str, key_id: str, *, secret: str | None = None) -> dict[str, Any]:
-    created = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    created = clock.now() - timedelta(days=3)
     body: dict[str, Any] = {
         "CreateDate": created,
         "ServiceName": "bedrock.amazonaws.com",
