@@ -53,6 +53,7 @@ class LocalStack:
     physical_ids: dict[str, str] = field(default_factory=dict)  # what Ref returns
     function_arns: dict[str, str] = field(default_factory=dict)
     table_ids: set[str] = field(default_factory=set)
+    stream_arns: dict[str, str] = field(default_factory=dict)
 
     def client(self, service: str) -> Any:
         return boto3.client(service, region_name=REGION, endpoint_url=self.endpoint_url)
@@ -68,6 +69,10 @@ class LocalStack:
             name = self.physical_name(logical_id).lower()
             self.client("s3").create_bucket(Bucket=name)
             self.physical_ids[logical_id] = name
+        for logical_id in resources_of_type(template, "AWS::KinesisFirehose::DeliveryStream"):
+            self._create_delivery_stream(logical_id)
+        for logical_id, resource in resources_of_type(template, "AWS::Logs::SubscriptionFilter").items():
+            self._create_subscription(logical_id, resource["Properties"])
         for logical_id in resources_of_type(template, "AWS::SNS::Topic"):
             topic = self.client("sns").create_topic(Name=self.physical_name(logical_id))
             self.physical_ids[logical_id] = topic["TopicArn"]
@@ -101,6 +106,37 @@ class LocalStack:
         )
         self.physical_ids[logical_id] = function["FunctionName"]
         self.function_arns[logical_id] = function["FunctionArn"]
+
+    def _create_delivery_stream(self, logical_id: str) -> None:
+        # A stream to the archive bucket, no transform: the harness invokes the calculator itself.
+        firehose = self.client("firehose")
+        name = self.physical_name(logical_id)
+        firehose.create_delivery_stream(
+            DeliveryStreamName=name,
+            ExtendedS3DestinationConfiguration={
+                "RoleARN": self._harness_role(),
+                "BucketARN": f"arn:aws:s3:::{self.physical_ids['ArchiveBucket']}",
+            },
+        )
+        self.physical_ids[logical_id] = name
+        self.stream_arns[logical_id] = firehose.describe_delivery_stream(DeliveryStreamName=name)[
+            "DeliveryStreamDescription"
+        ]["DeliveryStreamARN"]
+
+    def _create_subscription(self, logical_id: str, properties: Mapping[str, Any]) -> None:
+        """The subscription of the invocation log group; the group is the account's (it must exist
+        before `sam deploy`), so the harness makes it as an operator would have."""
+        logs = self.client("logs")
+        group = self._resolve(properties["LogGroupName"])
+        if not logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]:
+            logs.create_log_group(logGroupName=group)
+        logs.put_subscription_filter(
+            logGroupName=group,
+            filterName=self.physical_name(logical_id),
+            filterPattern=properties.get("FilterPattern", ""),
+            destinationArn=self._resolve(properties["DestinationArn"]),
+            roleArn=self._harness_role(),
+        )
 
     def _harness_role(self) -> str:
         iam = self.client("iam")
@@ -147,7 +183,7 @@ class LocalStack:
         """Create a CloudFormation stack in moto whose Outputs are template.yaml's, resolved to this
         harness's physical ids, so `describe_stacks` answers as it would for the deployed stack.
 
-        Outputs naming something the harness does not create (the Firehose stream) are left out.
+        Outputs the harness cannot resolve are left out.
         moto needs one resource: a WaitConditionHandle, which creates nothing. Returns the stack name.
         """
         outputs: dict[str, Any] = {}
@@ -216,6 +252,8 @@ class LocalStack:
                 return self.function_arns[logical_id]
             if attribute == "Name":  # a state machine's name: the last part of its ARN
                 return self.physical_ids[logical_id].rsplit(":", 1)[-1]
+            if attribute == "Arn" and logical_id in self.stream_arns:
+                return self.stream_arns[logical_id]
             if attribute == "Arn" and logical_id in self.table_ids:
                 return f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{self.physical_ids[logical_id]}"
         raise ValueError(f"the harness cannot resolve {value!r} yet")

@@ -22,9 +22,9 @@ def cli(stack, settings, capsys) -> OperatorCli:
     return OperatorCli(stack, capsys)
 
 
-def subscribe(stack, region: str = HOME) -> None:
-    """What the stack's InvocationLogSubscription (or a regional collector) does: the group
-    subscribed to a Firehose stream (the harness creates none; moto would invoke a Lambda one)."""
+def subscribe(stack, region: str) -> None:
+    """What a regional collector does: the Region's group subscribed (to a Firehose stream here:
+    moto would invoke a Lambda destination when the filter is put)."""
     import boto3
 
     bucket = stack.physical_ids["ArchiveBucket"]
@@ -56,19 +56,37 @@ def logging_config(stack, region: str) -> dict[str, Any]:
 
 
 def test_a_fresh_account_has_logging_off_and_check_says_what_to_do(cli: OperatorCli) -> None:
+    # Given the stack deployed (its subscription on the group) and logging never turned on
     code, out, _ = cli("logging", "check", "--format", "json")
     assert code == 1
     [home] = json.loads(out)
-    assert (home["region"], home["enabled"], home["subscribed"]) == (HOME, False, False)
-    assert home["problem"].startswith("model invocation logging is off; and log group " + GROUP)
-    assert home["fix"].endswith("then budgetkeeper logging enable --regions us-east-1")
+    assert (home["region"], home["enabled"], home["subscribed"]) == (HOME, False, True)
+    assert (home["problem"], home["fix"]) == (
+        "model invocation logging is off",
+        "budgetkeeper logging enable --regions us-east-1",
+    )
+
+
+def test_a_home_group_without_the_stacks_subscription_is_reported(cli: OperatorCli, stack) -> None:
+    logs = stack.client("logs")
+    for found in logs.describe_subscription_filters(logGroupName=GROUP)["subscriptionFilters"]:
+        logs.delete_subscription_filter(logGroupName=GROUP, filterName=found["filterName"])
+    code, out, _ = cli("logging", "check", "--format", "json")
+    assert code == 1
+    [home] = json.loads(out)
+    assert (
+        home["problem"]
+        == f"model invocation logging is off; and log group {GROUP} has no subscription to the metering"
+    )
+    assert home["fix"].startswith(
+        "redeploy the stack (its InvocationLogSubscription subscribes the group); then"
+    )
 
 
 def test_enable_turns_logging_on_to_the_metered_group_with_a_role_bedrock_can_assume(
     cli: OperatorCli, stack
 ) -> None:
     # Given the stack's group subscribed to the metering, and logging off
-    subscribe(stack)
     # When logging is enabled
     out = cli.ok("logging", "enable")
     # Then Bedrock logs to that group, without bodies, through a role only Bedrock of this account assumes
@@ -93,7 +111,6 @@ def test_enable_turns_logging_on_to_the_metered_group_with_a_role_bedrock_can_as
 
 def test_a_region_without_a_collector_is_reported_and_not_enabled(cli: OperatorCli, stack) -> None:
     # Given eu-west-1 in use (the `regions` tunable) and no collector there
-    subscribe(stack)
     cli.ok("logging", "enable")
     cli.ok("config", "set", "regions", "eu-west-1")
     # When logging is checked and enabled
@@ -140,7 +157,6 @@ def test_doctor_on_a_fresh_stack_finds_logging_off_says_what_to_fix_and_exits_1(
 
 
 def test_doctor_passes_once_logging_is_on_and_parameters_are_good(cli: OperatorCli, stack) -> None:
-    subscribe(stack)
     cli.ok("logging", "enable")
     out = cli.ok("doctor")  # exit 0: warnings only
     assert "fail" not in out
