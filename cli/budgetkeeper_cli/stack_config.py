@@ -70,7 +70,7 @@ EXPLICIT_OPTIONS: tuple[tuple[str, str, str], ...] = (
     ),
 )
 OPTION_OF_FIELD: Mapping[str, str] = {field: option for option, field, _ in EXPLICIT_OPTIONS}
-_STRING_FIELDS = (
+TABLE_FIELDS = (
     "rollups_table",
     "totals_table",
     "budgets_table",
@@ -79,8 +79,8 @@ _STRING_FIELDS = (
     "teams_table",
     "denies_table",
     "idempotency_table",
-    "archive_bucket",
 )
+_STRING_FIELDS = (*TABLE_FIELDS, "archive_bucket")
 
 # Error codes AWS answers when the credentials themselves are the problem.
 CREDENTIAL_ERROR_CODES = frozenset(

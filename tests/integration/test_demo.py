@@ -29,7 +29,7 @@ def test_the_demo_tells_the_whole_life_of_a_budget(clock):
         "0. Day one: the doctor, invocation logging, teams and users",
         "logging us-east-1    fail    model invocation logging is off",
         "us-east-1: logging on to /aws/bedrock/modelinvocations",
-        "user:alice: IAM user arn:aws:iam::123456789012:user/budgetkeeper/users/alice created in team research",
+        "user:alice: IAM user arn:aws:iam::123456789012:user/budgetkeeper/users/alice created",
         "you are arn:aws:iam::123456789012:user/budgetkeeper/users/alice",
         "1. The day's invocation logs, metered offline from S3",
         "BUDGET WARNING: user:alice (daily)",

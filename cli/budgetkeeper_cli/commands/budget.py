@@ -23,6 +23,7 @@ from budgetkeeper.store import BudgetItem
 from budgetkeeper_cli import options
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 from budgetkeeper_cli.operator_runs import DEFAULT_TIMEOUT_SECONDS, run_action
+from budgetkeeper_cli.parsers import add_action
 from budgetkeeper_cli.rendering import FORMATS, json_text, key_value_table, render, render_csv
 from budgetkeeper_cli.stack_config import Stack, add_stack_options, connect, translating_aws_errors
 from budgetkeeper_cli.views import (
@@ -110,7 +111,7 @@ def register(subparsers: Any) -> None:
     actions = parser.add_subparsers(dest="budget_action", metavar="ACTION")
     actions.required = True
 
-    set_parser = _add(actions, "set", "create a budget or change some of its values", SET_EPILOG)
+    set_parser = add_action(actions, "set", "create a budget or change some of its values", SET_EPILOG)
     set_parser.add_argument("scope", metavar="SCOPE", help="e.g. user:alice or team:data")
     _window_option(set_parser, "the budget's window (required for a new budget)")
     set_parser.add_argument("--limit", metavar="USD", help="the limit in US dollars, e.g. 25 or 12.50")
@@ -133,13 +134,13 @@ def register(subparsers: Any) -> None:
     set_parser.add_argument("--reason", help="why, for the audit (optional)")
     set_parser.set_defaults(func=run_set)
 
-    show_parser = _add(actions, "show", "one scope's budgets with every value resolved", SHOW_EPILOG)
+    show_parser = add_action(actions, "show", "one scope's budgets with every value resolved", SHOW_EPILOG)
     show_parser.add_argument("scope", metavar="SCOPE", help="e.g. user:alice")
     _window_option(show_parser, "only this window (default: every budget of the scope)")
     _format_option(show_parser)
     show_parser.set_defaults(func=run_show)
 
-    list_parser = _add(actions, "list", "every budget", LIST_EPILOG)
+    list_parser = add_action(actions, "list", "every budget", LIST_EPILOG)
     list_parser.add_argument(
         "--kind",
         metavar="KIND",
@@ -148,7 +149,7 @@ def register(subparsers: Any) -> None:
     _format_option(list_parser)
     list_parser.set_defaults(func=run_list)
 
-    delete_parser = _add(actions, "delete", "delete a budget", DELETE_EPILOG)
+    delete_parser = add_action(actions, "delete", "delete a budget", DELETE_EPILOG)
     delete_parser.add_argument("scope", metavar="SCOPE", help="e.g. user:alice")
     _window_option(delete_parser, "the budget's window (needed when the scope has several)")
     delete_parser.add_argument(
@@ -159,17 +160,6 @@ def register(subparsers: Any) -> None:
 
     for action_parser in (set_parser, show_parser, list_parser, delete_parser):
         add_stack_options(action_parser)
-
-
-def _add(actions: Any, name: str, help_text: str, epilog: str) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = actions.add_parser(
-        name,
-        help=help_text,
-        description=help_text[0].upper() + help_text[1:] + ".",
-        epilog=epilog,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    return parser
 
 
 def _window_option(parser: argparse.ArgumentParser, help_text: str) -> None:

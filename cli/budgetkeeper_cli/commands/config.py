@@ -13,6 +13,7 @@ from typing import Any
 
 from budgetkeeper.settings import TUNABLES, InvalidTunable, Tunable, check_tunable, tunable_named
 from budgetkeeper_cli.errors import CommandFailed, UsageError
+from budgetkeeper_cli.parsers import add_action
 from budgetkeeper_cli.rendering import FORMATS, Column, render
 from budgetkeeper_cli.stack_config import Stack, add_stack_options, connect, translating_aws_errors
 
@@ -57,33 +58,22 @@ def register(subparsers: Any) -> None:
     actions = parser.add_subparsers(dest="config_action", metavar="ACTION")
     actions.required = True
 
-    show = _add(actions, "show", "every tunable (or one) with its value, default and meaning")
+    show = add_action(actions, "show", "every tunable (or one) with its value, default and meaning", EPILOG)
     show.add_argument("key", metavar="KEY", nargs="?", help="e.g. time_zone (default: every key)")
     show.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
     show.set_defaults(func=run_show)
 
-    set_parser = _add(actions, "set", "check a value and write it")
+    set_parser = add_action(actions, "set", "check a value and write it", EPILOG)
     set_parser.add_argument("key", metavar="KEY", help="e.g. thresholds/warning_percent")
     set_parser.add_argument("value", metavar="VALUE", help="e.g. 60")
     set_parser.set_defaults(func=run_set)
 
-    reset = _add(actions, "reset", "delete the parameter: its default applies again")
+    reset = add_action(actions, "reset", "delete the parameter: its default applies again", EPILOG)
     reset.add_argument("key", metavar="KEY", help="e.g. dry_run")
     reset.set_defaults(func=run_reset)
 
     for action_parser in (show, set_parser, reset):
         add_stack_options(action_parser)
-
-
-def _add(actions: Any, name: str, help_text: str) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = actions.add_parser(
-        name,
-        help=help_text,
-        description=help_text[0].upper() + help_text[1:] + ".",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    return parser
 
 
 def _tunable(key: str) -> Tunable:

@@ -20,6 +20,7 @@ from budgetkeeper.settings import Tunables
 from budgetkeeper_cli.commands.invocation_logging import check_regions, regions_in_use, regions_option
 from budgetkeeper_cli.rendering import FORMATS, Column, render
 from budgetkeeper_cli.stack_config import (
+    TABLE_FIELDS,
     Stack,
     add_stack_options,
     connect,
@@ -29,16 +30,6 @@ from budgetkeeper_cli.stack_config import (
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 COLUMNS = (Column("check"), Column("result"), Column("detail"), Column("fix"))
-TABLE_FIELDS = (
-    "rollups_table",
-    "totals_table",
-    "budgets_table",
-    "audit_table",
-    "dedupe_table",
-    "teams_table",
-    "denies_table",
-    "idempotency_table",
-)
 NO_ROLE = "none"  # the IdentityCenterAdminRoleArn output of a stack deployed without the role
 
 EPILOG = """\

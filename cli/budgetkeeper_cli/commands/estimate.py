@@ -22,7 +22,7 @@ from budgetkeeper.usage import TokenCounts
 from budgetkeeper_cli.commands.invocation_logging import regions_in_use, regions_option
 from budgetkeeper_cli.errors import UsageError
 from budgetkeeper_cli.estimate import count_calls, estimate, lookup_events, model_tokens
-from budgetkeeper_cli.rendering import FORMATS, Column, json_text, render
+from budgetkeeper_cli.rendering import FORMATS, Column, json_rows, json_text, render
 from budgetkeeper_cli.stack_config import add_stack_options, connect, translating_aws_errors
 from budgetkeeper_cli.usage_report import parse_time_bound
 
@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
                     "since": since.isoformat(),
                     "until": until.isoformat(),
                     "total_usd": total,
-                    "rows": [{column.key: row[column.key] for column in COLUMNS} for row in rows],
+                    "rows": json_rows(COLUMNS, rows),
                 }
             )
         )

@@ -15,6 +15,7 @@ from typing import Any
 from budgetkeeper.settings import InvalidTunable, Tunables, tunable_named
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 from budgetkeeper_cli.logging_setup import DEFAULT_LOG_GROUP, RegionLogging, check_region, enable_region
+from budgetkeeper_cli.parsers import add_action
 from budgetkeeper_cli.rendering import FORMATS, Column, render
 from budgetkeeper_cli.stack_config import Stack, add_stack_options, connect, translating_aws_errors
 
@@ -49,27 +50,18 @@ def register(subparsers: Any) -> None:
     )
     actions = parser.add_subparsers(dest="logging_action", metavar="ACTION")
     actions.required = True
-    check = _add(actions, "check", "whether each Region logs to a group the metering reads")
+    check = add_action(actions, "check", "whether each Region logs to a group the metering reads", EPILOG)
     check.add_argument("--format", choices=FORMATS, default="table", help="output format")
     check.set_defaults(func=run_check)
-    enable = _add(actions, "enable", "turn logging on where it is off, with the role Bedrock needs")
+    enable = add_action(
+        actions, "enable", "turn logging on where it is off, with the role Bedrock needs", EPILOG
+    )
     enable.set_defaults(func=run_enable)
     for action_parser in (check, enable):
         action_parser.add_argument(
             "--regions", metavar="LIST", help="comma-separated, e.g. us-east-1,eu-west-1"
         )
         add_stack_options(action_parser)
-
-
-def _add(actions: Any, name: str, help_text: str) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = actions.add_parser(
-        name,
-        help=help_text,
-        description=help_text[0].upper() + help_text[1:] + ".",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    return parser
 
 
 def regions_option(text: str | None) -> tuple[str, ...] | None:

@@ -18,7 +18,7 @@ from pynamodb.exceptions import PynamoDBException
 from budgetkeeper import clock
 from budgetkeeper.scopes import ScopeKind, app_of_role, parse_identity_arn
 from budgetkeeper.store import TeamItem
-from budgetkeeper_cli.rendering import FORMATS, json_text, render
+from budgetkeeper_cli.rendering import FORMATS, json_rows, json_text, render
 from budgetkeeper_cli.stack_config import (
     ACCESS_DENIED_CODES,
     add_stack_options,
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
                     "caller": arn,
                     "scopes": scopes,
                     "not_readable": unreadable,
-                    "budgets": [{column.key: row[column.key] for column in STATUS_COLUMNS} for row in rows],
+                    "budgets": json_rows(STATUS_COLUMNS, rows),
                 }
             )
         )

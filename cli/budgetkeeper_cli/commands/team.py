@@ -17,7 +17,8 @@ from budgetkeeper.scopes import ScopeKind
 from budgetkeeper_cli import options
 from budgetkeeper_cli.directory import Directory, team_name
 from budgetkeeper_cli.errors import CommandFailed, UsageError
-from budgetkeeper_cli.rendering import FORMATS, Column, json_text, render
+from budgetkeeper_cli.parsers import add_action
+from budgetkeeper_cli.rendering import FORMATS, Column, json_rows, json_text, render
 from budgetkeeper_cli.stack_config import add_stack_options, connect, translating_aws_errors
 from budgetkeeper_cli.views import STATUS_COLUMNS, budget_items, budget_states, columns, status_row
 
@@ -51,43 +52,36 @@ def register(subparsers: Any) -> None:
     actions = parser.add_subparsers(dest="team_action", metavar="ACTION")
     actions.required = True
 
-    create = _add(actions, "create", "create a team: its IAM group with a Bedrock invoke policy")
+    create = add_action(
+        actions, "create", "create a team: its IAM group with a Bedrock invoke policy", EPILOG
+    )
     create.add_argument("team", metavar="TEAM", help="e.g. data")
     create.add_argument("--member", action="append", default=[], metavar="SCOPE", help="a first member")
     create.set_defaults(func=run_create)
 
-    list_parser = _add(actions, "list", "every team with its group, members and budgets")
+    list_parser = add_action(actions, "list", "every team with its group, members and budgets", EPILOG)
     list_parser.add_argument("--format", choices=FORMATS, default="table", help="output format")
     list_parser.set_defaults(func=run_list)
 
-    show = _add(actions, "show", "one team: its members, its group's users and its budgets")
+    show = add_action(actions, "show", "one team: its members, its group's users and its budgets", EPILOG)
     show.add_argument("team", metavar="TEAM", help="e.g. data")
     show.add_argument("--format", choices=FORMATS, default="table", help="output format")
     show.set_defaults(func=run_show)
 
-    add = _add(actions, "add-member", "map a scope to the team (users join its group)")
+    add = add_action(actions, "add-member", "map a scope to the team (users join its group)", EPILOG)
     add.add_argument("team", metavar="TEAM", help="e.g. data")
     add.add_argument("scope", metavar="SCOPE", help="e.g. user:alice or role:ChatbotApp-BedrockRole")
     add.set_defaults(func=run_add_member)
 
-    remove = _add(actions, "remove-member", "take a scope out of the team (users leave its group)")
+    remove = add_action(
+        actions, "remove-member", "take a scope out of the team (users leave its group)", EPILOG
+    )
     remove.add_argument("team", metavar="TEAM", help="e.g. data")
     remove.add_argument("scope", metavar="SCOPE", help="e.g. user:alice")
     remove.set_defaults(func=run_remove_member)
 
     for action_parser in (create, list_parser, show, add, remove):
         add_stack_options(action_parser)
-
-
-def _add(actions: Any, name: str, help_text: str) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = actions.add_parser(
-        name,
-        help=help_text,
-        description=help_text[0].upper() + help_text[1:] + ".",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    return parser
 
 
 def member_scope(text: str) -> str:
@@ -164,7 +158,7 @@ def run_show(args: argparse.Namespace) -> int:
                     "team": team,
                     "members": members,
                     "group_users": group_users,
-                    "budgets": [{column.key: row[column.key] for column in STATUS_COLUMNS} for row in rows],
+                    "budgets": json_rows(STATUS_COLUMNS, rows),
                 }
             )
         )

@@ -30,7 +30,8 @@ from budgetkeeper_cli.directory import (
     tool_name,
 )
 from budgetkeeper_cli.errors import CommandFailed, UsageError
-from budgetkeeper_cli.rendering import FORMATS, Column, json_text, key_value_table, render
+from budgetkeeper_cli.parsers import add_action
+from budgetkeeper_cli.rendering import FORMATS, Column, json_rows, json_text, key_value_table, render
 from budgetkeeper_cli.stack_config import add_stack_options, connect, translating_aws_errors
 from budgetkeeper_cli.views import STATUS_COLUMNS, budget_items, budget_states, columns, status_row
 
@@ -68,7 +69,9 @@ def register(subparsers: Any) -> None:
     actions = parser.add_subparsers(dest="user_action", metavar="ACTION")
     actions.required = True
 
-    create = _add(actions, "create", "create an IAM user in a team, tagged, with a budget if given")
+    create = add_action(
+        actions, "create", "create an IAM user in a team, tagged, with a budget if given", EPILOG
+    )
     create.add_argument("name", metavar="NAME", help="the IAM user name, e.g. alice")
     create.add_argument("--person", required=True, help="who it is, e.g. 'Alice Martin'")
     create.add_argument("--team", required=True, help="an existing team (budgetkeeper team create)")
@@ -78,18 +81,22 @@ def register(subparsers: Any) -> None:
     create.add_argument("--window", help="the budget's window (default monthly): daily, weekly, monthly, ...")
     create.set_defaults(func=run_create)
 
-    key = _add(actions, "create-key", "make a Bedrock API key for one tool of a user (printed once)")
+    key = add_action(
+        actions, "create-key", "make a Bedrock API key for one tool of a user (printed once)", EPILOG
+    )
     key.add_argument("name", metavar="NAME", help="the user, e.g. alice")
     key.add_argument("--tool", required=True, help="the tool the key is for, e.g. cline")
     key.add_argument("--days", type=int, metavar="N", help="the key expires after N days (default: never)")
     key.set_defaults(func=run_create_key)
 
-    info = _add(actions, "info", "a user's tags, team, API keys, budgets, spend and status")
+    info = add_action(actions, "info", "a user's tags, team, API keys, budgets, spend and status", EPILOG)
     info.add_argument("name", metavar="NAME", help="e.g. alice")
     info.add_argument("--format", choices=FORMATS, default="table", help="output format")
     info.set_defaults(func=run_info)
 
-    delete = _add(actions, "delete", "delete a user, its API-key users, keys, groups, budgets and deny")
+    delete = add_action(
+        actions, "delete", "delete a user, its API-key users, keys, groups, budgets and deny", EPILOG
+    )
     delete.add_argument("name", metavar="NAME", help="e.g. alice")
     delete.add_argument(
         "--force", action="store_true", help="restore a suspended user through the workflow first"
@@ -99,17 +106,6 @@ def register(subparsers: Any) -> None:
 
     for action_parser in (create, key, info, delete):
         add_stack_options(action_parser)
-
-
-def _add(actions: Any, name: str, help_text: str) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = actions.add_parser(
-        name,
-        help=help_text,
-        description=help_text[0].upper() + help_text[1:] + ".",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    return parser
 
 
 def user_name(text: str) -> str:
@@ -243,8 +239,8 @@ def run_info(args: argparse.Namespace) -> int:
                     "tags": user.tags,
                     "groups": user.groups,
                     "scopes": scopes,
-                    "keys": [{column.key: row[column.key] for column in KEY_COLUMNS} for row in keys],
-                    "budgets": [{column.key: row[column.key] for column in STATUS_COLUMNS} for row in rows],
+                    "keys": json_rows(KEY_COLUMNS, keys),
+                    "budgets": json_rows(STATUS_COLUMNS, rows),
                 }
             )
         )
