@@ -30,7 +30,7 @@ from budgetkeeper_cli.stack_config import (
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 COLUMNS = (Column("check"), Column("result"), Column("detail"), Column("fix"))
-NO_ROLE = "none"  # the IdentityCenterAdminRoleArn output of a stack deployed without the role
+NO_ROLE = "none"  # the IdentityCenterAdminRoleInUse output of a stack deployed without the role
 
 EPILOG = """\
 examples:
@@ -204,7 +204,7 @@ def _notifications(stack: Stack) -> Iterator[Finding]:
 
 
 def _identity_center(stack: Stack) -> Iterator[Finding]:
-    role = stack.outputs.get("IdentityCenterAdminRoleArn", NO_ROLE)
+    role = stack.outputs.get("IdentityCenterAdminRoleInUse", NO_ROLE)
     if role == NO_ROLE:
         yield Finding(
             "Identity Center",

@@ -90,7 +90,7 @@ def check_regions(stack: Stack, regions: tuple[str, ...]) -> list[RegionLogging]
             lambda service, region: stack.regional_client(service, region),
             region,
             home_region=stack.settings.region,
-            home_group=stack.outputs.get("InvocationLogGroupName", DEFAULT_LOG_GROUP),
+            home_group=stack.outputs.get("MeteredLogGroupName", DEFAULT_LOG_GROUP),
             stream=stack.outputs.get("UsageDeliveryStreamName"),
         )
         for region in regions
