@@ -1,6 +1,8 @@
 """`make demo`: a realistic day of Bedrock traffic through the whole stack, on a local AWS.
 
 Runs moto as a server on 127.0.0.1, creates the stack from template.yaml, and then:
+0. day one: `budgetkeeper doctor` finds invocation logging off, `logging enable` turns it on, and
+   the teams and users are created with `team create` and `user create`;
 1. meters the day's invocation logs offline from S3 (`budgetkeeper meter`);
 2. streams the same day through the usage calculator in Firehose-shaped batches, hour by hour,
    with budgets set by the `budgetkeeper` CLI, and tells the life of each budget from the
@@ -26,7 +28,7 @@ from decimal import Decimal
 from typing import Any
 
 from budgetkeeper import clock, money
-from budgetkeeper.store import RollupItem, TeamItem
+from budgetkeeper.store import RollupItem
 from budgetkeeper_cli.main import main as budgetkeeper
 from devkit import demo_data
 from devkit.harness.clock import ManualClock
@@ -52,7 +54,7 @@ def heading(text: str) -> None:
     say("=" * len(text))
 
 
-def cli(*args: str, shown_args: Sequence[str] | None = None) -> str:
+def cli(*args: str, shown_args: Sequence[str] | None = None, expect: int = 0) -> str:
     """Run a `budgetkeeper` command as an operator would; show what it printed; return stderr."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -61,6 +63,8 @@ def cli(*args: str, shown_args: Sequence[str] | None = None) -> str:
     for line in out.getvalue().rstrip("\n").splitlines():
         say(f"  {line}")
     if code != 0:
+        say(f"  (exit {code})")
+    if code != expect:
         raise SystemExit(f"budgetkeeper {' '.join(args)} failed ({code}): {err.getvalue()}")
     return err.getvalue()
 
@@ -148,7 +152,7 @@ def is_denied(record: dict[str, Any], denied: set[str]) -> bool:
 
 
 def create_identities(stack: LocalStack) -> None:
-    """The IAM users, roles and team groups the day's callers use."""
+    """What the account had before Budgetkeeper: the roles, the API-key users and heidi."""
     iam = stack.client("iam")
     users, roles = set(), set()
     for arn in demo_data.principal_arns(demo_data.DEMO_ACCOUNT):
@@ -157,14 +161,57 @@ def create_identities(stack: LocalStack) -> None:
             users.add(resource.split("/")[-1])
         elif resource.startswith("assumed-role/"):
             roles.add(resource.split("/")[1])
-    for user in sorted(users):
+    onboarded = {scope.partition(":")[2] for scope in demo_data.teams() if scope.startswith("user:")}
+    for user in sorted(users - onboarded):
         iam.create_user(UserName=user)
     for role in sorted(roles):
         iam.create_role(
             RoleName=role, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
         )
+
+
+def day_one(stack: LocalStack, stack_name: str) -> None:
+    """What an operator does first: check, turn logging on, create the teams and the users."""
+    heading("0. Day one: the doctor, invocation logging, teams and users")
+    options = ["--stack-name", stack_name]
+    create_identities(stack)
+    say("A fresh account: the doctor finds what is missing (and exits 1).")
+    cli("doctor", *options, expect=1)
+    cli("logging", "enable", *options)
+    members: dict[str, list[str]] = defaultdict(list)
     for scope, team in demo_data.teams().items():
-        TeamItem(scope, team=team).save()
+        members[team].append(scope)
+    say("The teams (their IAM groups) with the roles, apps and API keys that belong to them:")
+    for team, scopes in sorted(members.items()):
+        first = [part for scope in scopes if not scope.startswith("user:") for part in ("--member", scope)]
+        cli("team", "create", team, *first, *options)
+    say("The people, each an IAM user in a team:")
+    for team, scopes in sorted(members.items()):
+        for scope in scopes:
+            if scope.startswith("user:"):
+                name = scope.partition(":")[2]
+                cli(
+                    "user", "create", name, "--person", name.title(), "--team", team,
+                    "--email", f"{name}@example.com", "--language", "es" if name == "grace" else "en",
+                    *options,
+                )  # fmt: skip
+    cli("team", "show", "research", *options)
+
+
+@contextlib.contextmanager
+def signed_in_as(stack: LocalStack, user: str) -> Iterator[None]:
+    """The next commands run with `user`'s own access key (STS then says who they are)."""
+    key = stack.client("iam").create_access_key(UserName=user)["AccessKey"]
+    saved = {name: os.environ.get(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    os.environ.update(AWS_ACCESS_KEY_ID=key["AccessKeyId"], AWS_SECRET_ACCESS_KEY=key["SecretAccessKey"])
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def batches(records: Sequence[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -221,7 +268,6 @@ def part_two(
     stack: LocalStack, stack_name: str, waits: WaitControl, day: ManualClock, records: list[dict[str, Any]]
 ) -> None:
     heading("2. The same day, live: Firehose -> usage calculator -> budgets -> Step Functions")
-    create_identities(stack)
     narrator = Narrator(stack)
     options = ["--stack-name", stack_name]
     say("Budgets, set by an operator:")
@@ -279,6 +325,9 @@ def part_two(
         told = narrator.tell(f"{hour:02d}:59")
         if any(event["type"] == "suspended" and event["scope"] == "user:alice" for event in told):
             show_deny(stack, "alice")
+            say("  alice asks where she stands, with her own credentials and only the self-service rights:")
+            with signed_in_as(stack, "alice"):
+                cli("me", *options)
         if not restored_supportbot and any(
             event["type"] == "suspended" and event["scope"] == "app:SupportBot" for event in told
         ):
@@ -402,6 +451,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stack.activated(),
             real_handlers(stack, WaitControl(max_wait_seconds=3600)) as waits,
         ):
+            day_one(stack, stack_name)
             part_one(stack, records)
             part_two(stack, stack_name, waits, day_clock, records)
     say()

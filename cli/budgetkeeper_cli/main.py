@@ -21,6 +21,14 @@ COMMAND_MODULES: tuple[str, ...] = (
     "restore",
     "protect",
     "unprotect",
+    # issue 15: day-one onboarding
+    "config",
+    "team",
+    "user",
+    "invocation_logging",
+    "doctor",
+    "me",
+    "estimate",
 )
 
 
