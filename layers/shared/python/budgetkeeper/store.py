@@ -198,6 +198,9 @@ class TeamItem(Model):
 
     principal = UnicodeAttribute(hash_key=True)
     team = UnicodeAttribute()
+    # Who to tell about this scope's budgets when no owner is known; on the team's own item
+    # (`principal` = the team scope), the team's contact.
+    contact = UnicodeAttribute(null=True)
 
 
 class DenyItem(Model):
@@ -330,3 +333,17 @@ def team_session_scopes(team: str) -> tuple[str, ...]:
 def load_teams() -> dict[str, str]:
     """The whole team mapping; it is small (one item per mapped principal)."""
     return {item.principal: item.team for item in TeamItem.scan()}
+
+
+def team_contact(scope: str) -> str | None:
+    """The contact of the scope's own team item, else of its team's item (None: no contact)."""
+    try:
+        item = TeamItem.get(scope)
+    except TeamItem.DoesNotExist:
+        return None
+    if item.contact or item.team == scope:
+        return item.contact
+    try:
+        return TeamItem.get(item.team).contact
+    except TeamItem.DoesNotExist:
+        return None
