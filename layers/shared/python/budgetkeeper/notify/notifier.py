@@ -250,6 +250,7 @@ def build_notifier(settings: Any, tunables: Any, context: Any) -> Notifier:
         slack=SlackChannel(webhook) if webhook is not None else None,
         operator_language=tunables.operator_language,
         contact=tunables.notify_contact or None,
+        retry_delays=RETRY_DELAYS,
     )
 
 
@@ -278,7 +279,7 @@ def notify_records(notifier: Notifier, records: list[dict[str, Any]]) -> dict[st
         try:
             event = parse_event(message)
         except BadEvent as error:
-            logger.error("bad notification event", error=str(error), message=message[:10_000])
+            logger.error("bad notification event", error=str(error), sns_message=message[:10_000])
             metrics.add_metric(name="BadNotificationEvents", unit=MetricUnit.Count, value=1)
             counts["bad_events"] += 1
             continue
