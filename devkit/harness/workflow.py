@@ -115,7 +115,10 @@ def real_handlers(stack: LocalStack, waits: WaitControl | None = None) -> Iterat
 
     def deliver_sns(backend, function_name, message, subject=None, qualifier=None):
         logical_id = by_name[function_name]
-        record = {"EventSource": "aws:sns", "Sns": {"Type": "Notification", "Message": message, "Subject": subject}}
+        record = {
+            "EventSource": "aws:sns",
+            "Sns": {"Type": "Notification", "Message": message, "Subject": subject},
+        }
         control.deliveries.submit(lambda: invoke(logical_id, {"Records": [record]}))
 
     def short_wait(self, env, wait_seconds):

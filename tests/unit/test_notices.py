@@ -37,7 +37,9 @@ SUMMARY = {
 }
 
 
-def event(notice: str, *, scope: str = f"user:{SCRIPT}", actor: str = "jdoe@example.com") -> NotificationEvent:
+def event(
+    notice: str, *, scope: str = f"user:{SCRIPT}", actor: str = "jdoe@example.com"
+) -> NotificationEvent:
     return NotificationEvent(
         type={"manual_suspension": "suspended", "daily_summary": "summary"}.get(notice, notice),
         scope=scope,
@@ -56,7 +58,9 @@ def event(notice: str, *, scope: str = f"user:{SCRIPT}", actor: str = "jdoe@exam
 
 
 def context(notice: str, **kwargs) -> dict:
-    values = notice_for(event(notice, **kwargs), contact=f"owner{SCRIPT}@example.com", failed_channel="slack").context
+    values = notice_for(
+        event(notice, **kwargs), contact=f"owner{SCRIPT}@example.com", failed_channel="slack"
+    ).context
     if notice == "daily_summary":
         values.update(summary=SUMMARY, day="d1")
     return values
@@ -65,7 +69,24 @@ def context(notice: str, **kwargs) -> dict:
 class TextOf(HTMLParser):
     """The text a mail client shows, and whether any element other than the layout's appeared."""
 
-    LAYOUT_TAGS = {"html", "head", "meta", "title", "body", "table", "tr", "td", "th", "p", "strong", "code", "h3", "ol", "ul", "li"}
+    LAYOUT_TAGS = {
+        "html",
+        "head",
+        "meta",
+        "title",
+        "body",
+        "table",
+        "tr",
+        "td",
+        "th",
+        "p",
+        "strong",
+        "code",
+        "h3",
+        "ol",
+        "ul",
+        "li",
+    }
 
     def __init__(self) -> None:
         super().__init__()
@@ -85,8 +106,21 @@ def test_every_notice_exists_in_every_language():
     assert "en" in LANGUAGES and "es" in LANGUAGES
     for language in LANGUAGES:
         assert RENDERER.notices(language) == NOTICES
-    assert {"forecast", "warning", "critical", "grace", "suspended", "restored", "stood_down", "protected_alert",
-            "cannot_suspend", "manual_suspension", "late_spend", "workflow_failed", "daily_summary"} <= set(NOTICES)
+    assert {
+        "forecast",
+        "warning",
+        "critical",
+        "grace",
+        "suspended",
+        "restored",
+        "stood_down",
+        "protected_alert",
+        "cannot_suspend",
+        "manual_suspension",
+        "late_spend",
+        "workflow_failed",
+        "daily_summary",
+    } <= set(NOTICES)
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -103,7 +137,7 @@ def test_html_escapes_every_outside_value(notice, language):
     assert SCRIPT in shown
     if notice != "daily_summary":
         assert QUOTED_REASON in shown
-        assert 'O&#39;Brien' in rendered.html and "&#34;approved&#34;" in rendered.html
+        assert "O&#39;Brien" in rendered.html and "&#34;approved&#34;" in rendered.html
     assert f'lang="{language}"' in rendered.html
 
 
@@ -159,8 +193,18 @@ def test_the_usage_bar_and_colours_follow_the_notice():
 )
 def test_a_restore_says_why_access_came_back(window, actor, cause, words):
     restored = NotificationEvent(
-        type="restored", scope="user:alice", window=window, window_id="d1", spent_usd=None, limit_usd=None,
-        percent=None, refresh_at=None, actor=actor, reason=None, execution="arn:x", at=now_iso(),
+        type="restored",
+        scope="user:alice",
+        window=window,
+        window_id="d1",
+        spent_usd=None,
+        limit_usd=None,
+        percent=None,
+        refresh_at=None,
+        actor=actor,
+        reason=None,
+        execution="arn:x",
+        at=now_iso(),
     )
     notice = notice_for(restored)
     assert restore_cause(restored) == cause
@@ -182,7 +226,9 @@ def test_a_long_accented_name_still_fits_one_sms_segment(notice, language):
 def test_an_accented_sms_is_held_to_70_characters(language):
     # Given an operator whose name is outside GSM-7 suspends a long-named scope
     rendered = RENDERER.render(
-        "manual_suspension", language, context("manual_suspension", scope="user:" + "x" * 120, actor="Íñigo Ortúzar")
+        "manual_suspension",
+        language,
+        context("manual_suspension", scope="user:" + "x" * 120, actor="Íñigo Ortúzar"),
     )
     # Then the SMS is UCS-2, at most 70 characters, with the operator's name whole
     assert sms_segment_limit(rendered.sms) == UCS2_SEGMENT

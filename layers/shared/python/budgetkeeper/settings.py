@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -186,11 +187,10 @@ def _parse_log_level(raw: str) -> str:
 
 
 def _parse_language(raw: str) -> str:
-    from budgetkeeper.notify.render import default_renderer
-
+    """A two-letter language code; one with no templates gets English (budgetkeeper.notify.render)."""
     language = raw.strip().lower()
-    if language not in default_renderer().languages():
-        raise InvalidTunable(f"no notices in {raw!r}: use one of {', '.join(default_renderer().languages())}")
+    if not re.fullmatch(r"[a-z]{2}", language):
+        raise InvalidTunable(f"expected a two-letter language code such as en or es, got {raw!r}")
     return language
 
 

@@ -87,14 +87,14 @@ class SlackChannel:
         self._webhook_url = webhook_url
 
     def send(self, rendered: Rendered) -> None:
-        request = urllib.request.Request(  # noqa: S310 - the URL is the operator's https webhook
+        request = urllib.request.Request(
             self._webhook_url(),
             data=json.dumps(rendered.slack).encode(),
             headers={"Content-Type": "application/json"},
             method="POST",
         )
         try:
-            with urllib.request.urlopen(request, timeout=SLACK_TIMEOUT_SECONDS) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=SLACK_TIMEOUT_SECONDS) as response:
                 response.read()
         except urllib.error.HTTPError as error:
             raise DeliveryFailed(f"Slack answered HTTP {error.code}") from None

@@ -120,7 +120,9 @@ def moment(value: str | None) -> str | None:
     return parsed.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def notice_for(event: NotificationEvent, *, contact: str | None = None, failed_channel: str | None = None) -> Notice:
+def notice_for(
+    event: NotificationEvent, *, contact: str | None = None, failed_channel: str | None = None
+) -> Notice:
     """The template and variables for one event. `actor` is shown only when a person acted."""
     template = template_for(event)
     actor = None if event.actor == SYSTEM_ACTOR else event.actor

@@ -66,11 +66,15 @@ class Notifier:
     def notify(self, event: NotificationEvent) -> list[Delivery]:
         for_operators = notice_for(event)
         owner = (
-            self.owners.resolve(event.scope, event.window) if for_operators.for_owner else Owner(None, None, "none")
+            self.owners.resolve(event.scope, event.window)
+            if for_operators.for_owner
+            else Owner(None, None, "none")
         )
         # Operators see who owns the budget; owners see whom to ask.
         operator_notice = notice_for(event, contact=owner.email)
-        operator_message = self.renderer.render(operator_notice.template, self.operator_language, operator_notice.context)
+        operator_message = self.renderer.render(
+            operator_notice.template, self.operator_language, operator_notice.context
+        )
         sends: list[tuple[str, Callable[[], None]]] = [
             (
                 "sns",
@@ -85,16 +89,23 @@ class Notifier:
         if self.email is not None and owner.email is not None:
             email, address = self.email, owner.email
             owner_notice = notice_for(event, contact=self.contact)
-            owner_message = self.renderer.render(owner_notice.template, owner.language or "en", owner_notice.context)
+            owner_message = self.renderer.render(
+                owner_notice.template, owner.language or "en", owner_notice.context
+            )
             sends.append(("email", lambda: email.send(address, owner_message)))
         logger.info(
-            "notifying", notice=operator_notice.template, scope=event.scope, owner_source=owner.source,
+            "notifying",
+            notice=operator_notice.template,
+            scope=event.scope,
+            owner_source=owner.source,
             channels=[name for name, _ in sends],
         )
         deliveries = [self._deliver(operator_notice.key, name, send) for name, send in sends]
         failed = [delivery.channel for delivery in deliveries if delivery.outcome == "failed"]
         return [
-            Delivery(d.channel, "alerted") if d.channel in failed and self._alert(event, operator_notice, d.channel) else d
+            Delivery(d.channel, "alerted")
+            if d.channel in failed and self._alert(event, operator_notice, d.channel)
+            else d
             for d in deliveries
         ]
 
@@ -117,7 +128,9 @@ class Notifier:
             except DeliveryFailed as error:
                 if delay is None:
                     raise
-                logger.warning("delivery failed, retrying", channel=channel, attempt=attempt, error=str(error))
+                logger.warning(
+                    "delivery failed, retrying", channel=channel, attempt=attempt, error=str(error)
+                )
                 self.sleep(delay)
 
     def _alert(self, event: NotificationEvent, failed: Notice, channel: str) -> bool:
@@ -181,7 +194,9 @@ class PowertoolsOnce:
 
         ran = []
 
-        @idempotent_function(data_keyword_argument="delivery", persistence_store=self._persistence, config=self._config)
+        @idempotent_function(
+            data_keyword_argument="delivery", persistence_store=self._persistence, config=self._config
+        )
         def deliver_once(delivery: dict[str, str]) -> dict[str, str]:
             send()
             ran.append(True)
@@ -201,7 +216,9 @@ def slack_webhook_reader(parameter_name: str) -> Callable[[], str | None]:
 
     def read() -> str | None:
         try:
-            return str(parameters.get_parameter(parameter_name, decrypt=True, max_age=SLACK_URL_MAX_AGE_SECONDS))
+            return str(
+                parameters.get_parameter(parameter_name, decrypt=True, max_age=SLACK_URL_MAX_AGE_SECONDS)
+            )
         except parameters.exceptions.GetParameterError as error:
             if "ParameterNotFound" in str(error):
                 return None
@@ -241,7 +258,9 @@ def build_notifier(settings: Any, tunables: Any, context: Any) -> Notifier:
     read_webhook = slack_webhook_reader(settings.slack_webhook_parameter)
     webhook = _first_read(read_webhook)
     return Notifier(
-        operators=OperatorTopic(boto3.client("sns", region_name=settings.region), settings.operator_alerts_topic),
+        operators=OperatorTopic(
+            boto3.client("sns", region_name=settings.region), settings.operator_alerts_topic
+        ),
         owners=OwnerDirectory(budget_owner, iam_tags, team_contact),
         once=PowertoolsOnce(settings.idempotency_table, context),
         email=EmailChannel(boto3.client("ses", region_name=settings.region), settings.notification_sender)

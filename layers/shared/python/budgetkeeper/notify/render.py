@@ -51,7 +51,12 @@ TONES = {
     "stood_down": "green",
 }
 COLOURS = {"amber": "#b7791f", "red": "#c53030", "green": "#2f855a", "grey": "#4a5568"}
-EMOJIS = {"amber": "warning", "red": "rotating_light", "green": "white_check_mark", "grey": "information_source"}
+EMOJIS = {
+    "amber": "warning",
+    "red": "rotating_light",
+    "green": "white_check_mark",
+    "grey": "information_source",
+}
 
 
 class TemplateMissing(LookupError):
@@ -129,20 +134,24 @@ class Renderer:
         loader = FileSystemLoader(str(template_dir))
         common = {"loader": loader, "undefined": StrictUndefined, "keep_trailing_newline": False}
         self._html = Environment(autoescape=True, **common)
-        self._text = Environment(autoescape=False, **common)  # noqa: S701 - plain text and SMS, never HTML
-        self._slack = Environment(autoescape=False, finalize=_json_string, **common)  # noqa: S701 - JSON
+        self._text = Environment(autoescape=False, **common)
+        self._slack = Environment(autoescape=False, finalize=_json_string, **common)
         self._template_dir = template_dir
 
     def languages(self) -> tuple[str, ...]:
         """Every folder of templates is a language."""
         return tuple(
-            sorted(path.name for path in self._template_dir.iterdir() if path.is_dir() and path.name[0] != "_")
+            sorted(
+                path.name for path in self._template_dir.iterdir() if path.is_dir() and path.name[0] != "_"
+            )
         )
 
     def notices(self, language: str = DEFAULT_LANGUAGE) -> tuple[str, ...]:
         return tuple(
             sorted(
-                path.stem for path in (self._template_dir / language).glob("*.j2") if not path.stem.startswith("_")
+                path.stem
+                for path in (self._template_dir / language).glob("*.j2")
+                if not path.stem.startswith("_")
             )
         )
 
@@ -173,7 +182,8 @@ class Renderer:
         return Rendered(
             language=language,
             subject=subject,
-            text=self._text.get_template(name).render(layout="_layouts/email.txt.j2", **values).strip() + "\n",
+            text=self._text.get_template(name).render(layout="_layouts/email.txt.j2", **values).strip()
+            + "\n",
             html=self._html.get_template(name).render(layout="_layouts/email.html.j2", **values),
             sms=self._sms(name, values),
             slack=json.loads(slack_text, strict=False),
@@ -188,7 +198,11 @@ class Renderer:
         template = self._text.get_template(name)
         scope = str(values.get("scope") or "")
         for keep in range(len(scope), -1, -1):
-            text = " ".join(template.render(layout="_layouts/sms.txt.j2", **{**values, "scope": _shorten(scope, keep)}).split())
+            text = " ".join(
+                template.render(
+                    layout="_layouts/sms.txt.j2", **{**values, "scope": _shorten(scope, keep)}
+                ).split()
+            )
             if fits_one_segment(text):
                 return text
         limit = sms_segment_limit(text)
