@@ -4,7 +4,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from budgetkeeper.notify.notifier import build_notifier, notify_records
+from budgetkeeper import clock
+from budgetkeeper.notify.notifier import build_notifier, notify_records, send_daily_summary
 from budgetkeeper.observability import logger, metrics, tracer
 from budgetkeeper.settings import get_settings, load_tunables
 
@@ -17,4 +18,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     tunables = load_tunables(settings)
     logger.setLevel(tunables.log_level)
     notifier = build_notifier(settings, tunables, context)
-    return notify_records(notifier, event.get("Records", []))
+    if "Records" in event:  # SNS: budget events
+        return notify_records(notifier, event["Records"])
+    # EventBridge schedule: the daily summary
+    deliveries = send_daily_summary(notifier, clock.now(), tunables.time_zone)
+    return {"summary": {delivery.channel: delivery.outcome for delivery in deliveries}}

@@ -212,8 +212,8 @@ def test_the_owner_is_found_in_order(stack, scope, setup, expected):
             Tags=[{"Key": "email", "Value": "bob@example.com"}, {"Key": "language", "Value": "es"}],
         )
     if setup == "team-contact":
-        TeamItem("role:Etl-BedrockRole", team="team:data").save()
-        TeamItem("team:data", team="team:data", contact="data-leads@example.com").save()
+        TeamItem("role:Etl-BedrockRole", team="data").save()
+        TeamItem("team:data", team="data", contact="data-leads@example.com").save()
     deliver(budget_event(kind="warning", scope=scope))
     sent = emails()
     if expected is None:
@@ -272,11 +272,10 @@ def test_the_workflow_sends_one_message_per_channel_per_transition(stack, slack)
     with real_handlers(stack) as workflow:
         workflow.max_wait_seconds = 1
         erin = "arn:aws:iam::111122223333:user/erin"
-        spend(erin, "0.75")
-        spend(erin, "0.20")
-        spend(erin, "0.20")
-        for run in executions(stack):
-            wait_for_execution(stack, run["executionArn"])
+        for usd in ("0.75", "0.20", "0.20"):  # warning, critical, over the limit
+            spend(erin, usd)
+            for run in executions(stack):
+                wait_for_execution(stack, run["executionArn"])
         workflow.deliveries.drain()
     events = (
         sns_backends[ACCOUNT_ID][REGION].topics[stack.physical_ids["BudgetEventsTopic"]].sent_notifications
@@ -292,3 +291,36 @@ def test_the_workflow_sends_one_message_per_channel_per_transition(stack, slack)
         "Bedrock access restored",
     ]
     assert len(emails()) == len(transitions)
+
+
+def test_the_daily_summary_tells_operators_once_a_day(stack, slack):
+    from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
+
+    # Given alice (team research) spent today, partly on a model with no price
+    TeamItem("user:alice", team="research").save()
+    alice = "arn:aws:iam::111122223333:user/alice"
+    spend(alice, "2.40")
+    unknown_call = converse_message(
+        alice, "acme.mystery-v1:0", 1000, account="111122223333", timestamp=now_iso()
+    )
+    invoke("UsageCalculatorFunction", firehose_event([cloudwatch_payload([unknown_call])]))
+    # and budgets suspended, in grace and near their limit
+    BudgetItem("user:bob", "daily", limit_usd=Decimal(1), status="suspended").save()
+    BudgetItem("user:carol", "monthly", limit_usd=Decimal(9), status="grace").save()
+    BudgetItem(f"user:{SCRIPT}", "daily", limit_usd=Decimal(9), status="critical").save()
+    # When the schedule fires (twice: EventBridge delivers at least once)
+    scheduled = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+    invoke("NotifierFunction", scheduled)
+    invoke("NotifierFunction", scheduled)
+    # Then operators got one summary on their topic and one on Slack
+    [summary] = operator_notices(stack)
+    assert summary["notice"] == "daily_summary"
+    text = summary["email"]
+    assert "team:research: USD 2.40 / USD 2.40" in text, text
+    assert "1. user:alice: USD 2.40" in text
+    assert "user:bob (daily, suspended)" in text and "user:carol (monthly, grace)" in text
+    assert f"user:{SCRIPT} (daily, critical)" in text
+    assert "acme.mystery-v1:0 (1 calls)" in text
+    [payload] = slack.payloads
+    assert "&lt;script&gt;" in json.dumps(payload) and "<script>" not in json.dumps(payload)
+    assert emails() == []  # owners get no summary

@@ -27,6 +27,7 @@ from pynamodb.models import Model
 
 from budgetkeeper.budgets import MANUAL_WINDOW, Budget, Status, gets_default_budget
 from budgetkeeper.enforcement import AppClaims
+from budgetkeeper.scopes import ScopeKind
 from budgetkeeper.settings import Settings, Tunables
 
 if TYPE_CHECKING:  # types only: usage_writer imports the models from here
@@ -336,14 +337,15 @@ def load_teams() -> dict[str, str]:
 
 
 def team_contact(scope: str) -> str | None:
-    """The contact of the scope's own team item, else of its team's item (None: no contact)."""
+    """The contact on the scope's own team item, else on its team's item (`team:<name>`)."""
     try:
         item = TeamItem.get(scope)
     except TeamItem.DoesNotExist:
         return None
-    if item.contact or item.team == scope:
+    team_scope = f"{ScopeKind.TEAM}:{item.team}"
+    if item.contact or scope == team_scope:
         return item.contact
     try:
-        return TeamItem.get(item.team).contact
+        return TeamItem.get(team_scope).contact
     except TeamItem.DoesNotExist:
         return None

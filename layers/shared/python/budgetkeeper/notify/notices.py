@@ -81,11 +81,11 @@ def transition_key(event: NotificationEvent) -> str:
     """One transition, however many times it is published.
 
     A task Step Functions retries after its event was published publishes it again with a later
-    `at`; the run, the budget and the kind of transition identify it. Events from outside a run
-    (the reconciler's) are told apart by their time.
+    `at`; the run, the budget and the kind of transition identify it (the daily summary: its day).
+    Events from outside a run and any window (the reconciler's) are told apart by their time.
     """
     parts = [event.type, event.scope, event.window, event.window_id, event.execution, event.actor]
-    if not event.execution:
+    if not event.execution and not event.window_id:
         parts.append(event.at)
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
 
@@ -121,7 +121,11 @@ def moment(value: str | None) -> str | None:
 
 
 def notice_for(
-    event: NotificationEvent, *, contact: str | None = None, failed_channel: str | None = None
+    event: NotificationEvent,
+    *,
+    contact: str | None = None,
+    failed_channel: str | None = None,
+    summary: dict[str, Any] | None = None,
 ) -> Notice:
     """The template and variables for one event. `actor` is shown only when a person acted."""
     template = template_for(event)
@@ -141,7 +145,7 @@ def notice_for(
         "cause": restore_cause(event),
         "contact": contact,
         "failed_channel": failed_channel,
-        "summary": None,
-        "day": None,
+        "summary": summary,
+        "day": event.window_id if summary else None,
     }
     return Notice(template=template, context=context, key=transition_key(event))

@@ -63,7 +63,7 @@ class Notifier:
     sleep: Callable[[float], None] = time.sleep
     retry_delays: tuple[float, ...] = RETRY_DELAYS
 
-    def notify(self, event: NotificationEvent) -> list[Delivery]:
+    def notify(self, event: NotificationEvent, summary: dict[str, Any] | None = None) -> list[Delivery]:
         for_operators = notice_for(event)
         owner = (
             self.owners.resolve(event.scope, event.window)
@@ -71,7 +71,7 @@ class Notifier:
             else Owner(None, None, "none")
         )
         # Operators see who owns the budget; owners see whom to ask.
-        operator_notice = notice_for(event, contact=owner.email)
+        operator_notice = notice_for(event, contact=owner.email, summary=summary)
         operator_message = self.renderer.render(
             operator_notice.template, self.operator_language, operator_notice.context
         )
@@ -305,3 +305,10 @@ def notify_records(notifier: Notifier, records: list[dict[str, Any]]) -> dict[st
         notifier.notify(event)
         counts["events"] += 1
     return counts
+
+
+def send_daily_summary(notifier: Notifier, now: Any, time_zone: str) -> list[Delivery]:
+    """The scheduled summary, to operators (once per UTC day, however often the schedule fires)."""
+    from budgetkeeper.notify.summary import gather_summary, summary_event
+
+    return notifier.notify(summary_event(now), summary=gather_summary(now, time_zone))
