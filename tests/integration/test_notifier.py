@@ -6,11 +6,9 @@ from __future__ import annotations
 import io
 import json
 import logging
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from aws_lambda_powertools.utilities import parameters
@@ -23,6 +21,7 @@ from budgetkeeper.notify import notifier as notifier_module
 from budgetkeeper.observability import logger
 from budgetkeeper.store import BudgetItem, TeamItem
 from devkit.harness.lambdas import invoke
+from devkit.harness.slack import LocalSlack
 from devkit.harness.stack import ACCOUNT_ID, REGION, LocalStack
 from devkit.harness.workflow import real_handlers, wait_for_execution, wait_for_state
 from tests.integration.conftest import MOTO_CONFIG
@@ -33,48 +32,15 @@ SENDER = "budgets@example.com"
 SCRIPT = "<script>alert(1)</script>"
 
 
-class FakeSlack:
-    """An incoming webhook on 127.0.0.1: answers the scripted statuses in turn, then 200."""
-
-    def __init__(self) -> None:
-        self.statuses: list[int] = []
-        self.always: int | None = None
-        self.payloads: list[dict] = []
-        self.attempts = 0
-        slack = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                slack.attempts += 1
-                status = slack.always or (slack.statuses.pop(0) if slack.statuses else 200)
-                if status == 200:
-                    slack.payloads.append(json.loads(body))
-                self.send_response(status)
-                self.end_headers()
-                self.wfile.write(b"ok" if status == 200 else b"error")
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/services/T000/B000/secret-token-xyz"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    fake = FakeSlack()
+def slack() -> Iterator[LocalSlack]:
+    fake = LocalSlack()
     yield fake
     fake.close()
 
 
 @pytest.fixture
-def stack(aws_env: None, slack: FakeSlack, monkeypatch) -> Iterator[LocalStack]:
+def stack(aws_env: None, slack: LocalSlack, monkeypatch) -> Iterator[LocalStack]:
     # Retries pause briefly here; the schedule itself is the product's (four attempts)
     monkeypatch.setattr(notifier_module, "RETRY_DELAYS", (0.01, 0.01, 0.01))
     with mock_aws(config=MOTO_CONFIG):
@@ -189,7 +155,7 @@ def test_slack_failing_for_good_is_alerted_on_sns_and_its_url_never_logged(stack
     # and the webhook's URL, a secret, is in no log line
     written = logs.getvalue()
     assert "notice not delivered" in written and "Slack answered HTTP 500" in written
-    assert "secret-token-xyz" not in written and f"127.0.0.1:{slack.server.server_port}" not in written
+    assert "secret-token-xyz" not in written and f"127.0.0.1:{slack.port}" not in written
     # Delivered again later (Lambda's retry): neither the notice nor the alert is repeated
     deliver(budget_event())
     assert len(operator_notices(stack)) == 2
