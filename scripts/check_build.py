@@ -28,7 +28,7 @@ if "budgetkeeper.notify.render" in sys.modules:
     from budgetkeeper.notify.render import default_renderer
     from budgetkeeper.notify.notices import notice_for
     from budgetkeeper.notify import NotificationEvent
-    event = NotificationEvent("suspended", "user:a", "daily", "d", "2", "1", "200", None, "x", None, None, "t")
+    event = NotificationEvent("suspended", "user:a", "daily", "d", "2", "1", "9", None, "x", None, None, "t")
     notice = notice_for(event)
     languages = default_renderer().languages()
     assert languages, "no notice templates in the layer"
