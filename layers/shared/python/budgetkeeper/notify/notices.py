@@ -57,10 +57,6 @@ class Notice:
     def urgent(self) -> bool:
         return self.template in URGENT_NOTICES
 
-    @property
-    def for_owner(self) -> bool:
-        return self.template in OWNER_NOTICES
-
 
 def template_for(event: NotificationEvent) -> str:
     if event.type == "suspended" and event.window == MANUAL_WINDOW:

@@ -25,7 +25,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from budgetkeeper.notify import NotificationEvent
 from budgetkeeper.notify.channels import DeliveryFailed, EmailChannel, OperatorTopic, SlackChannel
-from budgetkeeper.notify.notices import Notice, notice_for
+from budgetkeeper.notify.notices import OWNER_NOTICES, Notice, notice_for, template_for
 from budgetkeeper.notify.owners import Owner, OwnerDirectory
 from budgetkeeper.notify.render import Renderer, default_renderer
 from budgetkeeper.observability import logger, metrics
@@ -64,10 +64,9 @@ class Notifier:
     retry_delays: tuple[float, ...] = RETRY_DELAYS
 
     def notify(self, event: NotificationEvent, summary: dict[str, Any] | None = None) -> list[Delivery]:
-        for_operators = notice_for(event)
         owner = (
             self.owners.resolve(event.scope, event.window)
-            if for_operators.for_owner
+            if template_for(event) in OWNER_NOTICES
             else Owner(None, None, "none")
         )
         # Operators see who owns the budget; owners see whom to ask.
