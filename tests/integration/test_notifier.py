@@ -73,7 +73,12 @@ def emails() -> list:
 def operator_notices(stack: LocalStack) -> list[dict]:
     topic = sns_backends[ACCOUNT_ID][REGION].topics[stack.physical_ids["OperatorAlertsTopic"]]
     return [
-        {**json.loads(message), "subject": subject, "notice": attributes["notice"]["Value"]}
+        {
+            **json.loads(message),
+            "subject": subject,
+            "notice": attributes["notice"]["Value"],
+            "urgency": attributes["urgency"]["Value"],
+        }
         for _, message, subject, attributes, _ in topic.sent_notifications
     ]
 
@@ -117,6 +122,7 @@ def test_one_event_reaches_the_owner_operators_and_slack(stack, slack):
     # and operators one notice on their topic (English text for e-mail, one SMS segment), urgent
     [notice] = operator_notices(stack)
     assert notice["notice"] == "suspended" and notice["subject"] == "Bedrock access suspended: user:alice"
+    assert notice["urgency"] == "urgent"  # the SMS subscription takes these only
     assert "Who to contact: alice@example.com" in notice["email"]
     assert notice["sms"].startswith("SUSPENDED: user:alice") and len(notice["sms"]) <= 160
     # and one Slack message
@@ -159,6 +165,30 @@ def test_slack_failing_for_good_is_alerted_on_sns_and_its_url_never_logged(stack
     # Delivered again later (Lambda's retry): neither the notice nor the alert is repeated
     deliver(budget_event())
     assert len(operator_notices(stack)) == 2
+
+
+def test_ses_refusing_the_mail_is_alerted_on_sns(stack, slack):
+    # Given the sender is no longer a verified identity
+    stack.client("ses").delete_identity(Identity=SENDER)
+    BudgetItem("user:alice", "daily", limit_usd=Decimal(1), owner_email="alice@example.com").save()
+    deliver(budget_event(kind="warning", percent="75.0"))
+    # Then no mail, and operators were told on their topic (Slack still got the notice)
+    assert emails() == []
+    notices = operator_notices(stack)
+    assert [n["notice"] for n in notices] == ["warning", "notification_failed"]
+    assert "could not be delivered by email" in notices[1]["email"] and notices[1]["urgency"] == "urgent"
+    assert len(slack.payloads) == 1
+
+
+def test_the_operators_topic_failing_is_alerted_on_slack(stack, slack):
+    # Given the operators' topic is gone
+    stack.client("sns").delete_topic(TopicArn=stack.physical_ids["OperatorAlertsTopic"])
+    deliver(budget_event())
+    # Then Slack got the notice and the alert that SNS failed
+    assert [p["text"] for p in slack.payloads] == [
+        "Bedrock access suspended: user:alice",
+        "Notice not delivered: sns",
+    ]
 
 
 @pytest.mark.parametrize(
