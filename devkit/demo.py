@@ -7,7 +7,9 @@ Runs moto as a server on 127.0.0.1, creates the stack from template.yaml, and th
 2. streams the same day through the usage calculator in Firehose-shaped batches, hour by hour,
    with budgets set by the `budgetkeeper` CLI, and tells the life of each budget from the
    notifications the workflow publishes: warning, critical, grace, suspension (the deny policy
-   read back from IAM), an operator's emergency restore, and the refresh at midnight.
+   read back from IAM), an operator's emergency restore, and the refresh at midnight; under each
+   event, what people received: the operators' text notice (SMS), owners' e-mails (HTML written to
+   a folder), and at the end one e-mail's text and one Slack message as Slack got it.
 """
 
 from __future__ import annotations
@@ -35,12 +37,14 @@ from devkit.harness.clock import ManualClock
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, firehose_event, log_message
 from devkit.harness.server import local_aws
+from devkit.harness.slack import LocalSlack
 from devkit.harness.stack import LocalStack
 from devkit.harness.workflow import WaitControl, real_handlers
 
 EVENTS_PER_PAYLOAD = 25  # CloudWatch Logs batches events into one subscription payload
 PAYLOADS_PER_BATCH = 20  # a Firehose processor batch (1 MB buffer) holds about this many
 GRACE = "4s"
+SENDER = "budgets@example.com"  # the verified SES identity owners' e-mail comes from
 
 
 def say(text: str = "") -> None:
@@ -103,6 +107,46 @@ class Narrator:
         for event in told:
             say(f"  [{clock}] {describe(event)}")
         return told
+
+
+class Mailroom:
+    """What people received, read back from the local AWS: the operators' topic (SNS), owners'
+    e-mail (SES, each HTML body written to `folder`) and Slack (a local incoming webhook)."""
+
+    def __init__(self, stack: LocalStack, waits: WaitControl, slack: LocalSlack, folder: str) -> None:
+        self._topic = stack.physical_ids["OperatorAlertsTopic"]
+        self._waits = waits
+        self.slack = slack
+        self.folder = folder
+        self._notices_seen = 0
+        self.mails: list[Any] = []
+
+    def tell(self) -> None:
+        from moto.ses.models import ses_backends
+        from moto.sns.models import sns_backends
+
+        from devkit.harness.stack import ACCOUNT_ID, REGION
+
+        self._waits.deliveries.drain()  # SNS invokes the notifier asynchronously
+        notices = sns_backends[ACCOUNT_ID][REGION].topics[self._topic].sent_notifications
+        for _, message, *_ in notices[self._notices_seen :]:
+            say(f"      operators (SMS): {json.loads(message)['sms']}")
+        self._notices_seen = len(notices)
+        for mail in ses_backends[ACCOUNT_ID][REGION].sent_messages[len(self.mails) :]:
+            self.mails.append(mail)
+            [to] = mail.destinations["ToAddresses"]
+            path = os.path.join(self.folder, f"{len(self.mails):02d}-{to}.html")
+            with open(path, "w", encoding="utf-8") as html:
+                html.write(mail.body)
+            say(f"      {to} (e-mail): {mail.subject}  -> {os.path.basename(path)}")
+
+    def show(self) -> None:
+        say(f"  {len(self.mails)} e-mails to owners, as HTML, in {self.folder}")
+        suspended = [p for p in self.slack.payloads if p["text"].startswith("Bedrock access suspended")]
+        if suspended:
+            say("  One Slack message, as the incoming webhook got it (Block Kit):")
+            for line in json.dumps(suspended[0], indent=2, ensure_ascii=False).splitlines():
+                say(f"    {line}")
 
 
 def describe(event: dict[str, Any]) -> str:
@@ -265,10 +309,21 @@ def part_one(stack: LocalStack, records: list[dict[str, Any]]) -> None:
 
 
 def part_two(
-    stack: LocalStack, stack_name: str, waits: WaitControl, day: ManualClock, records: list[dict[str, Any]]
+    stack: LocalStack,
+    stack_name: str,
+    waits: WaitControl,
+    day: ManualClock,
+    records: list[dict[str, Any]],
+    mailroom: Mailroom,
 ) -> None:
     heading("2. The same day, live: Firehose -> usage calculator -> budgets -> Step Functions")
     narrator = Narrator(stack)
+
+    def tell(clock: str) -> list[dict[str, Any]]:
+        told = narrator.tell(clock)
+        mailroom.tell()
+        return told
+
     options = ["--stack-name", stack_name]
     say("Budgets, set by an operator:")
     alice_day = sum_for(records, "user/alice")
@@ -285,6 +340,8 @@ def part_two(
         GRACE,
         "--reason",
         "research quota",
+        "--owner",
+        "alice@example.com",
         *options,
     )
     cli(
@@ -299,6 +356,10 @@ def part_two(
         GRACE,
         "--reason",
         "support bot quota",
+        "--owner",
+        "soporte@example.com",
+        "--language",
+        "es",
         *options,
     )
     cli("budget", "set", "team:platform", "--window", "monthly", "--limit", "500", *options)
@@ -322,7 +383,7 @@ def part_two(
             say(
                 f"  [{hour:02d}:00] {blocked} calls by suspended principals were denied by IAM (never logged)"
             )
-        told = narrator.tell(f"{hour:02d}:59")
+        told = tell(f"{hour:02d}:59")
         if any(event["type"] == "suspended" and event["scope"] == "user:alice" for event in told):
             show_deny(stack, "alice")
             say("  alice asks where she stands, with her own credentials and only the self-service rights:")
@@ -346,7 +407,7 @@ def part_two(
                 *options,
             )
             cli("restore", "app:SupportBot", "--reason", "support backlog, approved by the CFO", *options)
-            narrator.tell(f"{hour:02d}:59")
+            tell(f"{hour:02d}:59")
             restored_supportbot = True
 
     heading("3. Midnight: the daily windows refresh")
@@ -354,7 +415,7 @@ def part_two(
     day.set(midnight + timedelta(days=1))
     waits.release()
     settle(stack, until_idle=True)
-    narrator.tell("00:00")
+    tell("00:00")
     attached = stack.client("iam").list_attached_user_policies(UserName="alice")["AttachedPolicies"]
     if attached:
         say(f"  IAM user alice still has {len(attached)} policy attached.")
@@ -376,6 +437,9 @@ def part_two(
     heading("5. Where every budget stands, and alice's audit trail")
     cli("status", "user:alice", *options)
     cli("audit", "user:alice", *options)
+
+    heading("6. What people received")
+    mailroom.show()
 
 
 def scopes_of(record: dict[str, Any]) -> list[str]:
@@ -437,8 +501,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     logging.getLogger("moto").setLevel(logging.CRITICAL)
     os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
+    mail_folder = tempfile.mkdtemp(prefix="budgetkeeper-demo-mail-")
     with local_aws() as endpoint:
-        stack = LocalStack(stack_name="budgetkeeper-demo", environment_name="demo", endpoint_url=endpoint)
+        stack = LocalStack(
+            stack_name="budgetkeeper-demo",
+            environment_name="demo",
+            endpoint_url=endpoint,
+            parameters={"NotificationSender": SENDER},
+        )
         stack.create()
         stack_name = stack.publish_outputs()
         # Tuned as an operator would, in SSM: the functions' own logs stay out of the narrative.
@@ -446,14 +516,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"Local AWS at {endpoint}; stack {stack_name} created from template.yaml.")
         # The demo's own clock: it stands at the hour whose logs are arriving, and moves on by hours.
         day_clock = ManualClock(datetime(day.year, day.month, day.day, tzinfo=UTC))
+        slack = LocalSlack()
         with (
             clock.use(day_clock),
-            stack.activated(),
+            stack.activated() as settings,
             real_handlers(stack, WaitControl(max_wait_seconds=3600)) as waits,
         ):
+            # The operators' Slack webhook, kept as the secret it is (an SSM SecureString)
+            stack.client("ssm").put_parameter(
+                Name=settings.slack_webhook_parameter, Value=slack.url, Type="SecureString"
+            )
             day_one(stack, stack_name)
             part_one(stack, records)
-            part_two(stack, stack_name, waits, day_clock, records)
+            part_two(stack, stack_name, waits, day_clock, records, Mailroom(stack, waits, slack, mail_folder))
+        slack.close()
     say()
     say(f"Done in {time.monotonic() - started:.0f} s. `make test` proves it; `make bench` measures it.")
     return 0

@@ -18,4 +18,18 @@ done
 "$venv/bin/budgetkeeper" --help >/dev/null
 "$venv/bin/budgetkeeper" price --model amazon.nova-pro-v1:0 --region us-east-1 --input 1000 --output 200
 "$venv/bin/budgetkeeper" meter events/invocation_logs/ --group-by principal,model
+# The notice templates ship as package data: every language renders from the installed package.
+(cd "$(dirname "$venv")" && POWERTOOLS_SERVICE_NAME=check "$venv/bin/python" - <<'PY'
+from budgetkeeper.notify import NotificationEvent
+from budgetkeeper.notify.notices import notice_for
+from budgetkeeper.notify.render import Renderer
+
+renderer = Renderer()
+assert renderer.languages() == ("en", "es"), renderer.languages()
+event = NotificationEvent("suspended", "user:alice", "daily", "d", "2", "1", "200", None, "x", None, None, "t")
+notice = notice_for(event)
+for language in renderer.languages():
+    assert "user:alice" in renderer.render(notice.template, language, notice.context).html
+PY
+)
 echo "check_install: pip install . gives a working budgetkeeper without moto"

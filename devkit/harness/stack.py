@@ -89,7 +89,22 @@ class LocalStack:
             self._create_function(logical_id)
         for logical_id, resource in resources_of_type(template, "AWS::Serverless::StateMachine").items():
             self._create_state_machine(logical_id, resource["Properties"])
+        for logical_id, resource in resources_of_type(template, "AWS::Serverless::Function").items():
+            self._subscribe_function(logical_id, resource["Properties"])
+        sender = self.parameters.get("NotificationSender")
+        if sender:  # what the deployer did before `sam deploy`: the sender is a verified identity
+            self.client("ses").verify_email_identity(EmailAddress=sender)
         return self
+
+    def _subscribe_function(self, logical_id: str, properties: Mapping[str, Any]) -> None:
+        """SAM's `Events: {Type: SNS}`: the function subscribed to the topic."""
+        for event in properties.get("Events", {}).values():
+            if event["Type"] == "SNS":
+                self.client("sns").subscribe(
+                    TopicArn=self._resolve(event["Properties"]["Topic"]),
+                    Protocol="lambda",
+                    Endpoint=self.function_arns[logical_id],
+                )
 
     def _create_function(self, logical_id: str) -> None:
         # The code never runs inside moto: Lambda tasks are routed to the real handlers in-process.

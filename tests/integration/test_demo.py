@@ -40,6 +40,11 @@ def test_the_demo_tells_the_whole_life_of_a_budget(clock):
         "IAM user alice has no deny policy attached any more",
         "BEDROCK ACCESS RESTORED: user:alice (daily)",
         "grace      suspended",
+        "operators (SMS): SUSPENDED: user:alice (USD ",
+        "alice@example.com (e-mail): Bedrock access suspended: user:alice  -> ",
+        "soporte@example.com (e-mail): Acceso a Bedrock suspendido: app:SupportBot",
+        "e-mails to owners, as HTML, in ",
+        '"text": ":rotating_light: *Bedrock access suspended: ',
     ):
         assert told in out, f"the demo no longer says: {told}"
     # After the refresh the demo's clock is in the next day: status shows that window, at zero

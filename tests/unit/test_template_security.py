@@ -30,6 +30,9 @@ EVERYTHING_SET = {
     "KmsKeyArn": KMS_KEY_ARN,
     "IdentityCenterAdminRoleArn": "arn:aws:iam::999999999999:role/BudgetkeeperSso",
     "IdentityCenterRegion": "eu-west-1",
+    "NotificationSender": "budgets@example.com",
+    "OperatorAlertEmail": "ops@example.com",
+    "OperatorAlertPhone": "+15555550100",
 }
 DEPLOYMENTS = {"defaults": DEFAULTS, "everything-set": EVERYTHING_SET}
 
@@ -94,6 +97,7 @@ ROLES_USING_THE_KEY = {
     "EnforcementFunctionRole",
     "BudgetMonitorFunctionRole",
     "DenyFunctionRole",
+    "NotifierFunctionRole",
     "FirehoseRole",
 }
 
@@ -293,8 +297,10 @@ def test_the_archive_bucket_is_versioned_encrypted_and_prunes_old_versions(deplo
 
 
 def test_the_topic_and_the_delivery_stream_are_encrypted(deployed):
-    (topic,) = _of_type(deployed, "AWS::SNS::Topic").values()
-    assert topic["KmsMasterKeyId"]
+    for topic in _of_type(deployed, "AWS::SNS::Topic").values():
+        assert topic["KmsMasterKeyId"]
+    for queue in _of_type(deployed, "AWS::SQS::Queue").values():
+        assert queue.get("SqsManagedSseEnabled") or queue.get("KmsMasterKeyId")
     (stream,) = _of_type(deployed, "AWS::KinesisFirehose::DeliveryStream").values()
     assert stream["DeliveryStreamEncryptionConfigurationInput"]["KeyType"] in {
         "AWS_OWNED_CMK",
@@ -309,8 +315,10 @@ def test_without_a_key_aws_keys_are_used_and_no_role_gets_kms():
     bucket = _of_type(template, "AWS::S3::Bucket")["ArchiveBucket"]
     (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     assert rule == {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
-    (topic,) = _of_type(template, "AWS::SNS::Topic").values()
-    assert topic["KmsMasterKeyId"] == "alias/aws/sns"
+    for topic in _of_type(template, "AWS::SNS::Topic").values():
+        assert topic["KmsMasterKeyId"] == "alias/aws/sns"
+    for queue in _of_type(template, "AWS::SQS::Queue").values():
+        assert queue == {**queue, "SqsManagedSseEnabled": True} and "KmsMasterKeyId" not in queue
     (stream,) = _of_type(template, "AWS::KinesisFirehose::DeliveryStream").values()
     assert stream["DeliveryStreamEncryptionConfigurationInput"] == {"KeyType": "AWS_OWNED_CMK"}
     assert "EncryptionConfiguration" not in stream["ExtendedS3DestinationConfiguration"]
@@ -329,8 +337,10 @@ def test_with_a_key_everything_uses_it_and_the_roles_that_need_it_get_it_on_that
     bucket = _of_type(template, "AWS::S3::Bucket")["ArchiveBucket"]
     (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     assert rule["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": KMS_KEY_ARN}
-    (topic,) = _of_type(template, "AWS::SNS::Topic").values()
-    assert topic["KmsMasterKeyId"] == KMS_KEY_ARN
+    for topic in _of_type(template, "AWS::SNS::Topic").values():
+        assert topic["KmsMasterKeyId"] == KMS_KEY_ARN
+    for queue in _of_type(template, "AWS::SQS::Queue").values():
+        assert queue["KmsMasterKeyId"] == KMS_KEY_ARN
     (stream,) = _of_type(template, "AWS::KinesisFirehose::DeliveryStream").values()
     assert stream["DeliveryStreamEncryptionConfigurationInput"] == {
         "KeyType": "CUSTOMER_MANAGED_CMK",
@@ -441,3 +451,49 @@ def test_iam_evaluates_a_roles_tags_for_attaching_and_detaching_its_policies():
     for action in ("attachrolepolicy", "detachrolepolicy"):
         assert iam["Actions"][action]["Resources"] == ["role"]
     assert "aws:ResourceTag/${TagKey}" in iam["Resources"]["role"]["ConditionKeys"]
+
+
+def test_the_notifier_sends_mail_as_the_sender_only_and_reads_one_secret():
+    from budgetkeeper.settings import Settings
+
+    template = _deployed("everything-set")
+    statements = [s for where, s in _allow_statements(template) if where.startswith("NotifierFunctionRole")]
+    [ses] = [s for s in statements if "ses:SendEmail" in _as_list(s["Action"])]
+    assert _as_list(ses["Action"]) == ["ses:SendEmail"]
+    identity = "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/"
+    assert _as_list(ses["Resource"]) == [
+        {"Fn::Sub": identity + "${NotificationSender}"},
+        {
+            "Fn::Sub": [
+                identity + "${Domain}",
+                {"Domain": {"Fn::Select": [1, {"Fn::Split": ["@", "budgets@example.com"]}]}},
+            ]
+        },
+    ]
+    assert ses["Condition"] == {"StringEquals": {"ses:FromAddress": "budgets@example.com"}}
+    [secret] = [s for s in statements if _as_list(s["Action"]) == ["ssm:GetParameter"]]
+    name = Settings.from_environ({**dict.fromkeys(_SETTINGS_VARIABLES, "x"), "BUDGETKEEPER_ENV": "ENV"})
+    expected = (
+        "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter" + name.slack_webhook_parameter
+    )
+    assert secret["Resource"] == {"Fn::Sub": expected.replace("ENV", "${Environment}")}
+    # Without a sender, the notifier may send no mail at all
+    defaults = [
+        s for where, s in _allow_statements(_deployed("defaults")) if where.startswith("NotifierFunctionRole")
+    ]
+    assert not [s for s in defaults if "ses:SendEmail" in _as_list(s["Action"])]
+
+
+_SETTINGS_VARIABLES = (
+    "STACK_NAME",
+    "AWS_REGION",
+    "ROLLUPS_TABLE",
+    "TOTALS_TABLE",
+    "BUDGETS_TABLE",
+    "AUDIT_TABLE",
+    "DEDUPE_TABLE",
+    "TEAMS_TABLE",
+    "DENIES_TABLE",
+    "IDEMPOTENCY_TABLE",
+    "ARCHIVE_BUCKET",
+)

@@ -52,10 +52,25 @@ class Settings:
     notifications_topic_arn: str | None = None
     identity_center_admin_role_arn: str | None = None
     identity_center_region: str | None = None  # the Identity Center instance's Region; None: the stack's
+    operator_alerts_topic_arn: str | None = None
+    notification_sender: str | None = None  # a verified SES identity; None: no e-mail to owners
 
     @property
     def parameter_prefix(self) -> str:
         return f"/budgetkeeper/{self.env}/"
+
+    @property
+    def slack_webhook_parameter(self) -> str:
+        """The SSM SecureString holding the Slack incoming-webhook URL (absent: no Slack).
+
+        Outside the tunables' prefix on purpose: the functions that read the tunables by path
+        never see it; only the notifier may read (and decrypt) this one parameter.
+        """
+        return f"/budgetkeeper-secrets/{self.env}/slack_webhook_url"
+
+    @property
+    def operator_alerts_topic(self) -> str:
+        return _need(self.operator_alerts_topic_arn, "OPERATOR_ALERTS_TOPIC_ARN")
 
     @property
     def state_machine_arn(self) -> str:
@@ -101,6 +116,8 @@ class Settings:
             notifications_topic_arn=environ.get("NOTIFICATIONS_TOPIC_ARN") or None,
             identity_center_admin_role_arn=environ.get("IDENTITY_CENTER_ADMIN_ROLE_ARN") or None,
             identity_center_region=environ.get("IDENTITY_CENTER_REGION") or None,
+            operator_alerts_topic_arn=environ.get("OPERATOR_ALERTS_TOPIC_ARN") or None,
+            notification_sender=environ.get("NOTIFICATION_SENDER") or None,
         )
 
 
@@ -180,6 +197,14 @@ def _parse_log_level(raw: str) -> str:
     return level
 
 
+def _parse_language(raw: str) -> str:
+    """A two-letter language code; one with no templates gets English (budgetkeeper.notify.render)."""
+    language = raw.strip().lower()
+    if not re.fullmatch(r"[a-z]{2}", language):
+        raise InvalidTunable(f"expected a two-letter language code such as en or es, got {raw!r}")
+    return language
+
+
 @dataclass(frozen=True, slots=True)
 class Tunable:
     field: str  # attribute of Tunables
@@ -249,6 +274,20 @@ TUNABLES: tuple[Tunable, ...] = (
     Tunable(
         "dedupe_ttl_days", "dedupe_ttl_days", "7", _parse_int, "how long a metered payload's marker is kept"
     ),
+    Tunable(
+        "notify_contact",
+        "notify/contact",
+        "",
+        str.strip,
+        "who owners are told to contact (empty: your Bedrock platform team)",
+    ),
+    Tunable(
+        "operator_language",
+        "notify/operator_language",
+        "en",
+        _parse_language,
+        "language of the operators' notices (Slack, SNS e-mail and SMS)",
+    ),
 )
 
 
@@ -265,6 +304,8 @@ class Tunables:
     log_level: str
     dedupe_ttl_days: int
     regions: tuple[str, ...]
+    notify_contact: str
+    operator_language: str
 
     @classmethod
     def from_values(cls, values: Mapping[str, str]) -> Tunables:

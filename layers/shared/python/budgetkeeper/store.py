@@ -27,6 +27,7 @@ from pynamodb.models import Model
 
 from budgetkeeper.budgets import MANUAL_WINDOW, Budget, Status, gets_default_budget
 from budgetkeeper.enforcement import AppClaims
+from budgetkeeper.scopes import ScopeKind
 from budgetkeeper.settings import Settings, Tunables
 
 if TYPE_CHECKING:  # types only: usage_writer imports the models from here
@@ -201,6 +202,9 @@ class TeamItem(Model):
 
     principal = UnicodeAttribute(hash_key=True)
     team = UnicodeAttribute()
+    # Who to tell about this scope's budgets when no owner is known; on the team's own item
+    # (`principal` = the team scope), the team's contact.
+    contact = UnicodeAttribute(null=True)
 
 
 class DenyItem(Model):
@@ -343,3 +347,18 @@ def team_session_scopes(team: str) -> tuple[str, ...]:
 def load_teams() -> dict[str, str]:
     """The whole team mapping; it is small (one item per mapped principal)."""
     return {item.principal: item.team for item in TeamItem.scan()}
+
+
+def team_contact(scope: str) -> str | None:
+    """The contact on the scope's own team item, else on its team's item (`team:<name>`)."""
+    try:
+        item = TeamItem.get(scope)
+    except TeamItem.DoesNotExist:
+        return None
+    team_scope = f"{ScopeKind.TEAM}:{item.team}"
+    if item.contact or scope == team_scope:
+        return item.contact
+    try:
+        return TeamItem.get(team_scope).contact
+    except TeamItem.DoesNotExist:
+        return None
