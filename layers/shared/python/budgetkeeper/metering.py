@@ -47,7 +47,9 @@ class Meter:
     def meter(self, message: str | bytes) -> Metered:
         return self.meter_invocation(parse_invocation(message))
 
-    def meter_invocation(self, invocation: Invocation, *, request_prompt_tokens: int | None = None) -> Metered:
+    def meter_invocation(
+        self, invocation: Invocation, *, request_prompt_tokens: int | None = None
+    ) -> Metered:
         """Attribute and price a parsed invocation, or a group of them summed into one (the Athena
         engine's groups: `request_prompt_tokens` is then one request's prompt, see price_invocation)."""
         attribution = attribute(
