@@ -192,13 +192,19 @@ def table_input(root: LogRoot, accounts: Sequence[str], regions: Sequence[str]) 
     }
 
 
-def _same_table(existing: dict[str, Any], wanted: dict[str, Any]) -> bool:
-    return all(
-        existing.get(key) == wanted[key] for key in ("PartitionKeys", "Parameters", "TableType")
-    ) and all(
-        existing.get("StorageDescriptor", {}).get(key) == value
-        for key, value in wanted["StorageDescriptor"].items()
-    )
+def _holds(existing: Any, wanted: Any) -> bool:
+    """Whether Glue's answer says all the table should (Glue adds keys of its own: ignored)."""
+    if isinstance(wanted, dict):
+        return isinstance(existing, dict) and all(
+            _holds(existing.get(key), value) for key, value in wanted.items()
+        )
+    if isinstance(wanted, list):
+        return (
+            isinstance(existing, list)
+            and len(existing) == len(wanted)
+            and all(_holds(mine, theirs) for mine, theirs in zip(existing, wanted, strict=True))
+        )
+    return bool(existing == wanted)
 
 
 def ensure_table(glue: Any, database: str, wanted: dict[str, Any], log: Callable[[str], None]) -> str:
@@ -222,7 +228,7 @@ def ensure_table(glue: Any, database: str, wanted: dict[str, Any], log: Callable
             location = wanted["StorageDescriptor"]["Location"]
             log(f"athena: created Glue table {database}.{wanted['Name']} over {location}")
             return "created"
-        if _same_table(existing, wanted):
+        if _holds(existing, {key: value for key, value in wanted.items() if key != "Description"}):
             return "unchanged"
         glue.update_table(DatabaseName=database, TableInput=wanted)
         log(f"athena: updated Glue table {database}.{wanted['Name']} (accounts or Regions changed)")

@@ -294,3 +294,13 @@ def test_the_query_reads_only_the_hours_asked_and_reports_its_cost(logs, capsys)
     assert "user:alice" in out
     assert "athena: created Glue table budgetkeeper_history.invocation_logs_" in err
     assert "scanned" in err and "0.000048 USD" in err  # under 10 MB: the 10 MB minimum
+
+
+def test_the_table_is_created_once_and_left_alone_after(logs, capsys):
+    # Given a first run created the Glue table
+    _, first = _meter(capsys, "--engine", "athena", "--since", DAY.isoformat())
+    assert "created Glue table" in first
+    # When the same logs are metered again
+    _, again = _meter(capsys, "--engine", "athena", "--since", DAY.isoformat())
+    # Then nothing is created or updated (Glue's answer says all the table should)
+    assert "Glue" not in again
