@@ -106,7 +106,8 @@ def _partition(moment: datetime) -> str:
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S" + (".%f" if utc.microsecond else "") + "Z")
 
 
 def _raw(path: str, of: str = "doc") -> str:
@@ -299,7 +300,7 @@ checked AS (
     {_count_or_zero("cache_write_raw")} AS cache_write_tokens,
     CASE
       WHEN operation IN ('{CONVERSE}', '{CONVERSE_STREAM}') THEN reduce(
-        cache_details, 0,
+        cache_details, CAST(0 AS BIGINT),
         (total, d) -> total
           + IF(json_extract_scalar(d, '$.ttl') = '1h', {_count_or_zero(_raw("$.inputTokens", "d"))}, 0),
         total -> total
