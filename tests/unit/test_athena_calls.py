@@ -14,8 +14,11 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from budgetkeeper.pricing import PriceTable
+from budgetkeeper.pricing import PriceTable, price_invocation
+from budgetkeeper.usage import TokenCounts
 from budgetkeeper_cli import athena, history_query
 from budgetkeeper_cli.athena import LogRoot, QueryProgress
 from budgetkeeper_cli.errors import CommandFailed, UsageError
@@ -361,3 +364,70 @@ def test_the_query_classes_each_request_by_every_long_context_threshold_of_the_t
     sql = history_query.build_query(database="db", table="t", thresholds=thresholds)
     for threshold in thresholds:
         assert f"> {threshold} THEN {threshold + 1}" in sql
+
+
+# --- grouping first, pricing after --------------------------------------------------------------
+
+_request = st.builds(
+    TokenCounts,
+    input=st.integers(0, 400_000),
+    output=st.integers(0, 50_000),
+    cache_read=st.integers(0, 100_000),
+    cache_write_5m=st.integers(0, 20_000),
+    cache_write_1h=st.integers(0, 20_000),
+)
+
+
+def _priced_by_class(
+    table: PriceTable, model: str, requests: list[TokenCounts], *, per_request: bool
+) -> Decimal:
+    thresholds = history_query.long_context_thresholds(table)
+    classes: dict[int, list[TokenCounts]] = {}
+    for tokens in requests:
+        classes.setdefault(next((t + 1 for t in thresholds if tokens.prompt_total > t), 0), []).append(tokens)
+    return sum(
+        (
+            price_invocation(
+                table,
+                model,
+                "us-east-1",
+                sum(members, TokenCounts()),
+                request_prompt_tokens=prompt_class if per_request else None,
+            ).cost_usd
+            for prompt_class, members in classes.items()
+        ),
+        Decimal(0),
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    requests=st.lists(_request, min_size=1, max_size=6),
+    model=st.sampled_from(
+        [
+            "us.anthropic.claude-sonnet-4-5-20250929-v1:0",  # long context over 200K
+            "global.anthropic.claude-haiku-5-5",  # over 100K
+            "amazon.nova-lite-v1:0",  # no long-context tier
+        ]
+    ),
+)
+def test_a_group_priced_once_costs_the_sum_of_its_requests(requests, model):
+    # Given requests of one model and Region, grouped as the query groups them: by prompt class
+    table = PriceTable.bundled()
+    # When each class is priced once, on its summed tokens and one request's prompt class
+    grouped = _priced_by_class(table, model, requests, per_request=True)
+    # Then the cost is exactly the sum of the requests priced one by one
+    assert grouped == sum(
+        (price_invocation(table, model, "us-east-1", t).cost_usd for t in requests), Decimal(0)
+    )
+
+
+def test_without_the_request_prompt_a_group_of_short_requests_would_be_priced_long():
+    # Given two 150K-token prompts: each below Sonnet 4.5's 200K threshold, their sum above it
+    table = PriceTable.bundled()
+    model = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    requests = [TokenCounts(input=150_000, output=1_000)] * 2
+    one_by_one = sum((price_invocation(table, model, "us-east-1", t).cost_usd for t in requests), Decimal(0))
+    # Then the per-request class prices them right, and the summed tokens alone would not
+    assert _priced_by_class(table, model, requests, per_request=True) == one_by_one
+    assert _priced_by_class(table, model, requests, per_request=False) > one_by_one
