@@ -114,9 +114,10 @@ class Totals:
     cache_write_tokens: int = 0  # 5-minute and 1-hour writes together
     cost_usd: Decimal = field(default_factory=Decimal)
 
-    def add(self, metered: Metered) -> None:
+    def add(self, metered: Metered, calls: int = 1) -> None:
+        """One invocation, or `calls` of them summed into `metered` (the Athena engine's groups)."""
         tokens = metered.invocation.tokens
-        self.calls += 1
+        self.calls += calls
         self.input_tokens += tokens.input
         self.output_tokens += tokens.output
         self.cache_read_tokens += tokens.cache_read
@@ -147,12 +148,12 @@ class UsageReport:
         self._getters = tuple(_FIELD_VALUE[name] for name in self.group_by)
         self._groups: dict[tuple[str | None, ...], Totals] = {}
 
-    def add(self, metered: Metered) -> None:
+    def add(self, metered: Metered, calls: int = 1) -> None:
         key = tuple(getter(metered) for getter in self._getters)
         totals = self._groups.get(key)
         if totals is None:
             totals = self._groups[key] = Totals()
-        totals.add(metered)
+        totals.add(metered, calls)
 
     def __len__(self) -> int:
         return len(self._groups)

@@ -33,6 +33,8 @@ EVERYTHING_SET = {
     "NotificationSender": "budgets@example.com",
     "OperatorAlertEmail": "ops@example.com",
     "OperatorAlertPhone": "+15555550100",
+    "InvocationLogBucketName": "org-bedrock-logs",
+    "InvocationLogPrefix": "bedrock/",
 }
 DEPLOYMENTS = {"defaults": DEFAULTS, "everything-set": EVERYTHING_SET}
 
@@ -91,8 +93,10 @@ MANAGED_POLICIES = {
 # Operator data, and the tables a rebuild would take hours to refill (see template.yaml).
 PITR_TABLES = {"BudgetsTable", "AuditTable", "TeamsTable", "DeniesTable", "TotalsTable", "RollupsTable"}
 KMS_ACTIONS = {"kms:Decrypt", "kms:GenerateDataKey"}
-# Roles that read or write a KMS-encrypted resource (tables, bucket, topic).
+# Roles that read or write a KMS-encrypted resource (tables, bucket, topic), and the operators'
+# HistoryReaderPolicy (Athena's query results in the archive bucket).
 ROLES_USING_THE_KEY = {
+    "HistoryReaderPolicy",
     "UsageCalculatorFunctionRole",
     "EnforcementFunctionRole",
     "BudgetMonitorFunctionRole",
@@ -497,3 +501,29 @@ _SETTINGS_VARIABLES = (
     "IDEMPOTENCY_TABLE",
     "ARCHIVE_BUCKET",
 )
+
+
+def test_the_history_reader_reads_the_logs_and_writes_only_query_results():
+    # Given the stack deployed with an invocation log bucket
+    policy = _of_type(_deployed("everything-set"), "AWS::IAM::ManagedPolicy")["HistoryReaderPolicy"]
+    statements = {statement["Sid"]: statement for statement in policy["PolicyDocument"]["Statement"]}
+    # Then the logs are read only under their AWSLogs/ folder, and written nowhere
+    logs = "arn:${AWS::Partition}:s3:::${InvocationLogBucketName}"
+    assert statements["ReadTheLogs"]["Action"] == "s3:GetObject"
+    assert statements["ReadTheLogs"]["Resource"] == {"Fn::Sub": logs + "/${InvocationLogPrefix}AWSLogs/*"}
+    assert statements["ListTheLogs"]["Resource"] == {"Fn::Sub": logs}
+    assert statements["ListTheLogs"]["Condition"] == {
+        "StringLike": {"s3:prefix": {"Fn::Sub": "${InvocationLogPrefix}AWSLogs/*"}}
+    }
+    writes = [
+        (sid, action)
+        for sid, statement in statements.items()
+        for action in _as_list(statement["Action"])
+        if action.startswith("s3:Put")
+    ]
+    assert writes == [("TheQueryResults", "s3:PutObject")]
+    assert statements["TheQueryResults"]["Resource"] == {"Fn::Sub": "${ArchiveBucket.Arn}/athena-results/*"}
+    # ... queries run only in the stack's workgroup, and Glue is written only in its own database
+    assert "workgroup/${HistoryWorkGroup}" in statements["QueryInTheHistoryWorkGroup"]["Resource"]["Fn::Sub"]
+    glue = [resource["Fn::Sub"].rsplit(":", 1)[-1] for resource in statements["TheLogTable"]["Resource"]]
+    assert glue == ["catalog", "database/budgetkeeper_history", "table/budgetkeeper_history/*"]

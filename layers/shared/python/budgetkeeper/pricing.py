@@ -451,6 +451,8 @@ def price_invocation(
     region: str,
     tokens: TokenCounts,
     profiles: InferenceProfiles | None = None,
+    *,
+    request_prompt_tokens: int | None = None,
 ) -> Priced:
     """THE pricing function: what one invocation of `model_id` from source `region` costs.
 
@@ -461,6 +463,11 @@ def price_invocation(
     included, is charged at the long-context rates: that is how AWS and Anthropic bill prompts over
     200K tokens. Application-profile ARNs are resolved through `profiles`; without it, or when
     Bedrock does not answer, they are unknown.
+
+    `tokens` may also be the sum of several requests that all fall on the same side of every
+    long-context threshold (the Athena engine's groups): `request_prompt_tokens` is then the prompt
+    of one such request, which decides the tier instead of the sum. Prices are linear per token kind
+    within a row and tier, so the group's cost is exactly the sum of its requests' costs.
     """
     ref = resolve_model_id(model_id)
     if ref.kind is ModelKind.APPLICATION_PROFILE:
@@ -476,7 +483,8 @@ def price_invocation(
     match = table.match(ref, region)
     if match.row is None:
         return _unknown(table, ref.key, tokens, match.note or f"no price for {ref.key} in {region}")
-    return _charge(match.row, match.note, ref.key, tokens)
+    prompt = tokens.prompt_total if request_prompt_tokens is None else request_prompt_tokens
+    return _charge(match.row, match.note, ref.key, tokens, prompt)
 
 
 def _unknown(table: PriceTable, model_key: str, tokens: TokenCounts, reason: str) -> Priced:
@@ -484,9 +492,11 @@ def _unknown(table: PriceTable, model_key: str, tokens: TokenCounts, reason: str
     return Priced(ZERO_USD, PriceStatus.UNKNOWN_MODEL, model_key, None, tokens, note)
 
 
-def _charge(row: PriceRow, match_note: str | None, model_key: str, tokens: TokenCounts) -> Priced:
+def _charge(
+    row: PriceRow, match_note: str | None, model_key: str, tokens: TokenCounts, prompt_tokens: int
+) -> Priced:
     tier = row.long_context
-    long_context = tier is not None and tokens.prompt_total > tier.threshold_tokens
+    long_context = tier is not None and prompt_tokens > tier.threshold_tokens
     rates = tier.rates if tier is not None and long_context else row.rates
     total = ZERO_USD
     notes = [match_note] if match_note else []
