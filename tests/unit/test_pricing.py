@@ -29,7 +29,7 @@ from budgetkeeper.pricing import (
     price_invocation,
     resolve_model_id,
 )
-from budgetkeeper.usage import TokenCounts
+from budgetkeeper.usage import ServiceTier, TokenCounts
 
 MILLION = 1_000_000
 SONNET_45 = "anthropic.claude-sonnet-4-5-20250929-v1:0"
@@ -652,3 +652,36 @@ def test_a_throttled_profile_look_up_is_asked_again_a_minute_later(
     assert throttled.status is soon_after.status is PriceStatus.UNKNOWN_MODEL
     assert later.model_key == CLAUDE_3_HAIKU
     assert later.cost_usd == usd("0.25", 1000) + usd("1.25", 100)
+
+
+# --- service tiers ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tier", "input_price", "output_price"),
+    [
+        (ServiceTier.STANDARD, "0.80", "3.20"),
+        (ServiceTier.PRIORITY, "1.40", "5.60"),
+        (ServiceTier.FLEX, "0.40", "1.60"),
+    ],
+)
+def test_a_call_is_priced_at_its_service_tier(
+    table: PriceTable, tier: ServiceTier, input_price: str, output_price: str
+) -> None:
+    # Given Nova Pro at a tier (priority 1.75x and flex 0.5x the standard 0.80 / 3.20)
+    priced = price_invocation(
+        table, "amazon.nova-pro-v1:0", "us-east-1", TokenCounts(input=1000, output=100), tier=tier
+    )
+    # Then it costs that tier's rates, and says so
+    assert priced.cost_usd == usd(input_price, 1000) + usd(output_price, 100)
+    assert priced.tier is tier and priced.row is not None and priced.row.tier is tier
+
+
+def test_a_model_without_a_price_at_the_tier_is_unknown_not_standard(table: PriceTable) -> None:
+    # Given Claude 3 Haiku, which has no priority price, called at the priority tier
+    priced = price_invocation(
+        table, CLAUDE_3_HAIKU, "us-east-1", TokenCounts(input=1000, output=100), tier=ServiceTier.PRIORITY
+    )
+    # Then it is flagged like an unknown model: 0 USD, never charged at the standard rate
+    assert priced.status is PriceStatus.UNKNOWN_MODEL and priced.cost_usd == 0
+    assert priced.note is not None and "priority tier" in priced.note

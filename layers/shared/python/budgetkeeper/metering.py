@@ -50,6 +50,11 @@ class Meter:
             invocation, teams=self.teams, profile_tags=self.profiles.tags_for if self.profiles else None
         )
         priced = price_invocation(
-            self.prices, invocation.model_id, invocation.region, invocation.tokens, self.profiles
+            self.prices,
+            invocation.model_id,
+            invocation.region,
+            invocation.tokens,
+            self.profiles,
+            invocation.service_tier,
         )
         return Metered(invocation, attribution, priced)

@@ -54,16 +54,18 @@ class DecimalAttribute(Attribute[Decimal]):
 
 
 class RollupItem(Model):
-    """Usage of one scope in one UTC hour, for one model in one region."""
+    """Usage of one scope in one UTC hour, for one model in one region at one service tier."""
 
     class Meta:
         table_name = "unbound-rollups"
 
     scope = UnicodeAttribute(hash_key=True)
-    bucket = UnicodeAttribute(range_key=True)  # "<YYYY-MM-DDTHH>#<model>#<region>"
+    # "<YYYY-MM-DDTHH>#<model>#<region>", and "#<tier>" after it for a tier other than standard
+    bucket = UnicodeAttribute(range_key=True)
     hour = UnicodeAttribute(null=True)
     model = UnicodeAttribute(null=True)
     region = UnicodeAttribute(null=True)
+    service_tier = UnicodeAttribute(null=True)  # absent on rows written before tiers: standard
     calls = NumberAttribute(default=0)
     errors = NumberAttribute(default=0)
     unpriced_calls = NumberAttribute(default=0)
