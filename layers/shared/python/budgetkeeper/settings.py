@@ -51,6 +51,7 @@ class Settings:
     notifications_topic_arn: str | None = None
     identity_center_admin_role_arn: str | None = None
     identity_center_region: str | None = None  # the Identity Center instance's Region; None: the stack's
+    prices_table: str | None = None  # price versions from the Price List; None: the bundled table only
 
     @property
     def parameter_prefix(self) -> str:
@@ -100,6 +101,7 @@ class Settings:
             notifications_topic_arn=environ.get("NOTIFICATIONS_TOPIC_ARN") or None,
             identity_center_admin_role_arn=environ.get("IDENTITY_CENTER_ADMIN_ROLE_ARN") or None,
             identity_center_region=environ.get("IDENTITY_CENTER_REGION") or None,
+            prices_table=environ.get("PRICES_TABLE") or None,
         )
 
 

@@ -214,6 +214,25 @@ class DenyItem(Model):
     updated_at = UnicodeAttribute(null=True)
 
 
+class PriceVersionItem(Model):
+    """A price version (rows from one Price List refresh) or, under ACTIVE_PRICE_VERSION, the pointer
+    to the active one (written only by budgetkeeper.price_versions)."""
+
+    class Meta:
+        table_name = "unbound-prices"
+
+    version = UnicodeAttribute(hash_key=True)
+    status = UnicodeAttribute(null=True)  # stored | active | refused | superseded
+    created_at = UnicodeAttribute(null=True)
+    source = UnicodeAttribute(null=True)
+    rows = BinaryAttribute(null=True, legacy_encoding=False)  # gzipped JSON: the rows as PriceRow.to_dict
+    row_count = NumberAttribute(null=True)
+    refusals = ListAttribute(of=UnicodeAttribute, null=True)  # why it was not activated
+    active_version = UnicodeAttribute(null=True)  # on the pointer item only
+    activated_at = UnicodeAttribute(null=True)
+    activated_by = UnicodeAttribute(null=True)
+
+
 TABLE_MODELS: dict[str, type[Model]] = {
     "rollups_table": RollupItem,
     "totals_table": TotalItem,
@@ -222,6 +241,7 @@ TABLE_MODELS: dict[str, type[Model]] = {
     "dedupe_table": DedupeItem,
     "teams_table": TeamItem,
     "denies_table": DenyItem,
+    "prices_table": PriceVersionItem,
 }
 
 
@@ -230,6 +250,8 @@ def bind_tables(settings: Settings) -> None:
     for setting_name, model in TABLE_MODELS.items():
         meta: Any = model.Meta
         table_name = getattr(settings, setting_name)
+        if table_name is None:
+            continue  # an optional table the stack does not have
         if (meta.table_name, getattr(meta, "host", None)) != (table_name, settings.dynamodb_endpoint):
             meta.table_name = table_name
             meta.host = settings.dynamodb_endpoint
