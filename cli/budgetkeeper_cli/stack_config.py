@@ -52,6 +52,7 @@ OUTPUT_FIELDS: Mapping[str, str] = {
     "TeamsTableName": "teams_table",
     "DeniesTableName": "denies_table",
     "IdempotencyTableName": "idempotency_table",
+    "PricesTableName": "prices_table",
     "ArchiveBucketName": "archive_bucket",
     "BudgetEnforcementStateMachineArn": "state_machine_arn_value",
     "BudgetEventsTopicArn": "notifications_topic_arn",

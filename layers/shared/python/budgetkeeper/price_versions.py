@@ -27,8 +27,10 @@ from typing import Any
 from pynamodb.exceptions import PynamoDBException
 
 from budgetkeeper import clock, money
+from budgetkeeper.notify import NotificationEvent
+from budgetkeeper.price_list import fetch_price_list, normalise, price_rows
 from budgetkeeper.pricing import TOKEN_KINDS, PriceRow, PriceTable, resolve_model_id
-from budgetkeeper.store import PriceVersionItem
+from budgetkeeper.store import PriceVersionItem, RollupItem
 from budgetkeeper.windows import iso_utc
 
 _log = logging.getLogger(__name__)
@@ -74,17 +76,26 @@ class Judgement:
 
 
 def diff(old: PriceTable, new: PriceTable) -> list[PriceChange]:
-    """Every unit price that differs, appears or disappears, by row key and token kind."""
-    old_rows = {row.key: row for row in old}
-    new_rows = {row.key: row for row in new}
+    """Every unit price a call would be charged differently, by the new rows' keys and token kind.
+
+    A new row is compared with the old row that prices the same id, region and tier (a region's
+    row, else the one with no region); an old row is reported gone when the new table has no row
+    for its model key and tier in any region.
+    """
+    pairs: dict[tuple[str, str, str], tuple[PriceRow | None, PriceRow | None]] = {}
+    for row in new:
+        pairs[row.key] = (old.lookup(row.model, row.region, row.tier), row)
+    kept = {(row.model, row.tier) for row in new}
+    for row in old:
+        if (row.model, row.tier) not in kept:
+            pairs[row.key] = (row, None)
     changes = []
-    for key in sorted(old_rows.keys() | new_rows.keys()):
-        before, after = old_rows.get(key), new_rows.get(key)
+    for (model, region, tier), (before, after) in sorted(pairs.items()):
         for kind in TOKEN_KINDS:
             was = None if before is None else getattr(before.rates, kind)
             now = None if after is None else getattr(after.rates, kind)
             if was != now:
-                changes.append(PriceChange(key[0], key[1], str(key[2]), kind, was, now))
+                changes.append(PriceChange(model, region, str(tier), kind, was, now))
     return changes
 
 
@@ -212,6 +223,54 @@ def refresh(
     if not judgement.safe:
         notify(outcome)
     return outcome
+
+
+def metered_models(since: datetime) -> set[tuple[str, str]]:
+    """(model, region) of every hourly rollup since `since`: what a new version must still price."""
+    hour = since.strftime("%Y-%m-%dT%H")
+    return {
+        (item.model, item.region)
+        for item in RollupItem.scan(RollupItem.hour >= hour, attributes_to_get=["model", "region"])
+        if item.model and item.region
+    }
+
+
+def refusal_event(outcome: RefreshOutcome) -> NotificationEvent:
+    """What operators get when a refresh is not activated: the reasons and the diff (first 100 changes)."""
+    changes = [change.to_dict() for change in outcome.judgement.changes]
+    return NotificationEvent(
+        type="prices_refused",
+        scope="prices",
+        window=None,
+        window_id=None,
+        spent_usd=None,
+        limit_usd=None,
+        percent=None,
+        refresh_at=None,
+        actor="price-refresh",
+        reason="; ".join(outcome.judgement.refusals),
+        execution=None,
+        at=iso_utc(clock.now()),
+        note=json.dumps({"version": outcome.version, "changes": changes[:100], "change_count": len(changes)}),
+    )
+
+
+def refresh_from_price_list(
+    pricing_client: Any, *, max_factor: Decimal, notify: Callable[[NotificationEvent], None]
+) -> RefreshOutcome:
+    """The daily refresh: read the Price List, store the rows as a version, activate it if safe."""
+    normalised = normalise(fetch_price_list(pricing_client))
+    if normalised.unmapped:
+        _log.warning("Price List products with no model id in the map: %s", dict(normalised.unmapped))
+    version = "pricelist-" + clock.now().strftime("%Y%m%dT%H%M%SZ")
+    table = PriceTable(price_rows(normalised.prices, normalised.skipped), version=version)
+    return refresh(
+        table,
+        source="AWS Price List API (AmazonBedrock, AmazonBedrockFoundationModels)",
+        metered=metered_models(clock.now() - METERED_LOOKBACK),
+        max_factor=max_factor,
+        notify=lambda outcome: notify(refusal_event(outcome)),
+    )
 
 
 # --- the calculator's table ----------------------------------------------------------------------

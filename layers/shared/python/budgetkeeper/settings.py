@@ -52,6 +52,8 @@ class Settings:
     identity_center_admin_role_arn: str | None = None
     identity_center_region: str | None = None  # the Identity Center instance's Region; None: the stack's
     prices_table: str | None = None  # price versions from the Price List; None: the bundled table only
+    # A Price List refresh moving a unit price by more than this factor is stored, not activated.
+    price_move_max_factor: Decimal = Decimal(2)
 
     @property
     def parameter_prefix(self) -> str:
@@ -102,6 +104,7 @@ class Settings:
             identity_center_admin_role_arn=environ.get("IDENTITY_CENTER_ADMIN_ROLE_ARN") or None,
             identity_center_region=environ.get("IDENTITY_CENTER_REGION") or None,
             prices_table=environ.get("PRICES_TABLE") or None,
+            price_move_max_factor=Decimal(environ.get("PRICE_MOVE_MAX_FACTOR") or 2),
         )
 
 

@@ -28,6 +28,7 @@ TITLES = {
     "unprotected": "Scope no longer protected",
     "workflow_failed": "Budget workflow failed",
     "deny_reconciled": "IAM deny corrected to match the records",
+    "prices_refused": "Price List refresh stored but not activated",
 }
 
 
