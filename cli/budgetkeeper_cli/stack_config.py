@@ -202,6 +202,7 @@ def connect(args: argparse.Namespace, *, needs: tuple[str, ...] = ()) -> Stack:
         dynamodb_endpoint=os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL"),
         state_machine_arn_value=values.get("state_machine_arn_value"),
         notifications_topic_arn=values.get("notifications_topic_arn"),
+        prices_table=values.get("prices_table") or None,
     )
     missing_outputs = [name for name in needs if not getattr(settings, name, None)]
     if missing_outputs:

@@ -188,3 +188,38 @@ def test_an_operator_activates_a_refused_version_by_hand(settings, stack):
     assert active_version() == outcome.version
     with pytest.raises(price_versions.UnknownPriceVersion):
         activate("pricelist-nonexistent", actor="operator:alice")
+
+
+def test_the_prices_command_shows_diffs_activates_and_exports(settings, stack, capsys):
+    from budgetkeeper_cli.main import main
+
+    stack_name = stack.publish_outputs()
+
+    def cli(*argv: str) -> str:
+        capsys.readouterr()
+        assert main([*argv, "--stack-name", stack_name]) == 0
+        return capsys.readouterr().out
+
+    # Given a refused version (Nova Pro input 0.80 -> 8.00)
+    amazon = with_price(response("amazon_bedrock"), "USE1-NovaPro-input-tokens", "0.0080000000")
+    version = run_refresh(stack, amazon, response("foundation_models")).version
+    # Then `show` lists it as refused, with no active version
+    listing = cli("prices", "show")
+    assert "active: none (the bundled table)" in listing and version in listing and "refused" in listing
+    # And `diff` shows the move with both figures
+    changes = json.loads(cli("prices", "diff", version, "--format", "json"))
+    assert {
+        "model": NOVA_PRO,
+        "region": "us-east-1",
+        "tier": "standard",
+        "kind": "input",
+        "old": "0.8",
+        "new": "8",
+    } in (changes)
+    # When an operator activates it, then exports the active table as CSV
+    cli("prices", "activate", version)
+    exported = cli("prices", "export", "--format", "csv").splitlines()
+    # Then it is the active one, and the CSV holds its rows
+    assert active_version() == version
+    assert exported[0].startswith("model,region,tier,input,output")
+    assert any(line.startswith(f"{NOVA_PRO},us-east-1,priority,1.4,5.6") for line in exported)
