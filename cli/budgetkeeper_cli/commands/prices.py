@@ -31,6 +31,15 @@ prices with the active version (re-read every few minutes), else with the bundle
   activate VERSION           price with VERSION from now on (within the calculator's cache TTL)
   export [VERSION]           the rows of VERSION (default: the active table), --format csv|json"""
 
+EXAMPLES = {
+    "show": "budgetkeeper prices show\n  budgetkeeper prices show pricelist-20261129T000000Z --format csv",
+    "diff": "budgetkeeper prices diff pricelist-20261129T000000Z\n"
+    "  budgetkeeper prices diff pricelist-20261129T000000Z --against pricelist-20261128T000000Z",
+    "activate": "budgetkeeper prices activate pricelist-20261129T000000Z",
+    "export": "budgetkeeper prices export --format csv > prices.csv\n"
+    "  budgetkeeper prices export pricelist-20261129T000000Z --format json",
+}
+
 VERSION_COLUMNS = (
     Column("version"),
     Column("status"),
@@ -65,16 +74,26 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    show = actions.add_parser("show", help="the versions, or the rows of one")
+
+    def action(name: str, help_text: str) -> argparse.ArgumentParser:
+        return actions.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=f"examples:\n  {EXAMPLES[name]}\n",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    show = action("show", "the versions, or the rows of one")
     show.add_argument("version", metavar="VERSION", nargs="?")
-    changes = actions.add_parser("diff", help="what a version changes")
+    changes = action("diff", "what a version changes against the active table (or --against)")
     changes.add_argument("version", metavar="VERSION")
     changes.add_argument(
         "--against", metavar="VERSION", help="compare with this version (default: the active)"
     )
-    activating = actions.add_parser("activate", help="price with a version from now on")
+    activating = action("activate", "price with a version from now on")
     activating.add_argument("version", metavar="VERSION")
-    export = actions.add_parser("export", help="the rows of a version (default: the active table)")
+    export = action("export", "the rows of a version (default: the active table)")
     export.add_argument("version", metavar="VERSION", nargs="?")
     for sub in (show, changes, activating, export):
         sub.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
