@@ -16,6 +16,7 @@ import pytest
 from pynamodb.transactions import TransactWrite
 
 from budgetkeeper import calculator
+from budgetkeeper.pricing import PriceTable
 from budgetkeeper.store import BudgetItem, RollupItem, TeamItem, TotalItem
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import (
@@ -351,4 +352,4 @@ def test_a_priority_and_a_flex_call_are_priced_at_their_tiers_rates_and_kept_apa
         ("standard", "priced"),
         ("priority", "unknown_model"),
     ]
-    assert {a["price_version"] for a in archived} == {calculator.PriceTable.bundled().version}
+    assert {a["price_version"] for a in archived} == {PriceTable.bundled().version}
