@@ -12,6 +12,7 @@ from budgetkeeper_cli.errors import CommandFailed, UsageError
 # Sub-command modules under budgetkeeper_cli.commands, in the order `--help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
     "price",
+    "prices",
     "meter",
     "redrive",
     "budget",

@@ -52,6 +52,7 @@ OUTPUT_FIELDS: Mapping[str, str] = {
     "TeamsTableName": "teams_table",
     "DeniesTableName": "denies_table",
     "IdempotencyTableName": "idempotency_table",
+    "PricesTableName": "prices_table",
     "ArchiveBucketName": "archive_bucket",
     "BudgetEnforcementStateMachineArn": "state_machine_arn_value",
     "BudgetEventsTopicArn": "notifications_topic_arn",
@@ -223,6 +224,7 @@ def connect(
         state_machine_arn_value=values.get("state_machine_arn_value"),
         notifications_topic_arn=values.get("notifications_topic_arn"),
         deny_policy_arn_value=values.get("deny_policy_arn_value"),
+        prices_table=values.get("prices_table") or None,
     )
     missing_outputs = [name for name in needs if not getattr(settings, name, None)]
     if missing_outputs:

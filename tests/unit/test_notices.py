@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from budgetkeeper.notify import NotificationEvent
+from budgetkeeper.notify import TITLES, NotificationEvent
 from budgetkeeper.notify.notices import notice_for, restore_cause
 from budgetkeeper.notify.render import (
     GSM7_SEGMENT,
@@ -121,6 +121,11 @@ def test_every_notice_exists_in_every_language():
         "workflow_failed",
         "daily_summary",
     } <= set(NOTICES)
+
+
+def test_every_event_type_published_has_a_notice():
+    # Given every event type the functions publish / Then the notifier has words for each of them
+    assert set(TITLES) <= set(NOTICES)
 
 
 @pytest.mark.parametrize("language", LANGUAGES)

@@ -63,6 +63,8 @@ WILDCARD_RESOURCE_ALLOWED = {
     "logs:PutResourcePolicy": "Step Functions log delivery: account-level log resource policy",
     "logs:DescribeResourcePolicies": "Step Functions log delivery: account-level log resource policy",
     "logs:DescribeLogGroups": "Step Functions log delivery: DescribeLogGroups lists the account's groups",
+    # PriceRefreshFunction reads Bedrock's prices from the Price List API.
+    "pricing:GetProducts": "the Price List API supports no resource-level permissions",
 }
 
 # The AWS managed policies SAM attaches, as AWS publishes them. Another one fails the test until
@@ -102,6 +104,7 @@ ROLES_USING_THE_KEY = {
     "BudgetMonitorFunctionRole",
     "DenyFunctionRole",
     "NotifierFunctionRole",
+    "PriceRefreshFunctionRole",
     "FirehoseRole",
 }
 

@@ -97,6 +97,7 @@ def enriched_line(metered: Metered, price_version: str) -> str:
             "operation": invocation.operation,
             "model_id": invocation.model_id,
             "model": metered.model,
+            "service_tier": str(invocation.service_tier),
             "price_status": str(metered.priced.status),
             "price_version": price_version,
             "principal": attribution.principal,

@@ -27,7 +27,8 @@ from budgetkeeper.archive import ArchiveBucket, BadEvent, enriched_line, gzip_li
 from budgetkeeper.budgets import Budget, crossing
 from budgetkeeper.metering import Meter, Metered
 from budgetkeeper.observability import logger, metrics
-from budgetkeeper.pricing import InferenceProfiles, PriceStatus, PriceTable
+from budgetkeeper.price_versions import ActivePrices
+from budgetkeeper.pricing import InferenceProfiles, PriceStatus
 from budgetkeeper.records import (
     MalformedEvent,
     PayloadKind,
@@ -325,10 +326,16 @@ def _inference_profiles(region: str) -> InferenceProfiles:
     return InferenceProfiles(boto3.client("bedrock", region_name=region))
 
 
+@functools.cache
+def _active_prices(enabled: bool) -> ActivePrices:
+    # One per container: the active price version is re-read at most every CACHE_TTL.
+    return ActivePrices(enabled=enabled)
+
+
 def build_usage_calculator(settings: Settings, tunables: Tunables) -> UsageCalculator:
-    """Wire the calculator to DynamoDB, S3 and the bundled price table."""
+    """Wire the calculator to DynamoDB, S3 and the active price version (else the bundled table)."""
     bind_tables(settings)
-    prices = PriceTable.bundled()
+    prices = _active_prices(settings.prices_table is not None).table()
     now = clock.now()
     writer = UsageWriter(transaction_connection(settings), ttl_seconds=tunables.dedupe_ttl_days * 86_400)
     return UsageCalculator(

@@ -61,6 +61,7 @@ class Meter:
             invocation.region,
             invocation.tokens,
             self.profiles,
+            invocation.service_tier,
             request_prompt_tokens=request_prompt_tokens,
         )
         return Metered(invocation, attribution, priced)

@@ -54,6 +54,9 @@ class Settings:
     identity_center_region: str | None = None  # the Identity Center instance's Region; None: the stack's
     operator_alerts_topic_arn: str | None = None
     notification_sender: str | None = None  # a verified SES identity; None: no e-mail to owners
+    prices_table: str | None = None  # price versions from the Price List; None: the bundled table only
+    # A Price List refresh moving a unit price by more than this factor is stored, not activated.
+    price_move_max_factor: Decimal = Decimal(2)
 
     @property
     def parameter_prefix(self) -> str:
@@ -118,6 +121,8 @@ class Settings:
             identity_center_region=environ.get("IDENTITY_CENTER_REGION") or None,
             operator_alerts_topic_arn=environ.get("OPERATOR_ALERTS_TOPIC_ARN") or None,
             notification_sender=environ.get("NOTIFICATION_SENDER") or None,
+            prices_table=environ.get("PRICES_TABLE") or None,
+            price_move_max_factor=Decimal(environ.get("PRICE_MOVE_MAX_FACTOR") or 2),
         )
 
 

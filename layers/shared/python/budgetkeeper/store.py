@@ -55,16 +55,18 @@ class DecimalAttribute(Attribute[Decimal]):
 
 
 class RollupItem(Model):
-    """Usage of one scope in one UTC hour, for one model in one region."""
+    """Usage of one scope in one UTC hour, for one model in one region at one service tier."""
 
     class Meta:
         table_name = "unbound-rollups"
 
     scope = UnicodeAttribute(hash_key=True)
-    bucket = UnicodeAttribute(range_key=True)  # "<YYYY-MM-DDTHH>#<model>#<region>"
+    # "<YYYY-MM-DDTHH>#<model>#<region>", and "#<tier>" after it for a tier other than standard
+    bucket = UnicodeAttribute(range_key=True)
     hour = UnicodeAttribute(null=True)
     model = UnicodeAttribute(null=True)
     region = UnicodeAttribute(null=True)
+    service_tier = UnicodeAttribute(null=True)  # absent on rows written before tiers: standard
     calls = NumberAttribute(default=0)
     errors = NumberAttribute(default=0)
     unpriced_calls = NumberAttribute(default=0)
@@ -219,6 +221,25 @@ class DenyItem(Model):
     updated_at = UnicodeAttribute(null=True)
 
 
+class PriceVersionItem(Model):
+    """A price version (rows from one Price List refresh) or, under ACTIVE_PRICE_VERSION, the pointer
+    to the active one (written only by budgetkeeper.price_versions)."""
+
+    class Meta:
+        table_name = "unbound-prices"
+
+    version = UnicodeAttribute(hash_key=True)
+    status = UnicodeAttribute(null=True)  # stored | active | refused | superseded
+    created_at = UnicodeAttribute(null=True)
+    source = UnicodeAttribute(null=True)
+    rows = BinaryAttribute(null=True, legacy_encoding=False)  # gzipped JSON: the rows as PriceRow.to_dict
+    row_count = NumberAttribute(null=True)
+    refusals = ListAttribute(of=UnicodeAttribute, null=True)  # why it was not activated
+    active_version = UnicodeAttribute(null=True)  # on the pointer item only
+    activated_at = UnicodeAttribute(null=True)
+    activated_by = UnicodeAttribute(null=True)
+
+
 TABLE_MODELS: dict[str, type[Model]] = {
     "rollups_table": RollupItem,
     "totals_table": TotalItem,
@@ -227,6 +248,7 @@ TABLE_MODELS: dict[str, type[Model]] = {
     "dedupe_table": DedupeItem,
     "teams_table": TeamItem,
     "denies_table": DenyItem,
+    "prices_table": PriceVersionItem,
 }
 
 
@@ -235,6 +257,8 @@ def bind_tables(settings: Settings) -> None:
     for setting_name, model in TABLE_MODELS.items():
         meta: Any = model.Meta
         table_name = getattr(settings, setting_name)
+        if table_name is None:
+            continue  # an optional table the stack does not have
         if (meta.table_name, getattr(meta, "host", None)) != (table_name, settings.dynamodb_endpoint):
             meta.table_name = table_name
             meta.host = settings.dynamodb_endpoint

@@ -27,6 +27,7 @@ from budgetkeeper.budgets import Budget
 from budgetkeeper.metering import Metered
 from budgetkeeper.pricing import PriceStatus
 from budgetkeeper.store import DedupeItem, RollupItem, TotalItem, budget_key
+from budgetkeeper.usage import ServiceTier
 from budgetkeeper.windows import iso_utc
 
 # DynamoDB's limit on the items of one TransactWriteItems request.
@@ -81,7 +82,7 @@ class TotalDelta:
         self.claimers = self.claimers | other.claimers  # a new set: copies share the old one
 
 
-RollupKey = tuple[str, str, str, str]  # scope, hour, model, region
+RollupKey = tuple[str, str, str, str, str]  # scope, hour, model, region, service tier
 TotalKey = tuple[str, str, str]  # scope, window spec, window id
 
 
@@ -147,7 +148,8 @@ class UsageDeltas:
     def from_bytes(cls, data: bytes) -> UsageDeltas:
         document = json.loads(gzip.decompress(data))
         rollups = {
-            tuple(key): RollupDelta(
+            # A journal written before tiers has 4-part keys: its usage was all standard.
+            (tuple(key) if len(key) == 5 else (*key, str(ServiceTier.STANDARD))): RollupDelta(
                 **{n: (Decimal(v) if n == "cost_usd" else int(v)) for n, v in values.items()}
             )
             for key, values in document["rollups"]
@@ -184,9 +186,9 @@ def usage_deltas(metered: Iterable[Metered], budgets_of: Callable[[str], list[Bu
     for item in metered:
         invocation = item.invocation
         delta = rollup_delta(item)
-        hour, model, region = item.hour, item.model, invocation.region
+        hour, model, region, tier = item.hour, item.model, invocation.region, invocation.service_tier
         for scope in item.attribution.scopes:
-            key = (scope, hour, model, region)
+            key = (scope, hour, model, region, str(tier))
             existing = rollups.get(key)
             if existing is None:
                 rollups[key] = replace(delta)  # a copy: `delta` is added to every scope's rollup
@@ -210,9 +212,15 @@ def usage_deltas(metered: Iterable[Metered], budgets_of: Callable[[str], list[Bu
 
 
 def _rollup_update(key: RollupKey, delta: RollupDelta) -> tuple[RollupItem, list[Any]]:
-    scope, hour, model, region = key
-    item = RollupItem(scope, f"{hour}#{model}#{region}")
-    actions = [RollupItem.hour.set(hour), RollupItem.model.set(model), RollupItem.region.set(region)]
+    scope, hour, model, region, tier = key
+    tier_part = "" if tier == ServiceTier.STANDARD else f"#{tier}"
+    item = RollupItem(scope, f"{hour}#{model}#{region}{tier_part}")
+    actions = [
+        RollupItem.hour.set(hour),
+        RollupItem.model.set(model),
+        RollupItem.region.set(region),
+        RollupItem.service_tier.set(tier),
+    ]
     actions += [getattr(RollupItem, name).add(getattr(delta, name)) for name in RollupDelta.COUNTERS]
     return item, actions
 

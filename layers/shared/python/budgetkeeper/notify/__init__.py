@@ -32,6 +32,7 @@ TITLES = {
     "workflow_failed": "Budget workflow failed",
     "deny_reconciled": "IAM deny corrected to match the records",
     "session_policy_rejected": "Session policy in IAM was not Budgetkeeper's Deny: removed",
+    "prices_refused": "Price List refresh stored but not activated",
 }
 
 
