@@ -108,8 +108,11 @@ STACK_HINT = (
 )
 
 
-def add_stack_options(parser: argparse.ArgumentParser) -> None:
-    """The options every command that talks to the stack takes, in their own help group."""
+def add_stack_options(parser: argparse.ArgumentParser, *, region_option: str = "--region") -> None:
+    """The options every command that talks to the stack takes, in their own help group.
+
+    `region_option` names the stack's Region option where the command's own `--region` means
+    something else (the Region a price applies to)."""
     group = parser.add_argument_group(
         "stack",
         f"which deployment: --stack-name or {STACK_VARIABLE}, or the resources by name.\n"
@@ -121,7 +124,12 @@ def add_stack_options(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help=f"the CloudFormation stack (default: ${STACK_VARIABLE})",
     )
-    group.add_argument("--region", metavar="REGION", help="AWS region (default: AWS_REGION or the profile's)")
+    group.add_argument(
+        region_option,
+        dest="stack_region",
+        metavar="REGION",
+        help="AWS region of the stack (default: AWS_REGION or the profile's)",
+    )
     for option, field_name, help_text in EXPLICIT_OPTIONS:
         group.add_argument(
             option, dest=field_name, metavar="NAME" if "table" in option else "ARN", help=help_text
@@ -189,7 +197,7 @@ def connect(
     them must be given as an option. A command that reads only the environment's parameters
     (`environment_only`) may name it by --environment or BUDGETKEEPER_ENV instead of a stack.
     """
-    region = getattr(args, "region", None)
+    region = getattr(args, "stack_region", None)
     try:
         session = boto3.session.Session(region_name=region)
     except ProfileNotFound as error:

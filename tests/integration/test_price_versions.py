@@ -10,6 +10,7 @@ import base64
 import copy
 import gzip
 import json
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -27,8 +28,9 @@ from budgetkeeper.price_versions import (
     load_version,
     refresh_from_price_list,
 )
-from budgetkeeper.pricing import PriceTable
-from budgetkeeper.store import PriceVersionItem, RollupItem
+from budgetkeeper.pricing import PriceTable, Rates
+from budgetkeeper.store import AuditItem, PriceVersionItem, RollupItem
+from budgetkeeper.usage import ServiceTier
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
 from devkit.harness.stack import LocalStack
@@ -223,3 +225,106 @@ def test_the_prices_command_shows_diffs_activates_and_exports(settings, stack, c
     assert active_version() == version
     assert exported[0].startswith("model,region,tier,input,output")
     assert any(line.startswith(f"{NOVA_PRO},us-east-1,priority,1.4,5.6") for line in exported)
+
+
+NEW_MODEL = "acme.brand-new-v1:0"  # no price anywhere
+
+
+def test_an_override_prices_an_unknown_model_through_the_calculator_within_the_cache_ttl(
+    settings, stack, clock, monkeypatch, capsys
+):
+    from budgetkeeper_cli.main import main
+
+    stack_name = stack.publish_outputs()
+
+    def cli(*argv: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main([*argv, "--stack-name", stack_name])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    containers: dict[bool, ActivePrices] = {}
+    monkeypatch.setattr(
+        calculator,
+        "_active_prices",
+        lambda enabled: containers.setdefault(enabled, ActivePrices(enabled=enabled)),
+    )
+    call = converse_message(ALICE, NEW_MODEL, 10_000, 1_000, cache_read=4_000, timestamp=now_iso())
+    # Given a model no table prices: metered at 0 USD, flagged unknown
+    [before] = meter([call])
+    assert before["price_status"] == "unknown_model" and Decimal(before["cost_usd"]) == 0
+    # When an operator overrides its price in us-east-1 (input 2, output 8, cache read 0.5 per 1M)
+    set_at = clock()
+    code, out, _ = cli(
+        "prices", "override", NEW_MODEL, "--region", "us-east-1", "--input", "2", "--output", "8",
+        "--cache-read", "0.5", "--reason", "launched today, not in the Price List yet",
+    )  # fmt: skip
+    assert code == 0 and "override-" in out
+    # Then a container that read its table before the override still sees the model unknown...
+    [cached] = meter([call])
+    assert cached["price_status"] == "unknown_model"
+    # ...and once the cache TTL has passed, the call is priced at the override, which it names
+    clock.advance(price_versions.CACHE_TTL)
+    [after] = meter([call])
+    assert after["price_status"] == "priced"
+    assert after["price_version"] == "override-" + set_at.strftime("%Y%m%dT%H%M%SZ")
+    expected = (10_000 * Decimal(2) + 1_000 * Decimal(8) + 4_000 * Decimal("0.5")) / MILLION
+    assert Decimal(after["cost_usd"]) == expected
+    # And calls of models the table prices keep naming the table's version
+    [nova] = meter([converse_message(ALICE, NOVA_PRO, 1_000, 100, timestamp=now_iso())])
+    assert nova["price_version"] == PriceTable.bundled().version
+    # And `prices show` lists the override as in force, and the audit keeps who set it and why
+    _, listing, _ = cli("prices", "show")
+    assert NEW_MODEL in listing and "launched today" in listing
+    [line] = AuditItem.query("prices")
+    assert line.to_status == "override" and line.from_status == "no price"
+    assert line.window == f"{NEW_MODEL}@us-east-1#standard" and "launched today" in line.reason
+    assert line.actor.startswith("arn:aws:")
+
+
+def test_an_override_is_refused_for_a_model_with_a_price_and_removed_with_an_audit(
+    settings, stack, clock, capsys
+):
+    from budgetkeeper_cli.main import main
+
+    stack_name = stack.publish_outputs()
+    # When an operator tries to override Nova Pro, which the bundled table prices
+    code = main(
+        ["prices", "override", NOVA_PRO, "--region", "us-east-1", "--input", "9", "--output", "9",
+         "--reason", "cheaper", "--stack-name", stack_name]
+    )  # fmt: skip
+    # Then it is refused, and nothing is stored
+    assert code == 1 and "overrides are for models with no price anywhere" in capsys.readouterr().err
+    assert price_versions.overrides() == ()
+    # Given an override of the new model, when it is removed
+    base = ["--region", "us-east-1", "--stack-name", stack_name]
+    assert (
+        main(["prices", "override", NEW_MODEL, "--input", "1", "--output", "2", "--reason", "r", *base]) == 0
+    )
+    assert main(["prices", "override", NEW_MODEL, "--remove", "--reason", "AWS prices it now", *base]) == 0
+    # Then no override is left, the audit has both lines, and removing again fails
+    assert price_versions.overrides() == ()
+    assert [(line.from_status, line.to_status) for line in AuditItem.query("prices")] == [
+        ("no price", "override"),
+        ("override", "removed"),
+    ]
+    assert main(["prices", "override", NEW_MODEL, "--remove", "--reason", "again", *base]) == 1
+
+
+def test_a_version_that_prices_an_overridden_model_wins_over_the_override(settings, stack):
+    # Given an override of the new model
+    row = price_versions.set_override(
+        NEW_MODEL,
+        "us-east-1",
+        Rates(input=Decimal(1), output=Decimal(2)),
+        tier=ServiceTier.STANDARD,
+        actor="operator",
+        reason="r",
+    )
+    # When a later active table prices the model itself, the override is not used
+    table = PriceTable([*PriceTable.bundled(), replace(row, version=None, source="Price List")], version="v2")
+    merged = price_versions.with_overrides(table, price_versions.overrides())
+    assert merged is table
+    # While without it, the override row prices the model and names its version
+    merged = price_versions.with_overrides(PriceTable.bundled(), price_versions.overrides())
+    assert merged.lookup(NEW_MODEL, "us-east-1").version == row.version

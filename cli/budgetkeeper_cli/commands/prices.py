@@ -1,22 +1,29 @@
-"""`budgetkeeper prices show|diff|activate|export`: the price versions the calculator prices with."""
+"""`budgetkeeper prices show|diff|activate|export|override`: the price versions the calculator
+prices with, and operators' overrides for models with no price anywhere."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from budgetkeeper.price_versions import (
+    OverrideRefused,
     UnknownPriceVersion,
     activate,
     active_table,
     active_version,
     diff,
     load_version,
+    overrides,
+    remove_override,
+    set_override,
     versions,
 )
-from budgetkeeper.pricing import TOKEN_KINDS, PriceTable
-from budgetkeeper_cli.errors import CommandFailed
+from budgetkeeper.pricing import TOKEN_KINDS, PriceTable, Rates, resolve_model_id
+from budgetkeeper.usage import ServiceTier
+from budgetkeeper_cli.errors import CommandFailed, UsageError
 from budgetkeeper_cli.rendering import FORMATS, Column, render
 from budgetkeeper_cli.stack_config import add_stack_options, connect, translating_aws_errors
 
@@ -29,7 +36,12 @@ prices with the active version (re-read every few minutes), else with the bundle
   show [VERSION]             the versions and their status; with VERSION, its rows
   diff VERSION [--against V] what VERSION changes against the active table (or V)
   activate VERSION           price with VERSION from now on (within the calculator's cache TTL)
-  export [VERSION]           the rows of VERSION (default: the active table), --format csv|json"""
+  export [VERSION]           the rows of VERSION (default: the active table), --format csv|json
+  override MODEL_ID          price a model that has no price anywhere (neither the active version
+                             nor the bundled table), USD per 1M tokens, with a reason; audited under
+                             scope `prices`; --remove takes it out. A version that prices the model
+                             later wins over the override. Calls it prices name it as their
+                             price_version (override-<time set>)."""
 
 EXAMPLES = {
     "show": "budgetkeeper prices show\n  budgetkeeper prices show pricelist-20261129T000000Z --format csv",
@@ -38,6 +50,9 @@ EXAMPLES = {
     "activate": "budgetkeeper prices activate pricelist-20261129T000000Z",
     "export": "budgetkeeper prices export --format csv > prices.csv\n"
     "  budgetkeeper prices export pricelist-20261129T000000Z --format json",
+    "override": "budgetkeeper prices override acme.new-model-v1:0 --region us-east-1 \\\n"
+    "      --input 1.5 --output 6 --reason 'launched yesterday, not in the Price List yet'\n"
+    "  budgetkeeper prices override acme.new-model-v1:0 --region us-east-1 --remove --reason 'priced now'",
 }
 
 VERSION_COLUMNS = (
@@ -55,6 +70,15 @@ ROW_COLUMNS = (
     Column("long_context"),
     Column("source"),
     Column("as_of"),
+)
+OVERRIDE_COLUMNS = (
+    Column("model"),
+    Column("region"),
+    Column("tier"),
+    *(Column(kind, numeric=True) for kind in TOKEN_KINDS),
+    Column("version"),
+    Column("in_force"),
+    Column("source"),
 )
 CHANGE_COLUMNS = (
     Column("model"),
@@ -95,10 +119,30 @@ def register(subparsers: Any) -> None:
     activating.add_argument("version", metavar="VERSION")
     export = action("export", "the rows of a version (default: the active table)")
     export.add_argument("version", metavar="VERSION", nargs="?")
-    for sub in (show, changes, activating, export):
+    override = action("override", "price a model that has no price anywhere (or --remove the override)")
+    override.add_argument("model_id", metavar="MODEL_ID")
+    override.add_argument("--region", required=True, help="the source Region of the calls to price")
+    override.add_argument(
+        "--tier", choices=[str(tier) for tier in ServiceTier], default="standard", help="(default: standard)"
+    )
+    for kind in ("input", "output", "cache-read", "cache-write"):
+        override.add_argument(f"--{kind}", metavar="USD_PER_M", type=_usd, help=f"USD per 1M {kind} tokens")
+    override.add_argument("--reason", required=True, help="why (kept in the audit and on the row)")
+    override.add_argument("--remove", action="store_true", help="take the override out")
+    for sub in (show, changes, activating, export, override):
         sub.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
-        add_stack_options(sub)
+        add_stack_options(sub, region_option="--stack-region" if sub is override else "--region")
         sub.set_defaults(func=run)
+
+
+def _usd(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value.is_finite() or value < 0:
+        raise argparse.ArgumentTypeError(f"not a price: {text!r}")
+    return value
 
 
 def _table(version: str | None) -> PriceTable:
@@ -113,10 +157,44 @@ def _row(row: Any) -> dict[str, Any]:
     return {**data, "long_context": None if row.long_context is None else row.long_context.threshold_tokens}
 
 
+def _override_rows() -> list[dict[str, Any]]:
+    table = active_table()
+    rows = []
+    for row in overrides():
+        priced_by = table.match(resolve_model_id(row.model), row.region, row.tier).row
+        in_force = "yes" if priced_by is None else f"no: {table.version} prices it"
+        rows.append({**row.to_dict(), "in_force": in_force})
+    return rows
+
+
+def _override(args: argparse.Namespace, actor: str) -> str:
+    tier = ServiceTier(args.tier)
+    if args.remove:
+        row = remove_override(args.model_id, args.region, tier=tier, actor=actor, reason=args.reason)
+        return f"override {row.version} of {row.model} in {row.region} ({tier}) removed\n"
+    if args.input is None or args.output is None:
+        raise UsageError("an override needs --input and --output (USD per 1M tokens)")
+    rates = Rates(
+        input=args.input, output=args.output, cache_read=args.cache_read, cache_write_5m=args.cache_write
+    )
+    row = set_override(args.model_id, args.region, rates, tier=tier, actor=actor, reason=args.reason)
+    return (
+        f"{row.model} in {row.region} ({tier}) is priced by override {row.version}: "
+        "the calculator prices with it within minutes\n"
+    )
+
+
 @translating_aws_errors
 def run(args: argparse.Namespace) -> int:
-    connect(args, needs=("prices_table",))
-    if args.action == "show" and args.version is None:
+    stack = connect(
+        args, needs=("prices_table", "audit_table") if args.action == "override" else ("prices_table",)
+    )
+    if args.action == "override":
+        try:
+            sys.stdout.write(_override(args, stack.caller_arn()))
+        except OverrideRefused as error:
+            raise CommandFailed(str(error)) from None
+    elif args.action == "show" and args.version is None:
         rows = [
             {
                 "version": item.version,
@@ -129,6 +207,9 @@ def run(args: argparse.Namespace) -> int:
         ]
         sys.stdout.write(f"active: {active_version() or 'none (the bundled table)'}\n")
         sys.stdout.write(render(VERSION_COLUMNS, rows, args.format))
+        if override_rows := _override_rows():
+            sys.stdout.write("operator overrides (used where the active table has no price):\n")
+            sys.stdout.write(render(OVERRIDE_COLUMNS, override_rows, args.format))
     elif args.action in ("show", "export"):
         table = _table(args.version)
         sys.stdout.write(render(ROW_COLUMNS, [_row(row) for row in table], args.format))

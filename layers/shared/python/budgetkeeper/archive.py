@@ -85,7 +85,11 @@ def gzip_lines(lines: Sequence[str]) -> bytes:
 
 
 def enriched_line(metered: Metered, price_version: str) -> str:
-    """The enriched record Firehose archives: no prompt or completion bodies."""
+    """The enriched record Firehose archives: no prompt or completion bodies.
+
+    `price_version` is the batch's table; a call priced by an operator override names the override."""
+    row = metered.priced.row
+    price_version = row.version if row is not None and row.version else price_version
     invocation, attribution, tokens = metered.invocation, metered.attribution, metered.invocation.tokens
     return json.dumps(
         {

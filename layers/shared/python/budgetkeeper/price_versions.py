@@ -11,6 +11,12 @@ Otherwise it is stored with status `refused`, and operators get the diff on the 
 
 The calculator prices with the active version (`ActivePrices`, cached per container for
 `CACHE_TTL`), and falls back to the bundled table when there is none or it cannot be read.
+
+Operator overrides (`budgetkeeper prices override`) price a model that has no price anywhere
+(neither the active version nor the bundled table): rows kept in the prices table under
+OVERRIDES, audited (scope `prices`), read on the same cached path, and used only where the table
+the calculator prices with has no row, so a version that prices the model later wins. A call an
+override priced names it as its `price_version` (`override-<time set>`).
 """
 
 from __future__ import annotations
@@ -27,15 +33,19 @@ from typing import Any
 from pynamodb.exceptions import PynamoDBException
 
 from budgetkeeper import clock, money
+from budgetkeeper.budget_rows import Change, write_audit
 from budgetkeeper.notify import NotificationEvent
 from budgetkeeper.price_list import fetch_price_list, normalise, price_rows
-from budgetkeeper.pricing import TOKEN_KINDS, PriceRow, PriceTable, resolve_model_id
+from budgetkeeper.pricing import TOKEN_KINDS, ModelKind, PriceRow, PriceTable, Rates, resolve_model_id
 from budgetkeeper.store import PriceVersionItem, RollupItem
+from budgetkeeper.usage import ServiceTier
 from budgetkeeper.windows import iso_utc
 
 _log = logging.getLogger(__name__)
 
 ACTIVE_PRICE_VERSION = "ACTIVE"  # the key of the pointer item
+OVERRIDES = "OVERRIDES"  # the key of the operators' overrides
+OVERRIDE_AUDIT_SCOPE = "prices"
 CACHE_TTL = timedelta(minutes=5)
 METERED_LOOKBACK = timedelta(days=30)
 DEFAULT_MAX_FACTOR = Decimal(2)
@@ -43,6 +53,10 @@ DEFAULT_MAX_FACTOR = Decimal(2)
 
 class UnknownPriceVersion(LookupError):
     """No stored version has this name."""
+
+
+class OverrideRefused(ValueError):
+    """An override that may not be set or removed (the reason is the message)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +173,9 @@ def load_version(version: str) -> PriceTable:
 
 def versions() -> list[PriceVersionItem]:
     """Every stored version, oldest first (the pointer item left out)."""
-    items = [item for item in PriceVersionItem.scan() if item.version != ACTIVE_PRICE_VERSION]
+    items = [
+        item for item in PriceVersionItem.scan() if item.version not in (ACTIVE_PRICE_VERSION, OVERRIDES)
+    ]
     return sorted(items, key=lambda item: (item.created_at or "", item.version))
 
 
@@ -186,6 +202,113 @@ def active_table() -> PriceTable:
     """The active version's table; the bundled one when none is active."""
     version = active_version()
     return PriceTable.bundled() if version is None else load_version(version)
+
+
+# --- operator overrides -------------------------------------------------------------------------
+
+
+def _overrides_item() -> PriceVersionItem | None:
+    try:
+        return PriceVersionItem.get(OVERRIDES)
+    except PriceVersionItem.DoesNotExist:
+        return None
+
+
+def overrides() -> tuple[PriceRow, ...]:
+    """The operators' override rows, as stored (a row a version prices now is kept, unused)."""
+    item = _overrides_item()
+    return () if item is None or item.rows is None else tuple(_unpack(OVERRIDES, item.rows))
+
+
+def with_overrides(table: PriceTable, rows: Iterable[PriceRow]) -> PriceTable:
+    """`table` plus each override row for an id, region and tier that `table` does not price."""
+    unpriced = [
+        row for row in rows if table.match(resolve_model_id(row.model), row.region, row.tier).row is None
+    ]
+    return table if not unpriced else PriceTable([*table, *unpriced], version=table.version)
+
+
+def _save_overrides(rows: list[PriceRow], before: PriceVersionItem | None, now: datetime) -> None:
+    """Write the override rows; a concurrent change in between fails the condition (try again)."""
+    condition = (
+        PriceVersionItem.version.does_not_exist()
+        if before is None
+        else PriceVersionItem.created_at == before.created_at
+    )
+    PriceVersionItem(
+        OVERRIDES,
+        status="overrides",
+        created_at=iso_utc(now),
+        source="budgetkeeper prices override",
+        rows=_pack(PriceTable(rows, version=OVERRIDES)),
+        row_count=len(rows),
+    ).save(condition)
+
+
+def set_override(
+    model_id: str, region: str, rates: Rates, *, tier: ServiceTier, actor: str, reason: str
+) -> PriceRow:
+    """Price `model_id` in `region` at `tier` where nothing else does; audited.
+
+    Refused for a model the active version or the bundled table prices there (change prices through
+    a version), for ids that are not priced per token, and without a reason.
+    """
+    if not reason.strip():
+        raise OverrideRefused("an override needs a reason")
+    ref = resolve_model_id(model_id)
+    if ref.kind is not ModelKind.MODEL:
+        raise OverrideRefused(f"{model_id} is a {ref.kind.replace('_', ' ')}: override the model it runs")
+    for table in (active_table(), PriceTable.bundled()):
+        row = table.match(ref, region, tier).row
+        if row is not None:
+            raise OverrideRefused(
+                f"{ref.key} in {region} ({tier}) has a price in {table.version} ({row.model}, {row.region}): "
+                "overrides are for models with no price anywhere"
+            )
+    now = clock.now()
+    version = "override-" + now.strftime("%Y%m%dT%H%M%SZ")
+    row = PriceRow(
+        model=ref.key,
+        region=region,
+        rates=rates,
+        long_context=None,
+        source=f"operator override by {actor}: {reason.strip()}",
+        as_of=now.date(),
+        tier=tier,
+        version=version,
+    )
+    before = _overrides_item()
+    rows = overrides()
+    kept = [old for old in rows if old.key != row.key]
+    _save_overrides([*kept, row], before, now)
+    write_audit(
+        OVERRIDE_AUDIT_SCOPE,
+        f"{ref.key}@{region}#{tier}",
+        "override" if len(kept) < len(rows) else "no price",
+        "override",
+        Change(actor, now, f"{version}: {json.dumps(rates.to_dict())}; {reason.strip()}"),
+    )
+    return row
+
+
+def remove_override(model_id: str, region: str, *, tier: ServiceTier, actor: str, reason: str) -> PriceRow:
+    """Take an override out (its calls are unknown again unless a version prices them); audited."""
+    key = (resolve_model_id(model_id).key, region, tier)
+    before = _overrides_item()
+    rows = list(overrides())
+    gone = [row for row in rows if row.key == key]
+    if not gone:
+        raise OverrideRefused(f"no override for {key[0]} in {region} ({tier})")
+    now = clock.now()
+    _save_overrides([row for row in rows if row.key != key], before, now)
+    write_audit(
+        OVERRIDE_AUDIT_SCOPE,
+        f"{key[0]}@{region}#{tier}",
+        "override",
+        "removed",
+        Change(actor, now, reason.strip() or None),
+    )
+    return gone[0]
 
 
 # --- the refresh ---------------------------------------------------------------------------------
@@ -277,7 +400,8 @@ def refresh_from_price_list(
 
 
 class ActivePrices:
-    """The table the calculator prices with: the active version, re-read at most every CACHE_TTL.
+    """The table the calculator prices with: the active version with the operators' overrides,
+    re-read at most every CACHE_TTL.
 
     Without a prices table, with no active version, or when DynamoDB cannot be read, the bundled
     table (a read failure is logged and the last good table is kept).
@@ -286,7 +410,9 @@ class ActivePrices:
     def __init__(self, *, enabled: bool, ttl: timedelta = CACHE_TTL) -> None:
         self._enabled = enabled
         self._ttl = ttl
-        self._table = PriceTable.bundled()
+        self._base = PriceTable.bundled()
+        self._overrides: tuple[PriceRow, ...] = ()
+        self._table = self._base
         self._read_at: datetime | None = None
 
     def table(self) -> PriceTable:
@@ -296,11 +422,16 @@ class ActivePrices:
             try:
                 version = active_version()
                 if version is None:
-                    self._table = PriceTable.bundled()
-                elif version != self._table.version:
-                    self._table = load_version(version)
+                    base = PriceTable.bundled()
+                else:
+                    base = self._base if version == self._base.version else load_version(version)
+                rows = overrides()
             except (PynamoDBException, UnknownPriceVersion) as error:
                 _log.warning(
                     "cannot read the active price version, keeping %s: %s", self._table.version, error
                 )
+            else:
+                if base is not self._base or rows != self._overrides:
+                    self._base, self._overrides = base, rows
+                    self._table = with_overrides(base, rows)
         return self._table

@@ -163,6 +163,7 @@ class PriceRow:
     as_of: date
     derived: tuple[str, ...] = ()  # kinds computed by the table's builder rather than read from the source
     tier: ServiceTier = ServiceTier.STANDARD
+    version: str | None = None  # the version that priced it, when not its table's (an operator override)
 
     @property
     def key(self) -> tuple[str, str, ServiceTier]:
@@ -180,6 +181,7 @@ class PriceRow:
             as_of=date.fromisoformat(data["as_of"]),
             derived=tuple(data.get("derived", ())),
             tier=ServiceTier(data.get("tier", ServiceTier.STANDARD)),
+            version=data.get("version"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -192,6 +194,7 @@ class PriceRow:
             "derived": list(self.derived),
             "source": self.source,
             "as_of": self.as_of.isoformat(),
+            **({"version": self.version} if self.version else {}),
         }
 
 

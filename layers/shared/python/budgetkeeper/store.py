@@ -222,8 +222,9 @@ class DenyItem(Model):
 
 
 class PriceVersionItem(Model):
-    """A price version (rows from one Price List refresh) or, under ACTIVE_PRICE_VERSION, the pointer
-    to the active one (written only by budgetkeeper.price_versions)."""
+    """A price version (rows from one Price List refresh); under ACTIVE_PRICE_VERSION, the pointer
+    to the active one; under OVERRIDES, the operators' price overrides as rows, `created_at` their
+    last change (all written only by budgetkeeper.price_versions)."""
 
     class Meta:
         table_name = "unbound-prices"
