@@ -18,7 +18,7 @@ help:
 	@echo "make test-clock  the time-sensitive tests again, with the machine's clock at a month end and a DST change"
 	@echo "make checkov  scan template.yaml with checkov (own venv); a finding not in .checkov.baseline fails"
 	@echo "make bench   print throughput and cost figures"
-	@echo "make prices  rebuild the bundled price table from its pinned public source"
+	@echo "make prices  rebuild the bundled price table from its pinned public source, cross-check it with genai-prices"
 	@echo "make asl     write statemachines/*.asl.json from their *.source.yaml (edit the source, not the JSON)"
 
 $(STAMP): requirements-dev.txt pyproject.toml
@@ -110,6 +110,7 @@ bench: $(STAMP)
 
 prices: $(STAMP)
 	$(BIN)/python scripts/build_prices.py
+	$(BIN)/python scripts/cross_check_prices.py
 
 asl: $(STAMP)
 	$(BIN)/python scripts/build_asl.py
