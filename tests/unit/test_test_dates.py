@@ -31,7 +31,7 @@ DATES_ARE_DATA = {
     "integration/test_usage_writer.py": "the writer stores the window ids it is handed, asks no clock",
     "integration/test_calendar_edges.py": "calendar edges, each test pinning its own clock",
     "unit/test_test_dates.py": "the guard's own sample of what it catches",
-    "unit/test_cross_check_prices.py": "price rows' as-of days and a price source's start dates, data compared offline",
+    "unit/test_cross_check_prices.py": "as-of and start dates of prices, data compared offline",
 }
 SYSTEM_CLOCK = re.compile(r"\b(datetime\.now|datetime\.utcnow|date\.today|time\.time|time\.gmtime)\(")
 SYSTEM_CLOCK_ALLOWED = {
