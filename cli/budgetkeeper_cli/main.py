@@ -13,6 +13,7 @@ from budgetkeeper_cli.errors import CommandFailed, UsageError
 COMMAND_MODULES: tuple[str, ...] = (
     "price",
     "meter",
+    "report",
     "budget",
     "status",
     "audit",

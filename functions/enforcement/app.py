@@ -4,11 +4,12 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from budgetkeeper.observability import logger, tracer
+from budgetkeeper.observability import logger, metrics, tracer
 from budgetkeeper.settings import get_settings, load_tunables
 from budgetkeeper.workflow import run_task_once
 
 
+@metrics.log_metrics
 @tracer.capture_lambda_handler
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -15,17 +15,19 @@ from budgetkeeper.metering import Meter
 from budgetkeeper.pricing import PriceTable
 from budgetkeeper_cli.errors import CommandFailed
 from budgetkeeper_cli.usage_report import (
-    FORMATS,
     GROUP_FIELDS,
     RegionalProfiles,
     ScanStats,
     UsageReport,
+    add_report_options,
     iter_sources,
+    left_out_line,
     load_teams_file,
     parse_group_by,
     progress_for,
     record_filter_from_options,
-    render,
+    render_rows,
+    report_rows,
     resolve_inputs,
     scan,
     summary_lines,
@@ -74,33 +76,7 @@ def register(subparsers: Any) -> None:
         metavar="PATH_OR_S3_URI",
         help="a log file, a directory tree of log files, or s3://bucket/prefix",
     )
-    parser.add_argument(
-        "--group-by",
-        default="principal",
-        metavar="FIELDS",
-        help=f"comma-separated group fields, from: {','.join(GROUP_FIELDS)} (default: principal)",
-    )
-    parser.add_argument(
-        "--format",
-        choices=FORMATS,
-        default="table",
-        help="table (costs rounded for people, with a total), csv or json (exact costs); default: table",
-    )
-    parser.add_argument(
-        "--arn-pattern",
-        metavar="GLOB",
-        help="only calls whose identity ARN matches this glob, e.g. '*:user/alice' (case-sensitive)",
-    )
-    parser.add_argument(
-        "--since",
-        metavar="ISO",
-        help="only calls at or after this time: a date (midnight UTC) or e.g. 2025-11-18T09:00:00Z",
-    )
-    parser.add_argument(
-        "--until",
-        metavar="ISO",
-        help="only calls before this time; a date includes that whole day (UTC)",
-    )
+    add_report_options(parser)
     parser.add_argument(
         "--teams",
         metavar="FILE.json",
@@ -134,9 +110,12 @@ def run(args: argparse.Namespace) -> int:
             f"no invocation log files in {' '.join(args.inputs)} "
             "(read are .json, .json.gz, .jsonl, .ndjson and .gz files outside data/ folders)"
         )
-    sys.stdout.write(render(report, args.format))
+    rows = report_rows(report, max_rows=args.max_rows)
+    sys.stdout.write(render_rows(rows, args.format))
     sys.stdout.flush()
-    for line in summary_lines(stats, price_version=prices.version, filtered=record_filter.is_active):
+    for line in left_out_line(rows) + summary_lines(
+        stats, price_version=prices.version, filtered=record_filter.is_active
+    ):
         sys.stderr.write(line + "\n")
     if stats.unreadable:
         names = ", ".join(name for name, _ in stats.unreadable)
