@@ -14,11 +14,21 @@ import pytest
 
 
 @pytest.mark.e2e
-def test_the_demo_tells_the_whole_life_of_a_budget(clock):
+def test_the_demo_tells_the_whole_life_of_a_budget(clock, tmp_path):
     # The day's traffic is generated from its date: the test's day, not the machine's, keeps it fixed.
     day = clock().date().isoformat()
     result = subprocess.run(
-        [sys.executable, "-m", "devkit.demo", "--records", "400", "--day", day],
+        [
+            sys.executable,
+            "-m",
+            "devkit.demo",
+            "--records",
+            "400",
+            "--day",
+            day,
+            "--report",
+            str(tmp_path / "r.html"),
+        ],
         capture_output=True,
         text=True,
         timeout=540,
@@ -41,3 +51,9 @@ def test_the_demo_tells_the_whole_life_of_a_budget(clock):
     next_day = (clock().date() + timedelta(days=1)).isoformat()
     assert f"daily   {next_day}  $0.00" in out, "status does not show the window after the refresh"
     assert '{"level"' not in out and '"_aws"' not in out  # logs and metrics stay out of the story
+    # It ends with the HTML report of the day, written where it says
+    assert (
+        out.rstrip().splitlines()[-3]
+        == f"HTML report written to {tmp_path / 'r.html'} (open it in a browser; it needs no network)"
+    )
+    assert "Spend per team" in (tmp_path / "r.html").read_text()

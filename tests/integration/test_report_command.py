@@ -42,7 +42,10 @@ class MeteredDay:
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     capsys.readouterr()
-    code = main(list(argv))
+    try:
+        code = main(list(argv))
+    except SystemExit as exit_:  # argparse's own checks (choices, types)
+        code = int(exit_.code or 0)
     out, err = capsys.readouterr()
     return code, out, err
 

@@ -289,7 +289,7 @@ def test_the_archive_bucket_is_versioned_encrypted_and_prunes_old_versions(deplo
 
 
 def test_the_topic_and_the_delivery_stream_are_encrypted(deployed):
-    (topic,) = _of_type(deployed, "AWS::SNS::Topic").values()
+    topic = _of_type(deployed, "AWS::SNS::Topic")["BudgetEventsTopic"]
     assert topic["KmsMasterKeyId"]
     (stream,) = _of_type(deployed, "AWS::KinesisFirehose::DeliveryStream").values()
     assert stream["DeliveryStreamEncryptionConfigurationInput"]["KeyType"] in {
@@ -305,8 +305,10 @@ def test_without_a_key_aws_keys_are_used_and_no_role_gets_kms():
     bucket = _of_type(template, "AWS::S3::Bucket")["ArchiveBucket"]
     (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     assert rule == {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
-    (topic,) = _of_type(template, "AWS::SNS::Topic").values()
-    assert topic["KmsMasterKeyId"] == "alias/aws/sns"
+    topics = _of_type(template, "AWS::SNS::Topic")
+    assert topics["BudgetEventsTopic"]["KmsMasterKeyId"] == "alias/aws/sns"
+    # CloudWatch alarms cannot publish to a topic under the AWS-managed SNS key: no KMS key there
+    assert "KmsMasterKeyId" not in topics["OperatorAlarmsTopic"]
     (stream,) = _of_type(template, "AWS::KinesisFirehose::DeliveryStream").values()
     assert stream["DeliveryStreamEncryptionConfigurationInput"] == {"KeyType": "AWS_OWNED_CMK"}
     assert "EncryptionConfiguration" not in stream["ExtendedS3DestinationConfiguration"]
@@ -325,8 +327,8 @@ def test_with_a_key_everything_uses_it_and_the_roles_that_need_it_get_it_on_that
     bucket = _of_type(template, "AWS::S3::Bucket")["ArchiveBucket"]
     (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     assert rule["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": KMS_KEY_ARN}
-    (topic,) = _of_type(template, "AWS::SNS::Topic").values()
-    assert topic["KmsMasterKeyId"] == KMS_KEY_ARN
+    for topic in _of_type(template, "AWS::SNS::Topic").values():
+        assert topic["KmsMasterKeyId"] == KMS_KEY_ARN
     (stream,) = _of_type(template, "AWS::KinesisFirehose::DeliveryStream").values()
     assert stream["DeliveryStreamEncryptionConfigurationInput"] == {
         "KeyType": "CUSTOMER_MANAGED_CMK",

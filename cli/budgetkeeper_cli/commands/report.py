@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     rows = report_rows(report, previous=previous, top=args.top, max_rows=args.max_rows)
     sys.stdout.write(render_rows(rows, args.format))
     sys.stdout.flush()
-    notes = [f"window: {window}" + (f", compared with {window.previous()}" if previous else "")]
+    notes = [f"window: {window}" + (f", compared with {window.previous()}" if previous is not None else "")]
     notes += left_out_line(rows)
     if html_path is not None:
         write_html_report(html_path, window, args.arn_pattern, stack.tunables(), now)
