@@ -18,4 +18,7 @@ done
 "$venv/bin/budgetkeeper" --help >/dev/null
 "$venv/bin/budgetkeeper" price --model amazon.nova-pro-v1:0 --region us-east-1 --input 1000 --output 200
 "$venv/bin/budgetkeeper" meter events/invocation_logs/ --group-by principal,model
+# The HTML report's template is package data: it must be installed with the command.
+(cd "$(dirname "$venv")" && "$venv/bin/python" -c \
+  "import budgetkeeper_cli.html_report as h; h._ENVIRONMENT.get_template('report.html.j2')")
 echo "check_install: pip install . gives a working budgetkeeper without moto"
