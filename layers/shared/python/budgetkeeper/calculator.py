@@ -19,8 +19,7 @@ from decimal import Decimal
 from typing import Protocol
 
 import boto3
-from aws_lambda_powertools import single_metric
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from budgetkeeper import clock
 from budgetkeeper.archive import ArchiveBucket, BadEvent, enriched_line, gzip_lines
@@ -308,16 +307,14 @@ def record_metrics(report: BatchReport) -> None:
     for name, value in counts.items():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     metrics.add_metric(name="CostMeteredUSD", unit=MetricUnit.NoUnit, value=float(report.cost_usd))
+    # One EMF line per model and per team (a dimension value per line), flushed here; unlike
+    # single_metric, a flush honours POWERTOOLS_METRICS_DISABLED.
     for dimension, costs in cost_by_model_and_team(report.commit.applied).items():
         for value, cost in sorted(costs.items()):
-            with single_metric(
-                name="CostMeteredUSD",
-                unit=MetricUnit.NoUnit,
-                value=float(cost),
-                namespace=metrics.namespace,
-                default_dimensions=metrics.default_dimensions,
-            ) as metric:
-                metric.add_dimension(name=dimension, value=value)
+            line = EphemeralMetrics(namespace=metrics.provider.namespace)
+            line.add_dimension(name=dimension, value=value)
+            line.add_metric(name="CostMeteredUSD", unit=MetricUnit.NoUnit, value=float(cost))
+            line.flush_metrics()
     if report.unknown_models:
         logger.warning("unknown models priced at zero", models=dict(report.unknown_models))
     if report.bad_events:
