@@ -88,10 +88,12 @@ $(CHECKOV_STAMP):
 # - CKV_AWS_173 (Lambda environment not KMS-encrypted): it holds names and ARNs, no secret; Lambda
 #   encrypts it at rest with an AWS managed key.
 # - CKV_AWS_116 (no DLQ): Firehose and Step Functions invoke synchronously and retry; the schedule's
-#   next sweep redoes a failed one. A DLQ applies to asynchronous invocations only.
+#   next sweep redoes a failed one. A DLQ applies to asynchronous invocations only: the
+#   NotifierFunction, which SNS invokes asynchronously, has one (NotifierFailuresQueue).
 # - CKV_AWS_117 (not in a VPC): the functions call only AWS APIs; a VPC would add NAT or endpoints.
 # - CKV_AWS_115 (no reserved concurrency): their callers bound them (Firehose, Step Functions, a
-#   schedule); DenyFunction has it (1), for another reason.
+#   schedule, SNS: one NotifierFunction run per event, where a cap would only delay notices);
+#   DenyFunction has it (1), for another reason.
 checkov: $(CHECKOV_STAMP)
 	$(CHECKOV_VENV)/bin/checkov -f template.yaml $(CHECKOV_ARGS) --baseline .checkov.baseline
 

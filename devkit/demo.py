@@ -1,11 +1,15 @@
 """`make demo`: a realistic day of Bedrock traffic through the whole stack, on a local AWS.
 
 Runs moto as a server on 127.0.0.1, creates the stack from template.yaml, and then:
+0. day one: `budgetkeeper doctor` finds invocation logging off, `logging enable` turns it on, and
+   the teams and users are created with `team create` and `user create`;
 1. meters the day's invocation logs offline from S3 (`budgetkeeper meter`);
 2. streams the same day through the usage calculator in Firehose-shaped batches, hour by hour,
    with budgets set by the `budgetkeeper` CLI, and tells the life of each budget from the
    notifications the workflow publishes: warning, critical, grace, suspension (the deny policy
-   read back from IAM), an operator's emergency restore, and the refresh at midnight.
+   read back from IAM), an operator's emergency restore, and the refresh at midnight; under each
+   event, what people received: the operators' text notice (SMS), owners' e-mails (HTML written to
+   a folder), and at the end one e-mail's text and one Slack message as Slack got it.
 """
 
 from __future__ import annotations
@@ -27,19 +31,21 @@ from pathlib import Path
 from typing import Any
 
 from budgetkeeper import clock, money
-from budgetkeeper.store import RollupItem, TeamItem
+from budgetkeeper.store import RollupItem
 from budgetkeeper_cli.main import main as budgetkeeper
 from devkit import demo_data
 from devkit.harness.clock import ManualClock
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, firehose_event, log_message
 from devkit.harness.server import local_aws
+from devkit.harness.slack import LocalSlack
 from devkit.harness.stack import LocalStack
 from devkit.harness.workflow import WaitControl, real_handlers
 
 EVENTS_PER_PAYLOAD = 25  # CloudWatch Logs batches events into one subscription payload
 PAYLOADS_PER_BATCH = 20  # a Firehose processor batch (1 MB buffer) holds about this many
 GRACE = "4s"
+SENDER = "budgets@example.com"  # the verified SES identity owners' e-mail comes from
 
 
 def say(text: str = "") -> None:
@@ -53,7 +59,7 @@ def heading(text: str) -> None:
     say("=" * len(text))
 
 
-def cli(*args: str, shown_args: Sequence[str] | None = None) -> str:
+def cli(*args: str, shown_args: Sequence[str] | None = None, expect: int = 0) -> str:
     """Run a `budgetkeeper` command as an operator would; show what it printed; return stderr."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -62,6 +68,8 @@ def cli(*args: str, shown_args: Sequence[str] | None = None) -> str:
     for line in out.getvalue().rstrip("\n").splitlines():
         say(f"  {line}")
     if code != 0:
+        say(f"  (exit {code})")
+    if code != expect:
         raise SystemExit(f"budgetkeeper {' '.join(args)} failed ({code}): {err.getvalue()}")
     return err.getvalue()
 
@@ -100,6 +108,46 @@ class Narrator:
         for event in told:
             say(f"  [{clock}] {describe(event)}")
         return told
+
+
+class Mailroom:
+    """What people received, read back from the local AWS: the operators' topic (SNS), owners'
+    e-mail (SES, each HTML body written to `folder`) and Slack (a local incoming webhook)."""
+
+    def __init__(self, stack: LocalStack, waits: WaitControl, slack: LocalSlack, folder: str) -> None:
+        self._topic = stack.physical_ids["OperatorAlertsTopic"]
+        self._waits = waits
+        self.slack = slack
+        self.folder = folder
+        self._notices_seen = 0
+        self.mails: list[Any] = []
+
+    def tell(self) -> None:
+        from moto.ses.models import ses_backends
+        from moto.sns.models import sns_backends
+
+        from devkit.harness.stack import ACCOUNT_ID, REGION
+
+        self._waits.deliveries.drain()  # SNS invokes the notifier asynchronously
+        notices = sns_backends[ACCOUNT_ID][REGION].topics[self._topic].sent_notifications
+        for _, message, *_ in notices[self._notices_seen :]:
+            say(f"      operators (SMS): {json.loads(message)['sms']}")
+        self._notices_seen = len(notices)
+        for mail in ses_backends[ACCOUNT_ID][REGION].sent_messages[len(self.mails) :]:
+            self.mails.append(mail)
+            [to] = mail.destinations["ToAddresses"]
+            path = os.path.join(self.folder, f"{len(self.mails):02d}-{to}.html")
+            with open(path, "w", encoding="utf-8") as html:
+                html.write(mail.body)
+            say(f"      {to} (e-mail): {mail.subject}  -> {os.path.basename(path)}")
+
+    def show(self) -> None:
+        say(f"  {len(self.mails)} e-mails to owners, as HTML, in {self.folder}")
+        suspended = [p for p in self.slack.payloads if p["text"].startswith("Bedrock access suspended")]
+        if suspended:
+            say("  One Slack message, as the incoming webhook got it (Block Kit):")
+            for line in json.dumps(suspended[0], indent=2, ensure_ascii=False).splitlines():
+                say(f"    {line}")
 
 
 def describe(event: dict[str, Any]) -> str:
@@ -149,7 +197,7 @@ def is_denied(record: dict[str, Any], denied: set[str]) -> bool:
 
 
 def create_identities(stack: LocalStack) -> None:
-    """The IAM users, roles and team groups the day's callers use."""
+    """What the account had before Budgetkeeper: the roles, the API-key users and heidi."""
     iam = stack.client("iam")
     users, roles = set(), set()
     for arn in demo_data.principal_arns(demo_data.DEMO_ACCOUNT):
@@ -158,14 +206,57 @@ def create_identities(stack: LocalStack) -> None:
             users.add(resource.split("/")[-1])
         elif resource.startswith("assumed-role/"):
             roles.add(resource.split("/")[1])
-    for user in sorted(users):
+    onboarded = {scope.partition(":")[2] for scope in demo_data.teams() if scope.startswith("user:")}
+    for user in sorted(users - onboarded):
         iam.create_user(UserName=user)
     for role in sorted(roles):
         iam.create_role(
             RoleName=role, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
         )
+
+
+def day_one(stack: LocalStack, stack_name: str) -> None:
+    """What an operator does first: check, turn logging on, create the teams and the users."""
+    heading("0. Day one: the doctor, invocation logging, teams and users")
+    options = ["--stack-name", stack_name]
+    create_identities(stack)
+    say("A fresh account: the doctor finds what is missing (and exits 1).")
+    cli("doctor", *options, expect=1)
+    cli("logging", "enable", *options)
+    members: dict[str, list[str]] = defaultdict(list)
     for scope, team in demo_data.teams().items():
-        TeamItem(scope, team=team).save()
+        members[team].append(scope)
+    say("The teams (their IAM groups) with the roles, apps and API keys that belong to them:")
+    for team, scopes in sorted(members.items()):
+        first = [part for scope in scopes if not scope.startswith("user:") for part in ("--member", scope)]
+        cli("team", "create", team, *first, *options)
+    say("The people, each an IAM user in a team:")
+    for team, scopes in sorted(members.items()):
+        for scope in scopes:
+            if scope.startswith("user:"):
+                name = scope.partition(":")[2]
+                cli(
+                    "user", "create", name, "--person", name.title(), "--team", team,
+                    "--email", f"{name}@example.com", "--language", "es" if name == "grace" else "en",
+                    *options,
+                )  # fmt: skip
+    cli("team", "show", "research", *options)
+
+
+@contextlib.contextmanager
+def signed_in_as(stack: LocalStack, user: str) -> Iterator[None]:
+    """The next commands run with `user`'s own access key (STS then says who they are)."""
+    key = stack.client("iam").create_access_key(UserName=user)["AccessKey"]
+    saved = {name: os.environ.get(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    os.environ.update(AWS_ACCESS_KEY_ID=key["AccessKeyId"], AWS_SECRET_ACCESS_KEY=key["SecretAccessKey"])
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def batches(records: Sequence[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -219,11 +310,21 @@ def part_one(stack: LocalStack, records: list[dict[str, Any]]) -> None:
 
 
 def part_two(
-    stack: LocalStack, stack_name: str, waits: WaitControl, day: ManualClock, records: list[dict[str, Any]]
+    stack: LocalStack,
+    stack_name: str,
+    waits: WaitControl,
+    day: ManualClock,
+    records: list[dict[str, Any]],
+    mailroom: Mailroom,
 ) -> None:
     heading("2. The same day, live: Firehose -> usage calculator -> budgets -> Step Functions")
-    create_identities(stack)
     narrator = Narrator(stack)
+
+    def tell(clock: str) -> list[dict[str, Any]]:
+        told = narrator.tell(clock)
+        mailroom.tell()
+        return told
+
     options = ["--stack-name", stack_name]
     say("Budgets, set by an operator:")
     alice_day = sum_for(records, "user/alice")
@@ -240,6 +341,8 @@ def part_two(
         GRACE,
         "--reason",
         "research quota",
+        "--owner",
+        "alice@example.com",
         *options,
     )
     cli(
@@ -254,6 +357,10 @@ def part_two(
         GRACE,
         "--reason",
         "support bot quota",
+        "--owner",
+        "soporte@example.com",
+        "--language",
+        "es",
         *options,
     )
     cli("budget", "set", "team:platform", "--window", "monthly", "--limit", "500", *options)
@@ -277,9 +384,12 @@ def part_two(
             say(
                 f"  [{hour:02d}:00] {blocked} calls by suspended principals were denied by IAM (never logged)"
             )
-        told = narrator.tell(f"{hour:02d}:59")
+        told = tell(f"{hour:02d}:59")
         if any(event["type"] == "suspended" and event["scope"] == "user:alice" for event in told):
             show_deny(stack, "alice")
+            say("  alice asks where she stands, with her own credentials and only the self-service rights:")
+            with signed_in_as(stack, "alice"):
+                cli("me", *options)
         if not restored_supportbot and any(
             event["type"] == "suspended" and event["scope"] == "app:SupportBot" for event in told
         ):
@@ -298,7 +408,7 @@ def part_two(
                 *options,
             )
             cli("restore", "app:SupportBot", "--reason", "support backlog, approved by the CFO", *options)
-            narrator.tell(f"{hour:02d}:59")
+            tell(f"{hour:02d}:59")
             restored_supportbot = True
 
     heading("3. Midnight: the daily windows refresh")
@@ -306,7 +416,7 @@ def part_two(
     day.set(midnight + timedelta(days=1))
     waits.release()
     settle(stack, until_idle=True)
-    narrator.tell("00:00")
+    tell("00:00")
     attached = stack.client("iam").list_attached_user_policies(UserName="alice")["AttachedPolicies"]
     if attached:
         say(f"  IAM user alice still has {len(attached)} policy attached.")
@@ -329,9 +439,12 @@ def part_two(
     cli("status", "user:alice", *options)
     cli("audit", "user:alice", *options)
 
+    heading("6. What people received")
+    mailroom.show()
 
-def part_six(stack_name: str, day: date, report: Path) -> None:
-    heading("6. The day's report from the rollups, with the window before, and as HTML")
+
+def part_seven(stack_name: str, day: date, report: Path) -> None:
+    heading("7. The day's report from the rollups, with the window before, and as HTML")
     window = ["--since", day.isoformat(), "--until", day.isoformat()]
     cli("report", "--group-by", "team", "--compare", "previous", *window, "--stack-name", stack_name)
     report.parent.mkdir(parents=True, exist_ok=True)
@@ -415,8 +528,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     logging.getLogger("moto").setLevel(logging.CRITICAL)
     os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
+    mail_folder = tempfile.mkdtemp(prefix="budgetkeeper-demo-mail-")
     with local_aws() as endpoint:
-        stack = LocalStack(stack_name="budgetkeeper-demo", environment_name="demo", endpoint_url=endpoint)
+        stack = LocalStack(
+            stack_name="budgetkeeper-demo",
+            environment_name="demo",
+            endpoint_url=endpoint,
+            parameters={"NotificationSender": SENDER},
+        )
         stack.create()
         stack_name = stack.publish_outputs()
         # Tuned as an operator would, in SSM: the functions' own logs stay out of the narrative.
@@ -424,14 +543,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"Local AWS at {endpoint}; stack {stack_name} created from template.yaml.")
         # The demo's own clock: it stands at the hour whose logs are arriving, and moves on by hours.
         day_clock = ManualClock(datetime(day.year, day.month, day.day, tzinfo=UTC))
+        slack = LocalSlack()
         with (
             clock.use(day_clock),
-            stack.activated(),
+            stack.activated() as settings,
             real_handlers(stack, WaitControl(max_wait_seconds=3600)) as waits,
         ):
+            # The operators' Slack webhook, kept as the secret it is (an SSM SecureString)
+            stack.client("ssm").put_parameter(
+                Name=settings.slack_webhook_parameter, Value=slack.url, Type="SecureString"
+            )
+            day_one(stack, stack_name)
             part_one(stack, records)
-            part_two(stack, stack_name, waits, day_clock, records)
-            part_six(stack_name, day, args.report)
+            part_two(stack, stack_name, waits, day_clock, records, Mailroom(stack, waits, slack, mail_folder))
+            part_seven(stack_name, day, args.report)
+        slack.close()
     say()
     say(f"Done in {time.monotonic() - started:.0f} s. `make test` proves it; `make bench` measures it.")
     return 0

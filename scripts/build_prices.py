@@ -21,7 +21,7 @@ import sys
 import tempfile
 import zipfile
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
@@ -30,6 +30,8 @@ from typing import Any
 
 from budgetkeeper.pricing import (
     ANY_REGION,
+    GLOBAL_PREFIX,
+    GOVCLOUD_PREFIX,
     TOKEN_KINDS,
     TOKENS_PER_PRICE_UNIT,
     LongContextTier,
@@ -37,6 +39,7 @@ from budgetkeeper.pricing import (
     Rates,
     resolve_model_id,
 )
+from budgetkeeper.usage import ServiceTier
 
 REPO = Path(__file__).resolve().parent.parent
 OUTPUT = REPO / "layers/shared/python/budgetkeeper/prices/bedrock-prices.json"
@@ -68,6 +71,11 @@ LITELLM_FIELDS: Mapping[str, str] = {
     "cache_write_5m": "cache_creation_input_token_cost",
     "cache_write_1h": "cache_creation_input_token_cost_above_1hr",
 }
+# LiteLLM's suffix of a service tier's fields (`input_cost_per_token_priority`); no suffix: standard.
+SERVICE_TIER_SUFFIXES: Mapping[ServiceTier, str] = {
+    ServiceTier.PRIORITY: "_priority",
+    ServiceTier.FLEX: "_flex",
+}
 TIER_FIELD = re.compile(r"(?P<field>.+)_above_(?P<thousands>\d+)k_tokens")
 # bedrock_mantle is Bedrock's OpenAI-compatible endpoint, with model ids of its own
 # (`openai.gpt-oss-120b` there, `openai.gpt-oss-120b-1:0` in the runtime API): not what invocation logs show.
@@ -82,9 +90,11 @@ BOGUS_KEYS: Mapping[str, str] = {
 }
 
 FORMAT = {
-    "rows": "one per (model, region), sorted by model, then region",
+    "rows": "one per (model, region, tier), sorted by model, region, then tier",
     "model": "model or inference-profile id as Bedrock logs it, e.g. "
     "anthropic.claude-3-5-sonnet-20240620-v1:0, us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+    "tier": "the service tier the rates are for: standard, priority or flex (LiteLLM's _priority and _flex "
+    "fields; a tier row has no long-context rates: LiteLLM gives none)",
     "region": "the source AWS region the prices apply to, or * where the source names none "
     "(LiteLLM's default price, in practice the us-east-1 list price)",
     "input, output, cache_read, cache_write_5m, cache_write_1h": "USD per 1,000,000 tokens as exact decimal "
@@ -92,8 +102,11 @@ FORMAT = {
     "(1-hour cache write -> 5-minute cache write -> input; cache read -> input)",
     "long_context": "null, or the rates charged for every token of a request whose prompt "
     "(input + cache read + cache write tokens) exceeds threshold_tokens",
-    "derived": "kinds computed by this builder rather than read: cache_write_1h = 2 x input, only for models "
-    "LiteLLM gives a 1-hour cache-write price for on another key",
+    "derived": "what this builder computed rather than read: cache_write_1h = 2 x input, only for models "
+    "LiteLLM gives a 1-hour cache-write price for on another key; in_region_rate: the bare (in-region) id "
+    "of a model whose geographic profiles cost more than its global one is priced at the geographic rate, "
+    "where LiteLLM gives it the global one (AWS bills in-region and geographic calls of Claude 4.5 and "
+    "later 10% above global)",
     "source": "the package, file and key the prices were read from",
     "as_of": "the PyPI release date of that package",
 }
@@ -171,8 +184,22 @@ def listed_models(entries: Mapping[str, Any]) -> set[str]:
     return {resolve_model_id(key.rsplit("/", 1)[-1]).base_model for key in entries}
 
 
-def read_rows(pin: Pin, entries: Mapping[str, Any], skipped: Counter[str]) -> dict[tuple[str, str], PriceRow]:
-    rows: dict[tuple[str, str], PriceRow] = {}
+def service_tier_rows(pin: Pin, key: str, entry: Mapping[str, Any], standard: PriceRow) -> Iterator[PriceRow]:
+    """Rows of the priority and flex tiers an entry prices both input and output tokens for."""
+    for tier, suffix in SERVICE_TIER_SUFFIXES.items():
+        try:
+            rates = read_rates(entry, suffix)
+        except Skipped:
+            continue
+        yield replace(
+            standard, rates=rates, long_context=None, tier=tier, source=f"{standard.source} {suffix}"
+        )
+
+
+def read_rows(
+    pin: Pin, entries: Mapping[str, Any], skipped: Counter[str]
+) -> dict[tuple[str, str, ServiceTier], PriceRow]:
+    rows: dict[tuple[str, str, ServiceTier], PriceRow] = {}
     # Shortest key first: `us.x` before its aliases `bedrock/us.x` and `bedrock/invoke/us.x`.
     for key in sorted(entries, key=lambda key: (len(key), key)):
         entry = entries[key]
@@ -194,12 +221,42 @@ def read_rows(pin: Pin, entries: Mapping[str, Any], skipped: Counter[str]) -> di
             missing = {kind for kind in TOKEN_KINDS if getattr(rates, kind) is None}
             if missing != {kind for kind in TOKEN_KINDS if getattr(tier.rates, kind) is None}:
                 raise ValueError(f"{key}: long-context tier prices other token kinds than the standard rates")
-        alias_of = rows.setdefault((model, region), row)
-        if alias_of is not row:
-            if (alias_of.rates, alias_of.long_context) != (row.rates, row.long_context):
-                raise ValueError(f"{key} and {alias_of.source} price {model} in {region} differently")
-            skipped[f"{pin.version}: alias of a key already read"] += 1
+        for read in (row, *service_tier_rows(pin, key, entry, row)):
+            alias_of = rows.setdefault(read.key, read)
+            if alias_of is not read:
+                if (alias_of.rates, alias_of.long_context) != (read.rates, read.long_context):
+                    raise ValueError(f"{key} and {alias_of.source} price {model} in {region} differently")
+                skipped[f"{pin.version}: alias of a key already read ({read.tier})"] += 1
     return rows
+
+
+def with_regional_in_region_rates(rows: list[PriceRow]) -> list[PriceRow]:
+    """The bare id of a model whose geo profiles agree on a rate above its global one, at that rate.
+
+    AWS bills in-region (bare id) and geographic cross-region calls of Claude Sonnet 4.5, Haiku 4.5,
+    Opus 4.5 and later 10% above global ones; LiteLLM prices their bare ids at the global rate.
+    Decided per (model, tier) from the rows themselves, so a model the rule does not fit keeps its row.
+    """
+    by_key = {row.key: row for row in rows}
+    geo_rates: dict[tuple[str, ServiceTier], set[tuple[Rates, LongContextTier | None]]] = {}
+    for row in rows:
+        ref = resolve_model_id(row.model)
+        if row.region == ANY_REGION and ref.profile_prefix not in (None, GLOBAL_PREFIX, GOVCLOUD_PREFIX):
+            geo_rates.setdefault((ref.base_model, row.tier), set()).add((row.rates, row.long_context))
+    completed = []
+    for row in rows:
+        global_row = by_key.get((f"{GLOBAL_PREFIX}.{row.model}", row.region, row.tier))
+        regional = geo_rates.get((row.model, row.tier), set())
+        if (
+            resolve_model_id(row.model).profile_prefix is None
+            and global_row is not None
+            and len(regional) == 1
+            and (row.rates, row.long_context) == (global_row.rates, global_row.long_context)
+            and (geo := next(iter(regional)))[0].input > global_row.rates.input
+        ):
+            row = replace(row, rates=geo[0], long_context=geo[1], derived=(*row.derived, "in_region_rate"))
+        completed.append(row)
+    return completed
 
 
 def with_one_hour_writes(rows: list[PriceRow]) -> list[PriceRow]:
@@ -284,7 +341,10 @@ def build(wheel_dir: Path) -> tuple[dict[str, Any], Counter[str]]:
             skipped[f"{SUPPLEMENT.version}: model listed by {PRIMARY.version}"] += 1
         else:
             rows.append(row)
-    rows = sorted(with_one_hour_writes(rows), key=lambda row: (row.model, row.region))
+    rows = sorted(
+        with_regional_in_region_rates(with_one_hour_writes(rows)),
+        key=lambda row: (row.model, row.region, row.tier),
+    )
     document = {
         "version": f"litellm-{PRIMARY.version}",
         "source": f"LiteLLM's model price file {PRICE_FILE}, from the PyPI wheels litellm=={PRIMARY.version} "

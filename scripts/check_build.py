@@ -23,6 +23,17 @@ sys.path[:0] = json.loads(os.environ["PROBE_PATH"])
 module_name, attribute = os.environ["PROBE_HANDLER"].rsplit(".", 1)
 handler = getattr(importlib.import_module(module_name), attribute)
 assert callable(handler), f"{attribute} is not callable"
+if "budgetkeeper.notify.render" in sys.modules:
+    # The notifier's templates are data in the layer: each language renders there too.
+    from budgetkeeper.notify.render import default_renderer
+    from budgetkeeper.notify.notices import notice_for
+    from budgetkeeper.notify import NotificationEvent
+    event = NotificationEvent("suspended", "user:a", "daily", "d", "2", "1", "9", None, "x", None, None, "t")
+    notice = notice_for(event)
+    languages = default_renderer().languages()
+    assert languages, "no notice templates in the layer"
+    for language in languages:
+        default_renderer().render(notice.template, language, notice.context)
 """
 
 

@@ -21,4 +21,18 @@ done
 # The HTML report's template is package data: it must be installed with the command.
 (cd "$(dirname "$venv")" && "$venv/bin/python" -c \
   "import budgetkeeper_cli.html_report as h; h._ENVIRONMENT.get_template('report.html.j2')")
+# The notice templates ship as package data: every language renders from the installed package.
+(cd "$(dirname "$venv")" && POWERTOOLS_SERVICE_NAME=check "$venv/bin/python" - <<'PY'
+from budgetkeeper.notify import NotificationEvent
+from budgetkeeper.notify.notices import notice_for
+from budgetkeeper.notify.render import Renderer
+
+renderer = Renderer()
+assert renderer.languages() == ("en", "es"), renderer.languages()
+event = NotificationEvent("suspended", "user:alice", "daily", "d", "2", "1", "200", None, "x", None, None, "t")
+notice = notice_for(event)
+for language in renderer.languages():
+    assert "user:alice" in renderer.render(notice.template, language, notice.context).html
+PY
+)
 echo "check_install: pip install . gives a working budgetkeeper without moto"

@@ -12,8 +12,10 @@ from budgetkeeper_cli.errors import CommandFailed, UsageError
 # Sub-command modules under budgetkeeper_cli.commands, in the order `--help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
     "price",
+    "prices",
     "meter",
     "report",
+    "redrive",
     "budget",
     "status",
     "audit",
@@ -21,6 +23,14 @@ COMMAND_MODULES: tuple[str, ...] = (
     "restore",
     "protect",
     "unprotect",
+    # issue 15: day-one onboarding
+    "config",
+    "team",
+    "user",
+    "invocation_logging",
+    "doctor",
+    "me",
+    "estimate",
 )
 
 

@@ -278,8 +278,10 @@ def run_action(
     return 0
 
 
-BUDGET_WINDOW_HELP = "only this budget: daily, monthly or days:N@YYYY-MM-DD (default: every budget)"
-SUSPENSION_WINDOW_HELP = "only this suspension: daily, monthly, days:N@YYYY-MM-DD or manual (default: all)"
+BUDGET_WINDOW_HELP = "only this budget: daily, weekly, monthly or days:N@YYYY-MM-DD (default: every budget)"
+SUSPENSION_WINDOW_HELP = (
+    "only this suspension: daily, weekly, monthly, days:N@YYYY-MM-DD or manual (default: all)"
+)
 
 
 def add_action_parser(

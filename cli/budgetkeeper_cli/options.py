@@ -125,11 +125,11 @@ def duration_text(seconds: int) -> str:
 
 
 def window(text: str, option: str = "--window") -> str:
-    """`daily`, `monthly` or `days:N@YYYY-MM-DD`, in its canonical spelling."""
+    """`daily`, `weekly`, `monthly` or `days:N@YYYY-MM-DD`, in its canonical spelling."""
     if text.strip().lower() == MANUAL_WINDOW:
         raise UsageError(
             f"{option} {MANUAL_WINDOW} is an operator's suspension, not a budget window: "
-            "use daily, monthly or days:N@YYYY-MM-DD (restore ends a manual suspension)"
+            "use daily, weekly, monthly or days:N@YYYY-MM-DD (restore ends a manual suspension)"
         )
     try:
         return str(parse_window(text))

@@ -52,9 +52,11 @@ OUTPUT_FIELDS: Mapping[str, str] = {
     "TeamsTableName": "teams_table",
     "DeniesTableName": "denies_table",
     "IdempotencyTableName": "idempotency_table",
+    "PricesTableName": "prices_table",
     "ArchiveBucketName": "archive_bucket",
     "BudgetEnforcementStateMachineArn": "state_machine_arn_value",
     "BudgetEventsTopicArn": "notifications_topic_arn",
+    "BedrockDenyPolicyArn": "deny_policy_arn_value",
 }
 
 # Explicit options: (option, Settings field, help). The minimal set the commands read.
@@ -69,7 +71,7 @@ EXPLICIT_OPTIONS: tuple[tuple[str, str, str], ...] = (
     ),
 )
 OPTION_OF_FIELD: Mapping[str, str] = {field: option for option, field, _ in EXPLICIT_OPTIONS}
-_STRING_FIELDS = (
+TABLE_FIELDS = (
     "rollups_table",
     "totals_table",
     "budgets_table",
@@ -78,8 +80,8 @@ _STRING_FIELDS = (
     "teams_table",
     "denies_table",
     "idempotency_table",
-    "archive_bucket",
 )
+_STRING_FIELDS = (*TABLE_FIELDS, "archive_bucket")
 
 # Error codes AWS answers when the credentials themselves are the problem.
 CREDENTIAL_ERROR_CODES = frozenset(
@@ -139,6 +141,7 @@ class Stack:
     settings: Settings
     session: boto3.session.Session
     origin: str  # how it was found, for messages: "stack budgetkeeper-dev" or "the options given"
+    outputs: dict[str, str] = field(default_factory=dict)  # every stack output, by key (none when explicit)
     _clients: dict[str, Any] = field(default_factory=dict)
     _caller: str | None = None
 
@@ -147,28 +150,44 @@ class Stack:
             self._clients[service] = self.session.client(service)
         return self._clients[service]
 
+    def regional_client(self, service: str, region: str) -> Any:
+        """A client in another Region (the stack's own Region: `client`)."""
+        if region == self.settings.region:
+            return self.client(service)
+        key = f"{service}@{region}"
+        if key not in self._clients:
+            self._clients[key] = self.session.client(service, region_name=region)
+        return self._clients[key]
+
     def caller_arn(self) -> str:
         """Who is running the command, as STS says: the actor of what the command does."""
         if self._caller is None:
             self._caller = str(self.client("sts").get_caller_identity()["Arn"])
         return self._caller
 
-    def tunables(self) -> Tunables:
-        """The deployment's tunables from SSM (`/budgetkeeper/<env>/`), defaults for those not set."""
+    def parameter_values(self) -> dict[str, str]:
+        """The SSM parameters set under `/budgetkeeper/<env>/`, by name below that prefix."""
         prefix = self.settings.parameter_prefix
         values: dict[str, str] = {}
         paginator = self.client("ssm").get_paginator("get_parameters_by_path")
         for page in paginator.paginate(Path=prefix, Recursive=True, WithDecryption=True):
             for parameter in page.get("Parameters", ()):
                 values[parameter["Name"][len(prefix) :].lstrip("/")] = str(parameter["Value"])
-        return Tunables.from_values(values)
+        return values
+
+    def tunables(self) -> Tunables:
+        """The deployment's tunables from SSM (`/budgetkeeper/<env>/`), defaults for those not set."""
+        return Tunables.from_values(self.parameter_values())
 
 
-def connect(args: argparse.Namespace, *, needs: tuple[str, ...] = ()) -> Stack:
+def connect(
+    args: argparse.Namespace, *, needs: tuple[str, ...] = (), environment_only: bool = False
+) -> Stack:
     """The stack the options name, its tables bound for pynamodb.
 
     `needs` lists the Settings fields the command uses; in explicit mode (no stack name) each of
-    them must be given as an option.
+    them must be given as an option. A command that reads only the environment's parameters
+    (`environment_only`) may name it by --environment or BUDGETKEEPER_ENV instead of a stack.
     """
     region = getattr(args, "region", None)
     try:
@@ -179,12 +198,15 @@ def connect(args: argparse.Namespace, *, needs: tuple[str, ...] = ()) -> Stack:
         raise CommandFailed("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION), or pass --region")
     stack_name = getattr(args, "stack_name", None) or os.environ.get(STACK_VARIABLE) or None
     given = {name: getattr(args, name) for _, name, _ in EXPLICIT_OPTIONS if getattr(args, name, None)}
+    outputs: dict[str, str] = {}
     if stack_name:
-        values = _stack_outputs(session, stack_name)
+        outputs = _stack_outputs(session, stack_name)
+        values = {OUTPUT_FIELDS[key]: value for key, value in outputs.items() if key in OUTPUT_FIELDS}
         origin = f"stack {stack_name}"
     else:
         missing = [OPTION_OF_FIELD[name] for name in needs if name in OPTION_OF_FIELD and name not in given]
-        if not given or missing:
+        named_environment = getattr(args, "environment", None) or os.environ.get(ENV_VARIABLE)
+        if (not given or missing) and not (environment_only and named_environment):
             raise UsageError(
                 f"no stack: {STACK_HINT}"
                 + (f" (missing here: {', '.join(missing)})" if given and missing else "")
@@ -201,6 +223,8 @@ def connect(args: argparse.Namespace, *, needs: tuple[str, ...] = ()) -> Stack:
         dynamodb_endpoint=os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL"),
         state_machine_arn_value=values.get("state_machine_arn_value"),
         notifications_topic_arn=values.get("notifications_topic_arn"),
+        deny_policy_arn_value=values.get("deny_policy_arn_value"),
+        prices_table=values.get("prices_table") or None,
     )
     missing_outputs = [name for name in needs if not getattr(settings, name, None)]
     if missing_outputs:
@@ -208,10 +232,11 @@ def connect(args: argparse.Namespace, *, needs: tuple[str, ...] = ()) -> Stack:
             f"{origin} does not name {', '.join(missing_outputs)}: is it a Budgetkeeper stack? ({STACK_HINT})"
         )
     bind_tables(settings)
-    return Stack(settings=settings, session=session, origin=origin)
+    return Stack(settings=settings, session=session, origin=origin, outputs=outputs)
 
 
 def _stack_outputs(session: boto3.session.Session, stack_name: str) -> dict[str, str]:
+    """The stack's outputs by key."""
     cloudformation = session.client("cloudformation")
     try:
         stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
@@ -224,13 +249,12 @@ def _stack_outputs(session: boto3.session.Session, stack_name: str) -> dict[str,
             ) from None
         raise
     outputs = {output["OutputKey"]: output["OutputValue"] for output in stacks[0].get("Outputs", ())}
-    values = {OUTPUT_FIELDS[key]: value for key, value in outputs.items() if key in OUTPUT_FIELDS}
-    if "budgets_table" not in values:
+    if "BudgetsTableName" not in outputs:
         raise CommandFailed(
             f"stack {stack_name!r} has no BudgetsTableName output: is it a Budgetkeeper stack "
             f"(status {stacks[0].get('StackStatus')})? {STACK_HINT}"
         )
-    return values
+    return outputs
 
 
 # ----------------------------------------------------------------------------- errors

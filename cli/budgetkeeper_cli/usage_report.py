@@ -130,9 +130,10 @@ class Totals:
     cache_write_tokens: int = 0  # 5-minute and 1-hour writes together
     cost_usd: Decimal = field(default_factory=Decimal)
 
-    def add(self, metered: Metered) -> None:
+    def add(self, metered: Metered, calls: int = 1) -> None:
+        """One invocation, or `calls` of them summed into `metered` (the Athena engine's groups)."""
         tokens = metered.invocation.tokens
-        self.calls += 1
+        self.calls += calls
         self.input_tokens += tokens.input
         self.output_tokens += tokens.output
         self.cache_read_tokens += tokens.cache_read
@@ -178,8 +179,8 @@ class UsageReport:
             totals = self._groups[key] = Totals()
         return totals
 
-    def add(self, metered: Metered) -> None:
-        self._totals(tuple(getter(metered) for getter in self._getters)).add(metered)
+    def add(self, metered: Metered, calls: int = 1) -> None:
+        self._totals(tuple(getter(metered) for getter in self._getters)).add(metered, calls)
 
     def add_line(self, line: RollupItem) -> None:
         """A usage line of the rollups table: the same fields, the same counters, summed exactly."""

@@ -178,8 +178,15 @@ def converse_message(
     region: str = DEFAULT_REGION,
     prompt: str = "Summarise the attached quarterly report in three bullet points.",
     request_metadata: dict[str, str] | None = None,
+    service_tier: str | None = None,
 ) -> str:
-    """One Converse invocation log message with the given tokens, as CloudWatch Logs holds it."""
+    """One Converse invocation log message with the given tokens, as CloudWatch Logs holds it.
+
+    `service_tier` goes in the request body as the runtime API names it: `serviceTier: {"type": ...}`.
+    """
+    request: dict[str, Any] = {"messages": [{"role": "user", "content": [{"text": prompt}]}]}
+    if service_tier is not None:
+        request["serviceTier"] = {"type": service_tier}
     return log_message(
         {
             **({"requestMetadata": request_metadata} if request_metadata else {}),
@@ -194,7 +201,7 @@ def converse_message(
             "modelId": model,
             "input": {
                 "inputContentType": "application/json",
-                "inputBodyJson": {"messages": [{"role": "user", "content": [{"text": prompt}]}]},
+                "inputBodyJson": request,
                 "inputTokenCount": input_tokens,
                 "cacheReadInputTokenCount": cache_read,
                 "cacheWriteInputTokenCount": cache_write,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import warnings
 import zipfile
 from collections.abc import Iterator, Mapping
@@ -25,6 +26,14 @@ from devkit.harness.template import TEMPLATE_PATH, load_template, resources_of_t
 
 ACCOUNT_ID = "123456789012"  # moto's default account
 REGION = "us-east-1"
+
+PSEUDO_PARAMETERS = {
+    "AWS::Partition": "aws",
+    "AWS::Region": REGION,
+    "AWS::AccountId": ACCOUNT_ID,
+    "AWS::StackName": "{stack}",
+    "AWS::StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT_ID}:stack/{{stack}}/local",
+}
 
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -43,6 +52,8 @@ class LocalStack:
     parameters: dict[str, str] = field(default_factory=dict)  # template parameter overrides
     physical_ids: dict[str, str] = field(default_factory=dict)  # what Ref returns
     function_arns: dict[str, str] = field(default_factory=dict)
+    table_ids: set[str] = field(default_factory=set)
+    stream_arns: dict[str, str] = field(default_factory=dict)
 
     def client(self, service: str) -> Any:
         return boto3.client(service, region_name=REGION, endpoint_url=self.endpoint_url)
@@ -58,15 +69,21 @@ class LocalStack:
             name = self.physical_name(logical_id).lower()
             self.client("s3").create_bucket(Bucket=name)
             self.physical_ids[logical_id] = name
+        for logical_id in resources_of_type(template, "AWS::KinesisFirehose::DeliveryStream"):
+            self._create_delivery_stream(logical_id)
+        for logical_id, resource in resources_of_type(template, "AWS::Logs::SubscriptionFilter").items():
+            self._create_subscription(logical_id, resource["Properties"])
         for logical_id in resources_of_type(template, "AWS::SNS::Topic"):
             topic = self.client("sns").create_topic(Name=self.physical_name(logical_id))
             self.physical_ids[logical_id] = topic["TopicArn"]
         for logical_id, resource in resources_of_type(template, "AWS::IAM::ManagedPolicy").items():
+            if not self._condition_holds(resource.get("Condition")):
+                continue  # an optional feature this stack's parameters leave out
             properties = resource["Properties"]
             policy = self.client("iam").create_policy(
                 PolicyName=self.physical_name(logical_id),
                 Path=properties.get("Path", "/"),
-                PolicyDocument=json.dumps(properties["PolicyDocument"]),
+                PolicyDocument=json.dumps(self._resolve_tree(properties["PolicyDocument"])),
                 Description=properties.get("Description", ""),
             )
             self.physical_ids[logical_id] = policy["Policy"]["Arn"]
@@ -74,7 +91,22 @@ class LocalStack:
             self._create_function(logical_id)
         for logical_id, resource in resources_of_type(template, "AWS::Serverless::StateMachine").items():
             self._create_state_machine(logical_id, resource["Properties"])
+        for logical_id, resource in resources_of_type(template, "AWS::Serverless::Function").items():
+            self._subscribe_function(logical_id, resource["Properties"])
+        sender = self.parameters.get("NotificationSender")
+        if sender:  # what the deployer did before `sam deploy`: the sender is a verified identity
+            self.client("ses").verify_email_identity(EmailAddress=sender)
         return self
+
+    def _subscribe_function(self, logical_id: str, properties: Mapping[str, Any]) -> None:
+        """SAM's `Events: {Type: SNS}`: the function subscribed to the topic."""
+        for event in properties.get("Events", {}).values():
+            if event["Type"] == "SNS":
+                self.client("sns").subscribe(
+                    TopicArn=self._resolve(event["Properties"]["Topic"]),
+                    Protocol="lambda",
+                    Endpoint=self.function_arns[logical_id],
+                )
 
     def _create_function(self, logical_id: str) -> None:
         # The code never runs inside moto: Lambda tasks are routed to the real handlers in-process.
@@ -91,6 +123,37 @@ class LocalStack:
         )
         self.physical_ids[logical_id] = function["FunctionName"]
         self.function_arns[logical_id] = function["FunctionArn"]
+
+    def _create_delivery_stream(self, logical_id: str) -> None:
+        # A stream to the archive bucket, no transform: the harness invokes the calculator itself.
+        firehose = self.client("firehose")
+        name = self.physical_name(logical_id)
+        firehose.create_delivery_stream(
+            DeliveryStreamName=name,
+            ExtendedS3DestinationConfiguration={
+                "RoleARN": self._harness_role(),
+                "BucketARN": f"arn:aws:s3:::{self.physical_ids['ArchiveBucket']}",
+            },
+        )
+        self.physical_ids[logical_id] = name
+        self.stream_arns[logical_id] = firehose.describe_delivery_stream(DeliveryStreamName=name)[
+            "DeliveryStreamDescription"
+        ]["DeliveryStreamARN"]
+
+    def _create_subscription(self, logical_id: str, properties: Mapping[str, Any]) -> None:
+        """The subscription of the invocation log group; the group is the account's (it must exist
+        before `sam deploy`), so the harness makes it as an operator would have."""
+        logs = self.client("logs")
+        group = self._resolve(properties["LogGroupName"])
+        if not logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]:
+            logs.create_log_group(logGroupName=group)
+        logs.put_subscription_filter(
+            logGroupName=group,
+            filterName=self.physical_name(logical_id),
+            filterPattern=properties.get("FilterPattern", ""),
+            destinationArn=self._resolve(properties["DestinationArn"]),
+            roleArn=self._harness_role(),
+        )
 
     def _harness_role(self) -> str:
         iam = self.client("iam")
@@ -131,12 +194,13 @@ class LocalStack:
         if ttl:
             dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
         self.physical_ids[logical_id] = name
+        self.table_ids.add(logical_id)
 
     def publish_outputs(self) -> str:
         """Create a CloudFormation stack in moto whose Outputs are template.yaml's, resolved to this
         harness's physical ids, so `describe_stacks` answers as it would for the deployed stack.
 
-        Outputs naming something the harness does not create (the Firehose stream) are left out.
+        Outputs the harness cannot resolve are left out.
         moto needs one resource: a WaitConditionHandle, which creates nothing. Returns the stack name.
         """
         outputs: dict[str, Any] = {}
@@ -172,11 +236,40 @@ class LocalStack:
             environment["AWS_ENDPOINT_URL"] = self.endpoint_url
         return environment
 
+    def _resolve_tree(self, node: Any) -> Any:
+        """A document with every intrinsic function in it resolved (policy documents)."""
+        if isinstance(node, dict):
+            if len(node) == 1 and next(iter(node)) in ("Ref", "Fn::GetAtt", "Fn::Sub"):
+                return self._resolve(node)
+            return {key: self._resolve_tree(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [self._resolve_tree(item) for item in node]
+        return node
+
+    def _condition_holds(self, name: str | None) -> bool:
+        """A template condition, for the forms template.yaml uses (Fn::Not of Fn::Equals of a Ref)."""
+        if name is None:
+            return True
+
+        def holds(expression: Any) -> bool:
+            if "Fn::Not" in expression:
+                return not holds(expression["Fn::Not"][0])
+            if "Fn::Equals" in expression:
+                left, right = (self._resolve(side) for side in expression["Fn::Equals"])
+                return left == right
+            raise ValueError(f"the harness cannot evaluate the condition {expression!r} yet")
+
+        return holds(load_template()["Conditions"][name])
+
     def _resolve(self, value: Any) -> str:
         if isinstance(value, str):
             return value
+        if "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
+            return re.sub(r"\$\{([^}!]+)\}", lambda name: self._resolve_name(name.group(1)), value["Fn::Sub"])
         if "Ref" in value:
             reference = value["Ref"]
+            if reference in PSEUDO_PARAMETERS:
+                return self._resolve_name(reference)
             if reference == "Environment":
                 return self.environment_name
             if reference == "AWS::StackName":
@@ -191,7 +284,20 @@ class LocalStack:
                 return self.function_arns[logical_id]
             if attribute == "Name":  # a state machine's name: the last part of its ARN
                 return self.physical_ids[logical_id].rsplit(":", 1)[-1]
+            if attribute == "Arn" and logical_id in self.stream_arns:
+                return self.stream_arns[logical_id]
+            if attribute == "Arn" and logical_id in self.table_ids:
+                return f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{self.physical_ids[logical_id]}"
         raise ValueError(f"the harness cannot resolve {value!r} yet")
+
+    def _resolve_name(self, name: str) -> str:
+        """`${Name}` in an Fn::Sub: a pseudo parameter, a parameter, or a resource's physical id."""
+        if name in PSEUDO_PARAMETERS:
+            return PSEUDO_PARAMETERS[name].format(stack=self.stack_name)
+        if "." in name:
+            logical_id, attribute = name.split(".", 1)
+            return self._resolve({"Fn::GetAtt": [logical_id, attribute]})
+        return self._resolve({"Ref": name})
 
     @contextmanager
     def activated(self) -> Iterator[Settings]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import queue
 import threading
 import time
 import traceback
@@ -22,6 +23,7 @@ from types import SimpleNamespace
 from typing import Any
 from unittest import mock
 
+from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEventException
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
@@ -34,12 +36,48 @@ from devkit.harness.stack import LocalStack
 from devkit.harness.template import load_template, resources_of_type
 
 
+class AsyncInvocations:
+    """Lambda's asynchronous invocations (SNS to a function) here: one worker, in order, after the
+    caller has moved on, as in Lambda; a failed invocation is kept in `errors`, never raised to the
+    publisher."""
+
+    def __init__(self) -> None:
+        self.errors: list[BaseException] = []
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._worker = threading.Thread(target=self._run, name="lambda-async", daemon=True)
+        self._worker.start()
+
+    def submit(self, call: Any) -> None:
+        self._queue.put(call)
+
+    def drain(self, timeout: float = 120) -> None:
+        """Wait until every invocation submitted so far has run."""
+        done = threading.Event()
+        self._queue.put(done.set)
+        if not done.wait(timeout):
+            raise TimeoutError("asynchronous invocations still running")
+
+    def stop(self) -> None:
+        self.drain()
+        self._queue.put(None)
+        self._worker.join(timeout=10)
+
+    def _run(self) -> None:
+        while (call := self._queue.get()) is not None:
+            try:
+                call()
+            except Exception as error:  # Lambda keeps it (retries, then the on-failure destination)
+                self.errors.append(error)
+
+
 @dataclass
 class WaitControl:
-    """How long Wait states last here: at most `max_wait_seconds`, or until `release()`."""
+    """How long Wait states last here: at most `max_wait_seconds`, or until `release()`; and the
+    functions SNS invokes, which run apart (`deliveries.drain()` waits for them)."""
 
     max_wait_seconds: float = 0.0
     released: threading.Event = field(default_factory=threading.Event)
+    deliveries: AsyncInvocations = field(default_factory=AsyncInvocations)
 
     def release(self) -> None:
         """End every wait now and from now on: the demo's "fast-forward to the refresh"."""
@@ -75,6 +113,14 @@ def real_handlers(stack: LocalStack, waits: WaitControl | None = None) -> Iterat
             ).encode()
         return json.dumps(result).encode()
 
+    def deliver_sns(backend, function_name, message, subject=None, qualifier=None):
+        logical_id = by_name[function_name]
+        record = {
+            "EventSource": "aws:sns",
+            "Sns": {"Type": "Notification", "Message": message, "Subject": subject},
+        }
+        control.deliveries.submit(lambda: invoke(logical_id, {"Records": [record]}))
+
     def short_wait(self, env, wait_seconds):
         deadline = time.monotonic() + min(wait_seconds, control.max_wait_seconds)
         # Slices keep the wait interruptible by StopExecution (program_state_event) and release().
@@ -94,12 +140,16 @@ def real_handlers(stack: LocalStack, waits: WaitControl | None = None) -> Iterat
 
     with (
         mock.patch.object(LambdaSimpleBackend, "invoke", invoke_real_handler),
+        mock.patch.object(LambdaBackend, "send_sns_message", deliver_sns),
         mock.patch.object(WaitFunction, "_wait_interval", short_wait),
         mock.patch.object(Timestamp, "_get_wait_seconds", seconds_until_timestamp),
         # Retry intervals pause as briefly as waits do (moto sleeps them in real time).
         mock.patch.object(retrier_decl, "time", SimpleNamespace(sleep=lambda seconds: time.sleep(0.01))),
     ):
-        yield control
+        try:
+            yield control
+        finally:
+            control.deliveries.stop()
 
 
 def wait_for_execution(stack: LocalStack, execution_arn: str, *, timeout: float = 120) -> dict[str, Any]:

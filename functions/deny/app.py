@@ -5,10 +5,11 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from budgetkeeper.deny_tasks import build_deny_tasks, run_deny_task
-from budgetkeeper.observability import logger, tracer
+from budgetkeeper.observability import logger, metrics, tracer
 from budgetkeeper.settings import get_settings
 
 
+@metrics.log_metrics
 @tracer.capture_lambda_handler
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

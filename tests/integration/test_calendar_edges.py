@@ -111,6 +111,22 @@ EDGES = [
         "2027-02",
         "2027-02-28T18:30:00Z",
     ),
+    (
+        "Sunday night in UTC is Monday in Paris: a new week",
+        "weekly",
+        "Europe/Paris",
+        "2026-12-13T23:30:00+00:00",
+        "2026-W51",
+        "2026-12-20T23:00:00Z",
+    ),
+    (
+        "New Year's Day in ISO week 53 of the year before",
+        "weekly",
+        "UTC",
+        "2027-01-01T12:00:00+00:00",
+        "2026-W53",
+        "2027-01-04T00:00:00Z",
+    ),
 ]
 
 

@@ -46,11 +46,12 @@ class Cli:
 
     def __call__(self, *argv: str) -> tuple[int, str, str]:
         """Run `budgetkeeper ARGV --stack-name NAME`: (exit code, stdout, stderr)."""
+        self.waits.deliveries.drain()  # what SNS set off earlier has finished, as it has for a person
         self.capsys.readouterr()
         code = main([*argv, "--stack-name", self.stack_name])
         out, err = self.capsys.readouterr()
-        # The workflow's handlers run in this process: their EMF lines (CloudWatch Logs in Lambda)
-        # are not what the operator sees.
+        # The workflow's handlers and the notifier run in this process: their EMF lines (CloudWatch
+        # Logs in Lambda) may land amid the command's output, and are not what the operator sees.
         out = "".join(line for line in out.splitlines(keepends=True) if not line.startswith('{"_aws"'))
         return code, out, err
 

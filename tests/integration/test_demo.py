@@ -36,6 +36,11 @@ def test_the_demo_tells_the_whole_life_of_a_budget(clock, tmp_path):
     out = result.stdout
     assert result.returncode == 0, result.stderr[-3000:]
     for told in (
+        "0. Day one: the doctor, invocation logging, teams and users",
+        "logging us-east-1    fail    model invocation logging is off",
+        "us-east-1: logging on to /aws/bedrock/modelinvocations",
+        "user:alice: IAM user arn:aws:iam::123456789012:user/budgetkeeper/users/alice created",
+        "you are arn:aws:iam::123456789012:user/budgetkeeper/users/alice",
         "1. The day's invocation logs, metered offline from S3",
         "BUDGET WARNING: user:alice (daily)",
         "BUDGET EXCEEDED: SUSPENSION FOLLOWS THE GRACE PERIOD: user:alice (daily)",
@@ -45,6 +50,11 @@ def test_the_demo_tells_the_whole_life_of_a_budget(clock, tmp_path):
         "IAM user alice has no deny policy attached any more",
         "BEDROCK ACCESS RESTORED: user:alice (daily)",
         "grace      suspended",
+        "operators (SMS): SUSPENDED: user:alice (USD ",
+        "alice@example.com (e-mail): Bedrock access suspended: user:alice  -> ",
+        "soporte@example.com (e-mail): Acceso a Bedrock suspendido: app:SupportBot",
+        "e-mails to owners, as HTML, in ",
+        '"text": ":rotating_light: *Bedrock access suspended: ',
     ):
         assert told in out, f"the demo no longer says: {told}"
     # After the refresh the demo's clock is in the next day: status shows that window, at zero

@@ -7,6 +7,7 @@ records say.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import timedelta
 
@@ -19,8 +20,18 @@ from budgetkeeper.denies import (
     DenyEntry,
     EntryKind,
 )
-from budgetkeeper.session_denies import suspended_sessions
+from budgetkeeper.policies import session_deny_problems
+from budgetkeeper.session_denies import (
+    POLICY_NAME_PREFIX,
+    POLICY_PATH,
+    session_policy_name,
+    suspend_session,
+    suspended_sessions,
+)
 from budgetkeeper.store import DenyItem
+from devkit.harness.lambdas import invoke
+from tests.integration.test_enforcement_workflow import notifications
+from tests.opt_in import OPTED_IN
 
 
 def holders_by_entry() -> dict[str, frozenset[str]]:
@@ -40,7 +51,7 @@ def iam(stack, settings):
     client = stack.client("iam")
     client.create_user(UserName="alice")
     client.create_role(RoleName="Chatbot-BedrockRole", AssumeRolePolicyDocument="{}")
-    client.create_role(RoleName="Shared", AssumeRolePolicyDocument="{}")
+    client.create_role(RoleName="Shared", AssumeRolePolicyDocument="{}", Tags=OPTED_IN)
     client.create_group(GroupName="data")
     return client
 
@@ -202,3 +213,78 @@ def test_a_failure_after_any_iam_write_of_a_release_is_repaired_by_the_reconcile
     book.reconcile(is_enforcing=lambda holder: False)
     # Then nothing is left denied, and no record is left
     assert iam_state(stack, iam) == set() == recorded()
+
+
+def session_policies(iam) -> dict[str, int]:
+    """Every session policy under /budgetkeeper/, with the number of roles it is attached to."""
+    policies = iam.list_policies(Scope="Local", PathPrefix=POLICY_PATH)["Policies"]
+    return {
+        p["PolicyName"]: p["AttachmentCount"]
+        for p in policies
+        if p["PolicyName"].startswith(POLICY_NAME_PREFIX)
+    }
+
+
+def test_the_reconciler_deletes_session_policies_no_suspended_session_needs(stack, settings, book, iam):
+    # Given alice's session on Shared suspended by her budget (its record holds it), and two
+    # session policies nothing holds: Other's, written with no record (a release that died after
+    # dropping the record), and one left attached to no role (its role was deleted)
+    book.apply("session:Shared/alice|daily", [SESSION])
+    iam.create_role(RoleName="Other", AssumeRolePolicyDocument="{}", Tags=OPTED_IN)
+    suspend_session(iam, "Other", "bob")
+    iam.create_role(RoleName="Gone", AssumeRolePolicyDocument="{}", Tags=OPTED_IN)
+    suspend_session(iam, "Gone", "carl")
+    gone_policy = iam.list_attached_role_policies(RoleName="Gone")["AttachedPolicies"][0]["PolicyArn"]
+    iam.detach_role_policy(RoleName="Gone", PolicyArn=gone_policy)
+    iam.delete_role(RoleName="Gone")
+    assert set(session_policies(iam)) == {session_policy_name(r) for r in ("Shared", "Other", "Gone")}
+    # When the monitor has the DenyFunction reconcile
+    report = invoke("DenyFunction", {"task": "reconcile"})
+    # Then only the held one is left, alice is still denied, and each removal is reported and told
+    assert session_policies(iam) == {session_policy_name("Shared"): 1}
+    assert suspended_sessions(iam, "Shared") == {"alice"} and suspended_sessions(iam, "Other") == set()
+    other_policy = gone_policy.replace(session_policy_name("Gone"), session_policy_name("Other"))
+    assert sorted(report["fixes"]) == [
+        f"{gone_policy}: orphaned session policy deleted (attached to no role)",
+        f"{other_policy}: orphaned session policy deleted (no suspended session of role Other holds it)",
+    ]
+    told = [n for n in notifications(stack) if n["type"] == "deny_reconciled"]
+    assert sorted(n["scope"] for n in told) == sorted([other_policy, gone_policy])
+    # And a second sweep finds nothing more to do
+    assert invoke("DenyFunction", {"task": "reconcile"})["fixes"] == []
+
+
+def test_a_session_policy_attached_to_a_role_it_was_not_written_for_is_deleted(book, iam):
+    iam.create_role(RoleName="Other", AssumeRolePolicyDocument="{}", Tags=OPTED_IN)
+    book.apply("session:Shared/alice|daily", [SESSION])
+    shared_policy = iam.list_attached_role_policies(RoleName="Shared")["AttachedPolicies"][0]["PolicyArn"]
+    # Someone moves Shared's policy (alice's deny) onto Other by hand
+    iam.detach_role_policy(RoleName="Shared", PolicyArn=shared_policy)
+    iam.attach_role_policy(RoleName="Other", PolicyArn=shared_policy)
+    outcome = book.reconcile(is_enforcing=lambda holder: True)
+    # Then it is taken off Other and written again, where it belongs
+    why = "attached to Other, none of them the role it was written for"
+    assert f"{shared_policy}: orphaned session policy deleted ({why})" in outcome.fixes
+    assert iam.list_attached_role_policies(RoleName="Other")["AttachedPolicies"] == []
+    assert suspended_sessions(iam, "Shared") == {"alice"}
+
+
+def test_a_held_session_policy_changed_behind_our_back_is_rewritten_by_the_sweep(stack, settings, book, iam):
+    # Given alice's session denied, and someone who then makes an Allow the policy's default
+    book.apply("session:Shared/alice|daily", [SESSION])
+    (policy,) = iam.list_attached_role_policies(RoleName="Shared", PathPrefix=POLICY_PATH)["AttachedPolicies"]
+    allow = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    iam.create_policy_version(
+        PolicyArn=policy["PolicyArn"], PolicyDocument=json.dumps(allow), SetAsDefault=True
+    )
+    # When the monitor has the DenyFunction reconcile
+    report = invoke("DenyFunction", {"task": "reconcile"})
+    # Then the Allow is gone, alice is denied by a policy of ours again, and operators are told
+    assert [r["policy_arn"] for r in report["rejected"]] == [policy["PolicyArn"]]
+    assert "session:Shared/alice: session denied" in report["fixes"]
+    version = iam.get_policy(PolicyArn=policy["PolicyArn"])["Policy"]["DefaultVersionId"]
+    document = iam.get_policy_version(PolicyArn=policy["PolicyArn"], VersionId=version)["PolicyVersion"]
+    assert session_deny_problems(document["Document"]) == []
+    assert suspended_sessions(iam, "Shared") == {"alice"}
+    (told,) = [n for n in notifications(stack) if n["type"] == "session_policy_rejected"]
+    assert told["scope"] == "role:Shared" and "Effect is 'Allow'" in told["note"]

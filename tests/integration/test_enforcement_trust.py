@@ -32,6 +32,7 @@ from tests.integration.test_enforcement_workflow import (
     types,
     user_arn,
 )
+from tests.opt_in import OPTED_IN
 
 ROLE = "Chatbot-BedrockRole"
 SHARED_ROLE = "SharedAnalystRole"
@@ -107,7 +108,7 @@ def test_a_budget_opted_out_of_a_dry_run_deployment_is_lifted_at_its_refresh(sta
 def test_a_failure_while_denying_a_member_session_leaves_no_deny_behind(stack, workflow, monkeypatch):
     iam = stack.client("iam")
     iam.create_group(GroupName="data")
-    iam.create_role(RoleName=SHARED_ROLE, AssumeRolePolicyDocument="{}")
+    iam.create_role(RoleName=SHARED_ROLE, AssumeRolePolicyDocument="{}", Tags=OPTED_IN)
     TeamItem(f"session:{SHARED_ROLE}/alice", team="data").save()
     set_budget("team:data", "monthly")
 
@@ -145,7 +146,7 @@ def test_an_app_and_its_role_keep_each_others_deny(stack, workflow):
 
 def test_a_team_and_a_member_session_keep_each_others_deny(stack, workflow):
     iam = stack.client("iam")
-    iam.create_role(RoleName=SHARED_ROLE, AssumeRolePolicyDocument="{}")
+    iam.create_role(RoleName=SHARED_ROLE, AssumeRolePolicyDocument="{}", Tags=OPTED_IN)
     TeamItem(f"session:{SHARED_ROLE}/alice", team="data").save()
     set_budget("team:data", "monthly")
     set_budget(f"session:{SHARED_ROLE}/alice", "daily")

@@ -30,10 +30,14 @@ from budgetkeeper.policies import (
 )
 from budgetkeeper.session_denies import (
     MAX_POLICY_VERSIONS,
+    OPT_IN_TAG_KEY,
+    OPT_IN_TAG_VALUE,
     POLICY_PATH,
     IdentityCenter,
     IdentityCenterConnection,
     Outcome,
+    RoleNotOptedIn,
+    SessionPolicyRejected,
     connect_identity_center,
     deny_session_scope,
     restore_session,
@@ -42,6 +46,7 @@ from budgetkeeper.session_denies import (
     suspend_session,
 )
 from tests.iam_matching import policy_size, string_like
+from tests.opt_in import OPTED_IN
 
 REGION = "us-east-1"
 ROLE = "ChatbotApp-BedrockRole"
@@ -58,7 +63,7 @@ TRUST = {
 def iam(aws_env: None) -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("iam", region_name=REGION)
-        client.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(TRUST))
+        client.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(TRUST), Tags=OPTED_IN)
         yield client
 
 
@@ -443,3 +448,101 @@ def test_connect_identity_center_assumes_the_admin_role(aws_env):
 
     assert connect_identity_center(None).center is None
     assert "not set" in str(connect_identity_center(None).reason)
+
+
+# --- opt-in and read-back -----------------------------------------------------------------------
+
+ALLOW_EVERYTHING = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+}
+
+
+def test_a_role_that_did_not_opt_in_gets_no_session_deny_and_an_alert_saying_how(iam):
+    # Given a role without the opt-in tag
+    iam.create_role(RoleName="NotOptedIn", AssumeRolePolicyDocument=json.dumps(TRUST))
+    # When one of its sessions is suspended
+    outcome = deny_session_scope("session:NotOptedIn/bob", iam=iam, identity_center=None)
+    # Then nothing is written, and the alert says why, how to opt in, and what the backstop is
+    assert outcome.outcome is Outcome.ALERT_ONLY
+    assert "has not opted in" in outcome.message and "the role budget is the backstop" in outcome.message
+    assert (
+        "aws iam tag-role --role-name NotOptedIn --tags Key=budgetkeeper:session-denies,Value=enabled"
+        in outcome.message
+    )
+    assert our_policies(iam) == []
+    with pytest.raises(RoleNotOptedIn):
+        suspend_session(iam, "NotOptedIn", "bob")
+    # And once an operator tags it, the same suspension goes through
+    iam.tag_role(RoleName="NotOptedIn", Tags=[{"Key": OPT_IN_TAG_KEY, "Value": OPT_IN_TAG_VALUE}])
+    assert suspend_session(iam, "NotOptedIn", "bob").changed
+    iam.untag_role(RoleName="NotOptedIn", TagKeys=[OPT_IN_TAG_KEY])
+    assert deny_session_scope("session:NotOptedIn/carl", iam=iam, identity_center=None).outcome is (
+        Outcome.ALERT_ONLY
+    )
+    # A role that left the opt-in is still restored: lifting our Deny grants nothing
+    assert restore_session(iam, "NotOptedIn", "bob").changed
+    assert our_policies(iam) == []
+
+
+class TamperedReadBack:
+    """The IAM client, except that GetPolicyVersion answers with another document."""
+
+    def __init__(self, iam: Any, document: dict[str, Any]) -> None:
+        self._iam = iam
+        self._document = document
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._iam, name)
+
+    def get_policy_version(self, **kwargs: Any) -> dict[str, Any]:
+        answer = self._iam.get_policy_version(**kwargs)
+        answer["PolicyVersion"]["Document"] = self._document
+        return answer
+
+
+def tampered(iam: Any) -> list[dict[str, Any]]:
+    """Documents that are not our Deny: an Allow, and our own deny turned into NotAction."""
+    ours = session_deny_document(role_id(iam), SessionDenies(frozenset({"chat-fn"})))
+    (statement,) = ours["Statement"]
+    not_action = {k: v for k, v in statement.items() if k != "Action"} | {"NotAction": statement["Action"]}
+    return [
+        ALLOW_EVERYTHING,
+        {**ours, "Statement": [statement, {**statement, "Effect": "Allow"}]},
+        {**ours, "Statement": [not_action]},
+    ]
+
+
+@pytest.mark.parametrize("case", range(3))
+def test_a_new_session_policy_that_reads_back_as_not_our_deny_is_removed(iam, case):
+    with pytest.raises(SessionPolicyRejected) as rejected:
+        suspend_session(TamperedReadBack(iam, tampered(iam)[case]), ROLE, "chat-fn")
+    assert rejected.value.problems and rejected.value.role_name == ROLE
+    # Nothing is left: no policy under /budgetkeeper/, nothing attached to the role
+    assert our_policies(iam) == [] and attached_session_policies(iam) == []
+
+
+def test_an_updated_session_policy_that_reads_back_as_not_our_deny_is_detached_and_deleted(iam):
+    suspend_session(iam, ROLE, "chat-fn")
+    with pytest.raises(SessionPolicyRejected, match="Effect is 'Allow'"):
+        suspend_session(TamperedReadBack(iam, ALLOW_EVERYTHING), ROLE, "embed-fn")
+    assert our_policies(iam) == [] and attached_session_policies(iam) == []
+
+
+def test_a_default_version_set_by_someone_else_is_rejected(iam):
+    # Given someone who makes their own document the default as soon as ours is written
+    suspend_session(iam, ROLE, "chat-fn")
+    (arn,) = attached_session_policies(iam)
+    real_create = iam.create_policy_version
+
+    def racing(**kwargs: Any) -> dict[str, Any]:
+        created = real_create(**kwargs)
+        theirs = session_deny_document(role_id(iam), SessionDenies(frozenset({"someone-else"})))
+        real_create(PolicyArn=arn, PolicyDocument=json.dumps(theirs), SetAsDefault=True)
+        return created
+
+    iam.create_policy_version = racing
+    # When the next session is suspended, then the policy is removed: the default is not ours
+    with pytest.raises(SessionPolicyRejected, match="default version"):
+        suspend_session(iam, ROLE, "embed-fn")
+    assert our_policies(iam) == []

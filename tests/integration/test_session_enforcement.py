@@ -32,6 +32,7 @@ from tests.integration.test_enforcement_workflow import (
     spend,
     types,
 )
+from tests.opt_in import OPTED_IN
 
 SHARED_ROLE = "SharedAnalystRole"
 SSO_ROLE = "AWSReservedSSO_DataScience_4f1c9a7e2b5d8c30"
@@ -50,7 +51,7 @@ def workflow(stack, settings):
 
 @pytest.fixture
 def shared_role(stack) -> str:
-    role = stack.client("iam").create_role(RoleName=SHARED_ROLE, AssumeRolePolicyDocument="{}")
+    role = stack.client("iam").create_role(RoleName=SHARED_ROLE, AssumeRolePolicyDocument="{}", Tags=OPTED_IN)
     return role["Role"]["RoleId"]
 
 
@@ -258,3 +259,64 @@ def test_the_identity_center_region_parameter_reaches_an_instance_in_another_reg
             ]
             finish_all(stack)
         parameters.clear_caches()
+
+
+def test_a_session_of_a_role_that_did_not_opt_in_gets_an_alert_saying_how_to_opt_in(stack, workflow):
+    # Given a shared role an operator has not tagged for session denies
+    stack.client("iam").create_role(RoleName="UntaggedRole", AssumeRolePolicyDocument="{}")
+    set_budget("session:UntaggedRole/alice@example.com")
+    # When alice overspends
+    spend(session_arn("UntaggedRole", "alice@example.com"), "1.5")
+    finish_all(stack)
+    # Then nothing is written to IAM, and operators are told why, how to opt in, and the backstop
+    assert (
+        stack.client("iam").list_policies(Scope="Local", PathPrefix="/budgetkeeper/budgetkeeper-sessions")[
+            "Policies"
+        ]
+        == []
+    )
+    assert stack.client("iam").list_attached_role_policies(RoleName="UntaggedRole")["AttachedPolicies"] == []
+    assert types(stack) == ["grace", "cannot_suspend"]
+    note = notifications(stack)[-1]["note"]
+    assert "aws iam tag-role --role-name UntaggedRole" in note and "backstop" in note
+    assert BudgetItem.get("session:UntaggedRole/alice@example.com", "daily").status == "critical"
+
+
+@pytest.fixture
+def racing_writer(stack) -> Iterator[None]:
+    """Someone who makes an Allow the default version of each session policy as soon as it exists."""
+    attacker = stack.client("iam")
+    allow = json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    )
+
+    def race(parsed, **kwargs):
+        attacker.create_policy_version(
+            PolicyArn=parsed["Policy"]["Arn"], PolicyDocument=allow, SetAsDefault=True
+        )
+
+    session = boto3._get_default_session()
+    session.events.register("after-call.iam.CreatePolicy", race, unique_id="racing-writer")
+    yield
+    session.events.unregister("after-call.iam.CreatePolicy", unique_id="racing-writer")
+
+
+def test_a_session_policy_changed_behind_our_back_is_removed_and_alerted(
+    stack, workflow, shared_role, racing_writer
+):
+    set_budget(f"session:{SHARED_ROLE}/alice@example.com")
+    spend(session_arn(SHARED_ROLE, "alice@example.com"), "1.5")
+    finish_all(stack)
+    # Then the Allow written behind our back is not left in IAM, attached or not
+    assert session_policy(stack) is None
+    assert (
+        stack.client("iam").list_policies(Scope="Local", PathPrefix="/budgetkeeper/budgetkeeper-sessions")[
+            "Policies"
+        ]
+        == []
+    )
+    # And operators are told, apart from the suspension that could not happen
+    assert types(stack) == ["grace", "session_policy_rejected", "cannot_suspend"]
+    rejected = notifications(stack)[1]
+    assert rejected["scope"] == f"role:{SHARED_ROLE}" and "Effect is 'Allow'" in rejected["note"]
+    assert "default version is v2, not v1" in rejected["note"]

@@ -16,6 +16,7 @@ import pytest
 from pynamodb.transactions import TransactWrite
 
 from budgetkeeper import calculator
+from budgetkeeper.pricing import PriceTable
 from budgetkeeper.store import BudgetItem, RollupItem, TeamItem, TotalItem
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import (
@@ -296,3 +297,61 @@ def test_records_that_do_not_fit_the_response_spill_to_s3_and_leave_a_pointer(se
         bucket, key = pointer["overflow"].removeprefix("s3://").split("/", 1)
         spilled = gzip.decompress(s3.get_object(Bucket=bucket, Key=key)["Body"].read()).splitlines()
         assert len(spilled) == pointer["lines"] == 40
+
+
+# --- service tiers: USD per 1M tokens of Nova Pro (input, output), LiteLLM's priority and flex fields,
+# 1.75x and 0.5x the standard 0.80 / 3.20 as AWS publishes tiers (more_facts.md)
+NOVA_PRO = "amazon.nova-pro-v1:0"
+NOVA_PRO_TIERS = {
+    "standard": (Decimal("0.80"), Decimal("3.20")),
+    "priority": (Decimal("1.40"), Decimal("5.60")),
+    "flex": (Decimal("0.40"), Decimal("1.60")),
+}
+
+
+def invoke_model_message(model: str, input_tokens: int, output_tokens: int, service_tier: str) -> str:
+    """An InvokeModel record whose body names the tier as the Bedrock user guide does (`service_tier`)."""
+    record = json.loads(message(ALICE, model, input_tokens, output_tokens))
+    record["operation"] = "InvokeModel"
+    record["input"]["inputBodyJson"] = {
+        "messages": [{"role": "user", "content": [{"text": "Summarise the report."}]}],
+        "service_tier": service_tier,
+    }
+    record["output"]["outputBodyJson"] = {
+        "output": {"message": {"role": "assistant", "content": [{"text": "ok"}]}}
+    }
+    return json.dumps(record)
+
+
+def test_a_priority_and_a_flex_call_are_priced_at_their_tiers_rates_and_kept_apart(settings):
+    # Given Nova Pro called by alice at the priority tier (Converse), the flex tier (InvokeModel) and
+    # without a tier, and Claude 3 Haiku, which has no priority price, at the priority tier
+    calls = [
+        message(ALICE, NOVA_PRO, 10_000, 2_000, service_tier="priority"),
+        invoke_model_message(NOVA_PRO, 10_000, 2_000, service_tier="flex"),
+        message(ALICE, NOVA_PRO, 10_000, 2_000),
+        message(ALICE, HAIKU3, 10_000, 2_000, service_tier="priority"),
+    ]
+    # When the usage calculator meters them
+    response = run([cloudwatch_payload(calls)])
+    # Then each Nova Pro call costs its tier's rates, and the rollups keep the tiers apart
+    rollups = {(r.model, r.service_tier): r for r in RollupItem.query("user:alice")}
+    for tier, (price_in, price_out) in NOVA_PRO_TIERS.items():
+        assert rollups[NOVA_PRO, tier].cost_usd == (10_000 * price_in + 2_000 * price_out) / MILLION, tier
+    # And the Haiku call is flagged like an unknown model: counted, at 0, never at the standard rate
+    haiku = rollups[HAIKU3, "priority"]
+    assert (haiku.calls, haiku.unpriced_calls, haiku.cost_usd) == (1, 1, Decimal(0))
+    # And the daily total is the sum of the three Nova Pro calls
+    assert daily_total("user:alice") == sum(
+        (10_000 * price_in + 2_000 * price_out) / MILLION for price_in, price_out in NOVA_PRO_TIERS.values()
+    )
+    # And every enriched record names its tier and the price version
+    lines = gzip.decompress(base64.b64decode(response["records"][0]["data"])).decode().splitlines()
+    archived = [json.loads(line) for line in lines]
+    assert [(a["service_tier"], a["price_status"]) for a in archived] == [
+        ("priority", "priced"),
+        ("flex", "priced"),
+        ("standard", "priced"),
+        ("priority", "unknown_model"),
+    ]
+    assert {a["price_version"] for a in archived} == {PriceTable.bundled().version}

@@ -16,7 +16,7 @@ HOUR = "2026-11-23T10"
 def payload(payload_id: str, scopes: list[str], cost: str) -> PayloadUsage:
     deltas = UsageDeltas()
     for scope in scopes:
-        deltas.rollups[(scope, HOUR, "amazon.nova-lite-v1:0", "us-east-1")] = RollupDelta(
+        deltas.rollups[(scope, HOUR, "amazon.nova-lite-v1:0", "us-east-1", "standard")] = RollupDelta(
             calls=1, input_tokens=100, output_tokens=10, cost_usd=Decimal(cost)
         )
         deltas.totals[(scope, "daily", "2026-11-23")] = TotalDelta(
@@ -94,3 +94,13 @@ def test_a_crash_between_two_writes_is_finished_by_the_retry(writer, monkeypatch
     # Then the rest is applied once, and nothing twice
     assert retry.duplicate_payloads == 10
     assert all(spent(scope) == Decimal("0.20") for scope in scopes)
+
+
+def test_a_journal_written_before_service_tiers_reads_as_standard_usage():
+    # Given a journal whose rollup keys have no tier (scope, hour, model, region)
+    old = UsageDeltas()
+    old.rollups[("user:alice", HOUR, "amazon.nova-lite-v1:0", "us-east-1")] = RollupDelta(calls=1)  # type: ignore[index]
+    # When it is read back
+    deltas = UsageDeltas.from_bytes(old.to_bytes())
+    # Then its usage is at the standard tier
+    assert list(deltas.rollups) == [("user:alice", HOUR, "amazon.nova-lite-v1:0", "us-east-1", "standard")]

@@ -108,6 +108,7 @@ def test_warning_must_come_before_critical() -> None:
 def test_windows_are_read_in_their_canonical_spelling() -> None:
     assert options.window("Daily") == "daily"
     assert options.window("monthly") == "monthly"
+    assert options.window(" Weekly ") == "weekly"
     assert options.window("days:7@2026-01-05") == "days:7@2026-01-05"
     assert options.operator_window("manual") == "manual"
 
@@ -115,7 +116,10 @@ def test_windows_are_read_in_their_canonical_spelling() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("weekly", "--window: unknown window 'weekly': use 'daily', 'monthly' or 'days:N@YYYY-MM-DD'"),
+        (
+            "fortnightly",
+            "--window: unknown window 'fortnightly': use 'daily', 'weekly', 'monthly' or 'days:N@YYYY-MM-DD'",
+        ),
         ("days:0@2026-01-05", "unknown window 'days:0@2026-01-05'"),
         ("days:7@2026-02-30", "bad anchor date in window 'days:7@2026-02-30'"),
         ("manual", "--window manual is an operator's suspension, not a budget window"),
@@ -171,7 +175,7 @@ def test_scopes_owners_and_languages_are_checked() -> None:
             ["budget", "set", "user:alice", "--window", "daily", "--time-zone", "Mars/Olympus"],
             "unknown time zone",
         ),
-        (["budget", "set", "user:alice", "--window", "weekly", "--limit", "1"], "unknown window 'weekly'"),
+        (["budget", "set", "user:alice", "--window", "hourly", "--limit", "1"], "unknown window 'hourly'"),
         (
             [
                 "budget",
@@ -192,7 +196,7 @@ def test_scopes_owners_and_languages_are_checked() -> None:
         (["suspend", "user:alice", "--reason", "x", "--for", "0"], "--for 0 is no time at all"),
         (["suspend", "user:alice", "--reason", "x", "--for", "forever"], "--for 'forever' is not a duration"),
         (["restore", "user:alice", "--reason", "  "], "restore needs a reason"),
-        (["restore", "user:alice", "--reason", "x", "--window", "weekly"], "unknown window 'weekly'"),
+        (["restore", "user:alice", "--reason", "x", "--window", "hourly"], "unknown window 'hourly'"),
         (["protect", "team:", "--reason", "x"], "scope 'team:' has no name"),
         (["unprotect", "user:alice", "--window", "manual"], "--window manual is an operator's suspension"),
         (["status", "bob"], "scope 'bob' has no kind"),

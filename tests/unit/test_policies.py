@@ -30,6 +30,7 @@ from budgetkeeper.policies import (
     remove_statement,
     session_denies_of,
     session_deny_document,
+    session_deny_problems,
     session_userid,
     sso_deny_statement,
     sso_users_of,
@@ -216,6 +217,7 @@ def test_session_document_denies_exactly_the_suspended_sessions(suspended, other
     assert session_denies_of(json.loads(compact_json(document))) == SessionDenies(
         frozenset(suspended), frozenset(identities)
     )
+    assert session_deny_problems(compact_json(document)) == []  # what IAM gives back passes
 
 
 def test_session_document_shape():
@@ -232,6 +234,35 @@ def test_session_document_shape():
             }
         ],
     }
+
+
+def _with(statement: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    changed = {**statement, **changes}
+    return {key: value for key, value in changed.items() if value is not None}
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda s: [_with(s, Effect="Allow")], "Effect is 'Allow'"),
+        (lambda s: [_with(s, Action=None, NotAction=list(BEDROCK_DENY_ACTIONS))], "Action is not exactly"),
+        (lambda s: [_with(s, Action=["bedrock:InvokeModel", "iam:PassRole"])], "Action is not exactly"),
+        (lambda s: [_with(s, Resource="arn:aws:s3:::x")], "Resource is not *"),
+        (lambda s: [_with(s, Principal={"AWS": "*"})], "unexpected keys ['Principal']"),
+        (lambda s: [_with(s, Sid="Theirs")], "not one of Budgetkeeper's"),
+        (lambda s: [_with(s, Condition={"StringNotLike": s["Condition"]["StringLike"]})], "Condition is not"),
+        (lambda s: [_with(s, Condition={"StringLike": {"aws:userid": []}})], "names no session"),
+        (lambda s: [s, s], "appears twice"),
+        (lambda s: [s, {"Effect": "Allow", "Action": "*", "Resource": "*"}], "Effect is 'Allow'"),
+        (lambda s: [], "no statement"),
+    ],
+)
+def test_a_document_that_is_not_our_session_deny_is_named_as_such(change, problem):
+    document = session_deny_document(ROLE_ID, SessionDenies(frozenset(["chat-fn"])))
+    tampered = {**document, "Statement": change(document["Statement"][0])}
+    assert any(problem in found for found in session_deny_problems(tampered)), session_deny_problems(tampered)
+    assert session_deny_problems("not json")
+    assert session_deny_problems({**document, "Version": "1"})
 
 
 def test_session_document_refuses_nothing_to_deny_and_bad_input():

@@ -29,7 +29,7 @@ from budgetkeeper.pricing import (
     price_invocation,
     resolve_model_id,
 )
-from budgetkeeper.usage import TokenCounts
+from budgetkeeper.usage import ServiceTier, TokenCounts
 
 MILLION = 1_000_000
 SONNET_45 = "anthropic.claude-sonnet-4-5-20250929-v1:0"
@@ -63,13 +63,14 @@ HEADLINE_PRICES: dict[str, tuple[str, str | None, str | None, str | None]] = {
     "anthropic.claude-3-5-sonnet-20241022-v2:0": ("3", "15", "0.30", "3.75"),
     "anthropic.claude-3-7-sonnet-20250219-v1:0": ("3", "15", "0.30", "3.75"),
     "anthropic.claude-sonnet-4-20250514-v1:0": ("3", "15", "0.30", "3.75"),
-    SONNET_45: ("3", "15", "0.30", "3.75"),
-    "anthropic.claude-sonnet-4-6": ("3", "15", "0.30", "3.75"),
     "anthropic.claude-opus-4-20250514-v1:0": ("15", "75", "1.50", "18.75"),
     "anthropic.claude-opus-4-1-20250805-v1:0": ("15", "75", "1.50", "18.75"),
-    "anthropic.claude-opus-4-5-20251101-v1:0": ("5", "25", "0.50", "6.25"),
-    "anthropic.claude-opus-4-6-v1": ("5", "25", "0.50", "6.25"),
-    "anthropic.claude-haiku-4-5-20251001-v1:0": ("1", "5", "0.10", "1.25"),
+    # bare (in-region) ids of Claude 4.5 and later: the regional rate, 10% above global (more_facts.md)
+    SONNET_45: ("3.30", "16.50", "0.33", "4.125"),
+    "anthropic.claude-sonnet-4-6": ("3.30", "16.50", "0.33", "4.125"),
+    "anthropic.claude-opus-4-5-20251101-v1:0": ("5.50", "27.50", "0.55", "6.875"),
+    "anthropic.claude-opus-4-6-v1": ("5.50", "27.50", "0.55", "6.875"),
+    "anthropic.claude-haiku-4-5-20251001-v1:0": ("1.10", "5.50", "0.11", "1.375"),
     # geo profiles of newer models: 10% above base
     "us.anthropic.claude-sonnet-4-5-20250929-v1:0": ("3.30", "16.50", "0.33", "4.125"),
     "eu.anthropic.claude-sonnet-4-6": ("3.30", "16.50", "0.33", "4.125"),
@@ -80,7 +81,7 @@ HEADLINE_PRICES: dict[str, tuple[str, str | None, str | None, str | None]] = {
     "eu.anthropic.claude-haiku-4-5-20251001-v1:0": ("1.10", "5.50", "0.11", "1.375"),
     "us.anthropic.claude-opus-4-5-20251101-v1:0": ("5.50", "27.50", "0.55", "6.875"),
     "au.anthropic.claude-opus-4-6-v1": ("5.50", "27.50", "0.55", "6.875"),
-    # global profiles: the base price
+    # global profiles: the global rate (the published base price)
     "global.anthropic.claude-sonnet-4-5-20250929-v1:0": ("3", "15", "0.30", "3.75"),
     "global.anthropic.claude-haiku-4-5-20251001-v1:0": ("1", "5", "0.10", "1.25"),
     "global.anthropic.claude-opus-4-6-v1": ("5", "25", "0.50", "6.25"),
@@ -178,6 +179,53 @@ def test_us_profile_of_a_newer_model_costs_ten_percent_more_than_global(table: P
     # Then us. costs 3.30 / 16.50 and global. the base 3 / 15
     assert geo.cost_usd == usd("3.30", 10_000) + usd("16.50", 2_000)
     assert global_.cost_usd == usd("3", 10_000) + usd("15", 2_000)
+
+
+def test_sonnet_46_in_region_costs_the_regional_rate_not_the_global_one(table: PriceTable) -> None:
+    # Given the same Sonnet 4.6 request by its bare id (in-region), through us. and through global.
+    tokens = {"input": 10_000, "output": 2_000}
+    in_region = price(table, "anthropic.claude-sonnet-4-6", **tokens)
+    geographic = price(table, "us.anthropic.claude-sonnet-4-6", **tokens)
+    global_ = price(table, "global.anthropic.claude-sonnet-4-6", **tokens)
+    # Then in-region and geographic both cost AWS's regional 3.30 / 16.50, global the 10% lower 3 / 15
+    assert in_region.cost_usd == geographic.cost_usd == usd("3.30", 10_000) + usd("16.50", 2_000)
+    assert global_.cost_usd == usd("3", 10_000) + usd("15", 2_000)
+    # And the row says the in-region rate was set by the table's builder, not read as LiteLLM gives it
+    assert in_region.row is not None and "in_region_rate" in in_region.row.derived
+
+
+def test_no_bare_id_is_priced_at_a_global_rate_below_its_regional_one(table: PriceTable) -> None:
+    # Given every model whose geographic profiles agree on a rate above its global profile's (Claude
+    # 4.5 and later; Nova 2, whose geo profiles differ by geography, is left to the us-east-1 list price)
+    geo_rates: dict[tuple[str, str], set[Decimal]] = {}
+    for row in table:
+        ref = resolve_model_id(row.model)
+        if row.region == "*" and ref.profile_prefix not in (None, "global", "us-gov"):
+            geo_rates.setdefault((ref.base_model, row.tier), set()).add(row.rates.input)
+    checked = []
+    for (model, tier), rates in geo_rates.items():
+        global_row = table.lookup(f"global.{model}", "*", tier)
+        bare_row = table.lookup(model, "*", tier)
+        if global_row is None or bare_row is None or len(rates) > 1 or min(rates) <= global_row.rates.input:
+            continue
+        # Then its bare (in-region) id is at the regional rate, never at the global one
+        assert bare_row.rates.input == min(rates) > global_row.rates.input, (model, tier)
+        checked.append(model)
+    # And the check covered the models AWS names (Sonnet, Haiku and Opus 4.5, 4.6)
+    assert {SONNET_45, "anthropic.claude-sonnet-4-6", "anthropic.claude-haiku-4-5-20251001-v1:0"} <= set(
+        checked
+    )
+    assert {"anthropic.claude-opus-4-5-20251101-v1:0", "anthropic.claude-opus-4-6-v1"} <= set(checked)
+
+
+def test_older_model_keeps_one_price_on_every_endpoint_kind(table: PriceTable) -> None:
+    # Given Claude 3.7 Sonnet (before 4.5: one price) by its bare id and through eu.
+    # Then both cost 3 / 15
+    for model_id in (
+        "anthropic.claude-3-7-sonnet-20250219-v1:0",
+        "eu.anthropic.claude-3-7-sonnet-20250219-v1:0",
+    ):
+        assert price(table, model_id, input=1000, output=100).cost_usd == usd("3", 1000) + usd("15", 100)
 
 
 def test_older_model_geo_profile_without_a_row_costs_the_base_price(table: PriceTable) -> None:
@@ -378,7 +426,7 @@ def test_application_profile_bedrock_refuses_is_unknown_not_fatal(table: PriceTa
 
 
 def test_cache_reads_and_writes_are_priced_by_kind(table: PriceTable) -> None:
-    # Given a Sonnet 4.5 call that reads and writes the cache, 1-hour writes at 2x input (6)
+    # Given a Sonnet 4.5 call (global profile) that reads and writes the cache, 1-hour writes at 2x input (6)
     tokens = {
         "input": 1000,
         "output": 1000,
@@ -387,7 +435,7 @@ def test_cache_reads_and_writes_are_priced_by_kind(table: PriceTable) -> None:
         "cache_write_1h": 2000,
     }
     # When it is priced
-    priced = price(table, SONNET_45, **tokens)
+    priced = price(table, "global." + SONNET_45, **tokens)
     # Then each kind costs its own rate
     assert priced.cost_usd == (
         usd("3", 1000) + usd("15", 1000) + usd("0.30", 10_000) + usd("3.75", 2000) + usd("6", 2000)
@@ -604,3 +652,36 @@ def test_a_throttled_profile_look_up_is_asked_again_a_minute_later(
     assert throttled.status is soon_after.status is PriceStatus.UNKNOWN_MODEL
     assert later.model_key == CLAUDE_3_HAIKU
     assert later.cost_usd == usd("0.25", 1000) + usd("1.25", 100)
+
+
+# --- service tiers ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tier", "input_price", "output_price"),
+    [
+        (ServiceTier.STANDARD, "0.80", "3.20"),
+        (ServiceTier.PRIORITY, "1.40", "5.60"),
+        (ServiceTier.FLEX, "0.40", "1.60"),
+    ],
+)
+def test_a_call_is_priced_at_its_service_tier(
+    table: PriceTable, tier: ServiceTier, input_price: str, output_price: str
+) -> None:
+    # Given Nova Pro at a tier (priority 1.75x and flex 0.5x the standard 0.80 / 3.20)
+    priced = price_invocation(
+        table, "amazon.nova-pro-v1:0", "us-east-1", TokenCounts(input=1000, output=100), tier=tier
+    )
+    # Then it costs that tier's rates, and says so
+    assert priced.cost_usd == usd(input_price, 1000) + usd(output_price, 100)
+    assert priced.tier is tier and priced.row is not None and priced.row.tier is tier
+
+
+def test_a_model_without_a_price_at_the_tier_is_unknown_not_standard(table: PriceTable) -> None:
+    # Given Claude 3 Haiku, which has no priority price, called at the priority tier
+    priced = price_invocation(
+        table, CLAUDE_3_HAIKU, "us-east-1", TokenCounts(input=1000, output=100), tier=ServiceTier.PRIORITY
+    )
+    # Then it is flagged like an unknown model: 0 USD, never charged at the standard rate
+    assert priced.status is PriceStatus.UNKNOWN_MODEL and priced.cost_usd == 0
+    assert priced.note is not None and "priority tier" in priced.note

@@ -20,7 +20,7 @@ from budgetkeeper.records import (
     decode_firehose_data,
     parse_invocation,
 )
-from budgetkeeper.usage import TokenCounts
+from budgetkeeper.usage import ServiceTier, TokenCounts
 from devkit.harness.logs import (
     EVENTS_DIR,
     cloudwatch_payload,
@@ -596,3 +596,49 @@ def test_undecodable_data(data: bytes, reason: str) -> None:
         decode_firehose_data(data)
 
     assert raised.value.reason.startswith(reason)
+
+
+# --- service tiers ---------------------------------------------------------------------------------
+
+
+def converse_with(request_tier: Any = None, response_tier: Any = None) -> dict[str, Any]:
+    record = copy.deepcopy(load_invocation_log("converse_request_metadata"))
+    if request_tier is not None:
+        record["input"]["inputBodyJson"]["serviceTier"] = {"type": request_tier}
+    if response_tier is not None:
+        record["output"]["outputBodyJson"]["serviceTier"] = {"type": response_tier}
+    return record
+
+
+@pytest.mark.parametrize(
+    ("request_tier", "response_tier", "expected"),
+    [
+        (None, None, ServiceTier.STANDARD),
+        ("default", None, ServiceTier.STANDARD),
+        ("priority", None, ServiceTier.PRIORITY),
+        ("flex", None, ServiceTier.FLEX),
+        ("reserved", None, ServiceTier.RESERVED),
+        ("PRIORITY", None, ServiceTier.PRIORITY),
+        # the response states the tier that served the call: it wins over the one asked for
+        ("priority", "default", ServiceTier.STANDARD),
+    ],
+)
+def test_a_converse_call_is_read_at_the_tier_its_bodies_name(
+    request_tier: str | None, response_tier: str | None, expected: ServiceTier
+) -> None:
+    invocation = parse_invocation(log_message(converse_with(request_tier, response_tier)))
+    assert invocation.service_tier is expected
+
+
+def test_an_invoke_model_body_names_its_tier_as_service_tier() -> None:
+    record = copy.deepcopy(load_invocation_log("invoke_model_claude3_sonnet"))
+    record["input"]["inputBodyJson"]["service_tier"] = "flex"
+    assert parse_invocation(log_message(record)).service_tier is ServiceTier.FLEX
+
+
+@pytest.mark.parametrize("tier", ["turbo", 3, {"type": "priority"}])
+def test_a_tier_no_one_knows_is_a_malformed_record_not_a_guess(tier: Any) -> None:
+    record = copy.deepcopy(load_invocation_log("invoke_model_claude3_sonnet"))
+    record["input"]["inputBodyJson"]["service_tier"] = tier
+    with pytest.raises(MalformedEvent, match="service tier"):
+        parse_invocation(log_message(record))

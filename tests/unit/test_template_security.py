@@ -8,8 +8,11 @@ are evaluated for two deployments: the defaults, and one with every optional par
 from __future__ import annotations
 
 import copy
+import fnmatch
+import json
 from collections.abc import Iterator
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -18,6 +21,7 @@ from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 from samtranslator.yaml_helper import yaml_parse
 
+from budgetkeeper.session_denies import OPT_IN_TAG_KEY, OPT_IN_TAG_VALUE
 from devkit.harness.template import TEMPLATE_PATH
 
 KMS_KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -26,6 +30,11 @@ EVERYTHING_SET = {
     "KmsKeyArn": KMS_KEY_ARN,
     "IdentityCenterAdminRoleArn": "arn:aws:iam::999999999999:role/BudgetkeeperSso",
     "IdentityCenterRegion": "eu-west-1",
+    "NotificationSender": "budgets@example.com",
+    "OperatorAlertEmail": "ops@example.com",
+    "OperatorAlertPhone": "+15555550100",
+    "InvocationLogBucketName": "org-bedrock-logs",
+    "InvocationLogPrefix": "bedrock/",
 }
 DEPLOYMENTS = {"defaults": DEFAULTS, "everything-set": EVERYTHING_SET}
 
@@ -54,6 +63,8 @@ WILDCARD_RESOURCE_ALLOWED = {
     "logs:PutResourcePolicy": "Step Functions log delivery: account-level log resource policy",
     "logs:DescribeResourcePolicies": "Step Functions log delivery: account-level log resource policy",
     "logs:DescribeLogGroups": "Step Functions log delivery: DescribeLogGroups lists the account's groups",
+    # PriceRefreshFunction reads Bedrock's prices from the Price List API.
+    "pricing:GetProducts": "the Price List API supports no resource-level permissions",
 }
 
 # The AWS managed policies SAM attaches, as AWS publishes them. Another one fails the test until
@@ -84,12 +95,16 @@ MANAGED_POLICIES = {
 # Operator data, and the tables a rebuild would take hours to refill (see template.yaml).
 PITR_TABLES = {"BudgetsTable", "AuditTable", "TeamsTable", "DeniesTable", "TotalsTable", "RollupsTable"}
 KMS_ACTIONS = {"kms:Decrypt", "kms:GenerateDataKey"}
-# Roles that read or write a KMS-encrypted resource (tables, bucket, topic).
+# Roles that read or write a KMS-encrypted resource (tables, bucket, topic), and the operators'
+# HistoryReaderPolicy (Athena's query results in the archive bucket).
 ROLES_USING_THE_KEY = {
+    "HistoryReaderPolicy",
     "UsageCalculatorFunctionRole",
     "EnforcementFunctionRole",
     "BudgetMonitorFunctionRole",
     "DenyFunctionRole",
+    "NotifierFunctionRole",
+    "PriceRefreshFunctionRole",
     "FirehoseRole",
 }
 
@@ -289,8 +304,12 @@ def test_the_archive_bucket_is_versioned_encrypted_and_prunes_old_versions(deplo
 
 
 def test_the_topic_and_the_delivery_stream_are_encrypted(deployed):
-    topic = _of_type(deployed, "AWS::SNS::Topic")["BudgetEventsTopic"]
-    assert topic["KmsMasterKeyId"]
+    # CloudWatch alarms cannot publish to a topic under the AWS-managed SNS key: without KmsKeyArn,
+    # the alarms' topic has no KMS key (SNS still encrypts its storage at rest).
+    for name, topic in _of_type(deployed, "AWS::SNS::Topic").items():
+        assert topic.get("KmsMasterKeyId") or name == "OperatorAlarmsTopic", name
+    for queue in _of_type(deployed, "AWS::SQS::Queue").values():
+        assert queue.get("SqsManagedSseEnabled") or queue.get("KmsMasterKeyId")
     (stream,) = _of_type(deployed, "AWS::KinesisFirehose::DeliveryStream").values()
     assert stream["DeliveryStreamEncryptionConfigurationInput"]["KeyType"] in {
         "AWS_OWNED_CMK",
@@ -306,9 +325,11 @@ def test_without_a_key_aws_keys_are_used_and_no_role_gets_kms():
     (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     assert rule == {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
     topics = _of_type(template, "AWS::SNS::Topic")
-    assert topics["BudgetEventsTopic"]["KmsMasterKeyId"] == "alias/aws/sns"
-    # CloudWatch alarms cannot publish to a topic under the AWS-managed SNS key: no KMS key there
-    assert "KmsMasterKeyId" not in topics["OperatorAlarmsTopic"]
+    assert "KmsMasterKeyId" not in topics.pop("OperatorAlarmsTopic")
+    for topic in topics.values():
+        assert topic["KmsMasterKeyId"] == "alias/aws/sns"
+    for queue in _of_type(template, "AWS::SQS::Queue").values():
+        assert queue == {**queue, "SqsManagedSseEnabled": True} and "KmsMasterKeyId" not in queue
     (stream,) = _of_type(template, "AWS::KinesisFirehose::DeliveryStream").values()
     assert stream["DeliveryStreamEncryptionConfigurationInput"] == {"KeyType": "AWS_OWNED_CMK"}
     assert "EncryptionConfiguration" not in stream["ExtendedS3DestinationConfiguration"]
@@ -329,6 +350,8 @@ def test_with_a_key_everything_uses_it_and_the_roles_that_need_it_get_it_on_that
     assert rule["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": KMS_KEY_ARN}
     for topic in _of_type(template, "AWS::SNS::Topic").values():
         assert topic["KmsMasterKeyId"] == KMS_KEY_ARN
+    for queue in _of_type(template, "AWS::SQS::Queue").values():
+        assert queue["KmsMasterKeyId"] == KMS_KEY_ARN
     (stream,) = _of_type(template, "AWS::KinesisFirehose::DeliveryStream").values()
     assert stream["DeliveryStreamEncryptionConfigurationInput"] == {
         "KeyType": "CUSTOMER_MANAGED_CMK",
@@ -346,3 +369,168 @@ def test_with_a_key_everything_uses_it_and_the_roles_that_need_it_get_it_on_that
             assert statement["Resource"] == KMS_KEY_ARN, where
             with_kms.add(where.split("/", 1)[0])
     assert with_kms == ROLES_USING_THE_KEY
+
+
+# --- what the DenyFunction may do to roles ------------------------------------------------------
+
+STACK_ROLE_TAG_KEY = "budgetkeeper:stack-role"  # template.yaml: Globals Tags and each role's Tags
+SESSION_POLICIES = "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/budgetkeeper/budgetkeeper-sessions-*"
+# Ways a role could give itself or another role more power than the template grants.
+POWER_ACTIONS = (
+    "iam:TagRole",
+    "iam:UntagRole",
+    "iam:TagUser",
+    "iam:UntagUser",
+    "iam:TagPolicy",
+    "iam:UntagPolicy",
+    "iam:PutRolePolicy",
+    "iam:PutUserPolicy",
+    "iam:PutGroupPolicy",
+    "iam:SetDefaultPolicyVersion",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:DeleteRolePermissionsBoundary",
+    "iam:PutRolePermissionsBoundary",
+    "iam:CreateRole",
+    "iam:PassRole",
+)
+
+
+def _grants(pattern: str, action: str) -> bool:
+    return fnmatch.fnmatchcase(action.lower(), pattern.lower())
+
+
+def _statements_of(template: dict[str, Any], role_name: str) -> list[dict[str, Any]]:
+    return [
+        statement for where, statement in _allow_statements(template) if where.startswith(f"{role_name}/")
+    ]
+
+
+def test_session_policies_are_attached_only_to_roles_that_opted_in(deployed):
+    attaching = [
+        statement
+        for _, statement in _allow_statements(deployed)
+        if statement["Effect"] == "Allow"
+        and any(_grants(pattern, "iam:AttachRolePolicy") for pattern in _as_list(statement["Action"]))
+    ]
+    assert attaching, "nothing attaches a role policy: this test checks nothing"
+    for statement in attaching:
+        condition = statement.get("Condition", {})
+        policy_arn = {**condition.get("ArnEquals", {}), **condition.get("ArnLike", {})}.get("iam:PolicyARN")
+        if policy_arn == {"Ref": "BedrockDenyPolicy"}:
+            continue  # the stack's own fixed Deny policy, to any principal
+        assert policy_arn == {"Fn::Sub": SESSION_POLICIES}, statement
+        assert condition["StringEquals"] == {f"aws:ResourceTag/{OPT_IN_TAG_KEY}": OPT_IN_TAG_VALUE}, statement
+
+
+def test_every_role_of_the_stack_is_tagged_and_the_deny_function_may_not_change_them(deployed):
+    roles = _of_type(deployed, "AWS::IAM::Role")
+    assert {"DenyFunctionRole", "FirehoseRole", "BudgetEnforcementStateMachineRole"} <= set(roles)
+    for name, role in roles.items():
+        tags = {tag["Key"]: tag["Value"] for tag in role.get("Tags", [])}
+        assert tags.get(STACK_ROLE_TAG_KEY) == {"Ref": "AWS::StackName"}, name
+    denied = [
+        statement
+        for statement in _statements_of(deployed, "DenyFunctionRole")
+        if statement["Effect"] == "Deny"
+        and statement["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/*"}
+    ]
+    (protection,) = denied
+    assert set(_as_list(protection["Action"])) == {"iam:AttachRolePolicy", "iam:DetachRolePolicy"}
+    assert protection["Condition"] == {"Null": {f"aws:ResourceTag/{STACK_ROLE_TAG_KEY}": "false"}}
+
+
+def test_no_role_of_the_stack_may_tag_untag_or_grant_itself_more(deployed):
+    found = [
+        f"{where}: {pattern} grants {action}"
+        for where, statement in _allow_statements(deployed)
+        if statement["Effect"] == "Allow"
+        for pattern in _as_list(statement["Action"])
+        for action in POWER_ACTIONS
+        if _grants(pattern, action)
+    ]
+    assert found == []
+
+
+def test_iam_evaluates_a_roles_tags_for_attaching_and_detaching_its_policies():
+    # The Service Authorization Reference, as the pinned cfn-lint has it: AttachRolePolicy and
+    # DetachRolePolicy act on the `role` resource, whose condition keys include aws:ResourceTag, so
+    # the opt-in and the protection tag above are evaluated on the role being changed.
+    import cfnlint
+
+    specs = Path(cfnlint.__file__).parent / "data" / "AdditionalSpecs" / "Policies.json"
+    iam = json.loads(specs.read_text())["iam"]
+    for action in ("attachrolepolicy", "detachrolepolicy"):
+        assert iam["Actions"][action]["Resources"] == ["role"]
+    assert "aws:ResourceTag/${TagKey}" in iam["Resources"]["role"]["ConditionKeys"]
+
+
+def test_the_notifier_sends_mail_as_the_sender_only_and_reads_one_secret():
+    from budgetkeeper.settings import Settings
+
+    template = _deployed("everything-set")
+    statements = [s for where, s in _allow_statements(template) if where.startswith("NotifierFunctionRole")]
+    [ses] = [s for s in statements if "ses:SendEmail" in _as_list(s["Action"])]
+    assert _as_list(ses["Action"]) == ["ses:SendEmail"]
+    identity = "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/"
+    assert _as_list(ses["Resource"]) == [
+        {"Fn::Sub": identity + "${NotificationSender}"},
+        {
+            "Fn::Sub": [
+                identity + "${Domain}",
+                {"Domain": {"Fn::Select": [1, {"Fn::Split": ["@", "budgets@example.com"]}]}},
+            ]
+        },
+    ]
+    assert ses["Condition"] == {"StringEquals": {"ses:FromAddress": "budgets@example.com"}}
+    [secret] = [s for s in statements if _as_list(s["Action"]) == ["ssm:GetParameter"]]
+    name = Settings.from_environ({**dict.fromkeys(_SETTINGS_VARIABLES, "x"), "BUDGETKEEPER_ENV": "ENV"})
+    expected = (
+        "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter" + name.slack_webhook_parameter
+    )
+    assert secret["Resource"] == {"Fn::Sub": expected.replace("ENV", "${Environment}")}
+    # Without a sender, the notifier may send no mail at all
+    defaults = [
+        s for where, s in _allow_statements(_deployed("defaults")) if where.startswith("NotifierFunctionRole")
+    ]
+    assert not [s for s in defaults if "ses:SendEmail" in _as_list(s["Action"])]
+
+
+_SETTINGS_VARIABLES = (
+    "STACK_NAME",
+    "AWS_REGION",
+    "ROLLUPS_TABLE",
+    "TOTALS_TABLE",
+    "BUDGETS_TABLE",
+    "AUDIT_TABLE",
+    "DEDUPE_TABLE",
+    "TEAMS_TABLE",
+    "DENIES_TABLE",
+    "IDEMPOTENCY_TABLE",
+    "ARCHIVE_BUCKET",
+)
+
+
+def test_the_history_reader_reads_the_logs_and_writes_only_query_results():
+    # Given the stack deployed with an invocation log bucket
+    policy = _of_type(_deployed("everything-set"), "AWS::IAM::ManagedPolicy")["HistoryReaderPolicy"]
+    statements = {statement["Sid"]: statement for statement in policy["PolicyDocument"]["Statement"]}
+    # Then the logs are read only under their AWSLogs/ folder, and written nowhere
+    logs = "arn:${AWS::Partition}:s3:::${InvocationLogBucketName}"
+    assert statements["ReadTheLogs"]["Action"] == "s3:GetObject"
+    assert statements["ReadTheLogs"]["Resource"] == {"Fn::Sub": logs + "/${InvocationLogPrefix}AWSLogs/*"}
+    assert statements["ListTheLogs"]["Resource"] == {"Fn::Sub": logs}
+    assert statements["ListTheLogs"]["Condition"] == {
+        "StringLike": {"s3:prefix": {"Fn::Sub": "${InvocationLogPrefix}AWSLogs/*"}}
+    }
+    writes = [
+        (sid, action)
+        for sid, statement in statements.items()
+        for action in _as_list(statement["Action"])
+        if action.startswith("s3:Put")
+    ]
+    assert writes == [("TheQueryResults", "s3:PutObject")]
+    assert statements["TheQueryResults"]["Resource"] == {"Fn::Sub": "${ArchiveBucket.Arn}/athena-results/*"}
+    # ... queries run only in the stack's workgroup, and Glue is written only in its own database
+    assert "workgroup/${HistoryWorkGroup}" in statements["QueryInTheHistoryWorkGroup"]["Resource"]["Fn::Sub"]
+    glue = [resource["Fn::Sub"].rsplit(":", 1)[-1] for resource in statements["TheLogTable"]["Resource"]]
+    assert glue == ["catalog", "database/budgetkeeper_history", "table/budgetkeeper_history/*"]

@@ -26,6 +26,8 @@ DATES_ARE_DATA = {
     "unit/test_usage_report.py": "offline reports over fixed records, with explicit --since/--until",
     "unit/test_enforcement.py": "run names computed from window ids the test gives",
     "integration/test_meter_command.py": "offline metering of fixed log files",
+    "integration/test_meter_athena.py": "both engines over a fixed past day of logs",
+    "unit/test_athena_calls.py": "an Athena result row's hour, a fixed epoch read back",
     "integration/test_usage_writer.py": "the writer stores the window ids it is handed, asks no clock",
     "integration/test_calendar_edges.py": "calendar edges, each test pinning its own clock",
     "unit/test_test_dates.py": "the guard's own sample of what it catches",

@@ -1,4 +1,4 @@
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -52,7 +52,7 @@ def test_a_span_is_half_open():
     assert window_span(parse_window("daily"), "UTC", span.end).window_id != span.window_id
 
 
-@pytest.mark.parametrize("text", ["weekly", "days:0@2026-01-01", "days:7@2026-13-01", "days:7"])
+@pytest.mark.parametrize("text", ["fortnightly", "days:0@2026-01-01", "days:7@2026-13-01", "days:7"])
 def test_bad_window_specs_say_what_to_write(text):
     with pytest.raises(InvalidWindow, match=r"daily|anchor"):
         parse_window(text)
@@ -61,3 +61,52 @@ def test_bad_window_specs_say_what_to_write(text):
 def test_unknown_time_zone_says_what_to_write():
     with pytest.raises(InvalidWindow, match="IANA"):
         parse_time_zone("Mars/Olympus")
+
+
+def test_a_weekly_window_runs_from_monday_to_monday_in_the_budget_time_zone():
+    # Given Sunday 22:30 UTC, which is already Monday 00:30 in Paris (UTC+1 in November)
+    moment = at("2026-11-29T23:30:00+00:00")
+    # Then in UTC it belongs to the week that began on Monday the 23rd...
+    utc = window_span(parse_window("weekly"), "UTC", moment)
+    assert (utc.window_id, utc.start, utc.end) == (
+        "2026-W48",
+        at("2026-11-23T00:00:00+00:00"),
+        at("2026-11-30T00:00:00+00:00"),
+    )
+    # ...and in Paris to the week that begins on Monday the 30th, local midnight
+    paris = window_span(parse_window("weekly"), "Europe/Paris", moment)
+    assert (paris.window_id, paris.start, paris.end) == (
+        "2026-W49",
+        at("2026-11-29T23:00:00+00:00"),
+        at("2026-12-06T23:00:00+00:00"),
+    )
+
+
+def test_a_weekly_window_over_a_daylight_saving_change_is_a_week_of_local_days():
+    # The week of Sunday 29 March 2026 in Paris loses an hour; the week of 25 October gains one.
+    spring = window_span(parse_window("weekly"), "Europe/Paris", at("2026-03-29T12:00:00+00:00"))
+    assert (spring.start, spring.end) == (at("2026-03-22T23:00:00+00:00"), at("2026-03-29T22:00:00+00:00"))
+    assert (spring.end - spring.start).total_seconds() == 7 * 86400 - 3600
+    autumn = window_span(parse_window("weekly"), "Europe/Paris", at("2026-10-25T12:00:00+00:00"))
+    assert (autumn.end - autumn.start).total_seconds() == 7 * 86400 + 3600
+
+
+@pytest.mark.parametrize(
+    ("moment", "window_id", "monday"),
+    [
+        # Thursday 31 December 2026 and Sunday 3 January 2027: ISO week 53 of 2026
+        ("2026-12-31T12:00:00+00:00", "2026-W53", "2026-12-28T00:00:00+00:00"),
+        ("2027-01-03T23:59:00+00:00", "2026-W53", "2026-12-28T00:00:00+00:00"),
+        ("2027-01-04T00:00:00+00:00", "2027-W01", "2027-01-04T00:00:00+00:00"),
+        # Monday 29 December 2025 opens week 1 of 2026
+        ("2025-12-31T12:00:00+00:00", "2026-W01", "2025-12-29T00:00:00+00:00"),
+    ],
+)
+def test_a_weekly_window_across_new_year_is_named_by_its_iso_week(moment, window_id, monday):
+    span = window_span(parse_window("weekly"), "UTC", at(moment))
+    assert (span.window_id, span.start) == (window_id, at(monday))
+    assert span.end - span.start == timedelta(days=7)
+
+
+def test_weekly_is_read_in_any_case_and_written_back_as_weekly():
+    assert str(parse_window(" Weekly ")) == "weekly"

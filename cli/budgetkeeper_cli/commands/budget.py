@@ -23,6 +23,7 @@ from budgetkeeper.store import BudgetItem
 from budgetkeeper_cli import options
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 from budgetkeeper_cli.operator_runs import DEFAULT_TIMEOUT_SECONDS, run_action
+from budgetkeeper_cli.parsers import add_action
 from budgetkeeper_cli.rendering import FORMATS, json_text, key_value_table, render, render_csv
 from budgetkeeper_cli.stack_config import Stack, add_stack_options, connect, translating_aws_errors
 from budgetkeeper_cli.views import (
@@ -45,7 +46,8 @@ Values a budget leaves unset follow the deployment's defaults (SSM /budgetkeeper
 EPILOG = """\
 scopes: user:NAME, apikey:BedrockAPIKey-..., role:NAME, session:ROLE/SESSION, app:NAME,
         team:NAME, account:ID
-windows: daily, monthly, days:N@YYYY-MM-DD (N-day periods from that date), in the budget's time zone
+windows: daily, weekly (Monday to Sunday), monthly, days:N@YYYY-MM-DD (N-day periods from that
+         date), in the budget's time zone
 
 examples:
   budgetkeeper budget set user:alice --window daily --limit 5 --owner alice@example.com
@@ -109,7 +111,7 @@ def register(subparsers: Any) -> None:
     actions = parser.add_subparsers(dest="budget_action", metavar="ACTION")
     actions.required = True
 
-    set_parser = _add(actions, "set", "create a budget or change some of its values", SET_EPILOG)
+    set_parser = add_action(actions, "set", "create a budget or change some of its values", SET_EPILOG)
     set_parser.add_argument("scope", metavar="SCOPE", help="e.g. user:alice or team:data")
     _window_option(set_parser, "the budget's window (required for a new budget)")
     set_parser.add_argument("--limit", metavar="USD", help="the limit in US dollars, e.g. 25 or 12.50")
@@ -132,13 +134,13 @@ def register(subparsers: Any) -> None:
     set_parser.add_argument("--reason", help="why, for the audit (optional)")
     set_parser.set_defaults(func=run_set)
 
-    show_parser = _add(actions, "show", "one scope's budgets with every value resolved", SHOW_EPILOG)
+    show_parser = add_action(actions, "show", "one scope's budgets with every value resolved", SHOW_EPILOG)
     show_parser.add_argument("scope", metavar="SCOPE", help="e.g. user:alice")
     _window_option(show_parser, "only this window (default: every budget of the scope)")
     _format_option(show_parser)
     show_parser.set_defaults(func=run_show)
 
-    list_parser = _add(actions, "list", "every budget", LIST_EPILOG)
+    list_parser = add_action(actions, "list", "every budget", LIST_EPILOG)
     list_parser.add_argument(
         "--kind",
         metavar="KIND",
@@ -147,7 +149,7 @@ def register(subparsers: Any) -> None:
     _format_option(list_parser)
     list_parser.set_defaults(func=run_list)
 
-    delete_parser = _add(actions, "delete", "delete a budget", DELETE_EPILOG)
+    delete_parser = add_action(actions, "delete", "delete a budget", DELETE_EPILOG)
     delete_parser.add_argument("scope", metavar="SCOPE", help="e.g. user:alice")
     _window_option(delete_parser, "the budget's window (needed when the scope has several)")
     delete_parser.add_argument(
@@ -160,20 +162,9 @@ def register(subparsers: Any) -> None:
         add_stack_options(action_parser)
 
 
-def _add(actions: Any, name: str, help_text: str, epilog: str) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = actions.add_parser(
-        name,
-        help=help_text,
-        description=help_text[0].upper() + help_text[1:] + ".",
-        epilog=epilog,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    return parser
-
-
 def _window_option(parser: argparse.ArgumentParser, help_text: str) -> None:
     parser.add_argument(
-        "--window", metavar="WINDOW", help=f"daily, monthly or days:N@YYYY-MM-DD: {help_text}"
+        "--window", metavar="WINDOW", help=f"daily, weekly, monthly or days:N@YYYY-MM-DD: {help_text}"
     )
 
 
@@ -381,7 +372,7 @@ def run_delete(args: argparse.Namespace) -> int:
                 f"to restore it. Restore it first (budgetkeeper restore {scope} --window {window} "
                 "--reason '...'), or pass --force to restore it through the workflow and then delete it"
             )
-        _restore_before_delete(stack, scope, window, args.reason)
+        restore_before_delete(stack, scope, window, args.reason)
         item = BudgetItem.get(scope, window, consistent_read=True)
     try:
         budget_rows.delete_budget(item, Change(actor=stack.caller_arn(), at=clock.now(), reason=args.reason))
@@ -397,7 +388,7 @@ def run_delete(args: argparse.Namespace) -> int:
     return 0
 
 
-def _restore_before_delete(stack: Stack, scope: str, window: str, reason: str | None) -> None:
+def restore_before_delete(stack: Stack, scope: str, window: str, reason: str | None) -> None:
     restore_args = argparse.Namespace(wait=True, timeout=DEFAULT_TIMEOUT_SECONDS, window=window)
     if not stack.settings.state_machine_arn_value:
         raise CommandFailed(

@@ -48,6 +48,20 @@ class BadEvent:
             separators=(",", ":"),
         )
 
+    @classmethod
+    def from_line(cls, line: str | bytes) -> BadEvent:
+        """A quarantine line back (`to_line`); KeyError or ValueError if it is not one."""
+        document = json.loads(line)
+        return cls(
+            str(document["record_id"]),
+            str(document["payload_id"]),
+            document.get("log_group"),
+            document.get("log_stream"),
+            str(document["event_id"]),
+            str(document["reason"]),
+            str(document["message"]),
+        )
+
 
 class ArchiveBucket:
     def __init__(self, s3_client: Any, bucket: str) -> None:
@@ -83,6 +97,7 @@ def enriched_line(metered: Metered, price_version: str) -> str:
             "operation": invocation.operation,
             "model_id": invocation.model_id,
             "model": metered.model,
+            "service_tier": str(invocation.service_tier),
             "price_status": str(metered.priced.status),
             "price_version": price_version,
             "principal": attribution.principal,

@@ -20,13 +20,15 @@ from typing import Protocol
 
 import boto3
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+from botocore.exceptions import ClientError
 
 from budgetkeeper import clock
 from budgetkeeper.archive import ArchiveBucket, BadEvent, enriched_line, gzip_lines
 from budgetkeeper.budgets import Budget, crossing
 from budgetkeeper.metering import Meter, Metered
 from budgetkeeper.observability import logger, metrics
-from budgetkeeper.pricing import InferenceProfiles, PriceStatus, PriceTable
+from budgetkeeper.price_versions import ActivePrices
+from budgetkeeper.pricing import InferenceProfiles, PriceStatus
 from budgetkeeper.records import (
     MalformedEvent,
     PayloadKind,
@@ -67,6 +69,8 @@ class UsageStore(Protocol):
 
     def spent(self, keys: Iterable[TotalKey]) -> dict[TotalKey, Decimal]: ...
 
+    def quarantined_events(self, payload_ids: Iterable[str]) -> dict[str, frozenset[str]]: ...
+
     def mark_due(self, budgets: Iterable[tuple[str, str]]) -> None: ...
 
 
@@ -104,6 +108,24 @@ class _DecodedRecord:
     record_id: str
     payload_id: str
     metered: list[Metered]
+    quarantined: frozenset[str] = frozenset()  # ids of the payload's events left out
+
+
+def redriven_payload_id(event: BadEvent) -> str:
+    """The dedupe id of a quarantined event metered by a redrive: one marker per event."""
+    return f"{event.payload_id}#event#{event.event_id}"
+
+
+@dataclass(slots=True)
+class QuarantineReport:
+    """What a redrive of quarantined events did with each (counted by outcome)."""
+
+    metered: list[BadEvent] = field(default_factory=list)
+    still_bad: list[tuple[BadEvent, str]] = field(default_factory=list)  # with today's reason
+    metered_with_payload: list[BadEvent] = field(default_factory=list)  # a later delivery counted it
+    payload_not_metered: list[BadEvent] = field(default_factory=list)  # or its marker has expired
+    redriven_before: list[BadEvent] = field(default_factory=list)  # metered by an earlier redrive
+    batch: BatchReport = field(default_factory=lambda: BatchReport())
 
 
 @dataclass
@@ -137,6 +159,7 @@ class UsageCalculator:
                 report.dropped_records += 1
                 continue
             metered: list[Metered] = []
+            bad_before = len(bad)
             for event in payload.events:
                 try:
                     metered.append(self.meter.meter(event.message))
@@ -152,7 +175,8 @@ class UsageCalculator:
                             event.message,
                         )
                     )
-            decoded.append(_DecodedRecord(record_id, payload.payload_id, metered))
+            left_out = frozenset(event.event_id for event in bad[bad_before:])
+            decoded.append(_DecodedRecord(record_id, payload.payload_id, metered, left_out))
 
         now = self.clock()
         if bad:
@@ -164,11 +188,44 @@ class UsageCalculator:
         report.records = [results[record_id] for record_id, _ in records]
         return report
 
+    def redrive_quarantined(self, events: Sequence[BadEvent], *, dry_run: bool = False) -> QuarantineReport:
+        """Meter quarantined events again, after a fix, through the same dedupe as live batches.
+
+        An event is counted only if the delivery that metered its payload left it out (the
+        payload's marker lists it), and only once (its own marker): a later delivery of the
+        payload that did count it, or a second redrive, changes nothing.
+        """
+        report = QuarantineReport()
+        unique = list({(event.payload_id, event.event_id): event for event in events}.values())
+        left_out = self.store.quarantined_events(event.payload_id for event in unique)
+        done = self.store.quarantined_events(redriven_payload_id(event) for event in unique)
+        decoded: list[_DecodedRecord] = []
+        for event in unique:
+            if redriven_payload_id(event) in done:
+                report.redriven_before.append(event)
+            elif event.payload_id not in left_out:
+                report.payload_not_metered.append(event)
+            elif event.event_id not in left_out[event.payload_id]:
+                report.metered_with_payload.append(event)
+            else:
+                try:
+                    metered = self.meter.meter(event.message)
+                except MalformedEvent as error:
+                    report.still_bad.append((event, error.reason))
+                    continue
+                report.metered.append(event)
+                decoded.append(_DecodedRecord(event.record_id, redriven_payload_id(event), [metered]))
+        if decoded and not dry_run:
+            self._write_usage(decoded, report.batch, self.clock())
+        return report
+
     def _write_usage(self, decoded: list[_DecodedRecord], report: BatchReport, now: datetime) -> None:
         scopes = {scope for record in decoded for item in record.metered for scope in item.attribution.scopes}
         budgets = self.store.load_budgets(scopes)
         payloads = [
-            PayloadUsage(record.payload_id, usage_deltas(record.metered, budgets.for_scope))
+            PayloadUsage(
+                record.payload_id, usage_deltas(record.metered, budgets.for_scope), record.quarantined
+            )
             for record in decoded
         ]
         for record in decoded:
@@ -185,7 +242,12 @@ class UsageCalculator:
     def _crossings(
         self, commit: CommitResult, budgets: BudgetSource, now: datetime
     ) -> list[ThresholdCrossed]:
-        applied = commit.applied.totals
+        # The totals this delivery added, and those its duplicate payloads added when first metered:
+        # a crossing found twice starts one run (runs are named by the crossing, not the batch).
+        changed = UsageDeltas()
+        changed.merge(commit.duplicates)
+        changed.merge(commit.applied)
+        applied = changed.totals
         if not applied:
             return []
         after = self.store.spent(applied)
@@ -264,10 +326,16 @@ def _inference_profiles(region: str) -> InferenceProfiles:
     return InferenceProfiles(boto3.client("bedrock", region_name=region))
 
 
+@functools.cache
+def _active_prices(enabled: bool) -> ActivePrices:
+    # One per container: the active price version is re-read at most every CACHE_TTL.
+    return ActivePrices(enabled=enabled)
+
+
 def build_usage_calculator(settings: Settings, tunables: Tunables) -> UsageCalculator:
-    """Wire the calculator to DynamoDB, S3 and the bundled price table."""
+    """Wire the calculator to DynamoDB, S3 and the active price version (else the bundled table)."""
     bind_tables(settings)
-    prices = PriceTable.bundled()
+    prices = _active_prices(settings.prices_table is not None).table()
     now = clock.now()
     writer = UsageWriter(transaction_connection(settings), ttl_seconds=tunables.dedupe_ttl_days * 86_400)
     return UsageCalculator(
@@ -319,3 +387,21 @@ def record_metrics(report: BatchReport) -> None:
         logger.warning("unknown models priced at zero", models=dict(report.unknown_models))
     if report.bad_events:
         logger.warning("bad events quarantined", count=report.bad_events, location=report.quarantine_uri)
+
+
+def record_failure(batch_id: str, error: Exception) -> None:
+    """A batch that raised: Firehose invokes the function again with the same records (then writes
+    them under `processing-failed/`), and the payload markers make that retry finish what this one
+    began without counting anything twice."""
+    logger.exception(
+        "batch not metered: Firehose delivers it again", batch=batch_id, error=describe_error(error)
+    )
+    metrics.add_metric(name="BatchesFailed", unit=MetricUnit.Count, value=1)
+
+
+def describe_error(error: BaseException) -> str:
+    """`TransactWriteError: ThrottlingException: ...`: the AWS error code, which pynamodb wraps."""
+    code = getattr(error, "cause_response_code", None)
+    if code is None and isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code")
+    return f"{type(error).__name__}: {f'{code}: ' if code else ''}{error}"

@@ -21,7 +21,11 @@ or group carries the deny policy exactly when its record has a holder, and a rol
   (dry run) says now.
 - reconcile(): every IAM object with a record, and every one that carries a deny of ours, is
   converged: an orphaned deny is removed, a held deny missing from IAM is put back, and a holder
-  whose budget is no longer enforcing is dropped. Each fix is reported.
+  whose budget is no longer enforcing is dropped. Session policies under /budgetkeeper/ that no
+  held session needs (attached to nothing, or their role has no held session) are deleted, and
+  the others read back like new ones. Each fix is reported.
+A session policy read back from IAM that is not our Deny is removed by budgetkeeper.session_denies;
+it is reported in `Outcomes.rejected` (the caller alerts) and its sessions count as not denied.
 They all run in one function with a reserved concurrency of one: IAM has no conditional writes.
 """
 
@@ -41,11 +45,14 @@ from budgetkeeper.enforcement import Target, TargetKind
 from budgetkeeper.session_denies import (
     IdentityCenterConnection,
     Outcome,
+    SessionPolicyRejected,
+    SessionPolicySweep,
     deny_session_scope,
     is_sso_role,
     permission_set_name,
     restore_session_scope,
     suspended_sessions,
+    sweep_session_policies,
 )
 from budgetkeeper.store import DenyItem
 from budgetkeeper.windows import iso_utc
@@ -106,6 +113,7 @@ class Outcomes:
     kept: dict[str, list[str]] = field(default_factory=dict)  # released entries others still hold
     alert_only: list[dict[str, str]] = field(default_factory=list)  # entries that could not be denied
     fixes: list[str] = field(default_factory=list)  # what reconcile (or a converge) had to change
+    rejected: list[dict[str, Any]] = field(default_factory=list)  # session policies read back, not ours
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -114,6 +122,7 @@ class Outcomes:
             "kept": self.kept,
             "alert_only": self.alert_only,
             "fixes": self.fixes,
+            "rejected": self.rejected,
         }
 
 
@@ -191,6 +200,9 @@ class IamDenies:
         restore_session_scope(
             f"session:{role_name}/{session}", iam=self.iam, identity_center=self.identity_center()
         )
+
+    def sweep_session_policies(self, is_held: Callable[[str], bool]) -> SessionPolicySweep:
+        return sweep_session_policies(self.iam, is_held)
 
 
 _ATTACHED_LISTINGS = {
@@ -289,6 +301,9 @@ class DenyBook:
             if stale:
                 self._drop_holders(item.entry, stale)
                 outcomes.fixes.append(f"{item.entry}: dropped holders no longer enforcing: {sorted(stale)}")
+        sweep = self.iam.sweep_session_policies(lambda role_name: bool(self._held_sessions(role_name)))
+        outcomes.fixes += sweep.removed
+        outcomes.rejected += [rejected.to_dict() for rejected in sweep.rejected]
         objects = {DenyEntry.from_key(item.entry).iam_object for item in records}
         objects |= self.iam.attached_principals()
         for iam_object in sorted(objects):
@@ -318,24 +333,41 @@ class DenyBook:
 
     def _converge_sessions(self, role_name: str, outcomes: Outcomes) -> dict[str, str]:
         prefix = f"{EntryKind.SESSION}:{role_name}/"
-        wanted = {
-            item.entry.removeprefix(prefix)
-            for item in DenyItem.scan(DenyItem.entry.startswith(prefix), consistent_read=True)
-            if item.holders
-        }
+        wanted = self._held_sessions(role_name)
         denied = self.iam.denied_sessions(role_name)
         failed = {}
         # Lifts first: they make room in a session policy close to IAM's size limit.
         for session in sorted(denied - wanted):
-            self.iam.lift_session(role_name, session)
-            outcomes.fixes.append(f"{prefix}{session}: session deny lifted (no budget holds it)")
+            try:
+                self.iam.lift_session(role_name, session)
+                outcomes.fixes.append(f"{prefix}{session}: session deny lifted (no budget holds it)")
+            except SessionPolicyRejected as error:  # removed: every session of the role is undenied
+                outcomes.rejected.append(error.to_dict())
+                denied = set()
+                break
         for session in sorted(wanted - denied):
             try:
                 self.iam.deny_session(role_name, session)
                 outcomes.fixes.append(f"{prefix}{session}: session denied")
             except CannotDeny as error:
                 failed[f"{prefix}{session}"] = str(error)
+            except SessionPolicyRejected as error:
+                # The policy is gone: no session of the role is denied now, and writing it again
+                # for the next session is left to the reconciler.
+                outcomes.rejected.append(error.to_dict())
+                failed |= {f"{prefix}{other}": str(error) for other in wanted}
+                break
         return failed
+
+    @staticmethod
+    def _held_sessions(role_name: str) -> set[str]:
+        """The sessions of `role_name` a budget holds a deny for."""
+        prefix = f"{EntryKind.SESSION}:{role_name}/"
+        return {
+            item.entry.removeprefix(prefix)
+            for item in DenyItem.scan(DenyItem.entry.startswith(prefix), consistent_read=True)
+            if item.holders
+        }
 
     # ------------------------------------------------------------------ records
 

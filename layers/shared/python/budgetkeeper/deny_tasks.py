@@ -14,10 +14,11 @@ from typing import Any
 import boto3
 
 from budgetkeeper import clock
-from budgetkeeper.denies import DenyBook, IamDenies, entries_for
+from budgetkeeper.denies import DenyBook, IamDenies, Outcomes, entries_for
 from budgetkeeper.enforcement import ENFORCING, Target
 from budgetkeeper.notify import NotificationEvent, SnsPublisher
 from budgetkeeper.observability import logger
+from budgetkeeper.runs import SYSTEM_ACTOR
 from budgetkeeper.session_denies import IdentityCenterConnection, connect_identity_center
 from budgetkeeper.settings import Settings
 from budgetkeeper.store import BudgetItem, bind_tables, budget_key
@@ -39,6 +40,7 @@ class DenyTasks:
             would = [entry.key for entry in entries]
             return {**state, "denies": {"suspended": bool(would), "applied": [], "would_apply": would}}
         outcome = self.book.apply(budget_key(state["scope"], state["window"]), entries)
+        self._alert_rejected(outcome, state.get("execution"))
         for failed in outcome.alert_only:
             logger.warning("cannot deny", entry=failed["entry"], detail=failed["message"])
         return {
@@ -57,31 +59,48 @@ class DenyTasks:
         """
         windows = (state.get("restore") or {}).get("windows") or [state["window"]]
         outcome = self.book.release(budget_key(state["scope"], window) for window in windows)
+        self._alert_rejected(outcome, state.get("execution"))
         return {**state, "released": {"lifted": outcome.lifted, "kept": outcome.kept}}
 
     def reconcile(self) -> dict[str, Any]:
         """The monitor's check: IAM as the records say; each fix told to operators."""
         outcome = self.book.reconcile(is_enforcing)
+        self._alert_rejected(outcome, None)
         for fix in outcome.fixes:
             logger.warning("deny reconciled", fix=fix)
-            self.publisher.publish(
-                NotificationEvent(
-                    type="deny_reconciled",
-                    scope=fix.split(": ", 1)[0],
-                    window=None,
-                    window_id=None,
-                    spent_usd=None,
-                    limit_usd=None,
-                    percent=None,
-                    refresh_at=None,
-                    actor=RECONCILER,
-                    reason=None,
-                    execution=None,
-                    at=iso_utc(clock.now()),
-                    note=fix,
-                )
-            )
+            self._publish("deny_reconciled", fix.split(": ", 1)[0], fix, None)
         return outcome.to_dict()
+
+    def _alert_rejected(self, outcome: Outcomes, execution: str | None) -> None:
+        """Each session policy that read back as not ours (and was removed), told to operators."""
+        for rejected in outcome.rejected:
+            note = (
+                f"session policy {rejected['policy_arn']} of role {rejected['role']} read back from IAM "
+                f"was not Budgetkeeper's Deny: {'; '.join(rejected['problems'])}. It was detached and "
+                "deleted; the role's sessions are not denied until it is written again. Find who "
+                "changed it (CloudTrail: CreatePolicyVersion, SetDefaultPolicyVersion)."
+            )
+            logger.error("session policy rejected", **rejected)
+            self._publish("session_policy_rejected", f"role:{rejected['role']}", note, execution)
+
+    def _publish(self, event_type: str, scope: str, note: str, execution: str | None) -> None:
+        self.publisher.publish(
+            NotificationEvent(
+                type=event_type,
+                scope=scope,
+                window=None,
+                window_id=None,
+                spent_usd=None,
+                limit_usd=None,
+                percent=None,
+                refresh_at=None,
+                actor=RECONCILER if execution is None else SYSTEM_ACTOR,
+                reason=None,
+                execution=execution,
+                at=iso_utc(clock.now()),
+                note=note,
+            )
+        )
 
 
 def is_enforcing(holder: str) -> bool:

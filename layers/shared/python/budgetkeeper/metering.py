@@ -45,11 +45,23 @@ class Meter:
     profiles: InferenceProfiles | None = None
 
     def meter(self, message: str | bytes) -> Metered:
-        invocation = parse_invocation(message)
+        return self.meter_invocation(parse_invocation(message))
+
+    def meter_invocation(
+        self, invocation: Invocation, *, request_prompt_tokens: int | None = None
+    ) -> Metered:
+        """Attribute and price a parsed invocation, or a group of them summed into one (the Athena
+        engine's groups: `request_prompt_tokens` is then one request's prompt, see price_invocation)."""
         attribution = attribute(
             invocation, teams=self.teams, profile_tags=self.profiles.tags_for if self.profiles else None
         )
         priced = price_invocation(
-            self.prices, invocation.model_id, invocation.region, invocation.tokens, self.profiles
+            self.prices,
+            invocation.model_id,
+            invocation.region,
+            invocation.tokens,
+            self.profiles,
+            invocation.service_tier,
+            request_prompt_tokens=request_prompt_tokens,
         )
         return Metered(invocation, attribution, priced)

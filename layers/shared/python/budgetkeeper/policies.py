@@ -2,7 +2,8 @@
 
 The workflow may write policies under `/budgetkeeper/` and the permission sets it is given: IAM
 cannot restrict what such a document says, so every document Budgetkeeper writes is built here and
-the tests check that only Deny statements come out.
+the tests check that only Deny statements come out; and `session_deny_problems` says what a per-role
+document read back from IAM may hold, so that one written or changed by anything else is caught.
 
 Documents:
 - The per-role session deny (a customer-managed policy at `/budgetkeeper/`, one per role): a Deny
@@ -218,6 +219,68 @@ def session_deny_document(role_id: str, denies: SessionDenies) -> dict[str, Any]
             deny_statement(SOURCE_IDENTITY_DENY_SID, "StringEquals", SOURCE_IDENTITY_KEY, values)
         )
     return {"Version": POLICY_VERSION, "Statement": statements}
+
+
+_SESSION_DENY_SIDS = frozenset({SESSION_DENY_SID, SOURCE_IDENTITY_DENY_SID})
+_SESSION_DENY_CONDITIONS = {
+    SESSION_DENY_SID: ("StringLike", USERID_KEY),
+    SOURCE_IDENTITY_DENY_SID: ("StringEquals", SOURCE_IDENTITY_KEY),
+}
+
+
+def session_deny_problems(document: Mapping[str, Any] | str) -> list[str]:
+    """Why `document` is not a per-role session deny as `session_deny_document` builds it; [] if it is.
+
+    What such a document may hold: Version 2012-10-17 and one or two statements, each ours (by
+    Sid), `Effect` Deny of exactly `BEDROCK_DENY_ACTIONS` on `*`, with only its own condition (the
+    sessions' `aws:userid`, or their source identities); nothing that widens it (`NotAction`,
+    `NotResource`, `Principal`). A document read back from IAM is checked with this before it is
+    trusted: IAM cannot restrict what the DenyFunction writes, so what it wrote is verified.
+    """
+    try:
+        parsed = _parse_document(document)
+    except InvalidPolicyDocument as error:
+        return [str(error)]
+    problems = []
+    if parsed.get("Version") != POLICY_VERSION:
+        problems.append(f"Version is {parsed.get('Version')!r}, not {POLICY_VERSION}")
+    if set(parsed) - {"Version", "Statement"}:
+        problems.append(f"unexpected top-level keys {sorted(set(parsed) - {'Version', 'Statement'})}")
+    statements = _statement_list(parsed)
+    if not statements:
+        problems.append("no statement")
+    sids = []
+    for index, statement in enumerate(statements):
+        if not isinstance(statement, Mapping):
+            problems.append(f"statement {index} is not an object")
+            continue
+        sid = statement.get("Sid")
+        sids.append(sid)
+        where = f"statement {sid or index}"
+        if sid not in _SESSION_DENY_SIDS:
+            problems.append(f"{where}: not one of Budgetkeeper's session deny statements")
+        if statement.get("Effect") != "Deny":
+            problems.append(f"{where}: Effect is {statement.get('Effect')!r}, not Deny")
+        if statement.get("Action") != list(BEDROCK_DENY_ACTIONS):
+            problems.append(f"{where}: Action is not exactly the Bedrock deny actions")
+        if statement.get("Resource") != "*":
+            problems.append(f"{where}: Resource is not *")
+        extra = set(statement) - {"Sid", "Effect", "Action", "Resource", "Condition"}
+        if extra:
+            problems.append(f"{where}: unexpected keys {sorted(extra)}")
+        operator, key = _SESSION_DENY_CONDITIONS.get(sid, ("", ""))
+        condition = statement.get("Condition")
+        if not (
+            isinstance(condition, Mapping)
+            and list(condition) == [operator]
+            and list(condition[operator]) == [key]
+        ):
+            problems.append(f"{where}: Condition is not {operator} on {key}")
+        elif not _condition_values(statement, operator, key):
+            problems.append(f"{where}: Condition names no session")
+    if len(sids) != len(set(sids)):
+        problems.append("a statement appears twice")
+    return problems
 
 
 def session_denies_of(document: Mapping[str, Any] | str | None) -> SessionDenies:

@@ -3,15 +3,26 @@
 Money is `Decimal` end to end: unit prices are exact decimal strings in the table (USD per 1,000,000
 tokens) and a cost is `tokens * price / 1,000,000`, which Decimal computes exactly.
 
+Endpoint kinds, as AWS bills them: a bare model id is an in-region call, `<geo>.<model>` a
+geographic cross-region profile, `global.<model>` the global profile. For Claude Sonnet 4.5, Haiku
+4.5, Opus 4.5 and later, in-region and geographic calls cost 10% more than global ones, so the bare
+id's row carries the regional rate, never the global one (scripts/build_prices.py, and the Price List
+normaliser, keep them apart; tests/unit/test_pricing.py checks every such row).
+
+Every row has a service tier (`standard`, `priority`, `flex`, `reserved`): a call is priced with the
+rows of the tier it was served at, by the rules below; a model without a row for that tier is
+unknown for that call (cost 0, flagged), never charged at another tier's rate.
+
 Which row prices an invocation (`PriceTable.match`), for a model or profile id `key` at the source
 region `region` (not the inference region: AWS bills cross-region calls at the source region):
 1. the row for `key` in `region`, else the row for `key` with no region (`*`);
-2. `global.<model>` without a row: the base model's row (global profiles cost the base price);
-3. `<geo>.<model>` (`us.`, `eu.`, `apac.`, `jp.`, `au.`, `in.`) without a row: the price the model's
-   other geo profiles agree on (newer Claude models cost 10% more on every geo profile, older ones
-   the base price); none if they disagree (Nova, Llama 3.2), rather than a guess; the base model's
-   row if the model has no geo rows, since cross-region inference is billed at the source region's
-   price;
+2. `global.<model>` without a row: the base model's row (at worst the regional rate, 10% over);
+3. `<geo>.<model>` (`us.`, `eu.`, `apac.`, `jp.`, `au.`, `in.`) without a row: the model's
+   geographic row for the region (`geo.<model>`, which a Price List version has: the Price List
+   names a geographic usage type per region, not a prefix); else the price the model's other geo
+   profiles agree on (newer Claude models cost 10% more on every geo profile, older ones the base
+   price); none if they disagree (Nova, Llama 3.2), rather than a guess; the base model's row if
+   the model has no geo rows, since cross-region inference is billed at the source region's price;
 4. `us-gov.<model>` without a row: the base model's row for the source region (GovCloud regions
    have rows of their own);
 5. otherwise the model is unknown: cost 0, status `unknown_model`, never another model's price.
@@ -37,7 +48,7 @@ from typing import Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from budgetkeeper import clock, money
-from budgetkeeper.usage import TokenCounts
+from budgetkeeper.usage import ServiceTier, TokenCounts
 
 _log = logging.getLogger(__name__)
 
@@ -57,6 +68,8 @@ _STAND_IN_KIND: Mapping[str, str] = {
 }
 
 GLOBAL_PREFIX = "global"
+# The key prefix of a row that prices every geographic profile of a model in its region.
+GEOGRAPHIC_KEY_PREFIX = "geo"
 GOVCLOUD_PREFIX = "us-gov"
 # Prefixes of system inference-profile ids (`us.anthropic.claude-...`). A test checks that the
 # bundled table uses no other.
@@ -149,24 +162,31 @@ class PriceRow:
     source: str
     as_of: date
     derived: tuple[str, ...] = ()  # kinds computed by the table's builder rather than read from the source
+    tier: ServiceTier = ServiceTier.STANDARD
+
+    @property
+    def key(self) -> tuple[str, str, ServiceTier]:
+        return self.model, self.region, self.tier
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PriceRow:
-        tier = data.get("long_context")
+        long_context = data.get("long_context")
         return cls(
             model=data["model"],
             region=data["region"],
             rates=Rates.from_dict(data),
-            long_context=None if tier is None else LongContextTier.from_dict(tier),
+            long_context=None if long_context is None else LongContextTier.from_dict(long_context),
             source=data["source"],
             as_of=date.fromisoformat(data["as_of"]),
             derived=tuple(data.get("derived", ())),
+            tier=ServiceTier(data.get("tier", ServiceTier.STANDARD)),
         )
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model,
             "region": self.region,
+            "tier": str(self.tier),
             **self.rates.to_dict(),
             "long_context": None if self.long_context is None else self.long_context.to_dict(),
             "derived": list(self.derived),
@@ -241,21 +261,21 @@ class PriceMatch:
 
 
 class PriceTable:
-    """Price rows keyed by (model or profile id, region); lookups are dict reads, matches are cached."""
+    """Price rows keyed by (model or profile id, region, tier); lookups are dict reads, matches are cached."""
 
     def __init__(self, rows: Iterable[PriceRow], version: str) -> None:
         self.version = version
-        self._rows: dict[tuple[str, str], PriceRow] = {}
-        self._geo_profiles: dict[str, list[PriceRow]] = {}
-        self._matches: dict[tuple[str, str], PriceMatch] = {}
+        self._rows: dict[tuple[str, str, ServiceTier], PriceRow] = {}
+        self._geo_profiles: dict[tuple[str, ServiceTier], list[PriceRow]] = {}
+        self._matches: dict[tuple[str, str, ServiceTier], PriceMatch] = {}
         for row in rows:
-            if (row.model, row.region) in self._rows:
-                raise ValueError(f"two price rows for {row.model} in {row.region}")
-            self._rows[row.model, row.region] = row
+            if row.key in self._rows:
+                raise ValueError(f"two price rows for {row.model} in {row.region} at tier {row.tier}")
+            self._rows[row.key] = row
             # Commercial geo profiles (us., eu., apac., ...): GovCloud and global ones are priced apart.
             ref = resolve_model_id(row.model)
             if ref.profile_prefix not in (None, GLOBAL_PREFIX, GOVCLOUD_PREFIX):
-                self._geo_profiles.setdefault(ref.base_model, []).append(row)
+                self._geo_profiles.setdefault((ref.base_model, row.tier), []).append(row)
 
     @classmethod
     def load(cls, path: Path) -> PriceTable:
@@ -274,26 +294,38 @@ class PriceTable:
     def __len__(self) -> int:
         return len(self._rows)
 
-    def lookup(self, model_key: str, region: str) -> PriceRow | None:
-        """The row for exactly this id: in `region`, else the one with no region."""
-        return self._rows.get((model_key, region)) or self._rows.get((model_key, ANY_REGION))
+    def lookup(
+        self, model_key: str, region: str, tier: ServiceTier = ServiceTier.STANDARD
+    ) -> PriceRow | None:
+        """The row for exactly this id and tier: in `region`, else the one with no region."""
+        return self._rows.get((model_key, region, tier)) or self._rows.get((model_key, ANY_REGION, tier))
 
-    def match(self, ref: ModelRef, region: str) -> PriceMatch:
-        """The row that prices `ref` in `region`, by the rules in the module docstring."""
-        cache_key = (ref.key, region)
+    def match(self, ref: ModelRef, region: str, tier: ServiceTier = ServiceTier.STANDARD) -> PriceMatch:
+        """The row that prices `ref` in `region` at `tier`, by the rules in the module docstring."""
+        cache_key = (ref.key, region, tier)
         found = self._matches.get(cache_key)
         if found is None:
-            found = self._matches[cache_key] = self._match(ref, region)
+            found = self._matches[cache_key] = self._match(ref, region, tier)
         return found
 
-    def _match(self, ref: ModelRef, region: str) -> PriceMatch:
-        row = self.lookup(ref.key, region)
+    def _match(self, ref: ModelRef, region: str, tier: ServiceTier) -> PriceMatch:
+        row = self.lookup(ref.key, region, tier)
         if row is not None or ref.profile_prefix is None:
             return PriceMatch(row)
-        siblings = [] if ref.profile_prefix == GOVCLOUD_PREFIX else self._geo_profiles.get(ref.base_model, [])
+        if ref.profile_prefix not in (GLOBAL_PREFIX, GOVCLOUD_PREFIX):
+            geographic = self.lookup(f"{GEOGRAPHIC_KEY_PREFIX}.{ref.base_model}", region, tier)
+            if geographic is not None:
+                return PriceMatch(
+                    geographic, f"no row for {ref.key}: priced as a geographic profile in {region}"
+                )
+        siblings = (
+            []
+            if ref.profile_prefix == GOVCLOUD_PREFIX
+            else self._geo_profiles.get((ref.base_model, tier), [])
+        )
         if ref.profile_prefix == GLOBAL_PREFIX or not siblings:
-            base_row = self.lookup(ref.base_model, region)
-            why = "global = base price" if ref.profile_prefix == GLOBAL_PREFIX else "no geo premium known"
+            base_row = self.lookup(ref.base_model, region, tier)
+            why = "no global rate known" if ref.profile_prefix == GLOBAL_PREFIX else "no geo premium known"
             return PriceMatch(
                 base_row, f"no row for {ref.key}: priced as {ref.base_model} ({why})" if base_row else None
             )
@@ -410,6 +442,7 @@ class Priced:
     tokens: TokenCounts
     note: str | None = None
     long_context: bool = False  # charged at the row's long-context rates
+    tier: ServiceTier = ServiceTier.STANDARD  # the service tier priced
 
     @property
     def rates(self) -> Rates | None:
@@ -429,6 +462,7 @@ class Priced:
             "cost_usd": money.exact(self.cost_usd),
             "status": str(self.status),
             "model_key": self.model_key,
+            "tier": str(self.tier),
             "long_context": self.long_context,
             "charges": [
                 {
@@ -451,8 +485,11 @@ def price_invocation(
     region: str,
     tokens: TokenCounts,
     profiles: InferenceProfiles | None = None,
+    tier: ServiceTier = ServiceTier.STANDARD,
+    *,
+    request_prompt_tokens: int | None = None,
 ) -> Priced:
-    """THE pricing function: what one invocation of `model_id` from source `region` costs.
+    """THE pricing function: what one invocation of `model_id` from source `region` at `tier` costs.
 
     The row is chosen by the rules in the module docstring. Each token kind is charged at its unit
     price; a cache kind the row has no price for at the next kind's (1-hour write -> 5-minute write
@@ -460,33 +497,46 @@ def price_invocation(
     cache writes) exceeds the row's long-context threshold, every token of the request, output
     included, is charged at the long-context rates: that is how AWS and Anthropic bill prompts over
     200K tokens. Application-profile ARNs are resolved through `profiles`; without it, or when
-    Bedrock does not answer, they are unknown.
+    Bedrock does not answer, they are unknown. A model without a price at `tier` is unknown too.
+
+    `tokens` may also be the sum of several requests that all fall on the same side of every
+    long-context threshold (the Athena engine's groups): `request_prompt_tokens` is then the prompt
+    of one such request, which decides the long-context rates instead of the sum. Prices are linear
+    per token kind within a row and tier, so the group's cost is exactly the sum of its requests' costs.
     """
     ref = resolve_model_id(model_id)
     if ref.kind is ModelKind.APPLICATION_PROFILE:
         resolved = profiles.model_id_for(ref.key) if profiles is not None else None
         if resolved is None:
-            return _unknown(table, ref.key, tokens, "application inference profile not resolved")
+            return _unknown(table, ref.key, tokens, tier, "application inference profile not resolved")
         ref = resolve_model_id(resolved)
     if ref.kind is ModelKind.PROVISIONED:
         note = "billed per hour of provisioned throughput"
-        return Priced(ZERO_USD, PriceStatus.PROVISIONED, ref.key, None, tokens, note)
+        return Priced(ZERO_USD, PriceStatus.PROVISIONED, ref.key, None, tokens, note, tier=tier)
     if ref.kind is ModelKind.OTHER_ARN:
-        return _unknown(table, ref.key, tokens, "no per-token price for this kind of ARN")
-    match = table.match(ref, region)
+        return _unknown(table, ref.key, tokens, tier, "no per-token price for this kind of ARN")
+    match = table.match(ref, region, tier)
     if match.row is None:
-        return _unknown(table, ref.key, tokens, match.note or f"no price for {ref.key} in {region}")
-    return _charge(match.row, match.note, ref.key, tokens)
+        at_tier = "" if tier is ServiceTier.STANDARD else f" at the {tier} tier"
+        return _unknown(
+            table, ref.key, tokens, tier, match.note or f"no price for {ref.key} in {region}{at_tier}"
+        )
+    prompt = tokens.prompt_total if request_prompt_tokens is None else request_prompt_tokens
+    return _charge(match.row, match.note, ref.key, tokens, prompt)
 
 
-def _unknown(table: PriceTable, model_key: str, tokens: TokenCounts, reason: str) -> Priced:
+def _unknown(
+    table: PriceTable, model_key: str, tokens: TokenCounts, tier: ServiceTier, reason: str
+) -> Priced:
     note = f"{reason}; unknown model: counted at 0 USD, never another model's price (table {table.version})"
-    return Priced(ZERO_USD, PriceStatus.UNKNOWN_MODEL, model_key, None, tokens, note)
+    return Priced(ZERO_USD, PriceStatus.UNKNOWN_MODEL, model_key, None, tokens, note, tier=tier)
 
 
-def _charge(row: PriceRow, match_note: str | None, model_key: str, tokens: TokenCounts) -> Priced:
+def _charge(
+    row: PriceRow, match_note: str | None, model_key: str, tokens: TokenCounts, prompt_tokens: int
+) -> Priced:
     tier = row.long_context
-    long_context = tier is not None and tokens.prompt_total > tier.threshold_tokens
+    long_context = tier is not None and prompt_tokens > tier.threshold_tokens
     rates = tier.rates if tier is not None and long_context else row.rates
     total = ZERO_USD
     notes = [match_note] if match_note else []
@@ -502,4 +552,5 @@ def _charge(row: PriceRow, match_note: str | None, model_key: str, tokens: Token
         tokens=tokens,
         note="; ".join(notes) or None,
         long_context=long_context,
+        tier=row.tier,
     )

@@ -26,7 +26,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from budgetkeeper.usage import Invocation, TokenCounts
+from budgetkeeper.usage import Invocation, ServiceTier, TokenCounts
 
 INVOCATION_LOG_SCHEMA = "ModelInvocationLog"
 INVOKE_MODEL = "InvokeModel"
@@ -39,6 +39,16 @@ _GUARDRAIL_INTERVENED = "INTERVENED"
 _INVOCATION_METRICS = "amazon-bedrock-invocationMetrics"
 _GZIP_MAGIC = b"\x1f\x8b"
 _NO_METADATA: MappingProxyType[str, str] = MappingProxyType({})
+# The tier names of the runtime API (`default` is the standard tier), read case-insensitively.
+_SERVICE_TIERS: Mapping[str, ServiceTier] = MappingProxyType(
+    {
+        "default": ServiceTier.STANDARD,
+        "standard": ServiceTier.STANDARD,
+        "priority": ServiceTier.PRIORITY,
+        "flex": ServiceTier.FLEX,
+        "reserved": ServiceTier.RESERVED,
+    }
+)
 # Sanity bound: a log claiming more tokens than this in one call (all kinds together) is malformed.
 # The largest context windows Bedrock serves are about 1M tokens (Claude Sonnet 4.x long context, Nova
 # Premier), so 10M leaves a tenfold margin over any real call; metering 10**15 tokens would instead
@@ -244,6 +254,7 @@ def parse_invocation(message: str | bytes) -> Invocation:
         inference_region=inference_region,
         request_metadata=_request_metadata(record.get("requestMetadata")),
         error_code=error_code,
+        service_tier=_service_tier(record, operation),
     )
 
 
@@ -404,3 +415,33 @@ def _request_metadata(metadata: Any) -> Mapping[str, str]:
     ):
         raise MalformedEvent("requestMetadata is not a map of strings")
     return metadata
+
+
+def _service_tier(record: dict[str, Any], operation: str) -> ServiceTier:
+    """The service tier of the call, from the bodies the log keeps (when text delivery is on).
+
+    Converse and ConverseStream name it as `serviceTier: {"type": "priority|default|flex|reserved"}`
+    (the runtime API's ServiceTier); InvokeModel bodies as `"service_tier": "priority|default|flex"`
+    (the Bedrock user guide's service tiers page). The response states the tier that served the
+    request, so a tier there wins over the one asked for. The `X-Amzn-Bedrock-Service-Tier` header of
+    InvokeModel is not in the log: such a call is priced at the standard tier. A tier name this code
+    does not know is a malformed record (quarantined and counted), never priced at a guessed rate.
+    """
+    tier = ServiceTier.STANDARD
+    for section_name, body_key in (("input", "inputBodyJson"), ("output", "outputBodyJson")):
+        body = _section(record, section_name).get(body_key)
+        if type(body) is not dict:
+            continue  # absent, offloaded to S3, or a stream's chunk list
+        if operation in (CONVERSE, CONVERSE_STREAM):
+            named = body.get("serviceTier")
+            name = named.get("type") if type(named) is dict else named
+        else:
+            name = body.get("service_tier")
+        if name is None:
+            continue
+        if type(name) is not str or name.lower() not in _SERVICE_TIERS:
+            raise MalformedEvent(
+                f"{section_name} service tier {name!r} is not one of {', '.join(_SERVICE_TIERS)}"
+            )
+        tier = _SERVICE_TIERS[name.lower()]
+    return tier

@@ -293,6 +293,13 @@ def _team_name(teams: Mapping[str, str], *scopes: str | None) -> str | None:
     return None
 
 
+def app_of_role(role_name: str | None) -> str | None:
+    """The app a role's name says, by the convention `{App}-BedrockRole`."""
+    if role_name and role_name.endswith(APP_ROLE_SUFFIX) and len(role_name) > len(APP_ROLE_SUFFIX):
+        return role_name[: -len(APP_ROLE_SUFFIX)]
+    return None
+
+
 def _app_name(
     invocation: Invocation,
     role_name: str | None,
@@ -304,7 +311,7 @@ def _app_name(
         tagged = profile_tags(invocation.model_id).get(APP_TAG)
         if tagged and is_valid_scope_name(tagged):
             return tagged, False
-    if role_name and role_name.endswith(APP_ROLE_SUFFIX) and len(role_name) > len(APP_ROLE_SUFFIX):
-        return role_name[: -len(APP_ROLE_SUFFIX)], False
+    if app := app_of_role(role_name):
+        return app, False
     claimed = invocation.request_metadata.get(app_metadata_key)
     return (claimed, True) if claimed and is_valid_scope_name(claimed) else (None, False)

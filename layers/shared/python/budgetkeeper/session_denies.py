@@ -8,9 +8,23 @@ five is reached). It is created and attached on the first suspension, and detach
 the last session is restored. Every document is size-checked before anything is written; over
 IAM's 6,144 characters `PolicyTooLarge` is raised and nothing changes.
 
-Fallback when the policy would be too large (the documented rule): the session is not denied, an
-alert says so (scope, role, sessions already denied, size and limit), and the role's own budget is
-the backstop. `deny_session_scope` applies that rule and returns it as its outcome.
+Opt-in: a session policy is attached only to a role tagged `budgetkeeper:session-denies` =
+`enabled` (OPT_IN_TAG_KEY, OPT_IN_TAG_VALUE), and IAM enforces it: the DenyFunction may attach
+session policies only to roles with that tag (`aws:ResourceTag` condition in template.yaml), and it
+may not tag or untag roles. The tag is read from GetRole before anything is written; a role without
+it gets the fallback below. Operators opt a role in with
+`aws iam tag-role --role-name R --tags Key=budgetkeeper:session-denies,Value=enabled`.
+
+Every document written is read back (GetPolicy, GetPolicyVersion of the new default version) and
+checked with `policies.session_deny_problems`: a document that is not exactly our Deny (or a
+default version that is not the one just written) is removed with the whole policy, detached
+first, and `SessionPolicyRejected` is raised for the caller to alert on. The sessions the policy
+denied are then not denied until the reconciler writes the policy again.
+
+Fallback when the role has not opted in, or the policy would be too large (the documented rule):
+the session is not denied, an alert says so (scope, role, why, and how to opt in, or the sessions
+already denied, size and limit), and the role's own budget is the backstop. `deny_session_scope`
+applies that rule and returns it as its outcome.
 
 IAM Identity Center (`IdentityCenter`): `AWSReservedSSO_*` roles cannot be changed in IAM, so the
 session's user is denied through the permission set's inline policy, in the management or
@@ -51,6 +65,7 @@ from budgetkeeper.policies import (
     remove_statement,
     session_denies_of,
     session_deny_document,
+    session_deny_problems,
     sso_deny_statement,
     sso_users_of,
 )
@@ -61,6 +76,10 @@ POLICY_NAME_PREFIX = "budgetkeeper-sessions-"
 POLICY_NAME_LIMIT = 128  # IAM's limit for a managed policy name
 MAX_POLICY_VERSIONS = 5  # IAM keeps at most five versions of a managed policy
 POLICY_DESCRIPTION = "Bedrock Budgetkeeper: denies Bedrock to suspended sessions of role {role}"
+# The tag an operator puts on a role to let Budgetkeeper deny single sessions of it. template.yaml
+# conditions the DenyFunction's AttachRolePolicy of session policies on it (aws:ResourceTag).
+OPT_IN_TAG_KEY = "budgetkeeper:session-denies"
+OPT_IN_TAG_VALUE = "enabled"
 ADMIN_SESSION_NAME = "budgetkeeper-session-denies"
 _SSO_ROLE = re.compile(rf"{SSO_ROLE_PREFIX}(?P<permission_set>.+)_[0-9a-fA-F]+", re.ASCII)
 _ROLE_ARN = re.compile(r"arn:(?P<partition>[^:]+):iam::(?P<account>\d{12}):role/.+", re.ASCII)
@@ -109,6 +128,43 @@ class RoleNotFound(LookupError):
     """The session's role does not exist in this account."""
 
 
+class RoleNotOptedIn(PermissionError):
+    """The role is not tagged for session denies: nothing is written (IAM would refuse the attach)."""
+
+    def __init__(self, role_name: str) -> None:
+        self.role_name = role_name
+        super().__init__(
+            f"role {role_name} has not opted in to session denies (tag {OPT_IN_TAG_KEY}={OPT_IN_TAG_VALUE}): "
+            f"to opt in, aws iam tag-role --role-name {role_name} "
+            f"--tags Key={OPT_IN_TAG_KEY},Value={OPT_IN_TAG_VALUE}"
+        )
+
+
+class SessionPolicyRejected(Exception):
+    """A session policy read back from IAM was not our Deny: it was detached and deleted."""
+
+    def __init__(self, role_name: str, policy_arn: str, problems: list[str]) -> None:
+        self.role_name = role_name
+        self.policy_arn = policy_arn
+        self.problems = problems
+        super().__init__(
+            f"session policy {policy_arn} of role {role_name} read back from IAM is not Budgetkeeper's "
+            f"Deny ({'; '.join(problems)}): it was detached and deleted, and the sessions it denied "
+            "are not denied until the reconciler writes it again"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"role": self.role_name, "policy_arn": self.policy_arn, "problems": self.problems}
+
+
+def opted_in(role: Mapping[str, Any]) -> bool:
+    """Whether a role (as GetRole returns it, with its Tags) opted in to session denies."""
+    return any(
+        tag.get("Key") == OPT_IN_TAG_KEY and tag.get("Value") == OPT_IN_TAG_VALUE
+        for tag in role.get("Tags") or ()
+    )
+
+
 def session_policy_name(role_name: str) -> str:
     """`budgetkeeper-sessions-<role name>`, shortened with a hash if over IAM's 128 characters."""
     name = f"{POLICY_NAME_PREFIX}{role_name}"
@@ -135,17 +191,22 @@ def suspend_session(
 ) -> SessionDenyResult:
     """Deny Bedrock to one session of `role_name` (and its source identity, when given).
 
-    Raises PolicyTooLarge, having written nothing, when the policy would exceed 6,144 characters.
+    Raises, having written nothing, RoleNotOptedIn when the role is not tagged for session denies
+    and PolicyTooLarge when the policy would exceed 6,144 characters; SessionPolicyRejected when
+    the document read back is not ours (the policy is then removed).
     """
     if is_sso_role(role_name):
         raise ValueError(f"{role_name} is an IAM Identity Center role: deny it through IdentityCenter")
     role = _get_role(iam, role_name)
     if role is None:
         raise RoleNotFound(f"role {role_name} does not exist")
+    if not opted_in(role):
+        raise RoleNotOptedIn(role_name)
     policy_arn = _policy_arn(role)
     denies, version_id = _read_policy(iam, policy_arn)
     wanted = denies.with_session(session, source_identity)
     if wanted == denies:
+        _verify(iam, role_name, policy_arn, str(version_id))  # never re-attach what is not ours
         attached = _ensure_attached(iam, role_name, policy_arn)
         note = ", and the policy was re-attached" if attached else ""
         return SessionDenyResult(
@@ -163,7 +224,7 @@ def suspend_session(
         version_id = _create_policy(iam, role_name, policy_arn, text)
         verb = "created and attached"
     else:
-        version_id = _write_version(iam, policy_arn, text)
+        version_id = _write_version(iam, role_name, policy_arn, text)
         _ensure_attached(iam, role_name, policy_arn)
         verb = f"updated to {version_id}"
     return SessionDenyResult(
@@ -191,7 +252,8 @@ def restore_session(
 
     The policy holds session names and source identities as two sets (see SessionDenies), so pass
     the source identity the session was suspended with. The restore of the last session detaches
-    and deletes the role's policy, source identities included.
+    and deletes the role's policy, source identities included. A role that left the opt-in keeps
+    being restored: detaching or narrowing our own Deny grants nothing.
     """
     role = _get_role(iam, role_name)
     if role is None:
@@ -221,7 +283,7 @@ def restore_session(
     text = check_size(
         session_deny_document(role["RoleId"], wanted), MANAGED_POLICY_LIMIT, f"policy {policy_arn}"
     )
-    version_id = _write_version(iam, policy_arn, text)
+    version_id = _write_version(iam, role_name, policy_arn, text)
     return SessionDenyResult(
         True,
         f"session {session} of {role_name} restored: policy updated to {version_id}",
@@ -277,6 +339,7 @@ def _create_policy(iam: Any, role_name: str, policy_arn: str, text: str) -> str:
         PolicyDocument=text,
         Description=POLICY_DESCRIPTION.format(role=role_name)[:1000],
     )["Policy"]
+    _verify(iam, role_name, policy_arn, policy["DefaultVersionId"])  # before it is attached
     try:
         iam.attach_role_policy(RoleName=role_name, PolicyArn=policy_arn)
     except ClientError:
@@ -286,7 +349,23 @@ def _create_policy(iam: Any, role_name: str, policy_arn: str, text: str) -> str:
     return policy["DefaultVersionId"]
 
 
-def _write_version(iam: Any, policy_arn: str, text: str) -> str:
+def _verify(iam: Any, role_name: str, policy_arn: str, version_id: str | None) -> None:
+    """Read back what was written: the default version must be `version_id` (if given), and ours.
+
+    Otherwise the policy is detached from `role_name` (if it is) and deleted, and
+    SessionPolicyRejected raised.
+    """
+    default = iam.get_policy(PolicyArn=policy_arn)["Policy"]["DefaultVersionId"]
+    document = iam.get_policy_version(PolicyArn=policy_arn, VersionId=default)["PolicyVersion"]["Document"]
+    problems = session_deny_problems(_document(document))
+    if version_id is not None and default != version_id:
+        problems.insert(0, f"the default version is {default}, not {version_id} as written")
+    if problems:
+        _delete_policy(iam, role_name, policy_arn)
+        raise SessionPolicyRejected(role_name, policy_arn, problems)
+
+
+def _write_version(iam: Any, role_name: str, policy_arn: str, text: str) -> str:
     versions = iam.list_policy_versions(PolicyArn=policy_arn)["Versions"]
     if len(versions) >= MAX_POLICY_VERSIONS:
         others = [version for version in versions if not version["IsDefaultVersion"]]
@@ -295,7 +374,9 @@ def _write_version(iam: Any, policy_arn: str, text: str) -> str:
         )
         iam.delete_policy_version(PolicyArn=policy_arn, VersionId=oldest["VersionId"])
     created = iam.create_policy_version(PolicyArn=policy_arn, PolicyDocument=text, SetAsDefault=True)
-    return created["PolicyVersion"]["VersionId"]
+    version_id = created["PolicyVersion"]["VersionId"]
+    _verify(iam, role_name, policy_arn, version_id)
+    return version_id
 
 
 def _version_number(version_id: str) -> int:
@@ -314,35 +395,93 @@ def _ensure_attached(iam: Any, role_name: str, policy_arn: str) -> bool:
     return True
 
 
+def _detach(iam: Any, role_name: str, policy_arn: str) -> None:
+    try:
+        iam.detach_role_policy(RoleName=role_name, PolicyArn=policy_arn)
+    except ClientError as error:
+        if _code(error) != "NoSuchEntity":  # not attached, or the role is gone
+            raise
+
+
 def _delete_policy(iam: Any, role_name: str | None, policy_arn: str) -> None:
     if role_name is not None:
-        try:
-            iam.detach_role_policy(RoleName=role_name, PolicyArn=policy_arn)
-        except ClientError as error:
-            if _code(error) != "NoSuchEntity":
-                raise
+        _detach(iam, role_name, policy_arn)
     for version in iam.list_policy_versions(PolicyArn=policy_arn)["Versions"]:
         if not version["IsDefaultVersion"]:
             iam.delete_policy_version(PolicyArn=policy_arn, VersionId=version["VersionId"])
     iam.delete_policy(PolicyArn=policy_arn)
 
 
+@dataclass
+class SessionPolicySweep:
+    """What `sweep_session_policies` removed: orphans (in words), and documents that were not ours."""
+
+    removed: list[str] = field(default_factory=list)
+    rejected: list[SessionPolicyRejected] = field(default_factory=list)
+
+
+def sweep_session_policies(iam: Any, is_held: Callable[[str], bool]) -> SessionPolicySweep:
+    """Check every session policy under /budgetkeeper/: delete orphans, and any that is not ours.
+
+    Orphans: a policy attached to no role (a role deleted, a crash between create and attach), or
+    one whose role (the role it is named after) is not among those it is attached to, or whose role
+    has no session that a budget holds (`is_held(role_name)` is False: a release that stopped half
+    way). Each is detached from every role it is attached to, then deleted with its versions. A
+    policy its role needs is read back like a new one: one that is not our Deny (someone changed it
+    since) is removed too, and reported in `rejected`.
+    """
+    sweep = SessionPolicySweep()
+    for policy in _session_policies(iam):
+        roles = _roles_of(iam, policy["Arn"])
+        owner = next((role for role in roles if session_policy_name(role) == policy["PolicyName"]), None)
+        if not roles:
+            why = "attached to no role"
+        elif owner is None:
+            why = f"attached to {', '.join(roles)}, none of them the role it was written for"
+        elif not is_held(owner):
+            why = f"no suspended session of role {owner} holds it"
+        else:
+            try:
+                _verify(iam, owner, policy["Arn"], None)
+            except SessionPolicyRejected as rejected:
+                sweep.rejected.append(rejected)
+            continue
+        for role in roles:
+            _detach(iam, role, policy["Arn"])
+        _delete_policy(iam, None, policy["Arn"])
+        sweep.removed.append(f"{policy['Arn']}: orphaned session policy deleted ({why})")
+    return sweep
+
+
+def _session_policies(iam: Any) -> list[dict[str, Any]]:
+    pages = iam.get_paginator("list_policies").paginate(Scope="Local", PathPrefix=POLICY_PATH)
+    return [
+        policy
+        for page in pages
+        for policy in page["Policies"]
+        if policy["PolicyName"].startswith(POLICY_NAME_PREFIX)
+    ]
+
+
+def _roles_of(iam: Any, policy_arn: str) -> list[str]:
+    pages = iam.get_paginator("list_entities_for_policy").paginate(PolicyArn=policy_arn, EntityFilter="Role")
+    return sorted(role["RoleName"] for page in pages for role in page.get("PolicyRoles", []))
+
+
 def _restore_without_role(iam: Any, role_name: str) -> SessionDenyResult:
     # A deleted role has no sessions; an IAM role cannot be deleted while a policy is attached,
     # so our policy, if left, is attached to nothing: delete it.
     name = session_policy_name(role_name)
-    paginator = iam.get_paginator("list_policies")
-    for page in paginator.paginate(Scope="Local", PathPrefix=POLICY_PATH):
-        for policy in page["Policies"]:
-            if policy["PolicyName"] == name:
-                _delete_policy(iam, None, policy["Arn"])
-                return SessionDenyResult(
-                    True,
-                    f"role {role_name} no longer exists: its session policy was deleted",
-                    role_name,
-                    SessionDenies(),
-                    None,
-                )
+    for policy in _session_policies(iam):
+        if policy["PolicyName"] == name:
+            _delete_policy(iam, None, policy["Arn"])
+            return SessionDenyResult(
+                True,
+                f"role {role_name} no longer exists: its session policy was deleted",
+                role_name,
+                SessionDenies(),
+                None,
+            )
     return SessionDenyResult(
         False, f"role {role_name} does not exist: nothing to restore", role_name, SessionDenies(), None
     )
@@ -581,9 +720,11 @@ def deny_session_scope(
     """Suspend one `session:` scope, or say why it gets an alert only (the documented fallback).
 
     Falls back to ALERT_ONLY, writing nothing, when the session is an SSO session and Identity
-    Center is not connected, when its role or permission set is not found, when the policy would be
-    too large, or when IAM refuses it for a quota (LimitExceeded, e.g. the role already has its
-    quota of managed policies attached). Other AWS errors are raised for the workflow's Retry/Catch.
+    Center is not connected, when its role or permission set is not found, when the role has not
+    opted in to session denies, when the policy would be too large, or when IAM refuses it for a
+    quota (LimitExceeded, e.g. the role already has its quota of managed policies attached).
+    SessionPolicyRejected (the document read back was not ours, and was removed) and other AWS
+    errors are raised: the first for the caller's alert, the rest for the workflow's Retry/Catch.
     """
     target = parse_session_scope(scope)
     try:
@@ -600,6 +741,10 @@ def deny_session_scope(
         return ScopeDenyOutcome(Outcome.ALERT_ONLY, f"{error}; the role budget is the backstop", scope)
     except (PermissionSetNotFound, RoleNotFound) as error:
         return ScopeDenyOutcome(Outcome.ALERT_ONLY, f"{error}: cannot deny {scope}", scope)
+    except RoleNotOptedIn as error:
+        return ScopeDenyOutcome(
+            Outcome.ALERT_ONLY, f"cannot deny {scope}: {error}; the role budget is the backstop", scope
+        )
     except ClientError as error:
         if _code(error) != "LimitExceeded":
             raise

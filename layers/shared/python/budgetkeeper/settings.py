@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -51,10 +52,28 @@ class Settings:
     notifications_topic_arn: str | None = None
     identity_center_admin_role_arn: str | None = None
     identity_center_region: str | None = None  # the Identity Center instance's Region; None: the stack's
+    operator_alerts_topic_arn: str | None = None
+    notification_sender: str | None = None  # a verified SES identity; None: no e-mail to owners
+    prices_table: str | None = None  # price versions from the Price List; None: the bundled table only
+    # A Price List refresh moving a unit price by more than this factor is stored, not activated.
+    price_move_max_factor: Decimal = Decimal(2)
 
     @property
     def parameter_prefix(self) -> str:
         return f"/budgetkeeper/{self.env}/"
+
+    @property
+    def slack_webhook_parameter(self) -> str:
+        """The SSM SecureString holding the Slack incoming-webhook URL (absent: no Slack).
+
+        Outside the tunables' prefix on purpose: the functions that read the tunables by path
+        never see it; only the notifier may read (and decrypt) this one parameter.
+        """
+        return f"/budgetkeeper-secrets/{self.env}/slack_webhook_url"
+
+    @property
+    def operator_alerts_topic(self) -> str:
+        return _need(self.operator_alerts_topic_arn, "OPERATOR_ALERTS_TOPIC_ARN")
 
     @property
     def state_machine_arn(self) -> str:
@@ -100,6 +119,10 @@ class Settings:
             notifications_topic_arn=environ.get("NOTIFICATIONS_TOPIC_ARN") or None,
             identity_center_admin_role_arn=environ.get("IDENTITY_CENTER_ADMIN_ROLE_ARN") or None,
             identity_center_region=environ.get("IDENTITY_CENTER_REGION") or None,
+            operator_alerts_topic_arn=environ.get("OPERATOR_ALERTS_TOPIC_ARN") or None,
+            notification_sender=environ.get("NOTIFICATION_SENDER") or None,
+            prices_table=environ.get("PRICES_TABLE") or None,
+            price_move_max_factor=Decimal(environ.get("PRICE_MOVE_MAX_FACTOR") or 2),
         )
 
 
@@ -158,6 +181,17 @@ def _parse_time_zone(raw: str) -> str:
     return raw.strip()
 
 
+_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}")
+
+
+def _parse_regions(raw: str) -> tuple[str, ...]:
+    regions = _parse_list(raw)
+    for region in regions:
+        if not _REGION.fullmatch(region):
+            raise InvalidTunable(f"{region!r} is not an AWS Region name such as eu-west-1")
+    return regions
+
+
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -168,6 +202,14 @@ def _parse_log_level(raw: str) -> str:
     return level
 
 
+def _parse_language(raw: str) -> str:
+    """A two-letter language code; one with no templates gets English (budgetkeeper.notify.render)."""
+    language = raw.strip().lower()
+    if not re.fullmatch(r"[a-z]{2}", language):
+        raise InvalidTunable(f"expected a two-letter language code such as en or es, got {raw!r}")
+    return language
+
+
 @dataclass(frozen=True, slots=True)
 class Tunable:
     field: str  # attribute of Tunables
@@ -176,6 +218,9 @@ class Tunable:
     parse: Callable[[str], Any]
     description: str
 
+
+WARNING_PARAMETER = "thresholds/warning_percent"
+CRITICAL_PARAMETER = "thresholds/critical_percent"
 
 # The one declaration of every tunable and its default.
 TUNABLES: tuple[Tunable, ...] = (
@@ -195,14 +240,14 @@ TUNABLES: tuple[Tunable, ...] = (
     ),
     Tunable(
         "warning_percent",
-        "thresholds/warning_percent",
+        WARNING_PARAMETER,
         "70",
         _parse_decimal,
         "percent of the limit that warns",
     ),
     Tunable(
         "critical_percent",
-        "thresholds/critical_percent",
+        CRITICAL_PARAMETER,
         "90",
         _parse_decimal,
         "percent of the limit that is critical",
@@ -225,7 +270,28 @@ TUNABLES: tuple[Tunable, ...] = (
     ),
     Tunable("log_level", "log_level", "INFO", _parse_log_level, "Powertools log level"),
     Tunable(
+        "regions",
+        "regions",
+        "",
+        _parse_regions,
+        "comma-separated Bedrock Regions in use besides the stack's (logging check and doctor look at each)",
+    ),
+    Tunable(
         "dedupe_ttl_days", "dedupe_ttl_days", "7", _parse_int, "how long a metered payload's marker is kept"
+    ),
+    Tunable(
+        "notify_contact",
+        "notify/contact",
+        "",
+        str.strip,
+        "who owners are told to contact (empty: your Bedrock platform team)",
+    ),
+    Tunable(
+        "operator_language",
+        "notify/operator_language",
+        "en",
+        _parse_language,
+        "language of the operators' notices (Slack, SNS e-mail and SMS)",
     ),
 )
 
@@ -242,6 +308,9 @@ class Tunables:
     exclusions: tuple[str, ...]
     log_level: str
     dedupe_ttl_days: int
+    regions: tuple[str, ...]
+    notify_contact: str
+    operator_language: str
 
     @classmethod
     def from_values(cls, values: Mapping[str, str]) -> Tunables:
@@ -270,7 +339,7 @@ class Tunables:
                     f"parameter {tunable.parameter}: {error}; the default {tunable.default!r} applies"
                 )
                 parsed[tunable.field] = tunable.parse(tunable.default)
-        if parsed["warning_percent"] >= parsed["critical_percent"]:
+        if not thresholds_in_order(parsed["warning_percent"], parsed["critical_percent"]):
             for field in ("warning_percent", "critical_percent"):
                 tunable = by_field[field]
                 parsed[field] = tunable.parse(tunable.default)
@@ -282,6 +351,50 @@ class Tunables:
     @classmethod
     def defaults(cls) -> Tunables:
         return cls.from_values({})
+
+
+def thresholds_in_order(warning: Decimal, critical: Decimal) -> bool:
+    return warning < critical
+
+
+def tunable_named(key: str) -> Tunable:
+    """A tunable by its parameter name (`thresholds/warning_percent`) or field (`warning_percent`)."""
+    cleaned = key.strip().strip("/")
+    for tunable in TUNABLES:
+        if cleaned in (tunable.parameter, tunable.field):
+            return tunable
+    raise InvalidTunable(
+        f"no setting named {key!r}: use one of {', '.join(tunable.parameter for tunable in TUNABLES)}"
+    )
+
+
+def check_tunable(tunable: Tunable, raw: str, current: Mapping[str, str]) -> str:
+    """The value to store for `tunable`, checked as the functions will read it and against the
+    other values in force (`current`: the parameters set now, by name below the prefix).
+
+    Raises InvalidTunable saying what is wrong.
+    """
+    value = raw.strip()
+    try:
+        tunable.parse(value)
+    except InvalidTunable as error:
+        raise InvalidTunable(f"{tunable.parameter}: {error}") from None
+    values = {**current, tunable.parameter: value}
+    by_parameter = {item.parameter: item for item in TUNABLES}
+    warning = _parsed_or_default(by_parameter[WARNING_PARAMETER], values)
+    critical = _parsed_or_default(by_parameter[CRITICAL_PARAMETER], values)
+    if not thresholds_in_order(warning, critical):
+        raise InvalidTunable(
+            f"{WARNING_PARAMETER} ({warning}) must be below {CRITICAL_PARAMETER} ({critical})"
+        )
+    return value
+
+
+def _parsed_or_default(tunable: Tunable, values: Mapping[str, str]) -> Any:
+    try:
+        return tunable.parse(values.get(tunable.parameter, tunable.default))
+    except InvalidTunable:
+        return tunable.parse(tunable.default)
 
 
 # Short enough that an operator's change takes effect within a minute.

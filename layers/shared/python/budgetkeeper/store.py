@@ -27,6 +27,7 @@ from pynamodb.models import Model
 
 from budgetkeeper.budgets import MANUAL_WINDOW, Budget, Status, gets_default_budget
 from budgetkeeper.enforcement import AppClaims
+from budgetkeeper.scopes import ScopeKind
 from budgetkeeper.settings import Settings, Tunables
 
 if TYPE_CHECKING:  # types only: usage_writer imports the models from here
@@ -54,7 +55,8 @@ class DecimalAttribute(Attribute[Decimal]):
 
 
 class RollupItem(Model):
-    """Usage of one scope in one UTC hour, for one model in one region; or a usage line.
+    """Usage of one scope in one UTC hour, for one model in one region at one
+    service tier; or a usage line.
 
     A usage line (scope `usage#<day>`, written by `usage_writer`) holds one hour of one caller's
     calls to one model in one region, with the caller's whole attribution: what reports read.
@@ -64,7 +66,8 @@ class RollupItem(Model):
         table_name = "unbound-rollups"
 
     scope = UnicodeAttribute(hash_key=True)
-    bucket = UnicodeAttribute(range_key=True)  # "<YYYY-MM-DDTHH>#<model>#<region>"
+    # "<YYYY-MM-DDTHH>#<model>#<region>", and "#<tier>" after it for a tier other than standard
+    bucket = UnicodeAttribute(range_key=True)
     hour = UnicodeAttribute(null=True)
     model = UnicodeAttribute(null=True)
     region = UnicodeAttribute(null=True)
@@ -74,6 +77,7 @@ class RollupItem(Model):
     role = UnicodeAttribute(null=True)
     app = UnicodeAttribute(null=True)
     team = UnicodeAttribute(null=True)
+    service_tier = UnicodeAttribute(null=True)  # absent on rows written before tiers: standard
     calls = NumberAttribute(default=0)
     errors = NumberAttribute(default=0)
     unpriced_calls = NumberAttribute(default=0)
@@ -185,7 +189,9 @@ class AuditItem(Model):
 class DedupeItem(Model):
     """Markers that make metering exactly once; every one expires through the table's TTL.
 
-    - `payload#<sha256>`: this CloudWatch Logs payload is metered (or claimed by `journal`);
+    - `payload#<sha256>`: this CloudWatch Logs payload is metered (or claimed by `journal`), with
+      the ids of its events that were quarantined instead (`quarantined`): what a redrive may count;
+    - `payload#<sha256>#event#<event id>`: that quarantined event, redriven, is metered;
     - `journal#<id>`: deltas of a group of payloads too large for one transaction;
     - `journal#<id>#<n>`: chunk n of that journal is applied.
     """
@@ -197,6 +203,7 @@ class DedupeItem(Model):
     journal = UnicodeAttribute(null=True)
     chunks = NumberAttribute(null=True)
     deltas = BinaryAttribute(null=True, legacy_encoding=False)
+    quarantined = UnicodeSetAttribute(null=True)
     expires_at = NumberAttribute(null=True)
 
 
@@ -208,6 +215,9 @@ class TeamItem(Model):
 
     principal = UnicodeAttribute(hash_key=True)
     team = UnicodeAttribute()
+    # Who to tell about this scope's budgets when no owner is known; on the team's own item
+    # (`principal` = the team scope), the team's contact.
+    contact = UnicodeAttribute(null=True)
 
 
 class DenyItem(Model):
@@ -222,6 +232,25 @@ class DenyItem(Model):
     updated_at = UnicodeAttribute(null=True)
 
 
+class PriceVersionItem(Model):
+    """A price version (rows from one Price List refresh) or, under ACTIVE_PRICE_VERSION, the pointer
+    to the active one (written only by budgetkeeper.price_versions)."""
+
+    class Meta:
+        table_name = "unbound-prices"
+
+    version = UnicodeAttribute(hash_key=True)
+    status = UnicodeAttribute(null=True)  # stored | active | refused | superseded
+    created_at = UnicodeAttribute(null=True)
+    source = UnicodeAttribute(null=True)
+    rows = BinaryAttribute(null=True, legacy_encoding=False)  # gzipped JSON: the rows as PriceRow.to_dict
+    row_count = NumberAttribute(null=True)
+    refusals = ListAttribute(of=UnicodeAttribute, null=True)  # why it was not activated
+    active_version = UnicodeAttribute(null=True)  # on the pointer item only
+    activated_at = UnicodeAttribute(null=True)
+    activated_by = UnicodeAttribute(null=True)
+
+
 TABLE_MODELS: dict[str, type[Model]] = {
     "rollups_table": RollupItem,
     "totals_table": TotalItem,
@@ -230,6 +259,7 @@ TABLE_MODELS: dict[str, type[Model]] = {
     "dedupe_table": DedupeItem,
     "teams_table": TeamItem,
     "denies_table": DenyItem,
+    "prices_table": PriceVersionItem,
 }
 
 
@@ -238,6 +268,8 @@ def bind_tables(settings: Settings) -> None:
     for setting_name, model in TABLE_MODELS.items():
         meta: Any = model.Meta
         table_name = getattr(settings, setting_name)
+        if table_name is None:
+            continue  # an optional table the stack does not have
         if (meta.table_name, getattr(meta, "host", None)) != (table_name, settings.dynamodb_endpoint):
             meta.table_name = table_name
             meta.host = settings.dynamodb_endpoint
@@ -299,6 +331,16 @@ class DynamoUsageStore:
 
         mark_due(budgets)
 
+    def quarantined_events(self, payload_ids: Iterable[str]) -> dict[str, frozenset[str]]:
+        """The events each metered payload left out (quarantined); a payload not metered is absent."""
+        from budgetkeeper.usage_writer import payload_marker_id  # see BudgetBook.load
+
+        keys = {payload_marker_id(payload_id): payload_id for payload_id in set(payload_ids)}
+        return {
+            keys[marker.id]: frozenset(marker.quarantined or ())
+            for marker in DedupeItem.batch_get(list(keys), consistent_read=True)
+        }
+
     def spent(self, keys: Iterable[TotalKey]) -> dict[TotalKey, Decimal]:
         wanted = {
             (budget_key(scope, window), window_id): (scope, window, window_id)
@@ -340,3 +382,18 @@ def team_session_scopes(team: str) -> tuple[str, ...]:
 def load_teams() -> dict[str, str]:
     """The whole team mapping; it is small (one item per mapped principal)."""
     return {item.principal: item.team for item in TeamItem.scan()}
+
+
+def team_contact(scope: str) -> str | None:
+    """The contact on the scope's own team item, else on its team's item (`team:<name>`)."""
+    try:
+        item = TeamItem.get(scope)
+    except TeamItem.DoesNotExist:
+        return None
+    team_scope = f"{ScopeKind.TEAM}:{item.team}"
+    if item.contact or scope == team_scope:
+        return item.contact
+    try:
+        return TeamItem.get(team_scope).contact
+    except TeamItem.DoesNotExist:
+        return None

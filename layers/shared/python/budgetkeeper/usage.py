@@ -5,6 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
+
+
+class ServiceTier(StrEnum):
+    """The service tier a call was served at, as priced: AWS's API calls the standard one `default`."""
+
+    STANDARD = "standard"
+    PRIORITY = "priority"
+    FLEX = "flex"
+    RESERVED = "reserved"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,3 +66,4 @@ class Invocation:
     inference_region: str | None = None
     request_metadata: Mapping[str, str] = field(default_factory=dict)
     error_code: str | None = None
+    service_tier: ServiceTier = ServiceTier.STANDARD  # the tier the request named (records.py)

@@ -31,6 +31,7 @@ from budgetkeeper.budgets import Budget
 from budgetkeeper.metering import Metered
 from budgetkeeper.pricing import PriceStatus
 from budgetkeeper.store import DedupeItem, RollupItem, TotalItem, budget_key
+from budgetkeeper.usage import ServiceTier
 from budgetkeeper.windows import iso_utc
 
 # DynamoDB's limit on the items of one TransactWriteItems request.
@@ -85,7 +86,7 @@ class TotalDelta:
         self.claimers = self.claimers | other.claimers  # a new set: copies share the old one
 
 
-RollupKey = tuple[str, str, str, str]  # scope, hour, model, region
+RollupKey = tuple[str, str, str, str, str]  # scope, hour, model, region, service tier
 TotalKey = tuple[str, str, str]  # scope, window spec, window id
 # hour, model, region, identity ARN, principal, role, app, team (role, app and team may be None)
 LineKey = tuple[str, str, str, str, str, str | None, str | None, str | None]
@@ -171,7 +172,11 @@ class UsageDeltas:
     @classmethod
     def from_bytes(cls, data: bytes) -> UsageDeltas:
         document = json.loads(gzip.decompress(data))
-        rollups = {tuple(key): _rollup_from_strings(values) for key, values in document["rollups"]}
+        rollups = {
+            # A journal written before tiers has 4-part keys: its usage was all standard.
+            (tuple(key) if len(key) == 5 else (*key, str(ServiceTier.STANDARD))): _rollup_from_strings(values)
+            for key, values in document["rollups"]
+        }
         # A journal written before usage lines existed has none.
         lines = {tuple(key): _rollup_from_strings(values) for key, values in document.get("lines", ())}
         totals = {
@@ -210,7 +215,7 @@ def usage_deltas(metered: Iterable[Metered], budgets_of: Callable[[str], list[Bu
     for item in metered:
         invocation = item.invocation
         delta = rollup_delta(item)
-        hour, model, region = item.hour, item.model, invocation.region
+        hour, model, region, tier = item.hour, item.model, invocation.region, invocation.service_tier
         who = item.attribution
         line_key = (hour, model, region, invocation.identity_arn, who.principal, who.role, who.app, who.team)
         line = lines.get(line_key)
@@ -219,7 +224,7 @@ def usage_deltas(metered: Iterable[Metered], budgets_of: Callable[[str], list[Bu
         else:
             line.merge(delta)
         for scope in item.attribution.scopes:
-            key = (scope, hour, model, region)
+            key = (scope, hour, model, region, str(tier))
             existing = rollups.get(key)
             if existing is None:
                 rollups[key] = replace(delta)  # a copy: `delta` is added to every scope's rollup
@@ -243,9 +248,15 @@ def usage_deltas(metered: Iterable[Metered], budgets_of: Callable[[str], list[Bu
 
 
 def _rollup_update(key: RollupKey, delta: RollupDelta) -> tuple[RollupItem, list[Any]]:
-    scope, hour, model, region = key
-    item = RollupItem(scope, f"{hour}#{model}#{region}")
-    actions = [RollupItem.hour.set(hour), RollupItem.model.set(model), RollupItem.region.set(region)]
+    scope, hour, model, region, tier = key
+    tier_part = "" if tier == ServiceTier.STANDARD else f"#{tier}"
+    item = RollupItem(scope, f"{hour}#{model}#{region}{tier_part}")
+    actions = [
+        RollupItem.hour.set(hour),
+        RollupItem.model.set(model),
+        RollupItem.region.set(region),
+        RollupItem.service_tier.set(tier),
+    ]
     actions += [getattr(RollupItem, name).add(getattr(delta, name)) for name in RollupDelta.COUNTERS]
     return item, actions
 
@@ -302,11 +313,17 @@ class PayloadUsage:
 
     payload_id: str
     deltas: UsageDeltas
+    # Ids of the payload's events that were quarantined, not metered: kept on its marker, so that a
+    # redrive counts such an event only if this delivery was the one that left it out.
+    quarantined: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
 class CommitResult:
     applied: UsageDeltas = field(default_factory=UsageDeltas)  # what this call added to the tables
+    # What the payloads found metered already add: a delivery that died after its write and before
+    # it acted on the crossings is redelivered as duplicates, and their crossings must still be seen.
+    duplicates: UsageDeltas = field(default_factory=UsageDeltas)
     metered_payloads: int = 0
     duplicate_payloads: int = 0
     transactions: int = 0
@@ -359,7 +376,7 @@ class UsageWriter:
             self._finish_journal(journal_id, result)
         for payload_id in markers:
             result.duplicate_payloads += 1
-            del pending[payload_id]
+            result.duplicates.merge(pending.pop(payload_id).deltas)
         fresh = list(pending.values())
         if not fresh:
             return
@@ -373,7 +390,7 @@ class UsageWriter:
         pending.clear()
 
     def _read_markers(self, pending: dict[str, PayloadUsage]) -> dict[str, DedupeItem]:
-        keys = [_payload_marker_id(payload_id) for payload_id in pending]
+        keys = [payload_marker_id(payload_id) for payload_id in pending]
         found: dict[str, DedupeItem] = {}
         for marker in DedupeItem.batch_get(keys, consistent_read=True):
             found[marker.id.removeprefix("payload#")] = marker
@@ -389,7 +406,11 @@ class UsageWriter:
         try:
             with TransactWrite(connection=self._connection) as transaction:
                 for payload in fresh:
-                    marker = DedupeItem(_payload_marker_id(payload.payload_id), expires_at=expires_at)
+                    marker = DedupeItem(
+                        payload_marker_id(payload.payload_id),
+                        quarantined=set(payload.quarantined) or None,
+                        expires_at=expires_at,
+                    )
                     transaction.save(marker, condition=DedupeItem.id.does_not_exist())
                 for item, actions in _updates(combined):
                     transaction.update(item, actions=actions)
@@ -414,7 +435,10 @@ class UsageWriter:
                 transaction.save(journal, condition=DedupeItem.id.does_not_exist())
                 for payload in group:
                     marker = DedupeItem(
-                        _payload_marker_id(payload.payload_id), journal=journal_id, expires_at=expires_at
+                        payload_marker_id(payload.payload_id),
+                        journal=journal_id,
+                        quarantined=set(payload.quarantined) or None,
+                        expires_at=expires_at,
                     )
                     transaction.save(marker, condition=DedupeItem.id.does_not_exist())
         except TransactWriteError as error:
@@ -448,7 +472,7 @@ class UsageWriter:
             result.applied.merge(chunk)
 
 
-def _payload_marker_id(payload_id: str) -> str:
+def payload_marker_id(payload_id: str) -> str:
     return f"payload#{payload_id}"
 
 

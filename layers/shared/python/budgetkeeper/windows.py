@@ -2,10 +2,13 @@
 
 A window spec is one of
 - `daily`: local calendar days,
+- `weekly`: local weeks, Monday to Sunday (ISO 8601 weeks),
 - `monthly`: local calendar months,
 - `days:N@YYYY-MM-DD`: N-day periods counted from an anchor date (local midnight).
 Each budget names its own time zone. The calculator, the monitor, the workflow and the reports all
-ask this module, so they agree on window ids (`2026-11-23`, `2026-11`, `2026-11-17+7d`).
+ask this module, so they agree on window ids (`2026-11-23`, `2026-W48`, `2026-11`, `2026-11-17+7d`).
+A weekly id is the ISO week: the week of 31 December 2026 (a Thursday) is `2026-W53` and runs to
+Sunday 3 January 2027; the week of Monday 29 December 2025 is `2026-W01`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DAILY = "daily"
+WEEKLY = "weekly"
 MONTHLY = "monthly"
+WINDOW_FORMS = "'daily', 'weekly', 'monthly' or 'days:N@YYYY-MM-DD'"
 _EVERY_N_DAYS = re.compile(r"^days:(?P<days>[1-9][0-9]{0,2})@(?P<anchor>\d{4}-\d{2}-\d{2})$")
 
 
@@ -34,7 +39,7 @@ class WindowSpan:
 
 @dataclass(frozen=True, slots=True)
 class WindowSpec:
-    kind: str  # daily | monthly | days
+    kind: str  # daily | weekly | monthly | days
     days: int = 1
     anchor: date | None = None
 
@@ -48,7 +53,7 @@ class WindowSpec:
 @lru_cache(maxsize=256)
 def parse_window(text: str) -> WindowSpec:
     cleaned = text.strip().lower()
-    if cleaned in (DAILY, MONTHLY):
+    if cleaned in (DAILY, WEEKLY, MONTHLY):
         return WindowSpec(kind=cleaned)
     match = _EVERY_N_DAYS.match(cleaned)
     if match:
@@ -57,9 +62,7 @@ def parse_window(text: str) -> WindowSpec:
         except ValueError as error:
             raise InvalidWindow(f"bad anchor date in window {text!r}: {error}") from error
         return WindowSpec(kind="days", days=int(match["days"]), anchor=anchor)
-    raise InvalidWindow(
-        f"unknown window {text!r}: use 'daily', 'monthly' or 'days:N@YYYY-MM-DD' (e.g. days:7@2026-01-05)"
-    )
+    raise InvalidWindow(f"unknown window {text!r}: use {WINDOW_FORMS} (e.g. days:7@2026-01-05)")
 
 
 @lru_cache(maxsize=64)
@@ -88,6 +91,11 @@ def _window_span_at_minute(spec: WindowSpec, zone_name: str, epoch_minute: int) 
     local_day = datetime.fromtimestamp(epoch_minute * 60, tz=zone).date()
     if spec.kind == DAILY:
         start_day, end_day, window_id = local_day, local_day + timedelta(days=1), local_day.isoformat()
+    elif spec.kind == WEEKLY:
+        start_day = local_day - timedelta(days=local_day.weekday())
+        end_day = start_day + timedelta(days=7)
+        iso_year, iso_week, _ = local_day.isocalendar()
+        window_id = f"{iso_year}-W{iso_week:02d}"
     elif spec.kind == MONTHLY:
         start_day = local_day.replace(day=1)
         end_day = (start_day + timedelta(days=32)).replace(day=1)

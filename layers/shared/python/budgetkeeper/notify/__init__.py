@@ -10,7 +10,10 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from budgetkeeper.observability import logger
+from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import BotoCoreError, ClientError
+
+from budgetkeeper.observability import logger, metrics
 
 # Event types, in the words a person reads first.
 TITLES = {
@@ -28,6 +31,8 @@ TITLES = {
     "unprotected": "Scope no longer protected",
     "workflow_failed": "Budget workflow failed",
     "deny_reconciled": "IAM deny corrected to match the records",
+    "session_policy_rejected": "Session policy in IAM was not Budgetkeeper's Deny: removed",
+    "prices_refused": "Price List refresh stored but not activated",
 }
 
 
@@ -65,13 +70,23 @@ class SnsPublisher:
         self._topic_arn = topic_arn
 
     def publish(self, event: NotificationEvent) -> None:
+        """Publish, or log and count the failure: a notice never stops enforcement.
+
+        SNS down (after botocore's retries) must not fail the step that publishes: the step would be
+        retried, then caught, and a suspension undone for want of an e-mail. The event is logged in
+        full (`notification not sent`) and counted (`NotificationsFailed`), for an alarm elsewhere.
+        """
         logger.info("notification", **event.to_dict())
-        self._sns.publish(
-            TopicArn=self._topic_arn,
-            Subject=event.title[:100],
-            Message=json.dumps(event.to_dict()),
-            MessageAttributes={
-                "type": {"DataType": "String", "StringValue": event.type},
-                "scope": {"DataType": "String", "StringValue": event.scope},
-            },
-        )
+        try:
+            self._sns.publish(
+                TopicArn=self._topic_arn,
+                Subject=event.title[:100],
+                Message=json.dumps(event.to_dict()),
+                MessageAttributes={
+                    "type": {"DataType": "String", "StringValue": event.type},
+                    "scope": {"DataType": "String", "StringValue": event.scope},
+                },
+            )
+        except (ClientError, BotoCoreError) as error:
+            logger.error("notification not sent", error=str(error), topic=self._topic_arn, **event.to_dict())
+            metrics.add_metric(name="NotificationsFailed", unit=MetricUnit.Count, value=1)

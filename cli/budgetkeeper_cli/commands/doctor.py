@@ -1,0 +1,216 @@
+"""`budgetkeeper doctor`: the whole installation checked, with what to fix; exit 1 if anything is wrong.
+
+Checks: model invocation logging in each Region in use (and that the metering reads it), the
+stack's tables, state machine, deny policy, the tunables in SSM, the notification topic and who is
+subscribed to it, SES sending, and the IAM Identity Center role. A `fail` is something that stops
+metering or enforcement (exit 1); a `warn` is something an operator should know (exit 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from budgetkeeper.settings import Tunables
+from budgetkeeper_cli.commands.invocation_logging import check_regions, regions_in_use, regions_option
+from budgetkeeper_cli.rendering import FORMATS, Column, render
+from budgetkeeper_cli.stack_config import (
+    TABLE_FIELDS,
+    Stack,
+    add_stack_options,
+    connect,
+    describe_aws_error,
+    translating_aws_errors,
+)
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+COLUMNS = (Column("check"), Column("result"), Column("detail"), Column("fix"))
+NO_ROLE = "none"  # the IdentityCenterAdminRoleInUse output of a stack deployed without the role
+
+EPILOG = """\
+examples:
+  budgetkeeper doctor
+  budgetkeeper doctor --regions us-east-1,eu-west-1
+  budgetkeeper doctor --format json
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    check: str
+    result: str  # ok | warn | fail
+    detail: str
+    fix: str | None = None
+
+    def row(self) -> dict[str, Any]:
+        return {"check": self.check, "result": self.result, "detail": self.detail, "fix": self.fix}
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "doctor",
+        help="check the whole installation and say what to fix (exit 1 if anything is wrong)",
+        description=__doc__.split("\n\n", 1)[1].strip() if __doc__ else None,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--regions", metavar="LIST", help="Regions to check (default: the stack's and `regions`)"
+    )
+    parser.add_argument("--format", choices=FORMATS, default="table", help="output format")
+    add_stack_options(parser)
+    parser.set_defaults(func=run)
+
+
+@translating_aws_errors
+def run(args: argparse.Namespace) -> int:
+    given = regions_option(args.regions)
+    stack = connect(args, needs=("budgets_table",))
+    findings = list(diagnose(stack, given))
+    sys.stdout.write(render(COLUMNS, [finding.row() for finding in findings], args.format))
+    failed = [finding for finding in findings if finding.result == FAIL]
+    if args.format == "table":
+        warned = sum(finding.result == WARN for finding in findings)
+        sys.stdout.write(
+            f"\n{len(failed)} to fix, {warned} to know about\n" if failed or warned else "\nall well\n"
+        )
+    return 1 if failed else 0
+
+
+def diagnose(stack: Stack, regions: tuple[str, ...] | None) -> Iterator[Finding]:
+    checks: tuple[tuple[str, Callable[[], Iterator[Finding]]], ...] = (
+        ("logging", lambda: _logging(stack, regions)),
+        ("tables", lambda: _tables(stack)),
+        ("state machine", lambda: _state_machine(stack)),
+        ("deny policy", lambda: _deny_policy(stack)),
+        ("parameters", lambda: _tunables(stack)),
+        ("notifications", lambda: _notifications(stack)),
+        ("Identity Center", lambda: _identity_center(stack)),
+    )
+    for name, check in checks:
+        try:
+            yield from check()
+        except (BotoCoreError, ClientError) as error:  # one check that cannot run must not hide the others
+            yield Finding(name, FAIL, f"could not check: {describe_aws_error(error)}")
+
+
+def _logging(stack: Stack, regions: tuple[str, ...] | None) -> Iterator[Finding]:
+    for state in check_regions(stack, regions_in_use(stack, regions)):
+        if state.ok:
+            yield Finding(f"logging {state.region}", OK, f"on, to {state.log_group}, metered")
+        else:
+            yield Finding(f"logging {state.region}", FAIL, str(state.problem), state.fix)
+
+
+def _tables(stack: Stack) -> Iterator[Finding]:
+    dynamodb = stack.client("dynamodb")
+    for field in TABLE_FIELDS:
+        name = getattr(stack.settings, field)
+        label = f"table {field.removesuffix('_table')}"
+        if not name:
+            yield Finding(label, FAIL, "the stack names no such table", "redeploy the stack (sam deploy)")
+            continue
+        try:
+            status = dynamodb.describe_table(TableName=name)["Table"]["TableStatus"]
+        except dynamodb.exceptions.ResourceNotFoundException:
+            yield Finding(label, FAIL, f"{name} does not exist", "redeploy the stack (sam deploy)")
+            continue
+        yield Finding(label, OK if status == "ACTIVE" else WARN, f"{name} {status}")
+
+
+def _state_machine(stack: Stack) -> Iterator[Finding]:
+    arn = stack.settings.state_machine_arn_value
+    if not arn:
+        yield Finding("state machine", FAIL, "the stack names none", "redeploy the stack (sam deploy)")
+        return
+    sfn = stack.client("stepfunctions")
+    try:
+        status = sfn.describe_state_machine(stateMachineArn=arn).get("status", "ACTIVE")
+    except sfn.exceptions.StateMachineDoesNotExist:
+        yield Finding("state machine", FAIL, f"{arn} does not exist", "redeploy the stack (sam deploy)")
+        return
+    yield Finding("state machine", OK if status == "ACTIVE" else FAIL, f"{arn.rsplit(':', 1)[-1]} {status}")
+
+
+def _deny_policy(stack: Stack) -> Iterator[Finding]:
+    arn = stack.settings.deny_policy_arn_value
+    if not arn:
+        yield Finding("deny policy", FAIL, "the stack names none", "redeploy the stack (sam deploy)")
+        return
+    iam = stack.client("iam")
+    try:
+        policy = iam.get_policy(PolicyArn=arn)["Policy"]
+    except iam.exceptions.NoSuchEntityException:
+        yield Finding("deny policy", FAIL, f"{arn} does not exist", "redeploy the stack (sam deploy)")
+        return
+    document = iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"])["PolicyVersion"]
+    statements = document["Document"]["Statement"]
+    effects = {statement["Effect"] for statement in statements}
+    if effects != {"Deny"}:
+        yield Finding("deny policy", FAIL, f"{arn} has {sorted(effects)} statements", "redeploy the stack")
+        return
+    yield Finding(
+        "deny policy", OK, f"{policy['PolicyName']}, attached {policy.get('AttachmentCount', 0)} times"
+    )
+
+
+def _tunables(stack: Stack) -> Iterator[Finding]:
+    values = stack.parameter_values()
+    _, rejected = Tunables.accepting(values)
+    for problem in rejected:
+        yield Finding(
+            "parameters", FAIL, problem, "budgetkeeper config show; budgetkeeper config set KEY VALUE"
+        )
+    if not rejected:
+        yield Finding(
+            "parameters", OK, f"{len(values)} set under {stack.settings.parameter_prefix}, the rest default"
+        )
+
+
+def _notifications(stack: Stack) -> Iterator[Finding]:
+    topic = stack.settings.notifications_topic_arn
+    if not topic:
+        yield Finding("notifications topic", FAIL, "the stack names none", "redeploy the stack (sam deploy)")
+        return
+    sns = stack.client("sns")
+    subscriptions = sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+    if subscriptions:
+        protocols = sorted({subscription["Protocol"] for subscription in subscriptions})
+        yield Finding("notifications topic", OK, f"{len(subscriptions)} subscribed ({', '.join(protocols)})")
+    else:
+        yield Finding(
+            "notifications topic",
+            WARN,
+            "nobody is subscribed: operators hear of no warning or suspension",
+            f"aws sns subscribe --topic-arn {topic} --protocol email --notification-endpoint ops@example.com",
+        )
+    ses = stack.client("ses")
+    quota = ses.get_send_quota()
+    if float(quota.get("Max24HourSend", 0)) <= 200:
+        yield Finding(
+            "SES",
+            WARN,
+            "in the SES sandbox (200 messages a day, to verified addresses only): "
+            "budget owners may not be told",
+            "request production access in the SES console, or verify each owner's address",
+        )
+    else:
+        yield Finding("SES", OK, f"{quota['Max24HourSend']:.0f} messages a day")
+
+
+def _identity_center(stack: Stack) -> Iterator[Finding]:
+    role = stack.outputs.get("IdentityCenterAdminRoleInUse", NO_ROLE)
+    if role == NO_ROLE:
+        yield Finding(
+            "Identity Center",
+            WARN,
+            "no IdentityCenterAdminRoleArn: SSO sessions (AWSReservedSSO_*) get alerts only, never a deny",
+            "deploy with IdentityCenterAdminRoleArn=<a role in the management or delegated-admin account>",
+        )
+    else:
+        yield Finding("Identity Center", OK, f"SSO sessions are denied through {role}")

@@ -1,0 +1,25 @@
+"""Budget events from SNS to people (owners' e-mail, operators' SNS and Slack); the daily summary."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from budgetkeeper import clock
+from budgetkeeper.notify.notifier import build_notifier, notify_records, send_daily_summary
+from budgetkeeper.observability import logger, metrics, tracer
+from budgetkeeper.settings import get_settings, load_tunables
+
+
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settings = get_settings()
+    tunables = load_tunables(settings)
+    logger.setLevel(tunables.log_level)
+    notifier = build_notifier(settings, tunables, context)
+    if "Records" in event:  # SNS: budget events
+        return notify_records(notifier, event["Records"])
+    # EventBridge schedule: the daily summary
+    deliveries = send_daily_summary(notifier, clock.now(), tunables.time_zone)
+    return {"summary": {delivery.channel: delivery.outcome for delivery in deliveries}}

@@ -1,0 +1,155 @@
+"""`budgetkeeper me`: a caller's own budgets, and the stack's SelfServiceReadPolicy that lets it
+read them and nothing else (moto stores policies without evaluating them: the policy's
+conditions are checked with IAM's StringLike from tests/iam_matching.py)."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from devkit.harness.lambdas import invoke
+from devkit.harness.logs import cloudwatch_payload, firehose_event, log_message
+from devkit.harness.template import load_template
+from tests.iam_matching import string_like
+from tests.integration.cli_runner import OperatorCli
+from tests.timeline import now_iso
+
+ACCOUNT = "123456789012"
+NOVA_PRO_INPUT_USD = Decimal("0.0000008")  # amazon.nova-pro-v1:0, per input token
+
+
+@pytest.fixture
+def cli(stack, settings, capsys) -> OperatorCli:
+    return OperatorCli(stack, capsys)
+
+
+def spend(arn: str, usd: str) -> None:
+    """Calls of `arn`, now, worth exactly `usd`, metered by the usage calculator."""
+    record = {
+        "schemaType": "ModelInvocationLog",
+        "schemaVersion": "1.0",
+        "timestamp": now_iso(),
+        "accountId": ACCOUNT,
+        "identity": {"arn": arn},
+        "region": "us-east-1",
+        "requestId": str(uuid.uuid4()),
+        "operation": "Converse",
+        "modelId": "amazon.nova-pro-v1:0",
+        "input": {
+            "inputContentType": "application/json",
+            "inputTokenCount": int(Decimal(usd) / NOVA_PRO_INPUT_USD),
+        },
+        "output": {"outputContentType": "application/json", "outputTokenCount": 0},
+    }
+    invoke("UsageCalculatorFunction", firehose_event([cloudwatch_payload([log_message(record)])]))
+
+
+def act_as(stack, monkeypatch: pytest.MonkeyPatch, user: str) -> None:
+    """Run the next commands with `user`'s own access key (moto's STS answers with its ARN)."""
+    key = stack.client("iam").create_access_key(UserName=user)["AccessKey"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+
+
+def test_me_shows_the_callers_own_budgets_with_spend_limit_status_and_refresh(
+    cli: OperatorCli, stack, monkeypatch
+) -> None:
+    # Given alice (team data, a daily budget of 5) and bob (team data), a team budget, and spend
+    cli.ok("team", "create", "data")
+    cli.ok(
+        "user", "create", "alice", "--person", "Alice", "--team", "data", "--budget", "5", "--window", "daily"
+    )
+    cli.ok("user", "create", "bob", "--person", "Bob", "--team", "data", "--budget", "7", "--window", "daily")
+    cli.ok("budget", "set", "team:data", "--window", "monthly", "--limit", "100")
+    alice = f"arn:aws:iam::{ACCOUNT}:user/budgetkeeper/users/alice"
+    spend(alice, "1.25")
+    spend(f"arn:aws:iam::{ACCOUNT}:user/budgetkeeper/users/bob", "2")
+    # When alice runs `me` with her own credentials
+    act_as(stack, monkeypatch, "alice")
+    document = json.loads(cli.ok("me", "--format", "json"))
+    # Then she sees her scopes and budgets, and none of bob's
+    assert document["caller"] == alice
+    assert document["scopes"] == {"principal": "user:alice", "role": None, "app": None, "team": "team:data"}
+    budgets = {(row["scope"], row["window"]): row for row in document["budgets"]}
+    assert set(budgets) == {("user:alice", "daily"), ("team:data", "monthly")}
+    mine = budgets[("user:alice", "daily")]
+    assert (mine["spent_usd"], mine["limit_usd"], mine["status"]) == ("1.25", "5", "ok")
+    assert mine["next_refresh"].endswith("T00:00:00Z")
+    assert budgets[("team:data", "monthly")]["spent_usd"] == "3.25"  # alice's and bob's calls
+    assert "user:bob" not in json.dumps(document)
+    assert cli.ok("me").startswith(f"you are {alice}\n  principal user:alice\n  team      team:data\n")
+
+
+# ----------------------------------------------------------------------------- the policy
+
+
+def self_service_statements() -> list[dict]:
+    document = load_template()["Resources"]["SelfServiceReadPolicy"]["Properties"]["PolicyDocument"]
+    return [s for s in document["Statement"] if "Condition" in s]
+
+
+def may_read(context: dict[str, str], leading_key: str) -> bool:
+    """Whether some statement allows reading the item with this partition key, as IAM decides:
+    a statement whose policy variable the request lacks matches nothing."""
+    for statement in self_service_statements():
+        patterns = statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+        for pattern in patterns:
+            names = re.findall(r"\$\{([^}]+)\}", pattern)
+            if any(name not in context for name in names):
+                continue
+            resolved = re.sub(r"\$\{([^}]+)\}", lambda match: context[match.group(1)], pattern)
+            if string_like(resolved, leading_key):
+                return True
+    return False
+
+
+ALICE = {"aws:username": "alice", "aws:PrincipalTag/team": "data"}
+SSO_BOB = {"aws:PrincipalTag/budgetkeeper-user": "bob@example.com"}
+CHATBOT_ROLE = {"aws:PrincipalTag/budgetkeeper-role": "ChatbotApp-BedrockRole"}
+
+
+@pytest.mark.parametrize(
+    ("who", "context", "key", "allowed"),
+    [
+        ("alice", ALICE, "user:alice", True),
+        ("alice", ALICE, "user:alice|daily", True),
+        ("alice", ALICE, "team:data|monthly", True),
+        ("alice reading bob's budget", ALICE, "user:bob", False),
+        ("alice reading bob's spend", ALICE, "user:bob|daily", False),
+        ("alice reading another team", ALICE, "team:web", False),
+        ("alice reading a look-alike", ALICE, "user:alicex", False),
+        ("alice reading a session", ALICE, "session:AWSReservedSSO_Dev_1a2b/alice", False),
+        ("SSO bob", SSO_BOB, "session:AWSReservedSSO_Dev_1a2b/bob@example.com", True),
+        ("SSO bob, spend", SSO_BOB, "session:AWSReservedSSO_Dev_1a2b/bob@example.com|daily", True),
+        ("SSO bob reading carol", SSO_BOB, "session:AWSReservedSSO_Dev_1a2b/carol@example.com", False),
+        ("SSO bob reading a plain role's session", SSO_BOB, "session:Etl/bob@example.com", False),
+        ("a role session", CHATBOT_ROLE, "role:ChatbotApp-BedrockRole|monthly", True),
+        ("a role session reading another role", CHATBOT_ROLE, "role:Etl-BedrockRole", False),
+        ("no tags at all", {}, "team:", False),
+    ],
+    ids=lambda value: value if isinstance(value, str) and " " in value else None,
+)
+def test_the_self_service_policy_lets_a_caller_read_only_its_own_keys(who, context, key, allowed) -> None:
+    assert may_read(context, key) is allowed, who
+
+
+def test_the_self_service_policy_grants_reads_only_and_is_an_output(stack) -> None:
+    document = load_template()["Resources"]["SelfServiceReadPolicy"]["Properties"]["PolicyDocument"]
+    actions = {
+        action
+        for s in document["Statement"]
+        for action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    assert actions == {
+        "cloudformation:DescribeStacks",
+        "ssm:GetParametersByPath",
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "dynamodb:BatchGetItem",
+    }
+    assert "SelfServiceReadPolicyArn" in load_template()["Outputs"]

@@ -1,0 +1,225 @@
+"""Price versions on moto: the daily refresh from a Stubber-fed Price List, each refusal, activation,
+and the same records priced under two versions, each enriched record naming its version.
+
+Expected costs come from unit prices written here by hand (USD per 1M tokens).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import gzip
+import json
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from budgetkeeper import calculator, price_versions
+from budgetkeeper.notify import SnsPublisher
+from budgetkeeper.price_versions import (
+    ActivePrices,
+    activate,
+    active_version,
+    load_version,
+    refresh_from_price_list,
+)
+from budgetkeeper.pricing import PriceTable
+from budgetkeeper.store import PriceVersionItem, RollupItem
+from devkit.harness.lambdas import invoke
+from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
+from devkit.harness.stack import LocalStack
+from tests.timeline import now_iso
+
+RESPONSES = Path(__file__).parent.parent / "unit" / "price_list"
+ALICE = "arn:aws:iam::111122223333:user/alice"
+NOVA_PRO = "amazon.nova-pro-v1:0"
+MILLION = Decimal(1_000_000)
+
+
+def response(name: str) -> dict:
+    return json.loads((RESPONSES / f"{name}.json").read_text())
+
+
+def with_price(document: dict, usage_type: str, usd: str) -> dict:
+    """The response with the price of one usage type replaced."""
+    changed = copy.deepcopy(document)
+    entries = []
+    for text in changed["PriceList"]:
+        entry = json.loads(text)
+        if entry["product"]["attributes"]["usagetype"] == usage_type:
+            for term in entry["terms"]["OnDemand"].values():
+                for dimension in term["priceDimensions"].values():
+                    dimension["pricePerUnit"]["USD"] = usd
+        entries.append(json.dumps(entry))
+    changed["PriceList"] = entries
+    return changed
+
+
+def run_refresh(stack: LocalStack, amazon: dict, foundation: dict, max_factor: str = "2"):
+    client = boto3.client("pricing", region_name="us-east-1")
+    publisher = SnsPublisher(stack.client("sns"), stack.physical_ids["BudgetEventsTopic"])
+    with Stubber(client) as stub:
+        for service_code, document in (
+            ("AmazonBedrock", amazon),
+            ("AmazonBedrockFoundationModels", foundation),
+        ):
+            stub.add_response(
+                "get_products", document, {"ServiceCode": service_code, "FormatVersion": "aws_v1"}
+            )
+        return refresh_from_price_list(client, max_factor=Decimal(max_factor), notify=publisher.publish)
+
+
+def notifications(stack: LocalStack) -> list[dict]:
+    from moto.sns.models import sns_backends
+
+    topic = stack.physical_ids["BudgetEventsTopic"]
+    backend = sns_backends["123456789012"]["us-east-1"]
+    return [json.loads(message) for _, message, *_ in backend.topics[topic].sent_notifications]
+
+
+def test_a_safe_refresh_is_stored_and_activated(settings, stack):
+    # Given no active version (the calculator prices with the bundled table)
+    assert active_version() is None
+    # When the daily refresh reads the Price List
+    outcome = run_refresh(stack, response("amazon_bedrock"), response("foundation_models"))
+    # Then the new version is stored, activated, and no one is alerted
+    assert outcome.activated and active_version() == outcome.version
+    assert PriceVersionItem.get(outcome.version).status == "active"
+    assert notifications(stack) == []
+    assert load_version(outcome.version).lookup(NOVA_PRO, "us-east-1") is not None
+
+
+def test_a_refresh_without_rows_is_stored_not_activated_and_operators_are_told(settings, stack):
+    empty = {"FormatVersion": "aws_v1", "PriceList": []}
+    outcome = run_refresh(stack, empty, empty)
+    assert not outcome.activated and active_version() is None
+    assert PriceVersionItem.get(outcome.version).status == "refused"
+    [event] = notifications(stack)
+    assert event["type"] == "prices_refused" and "no price rows" in event["reason"]
+
+
+def test_a_price_moving_beyond_the_factor_is_stored_not_activated_with_the_diff(settings, stack):
+    # Given Nova Pro input at 0.008 per 1K (8.00 per 1M), ten times the 0.80 of the active table
+    amazon = with_price(response("amazon_bedrock"), "USE1-NovaPro-input-tokens", "0.0080000000")
+    # When the refresh runs with a factor of 2
+    outcome = run_refresh(stack, amazon, response("foundation_models"), max_factor="2")
+    # Then it is refused, and the event carries both figures
+    assert not outcome.activated and active_version() is None
+    [event] = notifications(stack)
+    assert "amazon.nova-pro-v1:0 in us-east-1 (standard) input: 0.8 -> 8 USD per 1M" in event["reason"]
+    note = json.loads(event["note"])
+    assert {
+        "model": NOVA_PRO,
+        "region": "us-east-1",
+        "tier": "standard",
+        "kind": "input",
+        "old": "0.8",
+        "new": "8",
+    } in (note["changes"])
+
+
+def test_a_refresh_that_drops_a_model_metered_in_the_last_30_days_is_not_activated(settings, stack, clock):
+    # Given Claude 3 Haiku metered 29 days ago in us-east-1 (the Price List files do not price it)
+    hour = (clock() - timedelta(days=29)).strftime("%Y-%m-%dT%H")
+    haiku = "anthropic.claude-3-haiku-20240307-v1:0"
+    RollupItem("user:alice", f"{hour}#{haiku}#us-east-1", hour=hour, model=haiku, region="us-east-1").save()
+    # When the refresh runs
+    outcome = run_refresh(stack, response("amazon_bedrock"), response("foundation_models"))
+    # Then it is refused for that model
+    assert not outcome.activated
+    assert any(
+        haiku in reason and "metered in the last 30 days" in reason for reason in outcome.judgement.refusals
+    )
+
+
+def test_a_model_metered_longer_ago_does_not_hold_a_refresh_back(settings, stack, clock):
+    hour = (clock() - timedelta(days=31)).strftime("%Y-%m-%dT%H")
+    haiku = "anthropic.claude-3-haiku-20240307-v1:0"
+    RollupItem("user:alice", f"{hour}#{haiku}#us-east-1", hour=hour, model=haiku, region="us-east-1").save()
+    assert run_refresh(stack, response("amazon_bedrock"), response("foundation_models")).activated
+
+
+def meter(records: list[str]) -> list[dict]:
+    result = invoke("UsageCalculatorFunction", firehose_event([cloudwatch_payload(records)]))
+    return [
+        json.loads(line)
+        for record in result["records"]
+        for line in gzip.decompress(base64.b64decode(record["data"])).decode().splitlines()
+    ]
+
+
+def test_the_same_records_priced_under_two_versions_name_their_version(settings, stack, clock, monkeypatch):
+    # Given a fresh container cache, and Nova Pro at 0.80 in the bundled table
+    monkeypatch.setattr(
+        calculator,
+        "_active_prices",
+        lambda enabled: containers.setdefault(enabled, ActivePrices(enabled=enabled)),
+    )
+    containers: dict[bool, ActivePrices] = {}
+    call = converse_message(ALICE, NOVA_PRO, 10_000, 1_000, timestamp=now_iso())
+    # When a call is metered with no active version
+    [first] = meter([call])
+    # Then it costs the bundled 0.80 / 3.20 and names the bundled version
+    assert first["price_version"] == PriceTable.bundled().version
+    assert Decimal(first["cost_usd"]) == (10_000 * Decimal("0.80") + 1_000 * Decimal("3.20")) / MILLION
+    # Given a Price List version with Nova Pro input at 1.20 (within the factor), activated
+    amazon = with_price(response("amazon_bedrock"), "USE1-NovaPro-input-tokens", "0.0012000000")
+    outcome = run_refresh(stack, amazon, response("foundation_models"))
+    assert outcome.activated
+    # When the same call is metered within the cache's TTL, then after it
+    [cached] = meter([call])
+    clock.advance(price_versions.CACHE_TTL)
+    [second] = meter([call])
+    # Then the cached container still prices with the bundled table, and the next read with the new version
+    assert cached["price_version"] == PriceTable.bundled().version
+    assert second["price_version"] == outcome.version
+    assert Decimal(second["cost_usd"]) == (10_000 * Decimal("1.20") + 1_000 * Decimal("3.20")) / MILLION
+
+
+def test_an_operator_activates_a_refused_version_by_hand(settings, stack):
+    amazon = with_price(response("amazon_bedrock"), "USE1-NovaPro-input-tokens", "0.0080000000")
+    outcome = run_refresh(stack, amazon, response("foundation_models"))
+    assert not outcome.activated
+    activate(outcome.version, actor="operator:alice")
+    assert active_version() == outcome.version
+    with pytest.raises(price_versions.UnknownPriceVersion):
+        activate("pricelist-nonexistent", actor="operator:alice")
+
+
+def test_the_prices_command_shows_diffs_activates_and_exports(settings, stack, capsys):
+    from budgetkeeper_cli.main import main
+
+    stack_name = stack.publish_outputs()
+
+    def cli(*argv: str) -> str:
+        capsys.readouterr()
+        assert main([*argv, "--stack-name", stack_name]) == 0
+        return capsys.readouterr().out
+
+    # Given a refused version (Nova Pro input 0.80 -> 8.00)
+    amazon = with_price(response("amazon_bedrock"), "USE1-NovaPro-input-tokens", "0.0080000000")
+    version = run_refresh(stack, amazon, response("foundation_models")).version
+    # Then `show` lists it as refused, with no active version
+    listing = cli("prices", "show")
+    assert "active: none (the bundled table)" in listing and version in listing and "refused" in listing
+    # And `diff` shows the move with both figures
+    changes = json.loads(cli("prices", "diff", version, "--format", "json"))
+    assert {
+        "model": NOVA_PRO,
+        "region": "us-east-1",
+        "tier": "standard",
+        "kind": "input",
+        "old": "0.8",
+        "new": "8",
+    } in (changes)
+    # When an operator activates it, then exports the active table as CSV
+    cli("prices", "activate", version)
+    exported = cli("prices", "export", "--format", "csv").splitlines()
+    # Then it is the active one, and the CSV holds its rows
+    assert active_version() == version
+    assert exported[0].startswith("model,region,tier,input,output")
+    assert any(line.startswith(f"{NOVA_PRO},us-east-1,priority,1.4,5.6") for line in exported)
