@@ -12,6 +12,8 @@ from datetime import timedelta
 
 import pytest
 
+from tests.checkout import ROOT, checkout_env
+
 
 @pytest.mark.e2e
 def test_the_demo_tells_the_whole_life_of_a_budget(clock):
@@ -22,6 +24,8 @@ def test_the_demo_tells_the_whole_life_of_a_budget(clock):
         capture_output=True,
         text=True,
         timeout=540,
+        cwd=ROOT,
+        env=checkout_env(),
     )
     out = result.stdout
     assert result.returncode == 0, result.stderr[-3000:]
