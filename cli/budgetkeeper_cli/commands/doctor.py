@@ -16,7 +16,6 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from budgetkeeper.settings import Tunables
 from budgetkeeper_cli.commands.invocation_logging import check_regions, regions_in_use, regions_option
 from budgetkeeper_cli.rendering import FORMATS, Column, render
 from budgetkeeper_cli.stack_config import (
@@ -25,6 +24,7 @@ from budgetkeeper_cli.stack_config import (
     add_stack_options,
     connect,
     describe_aws_error,
+    tunable_fix,
     translating_aws_errors,
 )
 
@@ -160,15 +160,13 @@ def _deny_policy(stack: Stack) -> Iterator[Finding]:
 
 
 def _tunables(stack: Stack) -> Iterator[Finding]:
-    values = stack.parameter_values()
-    _, rejected = Tunables.accepting(values)
+    _, rejected = stack.tunables_and_problems()
     for problem in rejected:
-        yield Finding(
-            "parameters", FAIL, problem, "budgetkeeper config show; budgetkeeper config set KEY VALUE"
-        )
+        yield Finding("parameters", FAIL, str(problem), tunable_fix(problem))
     if not rejected:
+        count = len(stack.parameter_values())
         yield Finding(
-            "parameters", OK, f"{len(values)} set under {stack.settings.parameter_prefix}, the rest default"
+            "parameters", OK, f"{count} set under {stack.settings.parameter_prefix}, the rest default"
         )
 
 
