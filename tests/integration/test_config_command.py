@@ -116,7 +116,7 @@ def test_a_bad_value_in_ssm_stops_no_command_it_takes_its_default_and_says_what_
         # Then it works, with the default in force (as in the functions), and warns naming key and value
         assert code == 0, (command, err)
         assert "user:alice" in out
-        assert "parameter grace_seconds: expected a whole number, got 'soon'; the default '900' applies" in err
+        assert "grace_seconds: expected a whole number, got 'soon'; the default '900' applies" in err
         assert "type `budgetkeeper config set grace_seconds VALUE`" in err
         assert "or `budgetkeeper config reset grace_seconds` for the default" in err
     assert "grace          15m  (default)" in cli.ok("budget", "show", "user:alice")

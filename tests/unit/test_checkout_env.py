@@ -18,7 +18,12 @@ def test_a_subprocess_imports_the_checkout_under_test(tmp_path):
     )
     # When it imports the layer, the CLI and the devkit
     result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, env=checkout_env(), check=True
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=checkout_env(),
+        check=True,
     )
     # Then each comes from this checkout
     for imported in json.loads(result.stdout):

@@ -24,8 +24,8 @@ from budgetkeeper_cli.stack_config import (
     add_stack_options,
     connect,
     describe_aws_error,
-    tunable_fix,
     translating_aws_errors,
+    tunable_fix,
 )
 
 OK, WARN, FAIL = "ok", "warn", "fail"
