@@ -81,6 +81,8 @@ $(CHECKOV_STAMP):
 # - CKV_AWS_18 (ArchiveBucket access logging): it would need a second bucket; CloudTrail S3 data
 #   events are the way to audit reads of the archive.
 # - CKV_AWS_28 (DedupeTable, IdempotencyTable PITR): TTL'd keys worthless after a day.
+# - CKV_AWS_26 (OperatorAlarmsTopic without KMS when KmsKeyArn is empty): CloudWatch alarms cannot
+#   publish to a topic under the AWS-managed key alias/aws/sns; with KmsKeyArn the topic uses it.
 # - CKV_AWS_158 (log groups not KMS-encrypted): CloudWatch Logs encrypts at rest; a KMS key there
 #   needs a key policy for the logs service principal, which KmsKeyArn does not ask for.
 # - CKV_AWS_173 (Lambda environment not KMS-encrypted): it holds names and ARNs, no secret; Lambda

@@ -27,6 +27,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from budgetkeeper import clock, money
@@ -442,6 +443,26 @@ def part_two(
     mailroom.show()
 
 
+def part_seven(stack_name: str, day: date, report: Path) -> None:
+    heading("7. The day's report from the rollups, with the window before, and as HTML")
+    window = ["--since", day.isoformat(), "--until", day.isoformat()]
+    cli("report", "--group-by", "team", "--compare", "previous", *window, "--stack-name", stack_name)
+    report.parent.mkdir(parents=True, exist_ok=True)
+    cli(
+        "report",
+        "--group-by",
+        "principal",
+        "--top",
+        "5",
+        *window,
+        "--html",
+        str(report),
+        "--stack-name",
+        stack_name,
+    )
+    say(f"HTML report written to {report.resolve()} (open it in a browser; it needs no network)")
+
+
 def scopes_of(record: dict[str, Any]) -> list[str]:
     from budgetkeeper.records import parse_invocation
     from budgetkeeper.scopes import attribute
@@ -486,6 +507,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__)
     parser.add_argument("--records", type=int, default=1500, help="invocations in the day (default 1500)")
     parser.add_argument(
+        "--report",
+        type=Path,
+        default=Path("out/budgetkeeper-report.html"),
+        help="where the HTML report is written (default: out/budgetkeeper-report.html)",
+    )
+    parser.add_argument(
         "--day",
         type=date.fromisoformat,
         default=None,
@@ -529,6 +556,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             day_one(stack, stack_name)
             part_one(stack, records)
             part_two(stack, stack_name, waits, day_clock, records, Mailroom(stack, waits, slack, mail_folder))
+            part_seven(stack_name, day, args.report)
         slack.close()
     say()
     say(f"Done in {time.monotonic() - started:.0f} s. `make test` proves it; `make bench` measures it.")

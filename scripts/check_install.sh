@@ -18,6 +18,9 @@ done
 "$venv/bin/budgetkeeper" --help >/dev/null
 "$venv/bin/budgetkeeper" price --model amazon.nova-pro-v1:0 --region us-east-1 --input 1000 --output 200
 "$venv/bin/budgetkeeper" meter events/invocation_logs/ --group-by principal,model
+# The HTML report's template is package data: it must be installed with the command.
+(cd "$(dirname "$venv")" && "$venv/bin/python" -c \
+  "import budgetkeeper_cli.html_report as h; h._ENVIRONMENT.get_template('report.html.j2')")
 # The notice templates ship as package data: every language renders from the installed package.
 (cd "$(dirname "$venv")" && POWERTOOLS_SERVICE_NAME=check "$venv/bin/python" - <<'PY'
 from budgetkeeper.notify import NotificationEvent

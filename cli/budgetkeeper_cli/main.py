@@ -14,6 +14,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "price",
     "prices",
     "meter",
+    "report",
     "redrive",
     "budget",
     "status",

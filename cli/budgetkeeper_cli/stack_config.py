@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from botocore.exceptions import (
 )
 from pynamodb.exceptions import PynamoDBException
 
-from budgetkeeper.settings import Settings, Tunables
+from budgetkeeper.settings import RejectedTunable, Settings, Tunables
 from budgetkeeper.store import bind_tables
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 
@@ -183,9 +184,26 @@ class Stack:
                 values[parameter["Name"][len(prefix) :].lstrip("/")] = str(parameter["Value"])
         return values
 
+    def tunables_and_problems(self) -> tuple[Tunables, tuple[RejectedTunable, ...]]:
+        """The deployment's tunables from SSM (`/budgetkeeper/<env>/`), read as the functions read
+        them: defaults for those not set, and for each bad value, which is named in the second item."""
+        return Tunables.accepting(self.parameter_values())
+
     def tunables(self) -> Tunables:
-        """The deployment's tunables from SSM (`/budgetkeeper/<env>/`), defaults for those not set."""
-        return Tunables.from_values(self.parameter_values())
+        """The tunables in force; a bad value takes its default, as in the functions, and is warned
+        about on stderr with what to type, so that one mistyped parameter stops no command."""
+        tunables, rejected = self.tunables_and_problems()
+        for problem in rejected:
+            print(f"budgetkeeper: warning: {problem}; {tunable_fix(problem)}", file=sys.stderr)  # noqa: T201
+        return tunables
+
+
+def tunable_fix(problem: RejectedTunable) -> str:
+    """What an operator types to mend a bad parameter value: set it right, or reset it to the default."""
+    return "; ".join(
+        f"type `budgetkeeper config set {key} VALUE`, or `budgetkeeper config reset {key}` for the default"
+        for key in problem.parameters
+    )
 
 
 def connect(

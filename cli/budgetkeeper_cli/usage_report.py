@@ -12,11 +12,14 @@ grows with the number of groups, never with the number of records. Costs are `De
 per-record costs: exact, rounded only by `money.dollars()` in the table.
 
 Reusable by report commands: `resolve_inputs` + `iter_sources` (what to read), `scan` (meter and
-filter every record into a sink), `UsageReport` and `render` (aggregate and print).
+filter every record into a sink), `UsageReport` and `render` (aggregate and print). `budgetkeeper
+report` feeds the same `UsageReport` from the usage lines of the rollups table (`add_line`), so both
+commands have one set of options (`add_report_options`), one set of rows and one renderer.
 """
 
 from __future__ import annotations
 
+import argparse
 import fnmatch
 import gzip
 import io
@@ -40,6 +43,7 @@ from budgetkeeper.metering import Meter, Metered
 from budgetkeeper.pricing import InferenceProfiles, PriceStatus
 from budgetkeeper.records import MalformedEvent
 from budgetkeeper.scopes import InvalidScope, ScopeKind, is_valid_scope_name, parse_scope
+from budgetkeeper.store import RollupItem
 from budgetkeeper_cli import rendering
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 from budgetkeeper_cli.rendering import FORMATS as FORMATS  # re-exported for the meter command
@@ -80,6 +84,18 @@ _FIELD_VALUE: Mapping[str, Callable[[Metered], str | None]] = {
     "region": lambda m: m.invocation.region,
     "day": lambda m: m.invocation.timestamp.date().isoformat(),  # timestamps are UTC
     "hour": lambda m: m.hour,
+}
+
+# The same fields of a usage line (the rollups table's finest rollup: one hour of one caller).
+_LINE_VALUE: Mapping[str, Callable[[RollupItem], str | None]] = {
+    "principal": lambda line: line.principal,
+    "role": lambda line: line.role,
+    "app": lambda line: line.app,
+    "team": lambda line: line.team,
+    "model": lambda line: line.model,
+    "region": lambda line: line.region,
+    "day": lambda line: line.hour[:10] if line.hour else None,
+    "hour": lambda line: line.hour,
 }
 
 
@@ -124,6 +140,14 @@ class Totals:
         self.cache_write_tokens += tokens.cache_write_5m + tokens.cache_write_1h
         self.cost_usd += metered.priced.cost_usd
 
+    def add_line(self, line: RollupItem) -> None:
+        self.calls += int(line.calls)
+        self.input_tokens += int(line.input_tokens)
+        self.output_tokens += int(line.output_tokens)
+        self.cache_read_tokens += int(line.cache_read_tokens)
+        self.cache_write_tokens += int(line.cache_write_5m_tokens) + int(line.cache_write_1h_tokens)
+        self.cost_usd += line.cost_usd
+
     def merge(self, other: Totals) -> None:
         for name in COUNTER_FIELDS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
@@ -146,14 +170,25 @@ class UsageReport:
             )
         self.group_by: tuple[str, ...] = tuple(group_by)
         self._getters = tuple(_FIELD_VALUE[name] for name in self.group_by)
+        self._line_getters = tuple(_LINE_VALUE[name] for name in self.group_by)
         self._groups: dict[tuple[str | None, ...], Totals] = {}
 
-    def add(self, metered: Metered, calls: int = 1) -> None:
-        key = tuple(getter(metered) for getter in self._getters)
+    def _totals(self, key: tuple[str | None, ...]) -> Totals:
         totals = self._groups.get(key)
         if totals is None:
             totals = self._groups[key] = Totals()
-        totals.add(metered, calls)
+        return totals
+
+    def add(self, metered: Metered, calls: int = 1) -> None:
+        self._totals(tuple(getter(metered) for getter in self._getters)).add(metered, calls)
+
+    def add_line(self, line: RollupItem) -> None:
+        """A usage line of the rollups table: the same fields, the same counters, summed exactly."""
+        self._totals(tuple(getter(line) for getter in self._line_getters)).add_line(line)
+
+    def totals_of(self, group: tuple[str | None, ...]) -> Totals:
+        """The totals of one group; zero when the report has none of it."""
+        return self._groups.get(group) or Totals()
 
     def __len__(self) -> int:
         return len(self._groups)
@@ -198,12 +233,14 @@ class RecordFilter:
         return self.arn_pattern is not None or self.since is not None or self.until is not None
 
     def matches(self, metered: Metered) -> bool:
-        invocation = metered.invocation
-        if self._arn_match is not None and self._arn_match(invocation.identity_arn) is None:
+        return self.keeps(metered.invocation.identity_arn, metered.invocation.timestamp)
+
+    def keeps(self, identity_arn: str, timestamp: datetime) -> bool:
+        if self._arn_match is not None and self._arn_match(identity_arn) is None:
             return False
-        if self.since is not None and invocation.timestamp < self.since:
+        if self.since is not None and timestamp < self.since:
             return False
-        return self.until is None or invocation.timestamp < self.until
+        return self.until is None or timestamp < self.until
 
 
 def parse_time_bound(text: str, option: str, *, end_of_day: bool = False) -> datetime:
@@ -240,6 +277,57 @@ def record_filter_from_options(arn_pattern: str | None, since: str | None, until
             "(a date for --until includes that whole day)"
         )
     return RecordFilter(arn_pattern, start, end)
+
+
+# --- options shared by `meter` and `report` ----------------------------------------------------
+
+
+def add_report_options(parser: argparse.ArgumentParser) -> None:
+    """--group-by, --format, --arn-pattern, --since, --until and --max-rows, as both commands take them."""
+    parser.add_argument(
+        "--group-by",
+        default="principal",
+        metavar="FIELDS",
+        help=f"comma-separated group fields, from: {','.join(GROUP_FIELDS)} (default: principal)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="table",
+        help="table (costs rounded for people, with a total), csv or json (exact costs); default: table",
+    )
+    parser.add_argument(
+        "--arn-pattern",
+        metavar="GLOB",
+        help="only calls whose identity ARN matches this glob, e.g. '*:user/alice' (case-sensitive)",
+    )
+    parser.add_argument(
+        "--since",
+        metavar="ISO",
+        help="only calls at or after this time: a date (midnight UTC) or e.g. 2025-11-18T09:00:00Z",
+    )
+    parser.add_argument(
+        "--until",
+        metavar="ISO",
+        help="only calls before this time; a date includes that whole day (UTC)",
+    )
+    parser.add_argument(
+        "--max-rows",
+        type=max_rows,
+        metavar="N",
+        help="print at most N rows, the most expensive first (the total still counts every group)",
+    )
+
+
+def max_rows(text: str) -> int:
+    """A count of rows, 1 or more (argparse `type`: a bad value exits 2 with the message)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number: type e.g. 20") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is fewer than one row: type e.g. 20")
+    return value
 
 
 # --- teams -------------------------------------------------------------------------------------
@@ -673,11 +761,24 @@ _COUNTER_TITLES: Mapping[str, str] = {
 }
 
 
-def _columns(report: UsageReport) -> list[Column]:
+OTHERS = "(others)"  # the group value of the row that sums the groups --top leaves out
+
+
+COMPARE_COLUMNS: tuple[Column, ...] = (
+    Column("previous_calls", "prev calls", numeric=True, show="{:,}".format),
+    Column("previous_cost_usd", "prev cost", numeric=True, show=money.dollars),
+    Column("change_usd", "change", numeric=True, show=money.dollars),
+    Column("change_percent", "change %", numeric=True, show=lambda value: f"{value:+.1f}%"),
+)
+
+
+def columns(group_by: Sequence[str], *, compare: bool = False) -> list[Column]:
+    """The columns of a usage report: group fields, counters, cost (and the comparison)."""
     return [
-        *(Column(name) for name in report.group_by),
+        *(Column(name) for name in group_by),
         *(Column(name, title, numeric=True, show="{:,}".format) for name, title in _COUNTER_TITLES.items()),
         Column("cost_usd", "cost", numeric=True, show=money.dollars),
+        *(COMPARE_COLUMNS if compare else ()),
     ]
 
 
@@ -688,23 +789,78 @@ def _row(group: Sequence[str | None], group_by: Sequence[str], totals: Totals) -
     }
 
 
-def _rows(report: UsageReport) -> list[dict[str, Any]]:
-    return [_row(row.group, report.group_by, row.totals) for row in report.rows()]
+def _comparison(current: Totals, previous: Totals) -> dict[str, Any]:
+    change = current.cost_usd - previous.cost_usd
+    percent = (change * 100 / previous.cost_usd).quantize(Decimal("0.1")) if previous.cost_usd else None
+    return {
+        "previous_calls": previous.calls,
+        "previous_cost_usd": previous.cost_usd,
+        "change_usd": change,
+        "change_percent": percent,
+    }
 
 
-def render(report: UsageReport, output_format: str) -> str:
+@dataclass(frozen=True, slots=True)
+class ReportRows:
+    """The rows a report prints, and what it left out of them."""
+
+    columns: list[Column]
+    rows: list[dict[str, Any]]
+    total: dict[str, Any]  # the footer of the table: every group, also those not printed
+    left_out: int = 0  # groups --max-rows did not print
+
+
+def report_rows(
+    report: UsageReport,
+    *,
+    previous: UsageReport | None = None,
+    top: int | None = None,
+    max_rows: int | None = None,
+) -> ReportRows:
+    """Rows, the most expensive first; with `previous`, each group against the window before.
+
+    `top` keeps the N most expensive groups and sums the rest in one row whose group values are
+    `(others)`, so the rows still add up to the total; `max_rows` prints at most N rows.
+    """
+    group_by = report.group_by
+    ranked = report.rows()
+    if previous is not None:  # groups only the previous window had, at zero now
+        seen = {row.group for row in ranked}
+        ranked += [ReportRow(row.group, Totals()) for row in previous.rows() if row.group not in seen]
+    rows: list[tuple[tuple[str | None, ...], Totals, Totals | None]] = [
+        (row.group, row.totals, previous.totals_of(row.group) if previous is not None else None)
+        for row in ranked
+    ]
+    if top is not None and len(rows) > top:
+        others, others_before = Totals(), Totals() if previous is not None else None
+        for _, totals, before in rows[top:]:
+            others.merge(totals)
+            if others_before is not None and before is not None:
+                others_before.merge(before)
+        rows = [*rows[:top], ((OTHERS,) * len(group_by), others, others_before)]
+    shown = rows if max_rows is None else rows[:max_rows]
+    printed = [
+        {**_row(group, group_by, totals), **(_comparison(totals, before) if before is not None else {})}
+        for group, totals, before in shown
+    ]
+    total = _row(["TOTAL", *([""] * (len(group_by) - 1))], group_by, report.total)
+    if previous is not None:
+        total.update(_comparison(report.total, previous.total))
+    return ReportRows(columns(group_by, compare=previous is not None), printed, total, len(rows) - len(shown))
+
+
+def render_rows(rows: ReportRows, output_format: str) -> str:
+    """Table (costs rounded for people, a total line), csv or json (exact costs)."""
+    return rendering.render(rows.columns, rows.rows, output_format, footer=rows.total)
+
+
+def render(report: UsageReport, output_format: str, *, max_rows: int | None = None) -> str:
     """Table (costs rounded for people, the most expensive group first, a total line), csv or json."""
-    total = _row(["TOTAL", *([""] * (len(report.group_by) - 1))], report.group_by, report.total)
-    return rendering.render(_columns(report), _rows(report), output_format, footer=total)
+    return render_rows(report_rows(report, max_rows=max_rows), output_format)
 
 
-def render_json(report: UsageReport) -> str:
-    return render(report, "json")
-
-
-def render_csv(report: UsageReport) -> str:
-    return render(report, "csv")
-
-
-def render_table(report: UsageReport) -> str:
-    return render(report, "table")
+def left_out_line(rows: ReportRows) -> list[str]:
+    """What --max-rows left out, for stderr."""
+    if not rows.left_out:
+        return []
+    return [f"note: {rows.left_out:,} more row{'s' if rows.left_out > 1 else ''} not shown (--max-rows)"]

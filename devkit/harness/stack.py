@@ -278,6 +278,9 @@ class LocalStack:
             if reference in declared:
                 return str(self.parameters.get(reference, declared[reference].get("Default", "")))
             return self.physical_ids[reference]
+        if "Fn::If" in value:
+            condition, when_true, when_false = value["Fn::If"]
+            return self._resolve(when_true if self._condition_holds(condition) else when_false)
         if "Fn::GetAtt" in value:
             logical_id, attribute = value["Fn::GetAtt"]
             if attribute == "Arn" and logical_id in self.function_arns:

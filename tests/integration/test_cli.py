@@ -50,8 +50,8 @@ class Cli:
         self.capsys.readouterr()
         code = main([*argv, "--stack-name", self.stack_name])
         out, err = self.capsys.readouterr()
-        # The notifier runs here in-process, asynchronously: its metrics (EMF lines on stdout) may
-        # land amid the command's output. In Lambda they go to the notifier's own log.
+        # The workflow's handlers and the notifier run in this process: their EMF lines (CloudWatch
+        # Logs in Lambda) may land amid the command's output, and are not what the operator sees.
         out = "".join(line for line in out.splitlines(keepends=True) if not line.startswith('{"_aws"'))
         return code, out, err
 

@@ -102,3 +102,21 @@ def test_config_needs_only_the_environment(cli: OperatorCli, stack) -> None:
     out = cli.ok("config", "set", "dry_run", "true", "--environment", "prod", stack=False)
     assert out.startswith("/budgetkeeper/prod/dry_run = true")
     assert parameter(stack, "dry_run") is None
+
+
+def test_a_bad_value_in_ssm_stops_no_command_it_takes_its_default_and_says_what_to_type(
+    cli: OperatorCli, stack
+) -> None:
+    # Given a budget, and a tunable mistyped in SSM behind the CLI's back (the console, the AWS CLI)
+    cli.ok("budget", "set", "user:alice", "--window", "daily", "--limit", "5")
+    stack.client("ssm").put_parameter(Name="/budgetkeeper/local/grace_seconds", Value="soon", Type="String")
+    for command in (("status", "user:alice"), ("budget", "show", "user:alice"), ("budget", "list")):
+        # When an operator runs a command that reads the tunables
+        code, out, err = cli(*command)
+        # Then it works, with the default in force (as in the functions), and warns naming key and value
+        assert code == 0, (command, err)
+        assert "user:alice" in out
+        assert "grace_seconds: expected a whole number, got 'soon'; the default '900' applies" in err
+        assert "type `budgetkeeper config set grace_seconds VALUE`" in err
+        assert "or `budgetkeeper config reset grace_seconds` for the default" in err
+    assert "grace          15m  (default)" in cli.ok("budget", "show", "user:alice")

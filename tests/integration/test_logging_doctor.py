@@ -149,18 +149,19 @@ def test_doctor_on_a_fresh_stack_finds_logging_off_says_what_to_fix_and_exits_1(
     assert ("state machine", "ok") in found
     assert ("deny policy", "ok") in found
     assert ("parameters", "fail") in found  # grace_seconds 'soon'
-    assert ("notifications topic", "warn") in found
+    assert ("operator alerts", "warn") in found
+    assert ("Slack", "warn") in found and ("SES sender", "warn") in found
     assert ("Identity Center", "warn") in found
     table = cli("doctor")[1]
     assert "budgetkeeper logging enable" in table
-    assert table.endswith("3 to know about\n")
+    assert table.endswith("5 to know about\n")
 
 
 def test_doctor_passes_once_logging_is_on_and_parameters_are_good(cli: OperatorCli, stack) -> None:
     cli.ok("logging", "enable")
     out = cli.ok("doctor")  # exit 0: warnings only
     assert "fail" not in out
-    assert out.endswith("0 to fix, 3 to know about\n")
+    assert out.endswith("0 to fix, 5 to know about\n")
 
 
 def test_the_regional_collector_forwards_each_payload_unchanged_to_the_home_stream() -> None:
@@ -193,3 +194,50 @@ def test_the_regional_collector_forwards_each_payload_unchanged_to_the_home_stre
         {"DeliveryStreamName": "budgetkeeper-UsageDeliveryStream", "Records": [{"Data": payload}]}
     ]
     assert result == {"forwarded": len(payload)}
+
+
+@pytest.mark.parametrize(
+    ("kind", "result", "detail"),
+    [
+        ("SecureString", "ok", "/budgetkeeper-secrets/local/slack_webhook_url is a SecureString"),
+        ("String", "fail", "is a String: the webhook secret is stored in the clear"),
+    ],
+)
+def test_doctor_checks_the_slack_webhook_parameter_and_never_prints_the_url(
+    cli: OperatorCli, stack, settings, kind: str, result: str, detail: str
+) -> None:
+    # Given the Slack webhook stored as a SecureString, or in the clear
+    url = "https://hooks.slack.com/services/T000/B000/very-secret-token"
+    stack.client("ssm").put_parameter(Name=settings.slack_webhook_parameter, Value=url, Type=kind)
+    # When an operator runs the doctor, in each format
+    _, out, err = cli("doctor", "--format", "json")
+    # Then the Slack check says what it found, and the URL is in no output
+    (slack,) = [row for row in json.loads(out) if row["check"] == "Slack"]
+    assert slack["result"] == result and detail in slack["detail"]
+    for text in (out, err, *cli("doctor")[1:]):
+        assert "very-secret-token" not in text and "hooks.slack.com" not in text
+
+
+def test_doctor_says_whether_the_notification_sender_is_verified_in_ses(stack, settings, capsys) -> None:
+    # Given a stack deployed with a sender that is not (yet) verified in SES
+    stack.parameters["NotificationSender"] = "budgets@example.com"
+    cli = OperatorCli(stack, capsys)
+
+    def sender_row() -> dict[str, Any]:
+        (row,) = [
+            row for row in json.loads(cli("doctor", "--format", "json")[1]) if row["check"] == "SES sender"
+        ]
+        return row
+
+    # Then the doctor warns that owners get no e-mail, and says how to verify it
+    row = sender_row()
+    assert row["result"] == "warn" and "budgets@example.com is not verified in SES" in row["detail"]
+    assert "aws ses verify-email-identity --email-address budgets@example.com" in row["fix"]
+    # When its domain is verified, it is well
+    stack.client("ses").verify_domain_identity(Domain="example.com")
+    assert sender_row() == {
+        "check": "SES sender",
+        "result": "ok",
+        "detail": "budgets@example.com, verified",
+        "fix": None,
+    }

@@ -203,7 +203,9 @@ def test_bad_input_is_kept_and_counted_and_never_sinks_its_neighbours(settings, 
     ]
     assert [line["message"] for line in lines] == [truncated, '{"schemaType": "ModelInvocationLog"}']
     assert all(line["reason"] for line in lines)
-    metrics_line = next(json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line)
+    metrics_line = next(
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if '"RecordsMetered"' in line
+    )
     assert metrics_line["BadEvents"] == [2.0] and metrics_line["FailedRecords"] == [1.0]
 
 

@@ -59,8 +59,10 @@ def results(response: dict[str, Any]) -> list[str]:
 
 
 def emf(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
-    """The batch's EMF metrics line, as the handler printed it."""
+    """The batch's EMF metrics line, as the handler printed it (the lines of cost per model and
+    per team are apart: one line per dimension value)."""
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    lines = [line for line in lines if "RecordsMetered" in line]
     assert len(lines) == 1, lines
     return lines[0]
 

@@ -304,8 +304,10 @@ def test_the_archive_bucket_is_versioned_encrypted_and_prunes_old_versions(deplo
 
 
 def test_the_topic_and_the_delivery_stream_are_encrypted(deployed):
-    for topic in _of_type(deployed, "AWS::SNS::Topic").values():
-        assert topic["KmsMasterKeyId"]
+    # CloudWatch alarms cannot publish to a topic under the AWS-managed SNS key: without KmsKeyArn,
+    # the alarms' topic has no KMS key (SNS still encrypts its storage at rest).
+    for name, topic in _of_type(deployed, "AWS::SNS::Topic").items():
+        assert topic.get("KmsMasterKeyId") or name == "OperatorAlarmsTopic", name
     for queue in _of_type(deployed, "AWS::SQS::Queue").values():
         assert queue.get("SqsManagedSseEnabled") or queue.get("KmsMasterKeyId")
     (stream,) = _of_type(deployed, "AWS::KinesisFirehose::DeliveryStream").values()
@@ -322,7 +324,9 @@ def test_without_a_key_aws_keys_are_used_and_no_role_gets_kms():
     bucket = _of_type(template, "AWS::S3::Bucket")["ArchiveBucket"]
     (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     assert rule == {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
-    for topic in _of_type(template, "AWS::SNS::Topic").values():
+    topics = _of_type(template, "AWS::SNS::Topic")
+    assert "KmsMasterKeyId" not in topics.pop("OperatorAlarmsTopic")
+    for topic in topics.values():
         assert topic["KmsMasterKeyId"] == "alias/aws/sns"
     for queue in _of_type(template, "AWS::SQS::Queue").values():
         assert queue == {**queue, "SqsManagedSseEnabled": True} and "KmsMasterKeyId" not in queue

@@ -35,9 +35,7 @@ from budgetkeeper_cli.usage_report import (
     parse_time_bound,
     progress_for,
     record_filter_from_options,
-    render_csv,
-    render_json,
-    render_table,
+    render,
     resolve_inputs,
     scan,
     summary_lines,
@@ -246,7 +244,7 @@ def test_many_small_costs_add_up_without_rounding(tmp_path: Path) -> None:
     report, _ = run_report([write_lines(tmp_path / "embed.json", lines)])
     # Then the sum is exact and printed without an exponent
     assert report.total.cost_usd == Decimal("0.00018")
-    assert json.loads(render_json(report))[0]["cost_usd"] == "0.00018"
+    assert json.loads(render(report, "json"))[0]["cost_usd"] == "0.00018"
     assert money.exact(Decimal("1.8E-7")) == "0.00000018"
     assert money.exact(Decimal(0)) == "0"
 
@@ -435,7 +433,7 @@ def test_directory_walk_skips_data_folders_and_other_files(tmp_path: Path) -> No
 
 def test_json_rows_hold_group_fields_counters_and_exact_cost(day_file: Path) -> None:
     report, _ = run_report([day_file], ("team", "principal"))
-    rows = json.loads(render_json(report))
+    rows = json.loads(render(report, "json"))
     assert rows[0] == {
         "team": "team:research",
         "principal": "user:alice",
@@ -452,7 +450,7 @@ def test_json_rows_hold_group_fields_counters_and_exact_cost(day_file: Path) -> 
 
 def test_csv_has_a_header_dashes_for_missing_values_and_exact_costs(day_file: Path) -> None:
     report, _ = run_report([day_file], ("team", "model"))
-    rows = list(csv.reader(io.StringIO(render_csv(report))))
+    rows = list(csv.reader(io.StringIO(render(report, "csv"))))
     assert rows[0] == [
         "team",
         "model",
@@ -470,7 +468,7 @@ def test_csv_has_a_header_dashes_for_missing_values_and_exact_costs(day_file: Pa
 
 def test_table_is_aligned_sorted_by_cost_and_ends_with_a_total(day_file: Path) -> None:
     report, _ = run_report([day_file], ("principal", "team"))
-    lines = render_table(report).splitlines()
+    lines = render(report, "table").splitlines()
     header = "principal team calls input tokens output tokens cache read cache write cost"
     assert lines[0].split() == header.split()
     assert lines[2].split() == ["user:alice", "team:research", "2", "1,500", "300", "2,000", "400", "$0.01"]
@@ -484,8 +482,8 @@ def test_table_is_aligned_sorted_by_cost_and_ends_with_a_total(day_file: Path) -
 
 def test_an_empty_report_renders_a_zero_total() -> None:
     report = UsageReport(("principal",))
-    assert json.loads(render_json(report)) == []
-    assert render_table(report).splitlines()[-1].split() == ["TOTAL", "0", "0", "0", "0", "0", "$0.00"]
+    assert json.loads(render(report, "json")) == []
+    assert render(report, "table").splitlines()[-1].split() == ["TOTAL", "0", "0", "0", "0", "0", "$0.00"]
 
 
 # --- teams -------------------------------------------------------------------------------------

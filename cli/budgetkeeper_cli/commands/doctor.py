@@ -2,8 +2,10 @@
 
 Checks: model invocation logging in each Region in use (and that the metering reads it), the
 stack's tables, state machine, deny policy, the tunables in SSM, the notification topic and who is
-subscribed to it, SES sending, and the IAM Identity Center role. A `fail` is something that stops
-metering or enforcement (exit 1); a `warn` is something an operator should know (exit 0).
+subscribed to it, SES sending and its sender, the Slack webhook's parameter (its value is never read
+or printed), and the IAM Identity Center role. A `fail` is something that stops metering or
+enforcement, or a secret stored in the clear (exit 1); a `warn` is something an operator should know
+(exit 0).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from budgetkeeper.settings import Tunables
 from budgetkeeper_cli.commands.invocation_logging import check_regions, regions_in_use, regions_option
 from budgetkeeper_cli.rendering import FORMATS, Column, render
 from budgetkeeper_cli.stack_config import (
@@ -26,11 +27,13 @@ from budgetkeeper_cli.stack_config import (
     connect,
     describe_aws_error,
     translating_aws_errors,
+    tunable_fix,
 )
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 COLUMNS = (Column("check"), Column("result"), Column("detail"), Column("fix"))
 NO_ROLE = "none"  # the IdentityCenterAdminRoleInUse output of a stack deployed without the role
+NO_SENDER = "none"  # the NotificationSenderInUse output of a stack deployed without a sender
 
 EPILOG = """\
 examples:
@@ -90,6 +93,7 @@ def diagnose(stack: Stack, regions: tuple[str, ...] | None) -> Iterator[Finding]
         ("deny policy", lambda: _deny_policy(stack)),
         ("parameters", lambda: _tunables(stack)),
         ("notifications", lambda: _notifications(stack)),
+        ("Slack", lambda: _slack(stack)),
         ("Identity Center", lambda: _identity_center(stack)),
     )
     for name, check in checks:
@@ -160,33 +164,32 @@ def _deny_policy(stack: Stack) -> Iterator[Finding]:
 
 
 def _tunables(stack: Stack) -> Iterator[Finding]:
-    values = stack.parameter_values()
-    _, rejected = Tunables.accepting(values)
+    _, rejected = stack.tunables_and_problems()
     for problem in rejected:
-        yield Finding(
-            "parameters", FAIL, problem, "budgetkeeper config show; budgetkeeper config set KEY VALUE"
-        )
+        yield Finding("parameters", FAIL, str(problem), tunable_fix(problem))
     if not rejected:
+        count = len(stack.parameter_values())
         yield Finding(
-            "parameters", OK, f"{len(values)} set under {stack.settings.parameter_prefix}, the rest default"
+            "parameters", OK, f"{count} set under {stack.settings.parameter_prefix}, the rest default"
         )
 
 
 def _notifications(stack: Stack) -> Iterator[Finding]:
-    topic = stack.settings.notifications_topic_arn
+    # Operators hear through the alerts topic; the events topic only feeds the notifier.
+    topic = stack.outputs.get("OperatorAlertsTopicArn")
     if not topic:
-        yield Finding("notifications topic", FAIL, "the stack names none", "redeploy the stack (sam deploy)")
+        yield Finding("operator alerts", FAIL, "the stack names no topic", "redeploy the stack (sam deploy)")
         return
     sns = stack.client("sns")
     subscriptions = sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
     if subscriptions:
         protocols = sorted({subscription["Protocol"] for subscription in subscriptions})
-        yield Finding("notifications topic", OK, f"{len(subscriptions)} subscribed ({', '.join(protocols)})")
+        yield Finding("operator alerts", OK, f"{len(subscriptions)} subscribed ({', '.join(protocols)})")
     else:
         yield Finding(
-            "notifications topic",
+            "operator alerts",
             WARN,
-            "nobody is subscribed: operators hear of no warning or suspension",
+            "nobody is subscribed: operators hear of no warning or suspension by e-mail or SMS",
             f"aws sns subscribe --topic-arn {topic} --protocol email --notification-endpoint ops@example.com",
         )
     ses = stack.client("ses")
@@ -201,6 +204,49 @@ def _notifications(stack: Stack) -> Iterator[Finding]:
         )
     else:
         yield Finding("SES", OK, f"{quota['Max24HourSend']:.0f} messages a day")
+    yield _sender(stack)
+
+
+def _sender(stack: Stack) -> Finding:
+    sender = stack.outputs.get("NotificationSenderInUse", NO_SENDER)
+    if sender == NO_SENDER:
+        return Finding(
+            "SES sender",
+            WARN,
+            "no NotificationSender: budget owners get no e-mail",
+            "deploy with NotificationSender=<an address or domain verified in SES>",
+        )
+    identities = [sender, sender.rpartition("@")[2]]
+    attributes = stack.client("ses").get_identity_verification_attributes(Identities=identities)
+    statuses = attributes["VerificationAttributes"]
+    if any(statuses.get(identity, {}).get("VerificationStatus") == "Success" for identity in identities):
+        return Finding("SES sender", OK, f"{sender}, verified")
+    return Finding(
+        "SES sender",
+        WARN,
+        f"{sender} is not verified in SES: budget owners get no e-mail",
+        f"aws ses verify-email-identity --email-address {sender} (or verify its domain)",
+    )
+
+
+def _slack(stack: Stack) -> Iterator[Finding]:
+    """The webhook's parameter described, never read: its value is a secret and is not printed."""
+    name = stack.settings.slack_webhook_parameter
+    described = stack.client("ssm").describe_parameters(
+        ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [name]}]
+    )["Parameters"]
+    put = f"aws ssm put-parameter --name {name} --type SecureString --overwrite --value <the webhook URL>"
+    if not described:
+        yield Finding("Slack", WARN, f"no {name}: operators get no Slack", put)
+    elif described[0]["Type"] != "SecureString":
+        yield Finding(
+            "Slack",
+            FAIL,
+            f"{name} is a {described[0]['Type']}: the webhook secret is stored in the clear",
+            put,
+        )
+    else:
+        yield Finding("Slack", OK, f"{name} is a SecureString")
 
 
 def _identity_center(stack: Stack) -> Iterator[Finding]:

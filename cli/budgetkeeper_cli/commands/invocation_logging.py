@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Any
 
-from budgetkeeper.settings import InvalidTunable, Tunables, tunable_named
+from budgetkeeper.settings import InvalidTunable, tunable_named
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 from budgetkeeper_cli.logging_setup import DEFAULT_LOG_GROUP, RegionLogging, check_region, enable_region
 from budgetkeeper_cli.parsers import add_action
@@ -80,8 +80,7 @@ def regions_in_use(stack: Stack, given: tuple[str, ...] | None) -> tuple[str, ..
     if given is not None:
         return given
     home = stack.settings.region
-    tunables, _ = Tunables.accepting(stack.parameter_values())  # a bad value elsewhere is doctor's to report
-    return (home, *(region for region in tunables.regions if region != home))
+    return (home, *(region for region in stack.tunables().regions if region != home))
 
 
 def check_regions(stack: Stack, regions: tuple[str, ...]) -> list[RegionLogging]:

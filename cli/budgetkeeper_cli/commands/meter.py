@@ -16,19 +16,21 @@ from budgetkeeper.pricing import PriceTable
 from budgetkeeper_cli import athena, history_query
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 from budgetkeeper_cli.usage_report import (
-    FORMATS,
     GROUP_FIELDS,
     RecordFilter,
     RegionalProfiles,
     ScanStats,
     UsageReport,
+    add_report_options,
     iter_sources,
+    left_out_line,
     load_teams_file,
     parse_group_by,
     parse_s3_uri,
     progress_for,
     record_filter_from_options,
-    render,
+    render_rows,
+    report_rows,
     resolve_inputs,
     scan,
     summary_lines,
@@ -85,33 +87,7 @@ def register(subparsers: Any) -> None:
         metavar="PATH_OR_S3_URI",
         help="a log file, a directory tree of log files, or s3://bucket/prefix",
     )
-    parser.add_argument(
-        "--group-by",
-        default="principal",
-        metavar="FIELDS",
-        help=f"comma-separated group fields, from: {','.join(GROUP_FIELDS)} (default: principal)",
-    )
-    parser.add_argument(
-        "--format",
-        choices=FORMATS,
-        default="table",
-        help="table (costs rounded for people, with a total), csv or json (exact costs); default: table",
-    )
-    parser.add_argument(
-        "--arn-pattern",
-        metavar="GLOB",
-        help="only calls whose identity ARN matches this glob, e.g. '*:user/alice' (case-sensitive)",
-    )
-    parser.add_argument(
-        "--since",
-        metavar="ISO",
-        help="only calls at or after this time: a date (midnight UTC) or e.g. 2025-11-18T09:00:00Z",
-    )
-    parser.add_argument(
-        "--until",
-        metavar="ISO",
-        help="only calls before this time; a date includes that whole day (UTC)",
-    )
+    add_report_options(parser)
     parser.add_argument(
         "--teams",
         metavar="FILE.json",
@@ -172,9 +148,12 @@ def run(args: argparse.Namespace) -> int:
             f"no invocation log files in {' '.join(args.inputs)} "
             "(read are .json, .json.gz, .jsonl, .ndjson and .gz files outside data/ folders)"
         )
-    sys.stdout.write(render(report, args.format))
+    rows = report_rows(report, max_rows=args.max_rows)
+    sys.stdout.write(render_rows(rows, args.format))
     sys.stdout.flush()
-    for line in summary_lines(stats, price_version=prices.version, filtered=record_filter.is_active):
+    for line in left_out_line(rows) + summary_lines(
+        stats, price_version=prices.version, filtered=record_filter.is_active
+    ):
         sys.stderr.write(line + "\n")
     if stats.unreadable:
         names = ", ".join(name for name, _ in stats.unreadable)
@@ -230,9 +209,10 @@ def _run_on_athena(
         report,
         record_filter=record_filter,
     )
-    sys.stdout.write(render(report, args.format))
+    rows = report_rows(report, max_rows=args.max_rows)
+    sys.stdout.write(render_rows(rows, args.format))
     sys.stdout.flush()
-    for line in history_query.summary_lines(
+    for line in left_out_line(rows) + history_query.summary_lines(
         stats,
         query_id=outcome.query_id,
         scanned_bytes=outcome.scanned_bytes,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Protocol
 
 import boto3
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from botocore.exceptions import ClientError
 
 from budgetkeeper import clock
@@ -350,6 +350,16 @@ def build_usage_calculator(settings: Settings, tunables: Tunables) -> UsageCalcu
     )
 
 
+def cost_by_model_and_team(applied: UsageDeltas) -> dict[str, dict[str, Decimal]]:
+    """The cost this batch added (never a redelivery's), by model and by team (calls with a team)."""
+    costs: dict[str, dict[str, Decimal]] = {"Model": defaultdict(Decimal), "Team": defaultdict(Decimal)}
+    for (_, model, _, _, _, _, _, team), line in applied.lines.items():
+        costs["Model"][model] += line.cost_usd
+        if team:
+            costs["Team"][team.removeprefix("team:")] += line.cost_usd
+    return costs
+
+
 def record_metrics(report: BatchReport) -> None:
     """EMF metrics of one batch; the unknown models are logged by id so operators can add prices."""
     counts = {
@@ -365,6 +375,14 @@ def record_metrics(report: BatchReport) -> None:
     for name, value in counts.items():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     metrics.add_metric(name="CostMeteredUSD", unit=MetricUnit.NoUnit, value=float(report.cost_usd))
+    # One EMF line per model and per team (a dimension value per line), flushed here; unlike
+    # single_metric, a flush honours POWERTOOLS_METRICS_DISABLED.
+    for dimension, costs in cost_by_model_and_team(report.commit.applied).items():
+        for value, cost in sorted(costs.items()):
+            line = EphemeralMetrics(namespace=metrics.provider.namespace)
+            line.add_dimension(name=dimension, value=value)
+            line.add_metric(name="CostMeteredUSD", unit=MetricUnit.NoUnit, value=float(cost))
+            line.flush_metrics()
     if report.unknown_models:
         logger.warning("unknown models priced at zero", models=dict(report.unknown_models))
     if report.bad_events:

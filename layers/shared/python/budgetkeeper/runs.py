@@ -17,8 +17,10 @@ from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
+from aws_lambda_powertools.metrics import MetricUnit
+
 from budgetkeeper import clock
-from budgetkeeper.observability import logger
+from budgetkeeper.observability import logger, metrics
 from budgetkeeper.windows import iso_utc
 
 # Who a run acts for when no operator started it.
@@ -152,6 +154,7 @@ class WorkflowStarter:
                     logger.info("already handled", execution_name=this_attempt, status=status)
                     return None
                 continue  # that attempt failed: the next one
+            metrics.add_metric(name="WorkflowStarts", unit=MetricUnit.Count, value=1)
             return str(response["executionArn"])
         logger.error("every attempt of this run failed", execution_name=name, attempts=MAX_ATTEMPTS)
         return None

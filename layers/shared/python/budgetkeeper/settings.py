@@ -297,6 +297,17 @@ TUNABLES: tuple[Tunable, ...] = (
 
 
 @dataclass(frozen=True, slots=True)
+class RejectedTunable:
+    """A parameter value that cannot be used: its default applies until an operator fixes it."""
+
+    parameters: tuple[str, ...]  # names below the prefix: the one at fault, or both thresholds
+    problem: str  # what is wrong, naming the parameter and its value
+
+    def __str__(self) -> str:
+        return self.problem
+
+
+@dataclass(frozen=True, slots=True)
 class Tunables:
     default_daily_usd: Decimal
     default_monthly_usd: Decimal
@@ -317,18 +328,18 @@ class Tunables:
         """Parse raw parameter values (names below the prefix), refusing the first bad one."""
         tunables, rejected = cls.accepting(values)
         if rejected:
-            raise InvalidTunable(rejected[0])
+            raise InvalidTunable(str(rejected[0]))
         return tunables
 
     @classmethod
-    def accepting(cls, values: Mapping[str, str]) -> tuple[Tunables, tuple[str, ...]]:
+    def accepting(cls, values: Mapping[str, str]) -> tuple[Tunables, tuple[RejectedTunable, ...]]:
         """Parse what can be used; each bad value takes its default and is named in the second item.
 
         Running functions read tunables this way: one mistyped parameter must never stop metering
         or enforcement, it is reported (and alerted on) while everything else applies.
         """
         parsed: dict[str, Any] = {}
-        rejected: list[str] = []
+        rejected: list[RejectedTunable] = []
         by_field = {tunable.field: tunable for tunable in TUNABLES}
         for tunable in TUNABLES:
             raw = values.get(tunable.parameter, tunable.default)
@@ -336,15 +347,23 @@ class Tunables:
                 parsed[tunable.field] = tunable.parse(raw)
             except InvalidTunable as error:
                 rejected.append(
-                    f"parameter {tunable.parameter}: {error}; the default {tunable.default!r} applies"
+                    RejectedTunable(
+                        (tunable.parameter,),
+                        f"parameter {tunable.parameter}: {error}; the default {tunable.default!r} applies",
+                    )
                 )
                 parsed[tunable.field] = tunable.parse(tunable.default)
-        if not thresholds_in_order(parsed["warning_percent"], parsed["critical_percent"]):
+        warning, critical = parsed["warning_percent"], parsed["critical_percent"]
+        if not thresholds_in_order(warning, critical):
             for field in ("warning_percent", "critical_percent"):
                 tunable = by_field[field]
                 parsed[field] = tunable.parse(tunable.default)
             rejected.append(
-                "thresholds/warning_percent must be below thresholds/critical_percent; both defaults apply"
+                RejectedTunable(
+                    (WARNING_PARAMETER, CRITICAL_PARAMETER),
+                    f"{WARNING_PARAMETER} ({warning}) must be below {CRITICAL_PARAMETER} ({critical}); "
+                    "both defaults apply",
+                )
             )
         return cls(**parsed), tuple(rejected)
 
@@ -430,7 +449,7 @@ def load_tunables(settings: Settings) -> Tunables:
         return fallback or Tunables.defaults()
     tunables, rejected = Tunables.accepting({name.lstrip("/"): str(value) for name, value in raw.items()})
     for problem in rejected:
-        logger.error("tunable rejected", problem=problem)
+        logger.error("tunable rejected", problem=str(problem))
     if rejected:
         metrics.add_metric(name="TunableProblems", unit=MetricUnit.Count, value=len(rejected))
     _last_read[prefix] = tunables

@@ -55,7 +55,12 @@ class DecimalAttribute(Attribute[Decimal]):
 
 
 class RollupItem(Model):
-    """Usage of one scope in one UTC hour, for one model in one region at one service tier."""
+    """Usage of one scope in one UTC hour, for one model in one region at one
+    service tier; or a usage line.
+
+    A usage line (scope `usage#<day>`, written by `usage_writer`) holds one hour of one caller's
+    calls to one model in one region, with the caller's whole attribution: what reports read.
+    """
 
     class Meta:
         table_name = "unbound-rollups"
@@ -66,6 +71,12 @@ class RollupItem(Model):
     hour = UnicodeAttribute(null=True)
     model = UnicodeAttribute(null=True)
     region = UnicodeAttribute(null=True)
+    # Usage lines only: who called, and the scopes the calls were charged to.
+    identity_arn = UnicodeAttribute(null=True)
+    principal = UnicodeAttribute(null=True)
+    role = UnicodeAttribute(null=True)
+    app = UnicodeAttribute(null=True)
+    team = UnicodeAttribute(null=True)
     service_tier = UnicodeAttribute(null=True)  # absent on rows written before tiers: standard
     calls = NumberAttribute(default=0)
     errors = NumberAttribute(default=0)

@@ -1,9 +1,13 @@
 """Usage deltas and their exactly-once writer.
 
-Metered invocations become deltas (`usage_deltas`): hourly rollups per scope and window totals per
-budget, aggregated by item key. `UsageWriter` adds them to the rollups and totals tables exactly
-once per CloudWatch Logs payload, through markers in the dedupe table, and a journal (the deltas'
-`to_bytes` format) when a group of payloads is too large for one transaction.
+Metered invocations become deltas (`usage_deltas`): hourly rollups per scope, usage lines and
+window totals per budget, aggregated by item key. A usage line is the finest hourly rollup: one item
+per hour, model, region, caller (identity ARN) and attribution (principal, role, app, team), in the
+rollups table under the day's partition (`usage#YYYY-MM-DD`), so that a report over a time range
+reads a few day partitions and can group and filter by every field at once. `UsageWriter` adds
+them to the rollups and totals tables exactly once per CloudWatch Logs payload, through markers in
+the dedupe table, and a journal (the deltas' `to_bytes` format) when a group of payloads is too
+large for one transaction.
 """
 
 from __future__ import annotations
@@ -84,6 +88,20 @@ class TotalDelta:
 
 RollupKey = tuple[str, str, str, str, str]  # scope, hour, model, region, service tier
 TotalKey = tuple[str, str, str]  # scope, window spec, window id
+# hour, model, region, identity ARN, principal, role, app, team (role, app and team may be None)
+LineKey = tuple[str, str, str, str, str, str | None, str | None, str | None]
+LINE_PARTITION_PREFIX = "usage#"
+
+
+def line_partition(day: str) -> str:
+    """The rollups-table partition of the usage lines of one UTC day (`YYYY-MM-DD`)."""
+    return f"{LINE_PARTITION_PREFIX}{day}"
+
+
+def line_bucket(key: LineKey) -> str:
+    """A usage line's sort key: its hour, then a digest of the rest (any length, any characters)."""
+    digest = hashlib.sha256(json.dumps(key[1:]).encode()).hexdigest()[:32]
+    return f"{key[0]}#{digest}"
 
 
 @dataclass(slots=True)
@@ -92,13 +110,15 @@ class UsageDeltas:
 
     rollups: dict[RollupKey, RollupDelta] = field(default_factory=dict)
     totals: dict[TotalKey, TotalDelta] = field(default_factory=dict)
+    lines: dict[LineKey, RollupDelta] = field(default_factory=dict)
 
     def merge(self, other: UsageDeltas) -> None:
-        for key, rollup in other.rollups.items():
-            if key in self.rollups:
-                self.rollups[key].merge(rollup)
-            else:
-                self.rollups[key] = replace(rollup)  # a copy: merging later must not change `other`
+        for mine, theirs in ((self.rollups, other.rollups), (self.lines, other.lines)):
+            for key, rollup in theirs.items():
+                if key in mine:
+                    mine[key].merge(rollup)  # type: ignore[index]
+                else:
+                    mine[key] = replace(rollup)  # type: ignore[index]  # a copy: `other` stays as it is
         for key, total in other.totals.items():
             if key in self.totals:
                 self.totals[key].merge(total)
@@ -107,17 +127,18 @@ class UsageDeltas:
 
     @property
     def item_count(self) -> int:
-        return len(self.rollups) + len(self.totals)
+        return len(self.rollups) + len(self.totals) + len(self.lines)
 
     def split(self, max_items: int) -> list[UsageDeltas]:
         """Deterministic chunks of at most `max_items` item keys each."""
         chunks: list[UsageDeltas] = []
-        entries: list[tuple[bool, Any, Any]] = [(True, k, d) for k, d in self.rollups.items()]
-        entries += [(False, k, d) for k, d in self.totals.items()]
+        entries: list[tuple[str, Any, Any]] = [("rollups", k, d) for k, d in self.rollups.items()]
+        entries += [("totals", k, d) for k, d in self.totals.items()]
+        entries += [("lines", k, d) for k, d in self.lines.items()]
         for start in range(0, len(entries), max_items):
             chunk = UsageDeltas()
-            for is_rollup, key, delta in entries[start : start + max_items]:
-                (chunk.rollups if is_rollup else chunk.totals)[key] = delta
+            for kind, key, delta in entries[start : start + max_items]:
+                getattr(chunk, kind)[key] = delta
             chunks.append(chunk)
         return chunks
 
@@ -141,6 +162,10 @@ class UsageDeltas:
                 ]
                 for key, d in self.totals.items()
             ],
+            "lines": [
+                [list(key), {n: str(getattr(d, n)) for n in RollupDelta.COUNTERS}]
+                for key, d in self.lines.items()
+            ],
         }
         return gzip.compress(json.dumps(document, separators=(",", ":")).encode(), mtime=0)
 
@@ -149,16 +174,20 @@ class UsageDeltas:
         document = json.loads(gzip.decompress(data))
         rollups = {
             # A journal written before tiers has 4-part keys: its usage was all standard.
-            (tuple(key) if len(key) == 5 else (*key, str(ServiceTier.STANDARD))): RollupDelta(
-                **{n: (Decimal(v) if n == "cost_usd" else int(v)) for n, v in values.items()}
-            )
+            (tuple(key) if len(key) == 5 else (*key, str(ServiceTier.STANDARD))): _rollup_from_strings(values)
             for key, values in document["rollups"]
         }
+        # A journal written before usage lines existed has none.
+        lines = {tuple(key): _rollup_from_strings(values) for key, values in document.get("lines", ())}
         totals = {
             tuple(key): TotalDelta(start, end, calls, Decimal(spent), Decimal(claimed), set(claimers))
             for key, (start, end, calls, spent, claimed, claimers) in document["totals"]
         }
-        return cls(rollups=rollups, totals=totals)  # type: ignore[arg-type]
+        return cls(rollups=rollups, totals=totals, lines=lines)  # type: ignore[arg-type]
+
+
+def _rollup_from_strings(values: dict[str, str]) -> RollupDelta:
+    return RollupDelta(**{n: (Decimal(v) if n == "cost_usd" else int(v)) for n, v in values.items()})
 
 
 def rollup_delta(metered: Metered) -> RollupDelta:
@@ -182,11 +211,18 @@ def usage_deltas(metered: Iterable[Metered], budgets_of: Callable[[str], list[Bu
     A record counts in the window of its own timestamp, even when that window has closed.
     """
     deltas = UsageDeltas()
-    rollups, totals = deltas.rollups, deltas.totals
+    rollups, totals, lines = deltas.rollups, deltas.totals, deltas.lines
     for item in metered:
         invocation = item.invocation
         delta = rollup_delta(item)
         hour, model, region, tier = item.hour, item.model, invocation.region, invocation.service_tier
+        who = item.attribution
+        line_key = (hour, model, region, invocation.identity_arn, who.principal, who.role, who.app, who.team)
+        line = lines.get(line_key)
+        if line is None:
+            lines[line_key] = replace(delta)
+        else:
+            line.merge(delta)
         for scope in item.attribution.scopes:
             key = (scope, hour, model, region, str(tier))
             existing = rollups.get(key)
@@ -225,6 +261,25 @@ def _rollup_update(key: RollupKey, delta: RollupDelta) -> tuple[RollupItem, list
     return item, actions
 
 
+def _line_update(key: LineKey, delta: RollupDelta) -> tuple[RollupItem, list[Any]]:
+    hour, model, region, identity_arn, principal, role, app, team = key
+    item = RollupItem(line_partition(hour[:10]), line_bucket(key))
+    actions = [
+        RollupItem.hour.set(hour),
+        RollupItem.model.set(model),
+        RollupItem.region.set(region),
+        RollupItem.identity_arn.set(identity_arn),
+        RollupItem.principal.set(principal),
+        *(
+            getattr(RollupItem, name).set(value)
+            for name, value in (("role", role), ("app", app), ("team", team))
+            if value
+        ),
+    ]
+    actions += [getattr(RollupItem, name).add(getattr(delta, name)) for name in RollupDelta.COUNTERS]
+    return item, actions
+
+
 def _total_update(key: TotalKey, delta: TotalDelta) -> tuple[TotalItem, list[Any]]:
     scope, window, window_id = key
     item = TotalItem(budget_key(scope, window), window_id)
@@ -242,8 +297,10 @@ def _total_update(key: TotalKey, delta: TotalDelta) -> tuple[TotalItem, list[Any
 
 
 def _updates(deltas: UsageDeltas) -> list[tuple[Model, list[Any]]]:
-    return [_rollup_update(k, d) for k, d in deltas.rollups.items()] + [
-        _total_update(k, d) for k, d in deltas.totals.items()
+    return [
+        *(_rollup_update(k, d) for k, d in deltas.rollups.items()),
+        *(_total_update(k, d) for k, d in deltas.totals.items()),
+        *(_line_update(k, d) for k, d in deltas.lines.items()),
     ]
 
 

@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 import boto3
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
@@ -38,7 +39,7 @@ from budgetkeeper.enforcement import (
     system_role_prefixes,
 )
 from budgetkeeper.notify import NotificationEvent, SnsPublisher
-from budgetkeeper.observability import logger
+from budgetkeeper.observability import logger, metrics
 from budgetkeeper.runs import SYSTEM_ACTOR
 from budgetkeeper.scopes import parse_scope
 from budgetkeeper.settings import Settings, Tunables
@@ -270,6 +271,7 @@ class WorkflowTasks:
         self._notify(
             "suspended", state, budget=budget, spent=spent, refresh_at=restore_at, note=note, dry_run=dry_run
         )
+        metrics.add_metric(name="Suspensions", unit=MetricUnit.Count, value=1)
         return {**state, "suspension": {"restore_at": restore_at}}
 
     def prepare_restore(self, state: dict[str, Any]) -> dict[str, Any]:
@@ -327,6 +329,7 @@ class WorkflowTasks:
             if not budget_rows.record_restored(item, baseline_usd=spent, change=self._change(state)):
                 continue
             self._notify("restored", {**state, "window": window}, note=restore.get("note"))
+            metrics.add_metric(name="Restores", unit=MetricUnit.Count, value=1)
         return state
 
     def report_cannot_suspend(self, state: dict[str, Any]) -> dict[str, Any]:
@@ -362,6 +365,7 @@ class WorkflowTasks:
     def report_failure(self, state: dict[str, Any]) -> dict[str, Any]:
         failure = state.get("failure") or {}
         logger.error("workflow failed", scope=state.get("scope"), failure=failure)
+        metrics.add_metric(name="WorkflowFailures", unit=MetricUnit.Count, value=1)
         self._notify(
             "workflow_failed",
             state,

@@ -1,0 +1,170 @@
+"""`budgetkeeper report --html` opened in headless Chromium: what the page shows is the report's JSON.
+
+Chromium (Debian's `chromium` and `chromium-driver`, installed by .ci/run) runs headless with no
+sandbox and no GPU; the page may load nothing (checked: no resource was fetched). The numbers are
+read back from the rendered charts (the bars' data and their drawn widths, the heat map's cells,
+the budgets' bars) and compared with `budgetkeeper report --format json` for the same query. A
+screenshot is kept in build/test-artifacts/. Under CI=true a missing browser fails the run.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from budgetkeeper.store import TeamItem
+from budgetkeeper_cli.main import main
+from devkit.harness.lambdas import invoke
+from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "build" / "test-artifacts"
+ACCOUNT = "111122223333"
+HOSTILE_TEAM = "<script>alert(1)</script> \"R&D\" 'quotes'"
+CALLS = [  # (hours after midnight, IAM user, model, input tokens, output tokens)
+    (1, "alice", "amazon.nova-pro-v1:0", 2_000_000, 100_000),
+    (1, "bob", "amazon.nova-lite-v1:0", 900_000, 50_000),
+    (9, "alice", "amazon.nova-pro-v1:0", 1_000_000, 400_000),
+    (9, "carol", "anthropic.claude-3-haiku-20240307-v1:0", 300_000, 20_000),
+    (9, "dave", "amazon.nova-micro-v1:0", 50_000, 1_000),
+    (30, "bob", "amazon.nova-lite-v1:0", 700_000, 10_000),  # the next day
+]
+
+
+def chromium_paths() -> tuple[str, str] | None:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    return (browser, driver) if browser and driver else None
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    paths = chromium_paths()
+    if paths is None:
+        pytest.skip("Chromium and chromedriver are not installed (apt-get install chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = paths[0]
+    for argument in ("--headless", "--no-sandbox", "--disable-gpu", "--window-size=1400,2400"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(options=options, service=Service(paths[1]))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    capsys.readouterr()
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return out
+
+
+@pytest.fixture
+def spend(stack, settings, clock) -> str:
+    """The calls above, metered by the usage calculator; teams, one with a hostile name."""
+    for window in ("daily", "monthly"):  # default budgets no one comes near: no enforcement runs
+        stack.client("ssm").put_parameter(
+            Name=f"{settings.parameter_prefix}default_budget/{window}_usd", Value="1000000", Type="String"
+        )
+    TeamItem("user:alice", team="research").save()
+    TeamItem("user:bob", team=HOSTILE_TEAM).save()
+    midnight = clock().replace(hour=0, minute=0, second=0, microsecond=0)
+    messages = [
+        converse_message(
+            f"arn:aws:iam::{ACCOUNT}:user/{user}",
+            model,
+            input_tokens,
+            output_tokens,
+            account=ACCOUNT,
+            timestamp=(midnight + timedelta(hours=hours, minutes=7)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+        for hours, user, model, input_tokens, output_tokens in CALLS
+    ]
+    invoke("UsageCalculatorFunction", firehose_event([cloudwatch_payload(messages)]))
+    return stack.publish_outputs()
+
+
+def page_marks(driver, chart: str) -> dict[str, tuple[Decimal, int, float]]:
+    marks = {}
+    for mark in driver.find_elements("css selector", f'[data-chart="{chart}"] g.mark'):
+        rect = mark.find_element("css selector", "rect")
+        width = rect.size["width"] if chart != "day" else rect.size["height"]
+        marks[mark.get_attribute("data-label")] = (
+            Decimal(mark.get_attribute("data-cost")),
+            int(mark.get_attribute("data-calls")),
+            float(width),
+        )
+    return marks
+
+
+def json_marks(rows: list[dict], field: str) -> dict[str, tuple[Decimal, int]]:
+    return {
+        row[field] if row[field] is not None else "-": (Decimal(row["cost_usd"]), row["calls"])
+        for row in rows
+    }
+
+
+def test_the_charts_in_chromium_show_the_reports_json(spend: str, browser, clock, capsys, tmp_path) -> None:
+    # Given a budget and an HTML report of the two days
+    day = clock().strftime("%Y-%m-%d")
+    next_day = (clock() + timedelta(days=1)).strftime("%Y-%m-%d")
+    window = ["--stack-name", spend, "--since", day, "--until", next_day]
+    run(capsys, "budget", "set", "user:alice", "--window", "daily", "--limit", "4", "--stack-name", spend)
+    html = tmp_path / "report.html"
+    run(capsys, "report", *window, "--html", str(html))
+    # When Chromium opens it
+    browser.get(html.as_uri())
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "report.png"))
+    # Then it fetched nothing and runs no script
+    assert browser.execute_script("return performance.getEntriesByType('resource').length") == 0
+    assert browser.find_elements("css selector", "script") == []
+    # and each chart shows the rows of the report's JSON for the same query, bars drawn to scale
+    for chart, field, extra in (
+        ("day", "day", []),
+        ("team", "team", []),
+        ("model", "model", []),
+        ("principal", "principal", ["--top", "10"]),
+    ):
+        rows = json.loads(run(capsys, "report", *window, "--group-by", field, *extra, "--format", "json"))
+        shown = page_marks(browser, chart)
+        assert {label: (cost, calls) for label, (cost, calls, _) in shown.items()} == json_marks(
+            rows, field
+        ), chart
+        longest = max(width for _, _, width in shown.values())
+        highest = max(cost for cost, _, _ in shown.values())
+        for label, (cost, _, width) in shown.items():
+            assert abs(width - float(cost / highest) * longest) <= 1.0, (chart, label)
+    # the hostile team name is shown as text, escaped, never run
+    assert f"team:{HOSTILE_TEAM}" in page_marks(browser, "team")
+    # the heat map holds the spend of each hour
+    rows = json.loads(run(capsys, "report", *window, "--group-by", "hour", "--format", "json"))
+    cells = {
+        (cell.get_attribute("data-day"), int(cell.get_attribute("data-hour"))): Decimal(
+            cell.get_attribute("data-cost")
+        )
+        for cell in browser.find_elements("css selector", '[data-chart="heat"] rect[data-cost]')
+    }
+    assert cells == {(row["hour"][:10], int(row["hour"][11:])): Decimal(row["cost_usd"]) for row in rows}
+    assert len(browser.find_elements("css selector", '[data-chart="heat"] rect.cell')) == 2 * 24
+    # and the budget's bar shows its spend and percent as `status` reports them
+    status = json.loads(run(capsys, "status", "user:alice", "--stack-name", spend, "--format", "json"))
+    budget = next(row for row in status["budgets"] if row["window"] == "daily")
+    bar = browser.find_element(
+        "css selector", '[data-chart="budgets"] g.budget[data-scope="user:alice"][data-window="daily"]'
+    )
+    assert Decimal(bar.get_attribute("data-spent")) == Decimal(budget["spent_usd"])
+    assert Decimal(bar.get_attribute("data-percent")) == Decimal(budget["percent"])
+    fill = bar.find_element("css selector", "rect.budget-fill").size["width"]
+    track = bar.find_element("css selector", "rect.budget-track").size["width"]
+    assert abs(fill - min(float(budget["percent"]) / 100, 1.0) * track) <= 1.0
