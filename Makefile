@@ -56,7 +56,7 @@ CLOCK_STARTS := "2027-02-28 23:57:00" "2027-03-28 00:58:00"
 
 test-clock: $(STAMP)
 	@for start in $(CLOCK_STARTS); do \
-	  $(BIN)/python scripts/under_faketime.py "$$start" -- $(BIN)/pytest -q -p no:cacheprovider $(CLOCK_TESTS) || exit 1; \
+	  $(BIN)/python scripts/under_faketime.py "$$start" -- $(BIN)/pytest -q -p no:cacheprovider -m "not browser" $(CLOCK_TESTS) || exit 1; \
 	done
 
 # `pip install .` in a fresh venv gives a working budgetkeeper without moto or the dev kit.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -39,6 +40,33 @@ def clock() -> Iterator[ManualClock]:
     manual = ManualClock(PINNED_MOMENT)
     with product_clock.use(manual):
         yield manual
+
+
+# What the machine's clock is made to say (scripts/under_faketime.py) is for the product under test,
+# not for Chromium: its timers under libfaketime stall page loads until the driver times out.
+FAKETIME_VARIABLES = ("LD_PRELOAD", "FAKETIME", "FAKETIME_DONT_FAKE_MONOTONIC")
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    """Headless Chromium driven by Debian's chromedriver (tests marked `browser`)."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    if not (chromium and driver_path):
+        pytest.skip("Chromium and chromedriver are not installed (apt-get install chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in ("--headless", "--no-sandbox", "--disable-gpu", "--window-size=1400,2400"):
+        options.add_argument(argument)
+    environment = {name: value for name, value in os.environ.items() if name not in FAKETIME_VARIABLES}
+    driver = webdriver.Chrome(options=options, service=Service(driver_path, env=environment))
+    try:
+        yield driver
+    finally:
+        driver.quit()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int) -> None:

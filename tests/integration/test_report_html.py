@@ -10,8 +10,6 @@ screenshot is kept in build/test-artifacts/. Under CI=true a missing browser fai
 from __future__ import annotations
 
 import json
-import shutil
-from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -34,31 +32,6 @@ CALLS = [  # (hours after midnight, IAM user, model, input tokens, output tokens
     (9, "dave", "amazon.nova-micro-v1:0", 50_000, 1_000),
     (30, "bob", "amazon.nova-lite-v1:0", 700_000, 10_000),  # the next day
 ]
-
-
-def chromium_paths() -> tuple[str, str] | None:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    return (browser, driver) if browser and driver else None
-
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    paths = chromium_paths()
-    if paths is None:
-        pytest.skip("Chromium and chromedriver are not installed (apt-get install chromium chromium-driver)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = paths[0]
-    for argument in ("--headless", "--no-sandbox", "--disable-gpu", "--window-size=1400,2400"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=Service(paths[1]))
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
@@ -114,6 +87,7 @@ def json_marks(rows: list[dict], field: str) -> dict[str, tuple[Decimal, int]]:
     }
 
 
+@pytest.mark.browser
 def test_the_charts_in_chromium_show_the_reports_json(spend: str, browser, clock, capsys, tmp_path) -> None:
     # Given a budget and an HTML report of the two days
     day = clock().strftime("%Y-%m-%d")
