@@ -44,8 +44,11 @@ build: $(STAMP)
 check-build: build
 	$(BIN)/python scripts/check_build.py
 
+# Every core (pytest-xdist); worksteal evens out the few long tests (the demo, the workflows on moto).
+PYTEST_PARALLEL := -n auto --dist worksteal
+
 unit: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q $(PYTEST_PARALLEL)
 
 test: lint check-build unit
 
@@ -56,7 +59,7 @@ CLOCK_STARTS := "2027-02-28 23:57:00" "2027-03-28 00:58:00"
 
 test-clock: $(STAMP)
 	@for start in $(CLOCK_STARTS); do \
-	  $(BIN)/python scripts/under_faketime.py "$$start" -- $(BIN)/pytest -q -p no:cacheprovider -m "not browser" $(CLOCK_TESTS) || exit 1; \
+	  $(BIN)/python scripts/under_faketime.py "$$start" -- $(BIN)/pytest -q -p no:cacheprovider $(PYTEST_PARALLEL) -m "not browser" $(CLOCK_TESTS) || exit 1; \
 	done
 
 # `pip install .` in a fresh venv gives a working budgetkeeper without moto or the dev kit.

@@ -19,6 +19,7 @@ from budgetkeeper.denies import (
     DenyBook,
     DenyEntry,
     EntryKind,
+    Outcomes,
 )
 from budgetkeeper.policies import session_deny_problems
 from budgetkeeper.session_denies import (
@@ -141,6 +142,19 @@ def test_the_reconciler_drops_a_holder_whose_budget_stopped_enforcing(book, stac
     clock.advance(STALE_HOLDER_AFTER + timedelta(seconds=1))
     book.reconcile(is_enforcing=lambda holder: False)
     assert iam_state(stack, iam) == set() and holders_by_entry() == {}
+
+
+def test_the_reconciler_releases_the_deny_of_a_principal_deleted_from_iam_once(book, stack, iam, clock):
+    deny = stack.physical_ids["BedrockDenyPolicy"]
+    book.apply("user:alice|daily", [USER])
+    # An administrator detaches the deny and deletes alice (IAM deletes no user with policies)
+    iam.detach_user_policy(UserName="alice", PolicyArn=deny)
+    iam.delete_user(UserName="alice")
+    outcome = book.reconcile(is_enforcing=lambda holder: True)
+    assert outcome.fixes == ["user:alice: user alice no longer exists in IAM: its deny record was released"]
+    assert holders_by_entry() == {}
+    # and the next sweep has nothing to retry or to tell
+    assert book.reconcile(is_enforcing=lambda holder: True).to_dict() == Outcomes().to_dict()
 
 
 class InjectedFault(Exception):

@@ -551,7 +551,7 @@ def _truncated_gzip() -> bytes:
 
 
 def _gzip_json(document: Any) -> bytes:
-    return gzip.compress(json.dumps(document).encode())
+    return gzip.compress(json.dumps(document).encode(), mtime=0)  # the same test ids in every xdist worker
 
 
 @pytest.mark.parametrize(
@@ -563,7 +563,7 @@ def _gzip_json(document: Any) -> bytes:
         (b'{"text": "\xff"}\n', "extracted log messages are not UTF-8"),
         (_truncated_gzip(), "bad gzip data"),
         (b"\x1f\x8b" + b"garbage" * 4, "bad gzip data"),
-        (gzip.compress(b"garbage, not JSON"), "gzip content is not JSON"),
+        (gzip.compress(b"garbage, not JSON", mtime=0), "gzip content is not JSON"),
         (_gzip_json([1, 2, 3]), "gzip content is not a CloudWatch Logs payload object"),
         (
             _gzip_json({"messageType": "OTHER"}),

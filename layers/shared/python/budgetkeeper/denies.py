@@ -130,6 +130,10 @@ class CannotDeny(Exception):
     """IAM refuses this deny for good (a quota, an unmodifiable role): an alert, not a retry."""
 
 
+class PrincipalGone(CannotDeny):
+    """The user, role or group no longer exists in IAM: there is nothing left to deny."""
+
+
 @dataclass
 class IamDenies:
     """IAM as the records need it: the deny policy on users, roles and groups; session denies."""
@@ -158,7 +162,9 @@ class IamDenies:
         try:
             getattr(self.iam, operation)(**{key: name}, PolicyArn=self.deny_policy_arn)
         except ClientError as error:
-            if _code(error) in ("LimitExceeded", "UnmodifiableEntity", "NoSuchEntity"):
+            if _code(error) == "NoSuchEntity":
+                raise PrincipalGone(f"{kind} {name} no longer exists in IAM") from error
+            if _code(error) in ("LimitExceeded", "UnmodifiableEntity"):
                 raise CannotDeny(f"cannot attach the deny policy to {kind} {name}: {error}") from error
             raise
 
@@ -247,13 +253,13 @@ class DenyBook:
         now = iso_utc(clock.now())
         for entry in entries:  # recorded before IAM is touched
             DenyItem(entry.key).update(actions=[DenyItem.holders.add({holder}), DenyItem.updated_at.set(now)])
-        failed: dict[str, str] = {}
+        failed: dict[str, Exception] = {}
         for iam_object in sorted({entry.iam_object for entry in entries}):
             failed |= self.converge(iam_object, outcomes)
         for entry in entries:
             if entry.key in failed:
                 self._drop_holders(entry.key, {holder})
-                outcomes.alert_only.append({"entry": entry.key, "message": failed[entry.key]})
+                outcomes.alert_only.append({"entry": entry.key, "message": str(failed[entry.key])})
             elif self._confirm(entry.key, holder):
                 outcomes.applied.append(entry.key)
         self._delete_unheld(failed)
@@ -306,14 +312,21 @@ class DenyBook:
         outcomes.rejected += [rejected.to_dict() for rejected in sweep.rejected]
         objects = {DenyEntry.from_key(item.entry).iam_object for item in records}
         objects |= self.iam.attached_principals()
+        gone = []
         for iam_object in sorted(objects):
-            self.converge(iam_object, outcomes)
-        self._delete_unheld(item.entry for item in records)
+            for key, error in self.converge(iam_object, outcomes).items():
+                if isinstance(error, PrincipalGone):  # released and told once, not retried every sweep
+                    gone.append(key)
+                    self._drop_holders(key, set(self.holders_of(DenyEntry.from_key(key))))
+                    outcomes.fixes.append(f"{key}: {error}: its deny record was released")
+                else:
+                    outcomes.alert_only.append({"entry": key, "message": str(error)})
+        self._delete_unheld([item.entry for item in records] + gone)
         return outcomes
 
     # ------------------------------------------------------------------ IAM from the records
 
-    def converge(self, iam_object: tuple[EntryKind, str], outcomes: Outcomes) -> dict[str, str]:
+    def converge(self, iam_object: tuple[EntryKind, str], outcomes: Outcomes) -> dict[str, Exception]:
         """Make one IAM object carry exactly the denies its records hold; the entries that could not."""
         kind, name = iam_object
         if kind is EntryKind.SESSION:
@@ -328,14 +341,14 @@ class DenyBook:
                 self.iam.detach(kind, name)
                 outcomes.fixes.append(f"{kind}:{name}: deny detached (no budget holds it)")
         except CannotDeny as error:
-            return {DenyEntry(kind, name).key: str(error)}
+            return {DenyEntry(kind, name).key: error}
         return {}
 
-    def _converge_sessions(self, role_name: str, outcomes: Outcomes) -> dict[str, str]:
+    def _converge_sessions(self, role_name: str, outcomes: Outcomes) -> dict[str, Exception]:
         prefix = f"{EntryKind.SESSION}:{role_name}/"
         wanted = self._held_sessions(role_name)
         denied = self.iam.denied_sessions(role_name)
-        failed = {}
+        failed: dict[str, Exception] = {}
         # Lifts first: they make room in a session policy close to IAM's size limit.
         for session in sorted(denied - wanted):
             try:
@@ -350,12 +363,12 @@ class DenyBook:
                 self.iam.deny_session(role_name, session)
                 outcomes.fixes.append(f"{prefix}{session}: session denied")
             except CannotDeny as error:
-                failed[f"{prefix}{session}"] = str(error)
+                failed[f"{prefix}{session}"] = error
             except SessionPolicyRejected as error:
                 # The policy is gone: no session of the role is denied now, and writing it again
                 # for the next session is left to the reconciler.
                 outcomes.rejected.append(error.to_dict())
-                failed |= {f"{prefix}{other}": str(error) for other in wanted}
+                failed |= {f"{prefix}{other}": error for other in wanted}
                 break
         return failed
 

@@ -66,6 +66,8 @@ class DenyTasks:
         """The monitor's check: IAM as the records say; each fix told to operators."""
         outcome = self.book.reconcile(is_enforcing)
         self._alert_rejected(outcome, None)
+        for refused in outcome.alert_only:  # IAM refuses (a quota): the next sweep tries again
+            logger.error("deny not reconciled", **refused)
         for fix in outcome.fixes:
             logger.warning("deny reconciled", fix=fix)
             self._publish("deny_reconciled", fix.split(": ", 1)[0], fix, None)
