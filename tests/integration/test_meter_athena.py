@@ -13,8 +13,8 @@ from __future__ import annotations
 import gzip
 import json
 from collections.abc import Iterator
-from decimal import Decimal
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
