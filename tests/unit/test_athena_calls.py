@@ -296,7 +296,7 @@ def _group_row(arn: str, calls: int) -> list[str | None]:
         "model_id": "anthropic.claude-3-haiku-20240307-v1:0",
         "hour_epoch": "1763460000",
         "app": None,
-        "error_code": None,
+        "prompt_class": "0",
         "service_tier": "standard",
         "error_code": None,
         "calls": str(calls),
