@@ -462,6 +462,12 @@ def reconcile(
     return compare_principals(days, lines, billed, billed_days, limits)
 
 
+def _exact(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return money.exact(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 def drift_event(comparison: Comparison, limits: Limits) -> NotificationEvent:
     """What operators get for a comparison that alerts: both numbers, and what they mean."""
     if comparison.verdict is Verdict.UNMETERED:
@@ -472,6 +478,7 @@ def drift_event(comparison: Comparison, limits: Limits) -> NotificationEvent:
             f"and {money.exact(limits.min_usd)} USD apart"
         )
     note = {key: value for key, value in comparison.to_dict().items() if value not in (None, [])}
+    note_text = json.dumps(note, default=_exact)
     return NotificationEvent(
         type=EVENT_TYPE,
         scope=comparison.scope,
@@ -485,7 +492,7 @@ def drift_event(comparison: Comparison, limits: Limits) -> NotificationEvent:
         reason=reason,
         execution=None,
         at=iso_utc(clock.now()),
-        note=json.dumps(note, default=str),
+        note=note_text,
         billed_usd=None if comparison.billed_usd is None else money.exact(comparison.billed_usd),
     )
 
@@ -521,5 +528,5 @@ def daily(
         "principal_level": cur is not None,
         "alerted": len(alerted),
         "counts": dict(sorted(counts.items())),
-        "comparisons": [json.loads(json.dumps(c.to_dict(), default=str)) for c in comparisons],
+        "comparisons": [json.loads(json.dumps(c.to_dict(), default=_exact)) for c in comparisons],
     }
