@@ -313,3 +313,41 @@ def test_billed_spend_a_principal_never_metered_is_found_and_alerted(
     assert (unmetered["spent_usd"], unmetered["billed_usd"]) == ("0", "4")
     assert json.loads(unmetered["note"])["principal_arn"] == BATCH_SESSION
     assert events[("bedrock", day(clock, 2).isoformat())]["billed_usd"] == "7"
+
+
+def test_the_reconcile_command_shows_the_table_and_says_what_to_type(
+    settings, stack, clock, monkeypatch, capsys
+):
+    from budgetkeeper_cli import stack_config
+    from budgetkeeper_cli.main import main
+
+    stack_name = stack.publish_outputs()
+    # Given 2 USD metered two days ago, billed 3 USD; yesterday not in Cost Explorer yet
+    meter(clock, ALICE, 2, 2)
+    ce = boto3.client("ce", region_name="us-east-1")
+    monkeypatch.setattr(stack_config.Stack, "regional_client", lambda self, service, region: ce)
+    since, until = day(clock, 2), day(clock, 1)
+    page = {"ResultsByTime": [ce_day(since, {"Amazon Bedrock": "3.00"}), ce_day(until, {})]}
+    # When an operator asks for the table per service, as JSON
+    with Stubber(ce) as stub:
+        stub.add_response("get_cost_and_usage", page, cost_explorer_request(since, until))
+        capsys.readouterr()
+        code = main(["reconcile", "--since", since.isoformat(), "--by", "service", "--format", "json",
+                     "--stack-name", stack_name])  # fmt: skip
+        out, err = capsys.readouterr()
+    # Then it shows both numbers and the verdict of each day, yesterday being the default last day
+    assert code == 0, err
+    assert [
+        (row["day"], row["metered_usd"], row["billed_usd"], row["verdict"]) for row in json.loads(out)
+    ] == [
+        (since.isoformat(), "2", "3", "drift"),
+        (until.isoformat(), "0", None, "pending"),
+    ]
+    # And bad arguments get a message that says what to type
+    assert main(["reconcile", "--since", "June 1", "--stack-name", stack_name]) == 2
+    assert "is not a date: type e.g. --since " in capsys.readouterr().err
+    assert (
+        main(["reconcile", "--since", since.isoformat(), "--by", "principal", "--stack-name", stack_name])
+        == 2
+    )
+    assert "type --cur-database DATABASE --cur-table TABLE" in capsys.readouterr().err
