@@ -91,7 +91,8 @@ $(CHECKOV_STAMP):
 # - CKV_AWS_173 (Lambda environment not KMS-encrypted): it holds names and ARNs, no secret; Lambda
 #   encrypts it at rest with an AWS managed key.
 # - CKV_AWS_116 (no DLQ): Firehose and Step Functions invoke synchronously and retry; the schedule's
-#   next sweep redoes a failed one. A DLQ applies to asynchronous invocations only: the
+#   next sweep redoes a failed one (the reconciler checks its last 3 days again the next day). A DLQ
+#   applies to asynchronous invocations only: the
 #   NotifierFunction, which SNS invokes asynchronously, has one (NotifierFailuresQueue).
 # - CKV_AWS_117 (not in a VPC): the functions call only AWS APIs; a VPC would add NAT or endpoints.
 # - CKV_AWS_115 (no reserved concurrency): their callers bound them (Firehose, Step Functions, a

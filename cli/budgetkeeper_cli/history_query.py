@@ -40,8 +40,9 @@ from budgetkeeper.records import (
     INVOKE_MODEL,
     INVOKE_MODEL_STREAM,
     MAX_TOKENS_PER_CALL,
+    SERVICE_TIER_NAMES,
 )
-from budgetkeeper.usage import Invocation, TokenCounts
+from budgetkeeper.usage import Invocation, ServiceTier, TokenCounts
 from budgetkeeper_cli.usage_report import RecordFilter, ScanStats, UsageReport
 
 # Partition columns of the table (athena.py projects them from the S3 key layout); the record has
@@ -68,6 +69,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "app",
     "prompt_class",
     "error_code",
+    "service_tier",
     "calls",
     "input_tokens",
     "output_tokens",
@@ -139,6 +141,17 @@ def _optional(raw: str, check: str) -> str:
     return f"({raw} IS NULL OR {check})"
 
 
+def _tier_named(body: str) -> str:
+    """The tier a body names: Converse `serviceTier: {"type": ...}` (or a bare string), InvokeModel
+    `service_tier`; NULL when it names none (a stream's chunk list names none either)."""
+    converse = f"('{CONVERSE}', '{CONVERSE_STREAM}')"
+    return (
+        f"CASE WHEN operation IN {converse} THEN COALESCE("
+        f"json_extract_scalar({body}, '$.serviceTier.type'), json_extract_scalar({body}, '$.serviceTier')) "
+        f"ELSE json_extract_scalar({body}, '$.service_tier') END"
+    )
+
+
 def build_query(
     *,
     database: str,
@@ -176,6 +189,14 @@ def build_query(
         else "0"
     )
     chunk_object = "c -> json_format(c) LIKE '{%'"
+    tier_names = ", ".join(_sql_text(name) for name in SERVICE_TIER_NAMES)
+    tier_case = (
+        "CASE tier_named "
+        + " ".join(
+            f"WHEN {_sql_text(name)} THEN {_sql_text(tier)}" for name, tier in SERVICE_TIER_NAMES.items()
+        )
+        + " END"
+    )
     detail_raw = _raw("$.inputTokens", "d")
     return f"""WITH lines AS (
   SELECT {_sql_name("$path")} AS source, try(json_parse({LINE_COLUMN})) AS doc
@@ -220,6 +241,7 @@ fields AS (
     {_raw("$.input.cacheReadInputTokenCount")} AS cache_read_raw,
     {_raw("$.input.cacheWriteInputTokenCount")} AS cache_write_raw,
     json_extract(doc, '$.output.outputBodyJson') AS body,
+    json_extract(doc, '$.input.inputBodyJson') AS input_body,
     TRY_CAST(json_extract(doc, '$.output.outputBodyJson') AS ARRAY(JSON)) AS chunks
   FROM lines
 ),
@@ -239,6 +261,11 @@ bodies AS (
         '$.metadata.usage'
       )
     ) AS converse_usage,
+    -- The service tier, as records.py reads it: the response's (the one that served) over the request's.
+    lower(COALESCE(
+      {_tier_named("body")},
+      {_tier_named("input_body")}
+    )) AS tier_named,
     json_extract_scalar(body, '{_GUARDRAIL}') = 'INTERVENED'
       OR cardinality(filter(chunks, c -> json_extract_scalar(c, '{_GUARDRAIL}') = 'INTERVENED')) > 0
       AS guardrail_intervened
@@ -291,7 +318,8 @@ checked AS (
       AND (input_effective_raw IS NOT NULL OR error_raw IS NOT NULL OR COALESCE(guardrail_intervened, FALSE))
       AND {_optional("cache_read_raw", _is_count("cache_read_raw"))}
       AND {_optional("cache_write_raw", _is_count("cache_write_raw"))}
-      AND {_optional("metadata_raw", "metadata_raw LIKE '{%' AND metadata_non_strings = 0")},
+      AND {_optional("metadata_raw", "metadata_raw LIKE '{%' AND metadata_non_strings = 0")}
+      AND {_optional("tier_named", f"tier_named IN ({tier_names})")},
       FALSE
     ) AS shape_ok,
     {_count_or_zero("input_effective_raw")} AS input_tokens,
@@ -338,6 +366,7 @@ SELECT
   IF(valid, app) AS app,
   IF(valid, {prompt_class}) AS prompt_class,
   IF(valid, error_code) AS error_code,
+  IF(valid, COALESCE({tier_case}, '{ServiceTier.STANDARD}')) AS service_tier,
   count(*) AS calls,
   sum(IF(valid, input_tokens, 0)) AS input_tokens,
   sum(IF(valid, output_tokens, 0)) AS output_tokens,
@@ -347,7 +376,7 @@ SELECT
   min(source) AS example_source
 FROM records
 WHERE NOT valid OR ({keep})
-GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
 """
 
 
@@ -393,6 +422,7 @@ class Group:
             ),
             request_metadata={"app": app} if app is not None else {},
             error_code=row["error_code"],
+            service_tier=ServiceTier(row["service_tier"] or ServiceTier.STANDARD),
         )
         return cls(True, calls, invocation, number("prompt_class"), row.get("example_source"))
 

@@ -11,18 +11,13 @@ covers the current month so far: from its first midnight (UTC) to the end of the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from budgetkeeper.store import RollupItem
-from budgetkeeper.usage_writer import line_partition
+from budgetkeeper.usage_lines import HOUR, hour_start, usage_lines
 from budgetkeeper.windows import iso_utc
 from budgetkeeper_cli.errors import UsageError
 from budgetkeeper_cli.usage_report import RecordFilter, UsageReport, parse_time_bound
-
-HOUR = timedelta(hours=1)
-_HOUR_FORMAT = "%Y-%m-%dT%H"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,31 +98,11 @@ def report_window(since: str | None, until: str | None, now: datetime) -> Report
     return ReportWindow(start, end)
 
 
-def usage_lines(window: ReportWindow) -> Iterator[RollupItem]:
-    """Every usage line of the window: one query per day it covers, hours bounded by the sort key."""
-    last = window.until - HOUR
-    day = window.since.replace(hour=0)
-    while day <= last:
-        first_hour = max(window.since, day)
-        last_hour = min(last, day + timedelta(hours=23))
-        yield from RollupItem.query(
-            line_partition(day.strftime("%Y-%m-%d")),
-            RollupItem.bucket.between(
-                f"{first_hour.strftime(_HOUR_FORMAT)}#", f"{last_hour.strftime(_HOUR_FORMAT)}#~"
-            ),
-        )
-        day += timedelta(days=1)
-
-
-def hour_start(line: RollupItem) -> datetime:
-    return datetime.strptime(str(line.hour), _HOUR_FORMAT).replace(tzinfo=UTC)
-
-
 def fill(reports: list[UsageReport], window: ReportWindow, arn_pattern: str | None) -> int:
     """Add every usage line of the window that the ARN pattern keeps to each report; the line count."""
     keep = RecordFilter(arn_pattern, window.since, window.until)
     count = 0
-    for line in usage_lines(window):
+    for line in usage_lines(window.since, window.until):
         if not keep.keeps(str(line.identity_arn), hour_start(line)):
             continue
         count += 1

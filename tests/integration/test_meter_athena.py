@@ -14,6 +14,7 @@ import gzip
 import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,9 @@ def _invoke(timestamp: datetime, arn: str, model: str, *, prompt: int, cache_rea
     }
 
 
+NOVA_PRO = "amazon.nova-pro-v1:0"
+
+
 def _crafted(start: datetime) -> list[dict[str, Any]]:
     """Records the demo day lacks: tiers decided per request, Converse 1-hour writes, claimed apps."""
     alice = f"arn:aws:iam::{ACCOUNT}:user/alice"
@@ -112,7 +116,27 @@ def _crafted(start: datetime) -> list[dict[str, Any]]:
         "input": {},
         "output": {"outputBodyJson": {"amazon-bedrock-guardrailAction": "INTERVENED"}},
     }
-    return [*records, converse, stream, guardrail]
+    # Service tiers, as AWS documents the bodies: Converse `serviceTier` (the response's tier wins),
+    # InvokeModel `service_tier`; Nova Pro (in-region id) has standard, priority and flex rows.
+    nova_pro = NOVA_PRO
+    priority = {
+        **_invoke(at + timedelta(seconds=7), alice, nova_pro, prompt=40_000),
+        "operation": "Converse",
+        "requestId": "converse-priority-1",
+    }
+    priority["input"] = {**priority["input"], "inputBodyJson": {"serviceTier": {"type": "priority"}}}
+    priority["output"] = {**priority["output"], "outputBodyJson": {"serviceTier": {"type": "priority"}}}
+    flex = {
+        **_invoke(at + timedelta(seconds=8), alice, nova_pro, prompt=40_000),
+        "requestId": "invoke-flex-1",
+    }
+    flex["input"] = {**flex["input"], "inputBodyJson": {"service_tier": "FLEX"}}
+    standard = {
+        **_invoke(at + timedelta(seconds=9), alice, nova_pro, prompt=40_000),
+        "requestId": "invoke-default-1",
+    }
+    standard["input"] = {**standard["input"], "inputBodyJson": {"service_tier": "default"}}
+    return [*records, converse, stream, guardrail, priority, flex, standard]
 
 
 def _malformed(start: datetime) -> list[str]:
@@ -150,6 +174,7 @@ def _malformed(start: datetime) -> list[str]:
         broken(errorCode=500),
         broken(modelId="model\u0007id"),
         broken(input="tokens"),
+        broken(input={"inputTokenCount": 10, "inputBodyJson": {"service_tier": "turbo"}}),
         "",
         "   ",
     ]
@@ -304,3 +329,20 @@ def test_the_table_is_created_once_and_left_alone_after(logs, capsys):
     _, again = _meter(capsys, "--engine", "athena", "--since", DAY.isoformat())
     # Then nothing is created or updated (Glue's answer says all the table should)
     assert "Glue" not in again
+
+
+def test_the_service_tier_named_in_the_bodies_prices_each_call(logs, capsys):
+    # Given alice's three Nova Pro calls of 40,000 input and 900 output tokens: one Converse served
+    # at priority, one InvokeModel asking flex, one asking `default` (the standard tier)
+    common = ["--group-by", "model", "--arn-pattern", "*:user/alice", "--since", DAY.isoformat(),
+              "--until", DAY.isoformat()]  # fmt: skip
+    # When both engines meter them
+    local, _ = _meter(capsys, *common)
+    remote, _ = _meter(capsys, *common, "--engine", "athena")
+    # Then each is priced at its tier's rate (USD per 1M: priority 1.40/5.60, flex 0.40/1.60,
+    # standard 0.80/3.20), on Athena as locally
+    [row] = [row for row in remote if row["model"] == NOVA_PRO]
+    expected = (40_000 * (Decimal("1.4") + Decimal("0.4") + Decimal("0.8"))
+                + 900 * (Decimal("5.6") + Decimal("1.6") + Decimal("3.2"))) / 1_000_000  # fmt: skip
+    assert row["calls"] == 3 and Decimal(row["cost_usd"]) == expected
+    assert remote == local

@@ -208,6 +208,10 @@ def test_the_prices_command_shows_diffs_activates_and_exports(settings, stack, c
     # Then `show` lists it as refused, with no active version
     listing = cli("prices", "show")
     assert "active: none (the bundled table)" in listing and version in listing and "refused" in listing
+    # And `show --format json` is one JSON document with the same facts
+    document = json.loads(cli("prices", "show", "--format", "json"))
+    assert document["active"] is None and document["overrides"] == []
+    assert [(row["version"], row["status"]) for row in document["versions"]] == [(version, "refused")]
     # And `diff` shows the move with both figures
     changes = json.loads(cli("prices", "diff", version, "--format", "json"))
     assert {

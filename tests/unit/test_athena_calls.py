@@ -297,6 +297,7 @@ def _group_row(arn: str, calls: int) -> list[str | None]:
         "hour_epoch": "1763460000",
         "app": None,
         "prompt_class": "0",
+        "service_tier": "standard",
         "error_code": None,
         "calls": str(calls),
         "input_tokens": "1000",

@@ -35,6 +35,10 @@ EVERYTHING_SET = {
     "OperatorAlertPhone": "+15555550100",
     "InvocationLogBucketName": "org-bedrock-logs",
     "InvocationLogPrefix": "bedrock/",
+    "CurDatabase": "cur_exports",
+    "CurTable": "cur2",
+    "CurWorkGroup": "finops",
+    "CurBucket": "org-cur-exports",
 }
 DEPLOYMENTS = {"defaults": DEFAULTS, "everything-set": EVERYTHING_SET}
 
@@ -65,6 +69,8 @@ WILDCARD_RESOURCE_ALLOWED = {
     "logs:DescribeLogGroups": "Step Functions log delivery: DescribeLogGroups lists the account's groups",
     # PriceRefreshFunction reads Bedrock's prices from the Price List API.
     "pricing:GetProducts": "the Price List API supports no resource-level permissions",
+    # ReconcilerFunction compares metered spend with Cost Explorer's.
+    "ce:GetCostAndUsage": "Cost Explorer supports no resource-level permissions for GetCostAndUsage",
 }
 
 # The AWS managed policies SAM attaches, as AWS publishes them. Another one fails the test until
@@ -105,6 +111,7 @@ ROLES_USING_THE_KEY = {
     "DenyFunctionRole",
     "NotifierFunctionRole",
     "PriceRefreshFunctionRole",
+    "ReconcilerFunctionRole",
     "FirehoseRole",
 }
 
@@ -534,3 +541,36 @@ def test_the_history_reader_reads_the_logs_and_writes_only_query_results():
     assert "workgroup/${HistoryWorkGroup}" in statements["QueryInTheHistoryWorkGroup"]["Resource"]["Fn::Sub"]
     glue = [resource["Fn::Sub"].rsplit(":", 1)[-1] for resource in statements["TheLogTable"]["Resource"]]
     assert glue == ["catalog", "database/budgetkeeper_history", "table/budgetkeeper_history/*"]
+
+
+def test_the_reconciler_reads_the_bill_and_writes_only_its_query_results():
+    # Given the stack deployed with the CUR 2.0 export named, and without
+    everything = _statements_of(_deployed("everything-set"), "ReconcilerFunctionRole")
+    defaults = _statements_of(_deployed("defaults"), "ReconcilerFunctionRole")
+    statements = {statement["Sid"]: statement for statement in everything if "Sid" in statement}
+    # Then Cost Explorer is read (it has no resource ARNs), and Athena is used in the named workgroup only
+    assert statements["ReadCostExplorer"]["Action"] == "ce:GetCostAndUsage"
+    workgroup = statements["QueryTheCurWorkGroup"]["Resource"]["Fn::Sub"]
+    assert workgroup.endswith(":workgroup/${CurWorkGroup}")
+    # ... Glue only read, on the named database and table
+    glue = [resource["Fn::Sub"].rsplit(":", 1)[-1] for resource in statements["TheCurTable"]["Resource"]]
+    assert glue == ["catalog", "database/${CurDatabase}", "table/${CurDatabase}/${CurTable}"]
+    assert all(action.startswith("glue:Get") for action in statements["TheCurTable"]["Action"])
+    # ... the export's bucket only read, and the only write is the query results in the archive
+    writes = [
+        (sid, action)
+        for sid, statement in statements.items()
+        for action in _as_list(statement["Action"])
+        if action.startswith(("s3:Put", "s3:Delete", "glue:Create", "glue:Update", "glue:Delete"))
+    ]
+    assert writes == [("TheQueryResults", "s3:PutObject")]
+    assert statements["TheQueryResults"]["Resource"] == {
+        "Fn::Sub": "${ArchiveBucket.Arn}/athena-results/reconcile/*"
+    }
+    assert {resource["Fn::Sub"] for resource in statements["ReadTheCurExport"]["Resource"]} == {
+        "arn:${AWS::Partition}:s3:::${CurBucket}",
+        "arn:${AWS::Partition}:s3:::${CurBucket}/*",
+    }
+    # And without a CUR table the role has no Athena, Glue or S3 at all
+    actions = {action for statement in defaults for action in _as_list(statement["Action"])}
+    assert not any(action.startswith(("athena:", "glue:", "s3:")) for action in actions)

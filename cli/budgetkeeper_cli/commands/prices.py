@@ -24,7 +24,7 @@ from budgetkeeper.price_versions import (
 from budgetkeeper.pricing import TOKEN_KINDS, PriceTable, Rates, resolve_model_id
 from budgetkeeper.usage import ServiceTier
 from budgetkeeper_cli.errors import CommandFailed, UsageError
-from budgetkeeper_cli.rendering import FORMATS, Column, render
+from budgetkeeper_cli.rendering import FORMATS, Column, json_rows, json_text, render
 from budgetkeeper_cli.stack_config import add_stack_options, connect, translating_aws_errors
 
 DESCRIPTION = """\
@@ -205,9 +205,21 @@ def run(args: argparse.Namespace) -> int:
             }
             for item in versions()
         ]
+        override_rows = _override_rows()
+        if args.format == "json":  # one document: the active version, the versions, the overrides
+            sys.stdout.write(
+                json_text(
+                    {
+                        "active": active_version(),
+                        "versions": json_rows(VERSION_COLUMNS, rows),
+                        "overrides": json_rows(OVERRIDE_COLUMNS, override_rows),
+                    }
+                )
+            )
+            return 0
         sys.stdout.write(f"active: {active_version() or 'none (the bundled table)'}\n")
         sys.stdout.write(render(VERSION_COLUMNS, rows, args.format))
-        if override_rows := _override_rows():
+        if override_rows:
             sys.stdout.write("operator overrides (used where the active table has no price):\n")
             sys.stdout.write(render(OVERRIDE_COLUMNS, override_rows, args.format))
     elif args.action in ("show", "export"):

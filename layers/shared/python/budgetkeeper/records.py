@@ -40,7 +40,7 @@ _INVOCATION_METRICS = "amazon-bedrock-invocationMetrics"
 _GZIP_MAGIC = b"\x1f\x8b"
 _NO_METADATA: MappingProxyType[str, str] = MappingProxyType({})
 # The tier names of the runtime API (`default` is the standard tier), read case-insensitively.
-_SERVICE_TIERS: Mapping[str, ServiceTier] = MappingProxyType(
+SERVICE_TIER_NAMES: Mapping[str, ServiceTier] = MappingProxyType(
     {
         "default": ServiceTier.STANDARD,
         "standard": ServiceTier.STANDARD,
@@ -439,9 +439,9 @@ def _service_tier(record: dict[str, Any], operation: str) -> ServiceTier:
             name = body.get("service_tier")
         if name is None:
             continue
-        if type(name) is not str or name.lower() not in _SERVICE_TIERS:
+        if type(name) is not str or name.lower() not in SERVICE_TIER_NAMES:
             raise MalformedEvent(
-                f"{section_name} service tier {name!r} is not one of {', '.join(_SERVICE_TIERS)}"
+                f"{section_name} service tier {name!r} is not one of {', '.join(SERVICE_TIER_NAMES)}"
             )
-        tier = _SERVICE_TIERS[name.lower()]
+        tier = SERVICE_TIER_NAMES[name.lower()]
     return tier

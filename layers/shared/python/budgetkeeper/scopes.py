@@ -66,6 +66,7 @@ _ACCOUNT_PATTERN = re.compile(r"\d{12}", re.ASCII)
 _IDENTITY_ARN = re.compile(r"arn:(aws(?:-[a-z]+)*):(iam|sts)::(\d{12}):(.+)", re.ASCII)
 _IAM_USER_RESOURCE = re.compile(rf"user/(?:[!-~]*/)?({_IAM_NAME})", re.ASCII)
 _ASSUMED_ROLE_RESOURCE = re.compile(rf"assumed-role/({_IAM_NAME})/({_IAM_NAME})", re.ASCII)
+_IAM_ROLE_RESOURCE = re.compile(rf"role/(?:[!-~]*/)?({_IAM_NAME})", re.ASCII)
 _FEDERATED_USER_RESOURCE = re.compile(rf"federated-user/({_IAM_NAME})", re.ASCII)
 _APPLICATION_INFERENCE_PROFILE_ARN = re.compile(
     r"arn:aws(?:-[a-z]+)*:bedrock:[a-z0-9-]+:\d{12}:application-inference-profile/[a-z0-9]+", re.ASCII
@@ -211,6 +212,21 @@ def parse_identity_arn(arn: str) -> Principal:
             session_name=federated.group(1),
         )
     return _unknown_principal(arn)
+
+
+def billed_principal_scope(arn: str) -> tuple[str | None, str]:
+    """The account and principal scope of an IAM principal as the bill names it (CUR 2.0's
+    `line_item_iam_principal`): a caller ARN as the invocation log has it (a user, an assumed-role
+    session), or an IAM role's own ARN, which is the role scope over all of its sessions."""
+    match = _IDENTITY_ARN.fullmatch(arn)
+    if (
+        match is not None
+        and match.group(2) == "iam"
+        and (role := _IAM_ROLE_RESOURCE.fullmatch(match.group(4)))
+    ):
+        return match.group(3), f"{ScopeKind.ROLE}:{role.group(1)}"
+    principal = parse_identity_arn(arn)
+    return principal.account, principal.principal_scope
 
 
 def _unknown_principal(arn: str) -> Principal:

@@ -57,6 +57,11 @@ class Settings:
     prices_table: str | None = None  # price versions from the Price List; None: the bundled table only
     # A Price List refresh moving a unit price by more than this factor is stored, not activated.
     price_move_max_factor: Decimal = Decimal(2)
+    # The CUR 2.0 data export in Athena, for reconciliation per IAM principal; no table: that level is off.
+    cur_database: str | None = None
+    cur_table: str | None = None
+    cur_workgroup: str = "primary"
+    cur_output_location: str | None = None  # None: the workgroup's own result location
 
     @property
     def parameter_prefix(self) -> str:
@@ -123,6 +128,10 @@ class Settings:
             notification_sender=environ.get("NOTIFICATION_SENDER") or None,
             prices_table=environ.get("PRICES_TABLE") or None,
             price_move_max_factor=Decimal(environ.get("PRICE_MOVE_MAX_FACTOR") or 2),
+            cur_database=environ.get("CUR_DATABASE") or None,
+            cur_table=environ.get("CUR_TABLE") or None,
+            cur_workgroup=environ.get("CUR_WORKGROUP") or "primary",
+            cur_output_location=environ.get("CUR_OUTPUT_LOCATION") or None,
         )
 
 
@@ -293,6 +302,27 @@ TUNABLES: tuple[Tunable, ...] = (
         _parse_language,
         "language of the operators' notices (Slack, SNS e-mail and SMS)",
     ),
+    Tunable(
+        "reconcile_drift_percent",
+        "reconcile/drift_percent",
+        "5",
+        _parse_decimal,
+        "metered and billed spend of a day further apart than this percent of the bill alert operators",
+    ),
+    Tunable(
+        "reconcile_drift_min_usd",
+        "reconcile/drift_min_usd",
+        "1",
+        _parse_decimal,
+        "a gap between metered and billed spend smaller than this (USD) never alerts",
+    ),
+    Tunable(
+        "reconcile_days",
+        "reconcile/days",
+        "3",
+        _parse_int,
+        "the daily reconciliation checks this many days before today (Cost Explorer and CUR lag)",
+    ),
 )
 
 
@@ -322,6 +352,9 @@ class Tunables:
     regions: tuple[str, ...]
     notify_contact: str
     operator_language: str
+    reconcile_drift_percent: Decimal
+    reconcile_drift_min_usd: Decimal
+    reconcile_days: int
 
     @classmethod
     def from_values(cls, values: Mapping[str, str]) -> Tunables:

@@ -33,6 +33,7 @@ TITLES = {
     "deny_reconciled": "IAM deny corrected to match the records",
     "session_policy_rejected": "Session policy in IAM was not Budgetkeeper's Deny: removed",
     "prices_refused": "Price List refresh stored but not activated",
+    "billing_drift": "Metered Bedrock spend and the bill disagree",
 }
 
 
@@ -52,6 +53,7 @@ class NotificationEvent:
     at: str
     dry_run: bool = False
     note: str | None = None
+    billed_usd: str | None = None  # what AWS bills, beside spent_usd (what was metered): reconciliation
 
     @property
     def title(self) -> str:

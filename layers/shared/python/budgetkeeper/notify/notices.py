@@ -130,6 +130,7 @@ def notice_for(
         "scope": event.scope,
         "window": None if event.window == MANUAL_WINDOW else event.window,
         "spent": money(event.spent_usd),
+        "billed": money(event.billed_usd),
         "limit": money(event.limit_usd),
         "percent": percent(event.percent),
         "window_end": moment(event.refresh_at),
