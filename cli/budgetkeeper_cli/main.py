@@ -31,6 +31,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "doctor",
     "me",
     "estimate",
+    # issue 17: the operators' web console
+    "console",
 )
 
 
