@@ -200,6 +200,10 @@ def submit(driver, form_id: str, **fields: str) -> None:
         form.find_element("name", name).send_keys(value)
     form.find_element("css selector", "button[type=submit]").click()
     driver.find_element("id", "confirm-button").click()  # the confirmation step
+    deadline = time.monotonic() + 30
+    while "/confirm" in driver.current_url and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert driver.find_elements("id", "error") == [], driver.find_element("id", "error").text
 
 
 def outcome(driver, timeout: float = 60) -> str:
@@ -230,6 +234,8 @@ def test_every_tab_shows_the_reports_json_and_the_enforcement_tab_suspends_and_r
         if tab == "scopes":
             for bar in browser.find_elements("css selector", '[data-chart="budgets"] g.budget'):
                 scope = bar.get_attribute("data-scope")
+                if scope == f"user:{HOSTILE}":
+                    continue  # `status` refuses to be asked about it: not an IAM name
                 status = cli_json(capsys, "status", scope, *stack, "--format", "json")
                 row = next(r for r in status["budgets"] if r["window"] == bar.get_attribute("data-window"))
                 assert Decimal(bar.get_attribute("data-spent")) == Decimal(row["spent_usd"]), scope
