@@ -566,7 +566,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             part_seven(stack_name, day, args.report)
             if args.console is not None:
                 heading("8. The operators' web console on the day's data (Ctrl-C ends the demo)")
-                budgetkeeper(["console", "--stack-name", stack_name, "--port", str(args.console), "--open"])
+                console = ["console", "--stack-name", stack_name, "--port", str(args.console), "--open"]
+                budgetkeeper([*console, "--since", day.isoformat(), "--until", day.isoformat()])
         slack.close()
     say()
     say(f"Done in {time.monotonic() - started:.0f} s. `make test` proves it; `make bench` measures it.")

@@ -32,6 +32,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from budgetkeeper import clock, money
 from budgetkeeper.budgets import ENFORCING, MANUAL_WINDOW, Status
 from budgetkeeper.store import BudgetItem
+from budgetkeeper.windows import iso_utc
 from budgetkeeper_cli.commands.budget import budget_values, set_budget
 from budgetkeeper_cli.commands.doctor import COLUMNS as DOCTOR_COLUMNS
 from budgetkeeper_cli.commands.doctor import diagnose
@@ -133,8 +134,17 @@ def step_functions_link(region: str, execution_arn: str) -> str:
     )
 
 
-def create_app(stack: Stack, *, token: str, read_only: bool = False) -> Flask:
-    """The console for one stack; `token` is asked of every request."""
+def create_app(
+    stack: Stack,
+    *,
+    token: str,
+    read_only: bool = False,
+    since: str | None = None,
+    until: str | None = None,
+) -> Flask:
+    """The console for one stack; `token` is asked of every request. `since`/`until`: the usage
+    tabs' window when the page names none (as for `report`; default the current month so far)."""
+    report_window(since, until, clock.now())  # a bad default is refused at start, not on every page
     app = _ConsoleFlask(__name__, template_folder="templates", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
     app.jinja_env.globals.update(CHART_SIZES, tabs=TABS, read_only=read_only, origin=stack.origin)
@@ -185,6 +195,11 @@ def create_app(stack: Stack, *, token: str, read_only: bool = False) -> Flask:
     def aws_error(error: Exception) -> tuple[str, int]:
         return _error_page(describe_aws_error(error)), 502
 
+    def window() -> ReportWindow:
+        return report_window(
+            request.args.get("since") or since, request.args.get("until") or until, clock.now()
+        )
+
     def show(page: Page) -> Any:
         wanted = request.args.get("csv")
         if wanted is not None:
@@ -210,15 +225,15 @@ def create_app(stack: Stack, *, token: str, read_only: bool = False) -> Flask:
 
     @app.get("/teams")
     def teams() -> Any:
-        return show(usage_page("teams", _window(), TEAMS_CHARTS, TEAMS_TABLES))
+        return show(usage_page("teams", window(), TEAMS_CHARTS, TEAMS_TABLES))
 
     @app.get("/consumption")
     def consumption() -> Any:
-        return show(consumption_page(_window()))
+        return show(consumption_page(window()))
 
     @app.get("/costs")
     def costs() -> Any:
-        return show(costs_page(_window()))
+        return show(costs_page(window()))
 
     @app.get("/enforcement")
     def enforcement() -> Any:
@@ -312,10 +327,6 @@ def _json_input(text: str | None) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def _window() -> ReportWindow:
-    return report_window(request.args.get("since") or None, request.args.get("until") or None, clock.now())
 
 
 def _action_request(form: Any) -> ActionRequest:
@@ -446,8 +457,8 @@ def usage_page(
         heat=heat,
         total_cost=total.cost_usd,
         total_calls=total.calls,
-        since=request.args.get("since", ""),
-        until=request.args.get("until", ""),
+        since=iso_utc(window.since),
+        until=iso_utc(window.until),
     )
     return page
 

@@ -222,6 +222,8 @@ def run_set(args: argparse.Namespace) -> int:
     scope = options.scope(args.scope)
     window = options.window(args.window) if args.window is not None else None
     values = budget_values(args)
+    if values["warning_percent"] is not None and values["critical_percent"] is not None:
+        options.thresholds(values["warning_percent"], values["critical_percent"])  # before any request
     stack = connect(args, needs=NEEDS)
     said, note = set_budget(stack, scope, window, values, args.reason)
     sys.stdout.write(said + "\n")

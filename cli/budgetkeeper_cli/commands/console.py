@@ -49,6 +49,10 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--read-only", action="store_true", help="show only: every change is refused")
     parser.add_argument("--open", action="store_true", help="open the console in the default browser")
+    parser.add_argument(
+        "--since", metavar="ISO", help="the usage tabs' window when a page names none, as for `report`"
+    )
+    parser.add_argument("--until", metavar="ISO", help="(default: the current month so far)")
     add_stack_options(parser)
     parser.set_defaults(func=run)
 
@@ -77,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
             "anyone who can reach it and learns the token acts with your AWS credentials, over plain "
             "HTTP (the token travels in clear); prefer 127.0.0.1 and an SSH tunnel\n"
         )
-    server = start_server(create_app(stack, token=token, read_only=args.read_only), args.host, args.port)
+    app = create_app(stack, token=token, read_only=args.read_only, since=args.since, until=args.until)
+    server = start_server(app, args.host, args.port)
     url = console_url(args.host, server.server_port, token)
     sys.stdout.write(
         f"Budgetkeeper console for {stack.origin}, acting as {stack.caller_arn()}"
