@@ -10,13 +10,14 @@ PY312_DIR := $(patsubst %/,%,$(dir $(firstword $(wildcard /root/.pyenv/versions/
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help venv test test-clock check-install checkov checkov-baseline lint build check-build unit demo bench prices asl fmt clean
+.PHONY: help venv console test test-clock check-install checkov checkov-baseline lint build check-build unit demo bench prices asl fmt clean
 
 help:
 	@echo "make demo    run a day of Bedrock traffic through the stack on moto and tell what happened"
 	@echo "make test    lint, validate and build the SAM template, then run every test"
 	@echo "make test-clock  the time-sensitive tests again, with the machine's clock at a month end and a DST change"
 	@echo "make checkov  scan template.yaml with checkov (own venv); a finding not in .checkov.baseline fails"
+	@echo "make console the demo's day, then the operators' web console on it (CONSOLE_PORT, default 8765)"
 	@echo "make bench   print throughput and cost figures"
 	@echo "make prices  rebuild the bundled price table from its pinned public source, cross-check it with genai-prices"
 	@echo "make asl     write statemachines/*.asl.json from their *.source.yaml (edit the source, not the JSON)"
@@ -110,6 +111,11 @@ checkov-baseline: $(CHECKOV_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m devkit.demo
+
+# The demo's day on moto, then `budgetkeeper console` on it (the workflow still running) until Ctrl-C.
+CONSOLE_PORT ?= 8765
+console: $(STAMP)
+	$(BIN)/python -m devkit.demo --console $(CONSOLE_PORT)
 
 bench: $(STAMP)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

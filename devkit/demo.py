@@ -518,6 +518,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="the UTC day to replay, YYYY-MM-DD (default: today); the traffic is generated from it",
     )
+    parser.add_argument(
+        "--console",
+        metavar="PORT",
+        type=int,
+        help="at the end, serve `budgetkeeper console` on this port (0: a free one) on the day's data, "
+        "with the workflow running, until Ctrl-C (`make console`)",
+    )
     args = parser.parse_args(argv)
     day = args.day or clock.now().date()
     say("Bedrock Budgetkeeper demo: one day of Bedrock traffic, metered and enforced on a local AWS (moto).")
@@ -557,9 +564,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             part_one(stack, records)
             part_two(stack, stack_name, waits, day_clock, records, Mailroom(stack, waits, slack, mail_folder))
             part_seven(stack_name, day, args.report)
+            if args.console is not None:
+                heading("8. The operators' web console on the day's data (Ctrl-C ends the demo)")
+                console = ["console", "--stack-name", stack_name, "--port", str(args.console), "--open"]
+                budgetkeeper([*console, "--since", day.isoformat(), "--until", day.isoformat()])
         slack.close()
     say()
     say(f"Done in {time.monotonic() - started:.0f} s. `make test` proves it; `make bench` measures it.")
+    if args.console is None:
+        say("`make console` runs this day again and opens it in the operators' web console.")
     return 0
 
 

@@ -21,6 +21,14 @@ done
 # The HTML report's template is package data: it must be installed with the command.
 (cd "$(dirname "$venv")" && "$venv/bin/python" -c \
   "import budgetkeeper_cli.html_report as h; h._ENVIRONMENT.get_template('report.html.j2')")
+# The console's templates are package data too, and its command is there.
+"$venv/bin/budgetkeeper" console --help >/dev/null
+(cd "$(dirname "$venv")" && "$venv/bin/python" -c "
+from budgetkeeper_cli.console import TABS, _ConsoleFlask
+app = _ConsoleFlask('budgetkeeper_cli.console', template_folder='templates')
+for name in ['console/base.html.j2', 'console/confirm.html.j2', 'console/run.html.j2'] + [f'console/{tab}.html.j2' for tab, _ in TABS]:
+    app.jinja_env.get_template(name)
+")
 # The notice templates ship as package data: every language renders from the installed package.
 (cd "$(dirname "$venv")" && POWERTOOLS_SERVICE_NAME=check "$venv/bin/python" - <<'PY'
 from budgetkeeper.notify import NotificationEvent

@@ -20,7 +20,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from budgetkeeper import money
-from budgetkeeper.budgets import MANUAL_WINDOW
+from budgetkeeper.budgets import MANUAL_WINDOW, Budget
 from budgetkeeper.settings import Tunables
 from budgetkeeper.store import BudgetItem
 from budgetkeeper.windows import iso_utc
@@ -116,7 +116,9 @@ class Page:
     budget_table: Table | None = None
 
 
-def _table(columns: Sequence[Column], rows: Sequence[dict[str, Any]], footer: dict[str, Any] | None) -> Table:
+def html_table(
+    columns: Sequence[Column], rows: Sequence[dict[str, Any]], footer: dict[str, Any] | None
+) -> Table:
     return Table(
         headings=[column.heading for column in columns],
         numeric=[column.numeric for column in columns],
@@ -127,7 +129,9 @@ def _table(columns: Sequence[Column], rows: Sequence[dict[str, Any]], footer: di
     )
 
 
-def _chart(chart_id: str, title: str, group: str, kind: str, report: UsageReport, top: int | None) -> Chart:
+def build_chart(
+    chart_id: str, title: str, group: str, kind: str, report: UsageReport, top: int | None
+) -> Chart:
     rows = report_rows(report, top=top)
     ordered = sorted(rows.rows, key=lambda row: plain_text(row[group])) if kind == "columns" else rows.rows
     highest = max((row["cost_usd"] for row in ordered), default=Decimal(0))
@@ -142,10 +146,10 @@ def _chart(chart_id: str, title: str, group: str, kind: str, report: UsageReport
         )
         for row in ordered
     ]
-    return Chart(chart_id, title, group, kind, marks, _table(rows.columns, rows.rows, rows.total))
+    return Chart(chart_id, title, group, kind, marks, html_table(rows.columns, rows.rows, rows.total))
 
 
-def _heat(report: UsageReport, window: ReportWindow) -> list[HeatRow]:
+def build_heat(report: UsageReport, window: ReportWindow) -> list[HeatRow]:
     """Days down, hours of the day (UTC) across; darker is more spend."""
     by_hour = {row["hour"]: row for row in report_rows(report).rows}
     highest = max((row["cost_usd"] for row in by_hour.values()), default=Decimal(0))
@@ -188,24 +192,25 @@ def _budgets(tunables: Tunables, now: datetime) -> tuple[list[BudgetBar], Table]
     states = [state for state in budget_states(items, tunables, now) if state.budget is not None]
     pairs = [(state.budget, status_row(state)) for state in states]
     pairs.sort(key=lambda pair: (-(pair[1]["percent"] or 0), pair[1]["scope"], pair[1]["window"]))
-    bars = [
-        BudgetBar(
-            scope=row["scope"],
-            window=row["window"],
-            spent=money.exact(row["spent_usd"]),
-            limit=money.exact(budget.limit_usd),
-            percent=plain_text(row["percent"]),
-            level=row["level"] or "",
-            status=row["status"],
-            width=round(min(float(row["percent"]) / 100, 1.0) * BAR_WIDTH, 2),
-            warning_at=round(float(budget.warning_percent) / 100 * BAR_WIDTH, 2),
-            critical_at=round(float(budget.critical_percent) / 100 * BAR_WIDTH, 2),
-        )
-        for budget, row in pairs
-        if budget is not None
-    ]
+    bars = [budget_bar(budget, row) for budget, row in pairs if budget is not None]
     columns = [column for column in STATUS_COLUMNS if column.key in BUDGET_COLUMNS]
-    return bars, _table(columns, [row for _, row in pairs], None)
+    return bars, html_table(columns, [row for _, row in pairs], None)
+
+
+def budget_bar(budget: Budget, row: dict[str, Any]) -> BudgetBar:
+    """The usage bar of a budget from its `status_row`, thresholds marked."""
+    return BudgetBar(
+        scope=row["scope"],
+        window=row["window"],
+        spent=money.exact(row["spent_usd"]),
+        limit=money.exact(budget.limit_usd),
+        percent=plain_text(row["percent"]),
+        level=row["level"] or "",
+        status=row["status"],
+        width=round(min(float(row["percent"]) / 100, 1.0) * BAR_WIDTH, 2),
+        warning_at=round(float(budget.warning_percent) / 100 * BAR_WIDTH, 2),
+        critical_at=round(float(budget.critical_percent) / 100 * BAR_WIDTH, 2),
+    )
 
 
 def build_page(window: ReportWindow, arn_pattern: str | None, tunables: Tunables, now: datetime) -> Page:
@@ -223,10 +228,10 @@ def build_page(window: ReportWindow, arn_pattern: str | None, tunables: Tunables
         total_calls=total.calls,
     )
     page.charts = [
-        _chart(chart_id, title, group, kind, reports[chart_id], top)
+        build_chart(chart_id, title, group, kind, reports[chart_id], top)
         for chart_id, title, group, top, kind in CHARTS
     ]
-    page.heat = _heat(hours, window)
+    page.heat = build_heat(hours, window)
     page.budgets, page.budget_table = _budgets(tunables, now)
     return page
 
@@ -237,12 +242,13 @@ _ENVIRONMENT = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+# The sizes the chart macros (templates/charts.html.j2) draw to.
+CHART_SIZES = {"bar_width": BAR_WIDTH, "column_height": COLUMN_HEIGHT}
+_ENVIRONMENT.globals.update(CHART_SIZES)
 
 
 def render_page(page: Page) -> str:
-    return _ENVIRONMENT.get_template("report.html.j2").render(
-        page=page, bar_width=BAR_WIDTH, column_height=COLUMN_HEIGHT
-    )
+    return _ENVIRONMENT.get_template("report.html.j2").render(page=page)
 
 
 def write_html_report(

@@ -32,6 +32,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "me",
     "estimate",
     "reconcile",
+    "console",
 )
 
 

@@ -18,11 +18,14 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, TextIO
 
+from budgetkeeper import clock
 from budgetkeeper.denies import describe_entry
+from budgetkeeper.windows import iso_utc
 from budgetkeeper_cli import options
-from budgetkeeper_cli.errors import CommandFailed
+from budgetkeeper_cli.errors import CommandFailed, UsageError
 from budgetkeeper_cli.stack_config import Stack, add_stack_options, connect, translating_aws_errors
 
 DEFAULT_TIMEOUT_SECONDS = 300
@@ -233,24 +236,21 @@ def protection_text(scope: str, protect: bool, window: str | None) -> str:
     return f"{which} unprotected: its budgets are enforced again"
 
 
-OUTCOMES: dict[str, Callable[[str, RunHistory, argparse.Namespace], str]] = {
-    "suspend": lambda scope, history, args: suspended_text(scope, history),
-    "restore": lambda scope, history, args: restored_text(scope, history),
-    "protect": lambda scope, history, args: protection_text(scope, True, getattr(args, "window", None)),
-    "unprotect": lambda scope, history, args: protection_text(scope, False, getattr(args, "window", None)),
-}
+def outcome_text(action: str, scope: str, history: RunHistory, window: str | None = None) -> str:
+    """What a settled run of `action` did, in words; CommandFailed when it did not do it."""
+    if history.status not in ("RUNNING", "SUCCEEDED"):
+        raise CommandFailed(f"{action} {scope} failed: {history.failure()}")
+    if action == "suspend":
+        return suspended_text(scope, history)
+    if action == "restore":
+        return restored_text(scope, history)
+    return protection_text(scope, action == "protect", window)
 
 
-def run_action(
-    stack: Stack,
-    args: argparse.Namespace,
-    action: str,
-    scope: str,
-    *,
-    reason: str | None,
-    **extra: Any,
-) -> int:
-    """Start the workflow for `action` and (unless --no-wait) report its outcome; 1 if it failed."""
+def start_run(stack: Stack, action: str, scope: str, *, reason: str | None, **extra: Any) -> str:
+    """Start the enforcement workflow for an operator's `action`, the caller as the actor: its ARN.
+
+    The one way the CLI and the console act: the input is `budgetkeeper.runs.operator_request`'s."""
     # Imported here: budgetkeeper.runs loads Powertools (budgetkeeper.observability), whose tracer
     # opens an X-Ray socket at import; commands that start no run (and --help) need neither.
     from budgetkeeper.runs import WorkflowStarter, operator_request
@@ -262,16 +262,22 @@ def run_action(
     execution_arn = WorkflowStarter(sfn, stack.settings.state_machine_arn).start(name, request)
     if execution_arn is None:  # names are unique per request; a clash means a repeated request id
         raise CommandFailed(f"a run named {name} exists already: try again")
+    return execution_arn
+
+
+def run_action(stack: Stack, args: argparse.Namespace, request: ActionRequest) -> int:
+    """Start the workflow for the request and (unless --no-wait) report its outcome; 1 if it failed."""
+    action, scope = request.action, request.scope
+    execution_arn = request.start(stack)
+    sfn = stack.client("stepfunctions")
     label = f"{action} {scope}"
     if not args.wait:
         sys.stdout.write(f"{label}: started, execution {execution_arn}\n")
         return 0
     sys.stderr.write(f"{label}: started {execution_arn}\n")
     history = follow(sfn, execution_arn, label=label, timeout=args.timeout)
-    if history.status not in ("RUNNING", "SUCCEEDED"):
-        raise CommandFailed(f"{label} failed: {history.failure()} (execution {execution_arn})")
     try:
-        outcome = OUTCOMES[action](scope, history, args)
+        outcome = outcome_text(action, scope, history, request.window)
     except CommandFailed as error:
         raise CommandFailed(f"{error} (execution {execution_arn})") from None
     sys.stdout.write(f"{outcome} (execution {execution_arn})\n")
@@ -316,16 +322,59 @@ def add_action_parser(
     return parser
 
 
+ACTIONS = ("suspend", "restore", "protect", "unprotect")
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRequest:
+    """An operator's action as typed (CLI options or the console's form), checked."""
+
+    action: str
+    scope: str
+    reason: str | None
+    window: str | None = None  # restore, protect, unprotect: only this budget or suspension
+    until: str | None = None  # suspend: restore at this moment (ISO UTC); None: only a restore ends it
+
+    @classmethod
+    def parse(
+        cls,
+        action: str,
+        scope: str,
+        reason: str | None,
+        *,
+        window: str | None = None,
+        duration: str | None = None,
+    ) -> ActionRequest:
+        """UsageError, saying what to type, for anything wrong (before anything is started)."""
+        if action not in ACTIONS:
+            raise UsageError(f"unknown action {action!r}: use one of {', '.join(ACTIONS)}")
+        checked_scope = options.scope(scope)
+        if action == "unprotect":
+            checked_reason = (reason or "").strip() or None
+        else:
+            checked_reason = options.reason(reason, action)
+        window = (window or "").strip() or None
+        until = None
+        if action == "suspend":
+            if (duration or "").strip():
+                seconds = options.duration_seconds(str(duration), "--for", allow_zero=False)
+                until = iso_utc(clock.now() + timedelta(seconds=seconds))
+            window = None
+        elif window is not None:
+            # Only a restore may name the `manual` row; protection is about budgets.
+            window = (options.operator_window if action == "restore" else options.window)(window)
+        return cls(action, checked_scope, checked_reason, window, until)
+
+    def start(self, stack: Stack) -> str:
+        """Start the workflow for it: the execution ARN."""
+        return start_run(
+            stack, self.action, self.scope, reason=self.reason, window=self.window, until=self.until
+        )
+
+
 @translating_aws_errors
 def run_windowed_action(args: argparse.Namespace) -> int:
     """restore, protect and unprotect: a scope, a reason, an optional window, one workflow run."""
-    scope = options.scope(args.scope)
-    if args.action == "unprotect":
-        reason = (args.reason or "").strip() or None
-    else:
-        reason = options.reason(args.reason, args.action)
-    # Only a restore may name the `manual` row; protection is about budgets.
-    parse_window = options.operator_window if args.action == "restore" else options.window
-    window = parse_window(args.window) if args.window else None
+    request = ActionRequest.parse(args.action, args.scope, args.reason, window=args.window)
     stack = connect(args, needs=("state_machine_arn_value",))
-    return run_action(stack, args, args.action, scope, reason=reason, window=window)
+    return run_action(stack, args, request)

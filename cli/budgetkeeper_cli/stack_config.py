@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -153,20 +154,25 @@ class Stack:
     outputs: dict[str, str] = field(default_factory=dict)  # every stack output, by key (none when explicit)
     _clients: dict[str, Any] = field(default_factory=dict)
     _caller: str | None = None
+    # A boto3 session is not safe to make clients from in two threads at once (the console serves
+    # requests in threads); the clients it makes are.
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def client(self, service: str) -> Any:
-        if service not in self._clients:
-            self._clients[service] = self.session.client(service)
-        return self._clients[service]
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = self.session.client(service)
+            return self._clients[service]
 
     def regional_client(self, service: str, region: str) -> Any:
         """A client in another Region (the stack's own Region: `client`)."""
         if region == self.settings.region:
             return self.client(service)
         key = f"{service}@{region}"
-        if key not in self._clients:
-            self._clients[key] = self.session.client(service, region_name=region)
-        return self._clients[key]
+        with self._lock:
+            if key not in self._clients:
+                self._clients[key] = self.session.client(service, region_name=region)
+            return self._clients[key]
 
     def caller_arn(self) -> str:
         """Who is running the command, as STS says: the actor of what the command does."""

@@ -22,7 +22,7 @@ from budgetkeeper.budgets import ENFORCING, Status, gets_default_budget
 from budgetkeeper.store import BudgetItem
 from budgetkeeper_cli import options
 from budgetkeeper_cli.errors import CommandFailed, UsageError
-from budgetkeeper_cli.operator_runs import DEFAULT_TIMEOUT_SECONDS, run_action
+from budgetkeeper_cli.operator_runs import DEFAULT_TIMEOUT_SECONDS, ActionRequest, run_action
 from budgetkeeper_cli.parsers import add_action
 from budgetkeeper_cli.rendering import FORMATS, json_text, key_value_table, render, render_csv
 from budgetkeeper_cli.stack_config import Stack, add_stack_options, connect, translating_aws_errors
@@ -175,7 +175,7 @@ def _format_option(parser: argparse.ArgumentParser) -> None:
 # ----------------------------------------------------------------------------- set
 
 
-def _set_values(args: argparse.Namespace) -> dict[str, Any]:
+def budget_values(args: argparse.Namespace) -> dict[str, Any]:
     """The values given, checked; None for the ones not given."""
     return {
         "limit_usd": options.limit_usd(args.limit) if args.limit is not None else None,
@@ -221,10 +221,24 @@ def _shown(name: str, value: Any) -> str:
 def run_set(args: argparse.Namespace) -> int:
     scope = options.scope(args.scope)
     window = options.window(args.window) if args.window is not None else None
-    values = _set_values(args)
+    values = budget_values(args)
+    if values["warning_percent"] is not None and values["critical_percent"] is not None:
+        options.thresholds(values["warning_percent"], values["critical_percent"])  # before any request
+    stack = connect(args, needs=NEEDS)
+    said, note = set_budget(stack, scope, window, values, args.reason)
+    sys.stdout.write(said + "\n")
+    if note:
+        sys.stderr.write(f"note: {note}\n")
+    return 0
+
+
+def set_budget(
+    stack: Stack, scope: str, window: str | None, values: dict[str, Any], reason: str | None
+) -> tuple[str, str | None]:
+    """Create a budget or change the values given (`budget_values`), audited with the caller as the
+    actor: (what was done, a note for the operator or None). `budget set` and the console call it."""
     if values["warning_percent"] is not None and values["critical_percent"] is not None:
         options.thresholds(values["warning_percent"], values["critical_percent"])
-    stack = connect(args, needs=NEEDS)
     window = window or _only_window(scope, "set")
     tunables = stack.tunables()
     try:
@@ -235,23 +249,21 @@ def run_set(args: argparse.Namespace) -> int:
     warning = _first(values["warning_percent"], item and item.warning_percent, tunables.warning_percent)
     critical = _first(values["critical_percent"], item and item.critical_percent, tunables.critical_percent)
     options.thresholds(warning, critical)
-    change = Change(actor=stack.caller_arn(), at=clock.now(), reason=args.reason)
+    change = Change(actor=stack.caller_arn(), at=clock.now(), reason=reason)
     if item is None:
         if values["limit_usd"] is None:
             raise UsageError(
                 f"{scope} has no {window} budget yet: a new budget needs --limit, e.g. --limit 25"
             )
-        _create(scope, window, values, change)
-        return 0
-    _update(item, values, change)
-    return 0
+        return _create(scope, window, values, change), None
+    return _update(item, values, change)
 
 
 def _first(*values: Any) -> Any:
     return next(value for value in values if value is not None and value != "")
 
 
-def _create(scope: str, window: str, values: dict[str, Any], change: Change) -> None:
+def _create(scope: str, window: str, values: dict[str, Any], change: Change) -> str:
     given = ", ".join(
         f"{LABELS[name]} {_shown(name, value)}" for name, value in values.items() if value is not None
     )
@@ -262,10 +274,10 @@ def _create(scope: str, window: str, values: dict[str, Any], change: Change) -> 
             f"{scope} {window} was created meanwhile (by a call or another operator): "
             "run the command again to change it"
         ) from None
-    sys.stdout.write(f"{scope} {window}: budget created ({given}), revision 1\n")
+    return f"{scope} {window}: budget created ({given}), revision 1"
 
 
-def _update(item: BudgetItem, values: dict[str, Any], change: Change) -> None:
+def _update(item: BudgetItem, values: dict[str, Any], change: Change) -> tuple[str, str | None]:
     scope, window = item.scope, item.window
     changed: dict[str, Any] = {}
     changes: list[str] = []
@@ -276,23 +288,20 @@ def _update(item: BudgetItem, values: dict[str, Any], change: Change) -> None:
         changed[name] = value
         changes.append(f"{LABELS[name]} {_shown(name, current)} -> {_shown(name, value)}")
     if not changed:
-        sys.stdout.write(f"{scope} {window}: nothing to change (revision {item.revision})\n")
-        return
+        return f"{scope} {window}: nothing to change (revision {item.revision})", None
     try:
         summary = budget_rows.change_budget(item, changed, ", ".join(changes), change)
     except BudgetGone:
         raise CommandFailed(f"{scope} {window} was deleted meanwhile: nothing changed") from None
-    sys.stdout.write(f"{scope} {window}: {summary}\n")
+    note = None
     if item.status in ENFORCING and "limit_usd" in changed:
-        sys.stderr.write(
-            f"note: {scope} {window} is {item.status}: "
-            + (
-                "the suspension stands down after the grace period if spend is below the new limit\n"
-                if item.status == Status.GRACE
-                else f"a new limit does not lift it; run: budgetkeeper restore {scope} --window {window} "
-                "--reason '...'\n"
-            )
+        note = f"{scope} {window} is {item.status}: " + (
+            "the suspension stands down after the grace period if spend is below the new limit"
+            if item.status == Status.GRACE
+            else f"a new limit does not lift it; run: budgetkeeper restore {scope} --window {window} "
+            "--reason '...'"
         )
+    return f"{scope} {window}: {summary}", note
 
 
 def _only_window(scope: str, action: str) -> str:
@@ -389,7 +398,7 @@ def run_delete(args: argparse.Namespace) -> int:
 
 
 def restore_before_delete(stack: Stack, scope: str, window: str, reason: str | None) -> None:
-    restore_args = argparse.Namespace(wait=True, timeout=DEFAULT_TIMEOUT_SECONDS, window=window)
+    restore_args = argparse.Namespace(wait=True, timeout=DEFAULT_TIMEOUT_SECONDS)
     if not stack.settings.state_machine_arn_value:
         raise CommandFailed(
             "--force restores through the workflow: name the state machine "
@@ -398,8 +407,5 @@ def restore_before_delete(stack: Stack, scope: str, window: str, reason: str | N
     run_action(
         stack,
         restore_args,
-        "restore",
-        scope,
-        reason=(reason or "").strip() or "budget deleted",
-        window=window,
+        ActionRequest("restore", scope, (reason or "").strip() or "budget deleted", window),
     )

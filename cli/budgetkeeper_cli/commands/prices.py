@@ -80,6 +80,7 @@ OVERRIDE_COLUMNS = (
     Column("in_force"),
     Column("source"),
 )
+BUNDLED = "none (the bundled table)"
 CHANGE_COLUMNS = (
     Column("model"),
     Column("region"),
@@ -152,12 +153,26 @@ def _table(version: str | None) -> PriceTable:
         raise CommandFailed(f"no price version {version!r}: `budgetkeeper prices show` lists them") from None
 
 
-def _row(row: Any) -> dict[str, Any]:
+def price_row(row: Any) -> dict[str, Any]:
     data = row.to_dict()
     return {**data, "long_context": None if row.long_context is None else row.long_context.threshold_tokens}
 
 
-def _override_rows() -> list[dict[str, Any]]:
+def version_rows() -> list[dict[str, Any]]:
+    """The stored price versions, as `prices show` lists them."""
+    return [
+        {
+            "version": item.version,
+            "status": item.status,
+            "created_at": item.created_at,
+            "rows": item.row_count,
+            "refusals": "; ".join(item.refusals or ()) or None,
+        }
+        for item in versions()
+    ]
+
+
+def override_rows_in_force() -> list[dict[str, Any]]:
     table = active_table()
     rows = []
     for row in overrides():
@@ -195,17 +210,7 @@ def run(args: argparse.Namespace) -> int:
         except OverrideRefused as error:
             raise CommandFailed(str(error)) from None
     elif args.action == "show" and args.version is None:
-        rows = [
-            {
-                "version": item.version,
-                "status": item.status,
-                "created_at": item.created_at,
-                "rows": item.row_count,
-                "refusals": "; ".join(item.refusals or ()) or None,
-            }
-            for item in versions()
-        ]
-        override_rows = _override_rows()
+        rows, override_rows = version_rows(), override_rows_in_force()
         if args.format == "json":  # one document: the active version, the versions, the overrides
             sys.stdout.write(
                 json_text(
@@ -217,14 +222,14 @@ def run(args: argparse.Namespace) -> int:
                 )
             )
             return 0
-        sys.stdout.write(f"active: {active_version() or 'none (the bundled table)'}\n")
+        sys.stdout.write(f"active: {active_version() or BUNDLED}\n")
         sys.stdout.write(render(VERSION_COLUMNS, rows, args.format))
         if override_rows:
             sys.stdout.write("operator overrides (used where the active table has no price):\n")
             sys.stdout.write(render(OVERRIDE_COLUMNS, override_rows, args.format))
     elif args.action in ("show", "export"):
         table = _table(args.version)
-        sys.stdout.write(render(ROW_COLUMNS, [_row(row) for row in table], args.format))
+        sys.stdout.write(render(ROW_COLUMNS, [price_row(row) for row in table], args.format))
     elif args.action == "diff":
         changes = diff(_table(args.against), _table(args.version))
         rows = [{**change.to_dict(), "old": change.old, "new": change.new} for change in changes]

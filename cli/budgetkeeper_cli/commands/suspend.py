@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from datetime import timedelta
 from typing import Any
 
-from budgetkeeper import clock
-from budgetkeeper.windows import iso_utc
-from budgetkeeper_cli import options
-from budgetkeeper_cli.operator_runs import add_action_parser, run_action
+from budgetkeeper_cli.operator_runs import ActionRequest, add_action_parser, run_action
 from budgetkeeper_cli.stack_config import connect, translating_aws_errors
 
 DESCRIPTION = """\
@@ -48,11 +44,6 @@ def register(subparsers: Any) -> None:
 
 @translating_aws_errors
 def run(args: argparse.Namespace) -> int:
-    scope = options.scope(args.scope)
-    reason = options.reason(args.reason, "suspend")
-    until = None
-    if args.duration is not None:
-        seconds = options.duration_seconds(args.duration, "--for", allow_zero=False)
-        until = iso_utc(clock.now() + timedelta(seconds=seconds))
+    request = ActionRequest.parse("suspend", args.scope, args.reason, duration=args.duration)
     stack = connect(args, needs=("state_machine_arn_value",))
-    return run_action(stack, args, "suspend", scope, reason=reason, until=until)
+    return run_action(stack, args, request)

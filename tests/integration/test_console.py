@@ -1,0 +1,282 @@
+"""`budgetkeeper console` on moto: its tabs, charts, actions and safety.
+
+The console is served in-test by its own server (werkzeug, a free port, a thread) on the stack
+created from template.yaml; Step Functions runs the real ASL, its tasks the real handlers. The
+browser test drives headless Chromium (the shared `browser` fixture) through every tab, reads each
+chart's data back from the page and compares it with `budgetkeeper report|status --format json` for
+the same query, then suspends and restores a user from the Enforcement tab and reads IAM. The
+token, CSRF, read-only and escaping rules are checked without a browser, with Flask's test client.
+Screenshots of every tab land in build/test-artifacts/console-<tab>.png.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from budgetkeeper.store import BudgetItem, TeamItem
+from budgetkeeper_cli.console import COOKIE, create_app, start_server
+from budgetkeeper_cli.main import build_parser, main
+from budgetkeeper_cli.stack_config import connect
+from devkit.harness.lambdas import invoke
+from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
+from devkit.harness.stack import LocalStack
+from devkit.harness.workflow import real_handlers
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "build" / "test-artifacts"
+ACCOUNT = "111122223333"
+HOSTILE = "<img src=x onerror=alert(1)>"
+CALLS = [  # (hours after midnight, IAM user, model, input tokens, output tokens, claimed app)
+    (1, "alice", "amazon.nova-pro-v1:0", 2_000_000, 100_000, None),
+    (1, "bob", "amazon.nova-lite-v1:0", 900_000, 50_000, "Chatbot"),
+    (9, "alice", "amazon.nova-pro-v1:0", 1_000_000, 400_000, None),
+    (9, "carol", "anthropic.claude-3-haiku-20240307-v1:0", 300_000, 20_000, HOSTILE),
+    (30, "bob", "amazon.nova-lite-v1:0", 700_000, 10_000, "Chatbot"),  # the next day
+]
+TOKEN = "test-token-" + "x" * 20
+
+
+@dataclass
+class Console:
+    stack: LocalStack
+    stack_name: str
+    app: Any
+    url: str
+
+    @property
+    def deny(self) -> str:
+        return self.stack.physical_ids["BedrockDenyPolicy"]
+
+    def attached(self, user: str) -> list[str]:
+        policies = self.stack.client("iam").list_attached_user_policies(UserName=user)["AttachedPolicies"]
+        return [policy["PolicyArn"] for policy in policies]
+
+
+def cli_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
+    capsys.readouterr()
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return json.loads("".join(line for line in out.splitlines(True) if not line.startswith('{"_aws"')))
+
+
+@pytest.fixture
+def console(stack: LocalStack, settings, clock, capsys) -> Iterator[Console]:
+    """Spend metered by the usage calculator, two budgets, a hostile scope; the console serving it."""
+    for window in ("daily", "monthly"):  # default budgets no one comes near: no enforcement runs
+        stack.client("ssm").put_parameter(
+            Name=f"{settings.parameter_prefix}default_budget/{window}_usd", Value="1000000", Type="String"
+        )
+    with real_handlers(stack) as waits:
+        waits.max_wait_seconds = 60
+        name = stack.publish_outputs()
+        for user in ("alice", "bob", "carol"):
+            stack.client("iam").create_user(UserName=user)
+        TeamItem("user:alice", team="research").save()
+        TeamItem("user:bob", team="support").save()
+        midnight = clock().replace(hour=0, minute=0, second=0, microsecond=0)
+        messages = [
+            converse_message(
+                f"arn:aws:iam::{ACCOUNT}:user/{user}",
+                model,
+                input_tokens,
+                output_tokens,
+                account=ACCOUNT,
+                timestamp=(midnight + timedelta(hours=hours, minutes=7)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                request_metadata={"app": app} if app else None,
+            )
+            for hours, user, model, input_tokens, output_tokens, app in CALLS
+        ]
+        invoke("UsageCalculatorFunction", firehose_event([cloudwatch_payload(messages)]))
+        for scope, limit in (("user:alice", "4"), ("user:bob", "50")):
+            assert (
+                main(["budget", "set", scope, "--window", "daily", "--limit", limit, "--stack-name", name])
+                == 0
+            )
+        # A budget row whose scope no IAM name could be (written around the CLI's checks): shown as text.
+        BudgetItem(f"user:{HOSTILE}", "daily", limit_usd=Decimal(5), status="ok").save()
+        args = build_parser().parse_args(["console", "--stack-name", name])
+        app = create_app(connect(args), token=TOKEN)
+        server = start_server(app, "127.0.0.1", 0)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield Console(stack, name, app, f"http://127.0.0.1:{server.server_port}")
+        finally:
+            server.shutdown()
+            server.server_close()
+            sfn = stack.client("stepfunctions")
+            machine = stack.physical_ids["BudgetEnforcementStateMachine"]
+            for run in sfn.list_executions(stateMachineArn=machine, statusFilter="RUNNING")["executions"]:
+                sfn.stop_execution(executionArn=run["executionArn"])
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match, "no CSRF field on the page"
+    return match.group(1)
+
+
+def test_the_token_csrf_read_only_and_escaping_rules(console: Console) -> None:
+    client = console.app.test_client()
+    # A request without the token, or with a wrong one, is refused
+    assert client.get("/scopes").status_code == 403
+    assert client.get("/scopes?token=wrong").status_code == 403
+    # The right token in the URL becomes a cookie and leaves the address
+    answer = client.get(f"/scopes?q=user&token={TOKEN}")
+    assert (answer.status_code, answer.headers["Location"]) == (302, "/scopes?q=user")
+    assert f"{COOKIE}={TOKEN}" in answer.headers["Set-Cookie"] and "HttpOnly" in answer.headers["Set-Cookie"]
+    page = client.get("/scopes")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "script-src" not in page.headers["Content-Security-Policy"]  # default-src 'none': no script
+    # A hostile scope is escaped text, never markup
+    assert "user:&lt;img src=x onerror=alert(1)&gt;" in html and "<img" not in html
+    # A POST without the CSRF token, or with a wrong one, is refused and changes nothing
+    form = {
+        "action": "budget",
+        "scope": "user:carol",
+        "window": "daily",
+        "limit": "7",
+    }  # has a default budget
+    assert client.post("/act", data=form).status_code == 403
+    assert client.post("/act", data={**form, "csrf": "forged"}).status_code == 403
+    assert BudgetItem.get("user:carol", "daily").limit_usd is None  # carol's default budget, unchanged
+    # With it, the confirmation page first, then the change, audited with the caller as the actor
+    confirm = client.post("/confirm", data={**form, "csrf": csrf_of(html)})
+    assert confirm.status_code == 200 and "Set the budget of" in confirm.get_data(as_text=True)
+    done = client.post("/act", data={**form, "csrf": csrf_of(html), "reason": "pilot"})
+    assert "user:carol daily: limit default -&gt; 7 USD, revision 1 -&gt; 2" in done.get_data(as_text=True)
+    assert BudgetItem.get("user:carol", "daily").limit_usd == Decimal(7)
+    # A bad value is refused with the CLI's own words
+    bad = client.post("/confirm", data={**form, "limit": "lots", "csrf": csrf_of(html)})
+    assert bad.status_code == 400 and "is not an amount" in bad.get_data(as_text=True)
+    # Every table exports as the CLI's CSV
+    exported = client.get("/scopes?csv=budgets")
+    assert exported.mimetype == "text/csv"
+    assert exported.get_data(as_text=True).splitlines()[0].startswith("scope,window,window_id,spent_usd")
+    # A read-only console refuses every change, CSRF token or not
+    read_only = create_app(
+        connect(build_parser().parse_args(["console", "--stack-name", console.stack_name])),
+        token=TOKEN,
+        read_only=True,
+    ).test_client()
+    read_only.get(f"/scopes?token={TOKEN}")
+    shown = read_only.get("/enforcement").get_data(as_text=True)
+    assert 'name="csrf"' not in shown
+    assert read_only.post("/act", data={**form, "csrf": csrf_of(html)}).status_code == 403
+
+
+def chart_marks(driver, chart: str) -> dict[str, tuple[Decimal, int]]:
+    return {
+        mark.get_attribute("data-label"): (
+            Decimal(mark.get_attribute("data-cost")),
+            int(mark.get_attribute("data-calls")),
+        )
+        for mark in driver.find_elements("css selector", f'[data-chart="{chart}"] g.mark')
+    }
+
+
+def json_marks(rows: list[dict], field: str) -> dict[str, tuple[Decimal, int]]:
+    return {
+        row[field] if row[field] is not None else "-": (Decimal(row["cost_usd"]), row["calls"])
+        for row in rows
+    }
+
+
+def submit(driver, form_id: str, **fields: str) -> None:
+    form = driver.find_element("id", form_id)
+    for name, value in fields.items():
+        form.find_element("name", name).send_keys(value)
+    form.find_element("css selector", "button[type=submit]").click()
+    driver.find_element("id", "confirm-button").click()  # the confirmation step
+    deadline = time.monotonic() + 30
+    while "/confirm" in driver.current_url and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert driver.find_elements("id", "error") == [], driver.find_element("id", "error").text
+
+
+def outcome(driver, timeout: float = 60) -> str:
+    """The run page's outcome once the run has done what it was asked (it reloads itself)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = driver.find_elements("id", "outcome") + driver.find_elements("id", "failure")
+        if found:
+            return found[0].text
+        time.sleep(0.2)
+    raise AssertionError(f"no outcome on {driver.current_url}")
+
+
+@pytest.mark.browser
+def test_every_tab_shows_the_reports_json_and_the_enforcement_tab_suspends_and_restores(
+    console: Console, browser, clock, capsys
+) -> None:
+    stack = ["--stack-name", console.stack_name]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.get(f"{console.url}/?token={TOKEN}")
+    assert browser.current_url == f"{console.url}/scopes"  # the token went to a cookie
+    # Each tab renders with data and no error, and its charts are the report's JSON for the same query
+    for tab in ("scopes", "teams", "consumption", "costs", "enforcement", "prices", "health"):
+        browser.get(f"{console.url}/{tab}")
+        assert browser.find_elements("id", "error") == [], tab
+        assert browser.find_elements("css selector", "main table tbody tr"), f"{tab}: no rows"
+        browser.save_screenshot(str(ARTIFACTS / f"console-{tab}.png"))
+        if tab == "scopes":
+            for bar in browser.find_elements("css selector", '[data-chart="budgets"] g.budget'):
+                scope = bar.get_attribute("data-scope")
+                if scope == f"user:{HOSTILE}":
+                    continue  # `status` refuses to be asked about it: not an IAM name
+                status = cli_json(capsys, "status", scope, *stack, "--format", "json")
+                row = next(r for r in status["budgets"] if r["window"] == bar.get_attribute("data-window"))
+                assert Decimal(bar.get_attribute("data-spent")) == Decimal(row["spent_usd"]), scope
+                assert Decimal(bar.get_attribute("data-percent")) == Decimal(row["percent"]), scope
+            # a principal's hostile name is shown as text, never as an element
+            assert f"user:{HOSTILE}" in browser.find_element("id", "content").text
+            assert browser.find_elements("css selector", "#content img") == []
+        for chart in {"teams": ["team"], "consumption": ["day", "model", "region"], "costs": ["app"]}.get(
+            tab, []
+        ):
+            rows = cli_json(capsys, "report", "--group-by", chart, *stack, "--format", "json")
+            assert chart_marks(browser, chart) == json_marks(rows, chart), (tab, chart)
+        if tab == "costs":  # the claimed app's hostile name, as text
+            assert f"app:{HOSTILE}" in chart_marks(browser, "app")
+            assert browser.find_elements("css selector", "#content img") == []
+        if tab == "consumption":
+            rows = cli_json(capsys, "report", "--group-by", "hour", *stack, "--format", "json")
+            cells = {
+                (cell.get_attribute("data-day"), int(cell.get_attribute("data-hour"))): Decimal(
+                    cell.get_attribute("data-cost")
+                )
+                for cell in browser.find_elements("css selector", '[data-chart="heat"] rect[data-cost]')
+            }
+            assert cells == {(r["hour"][:10], int(r["hour"][11:])): Decimal(r["cost_usd"]) for r in rows}
+    # A suspension from the Enforcement tab starts the workflow, and the deny appears in IAM
+    browser.get(f"{console.url}/enforcement")
+    submit(browser, "form-suspend", scope="user:bob", reason="runaway notebook", duration="2h")
+    assert "/run?arn=arn%3Aaws%3Astates" in browser.current_url
+    assert outcome(browser).startswith("user:bob suspended until 20")
+    assert console.attached("bob") == [console.deny]
+    audit = cli_json(capsys, "audit", "user:bob", *stack, "--format", "json")
+    caller = console.stack.client("sts").get_caller_identity()["Arn"]
+    assert (audit[-1]["to_status"], audit[-1]["actor"], audit[-1]["reason"]) == (
+        "suspended",
+        caller,
+        "runaway notebook",
+    )
+    browser.get(f"{console.url}/enforcement")
+    assert "user:bob" in browser.find_element("id", "attention").text
+    browser.save_screenshot(str(ARTIFACTS / "console-enforcement-suspended.png"))
+    # A restore from the same tab removes it
+    submit(browser, "form-restore", scope="user:bob", reason="notebook fixed")
+    assert outcome(browser).startswith("user:bob restored (manual): deny lifted from IAM user bob")
+    assert console.attached("bob") == []
