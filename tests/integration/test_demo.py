@@ -67,9 +67,9 @@ def test_the_demo_tells_the_whole_life_of_a_budget(clock, tmp_path):
     next_day = (clock().date() + timedelta(days=1)).isoformat()
     assert f"daily   {next_day}  $0.00" in out, "status does not show the window after the refresh"
     assert '{"level"' not in out and '"_aws"' not in out  # logs and metrics stay out of the story
-    # It ends with the HTML report of the day, written where it says
-    assert (
-        out.rstrip().splitlines()[-3]
-        == f"HTML report written to {tmp_path / 'r.html'} (open it in a browser; it needs no network)"
-    )
+    # It ends with the HTML report of the day, written where it says, and the way to the console
+    last_lines = out.rstrip().splitlines()[-4:]
+    written = f"HTML report written to {tmp_path / 'r.html'} (open it in a browser; it needs no network)"
+    assert written in last_lines
+    assert "`make console` runs this day again and opens it in the operators' web console." in last_lines
     assert "Spend per team" in (tmp_path / "r.html").read_text()
