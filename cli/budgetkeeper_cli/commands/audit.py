@@ -8,6 +8,7 @@ from typing import Any
 
 from budgetkeeper_cli import options
 from budgetkeeper_cli.errors import UsageError
+from budgetkeeper_cli.parsers import add_command
 from budgetkeeper_cli.rendering import FORMATS, render
 from budgetkeeper_cli.stack_config import add_stack_options, connect, translating_aws_errors
 from budgetkeeper_cli.views import AUDIT_COLUMNS, audit_items, audit_row
@@ -28,12 +29,12 @@ examples:
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "audit",
-        help="audit lines of a scope, or of every scope: status changes, actors, reasons",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "audit lines of a scope, or of every scope: status changes, actors, reasons",
+        DESCRIPTION,
+        EPILOG,
     )
     parser.add_argument("scope", metavar="SCOPE", nargs="?", help="e.g. user:alice (default: every scope)")
     parser.add_argument(

@@ -23,7 +23,7 @@ from budgetkeeper.store import BudgetItem
 from budgetkeeper_cli import options
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 from budgetkeeper_cli.operator_runs import DEFAULT_TIMEOUT_SECONDS, ActionRequest, run_action
-from budgetkeeper_cli.parsers import add_action
+from budgetkeeper_cli.parsers import add_action, add_actions, add_command
 from budgetkeeper_cli.rendering import FORMATS, json_text, key_value_table, render, render_csv
 from budgetkeeper_cli.stack_config import Stack, add_stack_options, connect, translating_aws_errors
 from budgetkeeper_cli.views import (
@@ -101,15 +101,8 @@ examples:
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "budget",
-        help="set, show, list and delete budgets",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    actions = parser.add_subparsers(dest="budget_action", metavar="ACTION")
-    actions.required = True
+    parser = add_command(subparsers, "budget", "set, show, list and delete budgets", DESCRIPTION, EPILOG)
+    actions = add_actions(parser, "budget_action")
 
     set_parser = add_action(actions, "set", "create a budget or change some of its values", SET_EPILOG)
     set_parser.add_argument("scope", metavar="SCOPE", help="e.g. user:alice or team:data")

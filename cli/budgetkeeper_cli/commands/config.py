@@ -13,7 +13,7 @@ from typing import Any
 
 from budgetkeeper.settings import TUNABLES, InvalidTunable, Tunable, check_tunable, tunable_named
 from budgetkeeper_cli.errors import CommandFailed, UsageError
-from budgetkeeper_cli.parsers import add_action
+from budgetkeeper_cli.parsers import add_action, add_actions, add_command
 from budgetkeeper_cli.rendering import FORMATS, Column, render
 from budgetkeeper_cli.stack_config import Stack, add_stack_options, connect, translating_aws_errors
 
@@ -48,15 +48,14 @@ examples:
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "config",
-        help="show, set and reset the deployment's tunables (SSM parameters)",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "show, set and reset the deployment's tunables (SSM parameters)",
+        DESCRIPTION,
+        EPILOG,
     )
-    actions = parser.add_subparsers(dest="config_action", metavar="ACTION")
-    actions.required = True
+    actions = add_actions(parser, "config_action")
 
     show = add_action(actions, "show", "every tunable (or one) with its value, default and meaning", EPILOG)
     show.add_argument("key", metavar="KEY", nargs="?", help="e.g. time_zone (default: every key)")

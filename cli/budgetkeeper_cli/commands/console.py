@@ -9,6 +9,7 @@ import sys
 import webbrowser
 from typing import Any
 
+from budgetkeeper_cli.parsers import add_command
 from budgetkeeper_cli.stack_config import add_stack_options, connect, translating_aws_errors
 
 DEFAULT_HOST = "127.0.0.1"
@@ -36,12 +37,12 @@ examples:
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "console",
-        help="the operators' web console on 127.0.0.1: spend, budgets, enforcement, with actions",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "the operators' web console on 127.0.0.1: spend, budgets, enforcement, with actions",
+        DESCRIPTION,
+        EPILOG,
     )
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})")
     parser.add_argument(

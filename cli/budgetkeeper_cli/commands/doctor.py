@@ -19,6 +19,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from budgetkeeper_cli.commands.invocation_logging import check_regions, regions_in_use, regions_option
+from budgetkeeper_cli.parsers import add_command, docstring_body
 from budgetkeeper_cli.rendering import FORMATS, Column, render
 from budgetkeeper_cli.stack_config import (
     TABLE_FIELDS,
@@ -55,12 +56,12 @@ class Finding:
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "doctor",
-        help="check the whole installation and say what to fix (exit 1 if anything is wrong)",
-        description=__doc__.split("\n\n", 1)[1].strip() if __doc__ else None,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "check the whole installation and say what to fix (exit 1 if anything is wrong)",
+        docstring_body(__doc__),
+        EPILOG,
     )
     parser.add_argument(
         "--regions", metavar="LIST", help="Regions to check (default: the stack's and `regions`)"

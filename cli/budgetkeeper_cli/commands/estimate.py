@@ -22,6 +22,7 @@ from budgetkeeper.usage import TokenCounts
 from budgetkeeper_cli.commands.invocation_logging import regions_in_use, regions_option
 from budgetkeeper_cli.errors import UsageError
 from budgetkeeper_cli.estimate import count_calls, estimate, lookup_events, model_tokens
+from budgetkeeper_cli.parsers import add_command, docstring_body
 from budgetkeeper_cli.rendering import FORMATS, Column, json_rows, json_text, render
 from budgetkeeper_cli.stack_config import add_stack_options, connect, translating_aws_errors
 from budgetkeeper_cli.usage_report import parse_time_bound
@@ -65,12 +66,12 @@ examples:
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "estimate",
-        help="estimate spend per principal and model from CloudTrail and CloudWatch (before logging was on)",
-        description=__doc__.split("\n\n", 1)[1].strip() if __doc__ else None,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "estimate spend per principal and model from CloudTrail and CloudWatch (before logging was on)",
+        docstring_body(__doc__),
+        EPILOG,
     )
     parser.add_argument("--since", required=True, help="a date (UTC) or ISO date and time")
     parser.add_argument("--until", required=True, help="a date (that whole day included) or ISO time")

@@ -15,7 +15,7 @@ from typing import Any
 from budgetkeeper.settings import InvalidTunable, tunable_named
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 from budgetkeeper_cli.logging_setup import DEFAULT_LOG_GROUP, RegionLogging, check_region, enable_region
-from budgetkeeper_cli.parsers import add_action
+from budgetkeeper_cli.parsers import add_action, add_actions, add_command, docstring_body
 from budgetkeeper_cli.rendering import FORMATS, Column, render
 from budgetkeeper_cli.stack_config import Stack, add_stack_options, connect, translating_aws_errors
 
@@ -41,15 +41,14 @@ examples:
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "logging",
-        help="check and turn on Bedrock model invocation logging in each Region in use",
-        description=__doc__.split("\n\n", 1)[1].strip() if __doc__ else None,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "check and turn on Bedrock model invocation logging in each Region in use",
+        docstring_body(__doc__),
+        EPILOG,
     )
-    actions = parser.add_subparsers(dest="logging_action", metavar="ACTION")
-    actions.required = True
+    actions = add_actions(parser, "logging_action")
     check = add_action(actions, "check", "whether each Region logs to a group the metering reads", EPILOG)
     check.add_argument("--format", choices=FORMATS, default="table", help="output format")
     check.set_defaults(func=run_check)

@@ -18,6 +18,7 @@ from pynamodb.exceptions import PynamoDBException
 from budgetkeeper import clock
 from budgetkeeper.scopes import ScopeKind, app_of_role, parse_identity_arn
 from budgetkeeper.store import TeamItem
+from budgetkeeper_cli.parsers import add_command, docstring_body
 from budgetkeeper_cli.rendering import FORMATS, json_rows, json_text, render
 from budgetkeeper_cli.stack_config import (
     ACCESS_DENIED_CODES,
@@ -54,12 +55,12 @@ examples:
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "me",
-        help="your own budgets: scopes, spend, limits, status and next refresh",
-        description=__doc__.split("\n\n", 1)[1].strip() if __doc__ else None,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "your own budgets: scopes, spend, limits, status and next refresh",
+        docstring_body(__doc__),
+        EPILOG,
     )
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format")
     add_stack_options(parser)

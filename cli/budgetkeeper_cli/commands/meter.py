@@ -15,6 +15,7 @@ from budgetkeeper.metering import Meter
 from budgetkeeper.pricing import PriceTable
 from budgetkeeper_cli import athena, history_query
 from budgetkeeper_cli.errors import CommandFailed, UsageError
+from budgetkeeper_cli.parsers import add_command
 from budgetkeeper_cli.usage_report import (
     GROUP_FIELDS,
     RecordFilter,
@@ -74,12 +75,12 @@ examples:
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "meter",
-        help="meter invocation log files or S3 prefixes offline: usage and cost per group",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "meter invocation log files or S3 prefixes offline: usage and cost per group",
+        DESCRIPTION,
+        EPILOG,
     )
     parser.add_argument(
         "inputs",

@@ -24,6 +24,7 @@ from budgetkeeper.price_versions import (
 from budgetkeeper.pricing import TOKEN_KINDS, PriceTable, Rates, resolve_model_id
 from budgetkeeper.usage import ServiceTier
 from budgetkeeper_cli.errors import CommandFailed, UsageError
+from budgetkeeper_cli.parsers import add_actions, add_command
 from budgetkeeper_cli.rendering import FORMATS, Column, json_rows, json_text, render
 from budgetkeeper_cli.stack_config import add_stack_options, connect, translating_aws_errors
 
@@ -92,13 +93,13 @@ CHANGE_COLUMNS = (
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "prices",
-        help="price versions from the AWS Price List: show, diff, activate, export",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "price versions from the AWS Price List: show, diff, activate, export",
+        DESCRIPTION,
     )
-    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    actions = add_actions(parser, "action")
 
     def action(name: str, help_text: str) -> argparse.ArgumentParser:
         return actions.add_parser(

@@ -10,6 +10,7 @@ from typing import Any
 from budgetkeeper import clock
 from budgetkeeper.reconcile import CurSource, Level, Limits, ReconcileFailed, reconcile
 from budgetkeeper_cli.errors import CommandFailed, UsageError
+from budgetkeeper_cli.parsers import add_command
 from budgetkeeper_cli.rendering import FORMATS, Column, render
 from budgetkeeper_cli.stack_config import add_stack_options, connect, translating_aws_errors
 
@@ -44,12 +45,12 @@ MAX_DAYS = 366
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "reconcile",
-        help="metered spend against the bill (Cost Explorer, the CUR), per service or principal and day",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "metered spend against the bill (Cost Explorer, the CUR), per service or principal and day",
+        DESCRIPTION,
+        EPILOG,
     )
     parser.add_argument("--since", required=True, metavar="DATE", help="first day (YYYY-MM-DD, UTC)")
     parser.add_argument("--until", metavar="DATE", help="last day, included (default: yesterday)")

@@ -23,6 +23,7 @@ from budgetkeeper.redrive import (
 )
 from budgetkeeper_cli import options
 from budgetkeeper_cli.errors import CommandFailed, UsageError
+from budgetkeeper_cli.parsers import add_command
 from budgetkeeper_cli.stack_config import add_stack_options, connect, translating_aws_errors
 
 DESCRIPTION = """\
@@ -49,12 +50,12 @@ BATCH_RECORDS = 500
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "redrive",
-        help="meter again processing-failed records and quarantined events, after a fix, never twice",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "meter again processing-failed records and quarantined events, after a fix, never twice",
+        DESCRIPTION,
+        EPILOG,
     )
     parser.add_argument(
         "--bucket", metavar="NAME", help="the bucket to read (default: the stack's archive bucket)"

@@ -10,6 +10,7 @@ from typing import Any
 from budgetkeeper import clock
 from budgetkeeper_cli.errors import UsageError
 from budgetkeeper_cli.html_report import write_html_report
+from budgetkeeper_cli.parsers import add_command
 from budgetkeeper_cli.rollup_report import fill, report_window
 from budgetkeeper_cli.stack_config import add_stack_options, connect, translating_aws_errors
 from budgetkeeper_cli.usage_report import (
@@ -55,12 +56,12 @@ NEEDS = ("rollups_table", "budgets_table", "totals_table")
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "report",
-        help="usage and cost per group from the rollups of the deployed stack; --html for charts",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "usage and cost per group from the rollups of the deployed stack; --html for charts",
+        DESCRIPTION,
+        EPILOG,
     )
     add_report_options(parser)
     parser.add_argument(

@@ -10,6 +10,7 @@ from budgetkeeper import clock
 from budgetkeeper.budgets import gets_default_budget
 from budgetkeeper.store import BudgetItem
 from budgetkeeper_cli import options
+from budgetkeeper_cli.parsers import add_command
 from budgetkeeper_cli.rendering import FORMATS, json_rows, json_text, render, render_table
 from budgetkeeper_cli.stack_config import add_stack_options, connect, translating_aws_errors
 from budgetkeeper_cli.views import (
@@ -76,12 +77,12 @@ The last {AUDIT_LINES} audit lines are shown; `budgetkeeper audit SCOPE` shows t
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "status",
-        help="spend, limit, status and refresh of a scope's budgets, or of every budget needing attention",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "spend, limit, status and refresh of a scope's budgets, or of every budget needing attention",
+        DESCRIPTION,
+        EPILOG,
     )
     parser.add_argument("scope", metavar="SCOPE", nargs="?", help="e.g. user:alice (default: every scope)")
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")

@@ -17,7 +17,7 @@ from budgetkeeper.scopes import ScopeKind
 from budgetkeeper_cli import options
 from budgetkeeper_cli.directory import Directory, team_name
 from budgetkeeper_cli.errors import CommandFailed, UsageError
-from budgetkeeper_cli.parsers import add_action
+from budgetkeeper_cli.parsers import add_action, add_actions, add_command, docstring_body
 from budgetkeeper_cli.rendering import FORMATS, Column, json_rows, json_text, render
 from budgetkeeper_cli.stack_config import add_stack_options, connect, translating_aws_errors
 from budgetkeeper_cli.views import STATUS_COLUMNS, budget_items, budget_states, columns, status_row
@@ -42,15 +42,14 @@ examples:
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "team",
-        help="create teams (and their IAM group), list them, show one, add and remove members",
-        description=__doc__.split("\n\n", 1)[1].strip() if __doc__ else None,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "create teams (and their IAM group), list them, show one, add and remove members",
+        docstring_body(__doc__),
+        EPILOG,
     )
-    actions = parser.add_subparsers(dest="team_action", metavar="ACTION")
-    actions.required = True
+    actions = add_actions(parser, "team_action")
 
     create = add_action(
         actions, "create", "create a team: its IAM group with a Bedrock invoke policy", EPILOG

@@ -30,7 +30,7 @@ from budgetkeeper_cli.directory import (
     tool_name,
 )
 from budgetkeeper_cli.errors import CommandFailed, UsageError
-from budgetkeeper_cli.parsers import add_action
+from budgetkeeper_cli.parsers import add_action, add_actions, add_command, docstring_body
 from budgetkeeper_cli.rendering import FORMATS, Column, json_rows, json_text, key_value_table, render
 from budgetkeeper_cli.stack_config import add_stack_options, connect, translating_aws_errors
 from budgetkeeper_cli.views import STATUS_COLUMNS, budget_items, budget_states, columns, status_row
@@ -59,15 +59,14 @@ examples:
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "user",
-        help="create IAM users for Bedrock with their team and budget, give them API keys, show, delete",
-        description=__doc__.split("\n\n", 1)[1].strip() if __doc__ else None,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "create IAM users for Bedrock with their team and budget, give them API keys, show, delete",
+        docstring_body(__doc__),
+        EPILOG,
     )
-    actions = parser.add_subparsers(dest="user_action", metavar="ACTION")
-    actions.required = True
+    actions = add_actions(parser, "user_action")
 
     create = add_action(
         actions, "create", "create an IAM user in a team, tagged, with a budget if given", EPILOG
