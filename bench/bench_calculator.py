@@ -31,7 +31,7 @@ import shlex
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -80,6 +80,9 @@ FIREHOSE_S3_BUFFER_BYTES = 64 * 1024**2  # template.yaml: BufferingHints SizeInM
 FIREHOSE_S3_BUFFER_SECONDS = 300  # ... IntervalInSeconds 300, for the archive and the raw backup
 PROCESSOR_BUFFER_BYTES = 1024**2  # template.yaml: ProcessorBufferSizeMB default 1
 INVOCATIONS = 1_000_000
+# An assumed round trip per AWS request from Lambda (DynamoDB documents single-digit milliseconds;
+# a TransactWriteItems of 100 items takes longer): the estimate of Lambda duration on AWS.
+ROUND_TRIP_SECONDS = 0.010
 
 WRITE_OPERATIONS = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 CAPACITY_RULES = (
@@ -87,8 +90,9 @@ CAPACITY_RULES = (
     "TransactWriteItems; a strongly consistent read (BatchGetItem, GetItem) is ceil(item / 4 KB) RRU, "
     "at least 1 even when the item is missing; Query and Scan are ceil(sum of items returned / 4 KB), "
     "halved when eventually consistent (pynamodb's default), at least 0.5. Item size = attribute "
-    "names + values (strings in UTF-8, numbers 1 byte per 2 significant digits + 1). An UpdateItem's "
-    "size is estimated from its request (key + every attribute it sets or adds)."
+    "names + values (strings in UTF-8, numbers 1 byte per 2 significant digits + 1). An update is charged "
+    "on the larger of the item before and after it: the item as stored after the write (read back "
+    "from moto, uncounted), or its request (key + every attribute it sets or adds) if larger."
 )
 
 
@@ -173,7 +177,14 @@ class Tally:
         self.largest_item = max(self.largest_item, size)
         self.largest_by_table[table] = max(self.largest_by_table[table], size)
 
-    def record(self, service: str, operation: str, params: dict[str, Any], response: dict[str, Any]) -> None:
+    def record(
+        self,
+        service: str,
+        operation: str,
+        params: dict[str, Any],
+        response: dict[str, Any],
+        stored_size: Callable[[str, dict[str, Any]], int],
+    ) -> None:
         self.requests[f"{service}.{operation}"] += 1
         if service == "s3" and operation == "PutObject":
             body = params.get("Body", b"")
@@ -183,7 +194,8 @@ class Tally:
         if operation == "PutItem":
             self._written(params["TableName"], item_size(params["Item"]), transactional=False)
         elif operation == "UpdateItem":
-            self._written(params["TableName"], update_size(params), transactional=False)
+            size = max(update_size(params), stored_size(params["TableName"], params["Key"]))
+            self._written(params["TableName"], size, transactional=False)
         elif operation == "DeleteItem":
             self._written(params["TableName"], item_size(params["Key"]), transactional=False)
         elif operation == "BatchWriteItem":
@@ -197,7 +209,7 @@ class Tally:
                 if kind == "Put":
                     size = item_size(request["Item"])
                 elif kind == "Update":
-                    size = update_size(request)
+                    size = max(update_size(request), stored_size(request["TableName"], request["Key"]))
                 else:  # Delete, ConditionCheck: the key only
                     size = item_size(request["Key"])
                 self._written(request["TableName"], size, transactional=True)
@@ -229,7 +241,12 @@ def counting(tally: Tally) -> Iterator[None]:
             return response
         finally:
             tally.seconds_in_calls += time.perf_counter() - started
-            tally.record(client.meta.service_model.service_name, operation, params, response)
+
+            def stored_size(table: str, key: dict[str, Any]) -> int:
+                read = original(client, "GetItem", {"TableName": table, "Key": key, "ConsistentRead": True})
+                return item_size(read.get("Item", {}))
+
+            tally.record(client.meta.service_model.service_name, operation, params, response, stored_size)
 
     with mock.patch.object(botocore.client.BaseClient, "_make_api_call", counted):
         yield
@@ -440,6 +457,9 @@ def report_cost(warm: list[BatchRun], memory_mb: int) -> None:
     ]
     total = sum(cost for _, _, cost in lines)
     own_duration = own_gb_seconds * LAMBDA_ARM_USD_PER_GB_SECOND
+    requests = mean([sum(r.tally.requests.values()) for r in warm])
+    aws_seconds = own_seconds + requests * ROUND_TRIP_SECONDS
+    aws_duration = batches * aws_seconds * memory_mb / 1024 * LAMBDA_ARM_USD_PER_GB_SECOND
     print(f"AWS cost of metering {INVOCATIONS:,} invocations, us-east-1 list prices (as of 2025-11):")
     for name, how, cost in lines:
         print(f"  {name:<30}{how:<62}${cost:>9.4f}")
@@ -448,6 +468,11 @@ def report_cost(warm: list[BatchRun], memory_mb: int) -> None:
         f"  Lambda duration without the time inside botocore calls (a lower bound): {batches:,.0f} x "
         f"{own_seconds:.3f} s = {own_gb_seconds:,.0f} GB-s = ${own_duration:.4f}; "
         f"total then ${total - lines[1][2] + own_duration:.4f}"
+    )
+    print(
+        f"  Lambda duration estimated for AWS: our time + {requests:,.1f} requests x "
+        f"{ROUND_TRIP_SECONDS * 1000:.0f} ms = {aws_seconds:.3f} s per batch = ${aws_duration:.4f}; "
+        f"total then ${total - lines[1][2] + aws_duration:.4f} per million invocations"
     )
     print(
         f"  assumes one {BATCH_RECORDS}-invocation batch a minute (smaller batches cost more per "
