@@ -42,6 +42,7 @@ from unittest import mock
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # `functions.usage_calculator.app`, as the harness imports handlers
+sys.path.insert(0, str(REPO / "layers" / "shared" / "python"))  # this checkout's layer, not an installed one
 
 import botocore.client  # noqa: E402
 from aws_lambda_powertools.utilities import parameters  # noqa: E402
