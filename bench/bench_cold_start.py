@@ -52,7 +52,8 @@ def main() -> None:
     print(f"python {sys.version.split()[0]}; best of {arguments.runs} runs")
     for handler in sorted(REPO.glob("functions/*/app.py")):
         name = handler.parent.name
-        built = [p for p in BUILD.glob("*Function") if (p / "app.py").exists() and p.name.lower() == name.replace("_", "") + "function"]
+        built_name = name.replace("_", "") + "function"  # usage_calculator: UsageCalculatorFunction
+        built = [p for p in BUILD.glob("*Function") if p.name.lower() == built_name and (p / "app.py").exists()]
         if built:
             paths, module, source = [str(BUILD / "SharedLayer" / "python"), str(built[0])], "app", "built"
         else:
