@@ -53,8 +53,8 @@ def main() -> None:
     for handler in sorted(REPO.glob("functions/*/app.py")):
         name = handler.parent.name
         built_name = name.replace("_", "") + "function"  # usage_calculator: UsageCalculatorFunction
-        built = [p for p in BUILD.glob("*Function") if p.name.lower() == built_name and (p / "app.py").exists()]
-        if built:
+        built = [p for p in BUILD.glob("*Function") if p.name.lower() == built_name]
+        if built and (built[0] / "app.py").is_file():
             paths, module, source = [str(BUILD / "SharedLayer" / "python"), str(built[0])], "app", "built"
         else:
             paths, module, source = [str(LAYER), str(REPO)], f"functions.{name}.app", "source"
