@@ -59,7 +59,7 @@ from devkit.harness.logs import cloudwatch_payload, firehose_event, log_message 
 from devkit.harness.stack import FAKE_CREDENTIALS, LocalStack  # noqa: E402
 from devkit.harness.template import load_template, resources_of_type  # noqa: E402
 
-BATCH_RECORDS = 500
+BATCH_RECORDS = 500  # invocations a batch unless --batch says
 EVENTS_PER_PAYLOAD = 25
 DAY = date(2026, 11, 23)
 SEED = 7
@@ -358,13 +358,13 @@ def function_memory_mb() -> int:
     return int(function["Properties"]["MemorySize"])
 
 
-def report_variant(title: str, runs: list[BatchRun], memory_mb: int) -> None:
+def report_variant(title: str, runs: list[BatchRun], memory_mb: int, batch_records: int) -> None:
     cold, warm = runs[0], runs[1:]
     n = len(warm)
     print(f"\n== {title}")
     print(
         f"batches: 1 cold (all principals new: default budgets created) + {n} warm, "
-        f"{BATCH_RECORDS} invocations each"
+        f"{batch_records} invocations each"
     )
     results = Counter[str]()
     for run in runs:
@@ -379,13 +379,13 @@ def report_variant(title: str, runs: list[BatchRun], memory_mb: int) -> None:
     inside = mean([r.tally.seconds_in_calls for r in warm])
     print(
         f"handler time per batch (moto-bound, in-process): cold {cold.seconds:.3f} s; warm mean "
-        f"{mean(times):.3f} s, min {min(times):.3f} s -> {BATCH_RECORDS / mean(times):,.0f} records/s "
+        f"{mean(times):.3f} s, min {min(times):.3f} s -> {batch_records / mean(times):,.0f} records/s "
         f"through the whole handler (warm mean)"
     )
     outside = mean(times) - inside
     print(
         f"  of which inside botocore calls (moto serving them): {inside:.3f} s; outside them (our code, "
-        f"pynamodb, Powertools): {outside:.3f} s -> {BATCH_RECORDS / outside:,.0f} records/s if AWS "
+        f"pynamodb, Powertools): {outside:.3f} s -> {batch_records / outside:,.0f} records/s if AWS "
         "answered instantly"
     )
     operations = sorted(set(cold.tally.requests) | {op for r in warm for op in r.tally.requests})
@@ -407,7 +407,7 @@ def report_variant(title: str, runs: list[BatchRun], memory_mb: int) -> None:
     cold_items = sum(cold.tally.items_written.values())
     warm_items = mean([sum(r.tally.items_written.values()) for r in warm])
     print(f"  {'all tables':<38}{cold_items:>8}{warm_items:>12.1f}")
-    per_thousand = 1000 / BATCH_RECORDS
+    per_thousand = 1000 / batch_records
     wru = mean([r.tally.write_request_units for r in warm]) * per_thousand
     rru = mean([r.tally.read_request_units for r in warm]) * per_thousand
     print(
@@ -415,12 +415,12 @@ def report_variant(title: str, runs: list[BatchRun], memory_mb: int) -> None:
         f"(cold batch: {cold.tally.write_request_units * per_thousand:,.1f} WRU, "
         f"{cold.tally.read_request_units * per_thousand:,.1f} RRU)"
     )
-    report_cost(warm, memory_mb)
+    report_cost(warm, memory_mb, batch_records)
 
 
-def report_cost(warm: list[BatchRun], memory_mb: int) -> None:
-    batches = INVOCATIONS / BATCH_RECORDS
-    scale = INVOCATIONS / BATCH_RECORDS  # per-batch means times batches
+def report_cost(warm: list[BatchRun], memory_mb: int, batch_records: int) -> None:
+    batches = INVOCATIONS / batch_records
+    scale = INVOCATIONS / batch_records  # per-batch means times batches
     seconds = mean([r.seconds for r in warm])
     gb_seconds = batches * seconds * memory_mb / 1024
     own_seconds = seconds - mean([r.tally.seconds_in_calls for r in warm])
@@ -476,7 +476,7 @@ def report_cost(warm: list[BatchRun], memory_mb: int) -> None:
         f"total then ${total - lines[1][2] + aws_duration:.4f} per million invocations"
     )
     print(
-        f"  assumes one {BATCH_RECORDS}-invocation batch a minute (smaller batches cost more per "
+        f"  assumes one {batch_records}-invocation batch a minute (smaller batches cost more per "
         "invocation); "
         f"Firehose writes the archive and the raw backup every {FIREHOSE_S3_BUFFER_SECONDS} s "
         f"(64 MB is never reached): {intervals:,} objects each"
@@ -490,15 +490,22 @@ def report_cost(warm: list[BatchRun], memory_mb: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--warm-batches", type=int, default=3, help="warm batches per variant (default 3)")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=BATCH_RECORDS,
+        help=f"invocations a batch (default {BATCH_RECORDS}; 10 to 50: the processor buffer interval at 0 s)",
+    )
     arguments = parser.parse_args()
+    batch_records = arguments.batch
     os.environ.update(FAKE_CREDENTIALS)
     os.environ.pop("AWS_PROFILE", None)
-    count = BATCH_RECORDS * (1 + arguments.warm_batches)
+    count = batch_records * (1 + arguments.warm_batches)
     records = realistic_records(count)
     records.sort(key=lambda record: record["timestamp"])
     batches = []
-    for index in range(0, count, BATCH_RECORDS):
-        chunk = records[index : index + BATCH_RECORDS]
+    for index in range(0, count, batch_records):
+        chunk = records[index : index + batch_records]
         start = datetime.fromisoformat(chunk[0]["timestamp"]).astimezone(UTC).replace(second=0)
         batches.append([log_message(r) for r in restamp(chunk, start)])
     message_bytes = [len(m.encode()) for batch in batches for m in batch]
@@ -524,16 +531,18 @@ def main() -> None:
     )
     started = time.perf_counter()
     report_variant(
-        f"{EVENTS_PER_PAYLOAD} events per CloudWatch Logs payload: {BATCH_RECORDS} invocations = "
-        f"{BATCH_RECORDS // EVENTS_PER_PAYLOAD} Firehose records per batch",
+        f"{EVENTS_PER_PAYLOAD} events per CloudWatch Logs payload: {batch_records} invocations = "
+        f"{-(-batch_records // EVENTS_PER_PAYLOAD)} Firehose records per batch",
         run_variant(batches, EVENTS_PER_PAYLOAD),
         memory_mb,
+        batch_records,
     )
     report_variant(
-        f"1 event per CloudWatch Logs payload: {BATCH_RECORDS} invocations = {BATCH_RECORDS} Firehose "
+        f"1 event per CloudWatch Logs payload: {batch_records} invocations = {batch_records} Firehose "
         "records per batch (worst case for dedupe markers)",
         run_variant(batches, 1),
         memory_mb,
+        batch_records,
     )
     print(f"\nbench wall time {time.perf_counter() - started:.1f} s")
 
