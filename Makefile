@@ -107,8 +107,12 @@ checkov-baseline: $(CHECKOV_STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m devkit.demo
 
+# Each script prints the command that produced its figures. bench_soak's default (50,000 records)
+# takes about 10 minutes, bench_monitor's (10,000 budgets) several: not for `make test`.
 bench: $(STAMP)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@echo "== bench/bench_calculator.py --batch 25 (Firehose processor buffer interval 0 s)"
+	@$(BIN)/python bench/bench_calculator.py --batch 25
 
 prices: $(STAMP)
 	$(BIN)/python scripts/build_prices.py

@@ -1,7 +1,8 @@
 """Soak: N invocation records through the usage calculator handler against moto in another process.
 
 `.venv/bin/python bench/bench_soak.py [RECORDS] [--batch N]` (RECORDS: default $BENCH_SOAK_RECORDS
-or 50,000; about 10 minutes on 2 shared cores)
+or 20,000; about 10 minutes on 2 shared cores: 1,000,000 would take hours on moto, the
+extrapolation is printed)
 
 - moto runs as `python -m moto.server` in a separate process on a free loopback port, so its memory
   (every item written) is not the handler's; this process runs the real handler
@@ -22,6 +23,7 @@ import argparse
 import os
 import random
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -48,7 +50,7 @@ from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_e
 from devkit.harness.server import _free_port  # noqa: E402
 from devkit.harness.stack import FAKE_CREDENTIALS, LocalStack  # noqa: E402
 
-DEFAULT_RECORDS = 50_000
+DEFAULT_RECORDS = 20_000
 ACCOUNT = "111122223333"
 USERS = 40
 # USD per 1M tokens (input, output), AWS's on-demand list prices, written by hand
@@ -61,16 +63,16 @@ CONFIG = {"stepfunctions": {"execute_state_machine": False}, "lambda": {"use_doc
 START = datetime(2026, 3, 2, 0, 0, 30, tzinfo=UTC)
 
 
-def rss_kib(field: str = "VmRSS") -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
+def rss_kib(field: str = "VmRSS", pid: int | str = "self") -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1])
     raise LookupError(field)
 
 
 @contextmanager
-def moto_server() -> Iterator[str]:
-    """`python -m moto.server` in its own process; its endpoint."""
+def moto_server() -> Iterator[tuple[str, int]]:
+    """`python -m moto.server` in its own process; its endpoint and process id."""
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
@@ -87,9 +89,9 @@ def moto_server() -> Iterator[str]:
                 time.sleep(0.05)
         else:
             raise RuntimeError("moto.server did not start")
-        yield endpoint
+        yield endpoint, server.pid
     finally:
-        server.terminate()
+        server.kill()  # moto busy in a request may not answer SIGTERM for a while
         server.wait(timeout=30)
 
 
@@ -178,7 +180,8 @@ def main() -> int:
     ticking = ManualClock(START)
     results: Counter[str] = Counter()
     rss_at_tenth = 0
-    with moto_server() as endpoint, clock.use(ticking):
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the server is stopped on the way out
+    with moto_server() as (endpoint, server_pid), clock.use(ticking):
         parameters.clear_caches()
         stack = LocalStack(endpoint_url=endpoint).create()
         with stack.activated():
@@ -199,6 +202,15 @@ def main() -> int:
                 results.update(record["result"] for record in response["records"])
                 if index + 1 == max(1, batches // 10):
                     rss_at_tenth = rss_kib()
+                if (index + 1) % max(1, batches // 10) == 0:
+                    done = min(records, (index + 1) * per_batch)
+                    print(
+                        f"  {done:>9,} records  {time.perf_counter() - started:7.1f} s  "
+                        f"{done / (time.perf_counter() - started):6,.0f} records/s  handler RSS "
+                        f"{rss_kib() / 1024:6,.1f} MB  (moto.server's, not ours: "
+                        f"{rss_kib(pid=server_pid) / 1024:,.0f} MB)",
+                        flush=True,
+                    )
             seconds = time.perf_counter() - started
             rss_end, peak = rss_kib(), rss_kib("VmHWM")
             wrong = check(expected)
