@@ -107,8 +107,8 @@ checkov-baseline: $(CHECKOV_STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m devkit.demo
 
-# Each script prints the command that produced its figures. bench_soak's default (50,000 records)
-# takes about 10 minutes, bench_monitor's (10,000 budgets) several: not for `make test`.
+# Each script prints the command that produced its figures. bench_soak's default (20,000 records)
+# takes about 5 minutes, bench_meter_archive's (1 GB) about 2: not for `make test`.
 bench: $(STAMP)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 	@echo "== bench/bench_calculator.py --batch 25 (Firehose processor buffer interval 0 s)"
