@@ -117,8 +117,12 @@ CONSOLE_PORT ?= 8765
 console: $(STAMP)
 	$(BIN)/python -m devkit.demo --console $(CONSOLE_PORT)
 
+# Each script prints the command that produced its figures. bench_soak's default (20,000 records)
+# takes about 5 minutes, bench_meter_archive's (1 GB) about 2: not for `make test`.
 bench: $(STAMP)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@echo "== bench/bench_calculator.py --batch 25 (Firehose processor buffer interval 0 s)"
+	@$(BIN)/python bench/bench_calculator.py --batch 25
 
 prices: $(STAMP)
 	$(BIN)/python scripts/build_prices.py

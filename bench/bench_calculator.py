@@ -31,7 +31,7 @@ import shlex
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -42,6 +42,7 @@ from unittest import mock
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # `functions.usage_calculator.app`, as the harness imports handlers
+sys.path.insert(0, str(REPO / "layers" / "shared" / "python"))  # this checkout's layer, not an installed one
 
 import botocore.client  # noqa: E402
 from aws_lambda_powertools.utilities import parameters  # noqa: E402
@@ -58,7 +59,7 @@ from devkit.harness.logs import cloudwatch_payload, firehose_event, log_message 
 from devkit.harness.stack import FAKE_CREDENTIALS, LocalStack  # noqa: E402
 from devkit.harness.template import load_template, resources_of_type  # noqa: E402
 
-BATCH_RECORDS = 500
+BATCH_RECORDS = 500  # invocations a batch unless --batch says
 EVENTS_PER_PAYLOAD = 25
 DAY = date(2026, 11, 23)
 SEED = 7
@@ -80,6 +81,9 @@ FIREHOSE_S3_BUFFER_BYTES = 64 * 1024**2  # template.yaml: BufferingHints SizeInM
 FIREHOSE_S3_BUFFER_SECONDS = 300  # ... IntervalInSeconds 300, for the archive and the raw backup
 PROCESSOR_BUFFER_BYTES = 1024**2  # template.yaml: ProcessorBufferSizeMB default 1
 INVOCATIONS = 1_000_000
+# An assumed round trip per AWS request from Lambda (DynamoDB documents single-digit milliseconds;
+# a TransactWriteItems of 100 items takes longer): the estimate of Lambda duration on AWS.
+ROUND_TRIP_SECONDS = 0.010
 
 WRITE_OPERATIONS = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 CAPACITY_RULES = (
@@ -87,8 +91,9 @@ CAPACITY_RULES = (
     "TransactWriteItems; a strongly consistent read (BatchGetItem, GetItem) is ceil(item / 4 KB) RRU, "
     "at least 1 even when the item is missing; Query and Scan are ceil(sum of items returned / 4 KB), "
     "halved when eventually consistent (pynamodb's default), at least 0.5. Item size = attribute "
-    "names + values (strings in UTF-8, numbers 1 byte per 2 significant digits + 1). An UpdateItem's "
-    "size is estimated from its request (key + every attribute it sets or adds)."
+    "names + values (strings in UTF-8, numbers 1 byte per 2 significant digits + 1). An update is charged "
+    "on the larger of the item before and after it: the item as stored after the write (read back "
+    "from moto, uncounted), or its request (key + every attribute it sets or adds) if larger."
 )
 
 
@@ -173,7 +178,14 @@ class Tally:
         self.largest_item = max(self.largest_item, size)
         self.largest_by_table[table] = max(self.largest_by_table[table], size)
 
-    def record(self, service: str, operation: str, params: dict[str, Any], response: dict[str, Any]) -> None:
+    def record(
+        self,
+        service: str,
+        operation: str,
+        params: dict[str, Any],
+        response: dict[str, Any],
+        stored_size: Callable[[str, dict[str, Any]], int],
+    ) -> None:
         self.requests[f"{service}.{operation}"] += 1
         if service == "s3" and operation == "PutObject":
             body = params.get("Body", b"")
@@ -183,7 +195,8 @@ class Tally:
         if operation == "PutItem":
             self._written(params["TableName"], item_size(params["Item"]), transactional=False)
         elif operation == "UpdateItem":
-            self._written(params["TableName"], update_size(params), transactional=False)
+            size = max(update_size(params), stored_size(params["TableName"], params["Key"]))
+            self._written(params["TableName"], size, transactional=False)
         elif operation == "DeleteItem":
             self._written(params["TableName"], item_size(params["Key"]), transactional=False)
         elif operation == "BatchWriteItem":
@@ -197,7 +210,7 @@ class Tally:
                 if kind == "Put":
                     size = item_size(request["Item"])
                 elif kind == "Update":
-                    size = update_size(request)
+                    size = max(update_size(request), stored_size(request["TableName"], request["Key"]))
                 else:  # Delete, ConditionCheck: the key only
                     size = item_size(request["Key"])
                 self._written(request["TableName"], size, transactional=True)
@@ -229,7 +242,12 @@ def counting(tally: Tally) -> Iterator[None]:
             return response
         finally:
             tally.seconds_in_calls += time.perf_counter() - started
-            tally.record(client.meta.service_model.service_name, operation, params, response)
+
+            def stored_size(table: str, key: dict[str, Any]) -> int:
+                read = original(client, "GetItem", {"TableName": table, "Key": key, "ConsistentRead": True})
+                return item_size(read.get("Item", {}))
+
+            tally.record(client.meta.service_model.service_name, operation, params, response, stored_size)
 
     with mock.patch.object(botocore.client.BaseClient, "_make_api_call", counted):
         yield
@@ -340,13 +358,13 @@ def function_memory_mb() -> int:
     return int(function["Properties"]["MemorySize"])
 
 
-def report_variant(title: str, runs: list[BatchRun], memory_mb: int) -> None:
+def report_variant(title: str, runs: list[BatchRun], memory_mb: int, batch_records: int) -> None:
     cold, warm = runs[0], runs[1:]
     n = len(warm)
     print(f"\n== {title}")
     print(
         f"batches: 1 cold (all principals new: default budgets created) + {n} warm, "
-        f"{BATCH_RECORDS} invocations each"
+        f"{batch_records} invocations each"
     )
     results = Counter[str]()
     for run in runs:
@@ -361,13 +379,13 @@ def report_variant(title: str, runs: list[BatchRun], memory_mb: int) -> None:
     inside = mean([r.tally.seconds_in_calls for r in warm])
     print(
         f"handler time per batch (moto-bound, in-process): cold {cold.seconds:.3f} s; warm mean "
-        f"{mean(times):.3f} s, min {min(times):.3f} s -> {BATCH_RECORDS / mean(times):,.0f} records/s "
+        f"{mean(times):.3f} s, min {min(times):.3f} s -> {batch_records / mean(times):,.0f} records/s "
         f"through the whole handler (warm mean)"
     )
     outside = mean(times) - inside
     print(
         f"  of which inside botocore calls (moto serving them): {inside:.3f} s; outside them (our code, "
-        f"pynamodb, Powertools): {outside:.3f} s -> {BATCH_RECORDS / outside:,.0f} records/s if AWS "
+        f"pynamodb, Powertools): {outside:.3f} s -> {batch_records / outside:,.0f} records/s if AWS "
         "answered instantly"
     )
     operations = sorted(set(cold.tally.requests) | {op for r in warm for op in r.tally.requests})
@@ -389,7 +407,7 @@ def report_variant(title: str, runs: list[BatchRun], memory_mb: int) -> None:
     cold_items = sum(cold.tally.items_written.values())
     warm_items = mean([sum(r.tally.items_written.values()) for r in warm])
     print(f"  {'all tables':<38}{cold_items:>8}{warm_items:>12.1f}")
-    per_thousand = 1000 / BATCH_RECORDS
+    per_thousand = 1000 / batch_records
     wru = mean([r.tally.write_request_units for r in warm]) * per_thousand
     rru = mean([r.tally.read_request_units for r in warm]) * per_thousand
     print(
@@ -397,12 +415,12 @@ def report_variant(title: str, runs: list[BatchRun], memory_mb: int) -> None:
         f"(cold batch: {cold.tally.write_request_units * per_thousand:,.1f} WRU, "
         f"{cold.tally.read_request_units * per_thousand:,.1f} RRU)"
     )
-    report_cost(warm, memory_mb)
+    report_cost(warm, memory_mb, batch_records)
 
 
-def report_cost(warm: list[BatchRun], memory_mb: int) -> None:
-    batches = INVOCATIONS / BATCH_RECORDS
-    scale = INVOCATIONS / BATCH_RECORDS  # per-batch means times batches
+def report_cost(warm: list[BatchRun], memory_mb: int, batch_records: int) -> None:
+    batches = INVOCATIONS / batch_records
+    scale = INVOCATIONS / batch_records  # per-batch means times batches
     seconds = mean([r.seconds for r in warm])
     gb_seconds = batches * seconds * memory_mb / 1024
     own_seconds = seconds - mean([r.tally.seconds_in_calls for r in warm])
@@ -440,6 +458,9 @@ def report_cost(warm: list[BatchRun], memory_mb: int) -> None:
     ]
     total = sum(cost for _, _, cost in lines)
     own_duration = own_gb_seconds * LAMBDA_ARM_USD_PER_GB_SECOND
+    requests = mean([sum(r.tally.requests.values()) for r in warm])
+    aws_seconds = own_seconds + requests * ROUND_TRIP_SECONDS
+    aws_duration = batches * aws_seconds * memory_mb / 1024 * LAMBDA_ARM_USD_PER_GB_SECOND
     print(f"AWS cost of metering {INVOCATIONS:,} invocations, us-east-1 list prices (as of 2025-11):")
     for name, how, cost in lines:
         print(f"  {name:<30}{how:<62}${cost:>9.4f}")
@@ -450,7 +471,12 @@ def report_cost(warm: list[BatchRun], memory_mb: int) -> None:
         f"total then ${total - lines[1][2] + own_duration:.4f}"
     )
     print(
-        f"  assumes one {BATCH_RECORDS}-invocation batch a minute (smaller batches cost more per "
+        f"  Lambda duration estimated for AWS: our time + {requests:,.1f} requests x "
+        f"{ROUND_TRIP_SECONDS * 1000:.0f} ms = {aws_seconds:.3f} s per batch = ${aws_duration:.4f}; "
+        f"total then ${total - lines[1][2] + aws_duration:.4f} per million invocations"
+    )
+    print(
+        f"  assumes one {batch_records}-invocation batch a minute (smaller batches cost more per "
         "invocation); "
         f"Firehose writes the archive and the raw backup every {FIREHOSE_S3_BUFFER_SECONDS} s "
         f"(64 MB is never reached): {intervals:,} objects each"
@@ -464,15 +490,22 @@ def report_cost(warm: list[BatchRun], memory_mb: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--warm-batches", type=int, default=3, help="warm batches per variant (default 3)")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=BATCH_RECORDS,
+        help=f"invocations a batch (default {BATCH_RECORDS}; 10 to 50: the processor buffer interval at 0 s)",
+    )
     arguments = parser.parse_args()
+    batch_records = arguments.batch
     os.environ.update(FAKE_CREDENTIALS)
     os.environ.pop("AWS_PROFILE", None)
-    count = BATCH_RECORDS * (1 + arguments.warm_batches)
+    count = batch_records * (1 + arguments.warm_batches)
     records = realistic_records(count)
     records.sort(key=lambda record: record["timestamp"])
     batches = []
-    for index in range(0, count, BATCH_RECORDS):
-        chunk = records[index : index + BATCH_RECORDS]
+    for index in range(0, count, batch_records):
+        chunk = records[index : index + batch_records]
         start = datetime.fromisoformat(chunk[0]["timestamp"]).astimezone(UTC).replace(second=0)
         batches.append([log_message(r) for r in restamp(chunk, start)])
     message_bytes = [len(m.encode()) for batch in batches for m in batch]
@@ -498,16 +531,18 @@ def main() -> None:
     )
     started = time.perf_counter()
     report_variant(
-        f"{EVENTS_PER_PAYLOAD} events per CloudWatch Logs payload: {BATCH_RECORDS} invocations = "
-        f"{BATCH_RECORDS // EVENTS_PER_PAYLOAD} Firehose records per batch",
+        f"{EVENTS_PER_PAYLOAD} events per CloudWatch Logs payload: {batch_records} invocations = "
+        f"{-(-batch_records // EVENTS_PER_PAYLOAD)} Firehose records per batch",
         run_variant(batches, EVENTS_PER_PAYLOAD),
         memory_mb,
+        batch_records,
     )
     report_variant(
-        f"1 event per CloudWatch Logs payload: {BATCH_RECORDS} invocations = {BATCH_RECORDS} Firehose "
+        f"1 event per CloudWatch Logs payload: {batch_records} invocations = {batch_records} Firehose "
         "records per batch (worst case for dedupe markers)",
         run_variant(batches, 1),
         memory_mb,
+        batch_records,
     )
     print(f"\nbench wall time {time.perf_counter() - started:.1f} s")
 

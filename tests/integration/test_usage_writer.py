@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 from decimal import Decimal
 
 import pytest
 from pynamodb.transactions import TransactWrite
 
-from budgetkeeper.store import RollupItem, TotalItem, transaction_connection
-from budgetkeeper.usage_writer import PayloadUsage, RollupDelta, TotalDelta, UsageDeltas, UsageWriter
+from budgetkeeper.store import DedupeItem, RollupItem, TotalItem, transaction_connection
+from budgetkeeper.usage_writer import (
+    PayloadUsage,
+    RollupDelta,
+    TotalDelta,
+    UsageDeltas,
+    UsageWriter,
+    marker_slot,
+)
 
 HOUR = "2026-11-23T10"
 
@@ -104,3 +112,76 @@ def test_a_journal_written_before_service_tiers_reads_as_standard_usage():
     deltas = UsageDeltas.from_bytes(old.to_bytes())
     # Then its usage is at the standard tier
     assert list(deltas.rollups) == [("user:alice", HOUR, "amazon.nova-lite-v1:0", "us-east-1", "standard")]
+
+
+def slotted(payload_id: str, scopes: list[str], cost: str, slot: str) -> PayloadUsage:
+    usage = payload(payload_id, scopes, cost)
+    return PayloadUsage(usage.payload_id, usage.deltas, slot=slot)
+
+
+def hex_id(n: int) -> str:
+    return hashlib.sha256(str(n).encode()).hexdigest()
+
+
+def test_payloads_of_one_minute_share_a_slot_and_a_redelivery_in_any_split_counts_nothing(writer):
+    # Given 50 payloads logged in one minute (one slot), one call of 0.01 each
+    slot = marker_slot(hex_id(0), 0)
+    payloads = [slotted(hex_id(n), ["user:sam"], "0.01", slot) for n in range(50)]
+    # When they are written, then delivered again split differently
+    first = writer.commit(payloads[:30])
+    again = writer.commit(payloads[20:])
+    # Then each counts once, and the markers are one slot item, not one item per payload
+    assert (first.metered_payloads, again.duplicate_payloads, again.metered_payloads) == (30, 10, 20)
+    assert spent("user:sam") == Decimal("0.50")
+    assert [item.id for item in DedupeItem.scan()] == [slot]
+    assert len(DedupeItem.get(slot).seen) == 50
+
+
+def test_two_deliveries_claiming_into_one_slot_at_once_count_a_payload_once(writer, settings):
+    # Given a payload whose other delivery commits between our marker read and our write
+    slot = marker_slot(hex_id(1), 0)
+    batch = [slotted(hex_id(1), ["user:kim"], "2.5", slot)]
+    rival = UsageWriter(transaction_connection(settings), ttl_seconds=3600)
+    real_commit = TransactWrite._commit
+    raced = {"done": False}
+
+    def racing_commit(self):
+        if not raced["done"]:
+            raced["done"] = True
+            rival.commit(batch)  # the other Lambda invocation wins the slot's version
+        return real_commit(self)
+
+    TransactWrite._commit = racing_commit
+    try:
+        # When ours commits
+        result = writer.commit(batch)
+    finally:
+        TransactWrite._commit = real_commit
+    # Then ours was refused on the slot's version, read again, and found the payload metered
+    assert (result.metered_payloads, result.duplicate_payloads) == (0, 1)
+    assert spent("user:kim") == Decimal("2.5")
+
+
+def test_a_crash_after_a_slotted_claim_is_finished_by_a_redelivery_of_part_of_the_batch(writer, monkeypatch):
+    # Given 10 slotted payloads over 60 scopes (a journal and two chunks) and a crash after the claim
+    scopes = [f"user:j{n}" for n in range(60)]
+    payloads = [slotted(hex_id(100 + n), scopes, "0.03", marker_slot(hex_id(100 + n), 0)) for n in range(10)]
+    real_commit = TransactWrite._commit
+    commits = {"count": 0}
+
+    def dying_commit(self):
+        commits["count"] += 1
+        if commits["count"] == 2:
+            raise SystemExit("Lambda timed out")
+        return real_commit(self)
+
+    monkeypatch.setattr(TransactWrite, "_commit", dying_commit)
+    with pytest.raises(SystemExit):
+        writer.commit(payloads)
+    monkeypatch.setattr(TransactWrite, "_commit", real_commit)
+    assert TotalItem.count() == 0  # claimed, nothing applied
+    # When only one of the payloads comes again
+    retry = writer.commit(payloads[:1])
+    # Then the journal is finished: every payload counted once
+    assert retry.duplicate_payloads == 1
+    assert all(spent(scope) == Decimal("0.30") for scope in scopes)

@@ -21,6 +21,7 @@ from budgetkeeper.redrive import (
     failed_records,
     quarantined_events,
 )
+from budgetkeeper.usage_writer import payload_slot
 from budgetkeeper_cli import options
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 from budgetkeeper_cli.parsers import add_command
@@ -142,13 +143,17 @@ def _redrive_failed(
     calculator: UsageCalculator, records: list[FailedRecord], dry_run: bool, verb: str
 ) -> str:
     if dry_run:
-        payload_ids, undecodable = [], 0
+        payloads: list[tuple[str, str | None]] = []
+        undecodable = 0
         for record in records:
             try:
-                payload_ids.append(decode_firehose_data(decode_base64(record.data)).payload_id)
+                payload = decode_firehose_data(decode_base64(record.data))
             except UndecodableRecord:
                 undecodable += 1
-        metered = calculator.store.quarantined_events(payload_ids)
+                continue
+            payloads.append((payload.payload_id, payload_slot(payload)))
+        payload_ids = [payload_id for payload_id, _ in payloads]
+        metered = calculator.store.quarantined_events(payloads)
         fresh = len(set(payload_ids) - set(metered))
         return (
             f"{len(records)} record(s); {verb} {fresh} payload(s), {len(set(metered))} metered already, "

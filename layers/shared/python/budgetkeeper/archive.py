@@ -33,6 +33,7 @@ class BadEvent:
     event_id: str
     reason: str
     message: str  # verbatim
+    slot: str | None = None  # the payload's marker slot (usage_writer.payload_slot)
 
     def to_line(self) -> str:
         return json.dumps(
@@ -44,6 +45,7 @@ class BadEvent:
                 "event_id": self.event_id,
                 "reason": self.reason,
                 "message": self.message,
+                "slot": self.slot,
             },
             separators=(",", ":"),
         )
@@ -60,6 +62,7 @@ class BadEvent:
             str(document["event_id"]),
             str(document["reason"]),
             str(document["message"]),
+            document.get("slot"),  # absent from lines written before slots
         )
 
 

@@ -45,6 +45,7 @@ from budgetkeeper.usage_writer import (
     TotalKey,
     UsageDeltas,
     UsageWriter,
+    payload_slot,
     usage_deltas,
 )
 from budgetkeeper.windows import iso_utc
@@ -69,7 +70,7 @@ class UsageStore(Protocol):
 
     def spent(self, keys: Iterable[TotalKey]) -> dict[TotalKey, Decimal]: ...
 
-    def quarantined_events(self, payload_ids: Iterable[str]) -> dict[str, frozenset[str]]: ...
+    def quarantined_events(self, payloads: Iterable[tuple[str, str | None]]) -> dict[str, frozenset[str]]: ...
 
     def mark_due(self, budgets: Iterable[tuple[str, str]]) -> None: ...
 
@@ -109,6 +110,7 @@ class _DecodedRecord:
     payload_id: str
     metered: list[Metered]
     quarantined: frozenset[str] = frozenset()  # ids of the payload's events left out
+    slot: str | None = None  # its marker slot (usage_writer.payload_slot)
 
 
 def redriven_payload_id(event: BadEvent) -> str:
@@ -160,6 +162,7 @@ class UsageCalculator:
                 continue
             metered: list[Metered] = []
             bad_before = len(bad)
+            slot = payload_slot(payload)
             for event in payload.events:
                 try:
                     metered.append(self.meter.meter(event.message))
@@ -173,10 +176,11 @@ class UsageCalculator:
                             event.id,
                             error.reason,
                             event.message,
+                            slot,
                         )
                     )
             left_out = frozenset(event.event_id for event in bad[bad_before:])
-            decoded.append(_DecodedRecord(record_id, payload.payload_id, metered, left_out))
+            decoded.append(_DecodedRecord(record_id, payload.payload_id, metered, left_out, slot))
 
         now = self.clock()
         if bad:
@@ -197,8 +201,8 @@ class UsageCalculator:
         """
         report = QuarantineReport()
         unique = list({(event.payload_id, event.event_id): event for event in events}.values())
-        left_out = self.store.quarantined_events(event.payload_id for event in unique)
-        done = self.store.quarantined_events(redriven_payload_id(event) for event in unique)
+        left_out = self.store.quarantined_events((event.payload_id, event.slot) for event in unique)
+        done = self.store.quarantined_events((redriven_payload_id(event), None) for event in unique)
         decoded: list[_DecodedRecord] = []
         for event in unique:
             if redriven_payload_id(event) in done:
@@ -224,7 +228,10 @@ class UsageCalculator:
         budgets = self.store.load_budgets(scopes)
         payloads = [
             PayloadUsage(
-                record.payload_id, usage_deltas(record.metered, budgets.for_scope), record.quarantined
+                record.payload_id,
+                usage_deltas(record.metered, budgets.for_scope),
+                record.quarantined,
+                record.slot,
             )
             for record in decoded
         ]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pynamodb.attributes import (
     Attribute,
     BinaryAttribute,
+    BinarySetAttribute,
     BooleanAttribute,
     ListAttribute,
     NumberAttribute,
@@ -189,8 +190,12 @@ class AuditItem(Model):
 class DedupeItem(Model):
     """Markers that make metering exactly once; every one expires through the table's TTL.
 
-    - `payload#<sha256>`: this CloudWatch Logs payload is metered (or claimed by `journal`), with
-      the ids of its events that were quarantined instead (`quarantined`): what a redrive may count;
+    - `seen#<minute>#<shard>`: a slot, the 8-byte digests (`seen`) of the payloads with events whose
+      first event was logged in that minute, metered or claimed by one of `journals`; `version`
+      guards each update;
+    - `payload#<sha256>`: this payload, without a slot, is metered (or claimed by `journal`); or it
+      has a slot and `quarantined` lists the ids of its events quarantined instead: what a redrive
+      may count;
     - `payload#<sha256>#event#<event id>`: that quarantined event, redriven, is metered;
     - `journal#<id>`: deltas of a group of payloads too large for one transaction;
     - `journal#<id>#<n>`: chunk n of that journal is applied.
@@ -205,6 +210,9 @@ class DedupeItem(Model):
     deltas = BinaryAttribute(null=True, legacy_encoding=False)
     quarantined = UnicodeSetAttribute(null=True)
     expires_at = NumberAttribute(null=True)
+    seen = BinarySetAttribute(null=True, legacy_encoding=False)
+    journals = UnicodeSetAttribute(null=True)
+    version = NumberAttribute(null=True)
 
 
 class TeamItem(Model):
@@ -332,15 +340,27 @@ class DynamoUsageStore:
 
         mark_due(budgets)
 
-    def quarantined_events(self, payload_ids: Iterable[str]) -> dict[str, frozenset[str]]:
-        """The events each metered payload left out (quarantined); a payload not metered is absent."""
-        from budgetkeeper.usage_writer import payload_marker_id  # see BudgetBook.load
+    def quarantined_events(self, payloads: Iterable[tuple[str, str | None]]) -> dict[str, frozenset[str]]:
+        """The events each metered payload left out (quarantined); a payload not metered is absent.
 
-        keys = {payload_marker_id(payload_id): payload_id for payload_id in set(payload_ids)}
-        return {
+        `payloads` are (payload id, marker slot or None) pairs: a payload found only in its slot was
+        metered with none of its events left out.
+        """
+        from budgetkeeper.usage_writer import payload_digest, payload_marker_id  # see BudgetBook.load
+
+        slots = dict(payloads)
+        keys = {payload_marker_id(payload_id): payload_id for payload_id in slots}
+        found = {
             keys[marker.id]: frozenset(marker.quarantined or ())
             for marker in DedupeItem.batch_get(list(keys), consistent_read=True)
         }
+        wanted = {slot for payload_id, slot in slots.items() if slot and payload_id not in found}
+        for item in DedupeItem.batch_get(sorted(wanted), consistent_read=True):
+            seen = item.seen or set()
+            for payload_id, slot in slots.items():
+                if slot == item.id and payload_id not in found and payload_digest(payload_id) in seen:
+                    found[payload_id] = frozenset()
+        return found
 
     def spent(self, keys: Iterable[TotalKey]) -> dict[TotalKey, Decimal]:
         wanted = {

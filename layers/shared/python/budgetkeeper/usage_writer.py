@@ -8,6 +8,12 @@ reads a few day partitions and can group and filter by every field at once. `Usa
 them to the rollups and totals tables exactly once per CloudWatch Logs payload, through markers in
 the dedupe table, and a journal (the deltas' `to_bytes` format) when a group of payloads is too
 large for one transaction.
+
+Markers are grouped: a CloudWatch Logs payload is marked by an 8-byte digest of its id in a slot
+item shared by the payloads whose first event falls in the same minute (`seen#<minute>#<shard>`),
+so a batch claims its payloads with a handful of items instead of one per payload. Payloads
+without event timestamps (Firehose-extracted messages, redriven events) keep a marker of their own,
+and so does a payload with quarantined events, for the redrive to know which ones were left out.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -30,12 +37,15 @@ from budgetkeeper import clock
 from budgetkeeper.budgets import Budget
 from budgetkeeper.metering import Metered
 from budgetkeeper.pricing import PriceStatus
+from budgetkeeper.records import LogPayload, PayloadKind
 from budgetkeeper.store import DedupeItem, RollupItem, TotalItem, budget_key
 from budgetkeeper.usage import ServiceTier
 from budgetkeeper.windows import iso_utc
 
 # DynamoDB's limit on the items of one TransactWriteItems request.
 TRANSACTION_ITEM_LIMIT = 100
+# Slot items per minute: bounds a slot's size (what each update of it is charged on) and contention.
+MARKER_SHARDS = 4
 
 
 # ----------------------------------------------------------------------------- deltas
@@ -316,6 +326,27 @@ class PayloadUsage:
     # Ids of the payload's events that were quarantined, not metered: kept on its marker, so that a
     # redrive counts such an event only if this delivery was the one that left it out.
     quarantined: frozenset[str] = frozenset()
+    # The payload's marker slot (`marker_slot`), or None for a marker of its own.
+    slot: str | None = None
+
+
+def marker_slot(payload_id: str, first_event_ms: int) -> str:
+    """The slot item of a payload (a sha256 hex id) whose first event was logged at `first_event_ms`."""
+    minute = datetime.fromtimestamp(first_event_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M")
+    return f"seen#{minute}#{int(payload_id[0], 16) % MARKER_SHARDS}"
+
+
+def payload_slot(payload: LogPayload) -> str | None:
+    """A decoded payload's marker slot: None unless it is a CloudWatch Logs payload with events."""
+    if payload.kind != PayloadKind.DATA_MESSAGE or not payload.events:
+        return None
+    return marker_slot(payload.payload_id, min(event.timestamp_ms for event in payload.events))
+
+
+def payload_digest(payload_id: str) -> bytes:
+    """What a slot holds of a payload id: its first 8 bytes (a collision within one minute and shard
+    has odds of about n^2 / 2^65)."""
+    return bytes.fromhex(payload_id[:16])
 
 
 @dataclass(slots=True)
@@ -334,18 +365,42 @@ class ConcurrentClaim(RuntimeError):
     """Another invocation claimed some of the same payloads first; re-read and retry."""
 
 
+@dataclass(slots=True)
+class _Markers:
+    """What the markers say about a set of payloads, read before a commit."""
+
+    duplicates: set[str] = field(default_factory=set)  # payload ids metered (or claimed) already
+    journals: set[str] = field(default_factory=set)  # journals that may hold some of them
+    slot_versions: dict[str, int] = field(default_factory=dict)  # slot id -> version read (absent: new)
+
+
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    """The marker items one group of payloads writes: a slot update, or one payload's own marker."""
+
+    slot: str | None
+    payloads: tuple[PayloadUsage, ...]
+
+    @property
+    def item_count(self) -> int:
+        if self.slot is None:
+            return 1
+        return 1 + sum(1 for payload in self.payloads if payload.quarantined)
+
+
 class UsageWriter:
     """Writes usage exactly once per CloudWatch Logs payload.
 
-    A payload's marker and the counters it adds are committed in one transaction when they fit
-    (markers + distinct item keys <= 100). Larger groups go through a journal: one transaction
-    claims up to 98 payloads and stores their aggregated deltas in a journal item; chunks of at
-    most 99 counter updates then commit, each with its own chunk marker. A crash anywhere leaves
-    either nothing, or a journal whose remaining chunks any later delivery of those payloads
-    finishes: no total is ever counted twice or lost.
+    A group's markers and the counters it adds are committed in one transaction when they fit
+    (marker items + distinct item keys <= 100). Larger groups go through a journal: one transaction
+    claims the payloads (at most 98 marker items) and stores their aggregated deltas in a journal
+    item; chunks of at most 99 counter updates then commit, each with its own chunk marker. A crash
+    anywhere leaves either nothing, or a journal whose remaining chunks any later delivery of those
+    payloads finishes: no total is ever counted twice or lost. A slot item is updated under its
+    version, read before: two deliveries claiming into one slot at once cannot both succeed.
     """
 
-    MAX_CLAIM_PAYLOADS = TRANSACTION_ITEM_LIMIT - 2
+    MAX_CLAIM_ITEMS = TRANSACTION_ITEM_LIMIT - 2
     MAX_CHUNK_UPDATES = TRANSACTION_ITEM_LIMIT - 1
     MAX_ATTEMPTS = 5
 
@@ -370,61 +425,104 @@ class UsageWriter:
         return result
 
     def _commit_once(self, pending: dict[str, PayloadUsage], result: CommitResult) -> None:
-        markers = self._read_markers(pending)
+        markers = self._read_markers(pending.values())
         # A payload claimed by a journal is metered once that journal's chunks are all applied.
-        for journal_id in sorted({marker.journal for marker in markers.values() if marker.journal}):
+        for journal_id in sorted(markers.journals):
             self._finish_journal(journal_id, result)
-        for payload_id in markers:
+        for payload_id in sorted(markers.duplicates):
             result.duplicate_payloads += 1
             result.duplicates.merge(pending.pop(payload_id).deltas)
         fresh = list(pending.values())
         if not fresh:
             return
+        claims = _claims(fresh)
         combined = _combine(fresh)
-        if len(fresh) + combined.item_count <= TRANSACTION_ITEM_LIMIT:
-            self._commit_directly(fresh, combined, result)
+        if sum(claim.item_count for claim in claims) + combined.item_count <= TRANSACTION_ITEM_LIMIT:
+            self._commit_directly(claims, markers, combined, result)
         else:
-            for group in _chunks(fresh, self.MAX_CLAIM_PAYLOADS):
-                self._commit_through_journal(group, result)
+            for group in _claim_groups(claims, self.MAX_CLAIM_ITEMS):
+                self._commit_through_journal(group, markers, result)
         result.metered_payloads += len(fresh)
         pending.clear()
 
-    def _read_markers(self, pending: dict[str, PayloadUsage]) -> dict[str, DedupeItem]:
-        keys = [payload_marker_id(payload_id) for payload_id in pending]
-        found: dict[str, DedupeItem] = {}
-        for marker in DedupeItem.batch_get(keys, consistent_read=True):
-            found[marker.id.removeprefix("payload#")] = marker
-        return found
+    def _read_markers(self, payloads: Iterable[PayloadUsage]) -> _Markers:
+        by_slot: dict[str, list[PayloadUsage]] = {}
+        own: dict[str, str] = {}  # marker id -> payload id
+        for payload in payloads:
+            if payload.slot is None:
+                own[payload_marker_id(payload.payload_id)] = payload.payload_id
+            else:
+                by_slot.setdefault(payload.slot, []).append(payload)
+        markers = _Markers()
+        for item in DedupeItem.batch_get([*own, *by_slot], consistent_read=True):
+            if item.id in own:
+                markers.duplicates.add(own[item.id])
+                if item.journal:
+                    markers.journals.add(item.journal)
+                continue
+            markers.slot_versions[item.id] = int(item.version or 0)
+            seen = item.seen or set()
+            found = [p.payload_id for p in by_slot[item.id] if payload_digest(p.payload_id) in seen]
+            markers.duplicates.update(found)
+            if found:
+                markers.journals.update(item.journals or ())
+        return markers
 
     def _expiry(self) -> int:
         return self._epoch_seconds() + self._ttl_seconds
 
+    def _claim(
+        self,
+        transaction: TransactWrite,
+        claim: _Claim,
+        markers: _Markers,
+        journal_id: str | None,
+        expires_at: int,
+    ) -> None:
+        own = [payload for payload in claim.payloads if claim.slot is None or payload.quarantined]
+        for payload in own:
+            marker = DedupeItem(
+                payload_marker_id(payload.payload_id),
+                journal=journal_id,
+                quarantined=set(payload.quarantined) or None,
+                expires_at=expires_at,
+            )
+            # In a slot, the slot's version guards the claim; this marker only tells the redrive.
+            condition = DedupeItem.id.does_not_exist() if claim.slot is None else None
+            transaction.save(marker, condition=condition)
+        if claim.slot is None:
+            return
+        version = markers.slot_versions.get(claim.slot)
+        actions = [
+            DedupeItem.seen.add({payload_digest(payload.payload_id) for payload in claim.payloads}),
+            DedupeItem.expires_at.set(expires_at),
+            DedupeItem.version.set((version or 0) + 1),
+            *([DedupeItem.journals.add({journal_id})] if journal_id else []),
+        ]
+        condition = DedupeItem.id.does_not_exist() if version is None else DedupeItem.version == version
+        transaction.update(DedupeItem(claim.slot), actions=actions, condition=condition)
+
     def _commit_directly(
-        self, fresh: list[PayloadUsage], combined: UsageDeltas, result: CommitResult
+        self, claims: list[_Claim], markers: _Markers, combined: UsageDeltas, result: CommitResult
     ) -> None:
         expires_at = self._expiry()
         try:
             with TransactWrite(connection=self._connection) as transaction:
-                for payload in fresh:
-                    marker = DedupeItem(
-                        payload_marker_id(payload.payload_id),
-                        quarantined=set(payload.quarantined) or None,
-                        expires_at=expires_at,
-                    )
-                    transaction.save(marker, condition=DedupeItem.id.does_not_exist())
+                for claim in claims:
+                    self._claim(transaction, claim, markers, None, expires_at)
                 for item, actions in _updates(combined):
                     transaction.update(item, actions=actions)
         except TransactWriteError as error:
             raise _as_concurrent_claim(error) from error
         result.transactions += 1
-        result.items_written += len(fresh) + combined.item_count
+        result.items_written += sum(claim.item_count for claim in claims) + combined.item_count
         result.applied.merge(combined)
 
-    def _commit_through_journal(self, group: list[PayloadUsage], result: CommitResult) -> None:
-        deltas = _combine(group)
-        journal_id = (
-            "journal#" + hashlib.sha256("\n".join(sorted(p.payload_id for p in group)).encode()).hexdigest()
-        )
+    def _commit_through_journal(self, group: list[_Claim], markers: _Markers, result: CommitResult) -> None:
+        payloads = [payload for claim in group for payload in claim.payloads]
+        deltas = _combine(payloads)
+        digest = hashlib.sha256("\n".join(sorted(p.payload_id for p in payloads)).encode()).hexdigest()
+        journal_id = "journal#" + digest[:32]
         expires_at = self._expiry()
         chunk_count = -(-deltas.item_count // self.MAX_CHUNK_UPDATES)
         try:
@@ -433,34 +531,40 @@ class UsageWriter:
                     journal_id, chunks=chunk_count, deltas=deltas.to_bytes(), expires_at=expires_at
                 )
                 transaction.save(journal, condition=DedupeItem.id.does_not_exist())
-                for payload in group:
-                    marker = DedupeItem(
-                        payload_marker_id(payload.payload_id),
-                        journal=journal_id,
-                        quarantined=set(payload.quarantined) or None,
-                        expires_at=expires_at,
-                    )
-                    transaction.save(marker, condition=DedupeItem.id.does_not_exist())
+                for claim in group:
+                    self._claim(transaction, claim, markers, journal_id, expires_at)
         except TransactWriteError as error:
             raise _as_concurrent_claim(error) from error
         result.transactions += 1
-        result.items_written += len(group) + 1
-        self._apply_journal(journal_id, deltas, expires_at, result)
+        result.items_written += sum(claim.item_count for claim in group) + 1
+        self._apply_journal(journal_id, deltas, expires_at, result, done=set())
 
     def _finish_journal(self, journal_id: str, result: CommitResult) -> None:
-        journal = DedupeItem.get(journal_id, consistent_read=True)
+        try:
+            journal = DedupeItem.get(journal_id, consistent_read=True)
+        except DedupeItem.DoesNotExist:
+            return  # expired with its payloads' markers
         if journal.deltas is None:
             return
-        self._apply_journal(journal_id, UsageDeltas.from_bytes(journal.deltas), journal.expires_at, result)
+        chunk_ids = [f"{journal_id}#{number}" for number in range(int(journal.chunks or 0))]
+        done = {item.id for item in DedupeItem.batch_get(chunk_ids, consistent_read=True)}
+        if len(done) == len(chunk_ids):
+            return
+        deltas = UsageDeltas.from_bytes(journal.deltas)
+        self._apply_journal(journal_id, deltas, journal.expires_at, result, done)
 
     def _apply_journal(
-        self, journal_id: str, deltas: UsageDeltas, expires_at: int, result: CommitResult
+        self, journal_id: str, deltas: UsageDeltas, expires_at: int, result: CommitResult, done: set[str]
     ) -> None:
         for number, chunk in enumerate(deltas.split(self.MAX_CHUNK_UPDATES)):
+            chunk_id = f"{journal_id}#{number}"
+            if chunk_id in done:
+                continue
             try:
                 with TransactWrite(connection=self._connection) as transaction:
-                    done = DedupeItem(f"{journal_id}#{number}", expires_at=expires_at)
-                    transaction.save(done, condition=DedupeItem.id.does_not_exist())
+                    transaction.save(
+                        DedupeItem(chunk_id, expires_at=expires_at), condition=DedupeItem.id.does_not_exist()
+                    )
                     for item, actions in _updates(chunk):
                         transaction.update(item, actions=actions)
             except TransactWriteError as error:
@@ -483,9 +587,32 @@ def _combine(payloads: Iterable[PayloadUsage]) -> UsageDeltas:
     return combined
 
 
-def _chunks(items: list[PayloadUsage], size: int) -> Iterator[list[PayloadUsage]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def _claims(payloads: Iterable[PayloadUsage]) -> list[_Claim]:
+    """One claim per slot (all its payloads), one per payload without a slot; in a stable order."""
+    by_slot: dict[str, list[PayloadUsage]] = {}
+    claims: list[_Claim] = []
+    for payload in payloads:
+        if payload.slot is None:
+            claims.append(_Claim(None, (payload,)))
+        else:
+            by_slot.setdefault(payload.slot, []).append(payload)
+    claims += [_Claim(slot, tuple(group)) for slot, group in sorted(by_slot.items())]
+    return claims
+
+
+def _claim_groups(claims: list[_Claim], max_items: int) -> Iterator[list[_Claim]]:
+    """Claims in groups of at most `max_items` marker items (a slot with more quarantined payloads
+    than that, which no real payload mix reaches, goes alone and fails loudly in DynamoDB)."""
+    group: list[_Claim] = []
+    items = 0
+    for claim in claims:
+        if group and items + claim.item_count > max_items:
+            yield group
+            group, items = [], 0
+        group.append(claim)
+        items += claim.item_count
+    if group:
+        yield group
 
 
 def _cancellation_codes(error: TransactWriteError) -> list[str | None]:
