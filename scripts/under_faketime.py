@@ -6,7 +6,10 @@ The clock starts at that UTC moment and runs on from there. libfaketime is prelo
 `libfaketime` wheel (requirements-dev.txt) rather than Debian's `faketime` 0.9.10: under that one,
 Python 3.12's thread waits never return when the monotonic clock is faked (sem_clockwait is not
 intercepted), and time.sleep fails with EINVAL when it is not. Only the wall clock is moved here
-(FAKETIME_DONT_FAKE_MONOTONIC), which is the clock the product could read by mistake.
+(FAKETIME_DONT_FAKE_MONOTONIC), which is the clock the product could read by mistake. With the
+monotonic clock real, libfaketime's "forced monotonic fix" for condition waits has nothing to fix
+and only costs: it made every thread start about 80 times slower (16 ms against 0.2 ms), and the
+moto server starts a thread per request, so it is turned off (FAKETIME_FORCE_MONOTONIC_FIX=0).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ def main(argv: list[str]) -> int:
         "LD_PRELOAD": str(library()),
         "FAKETIME": f"@{start}",
         "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        "FAKETIME_FORCE_MONOTONIC_FIX": "0",
         "TZ": "UTC",
     }
     shown = subprocess.run(
