@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium.webdriver.support.expected_conditions import presence_of_element_located
+from selenium.webdriver.support.ui import WebDriverWait
 
 from budgetkeeper.store import BudgetItem, TeamItem
 from budgetkeeper_cli.console import COOKIE, create_app, start_server
@@ -199,7 +201,8 @@ def submit(driver, form_id: str, **fields: str) -> None:
     for name, value in fields.items():
         form.find_element("name", name).send_keys(value)
     form.find_element("css selector", "button[type=submit]").click()
-    driver.find_element("id", "confirm-button").click()  # the confirmation step
+    # The confirmation step, once its page has loaded (a click does not wait for the navigation)
+    WebDriverWait(driver, 30).until(presence_of_element_located(("id", "confirm-button"))).click()
     deadline = time.monotonic() + 30
     while "/confirm" in driver.current_url and time.monotonic() < deadline:
         time.sleep(0.1)
