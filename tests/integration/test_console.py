@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -30,13 +29,11 @@ from budgetkeeper.store import BudgetItem, TeamItem
 from budgetkeeper_cli.console import COOKIE, create_app, start_server
 from budgetkeeper_cli.main import build_parser, main
 from budgetkeeper_cli.stack_config import connect
-from devkit.harness.lambdas import invoke
-from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
 from devkit.harness.stack import LocalStack
 from devkit.harness.workflow import real_handlers
+from tests.integration.metered_day import meter_calls, quiet_default_budgets
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "build" / "test-artifacts"
-ACCOUNT = "111122223333"
 HOSTILE = "<img src=x onerror=alert(1)>"
 CALLS = [  # (hours after midnight, IAM user, model, input tokens, output tokens, claimed app)
     (1, "alice", "amazon.nova-pro-v1:0", 2_000_000, 100_000, None),
@@ -75,10 +72,7 @@ def cli_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
 @pytest.fixture
 def console(stack: LocalStack, settings, clock, capsys) -> Iterator[Console]:
     """Spend metered by the usage calculator, two budgets, a hostile scope; the console serving it."""
-    for window in ("daily", "monthly"):  # default budgets no one comes near: no enforcement runs
-        stack.client("ssm").put_parameter(
-            Name=f"{settings.parameter_prefix}default_budget/{window}_usd", Value="1000000", Type="String"
-        )
+    quiet_default_budgets(stack, settings)
     with real_handlers(stack) as waits:
         waits.max_wait_seconds = 60
         name = stack.publish_outputs()
@@ -86,20 +80,7 @@ def console(stack: LocalStack, settings, clock, capsys) -> Iterator[Console]:
             stack.client("iam").create_user(UserName=user)
         TeamItem("user:alice", team="research").save()
         TeamItem("user:bob", team="support").save()
-        midnight = clock().replace(hour=0, minute=0, second=0, microsecond=0)
-        messages = [
-            converse_message(
-                f"arn:aws:iam::{ACCOUNT}:user/{user}",
-                model,
-                input_tokens,
-                output_tokens,
-                account=ACCOUNT,
-                timestamp=(midnight + timedelta(hours=hours, minutes=7)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                request_metadata={"app": app} if app else None,
-            )
-            for hours, user, model, input_tokens, output_tokens, app in CALLS
-        ]
-        invoke("UsageCalculatorFunction", firehose_event([cloudwatch_payload(messages)]))
+        meter_calls(clock, CALLS)
         for scope, limit in (("user:alice", "4"), ("user:bob", "50")):
             assert (
                 main(["budget", "set", scope, "--window", "daily", "--limit", limit, "--stack-name", name])

@@ -18,11 +18,9 @@ import pytest
 
 from budgetkeeper.store import TeamItem
 from budgetkeeper_cli.main import main
-from devkit.harness.lambdas import invoke
-from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
+from tests.integration.metered_day import meter_calls, quiet_default_budgets
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "build" / "test-artifacts"
-ACCOUNT = "111122223333"
 HOSTILE_TEAM = "<script>alert(1)</script> \"R&D\" 'quotes'"
 CALLS = [  # (hours after midnight, IAM user, model, input tokens, output tokens)
     (1, "alice", "amazon.nova-pro-v1:0", 2_000_000, 100_000),
@@ -45,25 +43,10 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
 @pytest.fixture
 def spend(stack, settings, clock) -> str:
     """The calls above, metered by the usage calculator; teams, one with a hostile name."""
-    for window in ("daily", "monthly"):  # default budgets no one comes near: no enforcement runs
-        stack.client("ssm").put_parameter(
-            Name=f"{settings.parameter_prefix}default_budget/{window}_usd", Value="1000000", Type="String"
-        )
+    quiet_default_budgets(stack, settings)
     TeamItem("user:alice", team="research").save()
     TeamItem("user:bob", team=HOSTILE_TEAM).save()
-    midnight = clock().replace(hour=0, minute=0, second=0, microsecond=0)
-    messages = [
-        converse_message(
-            f"arn:aws:iam::{ACCOUNT}:user/{user}",
-            model,
-            input_tokens,
-            output_tokens,
-            account=ACCOUNT,
-            timestamp=(midnight + timedelta(hours=hours, minutes=7)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        )
-        for hours, user, model, input_tokens, output_tokens in CALLS
-    ]
-    invoke("UsageCalculatorFunction", firehose_event([cloudwatch_payload(messages)]))
+    meter_calls(clock, CALLS)
     return stack.publish_outputs()
 
 
