@@ -1,10 +1,16 @@
 """The usage calculator end to end: the real Firehose handler on in-process moto, every AWS call counted.
 
-A batch is 500 realistic invocation records (demo_data.generate_day: 21 principals, bodies of a few
-KB) in two packings:
-- 25 events per CloudWatch Logs payload: 20 payloads = 20 Firehose records (what a busy log group
+Realistic invocation records (demo_data.generate_day: 21 principals, bodies of a few KB; with
+`--population K` every principal becomes K of them) in two packings:
+- 25 events per CloudWatch Logs payload, one payload per Firehose record (what a busy log group
   sends: CloudWatch Logs combines events into one Firehose record);
-- 1 event per payload: 500 Firehose records, the worst case for dedupe markers (one per payload).
+- 1 event per payload, the worst case for dedupe markers (one per payload).
+
+A batch is what Firehose hands the processor at `--rate` invocations an hour (default 1,000,000):
+the invocations that arrive in the processor buffer interval, or fewer when the buffer fills first
+(template.yaml's defaults: 1 MB, 60 s; the size counts the gzipped payloads). At a million an hour
+the 1 MB buffer fills in seconds; at 30,000 an hour a batch is the minute's 500 invocations.
+`--batch N` sets the batch size instead (10 to 50: the processor buffer interval at 0 s).
 
 Each variant runs on a fresh stack: a cold batch first (every principal is new: default budgets are
 created), then warm batches of fresh records, as a running deployment sees them. Every botocore call
@@ -12,21 +18,25 @@ is counted by wrapping `BaseClient._make_api_call` (pynamodb and boto3 both go t
 units are computed from the requests and responses by DynamoDB's rules (below), and the AWS cost of
 metering 1,000,000 invocations follows from the warm batches' counts.
 
-Timestamps: a 500-record batch implies about 500 invocations per minute (the Firehose processor
-buffer flushes every 60 s), so each batch's records are restamped into one minute of their day, in
-order. Rollup items are per scope, hour, model and region: records spread over hours would multiply
-them.
+Timestamps: each batch's records are restamped, in order, into the time its invocations take to
+arrive at the rate (at most the buffer interval). Rollup items are per scope, hour, model and region:
+records spread over hours would multiply them. The write units per invocation follow from the
+distinct items a batch touches (scopes x models x regions, usage lines, budget totals) over its
+invocations: bigger batches and fewer principals cost less per invocation.
 
-Run from the repository root: .venv/bin/python bench/bench_calculator.py [--warm-batches N]
+Run from the repository root:
+.venv/bin/python bench/bench_calculator.py [--rate N] [--population K] [--batch N] [--warm-batches N]
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import json
 import math
 import os
 import platform
+import random
 import shlex
 import sys
 import time
@@ -46,6 +56,7 @@ sys.path.insert(0, str(REPO / "layers" / "shared" / "python"))  # this checkout'
 
 import botocore.client  # noqa: E402
 from aws_lambda_powertools.utilities import parameters  # noqa: E402
+from lean_moto import lean  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from budgetkeeper import clock  # noqa: E402
@@ -59,7 +70,7 @@ from devkit.harness.logs import cloudwatch_payload, firehose_event, log_message 
 from devkit.harness.stack import FAKE_CREDENTIALS, LocalStack  # noqa: E402
 from devkit.harness.template import load_template, resources_of_type  # noqa: E402
 
-BATCH_RECORDS = 500  # invocations a batch unless --batch says
+RATE_PER_HOUR = 1_000_000  # invocations an hour unless --rate says
 EVENTS_PER_PAYLOAD = 25
 DAY = date(2026, 11, 23)
 SEED = 7
@@ -79,7 +90,6 @@ GIB = 1024**3
 FIREHOSE_INCREMENT = 5 * 1024
 FIREHOSE_S3_BUFFER_BYTES = 64 * 1024**2  # template.yaml: BufferingHints SizeInMBs 64 ...
 FIREHOSE_S3_BUFFER_SECONDS = 300  # ... IntervalInSeconds 300, for the archive and the raw backup
-PROCESSOR_BUFFER_BYTES = 1024**2  # template.yaml: ProcessorBufferSizeMB default 1
 INVOCATIONS = 1_000_000
 # An assumed round trip per AWS request from Lambda (DynamoDB documents single-digit milliseconds;
 # a TransactWriteItems of 100 items takes longer): the estimate of Lambda duration on AWS.
@@ -271,15 +281,92 @@ def quiet_stdout() -> Iterator[None]:
 # ----------------------------------------------------------------------------- records and batches
 
 
-def realistic_records(count: int) -> list[dict[str, Any]]:
-    return generate_day(DAY, records=count, seed=SEED)
+@dataclass(frozen=True)
+class Buffer:
+    """The Firehose processor buffer in front of the calculator: template.yaml's parameter defaults."""
+
+    size_bytes: int
+    interval_seconds: int
 
 
-def restamp(batch: Sequence[dict[str, Any]], minute: datetime) -> list[dict[str, Any]]:
-    """The batch's records, in order, spread over one minute (see the module docstring)."""
-    step = 60.0 / len(batch)
+def processor_buffer() -> Buffer:
+    parameters = load_template()["Parameters"]
+    return Buffer(
+        size_bytes=int(float(parameters["ProcessorBufferSizeMB"]["Default"]) * 1024**2),
+        interval_seconds=int(parameters["ProcessorBufferIntervalSeconds"]["Default"]),
+    )
+
+
+def realistic_records(count: int, population: int) -> list[dict[str, Any]]:
+    """`count` records of the demo day, in time order; with `population` > 1 each caller's calls are
+    shared among that many principals of the same kind, role, app and team."""
+    records = generate_day(DAY, records=count, seed=SEED)
+    rng = random.Random(SEED)
+    for record in records:
+        copy = rng.randrange(population)
+        if copy:
+            record["identity"] = {**record["identity"], "arn": f"{record['identity']['arn']}-{copy}"}
+    records.sort(key=lambda record: record["timestamp"])
+    return records
+
+
+def buffer_fill(messages: Sequence[str], per_payload: int, size_bytes: int) -> int:
+    """How many of `messages`, `per_payload` to a payload, the buffer holds before it is full."""
+    held = size = 0
+    for start in range(0, len(messages), per_payload):
+        size += len(cloudwatch_payload(messages[start : start + per_payload]))
+        if size > size_bytes:
+            break
+        held = min(len(messages), start + per_payload)
+    return max(held, min(per_payload, len(messages)))  # one payload larger than the buffer goes alone
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The batches of one packing: invocations each (the warm batches' mean), the seconds they take
+    to arrive, and what closes a batch."""
+
+    per_payload: int
+    invocations: float
+    seconds: float
+    closed_by: str
+
+
+def plan_batches(
+    per_payload: int, rate: int, population: int, buffer: Buffer, forced: int | None, count: int
+) -> tuple[Plan, list[list[str]]]:
+    """`count` batches of log messages as Firehose makes them at `rate`: the invocations of one
+    buffer interval, or fewer when the buffer fills first; each restamped into its arrival time."""
+    in_interval = forced or max(1, round(rate * buffer.interval_seconds / 3600))
+    records = realistic_records(in_interval * count, population)
+    messages = [log_message(r) for r in records]
+    batches: list[list[str]] = []
+    start, filled = 0, 0
+    while len(batches) < count:
+        size = forced or buffer_fill(messages[start : start + in_interval], per_payload, buffer.size_bytes)
+        filled += size < in_interval
+        chunk = records[start : start + size]
+        minute = datetime.fromisoformat(chunk[0]["timestamp"]).astimezone(UTC).replace(second=0)
+        seconds = min(buffer.interval_seconds, size / rate * 3600)
+        batches.append([log_message(r) for r in restamp(chunk, minute, seconds)])
+        start += size
+    sizes = [len(batch) for batch in batches[1:]]
+    invocations = sum(sizes) / len(sizes)
+    if forced:
+        closed_by = "--batch"
+    elif filled:
+        closed_by = f"the {buffer.size_bytes / 1024**2:g} MB buffer fills: {filled} of {count} batches"
+    else:
+        closed_by = f"the {buffer.interval_seconds} s interval ends"
+    each = Plan(per_payload, invocations, min(buffer.interval_seconds, invocations / rate * 3600), closed_by)
+    return each, batches
+
+
+def restamp(batch: Sequence[dict[str, Any]], start: datetime, seconds: float) -> list[dict[str, Any]]:
+    """The batch's records, in order, spread over `seconds` from `start`."""
+    step = seconds / len(batch)
     return [
-        {**record, "timestamp": (minute + timedelta(seconds=int(i * step))).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        {**record, "timestamp": (start + timedelta(seconds=int(i * step))).strftime("%Y-%m-%dT%H:%M:%SZ")}
         for i, record in enumerate(batch)
     ]
 
@@ -291,14 +378,19 @@ def pack(messages: Sequence[str], per_payload: int) -> list[bytes]:
     ]
 
 
-def seed_teams() -> None:
-    """The demo's team mapping (users, roles, apps and API keys to teams), as an operator keeps it."""
+def seed_teams(population: int) -> None:
+    """The demo's team mapping (users, roles, apps and API keys to teams), as an operator keeps it;
+    the copies of a user or an API key (`--population`) in the team of the original."""
     for scope, team in demo_teams().items():
         TeamItem(scope, team=team).save()
+        if scope.startswith(("user:", "apikey:")):
+            for copy in range(1, population):
+                TeamItem(f"{scope}-{copy}", team=team).save()
 
 
 @dataclass
 class BatchRun:
+    invocations: int
     seconds: float
     tally: Tally
     firehose_records: int
@@ -308,7 +400,8 @@ class BatchRun:
     results: Counter[str]
 
 
-def run_batch(datas: list[bytes], index: int) -> BatchRun:
+def run_batch(messages: list[str], per_payload: int, index: int) -> BatchRun:
+    datas = pack(messages, per_payload)
     event = firehose_event(datas, invocation_id=f"bench-batch-{index}")
     tally = Tally()
     with quiet_stdout(), counting(tally):
@@ -317,6 +410,7 @@ def run_batch(datas: list[bytes], index: int) -> BatchRun:
         seconds = time.perf_counter() - started
     records = response["records"]
     return BatchRun(
+        invocations=len(messages),
         seconds=seconds,
         tally=tally,
         firehose_records=len(datas),
@@ -327,15 +421,15 @@ def run_batch(datas: list[bytes], index: int) -> BatchRun:
     )
 
 
-def run_variant(batches: list[list[str]], per_payload: int) -> list[BatchRun]:
+def run_variant(batches: list[list[str]], per_payload: int, population: int) -> list[BatchRun]:
     # The calculator meters DAY's records on DAY (its last second), as it would live: no late spend.
     end_of_day = datetime(DAY.year, DAY.month, DAY.day, 23, 59, 59, tzinfo=UTC)
     with clock.use(ManualClock(end_of_day)), mock_aws(config=MOTO_CONFIG):
         parameters.clear_caches()
         stack = LocalStack().create()
         with stack.activated():
-            seed_teams()
-            runs = [run_batch(pack(batch, per_payload), index) for index, batch in enumerate(batches)]
+            seed_teams(population)
+            runs = [run_batch(batch, per_payload, index) for index, batch in enumerate(batches)]
         parameters.clear_caches()
     return runs
 
@@ -358,22 +452,26 @@ def function_memory_mb() -> int:
     return int(function["Properties"]["MemorySize"])
 
 
-def report_variant(title: str, runs: list[BatchRun], memory_mb: int, batch_records: int) -> None:
+def report_variant(title: str, runs: list[BatchRun], memory_mb: int, plan: Plan, buffer: Buffer) -> None:
     cold, warm = runs[0], runs[1:]
     n = len(warm)
+    batch_records = plan.invocations
     print(f"\n== {title}")
     print(
         f"batches: 1 cold (all principals new: default budgets created) + {n} warm, "
-        f"{batch_records} invocations each"
+        f"{batch_records:,.0f} invocations each (warm mean; cold {cold.invocations:,}), "
+        f"arriving in {plan.seconds:,.1f} s (a batch closes when "
+        f"{plan.closed_by})"
     )
     results = Counter[str]()
     for run in runs:
         results.update(run.results)
     print(f"Firehose results over all batches: {dict(results)}")
     input_bytes, output_bytes = mean([r.input_bytes for r in warm]), mean([r.output_bytes for r in warm])
+    firehose_records = mean([r.firehose_records for r in warm])
     print(
-        f"Firehose records per batch: {cold.firehose_records}; input {input_bytes:,.0f} bytes gzipped "
-        f"(processor buffer: {PROCESSOR_BUFFER_BYTES:,} bytes); output {output_bytes:,.0f} bytes"
+        f"Firehose records per batch: {firehose_records:,.0f}; input {input_bytes:,.0f} bytes gzipped "
+        f"(processor buffer: {buffer.size_bytes:,} bytes); output {output_bytes:,.0f} bytes"
     )
     times = [r.seconds for r in warm]
     inside = mean([r.tally.seconds_in_calls for r in warm])
@@ -412,13 +510,14 @@ def report_variant(title: str, runs: list[BatchRun], memory_mb: int, batch_recor
     rru = mean([r.tally.read_request_units for r in warm]) * per_thousand
     print(
         f"per 1,000 invocations (warm): {wru:,.1f} write request units, {rru:,.1f} read request units "
-        f"(cold batch: {cold.tally.write_request_units * per_thousand:,.1f} WRU, "
-        f"{cold.tally.read_request_units * per_thousand:,.1f} RRU)"
+        f"(cold batch: {cold.tally.write_request_units * 1000 / cold.invocations:,.1f} WRU, "
+        f"{cold.tally.read_request_units * 1000 / cold.invocations:,.1f} RRU)"
     )
-    report_cost(warm, memory_mb, batch_records)
+    report_cost(warm, memory_mb, plan)
 
 
-def report_cost(warm: list[BatchRun], memory_mb: int, batch_records: int) -> None:
+def report_cost(warm: list[BatchRun], memory_mb: int, plan: Plan) -> None:
+    batch_records = plan.invocations
     batches = INVOCATIONS / batch_records
     scale = INVOCATIONS / batch_records  # per-batch means times batches
     seconds = mean([r.seconds for r in warm])
@@ -430,8 +529,8 @@ def report_cost(warm: list[BatchRun], memory_mb: int, batch_records: int) -> Non
     firehose_bytes = mean([r.firehose_billed_bytes for r in warm]) * scale
     raw_bytes = mean([r.input_bytes for r in warm]) * scale
     archive_bytes = mean([r.output_bytes for r in warm]) * scale
-    # One batch a minute (see the module docstring): the S3 buffers flush every 300 s unless 64 MB fill.
-    intervals = math.ceil(batches * 60 / FIREHOSE_S3_BUFFER_SECONDS)
+    # The S3 buffers flush every 300 s unless 64 MB fill.
+    intervals = math.ceil(batches * plan.seconds / FIREHOSE_S3_BUFFER_SECONDS)
     objects = max(intervals, math.ceil(archive_bytes / FIREHOSE_S3_BUFFER_BYTES)) + max(
         intervals, math.ceil(raw_bytes / FIREHOSE_S3_BUFFER_BYTES)
     )
@@ -476,8 +575,8 @@ def report_cost(warm: list[BatchRun], memory_mb: int, batch_records: int) -> Non
         f"total then ${total - lines[1][2] + aws_duration:.4f} per million invocations"
     )
     print(
-        f"  assumes one {batch_records}-invocation batch a minute (smaller batches cost more per "
-        "invocation); "
+        f"  assumes a {batch_records:,.0f}-invocation batch every {plan.seconds:,.1f} s (smaller batches "
+        "cost more per invocation); "
         f"Firehose writes the archive and the raw backup every {FIREHOSE_S3_BUFFER_SECONDS} s "
         f"(64 MB is never reached): {intervals:,} objects each"
     )
@@ -491,25 +590,42 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--warm-batches", type=int, default=3, help="warm batches per variant (default 3)")
     parser.add_argument(
+        "--rate",
+        type=int,
+        default=RATE_PER_HOUR,
+        help=f"invocations an hour, which sets the batch size (default {RATE_PER_HOUR:,})",
+    )
+    parser.add_argument(
+        "--population",
+        type=int,
+        default=1,
+        help="principals per demo principal (default 1: the demo's 21; 10 makes 210)",
+    )
+    parser.add_argument(
         "--batch",
         type=int,
-        default=BATCH_RECORDS,
-        help=f"invocations a batch (default {BATCH_RECORDS}; 10 to 50: the processor buffer interval at 0 s)",
+        help="invocations a batch instead of what the rate and the buffer make (10 to 50: the processor "
+        "buffer interval at 0 s)",
     )
     arguments = parser.parse_args()
-    batch_records = arguments.batch
+    if min(arguments.rate, arguments.population, arguments.batch or 1, arguments.warm_batches) < 1:
+        parser.error("--rate, --population, --batch and --warm-batches take whole numbers of 1 or more")
     os.environ.update(FAKE_CREDENTIALS)
     os.environ.pop("AWS_PROFILE", None)
-    count = batch_records * (1 + arguments.warm_batches)
-    records = realistic_records(count)
-    records.sort(key=lambda record: record["timestamp"])
-    batches = []
-    for index in range(0, count, batch_records):
-        chunk = records[index : index + batch_records]
-        start = datetime.fromisoformat(chunk[0]["timestamp"]).astimezone(UTC).replace(second=0)
-        batches.append([log_message(r) for r in restamp(chunk, start)])
-    message_bytes = [len(m.encode()) for batch in batches for m in batch]
-    principals = {parse_identity_arn(record["identity"]["arn"]).principal_scope for record in records}
+    lean()
+    population, count = arguments.population, 1 + arguments.warm_batches
+    buffer = processor_buffer()
+    variants = [
+        plan_batches(per_payload, arguments.rate, population, buffer, arguments.batch, count)
+        for per_payload in (EVENTS_PER_PAYLOAD, 1)
+    ]
+    message_bytes = [len(m.encode()) for _, batches in variants for batch in batches for m in batch]
+    principals = {
+        parse_identity_arn(json.loads(m)["identity"]["arn"]).principal_scope
+        for _, batches in variants
+        for batch in batches
+        for m in batch
+    }
     memory_mb = function_memory_mb()
 
     print("bench_calculator: functions/usage_calculator/app.py through the harness, on in-process moto")
@@ -519,31 +635,31 @@ def main() -> None:
         f"pynamodb {version('pynamodb')}, botocore {version('botocore')}"
     )
     print(
-        f"records: devkit.demo_data.generate_day({DAY}, records={count}, seed={SEED}): "
+        f"records: devkit.demo_data.generate_day({DAY}, seed={SEED}), population x{population}: "
         f"{len(principals)} principals, messages {mean(message_bytes):,.0f} bytes mean, "
-        f"{max(message_bytes):,} max; each batch restamped into one minute"
+        f"{max(message_bytes):,} max"
+    )
+    print(
+        f"rate {arguments.rate:,} invocations an hour; Firehose processor buffer {buffer.size_bytes:,} bytes "
+        f"or {buffer.interval_seconds} s (template.yaml defaults), whichever comes first"
     )
     print(f"Lambda memory {memory_mb} MB (template.yaml)")
     print(CAPACITY_RULES)
     print(
-        "Time is moto-bound: every DynamoDB call is served by moto in the same process, so handler "
+        "Time is moto-bound: every DynamoDB call is served by moto in the same process (bench/lean_moto.py: "
+        "moto without its whole-table copy per transaction), so handler "
         "times are an upper bound on Lambda duration (pessimistic)."
     )
     started = time.perf_counter()
-    report_variant(
-        f"{EVENTS_PER_PAYLOAD} events per CloudWatch Logs payload: {batch_records} invocations = "
-        f"{-(-batch_records // EVENTS_PER_PAYLOAD)} Firehose records per batch",
-        run_variant(batches, EVENTS_PER_PAYLOAD),
-        memory_mb,
-        batch_records,
-    )
-    report_variant(
-        f"1 event per CloudWatch Logs payload: {batch_records} invocations = {batch_records} Firehose "
-        "records per batch (worst case for dedupe markers)",
-        run_variant(batches, 1),
-        memory_mb,
-        batch_records,
-    )
+    for each, batches in variants:
+        records_per_batch = math.ceil(each.invocations / each.per_payload)
+        title = (
+            f"{each.per_payload} events per CloudWatch Logs payload: {each.invocations:,.0f} invocations = "
+            f"{records_per_batch:,} Firehose records per batch"
+        )
+        if each.per_payload == 1:
+            title += " (worst case for dedupe markers)"
+        report_variant(title, run_variant(batches, each.per_payload, population), memory_mb, each, buffer)
     print(f"\nbench wall time {time.perf_counter() - started:.1f} s")
 
 

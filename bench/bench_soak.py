@@ -1,15 +1,17 @@
 """Soak: N invocation records through the usage calculator handler against moto in another process.
 
 `.venv/bin/python bench/bench_soak.py [RECORDS] [--batch N]` (RECORDS: default $BENCH_SOAK_RECORDS
-or 20,000: about 5 minutes on 2 shared cores, and moto.server grows to about 2.7 GB;
-1,000,000 would take hours and far more memory on moto: the extrapolation is printed)
+or 20,000, a few minutes on 2 shared cores; `1000000 --batch 6000`, a million in batches the size
+the 3 MB processor buffer makes at a million an hour, was run for the figures in bench/README.md)
 
-- moto runs as `python -m moto.server` in a separate process on a free loopback port, so its memory
-  (every item written) is not the handler's; this process runs the real handler
-  (functions/usage_calculator/app.py through devkit.harness) as a warm Lambda container would.
+- moto runs as moto.server (bench/lean_moto.py: moto without its instance tracking and
+  whole-table copies per transaction, which grew it to 2.7 GB over 20,000 records) in a separate
+  process on a free loopback port, so its memory (every item written) is not the handler's; this
+  process runs the real handler (functions/usage_calculator/app.py through devkit.harness) as a warm
+  Lambda container would.
 - Records are generated batch by batch (none kept): 40 users, Nova Pro and Nova Lite, random
   tokens, 25 events a CloudWatch Logs payload, `--batch` invocations a Firehose batch (default
-  500, as bench_calculator); each batch in its own minute, the clock moving a minute per batch.
+  500: a minute at 30,000 an hour); each batch in its own minute, the clock moving a minute per batch.
 - Printed: records per second, this process's RSS after 10% of the batches and at the end, and its
   peak (VmHWM), so growth with the number of batches shows; then every user's spend and calls, read
   back from the daily window totals and the hourly rollups, checked exactly against a sum kept here
@@ -73,10 +75,10 @@ def rss_kib(field: str = "VmRSS", pid: int | str = "self") -> int:
 
 @contextmanager
 def moto_server() -> Iterator[tuple[str, int]]:
-    """`python -m moto.server` in its own process; its endpoint and process id."""
+    """moto.server (bench/lean_moto.py) in its own process; its endpoint and process id."""
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, str(REPO / "bench" / "lean_moto.py"), "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
