@@ -25,6 +25,7 @@ from unittest import mock
 
 from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.core.config import default_user_config
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEventException
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp import Timestamp
@@ -150,6 +151,17 @@ def real_handlers(stack: LocalStack, waits: WaitControl | None = None) -> Iterat
             yield control
         finally:
             control.deliveries.stop()
+
+
+@contextmanager
+def executor_on(stack: LocalStack) -> Iterator[None]:
+    """moto's Step Functions executor on for a while, in a `mock_aws` that has it off: the state
+    machines are made again in the executing backend, so runs started here run the ASL, and the
+    executions started before stay where they are, not run. In-process moto only (a moto server
+    reads its own configuration)."""
+    with mock.patch.dict(default_user_config, {"stepfunctions": {"execute_state_machine": True}}):
+        stack.create_state_machines()
+        yield
 
 
 def wait_for_execution(stack: LocalStack, execution_arn: str, *, timeout: float = 120) -> dict[str, Any]:
