@@ -176,12 +176,19 @@ def wait_for_execution(stack: LocalStack, execution_arn: str, *, timeout: float 
 
 
 def wait_for_state(stack: LocalStack, execution_arn: str, state_name: str, *, timeout: float = 120) -> None:
-    """Block until the execution has entered `state_name` (e.g. a Wait)."""
+    """Block until the execution has entered `state_name` (e.g. a Wait); an execution that ended
+    without entering it fails the wait at once."""
     sfn = stack.client("stepfunctions")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        status = sfn.describe_execution(executionArn=execution_arn)["status"]
         history = sfn.get_execution_history(executionArn=execution_arn)["events"]
         if any(event.get("stateEnteredEventDetails", {}).get("name") == state_name for event in history):
             return
+        if status != "RUNNING":
+            entered = [
+                e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e
+            ]
+            raise AssertionError(f"{execution_arn} ended {status} without entering {state_name}: {entered}")
         time.sleep(0.05)
     raise TimeoutError(f"{execution_arn} never entered {state_name}")

@@ -144,17 +144,19 @@ def run_on_the_real_asl(stack: LocalStack, runs: dict[str, dict]) -> None:
     assert everything_but(scopes) == untouched
 
 
-def test_every_budget_crossing_in_one_minute_gets_exactly_one_run(stack):
+def test_every_budget_crossing_in_one_minute_gets_exactly_one_run_that_enforces_it(stack):
+    # Given many budgets, a tenth of them crossing their limit in the same minute
     seed_budgets(BUDGETS)
     crossing = range(0, BUDGETS, BUDGETS // CROSSING)  # every tenth user crosses
     far = [n for n in range(1, BUDGETS, 7) if n % (BUDGETS // CROSSING)]  # others spend a cent
     calls = [nova_pro_call(user(n), OVER_THE_LIMIT) for n in crossing]
     calls += [nova_pro_call(user(n), FAR_FROM_IT) for n in far]
+    # When the calculator meters that minute and the monitor sweeps, the executor off
     meter(calls)
-
     due = {item.scope for item in BudgetItem.sweep_index.query(SWEEP_DUE)}
     report = invoke("BudgetMonitorFunction", {"source": "aws.events", "detail-type": "Scheduled Event"})
 
+    # Then every crossing budget, and no other, has exactly one execution, with its input
     expected = {f"user:u{n:05d}" for n in crossing}
     assert due == expected  # the sweep reads these only, not the budgets far from their limits
     assert report["budgets"] == CROSSING
@@ -175,7 +177,7 @@ def test_every_budget_crossing_in_one_minute_gets_exactly_one_run(stack):
             "actor": "budgetkeeper",
             "reason": "spend 1.2 USD is 120.0% of 1 USD",
         }
-
+    # And a sample of those very inputs, run through the real state machine, enforces each budget
     by_scope = sorted(runs.items(), key=lambda named: named[1]["scope"])
     sample = dict(by_scope[i * (len(by_scope) - 1) // (SAMPLE - 1)] for i in range(SAMPLE))
     run_on_the_real_asl(stack, sample)
