@@ -89,8 +89,7 @@ class LocalStack:
             self.physical_ids[logical_id] = policy["Policy"]["Arn"]
         for logical_id in resources_of_type(template, "AWS::Serverless::Function"):
             self._create_function(logical_id)
-        for logical_id, resource in resources_of_type(template, "AWS::Serverless::StateMachine").items():
-            self._create_state_machine(logical_id, resource["Properties"])
+        self.create_state_machines()
         for logical_id, resource in resources_of_type(template, "AWS::Serverless::Function").items():
             self._subscribe_function(logical_id, resource["Properties"])
         sender = self.parameters.get("NotificationSender")
@@ -165,6 +164,15 @@ class LocalStack:
             return str(
                 iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
             )
+
+    def create_state_machines(self) -> None:
+        """The template's state machines, created in the Step Functions backend moto uses now (with
+        its executor on and off, moto keeps two stores: a machine made in one is not in the other).
+        A machine made again has the same ARN."""
+        for logical_id, resource in resources_of_type(
+            load_template(), "AWS::Serverless::StateMachine"
+        ).items():
+            self._create_state_machine(logical_id, resource["Properties"])
 
     def _create_state_machine(self, logical_id: str, properties: Mapping[str, Any]) -> None:
         definition = (TEMPLATE_PATH.parent / properties["DefinitionUri"]).read_text()

@@ -25,6 +25,7 @@ from unittest import mock
 
 from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.core.config import default_user_config
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEventException
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp import Timestamp
@@ -152,6 +153,17 @@ def real_handlers(stack: LocalStack, waits: WaitControl | None = None) -> Iterat
             control.deliveries.stop()
 
 
+@contextmanager
+def executor_on(stack: LocalStack) -> Iterator[None]:
+    """moto's Step Functions executor on for a while, in a `mock_aws` that has it off: the state
+    machines are made again in the executing backend, so runs started here run the ASL, and the
+    executions started before stay where they are, not run. In-process moto only (a moto server
+    reads its own configuration)."""
+    with mock.patch.dict(default_user_config, {"stepfunctions": {"execute_state_machine": True}}):
+        stack.create_state_machines()
+        yield
+
+
 def wait_for_execution(stack: LocalStack, execution_arn: str, *, timeout: float = 120) -> dict[str, Any]:
     """The execution once it has left RUNNING (or as it is when the timeout passes)."""
     sfn = stack.client("stepfunctions")
@@ -164,12 +176,19 @@ def wait_for_execution(stack: LocalStack, execution_arn: str, *, timeout: float 
 
 
 def wait_for_state(stack: LocalStack, execution_arn: str, state_name: str, *, timeout: float = 120) -> None:
-    """Block until the execution has entered `state_name` (e.g. a Wait)."""
+    """Block until the execution has entered `state_name` (e.g. a Wait); an execution that ended
+    without entering it fails the wait at once."""
     sfn = stack.client("stepfunctions")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        status = sfn.describe_execution(executionArn=execution_arn)["status"]
         history = sfn.get_execution_history(executionArn=execution_arn)["events"]
         if any(event.get("stateEnteredEventDetails", {}).get("name") == state_name for event in history):
             return
+        if status != "RUNNING":
+            entered = [
+                e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e
+            ]
+            raise AssertionError(f"{execution_arn} ended {status} without entering {state_name}: {entered}")
         time.sleep(0.05)
     raise TimeoutError(f"{execution_arn} never entered {state_name}")
