@@ -56,7 +56,6 @@ sys.path.insert(0, str(REPO / "layers" / "shared" / "python"))  # this checkout'
 
 import botocore.client  # noqa: E402
 from aws_lambda_powertools.utilities import parameters  # noqa: E402
-from lean_moto import lean  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from budgetkeeper import clock  # noqa: E402
@@ -66,6 +65,7 @@ from devkit.demo_data import generate_day  # noqa: E402
 from devkit.demo_data import teams as demo_teams  # noqa: E402
 from devkit.harness.clock import ManualClock  # noqa: E402
 from devkit.harness.lambdas import invoke  # noqa: E402
+from devkit.harness.lean_moto import lean  # noqa: E402
 from devkit.harness.logs import cloudwatch_payload, firehose_event, log_message  # noqa: E402
 from devkit.harness.stack import FAKE_CREDENTIALS, LocalStack  # noqa: E402
 from devkit.harness.template import load_template, resources_of_type  # noqa: E402
@@ -646,8 +646,8 @@ def main() -> None:
     print(f"Lambda memory {memory_mb} MB (template.yaml)")
     print(CAPACITY_RULES)
     print(
-        "Time is moto-bound: every DynamoDB call is served by moto in the same process (bench/lean_moto.py: "
-        "moto without its whole-table copy per transaction), so handler "
+        "Time is moto-bound: every DynamoDB call is served by moto in the same process "
+        "(devkit/harness/lean_moto.py: without its whole-table copy per transaction), so handler "
         "times are an upper bound on Lambda duration (pessimistic)."
     )
     started = time.perf_counter()

@@ -4,7 +4,7 @@
 or 20,000, a few minutes on 2 shared cores; `1000000 --batch 6000`, a million in batches the size
 the 3 MB processor buffer makes at a million an hour, was run for the figures in bench/README.md)
 
-- moto runs as moto.server (bench/lean_moto.py: moto without its instance tracking and
+- moto runs as moto.server (devkit/harness/lean_moto.py: moto without its instance tracking and
   whole-table copies per transaction, which grew it to 2.7 GB over 20,000 records) in a separate
   process on a free loopback port, so its memory (every item written) is not the handler's; this
   process runs the real handler (functions/usage_calculator/app.py through devkit.harness) as a warm
@@ -75,10 +75,11 @@ def rss_kib(field: str = "VmRSS", pid: int | str = "self") -> int:
 
 @contextmanager
 def moto_server() -> Iterator[tuple[str, int]]:
-    """moto.server (bench/lean_moto.py) in its own process; its endpoint and process id."""
+    """moto.server (devkit/harness/lean_moto.py) in its own process; its endpoint and process id."""
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, str(REPO / "bench" / "lean_moto.py"), "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "devkit.harness.lean_moto", "-H", "127.0.0.1", "-p", str(port)],
+        cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

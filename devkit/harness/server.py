@@ -10,6 +10,7 @@ from contextlib import contextmanager
 import requests
 from moto.server import ThreadedMotoServer
 
+from devkit.harness.lean_moto import lean
 from devkit.harness.stack import FAKE_CREDENTIALS
 
 # Step Functions executes the ASL; Lambda never needs Docker (tasks go to the real handlers).
@@ -25,6 +26,7 @@ def _free_port() -> int:
 @contextmanager
 def local_aws() -> Iterator[str]:
     """Start moto on a free loopback port; yield its endpoint with the environment pointing at it."""
+    lean()
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

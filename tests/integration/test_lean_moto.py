@@ -1,4 +1,4 @@
-"""bench/lean_moto.py: a cancelled transaction leaves every item as it was, as moto's own
+"""devkit/harness/lean_moto.py: a cancelled transaction leaves every item as it was, as moto's own
 rollback does, although the server no longer copies whole tables to roll back."""
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ REPO = Path(__file__).resolve().parents[2]
 def dynamodb() -> Iterator:
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, str(REPO / "bench" / "lean_moto.py"), "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "devkit.harness.lean_moto", "-H", "127.0.0.1", "-p", str(port)],
+        cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -83,7 +84,7 @@ def add(table: str, key: dict, amount: str) -> dict:
 
 def test_a_cancelled_transaction_leaves_every_item_as_it_was(dynamodb):
     create_tables(dynamodb)
-    existing = {"pk": {"S": "user:a"}, "sk": {"S": "2026-01-01T10"}}
+    existing = {"pk": {"S": "user:a"}, "sk": {"S": "bucket-1"}}
     dynamodb.put_item(TableName="ranged", Item={**existing, "calls": {"N": "5"}})
     dynamodb.put_item(TableName="hashed", Item={"id": {"S": "seen#1"}, "version": {"N": "1"}})
     before = contents(dynamodb)
@@ -92,7 +93,7 @@ def test_a_cancelled_transaction_leaves_every_item_as_it_was(dynamodb):
         dynamodb.transact_write_items(
             TransactItems=[
                 add("ranged", existing, "3"),  # applied, then rolled back
-                add("ranged", {"pk": {"S": "user:b"}, "sk": {"S": "2026-01-01T10"}}, "1"),  # created, removed
+                add("ranged", {"pk": {"S": "user:b"}, "sk": {"S": "bucket-1"}}, "1"),  # created, removed
                 {"Put": {"TableName": "hashed", "Item": {"id": {"S": "payload#new"}}}},  # created, removed
                 {
                     "Update": {  # fails: the version moved on

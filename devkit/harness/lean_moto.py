@@ -1,4 +1,4 @@
-"""moto for benches, without two costs of moto's that grow with every write.
+"""moto without two costs of its own that grow with every write: for the tests, the demo and the benches.
 
 - moto keeps every model instance it ever creates (`InstanceTrackerMeta`, for its reset and its
   dashboard), DynamoDB items and their copies included: nothing is ever freed.
@@ -9,9 +9,11 @@
 Here DynamoDB's models are not tracked, and a transaction backs up only the items it names, putting
 them back as they were (or removing the ones it created) when moto cancels it: the same outcome as
 moto's rollback, at the cost of the transaction's own items (tests/integration/test_lean_moto.py).
+A test of 2,000 budgets took 178 s with moto as is (2 minutes of it in the kernel, paging the
+copies), 43 s with this.
 
-In process: call `lean()` before the first request (bench_calculator). As a server:
-python bench/lean_moto.py [moto.server's arguments, e.g. -H 127.0.0.1 -p 5000] (bench_soak).
+In process: `lean()` before the first request (tests/conftest.py, the harness's server,
+bench_calculator). As a server: python -m devkit.harness.lean_moto [moto.server's arguments].
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ def _transact_write_items_backing_up_its_items(
 
 
 def lean() -> None:
+    """Applies both changes to moto in this process (again: no effect)."""
     for model in base_backend.model_data["dynamodb"].values():
         model.instances_tracked = _Untracked()
     dynamodb_models.copy = _TablesNotCopied()  # type: ignore[assignment]
