@@ -363,14 +363,20 @@ class DynamoUsageStore:
         return found
 
     def spent(self, keys: Iterable[TotalKey]) -> dict[TotalKey, Decimal]:
-        wanted = {
-            (budget_key(scope, window), window_id): (scope, window, window_id)
-            for scope, window, window_id in keys
-        }
-        return {
-            wanted[(item.budget, item.window_id)]: item.spent_usd
-            for item in TotalItem.batch_get(list(wanted), consistent_read=True)
-        }
+        return spent_in_windows(keys)
+
+
+def spent_in_windows(keys: Iterable[TotalKey]) -> dict[TotalKey, Decimal]:
+    """The spend of many (scope, window, window id) totals, 100 a BatchGetItem; a window with no
+    spend yet has no total and is absent."""
+    wanted = {
+        (budget_key(scope, window), window_id): (scope, window, window_id)
+        for scope, window, window_id in keys
+    }
+    return {
+        wanted[(item.budget, item.window_id)]: item.spent_usd
+        for item in TotalItem.batch_get(list(wanted), consistent_read=True)
+    }
 
 
 def spent_in_window(scope: str, window: str, window_id: str) -> Decimal:
