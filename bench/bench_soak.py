@@ -26,12 +26,9 @@ import os
 import random
 import shlex
 import signal
-import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -40,7 +37,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "layers" / "shared" / "python"))
 
-import requests  # noqa: E402
 from aws_lambda_powertools.utilities import parameters  # noqa: E402
 from bench_calculator import quiet_stdout  # noqa: E402
 
@@ -50,7 +46,7 @@ from budgetkeeper.windows import iso_utc  # noqa: E402
 from devkit.harness.clock import ManualClock  # noqa: E402
 from devkit.harness.lambdas import invoke  # noqa: E402
 from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event  # noqa: E402
-from devkit.harness.server import _free_port  # noqa: E402
+from devkit.harness.server import moto_process  # noqa: E402
 from devkit.harness.stack import FAKE_CREDENTIALS, LocalStack  # noqa: E402
 
 DEFAULT_RECORDS = 20_000
@@ -71,32 +67,6 @@ def rss_kib(field: str = "VmRSS", pid: int | str = "self") -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     raise LookupError(field)
-
-
-@contextmanager
-def moto_server() -> Iterator[tuple[str, int]]:
-    """moto.server (devkit/harness/lean_moto.py) in its own process; its endpoint and process id."""
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "devkit.harness.lean_moto", "-H", "127.0.0.1", "-p", str(port)],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                requests.post(f"{endpoint}/moto-api/config", json=CONFIG, timeout=5).raise_for_status()
-                break
-            except requests.ConnectionError:
-                time.sleep(0.05)
-        else:
-            raise RuntimeError("moto.server did not start")
-        yield endpoint, server.pid
-    finally:
-        server.kill()  # moto busy in a request may not answer SIGTERM for a while
-        server.wait(timeout=30)
 
 
 class Expected:
@@ -170,7 +140,7 @@ def main() -> int:
     results: Counter[str] = Counter()
     rss_at_tenth = 0
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the server is stopped on the way out
-    with moto_server() as (endpoint, server_pid), clock.use(ticking):
+    with moto_process(CONFIG) as (endpoint, server_pid), clock.use(ticking):
         parameters.clear_caches()
         stack = LocalStack(endpoint_url=endpoint).create()
         with stack.activated():

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import requests
 from moto.server import ThreadedMotoServer
@@ -41,3 +46,30 @@ def local_aws() -> Iterator[str]:
         server.stop()
         os.environ.clear()
         os.environ.update(saved)
+
+
+@contextmanager
+def moto_process(config: Mapping[str, Any]) -> Iterator[tuple[str, int]]:
+    """moto.server with lean_moto's changes in a process of its own, on a free loopback port and
+    configured with `config`: its endpoint and process id (a bench's memory stays apart from moto's)."""
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "devkit.harness.lean_moto", "-H", "127.0.0.1", "-p", str(port)],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(400):
+            try:
+                requests.post(f"{endpoint}/moto-api/config", json=config, timeout=5).raise_for_status()
+                break
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        else:
+            raise RuntimeError("moto.server did not start")
+        yield endpoint, server.pid
+    finally:
+        server.kill()  # moto busy in a request may not answer SIGTERM for a while
+        server.wait(timeout=30)

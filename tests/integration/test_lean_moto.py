@@ -3,40 +3,19 @@ rollback does, although the server no longer copies whole tables to roll back.""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import boto3
 import pytest
-import requests
 from botocore.exceptions import ClientError
 
-from devkit.harness.server import _free_port
+from devkit.harness.server import moto_process
 from devkit.harness.stack import FAKE_CREDENTIALS
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def dynamodb() -> Iterator:
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "devkit.harness.lean_moto", "-H", "127.0.0.1", "-p", str(port)],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(400):
-            try:
-                requests.get(f"{endpoint}/moto-api/data.json", timeout=5)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.05)
+    with moto_process({}) as (endpoint, _):
         yield boto3.client(
             "dynamodb",
             endpoint_url=endpoint,
@@ -44,9 +23,6 @@ def dynamodb() -> Iterator:
             aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         )
-    finally:
-        server.kill()
-        server.wait(timeout=30)
 
 
 def create_tables(dynamodb) -> None:
