@@ -1,8 +1,8 @@
 """Soak: N invocation records through the usage calculator handler against moto in another process.
 
 `.venv/bin/python bench/bench_soak.py [RECORDS] [--batch N]` (RECORDS: default $BENCH_SOAK_RECORDS
-or 20,000, a few minutes on 2 shared cores; `1000000 --batch 6000`, a million in batches the size
-the 3 MB processor buffer makes at a million an hour, was run for the figures in bench/README.md)
+or 1,000,000, in batches of 8,000 (what the 3 MB processor buffer holds at a million calls an
+hour): about 6 minutes on 2 shared cores)
 
 - moto runs as moto.server (devkit/harness/lean_moto.py: moto without its instance tracking and
   whole-table copies per transaction, which grew it to 2.7 GB over 20,000 records) in a separate
@@ -11,7 +11,7 @@ the 3 MB processor buffer makes at a million an hour, was run for the figures in
   Lambda container would.
 - Records are generated batch by batch (none kept): 40 users, Nova Pro and Nova Lite, random
   tokens, 25 events a CloudWatch Logs payload, `--batch` invocations a Firehose batch (default
-  500: a minute at 30,000 an hour); each batch in its own minute, the clock moving a minute per batch.
+  8,000); each batch in its own minute, the clock moving a minute per batch.
 - Printed: records per second, this process's RSS after 10% of the batches and at the end, and its
   peak (VmHWM), so growth with the number of batches shows; then every user's spend and calls, read
   back from the daily window totals and the hourly rollups, checked exactly against a sum kept here
@@ -49,7 +49,9 @@ from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_e
 from devkit.harness.server import moto_process  # noqa: E402
 from devkit.harness.stack import FAKE_CREDENTIALS, LocalStack  # noqa: E402
 
-DEFAULT_RECORDS = 20_000
+DEFAULT_RECORDS = 1_000_000
+# What the 3 MB processor buffer holds at a million calls an hour (bench_calculator: about 7,900).
+DEFAULT_BATCH = 8_000
 ACCOUNT = "111122223333"
 USERS = 40
 # USD per 1M tokens (input, output), AWS's on-demand list prices, written by hand
@@ -122,7 +124,12 @@ def main() -> int:
     parser.add_argument(
         "records", nargs="?", type=int, default=int(os.environ.get("BENCH_SOAK_RECORDS", DEFAULT_RECORDS))
     )
-    parser.add_argument("--batch", type=int, default=500, help="invocations a Firehose batch (default 500)")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=DEFAULT_BATCH,
+        help=f"invocations a Firehose batch (default {DEFAULT_BATCH:,})",
+    )
     arguments = parser.parse_args()
     os.environ.update(FAKE_CREDENTIALS)
     os.environ.pop("AWS_PROFILE", None)
@@ -183,8 +190,6 @@ def main() -> int:
         f"handler process RSS: {rss_at_tenth / 1024:,.1f} MB after {max(1, batches // 10):,} batches (10%), "
         f"{rss_end / 1024:,.1f} MB after {batches:,}; peak {peak / 1024:,.1f} MB"
     )
-    if DEFAULT_RECORDS < 1_000_000 and records < 1_000_000:
-        print(f"1,000,000 records at this rate: about {1_000_000 / (records / seconds) / 60:,.0f} minutes")
     total = sum(expected.spent.values(), Decimal(0))
     if wrong:
         print("totals WRONG:\n  " + "\n  ".join(wrong))

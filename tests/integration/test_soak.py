@@ -1,4 +1,4 @@
-"""bench/bench_soak.py at a small count: every user's spend and calls exact after the soak.
+"""bench/bench_soak.py at a small count (4 batches of 500): every user's spend and calls exact after the soak.
 
 The soak runs the usage calculator handler in its own process against `python -m moto.server` in
 another, and exits 1 when a total read back differs from the sum of the records it generated.
@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_a_soak_of_2000_records_keeps_every_total_exact():
     environment = {**os.environ, "BENCH_SOAK_RECORDS": "2000"}
     done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "bench_soak.py")],
+        [sys.executable, str(REPO / "bench" / "bench_soak.py"), "--batch", "500"],
         capture_output=True,
         text=True,
         env=environment,
