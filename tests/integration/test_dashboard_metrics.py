@@ -23,6 +23,7 @@ from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
 from devkit.harness.template import load_template
 from tests.integration.test_cli import Cli, cli  # noqa: F401 - the `cli` fixture, used by name
+from tests.reliability.faults import FaultInjector, faults  # noqa: F401 - the `faults` fixture, used by name
 from tests.timeline import now_iso
 
 NAMESPACE = "BedrockBudgetkeeper"
@@ -30,7 +31,10 @@ NAMESPACE = "BedrockBudgetkeeper"
 AWS_METRICS: dict[tuple[str, str], frozenset[str]] = {
     ("AWS/Bedrock", "Invocations"): frozenset(),  # "across all model IDs"
     ("AWS/States", "ExecutionsFailed"): frozenset({"StateMachineArn"}),
+    ("AWS/States", "ExecutionsTimedOut"): frozenset({"StateMachineArn"}),
     ("AWS/SNS", "NumberOfNotificationsFailed"): frozenset({"TopicName"}),
+    ("AWS/Lambda", "Errors"): frozenset({"FunctionName"}),
+    ("AWS/SQS", "ApproximateNumberOfMessagesVisible"): frozenset({"QueueName"}),
 }
 _SEARCH = re.compile(r"SEARCH\('\{([^}]*)\}\s+MetricName=\"([^\"]+)\"([^']*)'")
 _SEARCH_VALUE = re.compile(r'(\w+)="([^"]*)"')
@@ -88,8 +92,9 @@ def alarm_metrics(template: dict[str, Any]) -> Iterator[Named]:
             yield metric["Namespace"], metric["MetricName"], dimensions
 
 
-def run_every_function(operator: Cli, capsys: pytest.CaptureFixture[str]) -> str:
-    """Calculator (a team, an unknown model, a bad event, a threshold crossed), monitor, workflow."""
+def run_every_function(operator: Cli, capsys: pytest.CaptureFixture[str], sns: FaultInjector) -> str:
+    """Calculator (a team, an unknown model, a bad event, a threshold crossed), monitor, workflow;
+    then a workflow failure reported while SNS refuses every Publish."""
     from budgetkeeper.store import TeamItem
 
     outputs: list[str] = []
@@ -116,15 +121,25 @@ def run_every_function(operator: Cli, capsys: pytest.CaptureFixture[str]) -> str
     outputs.append(capsys.readouterr().out)
     operator.finish_runs()
     outputs.append(capsys.readouterr().out)
+    sns.fail("sns", "Publish", "InternalError", status=500, times=10_000)
+    invoke(
+        "EnforcementFunction", {"task": "report_failure", "state": failure, "execution": "arn:test-sns-down"}
+    )
+    outputs.append(capsys.readouterr().out)
     return "\n".join(outputs)
 
 
-def test_every_metric_the_dashboard_and_the_alarms_name_is_emitted(cli: Cli, capsys, monkeypatch) -> None:  # noqa: F811
+def test_every_metric_the_dashboard_and_the_alarms_name_is_emitted(
+    cli: Cli,  # noqa: F811
+    capsys,
+    monkeypatch,
+    faults,  # noqa: F811
+) -> None:
     # Given the service dimension read from the functions' environment, as in Lambda, where it is
     # set before the module is imported (in this shared process another test may import it first)
     monkeypatch.setattr(metrics.provider, "service", os.environ["POWERTOOLS_SERVICE_NAME"])
     # and every function run once through what it is there for, its EMF captured
-    seen = list(emitted(run_every_function(cli, capsys)))
+    seen = list(emitted(run_every_function(cli, capsys, faults)))
     template = load_template()
     named = [*dashboard_metrics(template), *alarm_metrics(template)]
     assert len(named) >= 15
