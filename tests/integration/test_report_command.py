@@ -180,8 +180,7 @@ def test_compare_previous_across_a_month_end(stack, settings, clock, capsys) -> 
     spend_at(month_start - timedelta(hours=1), "alice", 9_000_000)
     name = stack.publish_outputs()
     # When the month so far is compared with the one before
-    code, out, err = run_cli(
-        capsys,
+    compare = [
         "report",
         "--stack-name",
         name,
@@ -191,7 +190,8 @@ def test_compare_previous_across_a_month_end(stack, settings, clock, capsys) -> 
         "previous",
         "--format",
         "json",
-    )
+    ]
+    code, out, err = run_cli(capsys, *compare)
     assert code == 0, err
     rows = {row["principal"]: row for row in json.loads(out)}
     # Then each principal's spend in this month's first 3 hours stands against the same 3 hours a month before
@@ -215,15 +215,7 @@ def test_compare_previous_across_a_month_end(stack, settings, clock, capsys) -> 
     until = month_start + timedelta(hours=1)
     code, out, err = run_cli(
         capsys,
-        "report",
-        "--stack-name",
-        name,
-        "--group-by",
-        "principal",
-        "--compare",
-        "previous",
-        "--format",
-        "json",
+        *compare,
         "--since",
         since.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "--until",

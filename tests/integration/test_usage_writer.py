@@ -78,16 +78,15 @@ def test_large_groups_go_through_a_journal_and_stay_exact(writer):
     assert all(spent(scope) == Decimal("0.60") for scope in scopes)
 
 
-def test_a_crash_between_two_writes_is_finished_by_the_retry(writer, monkeypatch):
-    scopes = [f"user:c{n}" for n in range(60)]
-    payloads = [payload(f"crash{n}", scopes, "0.02") for n in range(10)]
-    # Given the function dies after the claim and the first chunk of counters
+def commit_dying_at(transaction: int, writer, payloads, monkeypatch) -> None:
+    """`writer.commit(payloads)`, the function dying (a Lambda timeout) as it sends its
+    `transaction`-th TransactWriteItems: the ones before it are written, that one and the rest not."""
     real_commit = TransactWrite._commit
     commits = {"count": 0}
 
     def dying_commit(self):
         commits["count"] += 1
-        if commits["count"] == 3:
+        if commits["count"] == transaction:
             raise SystemExit("Lambda timed out")
         return real_commit(self)
 
@@ -95,6 +94,13 @@ def test_a_crash_between_two_writes_is_finished_by_the_retry(writer, monkeypatch
     with pytest.raises(SystemExit):
         writer.commit(payloads)
     monkeypatch.setattr(TransactWrite, "_commit", real_commit)
+
+
+def test_a_crash_between_two_writes_is_finished_by_the_retry(writer, monkeypatch):
+    scopes = [f"user:c{n}" for n in range(60)]
+    payloads = [payload(f"crash{n}", scopes, "0.02") for n in range(10)]
+    # Given the function dies after the claim and the first chunk of counters
+    commit_dying_at(3, writer, payloads, monkeypatch)
     partially = sorted(spent(scope) for scope in scopes[:1])
     assert partially == [Decimal("0.20")]  # the first chunk landed, the second did not
     # When Firehose retries the same batch
@@ -166,19 +172,7 @@ def test_a_crash_after_a_slotted_claim_is_finished_by_a_redelivery_of_part_of_th
     # Given 10 slotted payloads over 60 scopes (a journal and two chunks) and a crash after the claim
     scopes = [f"user:j{n}" for n in range(60)]
     payloads = [slotted(hex_id(100 + n), scopes, "0.03", marker_slot(hex_id(100 + n), 0)) for n in range(10)]
-    real_commit = TransactWrite._commit
-    commits = {"count": 0}
-
-    def dying_commit(self):
-        commits["count"] += 1
-        if commits["count"] == 2:
-            raise SystemExit("Lambda timed out")
-        return real_commit(self)
-
-    monkeypatch.setattr(TransactWrite, "_commit", dying_commit)
-    with pytest.raises(SystemExit):
-        writer.commit(payloads)
-    monkeypatch.setattr(TransactWrite, "_commit", real_commit)
+    commit_dying_at(2, writer, payloads, monkeypatch)
     assert TotalItem.count() == 0  # claimed, nothing applied
     # When only one of the payloads comes again
     retry = writer.commit(payloads[:1])
