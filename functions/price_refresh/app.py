@@ -20,7 +20,7 @@ from budgetkeeper.store import bind_tables
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     bind_tables(settings)
-    publisher = SnsPublisher(boto3.client("sns", region_name=settings.region), settings.notifications_topic)
+    publisher = SnsPublisher.for_stack(settings)
     outcome = refresh_from_price_list(
         boto3.client("pricing", region_name=PRICING_API_REGION),
         max_factor=settings.price_move_max_factor,

@@ -19,7 +19,7 @@ from budgetkeeper.store import bind_tables
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     bind_tables(settings)
-    publisher = SnsPublisher(boto3.client("sns", region_name=settings.region), settings.notifications_topic)
+    publisher = SnsPublisher.for_stack(settings)
     outcome = daily(
         tunables=load_tunables(settings),
         ce=boto3.client("ce", region_name="us-east-1"),  # Cost Explorer's one endpoint

@@ -146,5 +146,5 @@ def build_deny_tasks(settings: Settings) -> DenyTasks:
         return connection[0]
 
     iam = IamDenies(boto3.client("iam"), settings.deny_policy_arn, identity_center)
-    publisher = SnsPublisher(boto3.client("sns", region_name=settings.region), settings.notifications_topic)
+    publisher = SnsPublisher.for_stack(settings)
     return DenyTasks(DenyBook(iam), publisher)

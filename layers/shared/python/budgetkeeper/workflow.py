@@ -461,9 +461,7 @@ def build_workflow_tasks(settings: Settings, tunables: Tunables) -> WorkflowTask
 
     return WorkflowTasks(
         tunables=tunables,
-        publisher=SnsPublisher(
-            boto3.client("sns", region_name=settings.region), settings.notifications_topic
-        ),
+        publisher=SnsPublisher.for_stack(settings),
         directory=Directory(role_exists, group_exists, team_session_scopes),
         stop_execution=stop_execution,
         system_roles=system_role_prefixes(settings.stack_name),

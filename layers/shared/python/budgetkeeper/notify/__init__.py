@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
 from budgetkeeper.observability import logger, metrics
+
+if TYPE_CHECKING:
+    from budgetkeeper.settings import Settings
 
 # Event types, in the words a person reads first.
 TITLES = {
@@ -71,12 +75,17 @@ class SnsPublisher:
         self._sns = sns_client
         self._topic_arn = topic_arn
 
+    @classmethod
+    def for_stack(cls, settings: Settings) -> SnsPublisher:
+        """The publisher to this stack's budget-events topic."""
+        return cls(boto3.client("sns", region_name=settings.region), settings.notifications_topic)
+
     def publish(self, event: NotificationEvent) -> None:
         """Publish, or log and count the failure: a notice never stops enforcement.
 
         SNS down (after botocore's retries) must not fail the step that publishes: the step would be
         retried, then caught, and a suspension undone for want of an e-mail. The event is logged in
-        full (`notification not sent`) and counted (`NotificationsFailed`), for an alarm elsewhere.
+        full (`notification not sent`) and counted (`NotificationsFailed`, in the `<stack>-faults` alarm).
         """
         logger.info("notification", **event.to_dict())
         try:
