@@ -324,12 +324,12 @@ def buffer_fill(messages: Sequence[str], per_payload: int, size_bytes: int) -> i
 @dataclass(frozen=True)
 class Plan:
     """The batches of one packing: invocations each (the warm batches' mean), the seconds they take
-    to arrive, and what closes a batch."""
+    to arrive, and what sets their size."""
 
     per_payload: int
     invocations: float
     seconds: float
-    closed_by: str
+    sized_by: str
 
 
 def plan_batches(
@@ -353,12 +353,12 @@ def plan_batches(
     sizes = [len(batch) for batch in batches[1:]]
     invocations = sum(sizes) / len(sizes)
     if forced:
-        closed_by = "--batch"
+        sized_by = "--batch, not the buffer"
     elif filled:
-        closed_by = f"the {buffer.size_bytes / 1024**2:g} MB buffer fills: {filled} of {count} batches"
+        sized_by = f"the {buffer.size_bytes / 1024**2:g} MB buffer filling: {filled} of {count} batches"
     else:
-        closed_by = f"the {buffer.interval_seconds} s interval ends"
-    each = Plan(per_payload, invocations, min(buffer.interval_seconds, invocations / rate * 3600), closed_by)
+        sized_by = f"the {buffer.interval_seconds} s interval ending"
+    each = Plan(per_payload, invocations, min(buffer.interval_seconds, invocations / rate * 3600), sized_by)
     return each, batches
 
 
@@ -460,8 +460,7 @@ def report_variant(title: str, runs: list[BatchRun], memory_mb: int, plan: Plan,
     print(
         f"batches: 1 cold (all principals new: default budgets created) + {n} warm, "
         f"{batch_records:,.0f} invocations each (warm mean; cold {cold.invocations:,}), "
-        f"arriving in {plan.seconds:,.1f} s (a batch closes when "
-        f"{plan.closed_by})"
+        f"arriving in {plan.seconds:,.1f} s (sized by {plan.sized_by})"
     )
     results = Counter[str]()
     for run in runs:
