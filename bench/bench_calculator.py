@@ -8,8 +8,9 @@ Realistic invocation records (demo_data.generate_day: 21 principals, bodies of a
 
 A batch is what Firehose hands the processor at `--rate` invocations an hour (default 1,000,000):
 the invocations that arrive in the processor buffer interval, or fewer when the buffer fills first
-(template.yaml's defaults: 1 MB, 60 s; the size counts the gzipped payloads). At a million an hour
-the 1 MB buffer fills in seconds; at 30,000 an hour a batch is the minute's 500 invocations.
+(template.yaml's defaults, read from it: 3 MB, 60 s; the size counts the gzipped payloads). At a
+million an hour the buffer fills in under 30 s; at 30,000 an hour a batch is the minute's 500
+invocations.
 `--batch N` sets the batch size instead (10 to 50: the processor buffer interval at 0 s).
 
 Each variant runs on a fresh stack: a cold batch first (every principal is new: default budgets are
