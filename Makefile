@@ -10,7 +10,7 @@ PY312_DIR := $(patsubst %/,%,$(dir $(firstword $(wildcard /root/.pyenv/versions/
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help venv console test test-clock test-scale check-install checkov checkov-baseline lint build check-build unit demo bench prices asl fmt clean
+.PHONY: help venv iam-evaluator console test test-clock test-scale check-install checkov checkov-baseline lint build check-build unit demo bench prices asl fmt clean
 
 help:
 	@echo "make demo    run a day of Bedrock traffic through the stack on moto and tell what happened"
@@ -34,6 +34,21 @@ $(STAMP): requirements-dev.txt pyproject.toml
 
 venv: $(STAMP)
 
+# The tests' IAM evaluator (tests/iam_eval.py): @cloud-copilot/iam-simulate from npm, exact versions
+# from the lock file, test-only (AGPL-3.0, never shipped). Without npm, the tests that need it skip
+# and say why; under CI=true that fails (tests/conftest.py).
+IAM_EVALUATOR := tests/iam
+IAM_EVALUATOR_STAMP := $(IAM_EVALUATOR)/node_modules/.installed
+
+$(IAM_EVALUATOR_STAMP): $(IAM_EVALUATOR)/package.json $(IAM_EVALUATOR)/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  cd $(IAM_EVALUATOR) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	else \
+	  echo "npm not found: the IAM evaluator tests will skip (apt-get install nodejs npm)"; \
+	fi
+
+iam-evaluator: $(IAM_EVALUATOR_STAMP)
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -49,7 +64,7 @@ check-build: build
 # Every core (pytest-xdist); worksteal evens out the few long tests (the demo, the workflows on moto).
 PYTEST_PARALLEL := -n auto --dist worksteal
 
-unit: $(STAMP)
+unit: $(STAMP) $(IAM_EVALUATOR_STAMP)
 	$(BIN)/pytest -q $(PYTEST_PARALLEL)
 
 test: lint check-build unit
@@ -63,7 +78,7 @@ CLOCK_PYTEST := $(BIN)/pytest -q -p no:cacheprovider $(PYTEST_PARALLEL) -m "not 
 # Three minutes before midnight UTC at a month end; two before the European summer-time change.
 CLOCK_STARTS := "2027-02-28 23:57:00" "2027-03-28 00:58:00"
 
-test-clock: $(STAMP)
+test-clock: $(STAMP) $(IAM_EVALUATOR_STAMP)
 	@for start in $(CLOCK_STARTS); do \
 	  $(BIN)/python scripts/under_faketime.py "$$start" -- $(CLOCK_PYTEST) $(CLOCK_TESTS) || exit 1; \
 	done

@@ -74,6 +74,21 @@ def browser() -> Iterator[object]:
         driver.quit()
 
 
+@pytest.fixture(scope="session")
+def iam() -> Iterator[object]:
+    """The IAM evaluator (tests/iam_eval.py): one Node process per test session (per xdist worker)."""
+    from tests.iam_eval import EvaluatorUnavailable, IamEvaluator
+
+    try:
+        evaluator = IamEvaluator()
+    except EvaluatorUnavailable as missing:
+        pytest.skip(str(missing))
+    try:
+        yield evaluator
+    finally:
+        evaluator.close()
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int) -> None:
     skipped = terminalreporter.stats.get("skipped", [])
     if os.environ.get("CI") == "true" and skipped:

@@ -7,40 +7,19 @@ are evaluated for two deployments: the defaults, and one with every optional par
 
 from __future__ import annotations
 
-import copy
 import fnmatch
 import json
 from collections.abc import Iterator
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from samtranslator.parser.parser import Parser
-from samtranslator.translator.translator import Translator
-from samtranslator.yaml_helper import yaml_parse
 
 from budgetkeeper.session_denies import OPT_IN_TAG_KEY, OPT_IN_TAG_VALUE
-from devkit.harness.template import TEMPLATE_PATH
-
-KMS_KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-DEFAULTS: dict[str, str] = {}
-EVERYTHING_SET = {
-    "KmsKeyArn": KMS_KEY_ARN,
-    "IdentityCenterAdminRoleArn": "arn:aws:iam::999999999999:role/BudgetkeeperSso",
-    "IdentityCenterRegion": "eu-west-1",
-    "NotificationSender": "budgets@example.com",
-    "OperatorAlertEmail": "ops@example.com",
-    "OperatorAlertPhone": "+15555550100",
-    "InvocationLogBucketName": "org-bedrock-logs",
-    "InvocationLogPrefix": "bedrock/",
-    "CurDatabase": "cur_exports",
-    "CurTable": "cur2",
-    "CurWorkGroup": "finops",
-    "CurBucket": "org-cur-exports",
-}
-DEPLOYMENTS = {"defaults": DEFAULTS, "everything-set": EVERYTHING_SET}
+from tests.deployed_template import DEPLOYMENTS, KMS_KEY_ARN, MANAGED_POLICIES
+from tests.deployed_template import as_list as _as_list
+from tests.deployed_template import deployed_template as _deployed
+from tests.deployed_template import of_type as _of_type
 
 # Actions an Allow statement may grant on Resource "*", each with the reason.
 WILDCARD_RESOURCE_ALLOWED = {
@@ -73,31 +52,6 @@ WILDCARD_RESOURCE_ALLOWED = {
     "ce:GetCostAndUsage": "Cost Explorer supports no resource-level permissions for GetCostAndUsage",
 }
 
-# The AWS managed policies SAM attaches, as AWS publishes them. Another one fails the test until
-# its document is added here, so no managed policy escapes the checks.
-MANAGED_POLICIES = {
-    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole": [
-        {
-            "Effect": "Allow",
-            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-            "Resource": "*",
-        }
-    ],
-    "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess": [
-        {
-            "Effect": "Allow",
-            "Action": [
-                "xray:PutTraceSegments",
-                "xray:PutTelemetryRecords",
-                "xray:GetSamplingRules",
-                "xray:GetSamplingTargets",
-                "xray:GetSamplingStatisticSummaries",
-            ],
-            "Resource": "*",
-        }
-    ],
-}
-
 # Operator data, and the tables a rebuild would take hours to refill (see template.yaml).
 PITR_TABLES = {"BudgetsTable", "AuditTable", "TeamsTable", "DeniesTable", "TotalsTable", "RollupsTable"}
 KMS_ACTIONS = {"kms:Decrypt", "kms:GenerateDataKey"}
@@ -114,87 +68,6 @@ ROLES_USING_THE_KEY = {
     "ReconcilerFunctionRole",
     "FirehoseRole",
 }
-
-
-@cache
-def _expanded_sam() -> dict[str, Any]:
-    """template.yaml through the SAM translator, conditions and parameter references untouched."""
-    template = yaml_parse(TEMPLATE_PATH.read_text())
-    for resource in template["Resources"].values():
-        properties = resource.get("Properties", {})
-        for key in ("CodeUri", "ContentUri", "DefinitionUri"):
-            if isinstance(properties.get(key), str):  # local paths: what `sam package` would upload
-                properties[key] = "s3://bucket/key"
-
-    class NoManagedPolicyNames:  # SAM asks IAM only for policies named without an ARN: we use none
-        def load(self) -> dict[str, str]:
-            return {}
-
-    # What samtranslator.translator.transform.transform does, with a session that names a Region
-    # (the translator asks boto3 for one; nothing here calls AWS).
-    translator = Translator(None, Parser(), boto_session=boto3.session.Session(region_name="us-east-1"))
-    return translator.translate(
-        template,
-        parameter_values={},
-        get_managed_policy_map=NoManagedPolicyNames().load,
-    )
-
-
-def _condition(expression: Any, parameters: dict[str, str], conditions: dict[str, Any]) -> bool:
-    if isinstance(expression, dict) and "Fn::Not" in expression:
-        return not _condition(expression["Fn::Not"][0], parameters, conditions)
-    if isinstance(expression, dict) and "Fn::Equals" in expression:
-        left, right = (_resolve(side, parameters, conditions) for side in expression["Fn::Equals"])
-        return bool(left == right)
-    if isinstance(expression, dict) and "Condition" in expression:
-        return _condition(conditions[expression["Condition"]], parameters, conditions)
-    raise AssertionError(f"this test cannot evaluate the condition {expression!r}: teach it")
-
-
-_NO_VALUE = object()
-
-
-def _resolve(node: Any, parameters: dict[str, str], conditions: dict[str, Any]) -> Any:
-    """Fn::If by the conditions, AWS::NoValue dropped, Ref to a parameter replaced by its value."""
-    if isinstance(node, dict):
-        if set(node) == {"Fn::If"}:
-            name, when_true, when_false = node["Fn::If"]
-            chosen = when_true if _condition(conditions[name], parameters, conditions) else when_false
-            return _resolve(chosen, parameters, conditions)
-        if set(node) == {"Ref"}:
-            if node["Ref"] == "AWS::NoValue":
-                return _NO_VALUE
-            if node["Ref"] in parameters:
-                return parameters[node["Ref"]]
-            return node
-        resolved = {key: _resolve(value, parameters, conditions) for key, value in node.items()}
-        return {key: value for key, value in resolved.items() if value is not _NO_VALUE}
-    if isinstance(node, list):
-        items = [_resolve(item, parameters, conditions) for item in node]
-        return [item for item in items if item is not _NO_VALUE]
-    return node
-
-
-@cache
-def _deployed(deployment: str) -> dict[str, Any]:
-    template = copy.deepcopy(_expanded_sam())
-    declared = template["Parameters"]
-    parameters = {name: str(spec.get("Default", "")) for name, spec in declared.items()}
-    parameters.update(DEPLOYMENTS[deployment])
-    resolved = _resolve(template["Resources"], parameters, template.get("Conditions", {}))
-    return {"Resources": resolved}
-
-
-def _of_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
-    return {
-        name: resource["Properties"]
-        for name, resource in template["Resources"].items()
-        if resource["Type"] == resource_type
-    }
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
 
 
 def _allow_statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
