@@ -135,7 +135,7 @@ class Request:
     identity_policies: Mapping[str, Document] = field(default_factory=dict)
     context: Mapping[str, str | list[str]] = field(default_factory=dict)
     resource_policy: Document | None = None
-    resource_account: str = ACCOUNT
+    resource_account: str | None = None  # the principal's own account unless given
     session_policy: Document | None = None
     permission_boundaries: Mapping[str, Document] = field(default_factory=dict)
     service_control_policies: Mapping[str, Document] = field(default_factory=dict)
@@ -145,7 +145,10 @@ class Request:
             "request": {
                 "principal": self.principal.arn,
                 "action": self.action,
-                "resource": {"resource": self.resource, "accountId": self.resource_account},
+                "resource": {
+                    "resource": self.resource,
+                    "accountId": self.resource_account or self.principal.account,
+                },
                 "contextVariables": {**self.principal.context, **self.context},
             },
             "identityPolicies": [{"name": n, "policy": p} for n, p in self.identity_policies.items()],
@@ -166,7 +169,7 @@ class Request:
         return simulation
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Decision:
     request: Request
     result: str  # Allowed, ExplicitlyDenied or ImplicitlyDenied
@@ -187,7 +190,7 @@ class Decision:
             d["statementId"] for d in self.denials if d.get("denialType") == "Explicit" and "statementId" in d
         }
 
-    def __str__(self) -> str:
+    def __repr__(self) -> str:
         who = self.request.principal.arn
         why = [
             f"{d.get('policyType')}:{d.get('policyIdentifier', '')}:{d.get('statementId', '')}"
@@ -277,14 +280,16 @@ class IamEvaluator:
         if "error" in answer:
             raise EvaluationError(answer["error"]["message"])
         return [
-            ActionInfo(
-                service,
-                action["name"],
-                action["wildcardOnly"],
-                tuple(example_arn(kind["arn"]) for kind in action["resourceTypes"]),
-            )
+            ActionInfo(service, action["name"], action["wildcardOnly"], _unambiguous_arns(action))
             for action in answer["actions"]
         ]
+
+
+def _unambiguous_arns(action: Mapping[str, Any]) -> tuple[str, ...]:
+    # Two resource types of one action with the same ARN format (iam-data lists a few): the
+    # evaluator cannot tell which one a request means, so neither is asked.
+    arns = [example_arn(kind["arn"]) for kind in action["resourceTypes"]]
+    return tuple(arn for arn in arns if arns.count(arn) == 1)
 
 
 def example_arn(arn_format: str, account: str = ACCOUNT) -> str:
