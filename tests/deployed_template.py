@@ -19,7 +19,7 @@ from samtranslator.translator.translator import Translator
 from samtranslator.yaml_helper import yaml_parse
 
 from devkit.harness.template import TEMPLATE_PATH
-from tests.iam_eval import ACCOUNT, REGION
+from tests.iam_eval import ACCOUNT, REGION, IamEvaluator, Request, role_session
 
 KMS_KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 DEFAULTS: dict[str, str] = {}
@@ -299,3 +299,30 @@ def role_policies(template: dict[str, Any], role: str) -> dict[str, dict[str, An
 def managed_policy(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
     """The document of the stack's managed policy `logical_id`."""
     return template["Resources"][logical_id]["Properties"]["PolicyDocument"]
+
+
+def stack_role_request(
+    deployment: str, role: str, action: str, resource: str, context: dict[str, Any] | None = None
+) -> Request:
+    """`action` on `resource` by a session of the stack's role `role`, under every policy it holds."""
+    template = concrete_template(deployment)
+    role_name = template["resolve"]({"Ref": role})
+    principal = role_session(
+        role_name, role.removesuffix("Role"), role_id=template["resolve"]({"Fn::GetAtt": [role, "RoleId"]})
+    )
+    return Request(
+        principal, action, resource, identity_policies=role_policies(template, role), context=context or {}
+    )
+
+
+def may_start_execution(
+    evaluator: IamEvaluator, role: str, state_machine_arn: str, deployment: str = "defaults"
+) -> bool:
+    """Whether the stack's role `role` may start an execution of the state machine `state_machine_arn`."""
+    request = stack_role_request(deployment, role, "states:StartExecution", state_machine_arn)
+    return evaluator.decide(request).allowed
+
+
+def stack_roles(deployment: str = "defaults") -> list[str]:
+    """The logical ids of the stack's roles."""
+    return sorted(of_type(concrete_template(deployment), "AWS::IAM::Role"))
