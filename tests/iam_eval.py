@@ -160,6 +160,8 @@ class Request:
             simulation["serviceControlPolicies"] = [{"orgIdentifier": ACCOUNT, "policies": policies}]
         if self.resource_policy is not None:
             simulation["resourcePolicy"] = self.resource_policy
+        elif self.action.startswith("kms:"):  # a key's policy must let IAM policies decide
+            simulation["resourcePolicy"] = default_key_policy(self.resource.split(":")[4])
         if self.session_policy is not None:
             simulation["sessionPolicy"] = self.session_policy
         if self.permission_boundaries:
@@ -167,6 +169,13 @@ class Request:
                 {"name": n, "policy": p} for n, p in self.permission_boundaries.items()
             ]
         return simulation
+
+
+def default_key_policy(account: str) -> dict[str, Any]:
+    """The key policy AWS gives a KMS key by default: the account's IAM policies decide."""
+    root = f"arn:aws:iam::{account}:root"
+    statement = {"Sid": "EnableIAMPolicies", "Effect": "Allow", "Principal": {"AWS": root}, "Action": "kms:*"}
+    return {"Version": "2012-10-17", "Statement": [{**statement, "Resource": "*"}]}
 
 
 @dataclass(frozen=True, slots=True, repr=False)
