@@ -75,7 +75,7 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
-def iam() -> Iterator[object]:
+def iam_evaluator() -> Iterator[object]:
     """The IAM evaluator (tests/iam_eval.py): one Node process per test session (per xdist worker)."""
     from tests.iam_eval import EvaluatorUnavailable, IamEvaluator
 

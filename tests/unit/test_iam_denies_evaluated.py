@@ -76,9 +76,13 @@ def deny_policy() -> dict:
 
 
 @pytest.fixture(scope="module")
-def bedrock_actions(iam) -> dict[str, ActionInfo]:
+def bedrock_actions(iam_evaluator) -> dict[str, ActionInfo]:
     """Every Bedrock action of the Service Authorization Reference, as the pinned iam-data has it."""
-    return {info.action: info for service in ("bedrock", "bedrock-mantle") for info in iam.actions(service)}
+    return {
+        info.action: info
+        for service in ("bedrock", "bedrock-mantle")
+        for info in iam_evaluator.actions(service)
+    }
 
 
 def requests_for(info: ActionInfo, principal: Principal, policies: dict) -> list[Request]:
@@ -88,7 +92,7 @@ def requests_for(info: ActionInfo, principal: Principal, policies: dict) -> list
 
 
 @pytest.fixture(scope="module")
-def deny_sweep(iam, deny_policy, bedrock_actions):
+def deny_sweep(iam_evaluator, deny_policy, bedrock_actions):
     """Every Bedrock action on every resource type, for alice suspended (the deny attached) and bob not."""
     suspended = {"AmazonBedrockFullAccess": BEDROCK_FULL_ACCESS, "BedrockDenyPolicy": deny_policy}
     alice, bob = iam_user("alice"), iam_user("bob")
@@ -98,7 +102,7 @@ def deny_sweep(iam, deny_policy, bedrock_actions):
         for request in requests_for(info, alice, suspended)
         + requests_for(info, bob, {"AmazonBedrockFullAccess": BEDROCK_FULL_ACCESS})
     ]
-    return iam.evaluate(requests)
+    return iam_evaluator.evaluate(requests)
 
 
 def test_the_suspended_principal_is_denied_every_spending_action_on_every_resource(
@@ -129,14 +133,14 @@ def test_the_deny_reaches_exactly_the_actions_it_names_and_no_one_else(deny_swee
     assert not denied & set(STILL_ALLOWED)
 
 
-def test_the_deny_reaches_roles_groups_and_api_key_users_alike(iam, deny_policy):
+def test_the_deny_reaches_roles_groups_and_api_key_users_alike(iam_evaluator, deny_policy):
     principals = [
         role_session(ROLE, "any-session", role_id=ROLE_ID),  # attached to the role
         iam_user("carol"),  # attached to carol's group: a member's identity policies include it
         iam_user("BedrockAPIKey-x7k2"),  # a long-term API key's user
     ]
-    assert invoke_model_denied(iam, {"BedrockDenyPolicy": deny_policy}, principals) == [True] * 3
-    key_calls = iam.evaluate(
+    assert invoke_model_denied(iam_evaluator, {"BedrockDenyPolicy": deny_policy}, principals) == [True] * 3
+    key_calls = iam_evaluator.evaluate(
         Request(p, "bedrock:CallWithBearerToken", identity_policies={"d": deny_policy}) for p in principals
     )
     assert all(decision.explicitly_denied for decision in key_calls)
@@ -168,21 +172,27 @@ def session_policy() -> dict:
     return json.loads(json.dumps(session_deny_document(ROLE_ID, denies)))
 
 
-def test_the_suspended_sessions_of_a_role_are_denied_and_their_siblings_are_not(iam, session_policy):
+def test_the_suspended_sessions_of_a_role_are_denied_and_their_siblings_are_not(
+    iam_evaluator, session_policy
+):
     def session(name: str, role_id: str = ROLE_ID) -> Principal:
         return role_session(ROLE, name, role_id=role_id, tags={"team": "bob"})
 
     documents = {"budgetkeeper-sessions": session_policy}
-    suspended = invoke_model_denied(iam, documents, [session(name) for name in SUSPENDED_SESSIONS])
+    suspended = invoke_model_denied(iam_evaluator, documents, [session(name) for name in SUSPENDED_SESSIONS])
     assert suspended == [True] * len(SUSPENDED_SESSIONS)
-    siblings = invoke_model_denied(iam, documents, [session(name) for name in SIBLING_SESSIONS])
+    siblings = invoke_model_denied(iam_evaluator, documents, [session(name) for name in SIBLING_SESSIONS])
     assert siblings == [False] * len(SIBLING_SESSIONS)
     # The same session name on another role (another RoleId) is another principal
-    elsewhere = invoke_model_denied(iam, documents, [session(n, OTHER_ROLE_ID) for n in SUSPENDED_SESSIONS])
+    elsewhere = invoke_model_denied(
+        iam_evaluator, documents, [session(n, OTHER_ROLE_ID) for n in SUSPENDED_SESSIONS]
+    )
     assert elsewhere == [False] * len(SUSPENDED_SESSIONS)
 
 
-def test_a_suspended_source_identity_is_denied_whatever_its_session_and_another_is_not(iam, session_policy):
+def test_a_suspended_source_identity_is_denied_whatever_its_session_and_another_is_not(
+    iam_evaluator, session_policy
+):
     def session(name: str, source_identity: str | None) -> Principal:
         return role_session(ROLE, name, role_id=ROLE_ID, source_identity=source_identity)
 
@@ -194,8 +204,8 @@ def test_a_suspended_source_identity_is_denied_whatever_its_session_and_another_
         session("renamed-session", "alice@corp2"),
         session("renamed-session", None),
     ]
-    assert invoke_model_denied(iam, documents, principals) == [True, True, False, False, False]
-    decision = iam.decide(
+    assert invoke_model_denied(iam_evaluator, documents, principals) == [True, True, False, False, False]
+    decision = iam_evaluator.decide(
         Request(
             principals[0],
             "bedrock:InvokeModel",
@@ -206,10 +216,10 @@ def test_a_suspended_source_identity_is_denied_whatever_its_session_and_another_
     assert decision.denying_sids == {SOURCE_IDENTITY_DENY_SID}
 
 
-def test_the_session_policy_denies_every_spending_action(iam, session_policy, bedrock_actions):
+def test_the_session_policy_denies_every_spending_action(iam_evaluator, session_policy, bedrock_actions):
     alice = role_session(ROLE, "alice@example.com", role_id=ROLE_ID)
     policies = {"full": BEDROCK_FULL_ACCESS, "sessions": session_policy}
-    decisions = iam.evaluate(
+    decisions = iam_evaluator.evaluate(
         requests_for(bedrock_actions[action], alice, policies)[0] for action in SPENDING_ACTIONS
     )
     for decision in decisions:
@@ -219,7 +229,7 @@ def test_the_session_policy_denies_every_spending_action(iam, session_policy, be
 # --- the SSO statement in a permission set's inline policy ----------------------------------------
 
 
-def test_the_sso_statement_denies_the_user_in_every_account_and_no_other_user(iam, bedrock_actions):
+def test_the_sso_statement_denies_the_user_in_every_account_and_no_other_user(iam_evaluator, bedrock_actions):
     # Given a permission set whose inline policy (the customer's) allows Bedrock, with ours merged in
     customers = {"Version": "2012-10-17", "Statement": [BEDROCK_FULL_ACCESS["Statement"][0]]}
     inline = json.loads(merge_statement(customers, sso_deny_statement(["priya@example.com", "a*b"])))
@@ -230,12 +240,15 @@ def test_the_sso_statement_denies_the_user_in_every_account_and_no_other_user(ia
         return [sso_session(SSO_ROLE, user, role_id=rid, account=account) for account, rid in accounts]
 
     documents = {"DataScience-inline": inline}
-    assert invoke_model_denied(iam, documents, sessions("priya@example.com") + sessions("a*b")) == [True] * 4
+    assert (
+        invoke_model_denied(iam_evaluator, documents, sessions("priya@example.com") + sessions("a*b"))
+        == [True] * 4
+    )
     others = [*sessions("raj@example.com"), *sessions("priya@example.co"), *sessions("axb")]
-    assert invoke_model_denied(iam, documents, others) == [False] * 6
+    assert invoke_model_denied(iam_evaluator, documents, others) == [False] * 6
     # ... every spending action, by our statement
     priya = sessions("priya@example.com")[1]
-    decisions = iam.evaluate(
+    decisions = iam_evaluator.evaluate(
         requests_for(bedrock_actions[action], priya, {"inline": inline})[0] for action in SPENDING_ACTIONS
     )
     assert all(d.explicitly_denied and d.denying_sids == {SSO_DENY_SID} for d in decisions)

@@ -84,16 +84,16 @@ def _placed(resource: str, workgroup: str, results: str) -> str:
 
 
 @pytest.mark.parametrize(("action", "resource", "keys"), HISTORY_CALLS)
-def test_the_history_reader_may_make_every_call_of_meter_engine_athena(iam, action, resource, keys):
+def test_the_history_reader_may_make_every_call_of_meter_engine_athena(iam_evaluator, action, resource, keys):
     policy = managed_policy(concrete_template("everything-set"), "HistoryReaderPolicy")
     operator = role_session("OperatorRole", "ops@example.com", role_id="AROAOPERATOROPERATOR1")
     workgroup = resolve({"Ref": "HistoryWorkGroup"})
     resource = _placed(resource, workgroup, "athena-results/")
     request = Request(operator, action, resource, {"HistoryReaderPolicy": policy}, keys)
-    assert iam.decide(request).allowed, iam.decide(request)
+    assert iam_evaluator.decide(request).allowed, iam_evaluator.decide(request)
 
 
-def test_the_history_reader_reads_no_other_logs_and_writes_nowhere_else(iam):
+def test_the_history_reader_reads_no_other_logs_and_writes_nowhere_else(iam_evaluator):
     policy = managed_policy(concrete_template("everything-set"), "HistoryReaderPolicy")
     operator = role_session("OperatorRole", "ops@example.com", role_id="AROAOPERATOROPERATOR1")
     refused = [
@@ -104,7 +104,7 @@ def test_the_history_reader_reads_no_other_logs_and_writes_nowhere_else(iam):
         ("glue:CreateTable", f"{GLUE}:table/other_database/t", {}),
         ("athena:StartQueryExecution", f"arn:aws:athena:{REGION}:{ACCOUNT}:workgroup/primary", {}),
     ]
-    decisions = iam.evaluate(
+    decisions = iam_evaluator.evaluate(
         Request(operator, action, resource, {"HistoryReaderPolicy": policy}, keys)
         for action, resource, keys in refused
     )
@@ -140,18 +140,20 @@ RECONCILER_CALLS = [
 
 
 @pytest.mark.parametrize(("action", "resource", "keys"), RECONCILER_CALLS)
-def test_the_reconciler_may_make_every_call_of_its_cur_query(iam, action, resource, keys):
+def test_the_reconciler_may_make_every_call_of_its_cur_query(iam_evaluator, action, resource, keys):
     resource = _placed(resource, EVERYTHING_SET["CurWorkGroup"], "athena-results/reconcile/")
     request = stack_role_request("everything-set", "ReconcilerFunctionRole", action, resource, keys)
-    assert iam.decide(request).allowed, iam.decide(request)
+    assert iam_evaluator.decide(request).allowed, iam_evaluator.decide(request)
 
 
 # --- the DenyFunction's role: what it may attach, and to whom ---------------------------------------
 
 
-def deny_function_may(iam, action: str, target: str, policy_arn: str, tags: dict[str, str]) -> str:
+def deny_function_may(iam_evaluator, action: str, target: str, policy_arn: str, tags: dict[str, str]) -> str:
     keys = {"iam:PolicyARN": policy_arn, **{f"aws:ResourceTag/{k}": v for k, v in tags.items()}}
-    return iam.decide(stack_role_request("defaults", "DenyFunctionRole", action, target, keys)).result
+    return iam_evaluator.decide(
+        stack_role_request("defaults", "DenyFunctionRole", action, target, keys)
+    ).result
 
 
 SESSION_POLICY = f"arn:aws:iam::{ACCOUNT}:policy/budgetkeeper/budgetkeeper-sessions-ChatbotApp-BedrockRole"
@@ -159,7 +161,7 @@ OPTED_IN = {OPT_IN_TAG_KEY: OPT_IN_TAG_VALUE}
 CUSTOMER_ROLE = f"arn:aws:iam::{ACCOUNT}:role/ChatbotApp-BedrockRole"
 
 
-def test_the_deny_function_attaches_the_deny_policy_to_users_roles_and_groups(iam):
+def test_the_deny_function_attaches_the_deny_policy_to_users_roles_and_groups(iam_evaluator):
     deny = resolve({"Ref": "BedrockDenyPolicy"}, "defaults")
     for action, target in [
         ("iam:AttachUserPolicy", f"arn:aws:iam::{ACCOUNT}:user/alice"),
@@ -167,10 +169,10 @@ def test_the_deny_function_attaches_the_deny_policy_to_users_roles_and_groups(ia
         ("iam:AttachRolePolicy", CUSTOMER_ROLE),
         ("iam:AttachGroupPolicy", f"arn:aws:iam::{ACCOUNT}:group/budgetkeeper/teams/data"),
     ]:
-        assert deny_function_may(iam, action, target, deny, {}) == "Allowed", (action, target)
+        assert deny_function_may(iam_evaluator, action, target, deny, {}) == "Allowed", (action, target)
 
 
-def test_the_deny_function_cannot_attach_to_a_stack_role(iam):
+def test_the_deny_function_cannot_attach_to_a_stack_role(iam_evaluator):
     deny = resolve({"Ref": "BedrockDenyPolicy"}, "defaults")
     tagged = {"budgetkeeper:stack-role": "budgetkeeper", **OPTED_IN}
     own_role = resolve({"Ref": "DenyFunctionRole"}, "defaults")
@@ -178,12 +180,12 @@ def test_the_deny_function_cannot_attach_to_a_stack_role(iam):
         for action in ("iam:AttachRolePolicy", "iam:DetachRolePolicy"):
             # By the tag, whatever the role's name, and by the name for a role created before the tag
             renamed = f"arn:aws:iam::{ACCOUNT}:role/SomethingElse"
-            assert deny_function_may(iam, action, renamed, policy, tagged) == "ExplicitlyDenied"
+            assert deny_function_may(iam_evaluator, action, renamed, policy, tagged) == "ExplicitlyDenied"
             own = f"arn:aws:iam::{ACCOUNT}:role/{own_role}"
-            assert deny_function_may(iam, action, own, policy, OPTED_IN) == "ExplicitlyDenied"
+            assert deny_function_may(iam_evaluator, action, own, policy, OPTED_IN) == "ExplicitlyDenied"
 
 
-def test_the_deny_function_cannot_attach_any_other_policy(iam):
+def test_the_deny_function_cannot_attach_any_other_policy(iam_evaluator):
     others = [
         "arn:aws:iam::aws:policy/AdministratorAccess",
         f"arn:aws:iam::{ACCOUNT}:policy/budgetkeeper/budgetkeeper-SelfServiceReadPolicy-1A2B3C4D5E6F",
@@ -197,26 +199,34 @@ def test_the_deny_function_cannot_attach_any_other_policy(iam):
     ]
     for policy in others:
         for action, target in targets:
-            assert deny_function_may(iam, action, target, policy, OPTED_IN) != "Allowed", (policy, action)
+            assert deny_function_may(iam_evaluator, action, target, policy, OPTED_IN) != "Allowed", (
+                policy,
+                action,
+            )
     # ... nor a session policy to a user or a group: those go to roles only
     for action, target in targets[::2]:
-        assert deny_function_may(iam, action, target, SESSION_POLICY, {}) != "Allowed", action
+        assert deny_function_may(iam_evaluator, action, target, SESSION_POLICY, {}) != "Allowed", action
 
 
-def test_the_deny_function_attaches_a_session_policy_only_to_a_role_that_opted_in(iam):
+def test_the_deny_function_attaches_a_session_policy_only_to_a_role_that_opted_in(iam_evaluator):
     attach = "iam:AttachRolePolicy"
-    assert deny_function_may(iam, attach, CUSTOMER_ROLE, SESSION_POLICY, OPTED_IN) == "Allowed"
+    assert deny_function_may(iam_evaluator, attach, CUSTOMER_ROLE, SESSION_POLICY, OPTED_IN) == "Allowed"
     not_opted_in = [{}, {OPT_IN_TAG_KEY: "disabled"}, {OPT_IN_TAG_KEY: "Enabled"}]
     for tags in not_opted_in:
-        result = deny_function_may(iam, attach, CUSTOMER_ROLE, SESSION_POLICY, tags)
+        result = deny_function_may(iam_evaluator, attach, CUSTOMER_ROLE, SESSION_POLICY, tags)
         assert result == "ImplicitlyDenied", tags
     # Detaching one only takes a deny away: from any customer role, so a role that left can be restored
-    assert deny_function_may(iam, "iam:DetachRolePolicy", CUSTOMER_ROLE, SESSION_POLICY, {}) == "Allowed"
+    assert (
+        deny_function_may(iam_evaluator, "iam:DetachRolePolicy", CUSTOMER_ROLE, SESSION_POLICY, {})
+        == "Allowed"
+    )
 
 
-def test_the_deny_function_writes_policies_only_under_its_own_prefix(iam):
+def test_the_deny_function_writes_policies_only_under_its_own_prefix(iam_evaluator):
     def write(action: str, policy_arn: str) -> bool:
-        return iam.decide(stack_role_request("defaults", "DenyFunctionRole", action, policy_arn)).allowed
+        return iam_evaluator.decide(
+            stack_role_request("defaults", "DenyFunctionRole", action, policy_arn)
+        ).allowed
 
     assert write("iam:CreatePolicy", SESSION_POLICY)
     assert write("iam:CreatePolicyVersion", SESSION_POLICY)
@@ -228,7 +238,7 @@ def test_the_deny_function_writes_policies_only_under_its_own_prefix(iam):
         assert not write("iam:CreatePolicyVersion", elsewhere), elsewhere
         assert not write("iam:CreatePolicy", elsewhere), elsewhere
     for action in ("iam:TagRole", "iam:UntagRole", "iam:PutRolePolicy", "iam:UpdateAssumeRolePolicy"):
-        assert not iam.decide(
+        assert not iam_evaluator.decide(
             stack_role_request("defaults", "DenyFunctionRole", action, CUSTOMER_ROLE)
         ).allowed
 
@@ -236,12 +246,12 @@ def test_the_deny_function_writes_policies_only_under_its_own_prefix(iam):
 # --- who may start the enforcement workflow ---------------------------------------------------------
 
 
-def test_only_the_calculator_and_the_monitor_may_start_the_workflow_today(iam):
+def test_only_the_calculator_and_the_monitor_may_start_the_workflow_today(iam_evaluator):
     # Today there is one state machine, which the metering roles start for evaluations. (The lead
     # points this check at the operators' machine once authority-iam splits them: machine roles
     # must not start it, the operators' policy must.)
     machine = resolve({"Ref": "BudgetEnforcementStateMachine"}, "defaults")
-    starters = {role for role in stack_roles() if may_start_execution(iam, role, machine)}
+    starters = {role for role in stack_roles() if may_start_execution(iam_evaluator, role, machine)}
     assert starters == {"UsageCalculatorFunctionRole", "BudgetMonitorFunctionRole"}
     other_machine = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:budgetkeeper-another"
-    assert not any(may_start_execution(iam, role, other_machine) for role in stack_roles())
+    assert not any(may_start_execution(iam_evaluator, role, other_machine) for role in stack_roles())
