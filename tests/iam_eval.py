@@ -124,6 +124,9 @@ def sso_session(
 
 # --- requests and answers -------------------------------------------------------------------------
 
+# Keys every signed request carries (a caller's policies may test them, as a Region guard does).
+EVERY_REQUEST = {"aws:RequestedRegion": REGION, "aws:SecureTransport": "true"}
+
 
 @dataclass(frozen=True, slots=True)
 class Request:
@@ -149,7 +152,7 @@ class Request:
                     "resource": self.resource,
                     "accountId": self.resource_account or self.principal.account,
                 },
-                "contextVariables": {**self.principal.context, **self.context},
+                "contextVariables": {**EVERY_REQUEST, **self.principal.context, **self.context},
             },
             "identityPolicies": [{"name": n, "policy": p} for n, p in self.identity_policies.items()],
             "serviceControlPolicies": [],

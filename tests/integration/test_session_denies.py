@@ -1,7 +1,7 @@
 """Per-session denies on moto (budgetkeeper.session_denies): IAM roles and IAM Identity Center.
 
 moto does not evaluate policies: each test reads the policy back and checks its condition against
-the sessions' `aws:userid` with IAM's StringLike rules (tests.iam_matching.string_like).
+the sessions' requests with the IAM evaluator (tests/iam_eval.py).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from budgetkeeper.session_denies import (
     session_policy_name,
     suspend_session,
 )
-from tests.iam_matching import policy_size, string_like
+from tests.iam_eval import Principal, invoke_model_denied, policy_size, role_session, sso_session
 from tests.opt_in import OPTED_IN
 
 REGION = "us-east-1"
@@ -88,21 +88,16 @@ def suspended_sessions(iam: Any) -> SessionDenies:
     return session_denies_of(policy_document(iam)) if attached_session_policies(iam) else SessionDenies()
 
 
-def denied_by_iam(iam: Any, session: str, source_identity: str | None = None) -> bool:
-    """Whether the role's attached session policy denies Bedrock to this session's requests."""
+def denied_by_iam(iam: Any, evaluator: Any, session: str, source_identity: str | None = None) -> bool:
+    """Whether IAM denies Bedrock to this session, the role's attached session policy among its policies."""
     if not attached_session_policies(iam):
         return False
-    userid = f"{role_id(iam)}:{session}"
-    for statement in policy_document(iam)["Statement"]:
+    document = policy_document(iam)
+    for statement in document["Statement"]:
         assert statement["Effect"] == "Deny" and statement["Action"] == list(BEDROCK_DENY_ACTIONS)
-        condition = statement["Condition"]
-        if any(string_like(p, userid) for p in condition.get("StringLike", {}).get("aws:userid", [])):
-            return True
-        if source_identity is not None and source_identity in condition.get("StringEquals", {}).get(
-            "aws:SourceIdentity", []
-        ):
-            return True
-    return False
+    caller = role_session(ROLE, session, role_id=role_id(iam), source_identity=source_identity)
+    (denied,) = invoke_model_denied(evaluator, {"session-policy": document}, [caller])
+    return denied
 
 
 def our_policies(iam: Any) -> list[dict[str, Any]]:
@@ -112,7 +107,7 @@ def our_policies(iam: Any) -> list[dict[str, Any]]:
 # --- roles the account manages ------------------------------------------------------------------
 
 
-def test_one_session_of_a_shared_role_is_denied_and_another_is_not(iam):
+def test_one_session_of_a_shared_role_is_denied_and_another_is_not(iam_evaluator, iam):
     result = suspend_session(iam, ROLE, "chat-fn")
     assert result.changed and "created and attached" in result.message
 
@@ -124,9 +119,7 @@ def test_one_session_of_a_shared_role_is_denied_and_another_is_not(iam):
     assert statement["Sid"] == SESSION_DENY_SID
     patterns = statement["Condition"]["StringLike"]["aws:userid"]
     assert patterns == [f"{role_id(iam)}:chat-fn"]
-    assert any(string_like(p, f"{role_id(iam)}:chat-fn") for p in patterns)
-    assert not any(string_like(p, f"{role_id(iam)}:batch-fn") for p in patterns)
-    assert denied_by_iam(iam, "chat-fn") and not denied_by_iam(iam, "batch-fn")
+    assert denied_by_iam(iam, iam_evaluator, "chat-fn") and not denied_by_iam(iam, iam_evaluator, "batch-fn")
     assert suspended_sessions(iam) == SessionDenies(frozenset({"chat-fn"}))
 
 
@@ -138,18 +131,18 @@ SESSIONS = ("alice", "bob", "carol")
     [(SESSIONS, restore) for restore in itertools.permutations(SESSIONS)]
     + [(("carol", "alice", "bob"), SESSIONS)],
 )
-def test_three_sessions_suspended_and_restored_in_any_order(iam, suspend_order, restore_order):
+def test_three_sessions_suspended_and_restored_in_any_order(iam_evaluator, iam, suspend_order, restore_order):
     expected: set[str] = set()
     for session in suspend_order:
         assert suspend_session(iam, ROLE, session).changed
         expected.add(session)
-        assert {s for s in (*SESSIONS, "dave") if denied_by_iam(iam, s)} == expected
+        assert {s for s in (*SESSIONS, "dave") if denied_by_iam(iam, iam_evaluator, s)} == expected
         assert len(attached_session_policies(iam)) == 1
     for session in restore_order:
         result = restore_session(iam, ROLE, session)
         assert result.changed
         expected.discard(session)
-        assert {s for s in (*SESSIONS, "dave") if denied_by_iam(iam, s)} == expected
+        assert {s for s in (*SESSIONS, "dave") if denied_by_iam(iam, iam_evaluator, s)} == expected
         assert result.denies == SessionDenies(frozenset(expected))
     assert attached_session_policies(iam) == []
     assert our_policies(iam) == []
@@ -210,7 +203,7 @@ def fill_to_the_limit(iam: Any) -> list[str]:
     raise AssertionError("never reached the limit")
 
 
-def test_a_suspension_over_6144_characters_raises_and_writes_nothing(iam):
+def test_a_suspension_over_6144_characters_raises_and_writes_nothing(iam_evaluator, iam):
     names = fill_to_the_limit(iam)
     policy_arn = attached_session_policies(iam)[0]
     before_versions = iam.list_policy_versions(PolicyArn=policy_arn)["Versions"]
@@ -223,8 +216,8 @@ def test_a_suspension_over_6144_characters_raises_and_writes_nothing(iam):
 
     assert iam.list_policy_versions(PolicyArn=policy_arn)["Versions"] == before_versions
     assert policy_document(iam) == before_document
-    assert not denied_by_iam(iam, "one-too-many-" + "y" * 51)
-    assert all(denied_by_iam(iam, name) for name in names[:3])
+    assert not denied_by_iam(iam, iam_evaluator, "one-too-many-" + "y" * 51)
+    assert all(denied_by_iam(iam, iam_evaluator, name) for name in names[:3])
 
     # the scope entry point applies the fallback rule: alert only, the role budget as backstop
     outcome = deny_session_scope(f"session:{ROLE}/one-too-many-{'y' * 51}", iam=iam, identity_center=None)
@@ -233,7 +226,7 @@ def test_a_suspension_over_6144_characters_raises_and_writes_nothing(iam):
     assert iam.list_policy_versions(PolicyArn=policy_arn)["Versions"] == before_versions
 
 
-def test_source_identity_is_denied_alongside_the_session(iam):
+def test_source_identity_is_denied_alongside_the_session(iam_evaluator, iam):
     suspend_session(iam, ROLE, "laptop-1", source_identity="alice")
     suspend_session(iam, ROLE, "ci-run", source_identity=None)
     statements = {s["Sid"]: s for s in policy_document(iam)["Statement"]}
@@ -241,12 +234,14 @@ def test_source_identity_is_denied_alongside_the_session(iam):
         "StringEquals": {"aws:SourceIdentity": ["alice"]}
     }
     # alice under any session name she picks is denied through her source identity
-    assert denied_by_iam(iam, "a-new-name", source_identity="alice")
-    assert not denied_by_iam(iam, "a-new-name", source_identity="bob")
+    assert denied_by_iam(iam, iam_evaluator, "a-new-name", source_identity="alice")
+    assert not denied_by_iam(iam, iam_evaluator, "a-new-name", source_identity="bob")
 
     restore_session(iam, ROLE, "laptop-1", source_identity="alice")
     assert SOURCE_IDENTITY_DENY_SID not in {s["Sid"] for s in policy_document(iam)["Statement"]}
-    assert denied_by_iam(iam, "ci-run") and not denied_by_iam(iam, "a-new-name", source_identity="alice")
+    assert denied_by_iam(iam, iam_evaluator, "ci-run") and not denied_by_iam(
+        iam, iam_evaluator, "a-new-name", source_identity="alice"
+    )
 
     # a source identity never outlives the last session
     suspend_session(iam, ROLE, "laptop-2", source_identity="carol")
@@ -346,16 +341,16 @@ def inline_policy(client: Any, instance_arn: str, arn: str) -> str:
     ]
 
 
-def sso_denied(document: dict[str, Any], user: str, role_id: str = "AROAQWERTYUIOPASDFGHJ") -> bool:
-    statements = [s for s in document["Statement"] if s.get("Sid") == SSO_DENY_SID]
-    return any(
-        string_like(pattern, f"{role_id}:{user}")
-        for statement in statements
-        for pattern in statement["Condition"]["StringLike"]["aws:userid"]
-    )
+def sso_denied(
+    evaluator: Any, document: dict[str, Any], user: str, role_id: str = "AROAQWERTYUIOPASDFGHJ"
+) -> bool:
+    """Whether IAM denies Bedrock to `user`'s session of the permission set (its inline policy)."""
+    caller: Principal = sso_session(SSO_ROLE, user, role_id=role_id)
+    (denied,) = invoke_model_denied(evaluator, {"inline-policy": document}, [caller])
+    return denied
 
 
-def test_an_sso_session_is_denied_through_its_permission_set(sso):
+def test_an_sso_session_is_denied_through_its_permission_set(iam_evaluator, sso):
     client, instance_arn, arn = sso
     theirs = json.dumps({"Version": "2012-10-17", "Statement": CUSTOMER_STATEMENTS}, indent=2)
     client.put_inline_policy_to_permission_set(
@@ -371,9 +366,11 @@ def test_an_sso_session_is_denied_through_its_permission_set(sso):
     ours = document["Statement"][3]
     assert ours["Sid"] == SSO_DENY_SID and ours["Effect"] == "Deny"
     assert ours["Condition"] == {"StringLike": {"aws:userid": ["*:priya@example.com"]}}
-    assert sso_denied(document, "priya@example.com")
-    assert sso_denied(document, "priya@example.com", role_id="AROAOTHERACCOUNTROLE1")  # any account
-    assert not sso_denied(document, "tom.berg@example.com")
+    assert sso_denied(iam_evaluator, document, "priya@example.com")
+    assert sso_denied(
+        iam_evaluator, document, "priya@example.com", role_id="AROAOTHERACCOUNTROLE1"
+    )  # any account
+    assert not sso_denied(iam_evaluator, document, "tom.berg@example.com")
     assert client.list_accounts_for_provisioned_permission_set(
         InstanceArn=instance_arn, PermissionSetArn=arn
     )["AccountIds"]
@@ -383,7 +380,9 @@ def test_an_sso_session_is_denied_through_its_permission_set(sso):
     assert restore_session_scope(priya, iam=None, identity_center=connection).outcome is Outcome.RESTORED
     document = json.loads(inline_policy(client, instance_arn, arn))
     assert document["Statement"][:3] == CUSTOMER_STATEMENTS
-    assert not sso_denied(document, "priya@example.com") and sso_denied(document, "tom.berg@example.com")
+    assert not sso_denied(iam_evaluator, document, "priya@example.com") and sso_denied(
+        iam_evaluator, document, "tom.berg@example.com"
+    )
 
     assert restore_session_scope(tom, iam=None, identity_center=connection).outcome is Outcome.RESTORED
     assert json.loads(inline_policy(client, instance_arn, arn)) == json.loads(
