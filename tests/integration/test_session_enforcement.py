@@ -1,7 +1,7 @@
 """Suspending one person on a shared role, through the real workflow on moto.
 
 moto cannot evaluate policies, so each test reads the policy back and checks its condition against
-each session's `ROLEID:session` with IAM's StringLike rules (tests.iam_matching.string_like).
+each session's request with the IAM evaluator (tests/iam_eval.py).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from budgetkeeper.session_denies import session_policy_name
 from budgetkeeper.store import BudgetItem, TeamItem
 from devkit.harness.stack import LocalStack
 from devkit.harness.workflow import real_handlers, wait_for_state
-from tests.iam_matching import string_like
+from tests.iam_eval import invoke_model_denied, role_session, sso_session
 from tests.integration.conftest import MOTO_CONFIG
 from tests.integration.test_enforcement_workflow import (
     ACCOUNT,
@@ -67,26 +67,27 @@ def session_policy(stack) -> dict | None:
     return json.loads(document) if isinstance(document, str) else document
 
 
-def denied(document: dict | None, role_id: str, session: str) -> bool:
+def denied(evaluator, document: dict | None, role_id: str, session: str) -> bool:
+    """Whether IAM denies Bedrock to this session of the shared role, its session policy attached."""
     if document is None:
         return False
-    for statement in document["Statement"]:
-        assert statement["Effect"] == "Deny"
-        patterns = statement.get("Condition", {}).get("StringLike", {}).get("aws:userid", [])
-        if any(string_like(pattern, f"{role_id}:{session}") for pattern in patterns):
-            return True
-    return False
+    assert all(statement["Effect"] == "Deny" for statement in document["Statement"])
+    caller = role_session(SHARED_ROLE, session, role_id=role_id)
+    (is_denied,) = invoke_model_denied(evaluator, {"session-policy": document}, [caller])
+    return is_denied
 
 
-def test_one_session_on_a_shared_role_is_denied_and_another_is_not(stack, workflow, shared_role):
+def test_one_session_on_a_shared_role_is_denied_and_another_is_not(
+    iam_evaluator, stack, workflow, shared_role
+):
     set_budget(f"session:{SHARED_ROLE}/alice@example.com")
     workflow.max_wait_seconds = 3
     spend(session_arn(SHARED_ROLE, "alice@example.com"), "1.5")
     spend(session_arn(SHARED_ROLE, "bob@example.com"), "0.2")
     wait_for_state(stack, exceeded_run(stack)["executionArn"], "WaitForRefresh")
     document = session_policy(stack)
-    assert denied(document, shared_role, "alice@example.com")
-    assert not denied(document, shared_role, "bob@example.com")
+    assert denied(iam_evaluator, document, shared_role, "alice@example.com")
+    assert not denied(iam_evaluator, document, shared_role, "bob@example.com")
     # The role itself carries no deny policy of its own
     attached = stack.client("iam").list_attached_role_policies(RoleName=SHARED_ROLE)["AttachedPolicies"]
     assert stack.physical_ids["BedrockDenyPolicy"] not in [p["PolicyArn"] for p in attached]
@@ -94,7 +95,7 @@ def test_one_session_on_a_shared_role_is_denied_and_another_is_not(stack, workfl
     assert session_policy(stack) is None  # restored at the refresh: detached and deleted
 
 
-def test_three_sessions_suspended_and_restored_out_of_order(stack, workflow, shared_role):
+def test_three_sessions_suspended_and_restored_out_of_order(iam_evaluator, stack, workflow, shared_role):
     sessions = ["ann", "ben", "cat"]
     workflow.max_wait_seconds = 120
     for name in sessions:
@@ -102,13 +103,13 @@ def test_three_sessions_suspended_and_restored_out_of_order(stack, workflow, sha
         spend(session_arn(SHARED_ROLE, name), "1.5")
     for run in [e for e in _executions(stack) if e["name"].startswith("exceeded")]:
         wait_for_state(stack, run["executionArn"], "WaitForRefresh")
-    assert all(denied(session_policy(stack), shared_role, name) for name in sessions)
+    assert all(denied(iam_evaluator, session_policy(stack), shared_role, name) for name in sessions)
     remaining = set(sessions)
     for name in ["ben", "cat", "ann"]:
         operator(stack, "restore", f"session:{SHARED_ROLE}/{name}")
         remaining.discard(name)
         document = session_policy(stack)
-        assert {n for n in sessions if denied(document, shared_role, n)} == remaining
+        assert {n for n in sessions if denied(iam_evaluator, document, shared_role, n)} == remaining
     assert session_policy(stack) is None
 
 
@@ -183,7 +184,9 @@ CUSTOMER_STATEMENT = {
 }
 
 
-def test_an_sso_session_is_denied_through_its_permission_set_and_the_customer_policy_survives(sso_stack):
+def test_an_sso_session_is_denied_through_its_permission_set_and_the_customer_policy_survives(
+    iam_evaluator, sso_stack
+):
     stack, waits = sso_stack
     sso = stack.client("sso-admin")
     instance, set_arn = data_science_permission_set(sso)
@@ -204,15 +207,16 @@ def test_an_sso_session_is_denied_through_its_permission_set_and_the_customer_po
     assert during["Statement"][0] == CUSTOMER_STATEMENT
     ours = [s for s in during["Statement"] if s.get("Sid", "").startswith("Budgetkeeper")]
     assert len(ours) == 1 and ours[0]["Effect"] == "Deny"
-    patterns = ours[0]["Condition"]["StringLike"]["aws:userid"]
-    assert any(string_like(p, "AROAEXAMPLEROLEID:priya@example.com") for p in patterns)
-    assert not any(string_like(p, "AROAEXAMPLEROLEID:raj@example.com") for p in patterns)
+    callers = [
+        sso_session(SSO_ROLE, user, role_id="AROAEXAMPLEROLEID") for user in ("priya@example.com", "raj")
+    ]
+    assert invoke_model_denied(iam_evaluator, {"inline-policy": during}, callers) == [True, False]
     finish_all(stack)
     assert inline() == {"Version": "2012-10-17", "Statement": [CUSTOMER_STATEMENT]}
 
 
 def test_a_team_budget_reaches_members_on_shared_roles_as_well_as_the_team_group(
-    stack, workflow, shared_role
+    iam_evaluator, stack, workflow, shared_role
 ):
     iam = stack.client("iam")
     iam.create_group(GroupName="research")
@@ -227,7 +231,7 @@ def test_a_team_budget_reaches_members_on_shared_roles_as_well_as_the_team_group
     wait_for_state(stack, exceeded_run(stack)["executionArn"], "WaitForRefresh")
     groups = iam.list_attached_group_policies(GroupName="research")["AttachedPolicies"]
     assert [p["PolicyArn"] for p in groups] == [stack.physical_ids["BedrockDenyPolicy"]]
-    assert denied(session_policy(stack), shared_role, "vik@example.com")
+    assert denied(iam_evaluator, session_policy(stack), shared_role, "vik@example.com")
     finish_all(stack)
     assert iam.list_attached_group_policies(GroupName="research")["AttachedPolicies"] == []
     assert session_policy(stack) is None
