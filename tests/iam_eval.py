@@ -17,6 +17,7 @@ Also IAM's size count (characters without whitespace) for the size checks.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from budgetkeeper.policies import MANAGED_POLICY_LIMIT, compact_json
+from tests.conftest import FAKETIME_VARIABLES
 
 EVALUATOR_DIR = Path(__file__).resolve().parent / "iam"
 RUNNER = EVALUATOR_DIR / "evaluate.mjs"
@@ -236,9 +238,12 @@ class IamEvaluator:
             )
         if not (EVALUATOR_DIR / "node_modules" / "@cloud-copilot" / "iam-simulate").is_dir():
             raise EvaluatorUnavailable(f"the evaluator is not installed: run `npm ci` in {EVALUATOR_DIR}")
+        # The machine's clock as `make test-clock` fakes it is for the product, not for the evaluator.
+        environment = {name: value for name, value in os.environ.items() if name not in FAKETIME_VARIABLES}
         self._process = subprocess.Popen(
             [node, str(RUNNER)],
             cwd=EVALUATOR_DIR,
+            env=environment,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
