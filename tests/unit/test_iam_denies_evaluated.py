@@ -24,6 +24,7 @@ from budgetkeeper.policies import (
 from tests.deployed_template import concrete_template, managed_policy
 from tests.iam_eval import (
     BEDROCK_FULL_ACCESS,
+    FOUNDATION_MODEL,
     ActionInfo,
     Principal,
     Request,
@@ -252,3 +253,32 @@ def test_the_sso_statement_denies_the_user_in_every_account_and_no_other_user(ia
         requests_for(bedrock_actions[action], priya, {"inline": inline})[0] for action in SPENDING_ACTIONS
     )
     assert all(d.explicitly_denied and d.denying_sids == {SSO_DENY_SID} for d in decisions)
+
+
+def test_the_deny_holds_under_a_boundary_a_session_policy_and_an_scp_that_allow_bedrock(
+    iam_evaluator, deny_policy
+):
+    # Given a role session whose boundary, STS session policy and SCPs all allow Bedrock
+    everything = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    caller = role_session(ROLE, "alice@example.com", role_id=ROLE_ID)
+
+    def call(policies: dict) -> Request:
+        return Request(
+            caller,
+            "bedrock:InvokeModel",
+            FOUNDATION_MODEL,
+            identity_policies=policies,
+            session_policy=BEDROCK_FULL_ACCESS,
+            permission_boundaries={"boundary": everything},
+            service_control_policies={"FullAWSAccess": everything},
+        )
+
+    suspended, free = iam_evaluator.evaluate(
+        [
+            call({"full": BEDROCK_FULL_ACCESS, "BedrockDenyPolicy": deny_policy}),
+            call({"full": BEDROCK_FULL_ACCESS}),
+        ]
+    )
+    # Then the deny attached to the role still denies, and without it the call is allowed
+    assert suspended.explicitly_denied and suspended.denying_sids == {"DenyBedrockInference"}, suspended
+    assert free.allowed, free
