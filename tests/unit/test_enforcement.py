@@ -51,6 +51,7 @@ DIRECTORY = Directory(
     group_exists=lambda group: group == "data",
     team_sessions=lambda team: ("session:Shared/vik",) if team in ("data", "ml") else (),
     protection=lambda scope: None,
+    group_members=lambda group: (),
 )
 
 
@@ -150,6 +151,9 @@ def test_system_principals_are_never_suspended(scope, exempt):
 PROTECTED = {"role:ProdChatbot-BedrockRole": "protected (customer-facing)", "team:data": "protected"}
 
 
+NO_MEMBERS = DIRECTORY.group_members
+
+
 def exempt(scope: str) -> str | None:
     return PROTECTED.get(scope) or (
         "excluded by the exclusions parameter" if scope == "user:ci-bot" else None
@@ -158,7 +162,7 @@ def exempt(scope: str) -> str | None:
 
 def test_a_protected_role_is_spared_from_its_apps_deny_and_named():
     target = Target(TargetKind.ROLE, "ProdChatbot-BedrockRole", users=("mallory",))
-    left, spared = spare_exempt(target, "app:ProdChatbot", exempt)
+    left, spared = spare_exempt(target, "app:ProdChatbot", exempt, NO_MEMBERS)
     assert left == Target(TargetKind.SESSION, users=("mallory",))
     assert spared == (
         "role:ProdChatbot-BedrockRole is protected (customer-facing): not denied for app:ProdChatbot",
@@ -172,16 +176,29 @@ def test_an_excluded_claimer_and_the_sessions_of_a_protected_role_are_spared():
         sessions=("session:ProdChatbot-BedrockRole/fn", "session:Shared/vik"),
         users=("ci-bot",),
     )
-    left, spared = spare_exempt(target, "team:ml", exempt)
+    left, spared = spare_exempt(target, "team:ml", exempt, NO_MEMBERS)
     assert left == Target(TargetKind.GROUP, "ml", sessions=("session:Shared/vik",))
     assert [line.split(" is ")[0] for line in spared] == ["user:ci-bot", "session:ProdChatbot-BedrockRole/fn"]
 
 
 def test_when_every_principal_is_spared_the_target_denies_nothing():
-    left, spared = spare_exempt(Target(TargetKind.GROUP, "data"), "team:data", exempt)
+    left, spared = spare_exempt(
+        Target(TargetKind.GROUP, "data"), "team:data", exempt, lambda group: ("ci-bot", "eve")
+    )
     assert left.kind == TargetKind.SPARED and spared == ("group:data is protected: not denied for team:data",)
 
 
 def test_a_target_with_nobody_to_spare_is_unchanged():
     target = Target(TargetKind.USER, "alice")
-    assert spare_exempt(target, "user:alice", exempt) == (target, ())
+    assert spare_exempt(target, "user:alice", exempt, NO_MEMBERS) == (target, ())
+
+
+def test_a_group_with_an_excluded_member_is_denied_member_by_member():
+    target = Target(TargetKind.GROUP, "ml", sessions=("session:Shared/vik",))
+    left, spared = spare_exempt(
+        target, "team:ml", exempt, lambda group: ("ci-bot", "eve", "BedrockAPIKey-x7k2")
+    )
+    assert left == Target(
+        TargetKind.SESSION, sessions=("session:Shared/vik",), users=("eve", "BedrockAPIKey-x7k2")
+    )
+    assert spared == ("user:ci-bot is excluded by the exclusions parameter: not denied for team:ml",)

@@ -70,6 +70,7 @@ class Directory:
     group_exists: Callable[[str], bool]
     team_sessions: Callable[[str], tuple[str, ...]]  # session scopes mapped to a team
     protection: Callable[[str], str | None]  # why an operator protected a scope (its budgets), or None
+    group_members: Callable[[str], tuple[str, ...]]  # the IAM user names in an IAM group
 
 
 def deny_target(
@@ -164,15 +165,19 @@ def _user_scope(user_name: str) -> str:
 
 
 def spare_exempt(
-    target: Target, asked_by: str, exempt_because: Callable[[str], str | None]
+    target: Target,
+    asked_by: str,
+    exempt_because: Callable[[str], str | None],
+    group_members: Callable[[str], tuple[str, ...]],
 ) -> tuple[Target, tuple[str, ...]]:
     """`target` without the principals that must never be denied, whichever budget asks.
 
     Protection and exclusions belong to the principal, not to the budget that reaches it: a
     protected role is not denied through its app's budget, an excluded user not as an app's
     claimer, a protected member session not through its team. `exempt_because(scope)` says why a
-    scope is exempt (see `exemption`); a session is exempt with its role. Returns the target left
-    and one line per principal spared, e.g. "role:R is protected: not denied for app:A"; when
+    scope is exempt (see `exemption`); a session is exempt with its role. A group with an exempt
+    member is not denied as a group: its other members are denied one by one. Returns the target
+    left and one line per principal spared, e.g. "role:R is protected: not denied for app:A"; when
     every one is spared, a SPARED target that denies nothing.
     """
     spared: list[str] = []
@@ -183,7 +188,7 @@ def spare_exempt(
             spared.append(f"{entry} is {why}: not denied for {asked_by}")
         return why is None
 
-    name = target.name
+    name, member_users = target.name, ()
     if name is not None:
         own_scope = {
             TargetKind.USER: _user_scope(name),
@@ -193,7 +198,13 @@ def spare_exempt(
         entry = own_scope if target.kind == TargetKind.USER else f"{target.kind}:{name}"
         if own_scope and not keep(entry, own_scope):
             name = None
-    users = tuple(user for user in target.users if keep(_user_scope(user), _user_scope(user)))
+    if target.kind == TargetKind.GROUP and name is not None:
+        members = group_members(name)
+        kept = tuple(user for user in members if keep(_user_scope(user), _user_scope(user)))
+        if len(kept) < len(members):
+            name, member_users = None, kept
+    claimers = (user for user in target.users if keep(_user_scope(user), _user_scope(user)))
+    users = tuple(dict.fromkeys((*member_users, *claimers)))
     sessions = tuple(
         session
         for session in target.sessions

@@ -147,6 +147,7 @@ class WorkflowTasks:
             lambda principal: exemption(
                 principal, self.directory.protection(principal), self.tunables.exclusions, self.system_roles
             ),
+            self.directory.group_members,
         )
 
     # ------------------------------------------------------------------ automatic path
@@ -525,6 +526,13 @@ def build_workflow_tasks(settings: Settings, tunables: Tunables) -> WorkflowTask
             return False
         return True
 
+    def group_members(group_name: str) -> tuple[str, ...]:
+        try:
+            pages = iam.get_paginator("get_group").paginate(GroupName=group_name)
+            return tuple(user["UserName"] for page in pages for user in page["Users"])
+        except iam.exceptions.NoSuchEntityException:
+            return ()
+
     def stop_execution(execution_arn: str, cause: str) -> None:
         try:
             sfn.stop_execution(executionArn=execution_arn, error="Restored", cause=cause[:32_000])
@@ -534,7 +542,7 @@ def build_workflow_tasks(settings: Settings, tunables: Tunables) -> WorkflowTask
     return WorkflowTasks(
         tunables=tunables,
         publisher=SnsPublisher.for_stack(settings),
-        directory=Directory(role_exists, group_exists, team_session_scopes, protection_of),
+        directory=Directory(role_exists, group_exists, team_session_scopes, protection_of, group_members),
         stop_execution=stop_execution,
         system_roles=system_role_prefixes(settings.stack_name),
     )
