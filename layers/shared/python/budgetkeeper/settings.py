@@ -289,7 +289,7 @@ TUNABLES: tuple[Tunable, ...] = (
         "exclusions",
         "",
         _parse_list,
-        "comma-separated scopes that are metered but never suspended",
+        "comma-separated scopes that are metered but never denied, whichever budget's deny would reach them",
     ),
     Tunable(
         "app_profiles",
