@@ -220,3 +220,21 @@ def test_a_registered_profile_is_the_apps_own_spend(stack, settings, workflow, c
     wait_for_suspensions(stack)
     # Then its spend is the app's own (trusted): the app's role is denied, as for its own calls
     assert denied_now(stack) == {"role:Chatbot-BedrockRole"}
+
+
+def test_a_manual_suspension_that_denies_nothing_leaves_no_hold_behind(stack, workflow, monkeypatch):
+    from budgetkeeper.deny_tasks import DENY_TASKS
+
+    # A user IAM does not know: the deny falls back to an alert
+    operator(stack, "suspend", "user:ghost", reason="typo")
+    # A run that dies while applying its denies
+    stack.client("iam").create_user(UserName="nora")
+
+    def dies(self, state):
+        raise RuntimeError("the Lambda ran out of time")
+
+    monkeypatch.setitem(DENY_TASKS, "apply_denies", dies)
+    assert operator(stack, "suspend", "user:nora", reason="cool-off")["status"] == "FAILED"
+    # Neither left a row that status would show as a hold, nor a deny
+    assert list(BudgetItem.query("user:ghost")) == list(BudgetItem.query("user:nora")) == []
+    assert denied_now(stack) == set()
