@@ -502,11 +502,10 @@ def enforcement_page(stack: Stack) -> Page:
         [Section("attention", "Warned, in grace, suspended or protected", STATUS_COLUMNS, rows)],
     )
     runs = []
-    if stack.settings.state_machine_arn_value:
-        paginator = stack.client("stepfunctions").get_paginator("list_executions")
-        for result in paginator.paginate(
-            stateMachineArn=stack.settings.state_machine_arn, statusFilter="RUNNING"
-        ):
+    paginator = stack.client("stepfunctions").get_paginator("list_executions")
+    machines = (stack.settings.evaluation_machine_arn_value, stack.settings.operator_machine_arn_value)
+    for machine in filter(None, machines):
+        for result in paginator.paginate(stateMachineArn=machine, statusFilter="RUNNING"):
             runs += [
                 {
                     "name": execution["name"],

@@ -259,7 +259,7 @@ def start_run(stack: Stack, action: str, scope: str, *, reason: str | None, **ex
         action, scope, actor=stack.caller_arn(), reason=reason, **{k: v for k, v in extra.items() if v}
     )
     sfn = stack.client("stepfunctions")
-    execution_arn = WorkflowStarter(sfn, stack.settings.state_machine_arn).start(name, request)
+    execution_arn = WorkflowStarter(sfn, stack.settings.operator_machine_arn).start(name, request)
     if execution_arn is None:  # names are unique per request; a clash means a repeated request id
         raise CommandFailed(f"a run named {name} exists already: try again")
     return execution_arn
@@ -376,5 +376,5 @@ class ActionRequest:
 def run_windowed_action(args: argparse.Namespace) -> int:
     """restore, protect and unprotect: a scope, a reason, an optional window, one workflow run."""
     request = ActionRequest.parse(args.action, args.scope, args.reason, window=args.window)
-    stack = connect(args, needs=("state_machine_arn_value",))
+    stack = connect(args, needs=("operator_machine_arn_value",))
     return run_action(stack, args, request)

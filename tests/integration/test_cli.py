@@ -73,10 +73,7 @@ class Cli:
         return [policy["PolicyArn"] for policy in policies]
 
     def executions(self, status: str | None = None) -> list[dict]:
-        sfn = self.stack.client("stepfunctions")
-        arn = self.stack.physical_ids["BudgetEnforcementStateMachine"]
-        runs = sfn.list_executions(stateMachineArn=arn)["executions"]
-        return [run for run in runs if status is None or run["status"] == status]
+        return self.stack.executions(status)
 
     def spend(self, user: str, usd: str) -> None:
         """Meter calls of IAM user `user`, now, worth exactly `usd`, through the usage calculator."""

@@ -99,8 +99,7 @@ def console(stack: LocalStack, settings, clock, capsys) -> Iterator[Console]:
             server.shutdown()
             server.server_close()
             sfn = stack.client("stepfunctions")
-            machine = stack.physical_ids["BudgetEnforcementStateMachine"]
-            for run in sfn.list_executions(stateMachineArn=machine, statusFilter="RUNNING")["executions"]:
+            for run in stack.executions("RUNNING"):
                 sfn.stop_execution(executionArn=run["executionArn"])
 
 

@@ -53,9 +53,7 @@ def workflow(stack: LocalStack, settings) -> Iterator[WaitControl]:
 
 
 def executions(stack: LocalStack) -> list[dict]:
-    sfn = stack.client("stepfunctions")
-    arn = stack.physical_ids["BudgetEnforcementStateMachine"]
-    return sfn.list_executions(stateMachineArn=arn)["executions"]
+    return stack.executions()
 
 
 def finish_all(stack: LocalStack) -> list[dict]:
@@ -247,7 +245,7 @@ def test_the_same_start_twice_suspends_once(stack, workflow):
     first = exceeded_run(stack)
     described = stack.client("stepfunctions").describe_execution(executionArn=first["executionArn"])
     starter = WorkflowStarter(
-        stack.client("stepfunctions"), stack.physical_ids["BudgetEnforcementStateMachine"]
+        stack.client("stepfunctions"), stack.physical_ids["BudgetEvaluationStateMachine"]
     )
     # The same name and input while it runs is the same run; a different input is already handled
     assert starter.start(first["name"], json.loads(described["input"])) == first["executionArn"]

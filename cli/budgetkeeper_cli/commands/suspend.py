@@ -45,5 +45,5 @@ def register(subparsers: Any) -> None:
 @translating_aws_errors
 def run(args: argparse.Namespace) -> int:
     request = ActionRequest.parse("suspend", args.scope, args.reason, duration=args.duration)
-    stack = connect(args, needs=("state_machine_arn_value",))
+    stack = connect(args, needs=("operator_machine_arn_value",))
     return run_action(stack, args, request)

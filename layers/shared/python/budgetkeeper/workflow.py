@@ -59,6 +59,11 @@ class InvalidRequest(Exception):
     """An operator's input is missing something or names something that cannot be done."""
 
 
+# What the state machine's Admit step writes into `machine`: the operators' machine, from its own
+# definition (template.yaml's DefinitionSubstitutions), never from a run's input.
+OPERATOR_MACHINE = "operator"
+
+
 @dataclass
 class WorkflowTasks:
     """Everything the workflow's Lambda tasks need; one instance per invocation."""
@@ -115,6 +120,7 @@ class WorkflowTasks:
                 at=iso_utc(self.clock()),
                 dry_run=dry_run,
                 note=note,
+                operator_run=state.get("machine") == OPERATOR_MACHINE,
             )
         )
 
@@ -278,6 +284,15 @@ class WorkflowTasks:
         """At the refresh (or a manual suspension's end): this window's denies are released next."""
         return self._prepare_restore(state, windows=[state["window"]], stop_others=False)
 
+    def prepare_due_restore(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The monitor's backstop restore, on the evaluation machine: only one the budget's record
+        calls for (its suspension's end has passed, or a restore claimed it and did not finish)."""
+        item, _ = self._budget(state["scope"], state["window"])
+        why_not = why_no_restore_is_due(item, self.clock())
+        if why_not:
+            raise InvalidRequest(f"no restore is due for {state['scope']} {state['window']}: {why_not}")
+        return self._prepare_restore(state, windows=[state["window"]], stop_others=False)
+
     def prepare_emergency_restore(self, state: dict[str, Any]) -> dict[str, Any]:
         """An operator's restore: ends every suspension of the scope (or of one window) at once."""
         if not state.get("reason"):
@@ -380,12 +395,26 @@ TASKS = {
     "prepare_manual_suspend": WorkflowTasks.prepare_manual_suspend,
     "record_suspended": WorkflowTasks.record_suspended,
     "prepare_restore": WorkflowTasks.prepare_restore,
+    "prepare_due_restore": WorkflowTasks.prepare_due_restore,
     "prepare_emergency_restore": WorkflowTasks.prepare_emergency_restore,
     "record_restored": WorkflowTasks.record_restored,
     "report_cannot_suspend": WorkflowTasks.report_cannot_suspend,
     "set_protection": WorkflowTasks.set_protection,
     "report_failure": WorkflowTasks.report_failure,
 }
+
+
+def why_no_restore_is_due(item: BudgetItem, now: datetime) -> str | None:
+    """None when the record calls for a restore; else why it does not."""
+    if item.status == Status.RESTORING:
+        return None  # claimed by a restore that did not finish: finishing it lifts what it claimed
+    if item.status != Status.SUSPENDED:
+        return f"it is {item.status}, not suspended"
+    if not item.suspended_until:
+        return "its suspension has no end: only an operator's restore ends it"
+    if datetime.fromisoformat(item.suspended_until) > now:
+        return f"its suspension ends at {item.suspended_until}"
+    return None
 
 
 def describe_target(target: Target) -> str:

@@ -43,6 +43,9 @@ URGENT_NOTICES = frozenset(
         "notification_failed",
     }
 )
+# Of those, the ones that are an answer to an operator's own action when its run was an operator's
+# (a suspension that could not be applied, a run that failed): routine, the operator is there.
+ANSWERS_TO_OPERATORS = frozenset({"cannot_suspend", "workflow_failed"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +55,7 @@ class Notice:
     template: str
     context: dict[str, Any]
     key: str  # the same for every delivery of one transition (a retried task publishes it again)
-
-    @property
-    def urgent(self) -> bool:
-        return self.template in URGENT_NOTICES
+    urgent: bool = False  # sent by SMS too (the operators' topic's `urgency` attribute)
 
 
 def template_for(event: NotificationEvent) -> str:
@@ -145,4 +145,5 @@ def notice_for(
         "summary": summary,
         "day": event.window_id if summary else None,
     }
-    return Notice(template=template, context=context, key=transition_key(event))
+    urgent = template in URGENT_NOTICES and not (event.operator_run and template in ANSWERS_TO_OPERATORS)
+    return Notice(template=template, context=context, key=transition_key(event), urgent=urgent)
