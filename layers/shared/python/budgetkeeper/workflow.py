@@ -40,10 +40,11 @@ from budgetkeeper.enforcement import (
 )
 from budgetkeeper.notify import NotificationEvent, SnsPublisher
 from budgetkeeper.observability import logger, metrics
+from budgetkeeper.principals import iam_directory
 from budgetkeeper.runs import SYSTEM_ACTOR
 from budgetkeeper.scopes import parse_scope
 from budgetkeeper.settings import Settings, Tunables
-from budgetkeeper.store import BudgetItem, bind_tables, claims_in_window, spent_in_window, team_session_scopes
+from budgetkeeper.store import BudgetItem, bind_tables, claims_in_window, spent_in_window
 from budgetkeeper.windows import iso_utc
 
 
@@ -62,6 +63,9 @@ class InvalidRequest(Exception):
 # What the state machine's Admit step writes into `machine`: the operators' machine, from its own
 # definition (template.yaml's DefinitionSubstitutions), never from a run's input.
 OPERATOR_MACHINE = "operator"
+# An operator's own action that failed or could not suspend is answered to the operator (the CLI
+# and the console show how the run ended): a routine notice, never a page.
+ANSWERS_TO_OPERATORS = frozenset({"cannot_suspend", "workflow_failed"})
 
 
 @dataclass
@@ -103,7 +107,9 @@ class WorkflowTasks:
         refresh_at: str | None = None,
         note: str | None = None,
         dry_run: bool = False,
+        routine: bool = False,
     ) -> None:
+        answer_to_operator = state.get("machine") == OPERATOR_MACHINE and event_type in ANSWERS_TO_OPERATORS
         self.publisher.publish(
             NotificationEvent(
                 type=event_type,
@@ -120,7 +126,7 @@ class WorkflowTasks:
                 at=iso_utc(self.clock()),
                 dry_run=dry_run,
                 note=note,
-                operator_run=state.get("machine") == OPERATOR_MACHINE,
+                routine=routine or answer_to_operator,
             )
         )
 
@@ -354,13 +360,15 @@ class WorkflowTasks:
         reasons = "; ".join(entry["message"] for entry in alerts) or (
             state["decision"]["target"].get("why_not") or "nothing in IAM to deny"
         )
+        # Principals that no longer exist cannot spend either: told, but no one is paged for it.
+        routine = bool(alerts) and all(entry.get("gone") for entry in alerts)
         if window != MANUAL_WINDOW:
             item, budget = self._budget(scope, window)
             budget_rows.record_cannot_suspend(item, self._change(state, reason=reasons))
             spent = spent_in_window(scope, window, state["window_id"])
-            self._notify("cannot_suspend", state, budget=budget, spent=spent, note=reasons)
+            self._notify("cannot_suspend", state, budget=budget, spent=spent, note=reasons, routine=routine)
         else:
-            self._notify("cannot_suspend", state, note=reasons)
+            self._notify("cannot_suspend", state, note=reasons, routine=routine)
         return state
 
     def set_protection(self, state: dict[str, Any]) -> dict[str, Any]:
@@ -465,22 +473,7 @@ def run_task(tasks: WorkflowTasks, event: dict[str, Any]) -> dict[str, Any]:
 def build_workflow_tasks(settings: Settings, tunables: Tunables) -> WorkflowTasks:
     """Wire the workflow's tasks to DynamoDB, SNS, IAM (read-only) and Step Functions."""
     bind_tables(settings)
-    iam = boto3.client("iam")
     sfn = boto3.client("stepfunctions", region_name=settings.region)
-
-    def role_exists(role_name: str) -> bool:
-        try:
-            iam.get_role(RoleName=role_name)
-        except iam.exceptions.NoSuchEntityException:
-            return False
-        return True
-
-    def group_exists(group_name: str) -> bool:
-        try:
-            iam.get_group(GroupName=group_name, MaxItems=1)
-        except iam.exceptions.NoSuchEntityException:
-            return False
-        return True
 
     def stop_execution(execution_arn: str, cause: str) -> None:
         try:
@@ -491,7 +484,7 @@ def build_workflow_tasks(settings: Settings, tunables: Tunables) -> WorkflowTask
     return WorkflowTasks(
         tunables=tunables,
         publisher=SnsPublisher.for_stack(settings),
-        directory=Directory(role_exists, group_exists, team_session_scopes),
+        directory=iam_directory(boto3.client("iam")),
         stop_execution=stop_execution,
         system_roles=system_role_prefixes(settings.stack_name),
     )

@@ -43,9 +43,6 @@ URGENT_NOTICES = frozenset(
         "notification_failed",
     }
 )
-# Of those, the ones that are an answer to an operator's own action when its run was an operator's
-# (a suspension that could not be applied, a run that failed): routine, the operator is there.
-ANSWERS_TO_OPERATORS = frozenset({"cannot_suspend", "workflow_failed"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,5 +142,5 @@ def notice_for(
         "summary": summary,
         "day": event.window_id if summary else None,
     }
-    urgent = template in URGENT_NOTICES and not (event.operator_run and template in ANSWERS_TO_OPERATORS)
+    urgent = template in URGENT_NOTICES and not event.routine
     return Notice(template=template, context=context, key=transition_key(event), urgent=urgent)
