@@ -7,17 +7,14 @@ back from moto IAM.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
-
-import pytest
 
 from budgetkeeper.store import AuditItem, BudgetItem
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
 from devkit.harness.stack import LocalStack
-from devkit.harness.workflow import WaitControl, real_handlers, wait_for_execution, wait_for_state
+from devkit.harness.workflow import wait_for_execution, wait_for_state
 from tests.timeline import now_iso
 
 ACCOUNT = "111122223333"
@@ -44,12 +41,6 @@ def spend(arn: str, usd: str, **kwargs) -> dict:
         "UsageCalculatorFunction",
         firehose_event([cloudwatch_payload([nova_pro_call(arn, tokens, **kwargs)])]),
     )
-
-
-@pytest.fixture
-def workflow(stack: LocalStack, settings) -> Iterator[WaitControl]:
-    with real_handlers(stack) as waits:
-        yield waits
 
 
 def executions(stack: LocalStack) -> list[dict]:
