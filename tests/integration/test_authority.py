@@ -8,7 +8,9 @@ only a suspension whose record calls for it.
 
 from __future__ import annotations
 
+import copy
 import json
+import threading
 
 from budgetkeeper.runs import WorkflowStarter, due_restore_request, operator_request
 from budgetkeeper.store import BudgetItem
@@ -70,3 +72,52 @@ def test_a_due_restore_lifts_only_a_suspension_whose_end_has_passed(stack, workf
     assert "no restore is due for user:jon daily: its suspension ends at" in run.get("cause", "")
     assert attached(stack, "jon") == [stack.physical_ids["BedrockDenyPolicy"]]
     assert BudgetItem.get("user:jon", "daily").status == "suspended"
+
+
+def _budget_writes(calls: list[tuple[str, dict]], table: str) -> list[tuple[str, set[str], str]]:
+    """Each write to `table` among DynamoDB calls: (operation, attribute names, ReturnValues)."""
+    writes = []
+    for operation, arguments in calls:
+        items = [arguments] if operation in ("PutItem", "UpdateItem", "DeleteItem") else []
+        items += [next(iter(entry.values())) for entry in arguments.get("TransactItems", [])]
+        items += [
+            request.get("PutRequest") or request.get("DeleteRequest")
+            for request in arguments.get("RequestItems", {}).get(table, [])
+        ]
+        for item in items:
+            if item.get("TableName", table) != table or operation in ("GetItem", "Query", "BatchGetItem"):
+                continue
+            names = set(item.get("Key", {})) | set(item.get("Item", {}))
+            names |= set(item.get("ExpressionAttributeNames", {}).values())
+            writes.append((operation, names, arguments.get("ReturnValues", "NONE")))
+    return writes
+
+
+def test_the_usage_calculator_writes_only_the_budget_attributes_iam_lets_it(stack, workflow, monkeypatch):
+    # IAM lets the calculator's role UpdateItem budget rows naming only CALCULATOR_ATTRIBUTES, with
+    # no ReturnValues beyond the updated ones (template.yaml): what it really sends must fit.
+    from pynamodb.connection.base import Connection
+
+    from budgetkeeper.budget_rows import CALCULATOR_ATTRIBUTES
+
+    calls: list[tuple[str, dict]] = []
+    dispatch = Connection.dispatch
+    caller = threading.get_ident()  # the runs it starts execute in moto's threads: not the calculator
+
+    def recording(self, operation: str, arguments: dict) -> dict:
+        if threading.get_ident() == caller:
+            calls.append((operation, copy.deepcopy(arguments)))
+        return dispatch(self, operation, arguments)
+
+    stack.client("iam").create_user(UserName="kim")
+    set_budget("user:kim", limit="1")
+    monkeypatch.setattr(Connection, "dispatch", recording)
+    spend(user_arn("kim"), "0.95")  # a crossing: its budget is marked due, its run started
+    spend(user_arn("lee"), "0.10")  # a principal seen first: its default budgets are created
+    writes = _budget_writes(calls, stack.physical_name("BudgetsTable"))
+    assert {operation for operation, _, _ in writes} == {"UpdateItem"}
+    assert len(writes) >= 3  # kim's due mark, lee's default budgets
+    for _, names, returns in writes:
+        assert names <= set(CALCULATOR_ATTRIBUTES) and returns == "NONE", (names, returns)
+    assert BudgetItem.get("user:lee", "daily").status == "ok"  # read as its default
+    assert BudgetItem.get("user:kim", "daily").sweep == "due"

@@ -674,3 +674,27 @@ def test_only_enforcement_runs_and_its_own_schedule_may_invoke_the_deny_function
     assert [permission["Principal"] for permission in permissions] == ["events.amazonaws.com"]
     rule = _of_type(deployed, "AWS::Events::Rule")[permissions[0]["SourceArn"]["Fn::GetAtt"][0]]
     assert [json.loads(target["Input"]) for target in rule["Targets"]] == [{"task": "reconcile"}]
+
+
+DYNAMODB_READS = ("dynamodb:Get", "dynamodb:BatchGet", "dynamodb:Query", "dynamodb:Scan", "dynamodb:Describe")
+
+
+def test_the_usage_calculator_writes_no_budget_attribute_but_its_own(deployed):
+    # It parses log content callers partly control: it creates default budgets and marks budgets
+    # due, and IAM lets it write nothing else of a row (no status, protection or limit).
+    from budgetkeeper.budget_rows import CALCULATOR_ATTRIBUTES
+
+    writes = [
+        statement
+        for where, statement in _allow_statements(deployed)
+        if where.startswith("UsageCalculatorFunctionRole/")
+        and "BudgetsTable" in json.dumps(statement["Resource"])
+        and not all(action.startswith(DYNAMODB_READS) for action in _as_list(statement["Action"]))
+    ]
+    (statement,) = writes
+    assert _as_list(statement["Action"]) == ["dynamodb:UpdateItem"]
+    assert statement["Condition"] == {
+        "ForAllValues:StringEquals": {"dynamodb:Attributes": list(CALCULATOR_ATTRIBUTES)},
+        "StringEqualsIfExists": {"dynamodb:ReturnValues": ["NONE", "UPDATED_OLD", "UPDATED_NEW"]},
+    }
+    assert not {"status", "protected", "limit_usd", "revision"} & set(CALCULATOR_ATTRIBUTES)

@@ -119,18 +119,39 @@ def create_budget(scope: str, window: str, values: dict[str, Any], what: str, ch
     return item
 
 
+# The usage calculator's writes to budget rows name only these attributes and ask nothing back:
+# IAM lets its role write nothing else (template.yaml, dynamodb:Attributes), so the role that
+# parses log content cannot move a budget's status, protection or limit.
+CALCULATOR_ATTRIBUTES = ("scope", "window", "origin", "created_at", "updated_at", "sweep", "sweep_key")
+
+
+def _calculator_update(scope: str, window: str, actions: list[Any], condition: Any) -> None:
+    BudgetItem._get_connection().update_item(
+        scope, window, actions=actions, condition=condition, return_values="NONE"
+    )
+
+
 def create_default_budgets(scope: str, now_iso: str) -> list[BudgetItem]:
     """The default budgets of a principal seen for the first time.
 
-    They have no limit of their own, so they follow the default limits an operator sets in SSM.
-    One created meanwhile (by an operator or a concurrent batch) stands.
+    They have no limit of their own, so they follow the default limits an operator sets in SSM; the
+    attributes not written read as their defaults (status ok, revision 1). One created meanwhile
+    (by an operator or a concurrent batch) stands.
     """
     items = []
     for window in DEFAULT_BUDGET_WINDOWS:
         item = BudgetItem(scope, window, origin="default", created_at=now_iso, updated_at=now_iso)
+        fields = (BudgetItem.origin, BudgetItem.created_at, BudgetItem.updated_at)
         try:
-            item.save(condition=BudgetItem.scope.does_not_exist())
-        except PutError:
+            _calculator_update(
+                scope,
+                window,
+                [field.set(getattr(item, field.attr_name)) for field in fields],
+                BudgetItem.scope.does_not_exist(),
+            )
+        except UpdateError as error:
+            if not _lost_race(error):
+                raise
             item = BudgetItem.get(scope, window, consistent_read=True)
         items.append(item)
     return items
@@ -142,9 +163,11 @@ def create_default_budgets(scope: str, now_iso: str) -> list[BudgetItem]:
 def mark_due(budgets: Iterable[tuple[str, str]]) -> None:
     """Put existing budgets in the monitor's sparse index (SWEEP_DUE)."""
     for scope, window in sorted(budgets):
-        BudgetItem(scope, window).update(
-            actions=[BudgetItem.sweep.set(SWEEP_DUE), BudgetItem.sweep_key.set(budget_key(scope, window))],
-            condition=BudgetItem.scope.exists(),
+        _calculator_update(
+            scope,
+            window,
+            [BudgetItem.sweep.set(SWEEP_DUE), BudgetItem.sweep_key.set(budget_key(scope, window))],
+            BudgetItem.scope.exists(),
         )
 
 
