@@ -13,7 +13,8 @@ restore, with you (your STS caller identity) as the actor. Without --window ever
 scope ends (budget windows and an operator's `manual` one); with it, only that one.
 
 A budget restored in its window starts a new revision: only spend beyond what was spent at the
-restore suspends it again in the same window. Exit 1 if the run fails (e.g. nothing is suspended)."""
+restore suspends it again in the same window. A scope with nothing suspended is refused before any
+run starts (exit 2); exit 1 if the run fails."""
 
 EPILOG = """\
 examples:

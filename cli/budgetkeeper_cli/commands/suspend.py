@@ -15,7 +15,8 @@ same run restores the scope when the time is up; without it, only `budgetkeeper 
 (a window refresh does not).
 
 The command waits until the deny is attached and prints the outcome; the progress goes to stderr.
-Exit 1 if the run fails, with its cause (e.g. an account scope is never denied as a whole)."""
+A scope whose principal is not in IAM (a typo), or an account, is refused before any run starts
+(exit 2, with what is wrong); exit 1 if the run fails, with its cause."""
 
 EPILOG = """\
 examples:
