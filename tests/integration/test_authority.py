@@ -16,7 +16,14 @@ from budgetkeeper.runs import WorkflowStarter, due_restore_request, operator_req
 from budgetkeeper.store import BudgetItem
 from devkit.harness.stack import LocalStack
 from devkit.harness.workflow import wait_for_execution, wait_for_state
-from tests.integration.test_enforcement_workflow import attached, executions, set_budget, spend, user_arn
+from tests.integration.test_enforcement_workflow import (
+    attached,
+    executions,
+    notifications,
+    set_budget,
+    spend,
+    user_arn,
+)
 
 ONCALL = "arn:aws:iam::123456789012:user/oncall"
 
@@ -121,3 +128,16 @@ def test_the_usage_calculator_writes_only_the_budget_attributes_iam_lets_it(stac
         assert names <= set(CALCULATOR_ATTRIBUTES) and returns == "NONE", (names, returns)
     assert BudgetItem.get("user:lee", "daily").status == "ok"  # read as its default
     assert BudgetItem.get("user:kim", "daily").sweep == "due"
+
+
+def test_a_budget_of_a_principal_gone_from_iam_is_told_without_paging(stack, workflow):
+    # Given a budget of a user that no longer exists in IAM (deleted after its last call)
+    set_budget("user:gone")
+    workflow.max_wait_seconds = 2
+    spend(user_arn("gone"), "1.5")
+    for run in executions(stack):
+        wait_for_execution(stack, run["executionArn"])
+    # Then operators are told it cannot be suspended, as a routine event (no SMS)
+    [event] = [event for event in notifications(stack) if event["type"] == "cannot_suspend"]
+    assert "user gone no longer exists in IAM" in event["note"]
+    assert event["routine"] is True
