@@ -56,6 +56,11 @@ def _lost_race(error: PutError | UpdateError | DeleteError) -> bool:
     return error.cause_response_code == CONDITION_FAILED
 
 
+def _next_revision() -> Any:
+    """revision + 1; a default budget the usage calculator created has none stored: it reads as 1."""
+    return BudgetItem.revision.set((BudgetItem.revision | 1) + 1)
+
+
 def _is_enforcing() -> Any:
     """The row is on its way to, or in, a suspension."""
     return BudgetItem.status.is_in(*sorted(str(status) for status in ENFORCING))
@@ -398,7 +403,7 @@ def record_restored(item: BudgetItem, *, baseline_usd: Decimal, change: Change) 
             item.update(
                 actions=[
                     BudgetItem.status.set(str(Status.OK)),
-                    BudgetItem.revision.add(1),
+                    _next_revision(),
                     BudgetItem.baseline_usd.set(baseline_usd),
                     BudgetItem.baseline_window_id.set(item.status_window_id),
                     BudgetItem.suspended_until.remove(),
@@ -428,7 +433,7 @@ def set_protection(item: BudgetItem, protect: bool, change: Change) -> bool:
         # A new revision, marked due: an overspend that protection let pass is enforced on the
         # monitor's next sweep (or the next metered call), not forgotten for the window.
         actions += [
-            BudgetItem.revision.add(1),
+            _next_revision(),
             BudgetItem.sweep.set(SWEEP_DUE),
             BudgetItem.sweep_key.set(budget_key(item.scope, item.window)),
         ]
@@ -456,7 +461,7 @@ def change_budget(item: BudgetItem, changed: dict[str, Any], what: str, change: 
     actions: list[Any] = [getattr(BudgetItem, name).set(value) for name, value in changed.items()]
     limit_changed = "limit_usd" in changed
     if limit_changed:
-        actions.append(BudgetItem.revision.add(1))
+        actions.append(_next_revision())
     if item.origin != "explicit":
         actions.append(BudgetItem.origin.set("explicit"))
     actions.append(BudgetItem.updated_at.set(change.at_iso))
