@@ -94,7 +94,7 @@ def main() -> None:
             again, seconds_again = sweep(second)
 
             sfn = stack.client("stepfunctions")
-            machine = stack.physical_ids["BudgetEnforcementStateMachine"]
+            machine = stack.physical_ids["BudgetEvaluationStateMachine"]
             pages = sfn.get_paginator("list_executions").paginate(stateMachineArn=machine)
             arns = [e["executionArn"] for page in pages for e in page["executions"]]
             inputs = [json.loads(sfn.describe_execution(executionArn=arn)["input"]) for arn in arns]

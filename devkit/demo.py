@@ -165,10 +165,9 @@ def describe(event: dict[str, Any]) -> str:
 def settle(stack: LocalStack, timeout: float = 90, *, until_idle: bool = False) -> None:
     """Wait until every run has finished or (unless `until_idle`) waits for its window's refresh."""
     sfn = stack.client("stepfunctions")
-    machine = stack.physical_ids["BudgetEnforcementStateMachine"]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        running = sfn.list_executions(stateMachineArn=machine, statusFilter="RUNNING")["executions"]
+        running = stack.executions("RUNNING")
         if not running or (
             not until_idle and all(_waiting_for_refresh(sfn, r["executionArn"]) for r in running)
         ):

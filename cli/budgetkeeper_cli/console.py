@@ -200,7 +200,7 @@ def create_app(
             request.args.get("since") or since, request.args.get("until") or until, clock.now()
         )
 
-    def show(page: Page) -> Any:
+    def show(page: Page, **extra: Any) -> Any:
         wanted = request.args.get("csv")
         if wanted is not None:
             section = page.section(wanted)
@@ -213,7 +213,14 @@ def create_app(
                     "Content-Disposition": f'attachment; filename="budgetkeeper-{page.tab}-{wanted}.csv"'
                 },
             )
-        return render_template(f"console/{page.tab}.html.j2", page=page, csrf=csrf, query=_query_without_csv)
+        return render_template(
+            f"console/{page.tab}.html.j2", page=page, csrf=csrf, query=_query_without_csv, **extra
+        )
+
+    def refused_on_its_form(action: str, error: UsageError) -> tuple[Any, int]:
+        """The enforcement tab again, the operator's mistake said on the form they filled in."""
+        refused = {"action": action, "message": str(error), "form": request.form}
+        return show(enforcement_page(stack), refused=refused), 400
 
     @app.get("/")
     def home() -> Response:
@@ -256,6 +263,10 @@ def create_app(
             values = budget_values(_budget_args(form))
             return render_template("console/confirm.html.j2", form=form, csrf=csrf, values=values, act=None)
         act = _action_request(form)
+        try:
+            act.check(stack)
+        except UsageError as error:
+            return refused_on_its_form(act.action, error)
         return render_template("console/confirm.html.j2", form=form, csrf=csrf, values=None, act=act)
 
     @app.post("/act")
@@ -271,7 +282,11 @@ def create_app(
                 (form.get("reason") or "").strip() or None,
             )
             return render_template("console/done.html.j2", said=said, note=note)
-        execution_arn = _action_request(form).start(stack)
+        act = _action_request(form)
+        try:
+            execution_arn = act.start(stack)
+        except UsageError as error:  # it changed since the confirmation page
+            return refused_on_its_form(act.action, error)
         return redirect("/run?" + urlencode({"arn": execution_arn}), code=303)
 
     @app.get("/run")
@@ -502,11 +517,10 @@ def enforcement_page(stack: Stack) -> Page:
         [Section("attention", "Warned, in grace, suspended or protected", STATUS_COLUMNS, rows)],
     )
     runs = []
-    if stack.settings.state_machine_arn_value:
-        paginator = stack.client("stepfunctions").get_paginator("list_executions")
-        for result in paginator.paginate(
-            stateMachineArn=stack.settings.state_machine_arn, statusFilter="RUNNING"
-        ):
+    paginator = stack.client("stepfunctions").get_paginator("list_executions")
+    machines = (stack.settings.evaluation_machine_arn_value, stack.settings.operator_machine_arn_value)
+    for machine in filter(None, machines):
+        for result in paginator.paginate(stateMachineArn=machine, statusFilter="RUNNING"):
             runs += [
                 {
                     "name": execution["name"],

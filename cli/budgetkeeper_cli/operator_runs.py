@@ -259,7 +259,7 @@ def start_run(stack: Stack, action: str, scope: str, *, reason: str | None, **ex
         action, scope, actor=stack.caller_arn(), reason=reason, **{k: v for k, v in extra.items() if v}
     )
     sfn = stack.client("stepfunctions")
-    execution_arn = WorkflowStarter(sfn, stack.settings.state_machine_arn).start(name, request)
+    execution_arn = WorkflowStarter(sfn, stack.settings.operator_machine_arn).start(name, request)
     if execution_arn is None:  # names are unique per request; a clash means a repeated request id
         raise CommandFailed(f"a run named {name} exists already: try again")
     return execution_arn
@@ -365,8 +365,36 @@ class ActionRequest:
             window = (options.operator_window if action == "restore" else options.window)(window)
         return cls(action, checked_scope, checked_reason, window, until)
 
+    def check(self, stack: Stack) -> None:
+        """UsageError, saying what to do instead, for a request the run would only fail on: an
+        operator's mistake is answered here, before any run starts (and before anyone is paged)."""
+        from budgetkeeper.budgets import ENFORCING  # see start_run: loaded only when acting
+        from budgetkeeper.principals import why_not_suspendable
+        from budgetkeeper.store import BudgetItem
+
+        if self.action == "suspend":
+            why_not = why_not_suspendable(stack.client("iam"), self.scope)
+            if why_not:
+                raise UsageError(
+                    f"{why_not}; nothing was started (check the name with `budgetkeeper status`)"
+                )
+            return
+        rows = [item for item in BudgetItem.query(self.scope) if self.window in (None, item.window)]
+        which = f"the {self.window} budget of {self.scope}" if self.window else self.scope
+        if self.action == "restore" and not any(item.status in ENFORCING for item in rows):
+            raise UsageError(
+                f"{which} is not suspended: nothing to restore, nothing was started "
+                f"(`budgetkeeper status {self.scope}` shows its budgets)"
+            )
+        if self.action in ("protect", "unprotect") and not rows:
+            raise UsageError(
+                f"{which} has no budget to {self.action}: nothing was started "
+                f"(set one first: `budgetkeeper budget set {self.scope} --window daily --limit USD`)"
+            )
+
     def start(self, stack: Stack) -> str:
-        """Start the workflow for it: the execution ARN."""
+        """Check it, then start the workflow for it: the execution ARN."""
+        self.check(stack)
         return start_run(
             stack, self.action, self.scope, reason=self.reason, window=self.window, until=self.until
         )
@@ -376,5 +404,5 @@ class ActionRequest:
 def run_windowed_action(args: argparse.Namespace) -> int:
     """restore, protect and unprotect: a scope, a reason, an optional window, one workflow run."""
     request = ActionRequest.parse(args.action, args.scope, args.reason, window=args.window)
-    stack = connect(args, needs=("state_machine_arn_value",))
+    stack = connect(args, needs=("operator_machine_arn_value",))
     return run_action(stack, args, request)

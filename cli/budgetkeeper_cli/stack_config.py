@@ -56,7 +56,8 @@ OUTPUT_FIELDS: Mapping[str, str] = {
     "IdempotencyTableName": "idempotency_table",
     "PricesTableName": "prices_table",
     "ArchiveBucketName": "archive_bucket",
-    "BudgetEnforcementStateMachineArn": "state_machine_arn_value",
+    "BudgetEnforcementStateMachineArn": "operator_machine_arn_value",
+    "BudgetEvaluationStateMachineArn": "evaluation_machine_arn_value",
     "BudgetEventsTopicArn": "notifications_topic_arn",
     "BedrockDenyPolicyArn": "deny_policy_arn_value",
 }
@@ -68,8 +69,8 @@ EXPLICIT_OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("--audit-table", "audit_table", "audit table name (output AuditTableName)"),
     (
         "--state-machine-arn",
-        "state_machine_arn_value",
-        "enforcement state machine ARN (output BudgetEnforcementStateMachineArn)",
+        "operator_machine_arn_value",
+        "the operators' state machine ARN (output BudgetEnforcementStateMachineArn)",
     ),
 )
 OPTION_OF_FIELD: Mapping[str, str] = {field: option for option, field, _ in EXPLICIT_OPTIONS}
@@ -253,7 +254,8 @@ def connect(
         region=session.region_name,
         **{name: values.get(name, "") for name in _STRING_FIELDS},
         dynamodb_endpoint=os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL"),
-        state_machine_arn_value=values.get("state_machine_arn_value"),
+        operator_machine_arn_value=values.get("operator_machine_arn_value"),
+        evaluation_machine_arn_value=values.get("evaluation_machine_arn_value"),
         notifications_topic_arn=values.get("notifications_topic_arn"),
         deny_policy_arn_value=values.get("deny_policy_arn_value"),
         prices_table=values.get("prices_table") or None,

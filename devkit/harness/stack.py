@@ -35,6 +35,8 @@ PSEUDO_PARAMETERS = {
     "AWS::StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT_ID}:stack/{{stack}}/local",
 }
 
+_NO_VALUE = object()  # what AWS::NoValue leaves in a document: nothing
+
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -76,6 +78,10 @@ class LocalStack:
         for logical_id in resources_of_type(template, "AWS::SNS::Topic"):
             topic = self.client("sns").create_topic(Name=self.physical_name(logical_id))
             self.physical_ids[logical_id] = topic["TopicArn"]
+        for logical_id in resources_of_type(template, "AWS::Serverless::Function"):
+            self._create_function(logical_id)
+        self.create_state_machines()
+        # After the state machines: the operators' policy names them.
         for logical_id, resource in resources_of_type(template, "AWS::IAM::ManagedPolicy").items():
             if not self._condition_holds(resource.get("Condition")):
                 continue  # an optional feature this stack's parameters leave out
@@ -87,9 +93,6 @@ class LocalStack:
                 Description=properties.get("Description", ""),
             )
             self.physical_ids[logical_id] = policy["Policy"]["Arn"]
-        for logical_id in resources_of_type(template, "AWS::Serverless::Function"):
-            self._create_function(logical_id)
-        self.create_state_machines()
         for logical_id, resource in resources_of_type(template, "AWS::Serverless::Function").items():
             self._subscribe_function(logical_id, resource["Properties"])
         sender = self.parameters.get("NotificationSender")
@@ -186,6 +189,18 @@ class LocalStack:
         )
         self.physical_ids[logical_id] = machine["stateMachineArn"]
 
+    def executions(self, status: str | None = None) -> list[dict[str, Any]]:
+        """The runs of every state machine of the stack (evaluations and operators' actions)."""
+        sfn = self.client("stepfunctions")
+        found = []
+        for logical_id in resources_of_type(load_template(), "AWS::Serverless::StateMachine"):
+            arguments = {"stateMachineArn": self.physical_ids[logical_id]}
+            if status:
+                arguments["statusFilter"] = status
+            for page in sfn.get_paginator("list_executions").paginate(**arguments):
+                found += page["executions"]
+        return found
+
     def _create_table(self, logical_id: str, properties: Mapping[str, Any]) -> None:
         name = self.physical_name(logical_id)
         arguments: dict[str, Any] = {
@@ -245,13 +260,19 @@ class LocalStack:
         return environment
 
     def _resolve_tree(self, node: Any) -> Any:
-        """A document with every intrinsic function in it resolved (policy documents)."""
+        """A document with every intrinsic function in it resolved (policy documents); a statement
+        an Fn::If leaves out (AWS::NoValue) is left out."""
         if isinstance(node, dict):
+            if node == {"Ref": "AWS::NoValue"}:
+                return _NO_VALUE
+            if len(node) == 1 and "Fn::If" in node:
+                condition, when_true, when_false = node["Fn::If"]
+                return self._resolve_tree(when_true if self._condition_holds(condition) else when_false)
             if len(node) == 1 and next(iter(node)) in ("Ref", "Fn::GetAtt", "Fn::Sub"):
                 return self._resolve(node)
             return {key: self._resolve_tree(value) for key, value in node.items()}
         if isinstance(node, list):
-            return [self._resolve_tree(item) for item in node]
+            return [item for item in map(self._resolve_tree, node) if item is not _NO_VALUE]
         return node
 
     def _condition_holds(self, name: str | None) -> bool:

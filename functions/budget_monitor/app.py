@@ -25,7 +25,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         unit=MetricUnit.Count,
         value=len(report.evaluations) + len(report.restores) + len(report.forecasts),
     )
-    metrics.add_metric(name="DenyFixes", unit=MetricUnit.Count, value=len(report.reconciled))
     metrics.add_metric(name="BudgetsRecovered", unit=MetricUnit.Count, value=len(report.recovered))
     logger.info("swept", **{name: getattr(report, name) for name in report.__slots__})
     return {name: getattr(report, name) for name in report.__slots__}

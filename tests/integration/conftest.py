@@ -12,6 +12,7 @@ from budgetkeeper.denies import DenyBook, IamDenies
 from budgetkeeper.session_denies import IdentityCenterConnection
 from budgetkeeper.settings import Settings
 from devkit.harness.stack import LocalStack
+from devkit.harness.workflow import WaitControl, real_handlers
 
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 
@@ -40,3 +41,10 @@ def deny_book(stack: LocalStack, settings: Settings) -> DenyBook:
             lambda: IdentityCenterConnection(None, "Identity Center is not connected in this test"),
         )
     )
+
+
+@pytest.fixture
+def workflow(stack: LocalStack, settings: Settings) -> Iterator[WaitControl]:
+    """The real state machines and handlers; a test sets how long their waits last."""
+    with real_handlers(stack) as waits:
+        yield waits

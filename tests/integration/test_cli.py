@@ -24,10 +24,12 @@ from budgetkeeper import clock
 from budgetkeeper.store import BudgetItem
 from budgetkeeper_cli import stack_config
 from budgetkeeper_cli.main import build_parser, main
+from budgetkeeper_cli.operator_runs import ActionRequest
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, firehose_event, log_message
 from devkit.harness.stack import LocalStack
 from devkit.harness.workflow import WaitControl, real_handlers, wait_for_execution, wait_for_state
+from tests.integration.test_notifier import operator_notices
 from tests.timeline import now_iso
 
 ACCOUNT = "111122223333"
@@ -73,10 +75,7 @@ class Cli:
         return [policy["PolicyArn"] for policy in policies]
 
     def executions(self, status: str | None = None) -> list[dict]:
-        sfn = self.stack.client("stepfunctions")
-        arn = self.stack.physical_ids["BudgetEnforcementStateMachine"]
-        runs = sfn.list_executions(stateMachineArn=arn)["executions"]
-        return [run for run in runs if status is None or run["status"] == status]
+        return self.stack.executions(status)
 
     def spend(self, user: str, usd: str) -> None:
         """Meter calls of IAM user `user`, now, worth exactly `usd`, through the usage calculator."""
@@ -360,16 +359,50 @@ def test_protect_prevents_a_suspension_and_unprotect_lifts_the_protection(cli: C
     assert BudgetItem.get("user:carol", "daily").protected is False
 
 
-def test_a_failed_run_exits_1_with_its_cause(cli: Cli) -> None:
-    code, out, err = cli("restore", "user:bob", "--reason", "nothing to restore")
+def test_an_operators_mistake_is_answered_with_exit_2_and_no_run_and_no_page(cli: Cli) -> None:
+    # Each request the run would only fail on is answered before anything starts: a restore of a
+    # scope that is not suspended, a typo in a user's name, an account, a role or team with nothing
+    # in IAM, protection of a scope with no budget.
+    mistakes = [
+        (("restore", "user:dave"), "user:dave is not suspended: nothing to restore, nothing was started"),
+        (("restore", "user:dave", "--window", "manual"), "the manual budget of user:dave is not suspended"),
+        (
+            ("suspend", "user:alcie"),
+            "cannot suspend user:alcie: there is no IAM user alcie; nothing was started",
+        ),
+        (("suspend", "role:NoSuchRole"), "cannot suspend role:NoSuchRole: there is no IAM role NoSuchRole"),
+        (("suspend", "team:ghosts"), "cannot suspend team:ghosts: team ghosts has no IAM group named ghosts"),
+        (
+            ("suspend", "account:111122223333"),
+            "cannot suspend account:111122223333: an account is never suspended as a whole",
+        ),
+        (("protect", "user:nobody"), "user:nobody has no budget to protect: nothing was started"),
+    ]
+    for argv, message in mistakes:
+        code, out, err = cli(*argv, "--reason", "ticket OPS-7")
+        assert (code, out) == (2, ""), (argv, err)
+        assert message in err, (argv, err)
+    assert cli.executions() == []
+    cli.waits.deliveries.drain()
+    assert operator_notices(cli.stack) == []
+
+
+def test_an_operators_action_that_still_fails_exits_1_and_is_a_routine_notice(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given requests that pass the CLI's checks and then fail in the run (the user was deleted, the
+    # suspension lifted, in between): simulated by letting every request through unchecked
+    monkeypatch.setattr(ActionRequest, "check", lambda self, stack: None)
+    code, out, err = cli("suspend", "user:alcie", "--reason", "key leaked")
     assert (code, out) == (1, "")
-    assert "restore user:bob failed: InvalidRequest: user:bob is not suspended (execution arn:" in err
-    code, _, err = cli("suspend", "account:111122223333", "--reason", "x")
+    assert "user:alcie was not suspended: the run ended at Done without recording a suspension" in err
+    code, _, err = cli("restore", "user:dave", "--reason", "nothing to restore")
     assert code == 1
-    assert "cannot suspend account:111122223333: a account scope is never denied as a whole" in err
-    code, _, err = cli("protect", "user:nobody", "--reason", "x")
-    assert code == 1
-    assert "BudgetNotFound: user:nobody has no budget to protect; set one first" in err
+    assert "restore user:dave failed: InvalidRequest: user:dave is not suspended (execution arn:" in err
+    # Then operators are told, as routine notices: no SMS for an operator's own mistake
+    cli.waits.deliveries.drain()
+    notices = {notice["notice"]: notice["urgency"] for notice in operator_notices(cli.stack)}
+    assert notices == {"cannot_suspend": "routine", "workflow_failed": "routine"}
 
 
 # --------------------------------------------------------------------------- audit

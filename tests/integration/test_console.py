@@ -99,8 +99,7 @@ def console(stack: LocalStack, settings, clock, capsys) -> Iterator[Console]:
             server.shutdown()
             server.server_close()
             sfn = stack.client("stepfunctions")
-            machine = stack.physical_ids["BudgetEnforcementStateMachine"]
-            for run in sfn.list_executions(stateMachineArn=machine, statusFilter="RUNNING")["executions"]:
+            for run in stack.executions("RUNNING"):
                 sfn.stop_execution(executionArn=run["executionArn"])
 
 
@@ -158,6 +157,29 @@ def test_the_token_csrf_read_only_and_escaping_rules(console: Console) -> None:
     shown = read_only.get("/enforcement").get_data(as_text=True)
     assert 'name="csrf"' not in shown
     assert read_only.post("/act", data={**form, "csrf": csrf_of(html)}).status_code == 403
+
+
+def test_an_operators_mistake_is_shown_on_its_form_and_starts_no_run(console: Console) -> None:
+    client = console.app.test_client()
+    client.get(f"/enforcement?token={TOKEN}")
+    csrf = csrf_of(client.get("/enforcement").get_data(as_text=True))
+    mistakes = {
+        ("suspend", "user:alcie"): "cannot suspend user:alcie: there is no IAM user alcie",
+        ("suspend", "account:111122223333"): "an account is never suspended as a whole",
+        ("restore", "user:bob"): "user:bob is not suspended: nothing to restore",
+        ("protect", "user:dave"): "user:dave has no budget to protect",
+    }
+    for (action, scope), message in mistakes.items():
+        form = {"csrf": csrf, "action": action, "scope": scope, "reason": "ticket OPS-7"}
+        # Refused at the review step and, were it posted straight away, at the act step
+        for step in ("/confirm", "/act"):
+            answer = client.post(step, data=form)
+            html = answer.get_data(as_text=True)
+            assert answer.status_code == 400, (step, action, scope)
+            on_form = html.split(f'id="form-{action}"', 1)[1].split("</form>", 1)[0]
+            assert 'id="refused"' in on_form and message in on_form, (step, action, scope)
+            assert f'value="{scope}"' in on_form  # what was typed stays, to be corrected
+    assert console.stack.executions() == []
 
 
 def chart_marks(driver, chart: str) -> dict[str, tuple[Decimal, int]]:

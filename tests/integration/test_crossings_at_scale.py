@@ -76,9 +76,9 @@ def meter(calls: list[str]) -> None:
 
 
 def started(stack: LocalStack) -> dict[str, dict]:
-    """The input of every execution of the enforcement machine, by execution name."""
+    """The input of every execution of the evaluation machine, by execution name."""
     sfn = stack.client("stepfunctions")
-    arn = stack.physical_ids["BudgetEnforcementStateMachine"]
+    arn = stack.physical_ids["BudgetEvaluationStateMachine"]
     pages = sfn.get_paginator("list_executions").paginate(stateMachineArn=arn)
     executions = [execution for page in pages for execution in page["executions"]]
     return {
@@ -121,7 +121,7 @@ def run_on_the_real_asl(stack: LocalStack, runs: dict[str, dict]) -> None:
     untouched = everything_but(scopes)
     with executor_on(stack), real_handlers(stack, WaitControl(max_wait_seconds=120)) as waits:
         sfn = stack.client("stepfunctions")
-        machine = stack.physical_ids["BudgetEnforcementStateMachine"]
+        machine = stack.physical_ids["BudgetEvaluationStateMachine"]
         arns = [
             sfn.start_execution(stateMachineArn=machine, name=name, input=json.dumps(run))["executionArn"]
             for name, run in runs.items()

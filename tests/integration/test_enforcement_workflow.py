@@ -7,17 +7,14 @@ back from moto IAM.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
-
-import pytest
 
 from budgetkeeper.store import AuditItem, BudgetItem
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
 from devkit.harness.stack import LocalStack
-from devkit.harness.workflow import WaitControl, real_handlers, wait_for_execution, wait_for_state
+from devkit.harness.workflow import wait_for_execution, wait_for_state
 from tests.timeline import now_iso
 
 ACCOUNT = "111122223333"
@@ -46,16 +43,8 @@ def spend(arn: str, usd: str, **kwargs) -> dict:
     )
 
 
-@pytest.fixture
-def workflow(stack: LocalStack, settings) -> Iterator[WaitControl]:
-    with real_handlers(stack) as waits:
-        yield waits
-
-
 def executions(stack: LocalStack) -> list[dict]:
-    sfn = stack.client("stepfunctions")
-    arn = stack.physical_ids["BudgetEnforcementStateMachine"]
-    return sfn.list_executions(stateMachineArn=arn)["executions"]
+    return stack.executions()
 
 
 def finish_all(stack: LocalStack) -> list[dict]:
@@ -247,7 +236,7 @@ def test_the_same_start_twice_suspends_once(stack, workflow):
     first = exceeded_run(stack)
     described = stack.client("stepfunctions").describe_execution(executionArn=first["executionArn"])
     starter = WorkflowStarter(
-        stack.client("stepfunctions"), stack.physical_ids["BudgetEnforcementStateMachine"]
+        stack.client("stepfunctions"), stack.physical_ids["BudgetEvaluationStateMachine"]
     )
     # The same name and input while it runs is the same run; a different input is already handled
     assert starter.start(first["name"], json.loads(described["input"])) == first["executionArn"]

@@ -146,7 +146,7 @@ def test_doctor_on_a_fresh_stack_finds_logging_off_says_what_to_fix_and_exits_1(
     found = {(row["check"], row["result"]) for row in json.loads(out)}
     assert ("logging us-east-1", "fail") in found
     assert ("table budgets", "ok") in found and ("table denies", "ok") in found
-    assert ("state machine", "ok") in found
+    assert ("evaluation state machine", "ok") in found and ("operators' state machine", "ok") in found
     assert ("deny policy", "ok") in found
     assert ("parameters", "fail") in found  # grace_seconds 'soon'
     assert ("operator alerts", "warn") in found

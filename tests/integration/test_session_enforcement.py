@@ -114,8 +114,7 @@ def test_three_sessions_suspended_and_restored_out_of_order(iam_evaluator, stack
 
 
 def _executions(stack: LocalStack) -> list[dict]:
-    arn = stack.physical_ids["BudgetEnforcementStateMachine"]
-    return stack.client("stepfunctions").list_executions(stateMachineArn=arn)["executions"]
+    return stack.executions()
 
 
 def test_a_session_policy_that_would_exceed_6144_characters_falls_back_to_an_alert(

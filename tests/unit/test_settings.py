@@ -34,8 +34,8 @@ def test_a_missing_variable_is_named():
 
 
 def test_an_optional_arn_is_named_when_used_without_being_set():
-    with pytest.raises(MissingSetting, match="STATE_MACHINE_ARN"):
-        _ = Settings.from_environ(ENVIRONMENT).state_machine_arn
+    with pytest.raises(MissingSetting, match="EVALUATION_MACHINE_ARN"):
+        _ = Settings.from_environ(ENVIRONMENT).evaluation_machine_arn
 
 
 def test_every_tunable_has_a_default_that_parses():

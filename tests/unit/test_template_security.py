@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from samtranslator.yaml_helper import yaml_parse
 
 from budgetkeeper.session_denies import OPT_IN_TAG_KEY, OPT_IN_TAG_VALUE
+from devkit.harness.template import TEMPLATE_PATH
 from tests.deployed_template import DEPLOYMENTS, KMS_KEY_ARN, MANAGED_POLICIES
 from tests.deployed_template import as_list as _as_list
 from tests.deployed_template import deployed_template as _deployed
@@ -46,6 +48,8 @@ WILDCARD_RESOURCE_ALLOWED = {
     "logs:PutResourcePolicy": "Step Functions log delivery: account-level log resource policy",
     "logs:DescribeResourcePolicies": "Step Functions log delivery: account-level log resource policy",
     "logs:DescribeLogGroups": "Step Functions log delivery: DescribeLogGroups lists the account's groups",
+    # OperatorActionsPolicy: the Step Functions console lists the machines to open the operators' one.
+    "states:ListStateMachines": "Step Functions supports no resource for ListStateMachines",
     # PriceRefreshFunction reads Bedrock's prices from the Price List API.
     "pricing:GetProducts": "the Price List API supports no resource-level permissions",
     # ReconcilerFunction compares metered spend with Cost Explorer's.
@@ -55,6 +59,9 @@ WILDCARD_RESOURCE_ALLOWED = {
 # Operator data, and the tables a rebuild would take hours to refill (see template.yaml).
 PITR_TABLES = {"BudgetsTable", "AuditTable", "TeamsTable", "DeniesTable", "TotalsTable", "RollupsTable"}
 KMS_ACTIONS = {"kms:Decrypt", "kms:GenerateDataKey"}
+KMS_READ = {"kms:Decrypt"}
+# The operators' policy reads the budgets table (the CLI's checks before a run): decrypt only.
+ROLES_READING_WITH_THE_KEY = {"OperatorActionsPolicy"}
 # Roles that read or write a KMS-encrypted resource (tables, bucket, topic), and the operators'
 # HistoryReaderPolicy (Athena's query results in the archive bucket).
 ROLES_USING_THE_KEY = {
@@ -245,10 +252,10 @@ def test_with_a_key_everything_uses_it_and_the_roles_that_need_it_get_it_on_that
     for where, statement in _allow_statements(template):
         actions = set(_as_list(statement["Action"]))
         if any(action.startswith("kms:") for action in actions):
-            assert actions == KMS_ACTIONS, where
+            assert actions == (KMS_READ if where in ROLES_READING_WITH_THE_KEY else KMS_ACTIONS), where
             assert statement["Resource"] == KMS_KEY_ARN, where
             with_kms.add(where.split("/", 1)[0])
-    assert with_kms == ROLES_USING_THE_KEY
+    assert with_kms == ROLES_USING_THE_KEY | ROLES_READING_WITH_THE_KEY
 
 
 # --- what the DenyFunction may do to roles ------------------------------------------------------
@@ -447,3 +454,122 @@ def test_the_reconciler_reads_the_bill_and_writes_only_its_query_results():
     # And without a CUR table the role has no Athena, Glue or S3 at all
     actions = {action for statement in defaults for action in _as_list(statement["Action"])}
     assert not any(action.startswith(("athena:", "glue:", "s3:")) for action in actions)
+
+
+# ----------------------------------------------------------------------------- who may start what
+
+STATE_MACHINES = {"BudgetEvaluationStateMachine", "BudgetEnforcementStateMachine"}
+
+
+def _machines_covered(resource: Any) -> set[str]:
+    """The stack's state machines a StartExecution grant on `resource` reaches: by Ref, by SAM's
+    StepFunctionsExecutionPolicy (a Sub of the machine's Name), or all of them for a wildcard."""
+    covered: set[str] = set()
+    for one in _as_list(resource):
+        if isinstance(one, dict) and set(one) == {"Ref"}:
+            covered |= {one["Ref"]} & STATE_MACHINES
+        elif isinstance(one, dict) and "Fn::Sub" in one and isinstance(one["Fn::Sub"], list):
+            pattern, variables = one["Fn::Sub"]
+            named = {json.dumps(value).split('"')[3] for value in variables.values()}  # GetAtt/Ref target
+            covered |= STATE_MACHINES if "*" in pattern else named & STATE_MACHINES
+        else:  # a string or a Sub string: any wildcard or a machine not named reaches every machine
+            text = one if isinstance(one, str) else json.dumps(one)
+            if "*" in text or "stateMachine" in text:
+                covered |= STATE_MACHINES
+    return covered
+
+
+def _who_may_start(template: dict[str, Any]) -> dict[str, set[str]]:
+    """Each state machine: every role or policy of the stack whose Allow reaches StartExecution on it."""
+    starters: dict[str, set[str]] = {machine: set() for machine in STATE_MACHINES}
+    for where, statement in _allow_statements(template):
+        if statement["Effect"] != "Allow":
+            continue
+        if not any(_grants(pattern, "states:StartExecution") for pattern in _as_list(statement["Action"])):
+            continue
+        for machine in _machines_covered(statement["Resource"]):
+            starters[machine].add(where.split("/", 1)[0])
+    return starters
+
+
+def test_only_the_operators_policy_may_start_operator_actions(deployed):
+    # IAM cannot look into a run's input: the split is by machine. The operators' machine
+    # (suspend, restore, protect, unprotect) is started by OperatorActionsPolicy's holders only; the
+    # roles that meter (parsing log content callers partly control) and sweep start evaluations.
+    starters = _who_may_start(deployed)
+    assert starters["BudgetEnforcementStateMachine"] == {"OperatorActionsPolicy"}
+    assert starters["BudgetEvaluationStateMachine"] == {
+        "UsageCalculatorFunctionRole",
+        "BudgetMonitorFunctionRole",
+    }
+    outputs = yaml_parse(TEMPLATE_PATH.read_text())["Outputs"]
+    assert outputs["OperatorActionsPolicyArn"]["Value"] == {"Ref": "OperatorActionsPolicy"}
+    assert outputs["BudgetEnforcementStateMachineArn"]["Value"] == {"Ref": "BudgetEnforcementStateMachine"}
+
+
+def test_the_machines_take_only_their_own_actions_from_one_definition(deployed):
+    machines = _of_type(deployed, "AWS::StepFunctions::StateMachine")
+    assert {
+        name: machine["DefinitionSubstitutions"]["MachineKind"] for name, machine in machines.items()
+    } == {
+        "BudgetEvaluationStateMachine": "evaluation",
+        "BudgetEnforcementStateMachine": "operator",
+    }
+    assert len({json.dumps(machine["DefinitionS3Location"]) for machine in machines.values()}) == 1
+    definition = json.loads((TEMPLATE_PATH.parent / "statemachines/budget_enforcement.asl.json").read_text())
+    admit = definition["States"][definition["StartAt"]]
+    assert (admit["Type"], admit["Result"], admit["ResultPath"]) == ("Pass", "${MachineKind}", "$.machine")
+    routes = {}
+    for rule in definition["States"][admit["Next"]]["Choices"]:
+        machine, action = rule["And"]
+        assert machine["Variable"] == "$.machine", rule
+        actions = [action] if "Variable" in action else action["Or"]
+        routes.setdefault(machine["StringEquals"], set()).update(a["StringEquals"] for a in actions)
+    assert routes == {
+        "evaluation": {"evaluate", "restore_due"},
+        "operator": {"suspend", "restore", "protect", "unprotect"},
+    }
+
+
+def test_only_enforcement_runs_and_its_own_schedule_may_invoke_the_deny_function(deployed):
+    invokers = set()
+    for where, statement in _allow_statements(deployed):
+        reaches_it = "DenyFunction" in json.dumps(statement["Resource"]) or "*" in _as_list(
+            statement["Resource"]
+        )
+        invokes = any(_grants(pattern, "lambda:InvokeFunction") for pattern in _as_list(statement["Action"]))
+        if statement["Effect"] == "Allow" and invokes and reaches_it:
+            invokers.add(where.split("/", 1)[0])
+    assert invokers == {"BudgetEvaluationStateMachineRole", "BudgetEnforcementStateMachineRole"}
+    permissions = [
+        permission
+        for permission in _of_type(deployed, "AWS::Lambda::Permission").values()
+        if permission["FunctionName"] == {"Ref": "DenyFunction"}
+    ]
+    assert [permission["Principal"] for permission in permissions] == ["events.amazonaws.com"]
+    rule = _of_type(deployed, "AWS::Events::Rule")[permissions[0]["SourceArn"]["Fn::GetAtt"][0]]
+    assert [json.loads(target["Input"]) for target in rule["Targets"]] == [{"task": "reconcile"}]
+
+
+DYNAMODB_READS = ("dynamodb:Get", "dynamodb:BatchGet", "dynamodb:Query", "dynamodb:Scan", "dynamodb:Describe")
+
+
+def test_the_usage_calculator_writes_no_budget_attribute_but_its_own(deployed):
+    # It parses log content callers partly control: it creates default budgets and marks budgets
+    # due, and IAM lets it write nothing else of a row (no status, protection or limit).
+    from budgetkeeper.budget_rows import CALCULATOR_ATTRIBUTES
+
+    writes = [
+        statement
+        for where, statement in _allow_statements(deployed)
+        if where.startswith("UsageCalculatorFunctionRole/")
+        and "BudgetsTable" in json.dumps(statement["Resource"])
+        and not all(action.startswith(DYNAMODB_READS) for action in _as_list(statement["Action"]))
+    ]
+    (statement,) = writes
+    assert _as_list(statement["Action"]) == ["dynamodb:UpdateItem"]
+    assert statement["Condition"] == {
+        "ForAllValues:StringEquals": {"dynamodb:Attributes": list(CALCULATOR_ATTRIBUTES)},
+        "StringEqualsIfExists": {"dynamodb:ReturnValues": ["NONE", "UPDATED_OLD", "UPDATED_NEW"]},
+    }
+    assert not {"status", "protected", "limit_usd", "revision"} & set(CALCULATOR_ATTRIBUTES)

@@ -392,7 +392,7 @@ def run_delete(args: argparse.Namespace) -> int:
 
 def restore_before_delete(stack: Stack, scope: str, window: str, reason: str | None) -> None:
     restore_args = argparse.Namespace(wait=True, timeout=DEFAULT_TIMEOUT_SECONDS)
-    if not stack.settings.state_machine_arn_value:
+    if not stack.settings.operator_machine_arn_value:
         raise CommandFailed(
             "--force restores through the workflow: name the state machine "
             "(--stack-name, or --state-machine-arn)"

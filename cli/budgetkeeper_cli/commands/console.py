@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     # Imported here: Flask is for this command only.
     from budgetkeeper_cli.console import console_url, create_app, start_server
 
-    needs = NEEDS if args.read_only else (*NEEDS, "state_machine_arn_value")
+    needs = NEEDS if args.read_only else (*NEEDS, "operator_machine_arn_value")
     stack = connect(args, needs=needs)
     stack.caller_arn()  # who the actor will be, and a check that the credentials work, before serving
     token = secrets.token_urlsafe(24)

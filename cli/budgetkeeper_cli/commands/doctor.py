@@ -90,7 +90,7 @@ def diagnose(stack: Stack, regions: tuple[str, ...] | None) -> Iterator[Finding]
     checks: tuple[tuple[str, Callable[[], Iterator[Finding]]], ...] = (
         ("logging", lambda: _logging(stack, regions)),
         ("tables", lambda: _tables(stack)),
-        ("state machine", lambda: _state_machine(stack)),
+        ("state machines", lambda: _state_machines(stack)),
         ("deny policy", lambda: _deny_policy(stack)),
         ("parameters", lambda: _tunables(stack)),
         ("notifications", lambda: _notifications(stack)),
@@ -128,18 +128,22 @@ def _tables(stack: Stack) -> Iterator[Finding]:
         yield Finding(label, OK if status == "ACTIVE" else WARN, f"{name} {status}")
 
 
-def _state_machine(stack: Stack) -> Iterator[Finding]:
-    arn = stack.settings.state_machine_arn_value
-    if not arn:
-        yield Finding("state machine", FAIL, "the stack names none", "redeploy the stack (sam deploy)")
-        return
+def _state_machines(stack: Stack) -> Iterator[Finding]:
+    """The evaluation machine (the meter and the sweep start it) and the operators' machine."""
     sfn = stack.client("stepfunctions")
-    try:
-        status = sfn.describe_state_machine(stateMachineArn=arn).get("status", "ACTIVE")
-    except sfn.exceptions.StateMachineDoesNotExist:
-        yield Finding("state machine", FAIL, f"{arn} does not exist", "redeploy the stack (sam deploy)")
-        return
-    yield Finding("state machine", OK if status == "ACTIVE" else FAIL, f"{arn.rsplit(':', 1)[-1]} {status}")
+    for label, arn in (
+        ("evaluation state machine", stack.settings.evaluation_machine_arn_value),
+        ("operators' state machine", stack.settings.operator_machine_arn_value),
+    ):
+        if not arn:
+            yield Finding(label, FAIL, "the stack names none", "redeploy the stack (sam deploy)")
+            continue
+        try:
+            status = sfn.describe_state_machine(stateMachineArn=arn).get("status", "ACTIVE")
+        except sfn.exceptions.StateMachineDoesNotExist:
+            yield Finding(label, FAIL, f"{arn} does not exist", "redeploy the stack (sam deploy)")
+            continue
+        yield Finding(label, OK if status == "ACTIVE" else FAIL, f"{arn.rsplit(':', 1)[-1]} {status}")
 
 
 def _deny_policy(stack: Stack) -> Iterator[Finding]:

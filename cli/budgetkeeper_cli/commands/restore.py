@@ -15,7 +15,8 @@ its own, and a restore lifts them all). With --window, only that budget's, or wi
 every operator's suspension of the scope and no budget's.
 
 A budget restored in its window starts a new revision: only spend beyond what was spent at the
-restore suspends it again in the same window. Exit 1 if the run fails (e.g. nothing is suspended)."""
+restore suspends it again in the same window. A scope with nothing suspended is refused before any
+run starts (exit 2); exit 1 if the run fails."""
 
 EPILOG = """\
 examples:

@@ -15,7 +15,8 @@ same run restores the scope when the time is up; without it, only `budgetkeeper 
 (a window refresh does not).
 
 The command waits until the deny is attached and prints the outcome; the progress goes to stderr.
-Exit 1 if the run fails, with its cause (e.g. an account scope is never denied as a whole)."""
+A scope whose principal is not in IAM (a typo), or an account, is refused before any run starts
+(exit 2, with what is wrong); exit 1 if the run fails, with its cause."""
 
 EPILOG = """\
 examples:
@@ -45,5 +46,5 @@ def register(subparsers: Any) -> None:
 @translating_aws_errors
 def run(args: argparse.Namespace) -> int:
     request = ActionRequest.parse("suspend", args.scope, args.reason, duration=args.duration)
-    stack = connect(args, needs=("state_machine_arn_value",))
+    stack = connect(args, needs=("operator_machine_arn_value",))
     return run_action(stack, args, request)

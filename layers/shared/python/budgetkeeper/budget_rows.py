@@ -56,6 +56,11 @@ def _lost_race(error: PutError | UpdateError | DeleteError) -> bool:
     return error.cause_response_code == CONDITION_FAILED
 
 
+def _next_revision() -> Any:
+    """revision + 1; a default budget the usage calculator created has none stored: it reads as 1."""
+    return BudgetItem.revision.set((BudgetItem.revision | 1) + 1)
+
+
 def _is_enforcing() -> Any:
     """The row is on its way to, or in, a suspension."""
     return BudgetItem.status.is_in(*sorted(str(status) for status in ENFORCING))
@@ -119,18 +124,39 @@ def create_budget(scope: str, window: str, values: dict[str, Any], what: str, ch
     return item
 
 
+# The usage calculator's writes to budget rows name only these attributes and ask nothing back:
+# IAM lets its role write nothing else (template.yaml, dynamodb:Attributes), so the role that
+# parses log content cannot move a budget's status, protection or limit.
+CALCULATOR_ATTRIBUTES = ("scope", "window", "origin", "created_at", "updated_at", "sweep", "sweep_key")
+
+
+def _calculator_update(scope: str, window: str, actions: list[Any], condition: Any) -> None:
+    BudgetItem._get_connection().update_item(
+        scope, window, actions=actions, condition=condition, return_values="NONE"
+    )
+
+
 def create_default_budgets(scope: str, now_iso: str) -> list[BudgetItem]:
     """The default budgets of a principal seen for the first time.
 
-    They have no limit of their own, so they follow the default limits an operator sets in SSM.
-    One created meanwhile (by an operator or a concurrent batch) stands.
+    They have no limit of their own, so they follow the default limits an operator sets in SSM; the
+    attributes not written read as their defaults (status ok, revision 1). One created meanwhile
+    (by an operator or a concurrent batch) stands.
     """
     items = []
     for window in DEFAULT_BUDGET_WINDOWS:
         item = BudgetItem(scope, window, origin="default", created_at=now_iso, updated_at=now_iso)
+        fields = (BudgetItem.origin, BudgetItem.created_at, BudgetItem.updated_at)
         try:
-            item.save(condition=BudgetItem.scope.does_not_exist())
-        except PutError:
+            _calculator_update(
+                scope,
+                window,
+                [field.set(getattr(item, field.attr_name)) for field in fields],
+                BudgetItem.scope.does_not_exist(),
+            )
+        except UpdateError as error:
+            if not _lost_race(error):
+                raise
             item = BudgetItem.get(scope, window, consistent_read=True)
         items.append(item)
     return items
@@ -142,9 +168,11 @@ def create_default_budgets(scope: str, now_iso: str) -> list[BudgetItem]:
 def mark_due(budgets: Iterable[tuple[str, str]]) -> None:
     """Put existing budgets in the monitor's sparse index (SWEEP_DUE)."""
     for scope, window in sorted(budgets):
-        BudgetItem(scope, window).update(
-            actions=[BudgetItem.sweep.set(SWEEP_DUE), BudgetItem.sweep_key.set(budget_key(scope, window))],
-            condition=BudgetItem.scope.exists(),
+        _calculator_update(
+            scope,
+            window,
+            [BudgetItem.sweep.set(SWEEP_DUE), BudgetItem.sweep_key.set(budget_key(scope, window))],
+            BudgetItem.scope.exists(),
         )
 
 
@@ -425,7 +453,7 @@ def record_restored(item: BudgetItem, *, baseline_usd: Decimal, change: Change) 
             item.update(
                 actions=[
                     BudgetItem.status.set(str(Status.OK)),
-                    BudgetItem.revision.add(1),
+                    _next_revision(),
                     BudgetItem.baseline_usd.set(baseline_usd),
                     BudgetItem.baseline_window_id.set(item.status_window_id),
                     BudgetItem.suspended_until.remove(),
@@ -455,7 +483,7 @@ def set_protection(item: BudgetItem, protect: bool, change: Change) -> bool:
         # A new revision, marked due: an overspend that protection let pass is enforced on the
         # monitor's next sweep (or the next metered call), not forgotten for the window.
         actions += [
-            BudgetItem.revision.add(1),
+            _next_revision(),
             BudgetItem.sweep.set(SWEEP_DUE),
             BudgetItem.sweep_key.set(budget_key(item.scope, item.window)),
         ]
@@ -483,7 +511,7 @@ def change_budget(item: BudgetItem, changed: dict[str, Any], what: str, change: 
     actions: list[Any] = [getattr(BudgetItem, name).set(value) for name, value in changed.items()]
     limit_changed = "limit_usd" in changed
     if limit_changed:
-        actions.append(BudgetItem.revision.add(1))
+        actions.append(_next_revision())
     if item.origin != "explicit":
         actions.append(BudgetItem.origin.set("explicit"))
     actions.append(BudgetItem.updated_at.set(change.at_iso))

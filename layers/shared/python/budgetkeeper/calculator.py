@@ -354,7 +354,7 @@ def build_usage_calculator(settings: Settings, tunables: Tunables) -> UsageCalcu
         ),
         store=DynamoUsageStore(writer, tunables, iso_utc(now)),
         publisher=WorkflowStarter(
-            boto3.client("stepfunctions", region_name=settings.region), settings.state_machine_arn
+            boto3.client("stepfunctions", region_name=settings.region), settings.evaluation_machine_arn
         ),
         archive=ArchiveBucket(boto3.client("s3", region_name=settings.region), settings.archive_bucket),
         price_version=prices.version,

@@ -259,7 +259,9 @@ class DenyBook:
         for entry in entries:
             if entry.key in failed:
                 self._drop_holders(entry.key, {holder})
-                outcomes.alert_only.append({"entry": entry.key, "message": str(failed[entry.key])})
+                error = failed[entry.key]
+                gone = isinstance(error, PrincipalGone)
+                outcomes.alert_only.append({"entry": entry.key, "message": str(error), "gone": gone})
             elif self._confirm(entry.key, holder):
                 outcomes.applied.append(entry.key)
         self._delete_unheld(failed)

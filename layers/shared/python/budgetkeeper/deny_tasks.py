@@ -3,6 +3,9 @@
 They run in their own function (DenyFunction), the only one allowed to change IAM, with a reserved
 concurrency of one: IAM has no conditional writes, and the records and IAM are then changed by one
 writer at a time. Each step is safe to run twice: records hold sets, and IAM is converged to them.
+
+Only the two state machines' roles may invoke it (apply and release, in enforcement runs), and its
+own schedule, whose fixed input asks for the reconcile: IAM made to agree with the records.
 """
 
 from __future__ import annotations
@@ -12,12 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+from aws_lambda_powertools.metrics import MetricUnit
 
 from budgetkeeper import clock
 from budgetkeeper.denies import DenyBook, IamDenies, Outcomes, entries_for
 from budgetkeeper.enforcement import ENFORCING, Target, TargetKind
 from budgetkeeper.notify import NotificationEvent, SnsPublisher
-from budgetkeeper.observability import logger
+from budgetkeeper.observability import logger, metrics
 from budgetkeeper.runs import SYSTEM_ACTOR
 from budgetkeeper.session_denies import IdentityCenterConnection, connect_identity_center
 from budgetkeeper.settings import Settings
@@ -69,8 +73,9 @@ class DenyTasks:
         return {**state, "released": {"lifted": outcome.lifted, "kept": outcome.kept}}
 
     def reconcile(self) -> dict[str, Any]:
-        """The monitor's check: IAM as the records say; each fix told to operators."""
+        """The scheduled check: IAM as the records say; each fix told to operators and counted."""
         outcome = self.book.reconcile(is_enforcing)
+        metrics.add_metric(name="DenyFixes", unit=MetricUnit.Count, value=len(outcome.fixes))
         self._alert_rejected(outcome, None)
         for refused in outcome.alert_only:  # IAM refuses (a quota): the next sweep tries again
             logger.error("deny not reconciled", **refused)
@@ -127,7 +132,7 @@ DENY_TASKS: dict[str, Callable[[DenyTasks, dict[str, Any]], dict[str, Any]]] = {
 
 
 def run_deny_task(tasks: DenyTasks, event: dict[str, Any]) -> dict[str, Any]:
-    """`{"task": "reconcile"}` from the monitor, or a workflow step `{"task", "state", "execution"}`."""
+    """`{"task": "reconcile"}` from the schedule, or a workflow step `{"task", "state", "execution"}`."""
     if event.get("task") == "reconcile":
         return tasks.reconcile()
     task = DENY_TASKS.get(event.get("task", ""))

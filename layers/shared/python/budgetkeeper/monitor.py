@@ -10,30 +10,27 @@ every budget. For each it:
 - warns ahead when the recent burn rate projects spend over the limit by the window's end;
 - recovers a budget whose run died half way: in grace with no run left (back to critical, then
   enforced by a new run), or restoring for longer than a restore takes (restored by a new run).
-Then it has the DenyFunction reconcile IAM with the deny records (budgetkeeper.denies).
+It starts evaluation-machine runs only, and never invokes the DenyFunction: that reconciles IAM
+with the deny records on its own schedule (README, "Who may start what").
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 import boto3
-from botocore.exceptions import ClientError
 
 from budgetkeeper import budget_rows
 from budgetkeeper.budgets import Budget, Level, Status, forecast_spend, is_manual_window
-from budgetkeeper.observability import logger
 from budgetkeeper.runs import (
     MONITOR_ACTOR,
     ThresholdCrossed,
     WorkflowStarter,
+    due_restore_request,
     evaluation_request,
-    monitor_restore_request,
 )
 from budgetkeeper.settings import Settings, Tunables
 from budgetkeeper.store import SWEEP_DUE, BudgetItem, RollupItem, bind_tables, budget_key, spent_in_windows
@@ -55,7 +52,6 @@ class SweepReport:
     forecasts: list[str] = field(default_factory=list)
     cleared: list[str] = field(default_factory=list)
     recovered: list[str] = field(default_factory=list)
-    reconciled: list[str] = field(default_factory=list)  # what the DenyFunction had to correct in IAM
 
 
 def _recent_burn_per_hour(scope: str, now: datetime, hours: int = BURN_RATE_HOURS) -> Decimal:
@@ -88,7 +84,7 @@ def sweep(
         if item.status == Status.SUSPENDED:
             if _overdue(item, now) and not (item.execution_arn and is_running(item.execution_arn)):
                 starter.start(
-                    *monitor_restore_request(
+                    *due_restore_request(
                         item.scope,
                         item.window,
                         reason=f"suspension ended at {item.suspended_until}, no run waiting to restore it",
@@ -100,7 +96,7 @@ def sweep(
         if item.status == Status.RESTORING:
             if _restoring_too_long(item, now):
                 starter.start(
-                    *monitor_restore_request(
+                    *due_restore_request(
                         item.scope,
                         item.window,
                         reason=f"a restore claimed it at {item.updated_at} and did not finish",
@@ -186,11 +182,10 @@ def _overdue(item: BudgetItem, now: datetime) -> bool:
 
 
 def build_sweep(settings: Settings, tunables: Tunables) -> Callable[[datetime], SweepReport]:
-    """Wire the sweep to DynamoDB and Step Functions, then the reconcile to the DenyFunction."""
+    """Wire the sweep to DynamoDB and the evaluation state machine."""
     bind_tables(settings)
     sfn = boto3.client("stepfunctions", region_name=settings.region)
-    lambda_client = boto3.client("lambda", region_name=settings.region)
-    starter = WorkflowStarter(sfn, settings.state_machine_arn)
+    starter = WorkflowStarter(sfn, settings.evaluation_machine_arn)
 
     def is_running(execution_arn: str) -> bool:
         try:
@@ -198,29 +193,4 @@ def build_sweep(settings: Settings, tunables: Tunables) -> Callable[[datetime], 
         except sfn.exceptions.ExecutionDoesNotExist:
             return False
 
-    def sweep_and_reconcile(now: datetime) -> SweepReport:
-        report = sweep(now=now, tunables=tunables, starter=starter, is_running=is_running)
-        report.reconciled = reconcile_denies(lambda_client, settings.deny_function_arn)
-        return report
-
-    return sweep_and_reconcile
-
-
-def reconcile_denies(lambda_client: Any, deny_function_arn: str) -> list[str]:
-    """Ask the DenyFunction (IAM's one writer) to reconcile IAM with the deny records; its fixes.
-
-    A busy DenyFunction (reserved concurrency 1) or a failed reconcile is logged and left to the
-    next sweep: the records keep what must be true, so nothing is lost by waiting.
-    """
-    try:
-        response = lambda_client.invoke(
-            FunctionName=deny_function_arn, Payload=json.dumps({"task": "reconcile"}).encode()
-        )
-    except ClientError as error:
-        logger.warning("reconcile not run this sweep", error=str(error))
-        return []
-    answer = json.loads(response["Payload"].read() or b"{}")
-    if response.get("FunctionError"):
-        logger.error("reconcile failed", error=answer)
-        return []
-    return list(answer.get("fixes", []))
+    return lambda now: sweep(now=now, tunables=tunables, starter=starter, is_running=is_running)

@@ -1,8 +1,10 @@
 """Starting enforcement runs: the crossing event, run names, run inputs and the starter.
 
-Everything that starts the enforcement state machine (the usage calculator, the monitor, the
-operators' CLI and console) builds its run here, so a run's name and input have one shape. Run
-names are deterministic: the same crossing, restore or request started twice is one run.
+Everything that starts a run builds it here, so a run's name and input have one shape: the usage
+calculator and the monitor start the evaluation machine (evaluations, due restores); the operators'
+CLI and console start the operators' machine (suspend, restore, protect, unprotect). Which machine
+takes which action is the state machine's (README, "Who may start what"). Run names are
+deterministic: the same crossing, restore or request started twice is one run.
 This module does not load the workflow's tasks (their idempotency store and SNS set-up).
 """
 
@@ -92,14 +94,15 @@ def evaluation_request(
     }
 
 
-def monitor_restore_request(
+def due_restore_request(
     scope: str, window: str, *, reason: str, occasion: object
 ) -> tuple[str, dict[str, Any]]:
     """A restore the monitor starts (a suspension past its end with no run waiting, a restore that
-    died half way); `occasion` names the instance, so the next sweep does not start it twice."""
+    died half way); `occasion` names the instance, so the next sweep does not start it twice.
+    The run checks the budget's record calls for it (WorkflowTasks.prepare_due_restore)."""
     name = execution_name("restore", scope, window, occasion)
     return name, {
-        "action": "restore",
+        "action": "restore_due",
         "scope": scope,
         "window": window,
         "actor": MONITOR_ACTOR,

@@ -46,9 +46,11 @@ class Settings:
     archive_bucket: str
     # pynamodb does not read AWS_ENDPOINT_URL* as boto3 does; None means the regional endpoint.
     dynamodb_endpoint: str | None = None
-    state_machine_arn_value: str | None = None
+    # The evaluation machine the usage calculator and the monitor start; the operators' machine
+    # (suspend, restore, protect, unprotect) the CLI and the console start (README, "Who may start what").
+    evaluation_machine_arn_value: str | None = None
+    operator_machine_arn_value: str | None = None
     deny_policy_arn_value: str | None = None
-    deny_function_arn_value: str | None = None
     notifications_topic_arn: str | None = None
     identity_center_admin_role_arn: str | None = None
     identity_center_region: str | None = None  # the Identity Center instance's Region; None: the stack's
@@ -81,16 +83,16 @@ class Settings:
         return _need(self.operator_alerts_topic_arn, "OPERATOR_ALERTS_TOPIC_ARN")
 
     @property
-    def state_machine_arn(self) -> str:
-        return _need(self.state_machine_arn_value, "STATE_MACHINE_ARN")
+    def evaluation_machine_arn(self) -> str:
+        return _need(self.evaluation_machine_arn_value, "EVALUATION_MACHINE_ARN")
+
+    @property
+    def operator_machine_arn(self) -> str:
+        return _need(self.operator_machine_arn_value, "OPERATOR_MACHINE_ARN")
 
     @property
     def deny_policy_arn(self) -> str:
         return _need(self.deny_policy_arn_value, "DENY_POLICY_ARN")
-
-    @property
-    def deny_function_arn(self) -> str:
-        return _need(self.deny_function_arn_value, "DENY_FUNCTION_ARN")
 
     @property
     def notifications_topic(self) -> str:
@@ -118,9 +120,9 @@ class Settings:
             idempotency_table=required("IDEMPOTENCY_TABLE"),
             archive_bucket=required("ARCHIVE_BUCKET"),
             dynamodb_endpoint=environ.get("AWS_ENDPOINT_URL_DYNAMODB") or environ.get("AWS_ENDPOINT_URL"),
-            state_machine_arn_value=environ.get("STATE_MACHINE_ARN") or None,
+            evaluation_machine_arn_value=environ.get("EVALUATION_MACHINE_ARN") or None,
+            operator_machine_arn_value=environ.get("OPERATOR_MACHINE_ARN") or None,
             deny_policy_arn_value=environ.get("DENY_POLICY_ARN") or None,
-            deny_function_arn_value=environ.get("DENY_FUNCTION_ARN") or None,
             notifications_topic_arn=environ.get("NOTIFICATIONS_TOPIC_ARN") or None,
             identity_center_admin_role_arn=environ.get("IDENTITY_CENTER_ADMIN_ROLE_ARN") or None,
             identity_center_region=environ.get("IDENTITY_CENTER_REGION") or None,

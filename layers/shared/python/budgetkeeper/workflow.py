@@ -51,6 +51,7 @@ from budgetkeeper.enforcement import (
 )
 from budgetkeeper.notify import NotificationEvent, SnsPublisher
 from budgetkeeper.observability import logger, metrics
+from budgetkeeper.principals import iam_directory
 from budgetkeeper.runs import SYSTEM_ACTOR
 from budgetkeeper.scopes import parse_scope
 from budgetkeeper.settings import Settings, Tunables
@@ -58,9 +59,7 @@ from budgetkeeper.store import (
     BudgetItem,
     bind_tables,
     claims_in_window,
-    protection_of,
     spent_in_window,
-    team_session_scopes,
 )
 from budgetkeeper.windows import iso_utc
 
@@ -75,6 +74,14 @@ class BudgetChangedMeanwhile(Exception):
 
 class InvalidRequest(Exception):
     """An operator's input is missing something or names something that cannot be done."""
+
+
+# What the state machine's Admit step writes into `machine`: the operators' machine, from its own
+# definition (template.yaml's DefinitionSubstitutions), never from a run's input.
+OPERATOR_MACHINE = "operator"
+# An operator's own action that failed or could not suspend is answered to the operator (the CLI
+# and the console show how the run ended): a routine notice, never a page.
+ANSWERS_TO_OPERATORS = frozenset({"cannot_suspend", "workflow_failed"})
 
 
 @dataclass
@@ -116,7 +123,9 @@ class WorkflowTasks:
         refresh_at: str | None = None,
         note: str | None = None,
         dry_run: bool = False,
+        routine: bool = False,
     ) -> None:
+        answer_to_operator = state.get("machine") == OPERATOR_MACHINE and event_type in ANSWERS_TO_OPERATORS
         self.publisher.publish(
             NotificationEvent(
                 type=event_type,
@@ -133,6 +142,7 @@ class WorkflowTasks:
                 at=iso_utc(self.clock()),
                 dry_run=dry_run,
                 note=note,
+                routine=routine or answer_to_operator,
             )
         )
 
@@ -344,6 +354,15 @@ class WorkflowTasks:
         """At the refresh (or a manual suspension's end): this window's denies are released next."""
         return self._prepare_restore(state, windows=[state["window"]], stop_others=False)
 
+    def prepare_due_restore(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The monitor's backstop restore, on the evaluation machine: only one the budget's record
+        calls for (its suspension's end has passed, or a restore claimed it and did not finish)."""
+        item, _ = self._budget(state["scope"], state["window"])
+        why_not = why_no_restore_is_due(item, self.clock())
+        if why_not:
+            raise InvalidRequest(f"no restore is due for {state['scope']} {state['window']}: {why_not}")
+        return self._prepare_restore(state, windows=[state["window"]], stop_others=False)
+
     def prepare_emergency_restore(self, state: dict[str, Any]) -> dict[str, Any]:
         """An operator's restore: ends every suspension of the scope (or of one window) at once."""
         if not state.get("reason"):
@@ -408,14 +427,16 @@ class WorkflowTasks:
         reasons = "; ".join(entry["message"] for entry in alerts) or (
             state["decision"]["target"].get("why_not") or "nothing in IAM to deny"
         )
+        # Principals that no longer exist cannot spend either: told, but no one is paged for it.
+        routine = bool(alerts) and all(entry.get("gone") for entry in alerts)
         if not is_manual_window(window):
             item, budget = self._budget(scope, window)
             budget_rows.record_cannot_suspend(item, self._change(state, reason=reasons))
             spent = spent_in_window(scope, window, state["window_id"])
-            self._notify("cannot_suspend", state, budget=budget, spent=spent, note=reasons)
+            self._notify("cannot_suspend", state, budget=budget, spent=spent, note=reasons, routine=routine)
         else:
             self._drop_manual_reservation(state)
-            self._notify("cannot_suspend", state, note=reasons)
+            self._notify("cannot_suspend", state, note=reasons, routine=routine)
         return state
 
     def set_protection(self, state: dict[str, Any]) -> dict[str, Any]:
@@ -451,12 +472,26 @@ TASKS = {
     "prepare_manual_suspend": WorkflowTasks.prepare_manual_suspend,
     "record_suspended": WorkflowTasks.record_suspended,
     "prepare_restore": WorkflowTasks.prepare_restore,
+    "prepare_due_restore": WorkflowTasks.prepare_due_restore,
     "prepare_emergency_restore": WorkflowTasks.prepare_emergency_restore,
     "record_restored": WorkflowTasks.record_restored,
     "report_cannot_suspend": WorkflowTasks.report_cannot_suspend,
     "set_protection": WorkflowTasks.set_protection,
     "report_failure": WorkflowTasks.report_failure,
 }
+
+
+def why_no_restore_is_due(item: BudgetItem, now: datetime) -> str | None:
+    """None when the record calls for a restore; else why it does not."""
+    if item.status == Status.RESTORING:
+        return None  # claimed by a restore that did not finish: finishing it lifts what it claimed
+    if item.status != Status.SUSPENDED:
+        return f"it is {item.status}, not suspended"
+    if not item.suspended_until:
+        return "its suspension has no end: only an operator's restore ends it"
+    if datetime.fromisoformat(item.suspended_until) > now:
+        return f"its suspension ends at {item.suspended_until}"
+    return None
 
 
 def describe_target(target: Target) -> str:
@@ -509,29 +544,7 @@ def run_task(tasks: WorkflowTasks, event: dict[str, Any]) -> dict[str, Any]:
 def build_workflow_tasks(settings: Settings, tunables: Tunables) -> WorkflowTasks:
     """Wire the workflow's tasks to DynamoDB, SNS, IAM (read-only) and Step Functions."""
     bind_tables(settings)
-    iam = boto3.client("iam")
     sfn = boto3.client("stepfunctions", region_name=settings.region)
-
-    def role_exists(role_name: str) -> bool:
-        try:
-            iam.get_role(RoleName=role_name)
-        except iam.exceptions.NoSuchEntityException:
-            return False
-        return True
-
-    def group_exists(group_name: str) -> bool:
-        try:
-            iam.get_group(GroupName=group_name, MaxItems=1)
-        except iam.exceptions.NoSuchEntityException:
-            return False
-        return True
-
-    def group_members(group_name: str) -> tuple[str, ...]:
-        try:
-            pages = iam.get_paginator("get_group").paginate(GroupName=group_name)
-            return tuple(user["UserName"] for page in pages for user in page["Users"])
-        except iam.exceptions.NoSuchEntityException:
-            return ()
 
     def stop_execution(execution_arn: str, cause: str) -> None:
         try:
@@ -542,7 +555,7 @@ def build_workflow_tasks(settings: Settings, tunables: Tunables) -> WorkflowTask
     return WorkflowTasks(
         tunables=tunables,
         publisher=SnsPublisher.for_stack(settings),
-        directory=Directory(role_exists, group_exists, team_session_scopes, protection_of, group_members),
+        directory=iam_directory(boto3.client("iam")),
         stop_execution=stop_execution,
         system_roles=system_role_prefixes(settings.stack_name),
     )

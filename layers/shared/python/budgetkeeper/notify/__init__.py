@@ -58,6 +58,10 @@ class NotificationEvent:
     dry_run: bool = False
     note: str | None = None
     billed_usd: str | None = None  # what AWS bills, beside spent_usd (what was metered): reconciliation
+    # Urgent notice types (notices.URGENT_NOTICES) page operators by SMS, unless the run says this
+    # one pages no one: an operator's own action that failed (the operator sees it end), or a
+    # suspension whose principals no longer exist in IAM.
+    routine: bool = False
 
     @property
     def title(self) -> str:

@@ -52,10 +52,7 @@ class Notice:
     template: str
     context: dict[str, Any]
     key: str  # the same for every delivery of one transition (a retried task publishes it again)
-
-    @property
-    def urgent(self) -> bool:
-        return self.template in URGENT_NOTICES
+    urgent: bool = False  # sent by SMS too (the operators' topic's `urgency` attribute)
 
 
 def template_for(event: NotificationEvent) -> str:
@@ -145,4 +142,5 @@ def notice_for(
         "summary": summary,
         "day": event.window_id if summary else None,
     }
-    return Notice(template=template, context=context, key=transition_key(event))
+    urgent = template in URGENT_NOTICES and not event.routine
+    return Notice(template=template, context=context, key=transition_key(event), urgent=urgent)
