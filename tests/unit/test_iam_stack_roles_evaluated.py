@@ -246,12 +246,23 @@ def test_the_deny_function_writes_policies_only_under_its_own_prefix(iam_evaluat
 # --- who may start the enforcement workflow ---------------------------------------------------------
 
 
-def test_only_the_calculator_and_the_monitor_may_start_the_workflow_today(iam_evaluator):
-    # Today there is one state machine, which the metering roles start for evaluations. (The lead
-    # points this check at the operators' machine once authority-iam splits them: machine roles
-    # must not start it, the operators' policy must.)
-    machine = resolve({"Ref": "BudgetEnforcementStateMachine"}, "defaults")
-    starters = {role for role in stack_roles() if may_start_execution(iam_evaluator, role, machine)}
+def test_machine_roles_start_evaluations_only_and_operators_start_actions(iam_evaluator):
+    # Two machines from one definition: evaluations, which the meter and the sweep start, and
+    # operator actions (suspend, restore, protect, unprotect), which only OperatorActionsPolicy allows.
+    evaluations = resolve({"Ref": "BudgetEvaluationStateMachine"}, "defaults")
+    operator_actions = resolve({"Ref": "BudgetEnforcementStateMachine"}, "defaults")
+    starters = {role for role in stack_roles() if may_start_execution(iam_evaluator, role, evaluations)}
     assert starters == {"UsageCalculatorFunctionRole", "BudgetMonitorFunctionRole"}
+    assert not [role for role in stack_roles() if may_start_execution(iam_evaluator, role, operator_actions)]
     other_machine = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:budgetkeeper-another"
     assert not any(may_start_execution(iam_evaluator, role, other_machine) for role in stack_roles())
+
+    policy = managed_policy(concrete_template("defaults"), "OperatorActionsPolicy")
+    operator = role_session("OperatorRole", "ops@example.com", role_id="AROAOPERATOROPERATOR1")
+
+    def operator_may_start(machine: str) -> bool:
+        request = Request(operator, "states:StartExecution", machine, {"OperatorActionsPolicy": policy})
+        return iam_evaluator.decide(request).allowed
+
+    assert operator_may_start(operator_actions)
+    assert not operator_may_start(other_machine)
