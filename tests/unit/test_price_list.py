@@ -108,6 +108,6 @@ def test_the_rows_price_calls_by_endpoint_kind_and_tier(price_list: list[str]) -
     # And Nova Pro costs its tier's rate
     assert cost(NOVA_PRO, ServiceTier.PRIORITY) == Decimal("1.40")
     assert cost(NOVA_PRO, ServiceTier.FLEX) == Decimal("0.40")
-    # And a model the Price List did not map is unknown, not priced
+    # And a model the Price List did not map has no row: it is estimated, not priced
     priced = price_invocation(table, "deepseek.r1-v1:0", "us-east-1", TokenCounts(input=10))
-    assert priced.status is PriceStatus.UNKNOWN_MODEL
+    assert priced.status is PriceStatus.ESTIMATED and priced.row is None
