@@ -7,10 +7,10 @@ import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from budgetkeeper.estimates import reprice_estimates
 from budgetkeeper.notify import SnsPublisher
 from budgetkeeper.observability import logger, metrics, tracer
 from budgetkeeper.price_list import PRICING_API_REGION
-from budgetkeeper.estimates import reprice_estimates
 from budgetkeeper.price_versions import current_table, refresh_from_price_list
 from budgetkeeper.settings import get_settings
 from budgetkeeper.store import bind_tables, transaction_connection

@@ -42,7 +42,7 @@ def described_services(*codes: str) -> dict:
 
 @pytest.fixture
 def price_list(aws_env: None) -> list[str]:
-    """Every PriceList entry of the discovered offer codes, read through the pricing client as the refresh does."""
+    """Every PriceList entry of the discovered offer codes, read as the refresh reads them."""
     client = boto3.client("pricing", region_name="us-east-1")
     with Stubber(client) as stub:
         stub.add_response(

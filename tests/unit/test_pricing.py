@@ -26,8 +26,8 @@ from budgetkeeper.pricing import (
     PriceBasis,
     Priced,
     PriceStatus,
-    Rates,
     PriceTable,
+    Rates,
     price_invocation,
     resolve_model_id,
 )

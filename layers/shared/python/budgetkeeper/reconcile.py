@@ -275,8 +275,9 @@ def cur_query(source: CurSource, since: date, until: date) -> str:
 
     Usage line items only (as Cost Explorer's RECORD_TYPE Usage), of the billing periods the days
     fall in (the export's partition), whose product code is one of BEDROCK_PRODUCT_CODES or whose
-    product name says Bedrock (third-party models bill under their own names), AgentCore's left out. A row per day and account with `bedrock` false carries no
-    cost: it says the CUR has line items for that day, so a day without any row is still pending.
+    product name says Bedrock (third-party models bill under their own names), AgentCore's left
+    out. A row per day and account with `bedrock` false carries no cost: it says the CUR has line
+    items for that day, so a day without any row is still pending.
     """
     periods = ", ".join(_text(period) for period in _billing_periods(since, until))
     start = _text(f"{since.isoformat()} 00:00:00")

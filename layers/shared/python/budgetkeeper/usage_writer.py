@@ -238,6 +238,11 @@ def _rollup_from_strings(values: dict[str, str]) -> RollupDelta:
     )
 
 
+def calls_counter(basis: PriceBasis) -> str:
+    """The RollupDelta counter (and RollupItem attribute) of calls priced at `basis` (not exact)."""
+    return "estimated_calls" if basis is PriceBasis.ESTIMATE else f"{basis}_calls"
+
+
 def rollup_delta(metered: Metered) -> RollupDelta:
     tokens = metered.invocation.tokens
     priced = metered.priced
@@ -255,7 +260,7 @@ def rollup_delta(metered: Metered) -> RollupDelta:
     if priced.basis is PriceBasis.ESTIMATE:
         delta.estimated_calls, delta.estimated_cost_usd = 1, priced.cost_usd
     elif priced.flagged:
-        setattr(delta, f"{priced.basis}_calls", 1)
+        setattr(delta, calls_counter(priced.basis), 1)
     return delta
 
 
@@ -757,7 +762,7 @@ def correction_deltas(ledger: RollupItem, exact_cost: Decimal, basis: PriceBasis
             cost_usd=exact_cost - estimated, estimated_calls=-calls, estimated_cost_usd=-estimated
         )
         if basis is not PriceBasis.EXACT:
-            setattr(delta, f"{basis}_calls", calls)
+            setattr(delta, calls_counter(basis), calls)
         return delta
 
     deltas = UsageDeltas()
