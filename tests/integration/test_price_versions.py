@@ -295,6 +295,11 @@ def test_an_override_prices_an_unknown_model_through_the_calculator_within_the_c
         "--cache-read", "0.5", "--reason", "launched today, not in the Price List yet",
     )  # fmt: skip
     assert code == 0 and "override-" in out
+    # And the call metered at an estimate before is re-priced at the override, once
+    expected = (10_000 * Decimal(2) + 1_000 * Decimal(8) + 4_000 * Decimal("0.5")) / MILLION
+    assert f"re-priced 1 item(s) of estimated usage: {expected - Decimal(before['cost_usd'])} USD" in out
+    [rollup] = RollupItem.query("user:alice")
+    assert (rollup.cost_usd, rollup.estimated_calls) == (expected, 0)
     # Then a container that read its table before the override still estimates the model...
     [cached] = meter([call])
     assert cached["price_status"] == "estimated"
@@ -303,7 +308,6 @@ def test_an_override_prices_an_unknown_model_through_the_calculator_within_the_c
     [after] = meter([call])
     assert (after["price_status"], after["price_basis"]) == ("priced", "exact")
     assert after["price_version"] == "override-" + set_at.strftime("%Y%m%dT%H%M%SZ")
-    expected = (10_000 * Decimal(2) + 1_000 * Decimal(8) + 4_000 * Decimal("0.5")) / MILLION
     assert Decimal(after["cost_usd"]) == expected
     # And calls of models the table prices keep naming the table's version
     [nova] = meter([converse_message(ALICE, NOVA_PRO, 1_000, 100, timestamp=now_iso())])
