@@ -57,7 +57,6 @@ def bedrock_service_entry(sku: str, usage_type: str, inference_type: str, usd: s
             "terms": {
                 "OnDemand": {
                     f"{sku}.T": {
-                        "effectiveDate": "2026-11-01T00:00:00Z",
                         "priceDimensions": {
                             f"{sku}.T.D": {"unit": "1M tokens", "pricePerUnit": {"USD": usd}}
                         },
