@@ -69,7 +69,7 @@ WILDCARD_RESOURCE_ALLOWED = {
     "logs:DescribeLogGroups": "Step Functions log delivery: DescribeLogGroups lists the account's groups",
     # PriceRefreshFunction reads Bedrock's prices from the Price List API.
     "pricing:GetProducts": "the Price List API supports no resource-level permissions",
-    "pricing:DescribeServices": "the Price List API supports no resource-level permissions (lists offer codes)",
+    "pricing:DescribeServices": "the Price List API supports no resource-level permissions",
     # ReconcilerFunction compares metered spend with Cost Explorer's.
     "ce:GetCostAndUsage": "Cost Explorer supports no resource-level permissions for GetCostAndUsage",
 }
