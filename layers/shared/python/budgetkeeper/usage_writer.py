@@ -7,7 +7,9 @@ rollups table under the day's partition (`usage#YYYY-MM-DD`), so that a report o
 reads a few day partitions and can group and filter by every field at once. `UsageWriter` adds
 them to the rollups and totals tables exactly once per CloudWatch Logs payload, through markers in
 the dedupe table, and a journal (the deltas' `to_bytes` format) when a group of payloads is too
-large for one transaction.
+large for one transaction. Usage charged at an estimate (an unknown model) also goes to an estimate
+ledger item in the same transaction, and `commit_correction` applies its exact re-pricing once
+(budgetkeeper.estimates).
 
 Markers are grouped: a CloudWatch Logs payload is marked by an 8-byte digest of its id in a slot
 item shared by the payloads whose first event falls in the same minute (`seen#<minute>#<shard>`),
