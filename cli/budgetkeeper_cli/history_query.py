@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from budgetkeeper.metering import Meter
-from budgetkeeper.pricing import PriceStatus, PriceTable
+from budgetkeeper.pricing import PriceTable
 from budgetkeeper.records import (
     CONVERSE,
     CONVERSE_STREAM,
@@ -460,11 +460,7 @@ def meter_groups(
         if arn_only is not None and not arn_only.matches(metered):
             continue
         stats.matched += group.calls
-        status = metered.priced.status
-        if status is PriceStatus.UNKNOWN_MODEL:
-            stats.unknown_models[metered.priced.model_key] += group.calls
-        elif status is PriceStatus.PROVISIONED:
-            stats.provisioned_calls += group.calls
+        stats.count_price(metered, group.calls)
         report.add(metered, group.calls)
     return stats
 
@@ -478,18 +474,9 @@ def summary_lines(
         f"athena: query {query_id} scanned {scanned_bytes:,} bytes: {cost_usd} USD "
         "(list price 5 USD per TB, 10 MB minimum per query)"
     )
-    unknown_calls = sum(stats.unknown_models.values())
-    unknown = f"{unknown_calls:,} unknown-model calls"
-    if unknown_calls:
-        unknown += (
-            " ("
-            + ", ".join(f"{model} x{count:,}" for model, count in stats.unknown_models.most_common())
-            + ")"
-        )
     lines.append(
         f"summary: {stats.records:,} records in range"
         + (f" ({stats.matched:,} matched the ARN pattern)" if stats.matched != stats.records else "")
-        + f", {stats.malformed:,} malformed, {unknown}, {stats.provisioned_calls:,} provisioned-model calls, "
-        f"prices {price_version}"
+        + f", {stats.malformed:,} malformed, {', '.join(stats.price_notes())}, prices {price_version}"
     )
     return lines

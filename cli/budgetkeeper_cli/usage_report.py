@@ -40,10 +40,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from budgetkeeper import money
 from budgetkeeper.metering import Meter, Metered
-from budgetkeeper.pricing import InferenceProfiles, PriceStatus
+from budgetkeeper.pricing import InferenceProfiles, PriceBasis, PriceStatus
 from budgetkeeper.records import MalformedEvent
 from budgetkeeper.scopes import InvalidScope, ScopeKind, is_valid_scope_name, parse_scope
 from budgetkeeper.store import RollupItem
+from budgetkeeper.usage_writer import calls_counter
 from budgetkeeper_cli import rendering
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 from budgetkeeper_cli.rendering import FORMATS as FORMATS  # re-exported for the meter command
@@ -57,7 +58,12 @@ COUNTER_FIELDS: tuple[str, ...] = (
     "cache_read_tokens",
     "cache_write_tokens",
     "cost_usd",
+    "estimated_usd",
+    "flagged",
 )
+# The bases a usage line counts calls of (usage_writer.calls_counter): every one but exact.
+FLAGGED_BASES: tuple[PriceBasis, ...] = tuple(basis for basis in PriceBasis if basis is not PriceBasis.EXACT)
+ROW_FIELDS: tuple[str, ...] = (*COUNTER_FIELDS[:-1], "price_basis")
 MALFORMED_SHOWN = 10  # malformed lines listed one by one; the rest are counted
 
 # Files a directory walk reads; a file named on the command line is read whatever its name.
@@ -129,16 +135,23 @@ class Totals:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0  # 5-minute and 1-hour writes together
     cost_usd: Decimal = field(default_factory=Decimal)
+    estimated_usd: Decimal = field(default_factory=Decimal)  # the part of cost_usd that is an estimate
+    flagged: Counter[str] = field(default_factory=Counter)  # calls priced at anything but exact, by basis
 
     def add(self, metered: Metered, calls: int = 1) -> None:
         """One invocation, or `calls` of them summed into `metered` (the Athena engine's groups)."""
         tokens = metered.invocation.tokens
+        priced = metered.priced
         self.calls += calls
         self.input_tokens += tokens.input
         self.output_tokens += tokens.output
         self.cache_read_tokens += tokens.cache_read
         self.cache_write_tokens += tokens.cache_write_5m + tokens.cache_write_1h
-        self.cost_usd += metered.priced.cost_usd
+        self.cost_usd += priced.cost_usd
+        if priced.flagged:
+            self.flagged[str(priced.basis)] += calls
+        if priced.basis is PriceBasis.ESTIMATE:
+            self.estimated_usd += priced.cost_usd
 
     def add_line(self, line: RollupItem) -> None:
         self.calls += int(line.calls)
@@ -147,10 +160,19 @@ class Totals:
         self.cache_read_tokens += int(line.cache_read_tokens)
         self.cache_write_tokens += int(line.cache_write_5m_tokens) + int(line.cache_write_1h_tokens)
         self.cost_usd += line.cost_usd
+        self.estimated_usd += line.estimated_cost_usd or 0
+        for basis in FLAGGED_BASES:
+            self.flagged[str(basis)] += int(getattr(line, calls_counter(basis)) or 0)
 
     def merge(self, other: Totals) -> None:
         for name in COUNTER_FIELDS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    @property
+    def price_basis(self) -> str:
+        """`exact`, or the calls priced otherwise by basis: `region_fallback x3, estimate x1`."""
+        flagged = [f"{basis} x{count:,}" for basis, count in sorted(self.flagged.items()) if count]
+        return ", ".join(flagged) or str(PriceBasis.EXACT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -467,6 +489,40 @@ class ScanStats:
     unknown_models: Counter[str] = field(default_factory=Counter)  # matched calls by model key
     provisioned_calls: int = 0  # matched calls to provisioned-throughput models
     empty_inputs: list[str] = field(default_factory=list)  # inputs that held no log file
+    estimated_models: Counter[str] = field(default_factory=Counter)  # matched calls at an estimate
+    fallback_calls: Counter[str] = field(default_factory=Counter)  # matched calls at a fallback rate
+
+    def count_price(self, metered: Metered, calls: int = 1) -> None:
+        """Count matched calls that were not priced exactly, by why."""
+        priced = metered.priced
+        if priced.status is PriceStatus.UNKNOWN_MODEL:
+            self.unknown_models[priced.model_key] += calls
+        elif priced.status is PriceStatus.PROVISIONED:
+            self.provisioned_calls += calls
+        elif priced.status is PriceStatus.ESTIMATED:
+            self.estimated_models[priced.model_key] += calls
+        elif priced.flagged:
+            self.fallback_calls[str(priced.basis)] += calls
+
+    def price_notes(self) -> list[str]:
+        """The summary's parts on calls not priced exactly."""
+        unknown = f"{sum(self.unknown_models.values()):,} unknown-model calls" + _by_count(
+            self.unknown_models
+        )
+        estimated = (
+            f"{sum(self.estimated_models.values()):,} calls of models without a price, at an estimate"
+            + _by_count(self.estimated_models)
+        )
+        fallback = f"{sum(self.fallback_calls.values()):,} calls at a fallback rate" + _by_count(
+            self.fallback_calls
+        )
+        return [unknown, estimated, fallback, f"{self.provisioned_calls:,} provisioned-model calls"]
+
+
+def _by_count(counts: Counter[str]) -> str:
+    if not counts:
+        return ""
+    return " (" + ", ".join(f"{name} x{count:,}" for name, count in counts.most_common()) + ")"
 
 
 def iter_sources(
@@ -674,7 +730,7 @@ def scan(
     """
     stats = stats if stats is not None else ScanStats()
     keep = record_filter.matches if record_filter is not None and record_filter.is_active else None
-    unknown_models, shown = stats.unknown_models, stats.malformed_shown
+    shown = stats.malformed_shown
     for source in sources:
         stats.files += 1
         try:
@@ -693,12 +749,7 @@ def scan(
                     if keep is not None and not keep(metered):
                         continue
                     stats.matched += 1
-                    status = metered.priced.status
-                    if status is not PriceStatus.PRICED:
-                        if status is PriceStatus.UNKNOWN_MODEL:
-                            unknown_models[metered.priced.model_key] += 1
-                        else:
-                            stats.provisioned_calls += 1
+                    stats.count_price(metered)
                     sink(metered)
         except _READ_ERRORS as error:
             stats.unreadable.append((source.name, _read_error_text(error)))
@@ -736,15 +787,7 @@ def summary_lines(stats: ScanStats, *, price_version: str, filtered: bool) -> li
         f"{stats.records:,} records" + (f" ({stats.matched:,} matched the filters)" if filtered else ""),
         f"{stats.malformed:,} malformed",
     ]
-    unknown_calls = sum(stats.unknown_models.values())
-    unknown = f"{unknown_calls:,} unknown-model calls"
-    if unknown_calls:
-        unknown += (
-            " ("
-            + ", ".join(f"{model} x{count:,}" for model, count in stats.unknown_models.most_common())
-            + ")"
-        )
-    parts += [unknown, f"{stats.provisioned_calls:,} provisioned-model calls", f"prices {price_version}"]
+    parts += [*stats.price_notes(), f"prices {price_version}"]
     lines.append("summary: " + ", ".join(parts))
     return lines
 
@@ -778,6 +821,8 @@ def columns(group_by: Sequence[str], *, compare: bool = False) -> list[Column]:
         *(Column(name) for name in group_by),
         *(Column(name, title, numeric=True, show="{:,}".format) for name, title in _COUNTER_TITLES.items()),
         Column("cost_usd", "cost", numeric=True, show=money.dollars),
+        Column("estimated_usd", "estimated", numeric=True, show=money.dollars),
+        Column("price_basis", "price basis"),
         *(COMPARE_COLUMNS if compare else ()),
     ]
 
@@ -785,7 +830,7 @@ def columns(group_by: Sequence[str], *, compare: bool = False) -> list[Column]:
 def _row(group: Sequence[str | None], group_by: Sequence[str], totals: Totals) -> dict[str, Any]:
     return {
         **dict(zip(group_by, group, strict=True)),
-        **{name: getattr(totals, name) for name in COUNTER_FIELDS},
+        **{name: getattr(totals, name) for name in ROW_FIELDS},
     }
 
 
@@ -849,9 +894,17 @@ def report_rows(
     return ReportRows(columns(group_by, compare=previous is not None), printed, total, len(rows) - len(shown))
 
 
+FLAG_COLUMNS = frozenset({"estimated_usd", "price_basis"})
+
+
 def render_rows(rows: ReportRows, output_format: str) -> str:
-    """Table (costs rounded for people, a total line), csv or json (exact costs)."""
-    return rendering.render(rows.columns, rows.rows, output_format, footer=rows.total)
+    """Table (costs rounded for people, a total line), csv or json (exact costs). A table shows
+    the estimated cost and price basis only when some call was not priced exactly; csv and json
+    always carry them."""
+    columns = rows.columns
+    if output_format == "table" and rows.total["price_basis"] == PriceBasis.EXACT:
+        columns = [column for column in columns if column.key not in FLAG_COLUMNS]
+    return rendering.render(columns, rows.rows, output_format, footer=rows.total)
 
 
 def render(report: UsageReport, output_format: str, *, max_rows: int | None = None) -> str:

@@ -1,4 +1,5 @@
-"""Daily: Bedrock prices from the AWS Price List become a price version, activated only when safe."""
+"""Daily: Bedrock prices from the AWS Price List become a price version, activated only when safe;
+then usage charged at an estimate is re-priced where the prices now know its model."""
 
 from typing import Any
 
@@ -6,12 +7,13 @@ import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from budgetkeeper.estimates import reprice_estimates
 from budgetkeeper.notify import SnsPublisher
 from budgetkeeper.observability import logger, metrics, tracer
 from budgetkeeper.price_list import PRICING_API_REGION
-from budgetkeeper.price_versions import refresh_from_price_list
+from budgetkeeper.price_versions import current_table, refresh_from_price_list
 from budgetkeeper.settings import get_settings
-from budgetkeeper.store import bind_tables
+from budgetkeeper.store import bind_tables, transaction_connection
 
 
 @metrics.log_metrics
@@ -30,4 +32,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         name="PriceVersionsRefused", unit=MetricUnit.Count, value=0 if outcome.activated else 1
     )
     logger.info("price refresh", version=outcome.version, activated=outcome.activated)
-    return outcome.to_dict()
+    repriced = reprice_estimates(current_table(), transaction_connection(settings))
+    metrics.add_metric(
+        name="EstimatesRepriced", unit=MetricUnit.Count, value=sum(repriced.corrected.values())
+    )
+    if repriced.still_estimated:
+        logger.warning("models still charged at an estimate", models=dict(repriced.still_estimated))
+    return {**outcome.to_dict(), "repriced": repriced.to_dict()}

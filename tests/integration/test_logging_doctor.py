@@ -154,7 +154,7 @@ def test_doctor_on_a_fresh_stack_finds_logging_off_says_what_to_fix_and_exits_1(
     assert ("Identity Center", "warn") in found
     table = cli("doctor")[1]
     assert "budgetkeeper logging enable" in table
-    assert table.endswith("5 to know about\n")
+    assert table.endswith("5 to know about\n")  # prices: ok, nothing metered yet
 
 
 def test_doctor_passes_once_logging_is_on_and_parameters_are_good(cli: OperatorCli, stack) -> None:
@@ -241,3 +241,28 @@ def test_doctor_says_whether_the_notification_sender_is_verified_in_ses(stack, s
         "detail": "budgets@example.com, verified",
         "fix": None,
     }
+
+
+def test_doctor_counts_the_calls_priced_at_a_fallback_rate_or_an_estimate(cli: OperatorCli, stack) -> None:
+    from devkit.harness.lambdas import invoke
+    from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
+    from tests.timeline import now_iso
+
+    # Given three calls metered: Nova Pro in us-east-1 (exact), in Mumbai (no row: the us-east-1
+    # rate) and a model without a price (an estimate)
+    alice = "arn:aws:iam::123456789012:user/alice"
+    calls = [
+        converse_message(alice, "amazon.nova-pro-v1:0", 1000, timestamp=now_iso(), region="us-east-1"),
+        converse_message(alice, "amazon.nova-pro-v1:0", 1000, timestamp=now_iso(), region="ap-south-1"),
+        converse_message(alice, "acme.brand-new-v1:0", 1000, timestamp=now_iso()),
+    ]
+    invoke("UsageCalculatorFunction", firehose_event([cloudwatch_payload(calls)]))
+    # When doctor runs
+    _, out, _ = cli("doctor", "--format", "json")
+    # Then the prices check warns with both counts
+    [prices] = [row for row in json.loads(out) if row["check"] == "prices"]
+    assert prices["result"] == "warn"
+    assert (
+        "of 3 calls in the last 7 days: 1 priced at a fallback rate (region_fallback x1)" in prices["detail"]
+    )
+    assert "1 of models without a price at an estimate" in prices["detail"]

@@ -21,10 +21,12 @@ from moto import mock_aws
 
 from budgetkeeper_cli.main import main
 from devkit import demo_data
+from devkit.harness.logs import converse_message
 
 BUCKET = "demo-invocation-logs"
 DAY = date(2025, 11, 18)
 ACCOUNT = demo_data.DEMO_ACCOUNT
+ALICE = f"arn:aws:iam::{ACCOUNT}:user/alice"
 MILLION = Decimal(1_000_000)
 
 # USD per 1M tokens: input, output, cache read, 5-minute cache write, 1-hour cache write (None: no price).
@@ -223,9 +225,12 @@ def test_meter_local_tree_skips_data_and_reads_gzip_and_plain_files(
     assert main(["meter", str(tmp_path), "--group-by", "model", "--format", "csv"]) == 0
     out, err = capsys.readouterr()
     # Then every record is counted once, at the exact cost, and nothing in data/ was read
-    rows = [line.split(",") for line in out.strip().splitlines()[1:]]
-    assert sum(int(row[1]) for row in rows) == 90
-    assert sum(Decimal(row[-1]) for row in rows) == sum((expected_cost(r) for r in records), Decimal(0))
+    header, *lines = out.strip().splitlines()
+    rows = [dict(zip(header.split(","), line.split(","), strict=True)) for line in lines]
+    assert sum(int(row["calls"]) for row in rows) == 90
+    assert sum(Decimal(row["cost_usd"]) for row in rows) == sum(
+        (expected_cost(r) for r in records), Decimal(0)
+    )
     assert "90 records, 0 malformed" in err
 
 
@@ -322,3 +327,36 @@ def test_demo_malformed_lines_are_all_malformed(tmp_path: Path, capsys: pytest.C
     path.write_text("\n".join(demo_data.malformed_lines()) + "\n")
     assert main(["meter", str(path)]) == 0
     assert "0 records, 4 malformed" in capsys.readouterr().err
+
+
+# --- price basis -------------------------------------------------------------------------------
+
+
+def test_a_regional_fallback_is_flagged_in_the_json_and_the_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given Nova Pro called in Mumbai, a Region the bundled table has no Nova Pro row for, and in
+    # us-east-1 (USD 0.80 per 1M input tokens in both: the fallback Region's rate)
+    calls = [
+        converse_message(
+            ALICE, "amazon.nova-pro-v1:0", 1_000_000, timestamp="2025-11-18T09:00:00Z", region=region
+        )
+        for region in ("ap-south-1", "us-east-1")
+    ]
+    logs = tmp_path / "calls.json"
+    logs.write_text("".join(call + "\n" for call in calls))
+    # When they are metered by region, as JSON and as a table
+    assert main(["meter", str(logs), "--group-by", "region", "--format", "json"]) == 0
+    rows = {row["region"]: row for row in json.loads(capsys.readouterr().out)}
+    assert main(["meter", str(logs), "--group-by", "region"]) == 0
+    table, err = capsys.readouterr()
+    # Then the Mumbai call costs the fallback rate and says so; the us-east-1 one is exact
+    assert (rows["ap-south-1"]["cost_usd"], rows["ap-south-1"]["price_basis"]) == (
+        "0.8",
+        "region_fallback x1",
+    )
+    assert (rows["us-east-1"]["cost_usd"], rows["us-east-1"]["price_basis"]) == ("0.8", "exact")
+    [mumbai] = [line for line in table.splitlines() if line.startswith("ap-south-1")]
+    assert mumbai.split()[-2:] == ["region_fallback", "x1"] and "price basis" in table.splitlines()[0]
+    # And the summary counts it
+    assert "1 calls at a fallback rate (region_fallback x1)" in err

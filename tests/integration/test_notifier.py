@@ -312,8 +312,9 @@ def test_the_daily_summary_tells_operators_once_a_day(stack, slack):
     [summary] = operator_notices(stack)
     assert summary["notice"] == "daily_summary"
     text = summary["email"]
-    assert "team:research: USD 2.40 / USD 2.40" in text, text
-    assert "1. user:alice: USD 2.40" in text
+    # (2.40, and the unknown model's 1000 input tokens at the highest rate known, 27.5 per 1M: 0.0275)
+    assert "team:research: USD 2.43 / USD 2.43" in text, text
+    assert "1. user:alice: USD 2.43" in text
     assert "user:bob (daily, suspended)" in text and "user:carol (monthly, grace)" in text
     assert f"user:{SCRIPT} (daily, critical)" in text
     assert "acme.mystery-v1:0 (1 calls)" in text

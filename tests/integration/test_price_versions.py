@@ -28,9 +28,9 @@ from budgetkeeper.price_versions import (
     load_version,
     refresh_from_price_list,
 )
-from budgetkeeper.pricing import PriceTable, Rates
+from budgetkeeper.pricing import PriceBasis, PriceRow, PriceTable, Rates, price_invocation
 from budgetkeeper.store import AuditItem, PriceVersionItem, RollupItem
-from budgetkeeper.usage import ServiceTier
+from budgetkeeper.usage import ServiceTier, TokenCounts
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
 from devkit.harness.stack import LocalStack
@@ -40,6 +40,7 @@ RESPONSES = Path(__file__).parent.parent / "unit" / "price_list"
 ALICE = "arn:aws:iam::111122223333:user/alice"
 NOVA_PRO = "amazon.nova-pro-v1:0"
 MILLION = Decimal(1_000_000)
+MILLION_TOKENS = 1_000_000
 
 
 def response(name: str) -> dict:
@@ -61,14 +62,20 @@ def with_price(document: dict, usage_type: str, usd: str) -> dict:
     return changed
 
 
-def run_refresh(stack: LocalStack, amazon: dict, foundation: dict, max_factor: str = "2"):
+def run_refresh(
+    stack: LocalStack, amazon: dict, foundation: dict, max_factor: str = "2", service: dict | None = None
+):
+    """The refresh, its Price List stubbed: the offer codes DescribeServices lists, then each one's
+    products (AmazonBedrockService's only when `service` is given)."""
     client = boto3.client("pricing", region_name="us-east-1")
     publisher = SnsPublisher(stack.client("sns"), stack.physical_ids["BudgetEventsTopic"])
+    documents = {"AmazonBedrock": amazon, "AmazonBedrockFoundationModels": foundation}
+    if service is not None:
+        documents["AmazonBedrockService"] = service
     with Stubber(client) as stub:
-        for service_code, document in (
-            ("AmazonBedrock", amazon),
-            ("AmazonBedrockFoundationModels", foundation),
-        ):
+        listed = [{"ServiceCode": code} for code in ("AmazonEC2", *documents)]
+        stub.add_response("describe_services", {"Services": listed}, {"FormatVersion": "aws_v1"})
+        for service_code, document in sorted(documents.items()):
             stub.add_response(
                 "get_products", document, {"ServiceCode": service_code, "FormatVersion": "aws_v1"}
             )
@@ -124,17 +131,41 @@ def test_a_price_moving_beyond_the_factor_is_stored_not_activated_with_the_diff(
     } in (note["changes"])
 
 
-def test_a_refresh_that_drops_a_model_metered_in_the_last_30_days_is_not_activated(settings, stack, clock):
+def test_a_metered_model_no_offer_code_prices_keeps_its_bundled_rate_flagged(settings, stack, clock):
     # Given Claude 3 Haiku metered 29 days ago in us-east-1 (the Price List files do not price it)
     hour = (clock() - timedelta(days=29)).strftime("%Y-%m-%dT%H")
     haiku = "anthropic.claude-3-haiku-20240307-v1:0"
     RollupItem("user:alice", f"{hour}#{haiku}#us-east-1", hour=hour, model=haiku, region="us-east-1").save()
     # When the refresh runs
     outcome = run_refresh(stack, response("amazon_bedrock"), response("foundation_models"))
-    # Then it is refused for that model
+    # Then it is activated, and Haiku keeps the bundled 0.25 / 1.25, flagged as kept
+    assert outcome.activated
+    priced = price_invocation(
+        load_version(outcome.version),
+        haiku,
+        "us-east-1",
+        TokenCounts(input=MILLION_TOKENS, output=MILLION_TOKENS),
+    )
+    assert (priced.basis, priced.cost_usd) == (PriceBasis.KEPT_BUNDLED, Decimal("1.50"))
+    assert priced.row is not None and "no offer code prices it" in priced.row.source
+
+
+def test_a_refresh_that_drops_a_metered_model_only_a_version_priced_is_not_activated(settings, stack, clock):
+    # Given an active version pricing a model the bundled table does not know, metered 29 days ago
+    model = "acme.only-in-a-version-v1:0"
+    row = PriceRow(model, "us-east-1", Rates(Decimal(1), Decimal(2)), None, "Price List", clock().date())
+    price_versions.store_version(
+        PriceTable([*PriceTable.bundled(), row], version="pricelist-old"), source="test"
+    )
+    activate("pricelist-old", actor="test")
+    hour = (clock() - timedelta(days=29)).strftime("%Y-%m-%dT%H")
+    RollupItem("user:alice", f"{hour}#{model}#us-east-1", hour=hour, model=model, region="us-east-1").save()
+    # When a refresh without it runs
+    outcome = run_refresh(stack, response("amazon_bedrock"), response("foundation_models"))
+    # Then it is refused for that model: no rate to keep
     assert not outcome.activated
     assert any(
-        haiku in reason and "metered in the last 30 days" in reason for reason in outcome.judgement.refusals
+        model in reason and "metered in the last 30 days" in reason for reason in outcome.judgement.refusals
     )
 
 
@@ -254,9 +285,9 @@ def test_an_override_prices_an_unknown_model_through_the_calculator_within_the_c
         lambda enabled: containers.setdefault(enabled, ActivePrices(enabled=enabled)),
     )
     call = converse_message(ALICE, NEW_MODEL, 10_000, 1_000, cache_read=4_000, timestamp=now_iso())
-    # Given a model no table prices: metered at 0 USD, flagged unknown
+    # Given a model no table prices: metered at a conservative estimate, flagged
     [before] = meter([call])
-    assert before["price_status"] == "unknown_model" and Decimal(before["cost_usd"]) == 0
+    assert before["price_status"] == "estimated" and before["price_basis"] == "estimate"
     # When an operator overrides its price in us-east-1 (input 2, output 8, cache read 0.5 per 1M)
     set_at = clock()
     code, out, _ = cli(
@@ -264,15 +295,19 @@ def test_an_override_prices_an_unknown_model_through_the_calculator_within_the_c
         "--cache-read", "0.5", "--reason", "launched today, not in the Price List yet",
     )  # fmt: skip
     assert code == 0 and "override-" in out
-    # Then a container that read its table before the override still sees the model unknown...
+    # And the call metered at an estimate before is re-priced at the override, once
+    expected = (10_000 * Decimal(2) + 1_000 * Decimal(8) + 4_000 * Decimal("0.5")) / MILLION
+    assert f"re-priced 1 item(s) of estimated usage: {expected - Decimal(before['cost_usd'])} USD" in out
+    [rollup] = RollupItem.query("user:alice")
+    assert (rollup.cost_usd, rollup.estimated_calls) == (expected, 0)
+    # Then a container that read its table before the override still estimates the model...
     [cached] = meter([call])
-    assert cached["price_status"] == "unknown_model"
+    assert cached["price_status"] == "estimated"
     # ...and once the cache TTL has passed, the call is priced at the override, which it names
     clock.advance(price_versions.CACHE_TTL)
     [after] = meter([call])
-    assert after["price_status"] == "priced"
+    assert (after["price_status"], after["price_basis"]) == ("priced", "exact")
     assert after["price_version"] == "override-" + set_at.strftime("%Y%m%dT%H%M%SZ")
-    expected = (10_000 * Decimal(2) + 1_000 * Decimal(8) + 4_000 * Decimal("0.5")) / MILLION
     assert Decimal(after["cost_usd"]) == expected
     # And calls of models the table prices keep naming the table's version
     [nova] = meter([converse_message(ALICE, NOVA_PRO, 1_000, 100, timestamp=now_iso())])

@@ -212,11 +212,11 @@ def test_drift_alerts_operators_with_both_numbers_and_a_lagging_day_is_pending(
     )  # fmt: skip
 
 
-def cur_parquet(path: Path, clock: Any) -> Path:
+def cur_parquet(path: Path, clock: Any, rows: list[tuple] | None = None) -> Path:
     """A small CUR 2.0 export: the columns the query reads, typed as the export types them."""
     two, three = day(clock, 2), day(clock, 3)
     period = two.strftime("%Y-%m")
-    rows = [
+    rows = rows or [
         # alice: Bedrock (1.50) and a third-party model under its own product name (0.50): 2 USD
         (period, f"{two} 09:00:00", ALICE, 1.5, "Usage", "AmazonBedrock", "Amazon Bedrock"),
         (period, f"{two} 10:00:00", ALICE, 0.5, "Usage", "prod-mkt1", "Claude (Amazon Bedrock Edition)"),
@@ -245,6 +245,40 @@ def cur_parquet(path: Path, clock: Any) -> Path:
     target = path / "cur2.parquet"
     connection.execute(f"COPY cur TO '{target}' (FORMAT PARQUET)")
     return target
+
+
+def test_a_cur_day_billed_under_amazon_bedrock_service_reconciles(
+    settings, stack, clock, monkeypatch, tmp_path
+):
+    # Given alice's 2 USD metered two days ago, billed in the CUR under the AmazonBedrockService
+    # product code (current Claude usage), its line items naming no product name
+    meter(clock, ALICE, 2, 2)
+    two = day(clock, 2)
+    rows = [(two.strftime("%Y-%m"), f"{two} 09:00:00", ALICE, 2.0, "Usage", "AmazonBedrockService", None)]
+    pages = [
+        {
+            "ResultsByTime": [
+                ce_day(day(clock, 3), {}),
+                ce_day(two, {"Amazon Bedrock": "2.00"}),
+                ce_day(day(clock, 1), {}),
+            ]
+        }
+    ]
+    answer = athena_answer(cur_parquet(tmp_path, clock, rows), clock)
+    # When the reconciler runs with the CUR export named
+    with the_bill(monkeypatch, clock, pages, answer):
+        outcome = reconcile(
+            stack, CUR_DATABASE=CUR.database, CUR_TABLE=CUR.table, CUR_WORKGROUP=CUR.workgroup,
+            CUR_OUTPUT_LOCATION=CUR.output_location,
+        )  # fmt: skip
+    # Then alice's day is in line: the CUR's Bedrock spend counts those line items
+    principals = {
+        (row["scope"], row["day"]): (row["metered_usd"], row["billed_usd"], row["verdict"])
+        for row in outcome["comparisons"]
+        if row["level"] == "principal"
+    }
+    assert principals == {("user:alice", two.isoformat()): ("2", "2", "in_line")}
+    assert published(stack) == []
 
 
 def athena_answer(parquet: Path, clock: Any) -> list[list]:

@@ -209,16 +209,20 @@ def test_bad_input_is_kept_and_counted_and_never_sinks_its_neighbours(settings, 
     assert metrics_line["BadEvents"] == [2.0] and metrics_line["FailedRecords"] == [1.0]
 
 
-def test_an_unknown_model_is_counted_at_zero_and_never_priced_as_another(settings, caplog):
-    run([cloudwatch_payload([message(ALICE, "anthropic.claude-9-imaginary-v1:0", 1000, 1000)])])
-    rollups = list(RollupItem.query("user:alice"))
-    assert [(r.model, r.unpriced_calls, r.cost_usd) for r in rollups] == [
-        ("anthropic.claude-9-imaginary-v1:0", 1, Decimal(0))
+def test_an_unknown_model_is_estimated_kept_apart_and_alerted_once(settings, caplog):
+    # Given two batches calling a model no table prices
+    imaginary = "anthropic.claude-9-imaginary-v1:0"
+    run([cloudwatch_payload([message(ALICE, imaginary, 1000, 1000)])])
+    run([cloudwatch_payload([message(ALICE, imaginary, 1000, 1000)])])
+    # Then both are charged at the same estimate (at least Claude Opus 4's 15 / 75), kept apart as estimated
+    [rollup] = list(RollupItem.query("user:alice"))
+    assert (rollup.model, rollup.calls, rollup.unpriced_calls, rollup.estimated_calls) == (imaginary, 2, 0, 2)
+    assert rollup.cost_usd == rollup.estimated_cost_usd >= 2 * (1000 * 15 + 1000 * 75) / MILLION
+    # And operators are told once, by the first batch
+    alerts = [
+        record for record in caplog.records if record.getMessage().startswith("new model without a price")
     ]
-    warning = next(
-        record for record in caplog.records if record.getMessage() == "unknown models priced at zero"
-    )
-    assert warning.models == {"anthropic.claude-9-imaginary-v1:0": 1}
+    assert [alert.model for alert in alerts] == [imaginary]
 
 
 def test_teams_are_charged_from_the_team_table(settings):
@@ -338,20 +342,26 @@ def test_a_priority_and_a_flex_call_are_priced_at_their_tiers_rates_and_kept_apa
     rollups = {(r.model, r.service_tier): r for r in RollupItem.query("user:alice")}
     for tier, (price_in, price_out) in NOVA_PRO_TIERS.items():
         assert rollups[NOVA_PRO, tier].cost_usd == (10_000 * price_in + 2_000 * price_out) / MILLION, tier
-    # And the Haiku call is flagged like an unknown model: counted, at 0, never at the standard rate
+    # And the Haiku call is charged at its standard 0.25 / 1.25, never 0, and flagged as a tier fallback
     haiku = rollups[HAIKU3, "priority"]
-    assert (haiku.calls, haiku.unpriced_calls, haiku.cost_usd) == (1, 1, Decimal(0))
-    # And the daily total is the sum of the three Nova Pro calls
-    assert daily_total("user:alice") == sum(
+    haiku_cost = (10_000 * Decimal("0.25") + 2_000 * Decimal("1.25")) / MILLION
+    assert (haiku.calls, haiku.unpriced_calls, haiku.tier_fallback_calls, haiku.cost_usd) == (
+        1,
+        0,
+        1,
+        haiku_cost,
+    )
+    # And the daily total is the sum of the four calls
+    assert daily_total("user:alice") == haiku_cost + sum(
         (10_000 * price_in + 2_000 * price_out) / MILLION for price_in, price_out in NOVA_PRO_TIERS.values()
     )
     # And every enriched record names its tier and the price version
     lines = gzip.decompress(base64.b64decode(response["records"][0]["data"])).decode().splitlines()
     archived = [json.loads(line) for line in lines]
-    assert [(a["service_tier"], a["price_status"]) for a in archived] == [
-        ("priority", "priced"),
-        ("flex", "priced"),
-        ("standard", "priced"),
-        ("priority", "unknown_model"),
+    assert [(a["service_tier"], a["price_status"], a["price_basis"]) for a in archived] == [
+        ("priority", "priced", "exact"),
+        ("flex", "priced", "exact"),
+        ("standard", "priced", "exact"),
+        ("priority", "priced", "tier_fallback"),
     ]
     assert {a["price_version"] for a in archived} == {PriceTable.bundled().version}

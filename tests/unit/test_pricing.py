@@ -24,9 +24,11 @@ from budgetkeeper.pricing import (
     TOKEN_KINDS,
     InferenceProfiles,
     ModelKind,
+    PriceBasis,
     Priced,
     PriceStatus,
     PriceTable,
+    Rates,
     price_invocation,
     resolve_model_id,
 )
@@ -267,13 +269,17 @@ def test_govcloud_profile_without_a_row_costs_the_govcloud_region_price(table: P
     assert priced.cost_usd == usd("1.20", 1000) + usd("6", 100)
 
 
-def test_geo_profile_whose_siblings_disagree_is_unknown(table: PriceTable) -> None:
+def test_geo_profile_whose_siblings_disagree_is_estimated_at_the_highest(table: PriceTable) -> None:
     # Given Nova Lite through jp., which has no row, while its us./eu./apac. rows differ in price
+    siblings = [
+        table.lookup(f"{geo}.amazon.nova-lite-v1:0", "ap-northeast-1") for geo in ("us", "eu", "apac")
+    ]
+    assert len({row.rates.input for row in siblings if row}) > 1
     # When it is priced
     priced = price(table, "jp.amazon.nova-lite-v1:0", "ap-northeast-1", input=1000)
-    # Then no price is guessed
-    assert priced.status is PriceStatus.UNKNOWN_MODEL
-    assert priced.cost_usd == 0
+    # Then no sibling's price is picked: it is estimated at the highest of them, flagged
+    assert (priced.status, priced.basis) == (PriceStatus.ESTIMATED, PriceBasis.ESTIMATE)
+    assert priced.cost_usd == max(usd(str(row.rates.input), 1000) for row in siblings if row)
 
 
 def test_inference_profile_arn_is_priced_as_its_profile_id(table: PriceTable) -> None:
@@ -316,16 +322,43 @@ def test_provisioned_model_arn_is_counted_flagged_and_free_per_token(table: Pric
         "acme.brand-new-model-v1:0",
     ],
 )
-def test_unknown_model_costs_nothing_and_is_never_priced_like_a_similar_one(
+def test_unknown_model_is_estimated_high_and_never_priced_like_a_similar_one(
     table: PriceTable, model_id: str
 ) -> None:
     # Given an id the table has no row for, some of them close to a priced id
     # When it is priced
     priced = price(table, model_id, input=1000, output=100)
-    # Then it is unknown, free, and the note states the rule
-    assert priced.status is PriceStatus.UNKNOWN_MODEL
-    assert priced.cost_usd == 0
-    assert priced.row is None
+    # Then it is estimated, flagged, with no row of its own, at least at Claude Opus 4's 15 / 75
+    # (the highest Claude rate in bedrock_facts.md 4.2): never at a similar model's lower price
+    assert (priced.status, priced.basis, priced.row) == (PriceStatus.ESTIMATED, PriceBasis.ESTIMATE, None)
+    assert priced.cost_usd >= usd("15", 1000) + usd("75", 100)
+    assert priced.note is not None and "estimated at the highest" in priced.note
+
+
+def test_an_operators_rate_prices_unknown_models(table: PriceTable) -> None:
+    # Given the operators' rate for unknown models, 2 / 8 USD per 1M
+    rates = Rates(input=Decimal(2), output=Decimal(8))
+    # When a model the table does not know is priced
+    priced = price_invocation(
+        table,
+        "acme.brand-new-model-v1:0",
+        "us-east-1",
+        TokenCounts(input=1000, output=100),
+        unknown_model_rates=rates,
+    )
+    # Then it costs that rate, estimated and flagged
+    assert (priced.status, priced.basis) == (PriceStatus.ESTIMATED, PriceBasis.ESTIMATE)
+    assert priced.cost_usd == usd("2", 1000) + usd("8", 100)
+    assert priced.note is not None and "operators' rate" in priced.note
+
+
+def test_a_custom_model_arn_stays_unknown_at_zero(table: PriceTable) -> None:
+    # Given a custom model ARN (billed per model unit, never per token)
+    arn = "arn:aws:bedrock:us-east-1:111122223333:custom-model/acme.base/abc123"
+    # When it is priced
+    priced = price(table, arn, input=1000, output=100)
+    # Then no token price is guessed: unknown, 0 USD, flagged
+    assert (priced.status, priced.cost_usd) == (PriceStatus.UNKNOWN_MODEL, 0)
     assert priced.note is not None and "never another model's price" in priced.note
 
 
@@ -613,11 +646,16 @@ def test_price_command_unknown_model_is_an_answer(
             "--json",
         ]
     )
-    # Then it exits 0 with status unknown_model, cost 0 and the rule
+    # Then it exits 0 with status estimated, a conservative cost, flagged, and the rule
     document = json.loads(capsys.readouterr().out)
     assert code == 0
-    assert (document["status"], document["cost_usd"], document["price_row"]) == ("unknown_model", "0", None)
-    assert "never another model's price" in document["note"]
+    assert (document["status"], document["price_basis"], document["price_row"]) == (
+        "estimated",
+        "estimate",
+        None,
+    )
+    assert Decimal(document["cost_usd"]) > 0
+    assert "re-priced when its price arrives" in document["note"]
 
 
 def test_price_command_negative_tokens_is_a_usage_error(
@@ -696,11 +734,55 @@ def test_a_call_is_priced_at_its_service_tier(
     assert priced.tier is tier and priced.row is not None and priced.row.tier is tier
 
 
-def test_a_model_without_a_price_at_the_tier_is_unknown_not_standard(table: PriceTable) -> None:
-    # Given Claude 3 Haiku, which has no priority price, called at the priority tier
-    priced = price_invocation(
-        table, CLAUDE_3_HAIKU, "us-east-1", TokenCounts(input=1000, output=100), tier=ServiceTier.PRIORITY
+@pytest.mark.parametrize(
+    ("model_id", "tier", "input_price", "output_price"),
+    [
+        # Claude 3 Haiku has no priority price (facts 4.2: 0.25 / 1.25 standard)
+        (CLAUDE_3_HAIKU, ServiceTier.PRIORITY, "0.25", "1.25"),
+        # DeepSeek V3.1 (deepseek.v3-v1:0) has no flex price: the held-out review's call (0.58 / 1.68)
+        ("deepseek.v3-v1:0", ServiceTier.FLEX, "0.58", "1.68"),
+    ],
+)
+def test_a_model_without_a_price_at_the_tier_is_charged_at_standard_and_flagged(
+    table: PriceTable, model_id: str, tier: ServiceTier, input_price: str, output_price: str
+) -> None:
+    # Given a model with no price at the tier its call was served at
+    priced = price_invocation(table, model_id, "us-east-1", TokenCounts(input=1000, output=100), tier=tier)
+    # Then it is charged at its standard rate, never 0 and never as an unknown model, and flagged
+    assert (priced.status, priced.basis, priced.model_key) == (
+        PriceStatus.PRICED,
+        PriceBasis.TIER_FALLBACK,
+        model_id,
     )
-    # Then it is flagged like an unknown model: 0 USD, never charged at the standard rate
-    assert priced.status is PriceStatus.UNKNOWN_MODEL and priced.cost_usd == 0
-    assert priced.note is not None and "priority tier" in priced.note
+    assert priced.cost_usd == usd(input_price, 1000) + usd(output_price, 100)
+    assert priced.note is not None and f"no {tier} price" in priced.note and priced.flagged
+
+
+@pytest.mark.parametrize(
+    ("model_id", "region", "input_price"),
+    [
+        ("amazon.nova-pro-v1:0", "ap-northeast-1", "0.80"),  # Nova in Tokyo
+        ("amazon.nova-pro-v1:0", "ap-south-1", "0.80"),  # Nova in Mumbai
+        ("openai.gpt-oss-120b-1:0", "ap-south-1", "0.15"),  # gpt-oss in Mumbai
+        ("mistral.mistral-large-2402-v1:0", "eu-west-2", "4"),  # Mistral in London
+    ],
+)
+def test_a_region_without_a_row_is_charged_at_the_fallback_rate_and_flagged(
+    table: PriceTable, model_id: str, region: str, input_price: str
+) -> None:
+    # Given a model the bundled table prices with no row for the call's Region
+    # When it is priced there
+    priced = price(table, model_id, region, input=1000)
+    # Then it costs the us-east-1 rate, flagged as a region fallback that says so
+    assert (priced.status, priced.basis) == (PriceStatus.PRICED, PriceBasis.REGION_FALLBACK)
+    assert priced.cost_usd == usd(input_price, 1000)
+    assert priced.note is not None and f"no {region} price" in priced.note
+
+
+def test_a_regional_row_and_the_fallback_regions_own_call_are_exact(table: PriceTable) -> None:
+    # Given Mistral Large 2402 with a Paris row (5.20 input, facts 4.3), and Nova Pro in us-east-1
+    # Then both are exact, unflagged
+    paris = price(table, "mistral.mistral-large-2402-v1:0", "eu-west-3", input=1000)
+    virginia = price(table, "amazon.nova-pro-v1:0", "us-east-1", input=1000)
+    assert (paris.basis, paris.cost_usd) == (PriceBasis.EXACT, usd("5.20", 1000))
+    assert (virginia.basis, virginia.cost_usd) == (PriceBasis.EXACT, usd("0.80", 1000))

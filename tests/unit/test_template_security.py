@@ -52,6 +52,7 @@ WILDCARD_RESOURCE_ALLOWED = {
     "states:ListStateMachines": "Step Functions supports no resource for ListStateMachines",
     # PriceRefreshFunction reads Bedrock's prices from the Price List API.
     "pricing:GetProducts": "the Price List API supports no resource-level permissions",
+    "pricing:DescribeServices": "the Price List API supports no resource-level permissions",
     # ReconcilerFunction compares metered spend with Cost Explorer's.
     "ce:GetCostAndUsage": "Cost Explorer supports no resource-level permissions for GetCostAndUsage",
 }

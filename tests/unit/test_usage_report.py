@@ -249,19 +249,24 @@ def test_many_small_costs_add_up_without_rounding(tmp_path: Path) -> None:
     assert money.exact(Decimal(0)) == "0"
 
 
-def test_unknown_and_provisioned_models_are_counted_at_zero(tmp_path: Path) -> None:
+def test_unknown_models_are_estimated_apart_and_provisioned_ones_counted_at_zero(tmp_path: Path) -> None:
     lines = [
         line(record(BOB, "example.unlisted-v1:0", "2025-11-18T10:00:00Z", 100, 10)),
         line(record(BOB, "example.unlisted-v1:0", "2025-11-18T10:00:01Z", 100, 10)),
         line(record(BOB, PROVISIONED, "2025-11-18T10:00:02Z", 100, 10)),
     ]
     report, stats = run_report([write_lines(tmp_path / "odd.json", lines)])
-    assert report.total.cost_usd == 0 and report.total.calls == 3
-    assert stats.unknown_models == {"example.unlisted-v1:0": 2}
+    # The unknown model's calls cost an estimate, kept apart and flagged; the provisioned one 0
+    assert report.total.calls == 3 and report.total.cost_usd == report.total.estimated_usd > 0
+    assert report.total.price_basis == "estimate x2"
+    assert stats.estimated_models == {"example.unlisted-v1:0": 2}
     assert stats.provisioned_calls == 1
     summary = summary_lines(stats, price_version="hand-1", filtered=False)[-1]
-    assert "2 unknown-model calls (example.unlisted-v1:0 x2)" in summary
+    assert "2 calls of models without a price, at an estimate (example.unlisted-v1:0 x2)" in summary
     assert "1 provisioned-model calls" in summary
+    # And the table shows the estimate and the basis, as the JSON does
+    table = render(report, "table")
+    assert "price basis" in table.splitlines()[0] and "estimate x2" in table
 
 
 # --- group fields ------------------------------------------------------------------------------
@@ -443,6 +448,8 @@ def test_json_rows_hold_group_fields_counters_and_exact_cost(day_file: Path) -> 
         "cache_read_tokens": 2000,
         "cache_write_tokens": 400,
         "cost_usd": "0.0111",
+        "estimated_usd": "0",
+        "price_basis": "exact",
     }
     assert rows[1]["team"] is None and rows[1]["cost_usd"] == "0.002"
     assert [row["cost_usd"] for row in rows] == ["0.0111", "0.002", "0.00075", "0.00033"]
@@ -460,24 +467,75 @@ def test_csv_has_a_header_dashes_for_missing_values_and_exact_costs(day_file: Pa
         "cache_read_tokens",
         "cache_write_tokens",
         "cost_usd",
+        "estimated_usd",
+        "price_basis",
     ]
-    assert rows[1] == ["team:research", MODEL_A, "2", "1500", "300", "2000", "400", "0.0111"]
-    assert rows[2] == ["-", MODEL_B, "1", "4000", "800", "0", "0", "0.002"]
+    assert rows[1] == ["team:research", MODEL_A, "2", "1500", "300", "2000", "400", "0.0111", "0", "exact"]
+    # MODEL_B's row has no us-west-2 price: charged at the fallback Region's rate, flagged
+    assert rows[2] == ["-", MODEL_B, "1", "4000", "800", "0", "0", "0.002", "0", "region_fallback x1"]
     assert len(rows) == 5
 
 
 def test_table_is_aligned_sorted_by_cost_and_ends_with_a_total(day_file: Path) -> None:
     report, _ = run_report([day_file], ("principal", "team"))
     lines = render(report, "table").splitlines()
-    header = "principal team calls input tokens output tokens cache read cache write cost"
+    # (bob's call has no us-west-2 price: the table shows the estimated cost and the price basis)
+    header = (
+        "principal team calls input tokens output tokens cache read cache write cost estimated price basis"
+    )
     assert lines[0].split() == header.split()
-    assert lines[2].split() == ["user:alice", "team:research", "2", "1,500", "300", "2,000", "400", "$0.01"]
-    assert lines[3].split() == ["user:bob", "-", "1", "4,000", "800", "0", "0", "$0.002000"]
-    assert lines[-1].split() == ["TOTAL", "5", "6,510", "1,520", "2,000", "400", "$0.01"]
+    exact = ["$0.00", "exact"]
+    assert lines[2].split() == [
+        "user:alice",
+        "team:research",
+        "2",
+        "1,500",
+        "300",
+        "2,000",
+        "400",
+        "$0.01",
+        *exact,
+    ]
+    assert lines[3].split() == [
+        "user:bob",
+        "-",
+        "1",
+        "4,000",
+        "800",
+        "0",
+        "0",
+        "$0.002000",
+        "$0.00",
+        "region_fallback",
+        "x1",
+    ]
+    assert lines[-1].split() == [
+        "TOTAL",
+        "5",
+        "6,510",
+        "1,520",
+        "2,000",
+        "400",
+        "$0.01",
+        "$0.00",
+        "region_fallback",
+        "x1",
+    ]
     assert lines[1].startswith("---") and lines[-2].startswith("---")
     # every numeric column ends at the same place on every line
-    cost_end = len(lines[0])
-    assert all(len(text) == cost_end for text in lines[2:] if not text.startswith("-"))
+    estimated_end = lines[0].index("estimated") + len("estimated")
+    assert all(
+        text[estimated_end - 1] != " " and text[estimated_end] == " "
+        for text in lines[2:]
+        if not text.startswith("-")
+    )
+
+
+def test_a_table_of_exact_prices_leaves_the_flag_columns_out() -> None:
+    report = UsageReport(("principal",))
+    assert render(report, "table").splitlines()[0].split() == [
+        "principal", "calls", "input", "tokens", "output", "tokens", "cache", "read", "cache", "write", "cost"
+    ]  # fmt: skip
 
 
 def test_an_empty_report_renders_a_zero_total() -> None:

@@ -1,7 +1,8 @@
 """`budgetkeeper doctor`: the whole installation checked, with what to fix; exit 1 if anything is wrong.
 
 Checks: model invocation logging in each Region in use (and that the metering reads it), the
-stack's tables, state machine, deny policy, the tunables in SSM, the notification topic and who is
+stack's tables, state machine, deny policy, how many calls of the last days were priced at a
+fallback rate or an estimate (pricing.PriceBasis), the tunables in SSM, the notification topic and who is
 subscribed to it, SES sending and its sender, the Slack webhook's parameter (its value is never read
 or printed), and the IAM Identity Center role. A `fail` is something that stops metering or
 enforcement, or a secret stored in the clear (exit 1); a `warn` is something an operator should know
@@ -14,10 +15,14 @@ import argparse
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from budgetkeeper import clock, money
+from budgetkeeper.pricing import PriceBasis
+from budgetkeeper.usage_lines import HOUR, usage_lines
 from budgetkeeper_cli.commands.invocation_logging import check_regions, regions_in_use, regions_option
 from budgetkeeper_cli.parsers import add_command, docstring_body
 from budgetkeeper_cli.rendering import FORMATS, Column, render
@@ -30,6 +35,7 @@ from budgetkeeper_cli.stack_config import (
     translating_aws_errors,
     tunable_fix,
 )
+from budgetkeeper_cli.usage_report import Totals
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 COLUMNS = (Column("check"), Column("result"), Column("detail"), Column("fix"))
@@ -92,6 +98,7 @@ def diagnose(stack: Stack, regions: tuple[str, ...] | None) -> Iterator[Finding]
         ("tables", lambda: _tables(stack)),
         ("state machines", lambda: _state_machines(stack)),
         ("deny policy", lambda: _deny_policy(stack)),
+        ("prices", _prices),
         ("parameters", lambda: _tunables(stack)),
         ("notifications", lambda: _notifications(stack)),
         ("Slack", lambda: _slack(stack)),
@@ -126,6 +133,39 @@ def _tables(stack: Stack) -> Iterator[Finding]:
             yield Finding(label, FAIL, f"{name} does not exist", "redeploy the stack (sam deploy)")
             continue
         yield Finding(label, OK if status == "ACTIVE" else WARN, f"{name} {status}")
+
+
+PRICES_LOOKBACK = timedelta(days=7)
+
+
+def _prices() -> Iterator[Finding]:
+    """How many metered calls of the last PRICES_LOOKBACK were not priced exactly, from the usage lines."""
+    until = clock.now().replace(minute=0, second=0, microsecond=0) + HOUR
+    totals = Totals()
+    for line in usage_lines(until - PRICES_LOOKBACK, until):
+        totals.add_line(line)
+    flagged = +totals.flagged
+    if not flagged:
+        yield Finding(
+            "prices", OK, f"all {totals.calls:,} calls of the last 7 days priced at their exact rate"
+        )
+        return
+    estimated = flagged.pop(str(PriceBasis.ESTIMATE), 0)
+    parts = []
+    if flagged:
+        by_basis = ", ".join(f"{basis} x{count:,}" for basis, count in sorted(flagged.items()))
+        parts.append(f"{sum(flagged.values()):,} priced at a fallback rate ({by_basis})")
+    if estimated:
+        parts.append(
+            f"{estimated:,} of models without a price at an estimate ({money.dollars(totals.estimated_usd)})"
+        )
+    yield Finding(
+        "prices",
+        WARN,
+        f"of {totals.calls:,} calls in the last 7 days: {'; '.join(parts)}",
+        "the daily price refresh supplies the rows it finds; for the others, "
+        "budgetkeeper prices override MODEL --region REGION --input N --output N --reason WHY",
+    )
 
 
 def _state_machines(stack: Stack) -> Iterator[Finding]:

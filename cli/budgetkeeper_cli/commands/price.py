@@ -1,7 +1,7 @@
 """`budgetkeeper price`: what one invocation costs, priced by the function the meter uses.
 
-An unknown model is an answer, not a failure: the command prints the unknown-model rule (cost 0,
-flagged, never another model's price) and exits 0 with status `unknown_model`.
+An unknown model is an answer, not a failure: the command prints the conservative estimate it is
+charged at (status `estimated`, basis `estimate`) and exits 0. Every answer names its `price_basis`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def register(subparsers: Any) -> None:
         "price",
         help="price one invocation from its token counts",
         description="Price one Bedrock invocation with the bundled price table, as the meter would. "
-        "An unknown model prints the unknown-model rule and exits 0 with status unknown_model.",
+        "An unknown model prints the estimate it is charged at and exits 0 with status estimated.",
     )
     parser.add_argument(
         "--model",
@@ -84,6 +84,7 @@ def render(priced: Priced, model_id: str, region: str, table_version: str) -> st
         f"model      {model_id}",
         f"region     {region}",
         f"status     {priced.status}",
+        f"basis      {priced.basis}",
     ]
     row = priced.row
     if row is not None:
@@ -92,6 +93,7 @@ def render(priced: Priced, model_id: str, region: str, table_version: str) -> st
         lines.append(f"source     {row.source}, as of {row.as_of.isoformat()}")
         if tier is not None and priced.long_context:
             lines.append(f"rates      long-context: prompt over {tier.threshold_tokens:,} tokens")
+    if priced.rates is not None:
         lines += ["", f"{'kind':<16}{'tokens':>12}{'USD per 1M':>14}{'cost USD':>16}"]
         for charge in priced.charges():
             stand_in = "" if charge.rate_of == charge.kind else f"  (at the {charge.rate_of} rate)"

@@ -1,5 +1,8 @@
 """`budgetkeeper prices show|diff|activate|export|override`: the price versions the calculator
-prices with, and operators' overrides for models with no price anywhere."""
+prices with, and operators' overrides for models with no price anywhere (or only a fallback one).
+
+Activating a version and setting an override re-price the usage charged at an estimate whose model
+they price (budgetkeeper.estimates): a correction of the rollups and window totals, once."""
 
 from __future__ import annotations
 
@@ -8,12 +11,15 @@ import sys
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from budgetkeeper import money
+from budgetkeeper.estimates import reprice_estimates
 from budgetkeeper.price_versions import (
     OverrideRefused,
     UnknownPriceVersion,
     activate,
     active_table,
     active_version,
+    current_table,
     diff,
     load_version,
     overrides,
@@ -22,11 +28,12 @@ from budgetkeeper.price_versions import (
     versions,
 )
 from budgetkeeper.pricing import TOKEN_KINDS, PriceTable, Rates, resolve_model_id
+from budgetkeeper.store import transaction_connection
 from budgetkeeper.usage import ServiceTier
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 from budgetkeeper_cli.parsers import add_actions, add_command
 from budgetkeeper_cli.rendering import FORMATS, Column, json_rows, json_text, render
-from budgetkeeper_cli.stack_config import add_stack_options, connect, translating_aws_errors
+from budgetkeeper_cli.stack_config import Stack, add_stack_options, connect, translating_aws_errors
 
 DESCRIPTION = """\
 Price versions: each daily refresh from the AWS Price List is stored as a version and activated
@@ -202,14 +209,18 @@ def _override(args: argparse.Namespace, actor: str) -> str:
 
 @translating_aws_errors
 def run(args: argparse.Namespace) -> int:
-    stack = connect(
-        args, needs=("prices_table", "audit_table") if args.action == "override" else ("prices_table",)
-    )
+    needs = {
+        "override": ("prices_table", "audit_table", *REPRICE_TABLES),
+        "activate": ("prices_table", *REPRICE_TABLES),
+    }.get(args.action, ("prices_table",))
+    stack = connect(args, needs=needs)
     if args.action == "override":
         try:
             sys.stdout.write(_override(args, stack.caller_arn()))
         except OverrideRefused as error:
             raise CommandFailed(str(error)) from None
+        if not args.remove:
+            sys.stdout.write(_reprice(stack))
     elif args.action == "show" and args.version is None:
         rows, override_rows = version_rows(), override_rows_in_force()
         if args.format == "json":  # one document: the active version, the versions, the overrides
@@ -241,4 +252,21 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(
             f"price version {args.version} is active: the calculator prices with it within minutes\n"
         )
+        sys.stdout.write(_reprice(stack))
     return 0
+
+
+REPRICE_TABLES = ("rollups_table", "totals_table")
+
+
+def _reprice(stack: Stack) -> str:
+    """Re-price the estimated usage the prices now in force price; what it did, for stdout."""
+    report = reprice_estimates(current_table(), transaction_connection(stack.settings))
+    corrected = sum(report.corrected.values())
+    if not corrected and not report.still_estimated:
+        return ""
+    difference = money.exact(report.difference_usd)
+    text = f"re-priced {corrected} item(s) of estimated usage: {difference} USD corrected"
+    if report.still_estimated:
+        text += f"; still estimated: {', '.join(sorted(report.still_estimated))}"
+    return text + "\n"

@@ -90,7 +90,8 @@ def gzip_lines(lines: Sequence[str]) -> bytes:
 def enriched_line(metered: Metered, price_version: str) -> str:
     """The enriched record Firehose archives: no prompt or completion bodies.
 
-    `price_version` is the batch's table; a call priced by an operator override names the override."""
+    `price_version` is the batch's table; a call priced by an operator override names the override.
+    `price_basis` says how the price was found (pricing.PriceBasis): anything but `exact` is flagged."""
     row = metered.priced.row
     price_version = row.version if row is not None and row.version else price_version
     invocation, attribution, tokens = metered.invocation, metered.attribution, metered.invocation.tokens
@@ -106,6 +107,7 @@ def enriched_line(metered: Metered, price_version: str) -> str:
             "model": metered.model,
             "service_tier": str(invocation.service_tier),
             "price_status": str(metered.priced.status),
+            "price_basis": str(metered.priced.basis),
             "price_version": price_version,
             "principal": attribution.principal,
             "role": attribution.role,

@@ -28,7 +28,7 @@ from budgetkeeper.budgets import Budget, crossing
 from budgetkeeper.metering import Meter, Metered
 from budgetkeeper.observability import logger, metrics
 from budgetkeeper.price_versions import ActivePrices
-from budgetkeeper.pricing import InferenceProfiles, PriceStatus
+from budgetkeeper.pricing import InferenceProfiles, PriceStatus, Rates
 from budgetkeeper.records import (
     MalformedEvent,
     PayloadKind,
@@ -45,6 +45,7 @@ from budgetkeeper.usage_writer import (
     TotalKey,
     UsageDeltas,
     UsageWriter,
+    first_estimate_of,
     payload_slot,
     usage_deltas,
 )
@@ -95,6 +96,9 @@ class BatchReport:
     cost_usd: Decimal = field(default_factory=Decimal)
     unknown_models: Counter[str] = field(default_factory=Counter)
     provisioned_models: Counter[str] = field(default_factory=Counter)
+    estimated_models: Counter[str] = field(default_factory=Counter)  # calls at an estimate, by model
+    new_estimated_models: list[str] = field(default_factory=list)  # estimated for the first time ever
+    fallback_calls: Counter[str] = field(default_factory=Counter)  # calls at a fallback rate, by basis
     commit: CommitResult = field(default_factory=CommitResult)
     crossings: list[ThresholdCrossed] = field(default_factory=list)
     quarantine_uri: str | None = None
@@ -243,7 +247,14 @@ class UsageCalculator:
                     report.unknown_models[item.invocation.model_id] += 1
                 elif item.priced.status == PriceStatus.PROVISIONED:
                     report.provisioned_models[item.invocation.model_id] += 1
+                elif item.priced.status == PriceStatus.ESTIMATED:
+                    report.estimated_models[item.model] += 1
+                elif item.priced.flagged:
+                    report.fallback_calls[str(item.priced.basis)] += 1
         report.commit = self.store.commit(payloads)
+        report.new_estimated_models = [
+            model for model in sorted(report.estimated_models) if first_estimate_of(model, iso_utc(now))
+        ]
         report.crossings = self._crossings(report.commit, budgets, now)
 
     def _crossings(
@@ -351,6 +362,7 @@ def build_usage_calculator(settings: Settings, tunables: Tunables) -> UsageCalcu
             teams=load_teams(),
             profiles=_inference_profiles(settings.region),
             registered_profiles=dict(tunables.app_profiles),
+            unknown_model_rates=unknown_model_rates(tunables),
         ),
         store=DynamoUsageStore(writer, tunables, iso_utc(now)),
         publisher=WorkflowStarter(
@@ -360,6 +372,12 @@ def build_usage_calculator(settings: Settings, tunables: Tunables) -> UsageCalcu
         price_version=prices.version,
         clock=clock.now,
     )
+
+
+def unknown_model_rates(tunables: Tunables) -> Rates | None:
+    """The operators' rate for models the price table does not know, if they set one."""
+    rate = tunables.unknown_model_usd_per_million
+    return None if rate is None else Rates(input=rate[0], output=rate[1])
 
 
 def cost_by_model_and_team(applied: UsageDeltas) -> dict[str, dict[str, Decimal]]:
@@ -380,6 +398,8 @@ def record_metrics(report: BatchReport) -> None:
         "FailedRecords": report.failed_records,
         "DedupeHits": report.commit.duplicate_payloads,
         "UnknownModelCalls": sum(report.unknown_models.values()),
+        "EstimatedCalls": sum(report.estimated_models.values()),
+        "FallbackPricedCalls": sum(report.fallback_calls.values()),
         "ProvisionedModelCalls": sum(report.provisioned_models.values()),
         "ArchiveOverflowRecords": report.overflow_records,
         "DynamoDBTransactions": report.commit.transactions,
@@ -397,6 +417,14 @@ def record_metrics(report: BatchReport) -> None:
             line.flush_metrics()
     if report.unknown_models:
         logger.warning("unknown models priced at zero", models=dict(report.unknown_models))
+    for model in report.new_estimated_models:  # once per model, ever (usage_writer.first_estimate_of)
+        logger.warning(
+            "new model without a price: charged at a conservative estimate until its price arrives",
+            model=model,
+            calls=report.estimated_models[model],
+        )
+    if report.fallback_calls:
+        logger.warning("calls priced at a fallback rate", calls=dict(report.fallback_calls))
     if report.bad_events:
         logger.warning("bad events quarantined", count=report.bad_events, location=report.quarantine_uri)
 

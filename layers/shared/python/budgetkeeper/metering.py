@@ -13,6 +13,7 @@ from budgetkeeper.pricing import (
     InferenceProfiles,
     Priced,
     PriceTable,
+    Rates,
     price_invocation,
 )
 from budgetkeeper.records import parse_invocation
@@ -44,6 +45,7 @@ class Meter:
     teams: Mapping[str, str]
     profiles: InferenceProfiles | None = None
     registered_profiles: Mapping[str, str] = field(default_factory=dict)  # profile ARN -> app
+    unknown_model_rates: Rates | None = None  # the operators' rate for models the table lacks
 
     def meter(self, message: str | bytes) -> Metered:
         return self.meter_invocation(parse_invocation(message))
@@ -67,5 +69,6 @@ class Meter:
             self.profiles,
             invocation.service_tier,
             request_prompt_tokens=request_prompt_tokens,
+            unknown_model_rates=self.unknown_model_rates,
         )
         return Metered(invocation, attribution, priced)

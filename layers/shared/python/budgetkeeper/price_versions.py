@@ -25,7 +25,7 @@ import gzip
 import json
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -35,8 +35,16 @@ from pynamodb.exceptions import PynamoDBException
 from budgetkeeper import clock, money
 from budgetkeeper.budget_rows import Change, write_audit
 from budgetkeeper.notify import NotificationEvent
-from budgetkeeper.price_list import fetch_price_list, normalise, price_rows
-from budgetkeeper.pricing import TOKEN_KINDS, ModelKind, PriceRow, PriceTable, Rates, resolve_model_id
+from budgetkeeper.price_list import fetch_price_list, normalise, price_rows, service_codes
+from budgetkeeper.pricing import (
+    TOKEN_KINDS,
+    ModelKind,
+    PriceBasis,
+    PriceRow,
+    PriceTable,
+    Rates,
+    resolve_model_id,
+)
 from budgetkeeper.store import PriceVersionItem, RollupItem
 from budgetkeeper.usage import ServiceTier
 from budgetkeeper.windows import iso_utc
@@ -220,11 +228,16 @@ def overrides() -> tuple[PriceRow, ...]:
     return () if item is None or item.rows is None else tuple(_unpack(OVERRIDES, item.rows))
 
 
+def _prices_exactly(table: PriceTable, model_key: str, region: str, tier: ServiceTier) -> PriceRow | None:
+    """The row that prices the id in the region at the tier, unless only at a fallback rate."""
+    match = table.match(resolve_model_id(model_key), region, tier)
+    return match.row if match.basis in (PriceBasis.EXACT, PriceBasis.KEPT_BUNDLED) else None
+
+
 def with_overrides(table: PriceTable, rows: Iterable[PriceRow]) -> PriceTable:
-    """`table` plus each override row for an id, region and tier that `table` does not price."""
-    unpriced = [
-        row for row in rows if table.match(resolve_model_id(row.model), row.region, row.tier).row is None
-    ]
+    """`table` plus each override row for an id, region and tier that `table` does not price (or
+    prices only at a fallback rate)."""
+    unpriced = [row for row in rows if _prices_exactly(table, row.model, row.region, row.tier) is None]
     return table if not unpriced else PriceTable([*table, *unpriced], version=table.version)
 
 
@@ -251,7 +264,8 @@ def set_override(
     """Price `model_id` in `region` at `tier` where nothing else does; audited.
 
     Refused for a model the active version or the bundled table prices there (change prices through
-    a version), for ids that are not priced per token, and without a reason.
+    a version; a price at a fallback rate may be overridden), for ids that are not priced per token,
+    and without a reason.
     """
     if not reason.strip():
         raise OverrideRefused("an override needs a reason")
@@ -259,7 +273,7 @@ def set_override(
     if ref.kind is not ModelKind.MODEL:
         raise OverrideRefused(f"{model_id} is a {ref.kind.replace('_', ' ')}: override the model it runs")
     for table in (active_table(), PriceTable.bundled()):
-        row = table.match(ref, region, tier).row
+        row = _prices_exactly(table, ref.key, region, tier)
         if row is not None:
             raise OverrideRefused(
                 f"{ref.key} in {region} ({tier}) has a price in {table.version} ({row.model}, {row.region}): "
@@ -378,22 +392,54 @@ def refusal_event(outcome: RefreshOutcome) -> NotificationEvent:
     )
 
 
+def kept_bundled_rows(new: PriceTable, metered: Iterable[tuple[str, str]]) -> list[PriceRow]:
+    """The bundled rows of metered models no offer code prices, flagged `kept_bundled`: a model
+    the Price List does not list (some of the newest) keeps its rate instead of losing it."""
+    kept: dict[tuple[str, str, ServiceTier], PriceRow] = {}
+    bundled = PriceTable.bundled()
+    for model_key, region in sorted(set(metered)):
+        ref = resolve_model_id(model_key)
+        if ref.kind is not ModelKind.MODEL or new.match(ref, region).row is not None:
+            continue
+        row = bundled.match(ref, region).row
+        if row is not None and new.lookup(row.model, row.region, row.tier) is None:
+            kept[row.key] = replace(
+                row,
+                kept_bundled=True,
+                source=f"{row.source} (kept from {bundled.version}: no offer code prices it)",
+            )
+    return list(kept.values())
+
+
 def refresh_from_price_list(
     pricing_client: Any, *, max_factor: Decimal, notify: Callable[[NotificationEvent], None]
 ) -> RefreshOutcome:
-    """The daily refresh: read the Price List, store the rows as a version, activate it if safe."""
-    normalised = normalise(fetch_price_list(pricing_client))
+    """The daily refresh: read every Bedrock offer code of the Price List, store the rows as a
+    version (with the bundled rows of metered models no code prices, flagged), activate it if safe."""
+    codes = service_codes(pricing_client)
+    normalised = normalise(fetch_price_list(pricing_client, codes))
     if normalised.unmapped:
         _log.warning("Price List products with no model id in the map: %s", dict(normalised.unmapped))
     version = "pricelist-" + clock.now().strftime("%Y%m%dT%H%M%SZ")
-    table = PriceTable(price_rows(normalised.prices, normalised.skipped), version=version)
+    read = PriceTable(price_rows(normalised.prices, normalised.skipped), version=version)
+    metered = metered_models(clock.now() - METERED_LOOKBACK)
+    kept = kept_bundled_rows(read, metered)
+    if kept:
+        _log.warning(
+            "metered models no offer code prices keep their bundled rate: %s", [row.model for row in kept]
+        )
     return refresh(
-        table,
-        source="AWS Price List API (AmazonBedrock, AmazonBedrockFoundationModels)",
-        metered=metered_models(clock.now() - METERED_LOOKBACK),
+        PriceTable([*read, *kept], version=version) if kept else read,
+        source=f"AWS Price List API ({', '.join(codes)})",
+        metered=metered,
         max_factor=max_factor,
         notify=lambda outcome: notify(refusal_event(outcome)),
     )
+
+
+def current_table() -> PriceTable:
+    """The table the calculator prices with now: the active version with the operators' overrides."""
+    return with_overrides(active_table(), overrides())
 
 
 # --- the calculator's table ----------------------------------------------------------------------

@@ -10,12 +10,21 @@ id's row carries the regional rate, never the global one (scripts/build_prices.p
 normaliser, keep them apart; tests/unit/test_pricing.py checks every such row).
 
 Every row has a service tier (`standard`, `priority`, `flex`, `reserved`): a call is priced with the
-rows of the tier it was served at, by the rules below; a model without a row for that tier is
-unknown for that call (cost 0, flagged), never charged at another tier's rate.
+rows of the tier it was served at, by the rules below. A model without a row for that tier is
+charged at its standard rate and flagged (`price_basis` `tier_fallback`): AWS bills the call, and the
+standard rate is the nearest price the table knows (Flex is about half of it, Priority more).
+
+Every priced call says how its price was found (`PriceBasis`): `exact`; `region_fallback` when the
+table has no row of the model for the call's Region and the row of the fallback Region (us-east-1,
+whose list prices the bundled table's region-less rows carry) priced it; `tier_fallback` as above;
+`kept_bundled` when a Price List version kept the bundled rate of a metered model no offer code
+prices; `estimate` for a model the table does not price at all (rule 5).
 
 Which row prices an invocation (`PriceTable.match`), for a model or profile id `key` at the source
 region `region` (not the inference region: AWS bills cross-region calls at the source region):
-1. the row for `key` in `region`, else the row for `key` with no region (`*`);
+1. the row for `key` in `region`, else the row for `key` with no region (`*`), else its row in the
+   fallback Region (a Price List version names every row's Region): these last two are a
+   `region_fallback` outside the fallback Region (GovCloud profile rows are GovCloud's own);
 2. `global.<model>` without a row: the base model's row (at worst the regional rate, 10% over);
 3. `<geo>.<model>` (`us.`, `eu.`, `apac.`, `jp.`, `au.`, `in.`) without a row: the model's
    geographic row for the region (`geo.<model>`, which a Price List version has: the Price List
@@ -25,8 +34,14 @@ region `region` (not the inference region: AWS bills cross-region calls at the s
    the model has no geo rows, since cross-region inference is billed at the source region's price;
 4. `us-gov.<model>` without a row: the base model's row for the source region (GovCloud regions
    have rows of their own);
-5. otherwise the model is unknown: cost 0, status `unknown_model`, never another model's price.
-   The caller counts and alerts on it.
+5. otherwise the model is unknown: it is charged at a conservative estimate (status `estimated`,
+   basis `estimate`) so that a model launched yesterday is no way around a budget: the operators'
+   rate when they set one (tunable `prices/unknown_model_usd_per_million`), else per token kind the
+   highest rate the table knows of the same vendor (`anthropic`, `amazon`, ...) and endpoint kind
+   (in-region, geographic, global), else of any vendor. The caller counts, alerts, and keeps the
+   estimate apart (budgetkeeper.estimates re-prices it exactly once the table prices the model).
+   Ids that are not priced per token (custom and imported model ARNs) and application profiles
+   Bedrock did not resolve stay `unknown_model` at cost 0, flagged.
 
 Provisioned-throughput models are billed per hour, not per token: their invocations are counted
 with cost 0 and status `provisioned`.
@@ -56,6 +71,11 @@ TOKENS_PER_PRICE_UNIT = Decimal(1_000_000)
 ZERO_USD = Decimal(0)
 BUNDLED_TABLE_PATH = Path(__file__).parent / "prices" / "bedrock-prices.json"
 ANY_REGION = "*"
+# The Region whose list prices the bundled table's region-less rows carry, and whose row prices a
+# model in a Region the table has no row for (flagged `region_fallback`).
+FALLBACK_REGION = "us-east-1"
+# Every long-context tier AWS publishes starts above 200K prompt tokens.
+LONG_CONTEXT_THRESHOLD_TOKENS = 200_000
 
 # Token kinds in the order of TokenCounts and of every price row.
 TOKEN_KINDS: tuple[str, ...] = ("input", "output", "cache_read", "cache_write_5m", "cache_write_1h")
@@ -164,6 +184,7 @@ class PriceRow:
     derived: tuple[str, ...] = ()  # kinds computed by the table's builder rather than read from the source
     tier: ServiceTier = ServiceTier.STANDARD
     version: str | None = None  # the version that priced it, when not its table's (an operator override)
+    kept_bundled: bool = False  # a Price List version kept the bundled row: no offer code prices it
 
     @property
     def key(self) -> tuple[str, str, ServiceTier]:
@@ -182,6 +203,7 @@ class PriceRow:
             derived=tuple(data.get("derived", ())),
             tier=ServiceTier(data.get("tier", ServiceTier.STANDARD)),
             version=data.get("version"),
+            kept_bundled=bool(data.get("kept_bundled", False)),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -195,6 +217,7 @@ class PriceRow:
             "source": self.source,
             "as_of": self.as_of.isoformat(),
             **({"version": self.version} if self.version else {}),
+            **({"kept_bundled": True} if self.kept_bundled else {}),
         }
 
 
@@ -255,12 +278,41 @@ def resolve_model_id(model_id: str) -> ModelRef:
 # --- the table ----------------------------------------------------------------------------------
 
 
+class PriceBasis(StrEnum):
+    """How a call's price was found (module docstring): anything but `exact` is flagged."""
+
+    EXACT = "exact"
+    REGION_FALLBACK = "region_fallback"
+    TIER_FALLBACK = "tier_fallback"
+    KEPT_BUNDLED = "kept_bundled"
+    ESTIMATE = "estimate"
+
+
 @dataclass(frozen=True, slots=True)
 class PriceMatch:
-    """The row that prices a model id in a region (None: unknown), and how it was chosen if not directly."""
+    """The row that prices a model id in a region (None: unknown), how it was chosen if not
+    directly, and the basis of the price."""
 
     row: PriceRow | None
     note: str | None = None
+    basis: PriceBasis = PriceBasis.EXACT
+
+
+EndpointClass = str  # "in_region", "geographic" or "global": what an estimate compares
+
+
+def endpoint_class(ref: ModelRef) -> EndpointClass:
+    if ref.profile_prefix == GLOBAL_PREFIX:
+        return "global"
+    if ref.profile_prefix in (None, GOVCLOUD_PREFIX):
+        return "in_region"
+    return "geographic"
+
+
+def vendor_of(ref: ModelRef) -> str:
+    """`anthropic` of `us.anthropic.claude-...`; the Price List's `geo.` keys name their model after it."""
+    base = ref.base_model.removeprefix(f"{GEOGRAPHIC_KEY_PREFIX}.")
+    return base.partition(".")[0]
 
 
 class PriceTable:
@@ -271,6 +323,7 @@ class PriceTable:
         self._rows: dict[tuple[str, str, ServiceTier], PriceRow] = {}
         self._geo_profiles: dict[tuple[str, ServiceTier], list[PriceRow]] = {}
         self._matches: dict[tuple[str, str, ServiceTier], PriceMatch] = {}
+        self._estimates: dict[tuple[str, EndpointClass, ServiceTier], Rates | None] = {}
         for row in rows:
             if row.key in self._rows:
                 raise ValueError(f"two price rows for {row.model} in {row.region} at tier {row.tier}")
@@ -304,12 +357,87 @@ class PriceTable:
         return self._rows.get((model_key, region, tier)) or self._rows.get((model_key, ANY_REGION, tier))
 
     def match(self, ref: ModelRef, region: str, tier: ServiceTier = ServiceTier.STANDARD) -> PriceMatch:
-        """The row that prices `ref` in `region` at `tier`, by the rules in the module docstring."""
+        """The row that prices `ref` in `region` at `tier`, by the rules in the module docstring:
+        the tier's row, else the standard one (`tier_fallback`); None when the model has neither."""
         cache_key = (ref.key, region, tier)
         found = self._matches.get(cache_key)
         if found is None:
-            found = self._matches[cache_key] = self._match(ref, region, tier)
+            found = self._match_in_region(ref, region, tier)
+            if found.row is None and tier is not ServiceTier.STANDARD:
+                standard = self._match_in_region(ref, region, ServiceTier.STANDARD)
+                if standard.row is not None:
+                    why = f"no {tier} price for {ref.key}: charged at the standard rate"
+                    found = PriceMatch(standard.row, _joined(standard.note, why), PriceBasis.TIER_FALLBACK)
+            self._matches[cache_key] = found
         return found
+
+    def estimate(self, ref: ModelRef, tier: ServiceTier) -> tuple[Rates, str] | None:
+        """A conservative rate for a model the table does not price: per token kind, the highest rate
+        of its geo profiles when they disagree (rule 3), else of the same vendor and endpoint kind (at
+        `tier`, else standard), else of any vendor."""
+        siblings = [] if ref.profile_prefix is None else self._geo_profiles.get((ref.base_model, tier), [])
+        if siblings:
+            rates = _highest_rates(sibling.rates for sibling in siblings)
+            return (
+                None
+                if rates is None
+                else (rates, f"the highest rate of the geo profiles of {ref.base_model}")
+            )
+        vendor, kind = vendor_of(ref), endpoint_class(ref)
+        for wanted_vendor, wanted_tier in (
+            (vendor, tier),
+            (vendor, ServiceTier.STANDARD),
+            (None, tier),
+            (None, ServiceTier.STANDARD),
+        ):
+            rates = self._highest(wanted_vendor, kind, wanted_tier)
+            if rates is not None:
+                of = f"{wanted_vendor} " if wanted_vendor else "any vendor's "
+                return rates, f"the highest {of}{kind.replace('_', '-')} {wanted_tier} rate in {self.version}"
+        return None
+
+    def _highest(self, vendor: str | None, kind: EndpointClass, tier: ServiceTier) -> Rates | None:
+        cache_key = (vendor or "", kind, tier)
+        if cache_key not in self._estimates:
+            same = [
+                row.rates
+                for row in self._rows.values()
+                if row.tier is tier
+                and endpoint_class(ref := resolve_model_id(row.model)) == kind
+                and (vendor is None or vendor_of(ref) == vendor)
+            ]
+            self._estimates[cache_key] = (
+                None
+                if not same
+                else Rates(
+                    **{
+                        kind_: max(
+                            (rate for r in same if (rate := getattr(r, kind_)) is not None), default=None
+                        )
+                        for kind_ in TOKEN_KINDS
+                    }
+                )
+            )
+        return self._estimates[cache_key]
+
+    def _match_in_region(self, ref: ModelRef, region: str, tier: ServiceTier) -> PriceMatch:
+        """Rules 1-4 at `tier`: in `region`, else at the fallback Region's price (`region_fallback`)."""
+        found = self._match(ref, region, tier)
+        if found.row is None and region != FALLBACK_REGION:
+            fallback = self._match(ref, FALLBACK_REGION, tier)
+            if fallback.row is not None:
+                found = fallback
+        row = found.row
+        if row is None:
+            return found
+        if row.kept_bundled:
+            return PriceMatch(row, found.note, PriceBasis.KEPT_BUNDLED)
+        if row.region == region or (row.region == ANY_REGION and region == FALLBACK_REGION):
+            return found
+        if row.region == ANY_REGION and resolve_model_id(row.model).profile_prefix == GOVCLOUD_PREFIX:
+            return found  # a GovCloud profile's row is GovCloud's own price
+        why = f"no {region} price for {ref.key}: charged at the {FALLBACK_REGION} rate"
+        return PriceMatch(row, _joined(found.note, why), PriceBasis.REGION_FALLBACK)
 
     def _match(self, ref: ModelRef, region: str, tier: ServiceTier) -> PriceMatch:
         row = self.lookup(ref.key, region, tier)
@@ -425,7 +553,8 @@ class InferenceProfiles:
 
 class PriceStatus(StrEnum):
     PRICED = "priced"
-    UNKNOWN_MODEL = "unknown_model"  # cost 0: the caller counts and alerts
+    ESTIMATED = "estimated"  # an unknown model at a conservative estimate: counted, kept apart, re-priced
+    UNKNOWN_MODEL = "unknown_model"  # cost 0: not priced per token; the caller counts and alerts
     PROVISIONED = "provisioned"  # cost 0: billed per hour of provisioned throughput, not per token
 
 
@@ -453,12 +582,19 @@ class Priced:
     note: str | None = None
     long_context: bool = False  # charged at the row's long-context rates
     tier: ServiceTier = ServiceTier.STANDARD  # the service tier priced
+    basis: PriceBasis = PriceBasis.EXACT
+    estimate: Rates | None = None  # the rates of an estimate (status `estimated`, no row)
+
+    @property
+    def flagged(self) -> bool:
+        """Priced at anything but the exact rate of the call's model, Region and tier."""
+        return self.basis is not PriceBasis.EXACT
 
     @property
     def rates(self) -> Rates | None:
-        """The rates charged: the row's, or its long-context tier's."""
+        """The rates charged: the row's, or its long-context tier's, or the estimate's."""
         if self.row is None:
-            return None
+            return self.estimate
         tier = self.row.long_context
         return tier.rates if tier is not None and self.long_context else self.row.rates
 
@@ -471,6 +607,7 @@ class Priced:
         return {
             "cost_usd": money.exact(self.cost_usd),
             "status": str(self.status),
+            "price_basis": str(self.basis),
             "model_key": self.model_key,
             "tier": str(self.tier),
             "long_context": self.long_context,
@@ -498,6 +635,7 @@ def price_invocation(
     tier: ServiceTier = ServiceTier.STANDARD,
     *,
     request_prompt_tokens: int | None = None,
+    unknown_model_rates: Rates | None = None,
 ) -> Priced:
     """THE pricing function: what one invocation of `model_id` from source `region` at `tier` costs.
 
@@ -507,7 +645,9 @@ def price_invocation(
     cache writes) exceeds the row's long-context threshold, every token of the request, output
     included, is charged at the long-context rates: that is how AWS and Anthropic bill prompts over
     200K tokens. Application-profile ARNs are resolved through `profiles`; without it, or when
-    Bedrock does not answer, they are unknown. A model without a price at `tier` is unknown too.
+    Bedrock does not answer, they are unknown. A model without a price at `tier` is charged at its
+    standard rate (`tier_fallback`); one the table does not price at all at `unknown_model_rates`
+    (the operators' rate) when given, else at the table's conservative estimate (status `estimated`).
 
     `tokens` may also be the sum of several requests that all fall on the same side of every
     long-context threshold (the Athena engine's groups): `request_prompt_tokens` is then the prompt
@@ -527,12 +667,42 @@ def price_invocation(
         return _unknown(table, ref.key, tokens, tier, "no per-token price for this kind of ARN")
     match = table.match(ref, region, tier)
     if match.row is None:
-        at_tier = "" if tier is ServiceTier.STANDARD else f" at the {tier} tier"
-        return _unknown(
-            table, ref.key, tokens, tier, match.note or f"no price for {ref.key} in {region}{at_tier}"
-        )
+        return _estimated(table, ref, region, tokens, tier, match.note, unknown_model_rates)
     prompt = tokens.prompt_total if request_prompt_tokens is None else request_prompt_tokens
-    return _charge(match.row, match.note, ref.key, tokens, prompt)
+    return _charge(match, ref.key, tokens, prompt)
+
+
+def _estimated(
+    table: PriceTable,
+    ref: ModelRef,
+    region: str,
+    tokens: TokenCounts,
+    tier: ServiceTier,
+    match_note: str | None,
+    operator_rates: Rates | None,
+) -> Priced:
+    estimate = (
+        (operator_rates, "the operators' rate for unknown models")
+        if operator_rates
+        else table.estimate(ref, tier)
+    )
+    reason = match_note or f"no price for {ref.key} in {region}"
+    if estimate is None:
+        return _unknown(table, ref.key, tokens, tier, reason)
+    rates, source = estimate
+    note = f"{reason}; unknown model: estimated at {source}, re-priced when its price arrives"
+    cost = sum((count * usd for _, count, usd, _ in rates.billed(tokens)), ZERO_USD) / TOKENS_PER_PRICE_UNIT
+    return Priced(
+        cost,
+        PriceStatus.ESTIMATED,
+        ref.key,
+        None,
+        tokens,
+        note,
+        tier=tier,
+        basis=PriceBasis.ESTIMATE,
+        estimate=rates,
+    )
 
 
 def _unknown(
@@ -542,14 +712,14 @@ def _unknown(
     return Priced(ZERO_USD, PriceStatus.UNKNOWN_MODEL, model_key, None, tokens, note, tier=tier)
 
 
-def _charge(
-    row: PriceRow, match_note: str | None, model_key: str, tokens: TokenCounts, prompt_tokens: int
-) -> Priced:
+def _charge(match: PriceMatch, model_key: str, tokens: TokenCounts, prompt_tokens: int) -> Priced:
+    row = match.row
+    assert row is not None
     tier = row.long_context
     long_context = tier is not None and prompt_tokens > tier.threshold_tokens
     rates = tier.rates if tier is not None and long_context else row.rates
     total = ZERO_USD
-    notes = [match_note] if match_note else []
+    notes = [match.note] if match.note else []
     for kind, count, usd_per_million, rate_of in rates.billed(tokens):
         total += count * usd_per_million
         if rate_of != kind:
@@ -563,4 +733,21 @@ def _charge(
         note="; ".join(notes) or None,
         long_context=long_context,
         tier=row.tier,
+        basis=match.basis,
     )
+
+
+def _highest_rates(rates: Iterable[Rates]) -> Rates | None:
+    """Per token kind, the highest of `rates` (None when there are none)."""
+    known = list(rates)
+    if not known:
+        return None
+    highest = {
+        kind: max((rate for each in known if (rate := getattr(each, kind)) is not None), default=None)
+        for kind in TOKEN_KINDS
+    }
+    return Rates(**highest)
+
+
+def _joined(*notes: str | None) -> str:
+    return "; ".join(note for note in notes if note)

@@ -44,6 +44,9 @@ SERVICES_SCOPE = "bedrock"  # the per-service level's key: every Bedrock service
 NO_PRINCIPAL = "(no principal)"  # billed Bedrock spend the CUR names no IAM principal for
 BEDROCK = "Bedrock"
 NOT_MODEL_CALLS = "AgentCore"  # "Amazon Bedrock AgentCore" bills agent runtime compute
+# The CUR's product codes of Bedrock model usage: current Claude usage is billed under
+# AmazonBedrockService (shared facts, more_facts.md), whatever its line items' product name says.
+BEDROCK_PRODUCT_CODES = ("AmazonBedrock", "AmazonBedrockFoundationModels", "AmazonBedrockService")
 DAY = timedelta(days=1)
 ATHENA_POLL_SECONDS = 2.0
 ATHENA_TIMEOUT_SECONDS = 600.0
@@ -271,8 +274,10 @@ def cur_query(source: CurSource, since: date, until: date) -> str:
     """Billed Bedrock cost per day, account and IAM principal, in Athena's dialect (Trino).
 
     Usage line items only (as Cost Explorer's RECORD_TYPE Usage), of the billing periods the days
-    fall in (the export's partition). A row per day and account with `bedrock` false carries no
-    cost: it says the CUR has line items for that day, so a day without any row is still pending.
+    fall in (the export's partition), whose product code is one of BEDROCK_PRODUCT_CODES or whose
+    product name says Bedrock (third-party models bill under their own names), AgentCore's left
+    out. A row per day and account with `bedrock` false carries no cost: it says the CUR has line
+    items for that day, so a day without any row is still pending.
     """
     periods = ", ".join(_text(period) for period in _billing_periods(since, until))
     start = _text(f"{since.isoformat()} 00:00:00")
@@ -283,7 +288,7 @@ def cur_query(source: CurSource, since: date, until: date) -> str:
     line_item_usage_account_id AS account,
     line_item_iam_principal AS principal,
     line_item_unblended_cost AS cost,
-    (line_item_product_code = 'AmazonBedrock'
+    (line_item_product_code IN ({", ".join(_text(code) for code in BEDROCK_PRODUCT_CODES)})
       OR COALESCE(element_at(product, 'product_name'), '') LIKE '%{BEDROCK}%')
       AND COALESCE(element_at(product, 'product_name'), '') NOT LIKE '%{NOT_MODEL_CALLS}%' AS bedrock
   FROM {_name(source.database)}.{_name(source.table)}

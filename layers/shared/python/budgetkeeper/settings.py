@@ -220,6 +220,17 @@ def _parse_app_profiles(raw: str) -> tuple[tuple[str, str], ...]:
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
+def _parse_unknown_model_rate(raw: str) -> tuple[Decimal, Decimal] | None:
+    """`INPUT/OUTPUT` USD per 1M tokens (e.g. `15/75`), or empty: the price table's estimate."""
+    if not raw.strip():
+        return None
+    parts = raw.split("/")
+    if len(parts) != 2:
+        raise InvalidTunable(f"expected INPUT/OUTPUT USD per 1M tokens such as 15/75, got {raw!r}")
+    input_rate, output_rate = (_parse_decimal(part) for part in parts)
+    return input_rate, output_rate
+
+
 def _parse_log_level(raw: str) -> str:
     level = raw.strip().upper()
     if level not in _LOG_LEVELS:
@@ -347,6 +358,14 @@ TUNABLES: tuple[Tunable, ...] = (
         _parse_int,
         "the daily reconciliation checks this many days before today (Cost Explorer and CUR lag)",
     ),
+    Tunable(
+        "unknown_model_usd_per_million",
+        "prices/unknown_model_usd_per_million",
+        "",
+        _parse_unknown_model_rate,
+        "INPUT/OUTPUT USD per 1M tokens charged for a model the price table does not know, e.g. 15/75 "
+        "(empty: the highest known rate of the model's vendor and endpoint kind); re-priced once known",
+    ),
 )
 
 
@@ -380,6 +399,7 @@ class Tunables:
     reconcile_drift_percent: Decimal
     reconcile_drift_min_usd: Decimal
     reconcile_days: int
+    unknown_model_usd_per_million: tuple[Decimal, Decimal] | None
 
     @classmethod
     def from_values(cls, values: Mapping[str, str]) -> Tunables:

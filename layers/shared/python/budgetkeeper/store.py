@@ -88,6 +88,15 @@ class RollupItem(Model):
     cache_write_5m_tokens = NumberAttribute(default=0)
     cache_write_1h_tokens = NumberAttribute(default=0)
     cost_usd = DecimalAttribute(default=Decimal)
+    # Calls priced at anything but their exact rate (pricing.PriceBasis), present once there is one;
+    # estimated_cost_usd is the part of cost_usd that is an estimate, until it is re-priced.
+    region_fallback_calls = NumberAttribute(null=True)
+    tier_fallback_calls = NumberAttribute(null=True)
+    kept_bundled_calls = NumberAttribute(null=True)
+    estimated_calls = NumberAttribute(null=True)
+    estimated_cost_usd = DecimalAttribute(null=True)
+    # Estimate ledger items only (usage_writer): every item the estimated usage was charged to, as JSON.
+    charged = UnicodeAttribute(null=True)
 
 
 class TotalItem(Model):

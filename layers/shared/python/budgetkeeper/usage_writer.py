@@ -7,7 +7,9 @@ rollups table under the day's partition (`usage#YYYY-MM-DD`), so that a report o
 reads a few day partitions and can group and filter by every field at once. `UsageWriter` adds
 them to the rollups and totals tables exactly once per CloudWatch Logs payload, through markers in
 the dedupe table, and a journal (the deltas' `to_bytes` format) when a group of payloads is too
-large for one transaction.
+large for one transaction. Usage charged at an estimate (an unknown model) also goes to an estimate
+ledger item in the same transaction, and `commit_correction` applies its exact re-pricing once
+(budgetkeeper.estimates).
 
 Markers are grouped: a CloudWatch Logs payload is marked by an 8-byte digest of its id in a slot
 item shared by the payloads whose first event falls in the same minute (`seen#<minute>#<shard>`),
@@ -29,14 +31,14 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from pynamodb.connection import Connection
-from pynamodb.exceptions import TransactWriteError
+from pynamodb.exceptions import PutError, TransactWriteError
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from budgetkeeper import clock
 from budgetkeeper.budgets import Budget
 from budgetkeeper.metering import Metered
-from budgetkeeper.pricing import PriceStatus
+from budgetkeeper.pricing import LONG_CONTEXT_THRESHOLD_TOKENS, PriceBasis, PriceStatus
 from budgetkeeper.records import LogPayload, PayloadKind
 from budgetkeeper.store import DedupeItem, RollupItem, TotalItem, budget_key
 from budgetkeeper.usage import ServiceTier
@@ -62,8 +64,14 @@ class RollupDelta:
     cache_write_5m_tokens: int = 0
     cache_write_1h_tokens: int = 0
     cost_usd: Decimal = field(default_factory=Decimal)
+    region_fallback_calls: int = 0
+    tier_fallback_calls: int = 0
+    kept_bundled_calls: int = 0
+    estimated_calls: int = 0
+    estimated_cost_usd: Decimal = field(default_factory=Decimal)
 
-    COUNTERS: ClassVar[tuple[str, ...]] = (
+    # Written on every update; the flag counters (FLAGS) only when not zero.
+    ALWAYS: ClassVar[tuple[str, ...]] = (
         "calls",
         "errors",
         "unpriced_calls",
@@ -74,6 +82,15 @@ class RollupDelta:
         "cache_write_1h_tokens",
         "cost_usd",
     )
+    FLAGS: ClassVar[tuple[str, ...]] = (
+        "region_fallback_calls",
+        "tier_fallback_calls",
+        "kept_bundled_calls",
+        "estimated_calls",
+        "estimated_cost_usd",
+    )
+    COUNTERS: ClassVar[tuple[str, ...]] = ALWAYS + FLAGS
+    DECIMALS: ClassVar[frozenset[str]] = frozenset({"cost_usd", "estimated_cost_usd"})
 
     def merge(self, other: RollupDelta) -> None:
         for name in self.COUNTERS:
@@ -121,6 +138,7 @@ class UsageDeltas:
     rollups: dict[RollupKey, RollupDelta] = field(default_factory=dict)
     totals: dict[TotalKey, TotalDelta] = field(default_factory=dict)
     lines: dict[LineKey, RollupDelta] = field(default_factory=dict)
+    estimates: dict[str, EstimateDelta] = field(default_factory=dict)  # by ledger bucket
 
     def merge(self, other: UsageDeltas) -> None:
         for mine, theirs in ((self.rollups, other.rollups), (self.lines, other.lines)):
@@ -134,10 +152,19 @@ class UsageDeltas:
                 self.totals[key].merge(total)
             else:
                 self.totals[key] = replace(total)
+        for bucket, estimate in other.estimates.items():
+            self.add_estimate(estimate, bucket)
+
+    def add_estimate(self, estimate: EstimateDelta, bucket: str | None = None) -> None:
+        bucket = bucket or estimate.bucket
+        if bucket in self.estimates:
+            self.estimates[bucket].usage.merge(estimate.usage)
+        else:
+            self.estimates[bucket] = replace(estimate, usage=replace(estimate.usage))
 
     @property
     def item_count(self) -> int:
-        return len(self.rollups) + len(self.totals) + len(self.lines)
+        return len(self.rollups) + len(self.totals) + len(self.lines) + len(self.estimates)
 
     def split(self, max_items: int) -> list[UsageDeltas]:
         """Deterministic chunks of at most `max_items` item keys each."""
@@ -145,6 +172,7 @@ class UsageDeltas:
         entries: list[tuple[str, Any, Any]] = [("rollups", k, d) for k, d in self.rollups.items()]
         entries += [("totals", k, d) for k, d in self.totals.items()]
         entries += [("lines", k, d) for k, d in self.lines.items()]
+        entries += [("estimates", k, d) for k, d in self.estimates.items()]
         for start in range(0, len(entries), max_items):
             chunk = UsageDeltas()
             for kind, key, delta in entries[start : start + max_items]:
@@ -176,6 +204,13 @@ class UsageDeltas:
                 [list(key), {n: str(getattr(d, n)) for n in RollupDelta.COUNTERS}]
                 for key, d in self.lines.items()
             ],
+            "estimates": [
+                [
+                    [e.model, e.region, e.tier, e.hour, e.charged],
+                    {n: str(getattr(e.usage, n)) for n in RollupDelta.COUNTERS},
+                ]
+                for e in self.estimates.values()
+            ],
         }
         return gzip.compress(json.dumps(document, separators=(",", ":")).encode(), mtime=0)
 
@@ -193,25 +228,81 @@ class UsageDeltas:
             tuple(key): TotalDelta(start, end, calls, Decimal(spent), Decimal(claimed), set(claimers))
             for key, (start, end, calls, spent, claimed, claimers) in document["totals"]
         }
-        return cls(rollups=rollups, totals=totals, lines=lines)  # type: ignore[arg-type]
+        deltas = cls(rollups=rollups, totals=totals, lines=lines)  # type: ignore[arg-type]
+        for key, values in document.get("estimates", ()):  # none in journals written before estimates
+            deltas.add_estimate(EstimateDelta(*key, usage=_rollup_from_strings(values)))
+        return deltas
 
 
 def _rollup_from_strings(values: dict[str, str]) -> RollupDelta:
-    return RollupDelta(**{n: (Decimal(v) if n == "cost_usd" else int(v)) for n, v in values.items()})
+    return RollupDelta(
+        **{n: (Decimal(v) if n in RollupDelta.DECIMALS else int(v)) for n, v in values.items()}
+    )
+
+
+def calls_counter(basis: PriceBasis) -> str:
+    """The RollupDelta counter (and RollupItem attribute) of calls priced at `basis` (not exact)."""
+    return "estimated_calls" if basis is PriceBasis.ESTIMATE else f"{basis}_calls"
 
 
 def rollup_delta(metered: Metered) -> RollupDelta:
     tokens = metered.invocation.tokens
-    return RollupDelta(
+    priced = metered.priced
+    delta = RollupDelta(
         calls=1,
         errors=1 if metered.invocation.error_code else 0,
-        unpriced_calls=0 if metered.priced.status == PriceStatus.PRICED else 1,
+        unpriced_calls=0 if priced.status in (PriceStatus.PRICED, PriceStatus.ESTIMATED) else 1,
         input_tokens=tokens.input,
         output_tokens=tokens.output,
         cache_read_tokens=tokens.cache_read,
         cache_write_5m_tokens=tokens.cache_write_5m,
         cache_write_1h_tokens=tokens.cache_write_1h,
-        cost_usd=metered.priced.cost_usd,
+        cost_usd=priced.cost_usd,
+    )
+    if priced.basis is PriceBasis.ESTIMATE:
+        delta.estimated_calls, delta.estimated_cost_usd = 1, priced.cost_usd
+    elif priced.flagged:
+        setattr(delta, calls_counter(priced.basis), 1)
+    return delta
+
+
+# ----------------------------------------------------------------------------- estimate ledger
+# Usage charged at an estimate (an unknown model) is also written to a ledger item that lists every
+# item it was charged to (budgetkeeper.estimates re-prices it): one per model, Region, tier, hour,
+# caller and set of budget windows, in the rollups table's ESTIMATES partition.
+
+ESTIMATES_PARTITION = "estimates"
+
+
+@dataclass(slots=True)
+class EstimateDelta:
+    model: str
+    region: str
+    tier: str
+    hour: str
+    charged: str  # JSON: the rollup, line and total keys the usage was charged to (`charged_keys`)
+    usage: RollupDelta
+
+    @property
+    def bucket(self) -> str:
+        digest = hashlib.sha256(f"{self.model}|{self.region}|{self.tier}|{self.charged}".encode()).hexdigest()
+        return f"{self.hour}#{digest[:32]}"
+
+
+def charged_keys(
+    rollups: list[RollupKey], line: LineKey, totals: list[tuple[TotalKey, str, str, bool]], long_prompt: bool
+) -> str:
+    """The ledger's record of what estimated usage was charged to; `totals` with each window's start
+    and end and whether the charge was an app claim. `long_prompt`: the calls' prompts exceeded
+    pricing.LONG_CONTEXT_THRESHOLD_TOKENS (a ledger item holds calls on one side of it only)."""
+    return json.dumps(
+        {
+            "rollups": [list(key) for key in rollups],
+            "line": list(line),
+            "totals": [[*key, start, end, claimed] for key, start, end, claimed in totals],
+            "long_prompt": long_prompt,
+        },
+        separators=(",", ":"),
     )
 
 
@@ -233,8 +324,11 @@ def usage_deltas(metered: Iterable[Metered], budgets_of: Callable[[str], list[Bu
             lines[line_key] = replace(delta)
         else:
             line.merge(delta)
+        charged_rollups: list[RollupKey] = []
+        charged_totals: list[tuple[TotalKey, str, str, bool]] = []
         for scope in item.attribution.scopes:
             key = (scope, hour, model, region, str(tier))
+            charged_rollups.append(key)
             existing = rollups.get(key)
             if existing is None:
                 rollups[key] = replace(delta)  # a copy: `delta` is added to every scope's rollup
@@ -248,9 +342,15 @@ def usage_deltas(metered: Iterable[Metered], budgets_of: Callable[[str], list[Bu
                     total = totals[total_key] = TotalDelta(iso_utc(span.start), iso_utc(span.end))
                 total.calls += 1
                 total.spent_usd += delta.cost_usd
-                if scope == item.attribution.app and item.attribution.app_claimed:
+                claimed = scope == item.attribution.app and item.attribution.app_claimed
+                if claimed:
                     total.claimed_usd += delta.cost_usd
                     total.claimers.add(item.attribution.principal)
+                charged_totals.append((total_key, total.window_start, total.window_end, claimed))
+        if delta.estimated_calls:
+            long_prompt = invocation.tokens.prompt_total > LONG_CONTEXT_THRESHOLD_TOKENS
+            charged = charged_keys(charged_rollups, line_key, charged_totals, long_prompt)
+            deltas.add_estimate(EstimateDelta(model, region, str(tier), hour, charged, replace(delta)))
     return deltas
 
 
@@ -267,8 +367,27 @@ def _rollup_update(key: RollupKey, delta: RollupDelta) -> tuple[RollupItem, list
         RollupItem.region.set(region),
         RollupItem.service_tier.set(tier),
     ]
-    actions += [getattr(RollupItem, name).add(getattr(delta, name)) for name in RollupDelta.COUNTERS]
-    return item, actions
+    return item, actions + _counter_actions(delta)
+
+
+def _counter_actions(delta: RollupDelta) -> list[Any]:
+    return [
+        getattr(RollupItem, name).add(value)
+        for name in RollupDelta.COUNTERS
+        if (value := getattr(delta, name)) or name in RollupDelta.ALWAYS
+    ]
+
+
+def _estimate_update(bucket: str, estimate: EstimateDelta) -> tuple[RollupItem, list[Any]]:
+    item = RollupItem(ESTIMATES_PARTITION, bucket)
+    actions = [
+        RollupItem.hour.set(estimate.hour),
+        RollupItem.model.set(estimate.model),
+        RollupItem.region.set(estimate.region),
+        RollupItem.service_tier.set(estimate.tier),
+        RollupItem.charged.set(estimate.charged),
+    ]
+    return item, actions + _counter_actions(estimate.usage)
 
 
 def _line_update(key: LineKey, delta: RollupDelta) -> tuple[RollupItem, list[Any]]:
@@ -286,8 +405,7 @@ def _line_update(key: LineKey, delta: RollupDelta) -> tuple[RollupItem, list[Any
             if value
         ),
     ]
-    actions += [getattr(RollupItem, name).add(getattr(delta, name)) for name in RollupDelta.COUNTERS]
-    return item, actions
+    return item, actions + _counter_actions(delta)
 
 
 def _total_update(key: TotalKey, delta: TotalDelta) -> tuple[TotalItem, list[Any]]:
@@ -311,6 +429,7 @@ def _updates(deltas: UsageDeltas) -> list[tuple[Model, list[Any]]]:
         *(_rollup_update(k, d) for k, d in deltas.rollups.items()),
         *(_total_update(k, d) for k, d in deltas.totals.items()),
         *(_line_update(k, d) for k, d in deltas.lines.items()),
+        *(_estimate_update(k, d) for k, d in deltas.estimates.items()),
     ]
 
 
@@ -629,3 +748,65 @@ def _as_concurrent_claim(error: TransactWriteError) -> Exception:
     if "ConditionalCheckFailed" in _cancellation_codes(error):
         return ConcurrentClaim(str(error))
     return error
+
+
+# ----------------------------------------------------------------------------- estimate corrections
+
+
+def correction_deltas(ledger: RollupItem, exact_cost: Decimal, basis: PriceBasis) -> UsageDeltas:
+    """What re-pricing one ledger item changes: every item it was charged to gets the difference
+    between the exact cost and the estimate, and its calls move from `estimated` to `basis`."""
+    charged = json.loads(str(ledger.charged))
+    calls, estimated = int(ledger.calls), ledger.cost_usd
+
+    def moved() -> RollupDelta:
+        delta = RollupDelta(
+            cost_usd=exact_cost - estimated, estimated_calls=-calls, estimated_cost_usd=-estimated
+        )
+        if basis is not PriceBasis.EXACT:
+            setattr(delta, calls_counter(basis), calls)
+        return delta
+
+    deltas = UsageDeltas()
+    for key in charged["rollups"]:
+        deltas.rollups[tuple(key)] = moved()  # type: ignore[index]
+    deltas.lines[tuple(charged["line"])] = moved()  # type: ignore[index]
+    for scope, window, window_id, start, end, claimed in charged["totals"]:
+        difference = exact_cost - estimated
+        deltas.totals[(scope, window, window_id)] = TotalDelta(
+            start, end, spent_usd=difference, claimed_usd=difference if claimed else Decimal(0)
+        )
+    return deltas
+
+
+def commit_correction(connection: Connection, ledger: RollupItem, deltas: UsageDeltas) -> bool:
+    """Apply a correction and delete its ledger item in one transaction, exactly once: the delete is
+    conditioned on the ledger holding what was read, so a second run, or a calculator adding to the
+    item in between, cancels the whole transaction (False: read the ledger again)."""
+    unchanged = (RollupItem.calls == ledger.calls) & (RollupItem.cost_usd == ledger.cost_usd)
+    try:
+        with TransactWrite(connection=connection) as transaction:
+            transaction.delete(RollupItem(ledger.scope, ledger.bucket), condition=unchanged)
+            for item, actions in _updates(deltas):
+                transaction.update(item, actions=actions)
+    except TransactWriteError as error:
+        if _cancelled_on_first_item(error):
+            return False
+        raise
+    return True
+
+
+ESTIMATED_MODELS_PARTITION = "estimated-models"
+
+
+def first_estimate_of(model: str, at: str) -> bool:
+    """Mark `model` as estimated; True only the first time ever (who alerts on it)."""
+    try:
+        RollupItem(ESTIMATED_MODELS_PARTITION, model, model=model, hour=at[:13]).save(
+            RollupItem.scope.does_not_exist()
+        )
+    except PutError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True

@@ -78,8 +78,10 @@ def gather_summary(now: datetime, default_time_zone: str = "UTC") -> dict[str, A
     for scope, by_window in principals.items():
         if by_window.get("daily"):
             for rollup in RollupItem.query(scope, RollupItem.bucket.startswith(day)):
-                if rollup.unpriced_calls and rollup.model:
-                    unknown[rollup.model] += int(rollup.unpriced_calls)
+                # Calls counted at 0 and calls of models without a price, counted at an estimate
+                not_priced = int(rollup.unpriced_calls) + int(rollup.estimated_calls or 0)
+                if not_priced and rollup.model:
+                    unknown[rollup.model] += not_priced
 
     def listed(statuses: tuple[str, ...]) -> list[dict[str, str]]:
         return [
