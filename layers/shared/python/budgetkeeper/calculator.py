@@ -20,7 +20,8 @@ from typing import Protocol
 
 import boto3
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.exceptions import PynamoDBException
 
 from budgetkeeper import clock
 from budgetkeeper.archive import ArchiveBucket, BadEvent, enriched_line, gzip_lines
@@ -45,6 +46,7 @@ from budgetkeeper.usage_writer import (
     TotalKey,
     UsageDeltas,
     UsageWriter,
+    check_store_keys,
     payload_slot,
     usage_deltas,
 )
@@ -53,6 +55,8 @@ from budgetkeeper.windows import iso_utc
 OK, DROPPED, FAILED = "Ok", "Dropped", "ProcessingFailed"
 # Lambda's synchronous response limit is 6 MB; keep a margin for the JSON around the records.
 RESPONSE_BUDGET_BYTES = 5_500_000
+# Failures that are not about one event: they fail the batch, and Firehose delivers it again.
+AWS_ERRORS = (ClientError, BotoCoreError, PynamoDBException)
 
 
 class BudgetSource(Protocol):
@@ -165,7 +169,7 @@ class UsageCalculator:
             slot = payload_slot(payload)
             for event in payload.events:
                 try:
-                    metered.append(self.meter.meter(event.message))
+                    metered.append(self.meter_event(event.message))
                 except MalformedEvent as error:
                     bad.append(
                         BadEvent(
@@ -192,6 +196,23 @@ class UsageCalculator:
         report.records = [results[record_id] for record_id, _ in records]
         return report
 
+    def meter_event(self, message: str) -> Metered:
+        """Parse, attribute and price one log message, and check the keys it would write.
+
+        Any failure that comes from the message is MalformedEvent, so it is quarantined with its
+        reason and its neighbours are metered; only AWS's own errors (the store or a service
+        unreachable, throttled beyond retries) are left to fail the batch, which Firehose retries.
+        """
+        try:
+            metered = self.meter.meter(message)
+            check_store_keys(metered)
+        except (MalformedEvent, *AWS_ERRORS):
+            raise
+        except Exception as error:  # a defect this message exposed: its failure, not the batch's
+            logger.exception("event not metered: quarantined", error=describe_error(error))
+            raise MalformedEvent(f"cannot be metered: {describe_error(error)}"[:500]) from error
+        return metered
+
     def redrive_quarantined(self, events: Sequence[BadEvent], *, dry_run: bool = False) -> QuarantineReport:
         """Meter quarantined events again, after a fix, through the same dedupe as live batches.
 
@@ -213,7 +234,7 @@ class UsageCalculator:
                 report.metered_with_payload.append(event)
             else:
                 try:
-                    metered = self.meter.meter(event.message)
+                    metered = self.meter_event(event.message)
                 except MalformedEvent as error:
                     report.still_bad.append((event, error.reason))
                     continue

@@ -37,6 +37,7 @@ from budgetkeeper import clock
 from budgetkeeper.budgets import Budget
 from budgetkeeper.metering import Metered
 from budgetkeeper.pricing import PriceStatus
+from budgetkeeper.record_rules import PARTITION_KEY_BYTES_MAX, SORT_KEY_BYTES_MAX, MalformedEvent
 from budgetkeeper.records import LogPayload, PayloadKind
 from budgetkeeper.store import DedupeItem, RollupItem, TotalItem, budget_key
 from budgetkeeper.usage import ServiceTier
@@ -257,10 +258,32 @@ def usage_deltas(metered: Iterable[Metered], budgets_of: Callable[[str], list[Bu
 # ----------------------------------------------------------------------------- table updates
 
 
+def rollup_bucket(hour: str, model: str, region: str, tier: str) -> str:
+    """A rollup's sort key: `<hour>#<model>#<region>`, and `#<tier>` for a tier other than standard."""
+    tier_part = "" if tier == ServiceTier.STANDARD else f"#{tier}"
+    return f"{hour}#{model}#{region}{tier_part}"
+
+
+# Room left in a partition key after a scope for a totals key's `|<window spec>` (`days:999@...`).
+_WINDOW_SUFFIX_BYTES = 32
+
+
+def check_store_keys(metered: Metered) -> None:
+    """MalformedEvent when a key this call would write is over DynamoDB's limits: the store would
+    reject the whole transaction, everyone's counters with it. The parse rules (record_rules) keep
+    every field in bounds; this is the last check, on the keys themselves."""
+    invocation = metered.invocation
+    bucket = rollup_bucket(metered.hour, metered.model, invocation.region, invocation.service_tier)
+    if len(bucket.encode()) > SORT_KEY_BYTES_MAX:
+        raise MalformedEvent(f"rollup sort key of {len(bucket.encode())} bytes is over DynamoDB's limit")
+    for scope in metered.attribution.scopes:
+        if len(scope.encode()) > PARTITION_KEY_BYTES_MAX - _WINDOW_SUFFIX_BYTES:
+            raise MalformedEvent(f"scope of {len(scope.encode())} bytes is over DynamoDB's key limit")
+
+
 def _rollup_update(key: RollupKey, delta: RollupDelta) -> tuple[RollupItem, list[Any]]:
     scope, hour, model, region, tier = key
-    tier_part = "" if tier == ServiceTier.STANDARD else f"#{tier}"
-    item = RollupItem(scope, f"{hour}#{model}#{region}{tier_part}")
+    item = RollupItem(scope, rollup_bucket(hour, model, region, tier))
     actions = [
         RollupItem.hour.set(hour),
         RollupItem.model.set(model),
