@@ -88,6 +88,8 @@ class RollupItem(Model):
     cache_write_5m_tokens = NumberAttribute(default=0)
     cache_write_1h_tokens = NumberAttribute(default=0)
     cost_usd = DecimalAttribute(default=Decimal)
+    # TTL (epoch seconds): usage_retention_days after the hour; the S3 archive is the long-term record.
+    expires_at = NumberAttribute(null=True)
 
 
 class TotalItem(Model):
@@ -108,6 +110,7 @@ class TotalItem(Model):
     # and who made them: enforcement for that part reaches these principals, not the app's role.
     claimed_usd = DecimalAttribute(null=True)
     claimed_by = UnicodeSetAttribute(null=True)
+    expires_at = NumberAttribute(null=True)  # TTL: usage_retention_days after the window's end
 
 
 class SweepIndex(GlobalSecondaryIndex["BudgetItem"]):
