@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 import boto3
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
@@ -64,6 +64,8 @@ AWS_ERRORS = (ClientError, BotoCoreError, PynamoDBException)
 
 
 class BudgetSource(Protocol):
+    pending: set[str]  # scopes whose default budgets are in memory only (store.BudgetBook)
+
     def for_scope(self, scope: str) -> list[Budget]: ...
 
     def all(self) -> list[Budget]: ...
@@ -81,6 +83,8 @@ class UsageStore(Protocol):
     def quarantined_events(self, payloads: Iterable[tuple[str, str | None]]) -> dict[str, frozenset[str]]: ...
 
     def mark_due(self, budgets: Iterable[tuple[str, str]]) -> None: ...
+
+    def store_default_budgets(self, budgets: Any, scopes: Iterable[str]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,6 +301,10 @@ class UsageCalculator:
         if not applied:
             return []
         after = self.store.spent(applied)
+        floor = self.tunables.default_budget_floor_usd
+        to_store = {
+            scope for (scope, _, _), spent in after.items() if scope in budgets.pending and spent >= floor
+        }
         by_key = {(budget.scope, budget.window): budget for budget in budgets.all()}
         events = []
         for key, delta in applied.items():
@@ -324,6 +332,9 @@ class UsageCalculator:
                     closed_window=span.end <= now,
                 )
             )
+        to_store |= {event.scope for event in events}
+        if to_store & budgets.pending:
+            self.store.store_default_budgets(budgets, to_store)
         if events:
             # Marked first: should starting the workflow fail, the monitor's next sweep finds them.
             self.store.mark_due({(event.scope, event.window) for event in events})

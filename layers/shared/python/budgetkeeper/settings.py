@@ -248,6 +248,13 @@ TUNABLES: tuple[Tunable, ...] = (
         "monthly limit for principals with no budget of their own",
     ),
     Tunable(
+        "default_budget_floor_usd",
+        "default_budget/session_floor_usd",
+        "0.10",
+        _parse_decimal,
+        "a role session's default budgets are stored once its spend in a window reaches this (USD)",
+    ),
+    Tunable(
         "warning_percent",
         WARNING_PARAMETER,
         "70",
@@ -376,6 +383,7 @@ class RejectedTunable:
 class Tunables:
     default_daily_usd: Decimal
     default_monthly_usd: Decimal
+    default_budget_floor_usd: Decimal
     warning_percent: Decimal
     critical_percent: Decimal
     grace_seconds: int
