@@ -24,8 +24,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from bench_calculator import (  # noqa: E402  (it puts the repository and the la
     Tally,
     command,
     counting,
+    quiet_stdout,
 )
 from moto import mock_aws  # noqa: E402
 
@@ -79,21 +79,6 @@ VARIANTS: dict[str, Callable[[int], str]] = {
 }
 
 
-@contextmanager
-def stdout_to(path: Path) -> Iterator[None]:
-    """The handler's stdout (Powertools logs and EMF lines) into a file, read back afterwards."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    with path.open("w") as sink:
-        os.dup2(sink.fileno(), 1)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            os.dup2(saved, 1)
-            os.close(saved)
-
-
 def run(messages: list[str]) -> tuple[Tally, set[str]]:
     payloads = [
         cloudwatch_payload(messages[start : start + EVENTS_PER_PAYLOAD])
@@ -108,7 +93,7 @@ def run(messages: list[str]) -> tuple[Tally, set[str]]:
         parameters.clear_caches()
         stack = LocalStack().create()
         out = Path(scratch) / "stdout"
-        with stack.activated(), stdout_to(out), counting(tally):
+        with stack.activated(), quiet_stdout(str(out)), counting(tally):
             invoke("UsageCalculatorFunction", firehose_event(payloads))
         parameters.clear_caches()
         models = {
