@@ -46,7 +46,7 @@ CASES = {
     ),
     "identity ARN of 3,000 characters": (
         lambda: poisoned(identity={"arn": "arn:aws:sts::" + "x" * 3_000}),
-        "identity.arn of 3013 characters",
+        "identity.arn of 3013 bytes is over 1024",
     ),
     "timestamp at datetime's lower edge": (
         lambda: poisoned(timestamp="0001-01-01T00:30:00+01:00"),

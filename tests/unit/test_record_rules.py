@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from budgetkeeper.record_rules import (
-    MAX_IDENTITY_ARN_CHARS,
+    MAX_IDENTITY_ARN_BYTES,
     MAX_METADATA_VALUE_CHARS,
     MAX_MODEL_ID_CHARS,
     PARTITION_KEY_BYTES_MAX,
@@ -75,12 +75,8 @@ REJECTED = {
         "accountId of 5 characters ('12345') is not a 12-digit AWS account id",
     ),
     "identity ARN over the limit": (
-        text_of(identity={"arn": "a" * (MAX_IDENTITY_ARN_CHARS + 1)}),
-        "identity.arn of 1025 characters",
-    ),
-    "identity ARN not ASCII": (
-        text_of(identity={"arn": "arn:aws:iam::111122223333:user/é"}),
-        "not printable ASCII",
+        text_of(identity={"arn": "a" * (MAX_IDENTITY_ARN_BYTES + 1)}),
+        "identity.arn of 1025 bytes is over 1024",
     ),
     "app claim over Bedrock's limit": (
         text_of(requestMetadata={"app": "a" * (MAX_METADATA_VALUE_CHARS + 1)}),
@@ -118,8 +114,17 @@ def test_a_message_breaking_a_rule_is_one_malformed_event_with_its_reason(case: 
         text_of(region="us-gov-west-1", timestamp="2026-03-01T01:30:00+01:00"),
         text_of(requestMetadata={"app": "a" * MAX_METADATA_VALUE_CHARS, "k" * 256: ""}),
         text_of(identity={"arn": "arn:aws:iam::111122223333:user/" + "p/" * 250 + "u" * 64}),
+        text_of(identity={"arn": "arn:aws:iam::111122223333:user/alicé"}),
     ],
-    ids=["nested 100", "model at limit", "profile arn", "gov region, zone", "metadata at limit", "long path"],
+    ids=[
+        "nested 100",
+        "model at limit",
+        "profile arn",
+        "gov region, zone",
+        "metadata at limit",
+        "long path",
+        "unicode arn",
+    ],
 )
 def test_messages_within_the_rules_parse(message: str) -> None:
     assert parse_invocation(message).request_id
@@ -137,6 +142,6 @@ def test_the_longest_fields_the_rules_allow_fit_dynamodbs_keys() -> None:
     bucket = rollup_bucket("2026-01-01T00", "m" * MAX_MODEL_ID_CHARS, "r" * 20, longest_tier)
     assert len(bucket.encode()) <= SORT_KEY_BYTES_MAX
     # An unknown caller's scope with the longest ARN, and an app claim, as totals keys with a window
-    unknown = parse_identity_arn("a" * MAX_IDENTITY_ARN_CHARS).principal_scope
+    unknown = parse_identity_arn("a" * MAX_IDENTITY_ARN_BYTES).principal_scope
     for scope in (unknown, "app:" + "a" * MAX_METADATA_VALUE_CHARS):
         assert len(f"{scope}|days:999@2026-01-01".encode()) <= PARTITION_KEY_BYTES_MAX

@@ -16,8 +16,8 @@ The rules, and where each limit comes from:
   512 keeps the rollup sort key under DynamoDB's 1,024-byte limit (ROLLUP_SORT_KEY_BYTES_MAX).
 - `region`: `[a-z0-9-]{1,20}`, the region part of a Bedrock ARN.
 - `accountId`: 12 digits.
-- `identity.arn`: printable ASCII, at most MAX_IDENTITY_ARN_CHARS. IAM bounds a path at 512 and a
-  user, role or session name at 64 characters, so a real caller ARN stays under about 700; an ARN
+- `identity.arn`: printable, at most MAX_IDENTITY_ARN_BYTES in UTF-8. IAM bounds a path at 512 and
+  a user, role or session name at 64 characters, so a real caller ARN stays under about 700; an ARN
   of a form we do not know becomes the scope `unknown:<arn>`, a partition key (2,048 bytes at most).
 - `requestMetadata`: a map of strings, keys of 1 to 256 and values of at most 256 characters
   (Bedrock's limits on request metadata); the app claim is one of these values.
@@ -40,7 +40,7 @@ from typing import Any
 PARTITION_KEY_BYTES_MAX = 2_048
 SORT_KEY_BYTES_MAX = 1_024
 MAX_MODEL_ID_CHARS = 512
-MAX_IDENTITY_ARN_CHARS = 1_024
+MAX_IDENTITY_ARN_BYTES = 1_024
 MAX_METADATA_KEY_CHARS = 256
 MAX_METADATA_VALUE_CHARS = 256
 EARLIEST_TIMESTAMP = datetime(2020, 1, 1, tzinfo=UTC)
@@ -49,7 +49,6 @@ LATEST_TIMESTAMP = datetime(9000, 1, 1, tzinfo=UTC)
 _MODEL_ID = re.compile(rf"[!-~]{{1,{MAX_MODEL_ID_CHARS}}}", re.ASCII)
 _REGION = re.compile(r"[a-z0-9-]{1,20}", re.ASCII)
 _ACCOUNT = re.compile(r"\d{12}", re.ASCII)
-_IDENTITY_ARN = re.compile(rf"[!-~]{{1,{MAX_IDENTITY_ARN_CHARS}}}", re.ASCII)
 
 
 class RecordError(Exception):
@@ -121,8 +120,11 @@ def check_account(account_id: str) -> str:
 
 
 def check_identity_arn(arn: str) -> str:
-    rule = f"printable ASCII, at most {MAX_IDENTITY_ARN_CHARS}"
-    return _matching("identity.arn", arn, _IDENTITY_ARN, rule)
+    # Any printable text: an ARN of a form we do not know is charged as `unknown:<arn>`, raw.
+    check_printable("identity.arn", arn)
+    if len(arn.encode()) > MAX_IDENTITY_ARN_BYTES:
+        raise MalformedEvent(f"identity.arn of {len(arn.encode())} bytes is over {MAX_IDENTITY_ARN_BYTES}")
+    return arn
 
 
 def check_request_metadata(metadata: Mapping[str, str]) -> Mapping[str, str]:
