@@ -265,12 +265,13 @@ def counting(tally: Tally) -> Iterator[None]:
 
 
 @contextmanager
-def quiet_stdout() -> Iterator[None]:
-    """Powertools logs and EMF metrics go to fd 1; keep them out of the figures (they are still written)."""
+def quiet_stdout(path: str = os.devnull) -> Iterator[None]:
+    """Powertools logs and EMF metrics go to fd 1; keep them out of the figures (they are still
+    written, to `path`)."""
     sys.stdout.flush()
     saved = os.dup(1)
-    with open(os.devnull, "w") as devnull:
-        os.dup2(devnull.fileno(), 1)
+    with open(path, "w") as sink:
+        os.dup2(sink.fileno(), 1)
         try:
             yield
         finally:
