@@ -26,6 +26,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+from budgetkeeper.record_fields import decode_fields
 from budgetkeeper.usage import Invocation, ServiceTier, TokenCounts
 
 INVOCATION_LOG_SCHEMA = "ModelInvocationLog"
@@ -215,13 +216,18 @@ def parse_invocation(message: str | bytes) -> Invocation:
     Counts come from the record's top-level `input.*TokenCount` and `output.outputTokenCount`, which
     bodies offloaded to S3 leave in place. A failed call (`errorCode`) is still a call, charged
     whatever tokens it reports, 0 when it reports none.
+
+    The keys the rules read are decoded by msgspec (record_fields); a record it refuses is decoded
+    by `json.loads`, so the rules, and their error messages, see what the standard library sees.
     """
-    try:
-        record = json.loads(message)
-    except ValueError as error:
-        raise MalformedEvent(f"not JSON: {error}") from None
-    if type(record) is not dict:
-        raise MalformedEvent(f"not a JSON object but a JSON {type(record).__name__}")
+    record: Any = decode_fields(message)
+    if record is None:
+        try:
+            record = json.loads(message)
+        except ValueError as error:
+            raise MalformedEvent(f"not JSON: {error}") from None
+        if type(record) is not dict:
+            raise MalformedEvent(f"not a JSON object but a JSON {type(record).__name__}")
     schema = record.get("schemaType")
     if schema != INVOCATION_LOG_SCHEMA:
         raise MalformedEvent(f"schemaType is {schema!r}, not {INVOCATION_LOG_SCHEMA!r}")
