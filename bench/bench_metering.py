@@ -39,7 +39,7 @@ import orjson
 
 from budgetkeeper.metering import Meter
 from budgetkeeper.pricing import InferenceProfiles, PriceTable, price_invocation
-from budgetkeeper.record_fields import decode_fields
+from budgetkeeper.record_rules import decode_message
 from budgetkeeper.records import MalformedEvent, parse_invocation
 from budgetkeeper.scopes import attribute
 from devkit.demo_data import generate_day
@@ -143,7 +143,7 @@ def main() -> None:
         arguments.repeats,
         [
             ("json.loads", loads_all),
-            ("decode_fields (msgspec)", decode_all(decode_fields)),
+            ("decode_message", decode_all(decode_message)),
             ("parse_invocation", parse_all),
             ("attribute", attribute_all),
             ("price_invocation", price_all),

@@ -157,7 +157,7 @@ def _gzip_json(document: dict[str, Any]) -> bytes:
 def _message_time_ms(message: str) -> int:
     try:
         return int(datetime.fromisoformat(json.loads(message)["timestamp"]).timestamp() * 1000)
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, RecursionError, OverflowError):
         return _now_ms()
 
 

@@ -12,19 +12,21 @@ import base64
 import functools
 import json
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 import boto3
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.exceptions import PynamoDBException
 
 from budgetkeeper import clock
 from budgetkeeper.archive import ArchiveBucket, BadEvent, enriched_line, gzip_lines
 from budgetkeeper.budgets import Budget, crossing
+from budgetkeeper.cardinality import Folded, MintedNames
 from budgetkeeper.metering import Meter, Metered
 from budgetkeeper.observability import logger, metrics
 from budgetkeeper.price_versions import ActivePrices
@@ -45,6 +47,7 @@ from budgetkeeper.usage_writer import (
     TotalKey,
     UsageDeltas,
     UsageWriter,
+    check_store_keys,
     payload_slot,
     usage_deltas,
 )
@@ -53,9 +56,16 @@ from budgetkeeper.windows import iso_utc
 OK, DROPPED, FAILED = "Ok", "Dropped", "ProcessingFailed"
 # Lambda's synchronous response limit is 6 MB; keep a margin for the JSON around the records.
 RESPONSE_BUDGET_BYTES = 5_500_000
+# The EMF Model dimension of every unpriced model, and how many unknown ids a batch's log line names.
+UNKNOWN_MODEL_DIMENSION = "unknown"
+LOGGED_UNKNOWN_MODELS = 20
+# Failures that are not about one event: they fail the batch, and Firehose delivers it again.
+AWS_ERRORS = (ClientError, BotoCoreError, PynamoDBException)
 
 
 class BudgetSource(Protocol):
+    pending: set[str]  # scopes whose default budgets are in memory only (store.BudgetBook)
+
     def for_scope(self, scope: str) -> list[Budget]: ...
 
     def all(self) -> list[Budget]: ...
@@ -73,6 +83,8 @@ class UsageStore(Protocol):
     def quarantined_events(self, payloads: Iterable[tuple[str, str | None]]) -> dict[str, frozenset[str]]: ...
 
     def mark_due(self, budgets: Iterable[tuple[str, str]]) -> None: ...
+
+    def store_default_budgets(self, budgets: Any, scopes: Iterable[str]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +111,9 @@ class BatchReport:
     crossings: list[ThresholdCrossed] = field(default_factory=list)
     quarantine_uri: str | None = None
     overflow_records: int = 0
+    folded: Folded = field(default_factory=Folded)
+    named_models: set[str] = field(default_factory=set)  # priced or provisioned: metric dimensions
+    profile_lookups_deferred: int = 0
 
     def to_response(self) -> dict[str, list[dict[str, str]]]:
         return {"records": [record.to_dict() for record in self.records]}
@@ -138,6 +153,7 @@ class UsageCalculator:
     archive: ArchiveBucket
     price_version: str
     clock: Callable[[], datetime]
+    tunables: Tunables = field(default_factory=Tunables.defaults)
 
     def process(self, batch_id: str, records: Sequence[tuple[str, str]]) -> BatchReport:
         """Meter a batch of (recordId, base64 data) pairs, as Firehose sends them, exactly once.
@@ -146,6 +162,8 @@ class UsageCalculator:
         record (`ProcessingFailed`) instead of raising out of the handler and failing the batch.
         """
         report = BatchReport()
+        if self.meter.profiles is not None:
+            self.meter.profiles.begin_batch(self.tunables.profile_lookups_per_batch)
         results: dict[str, RecordResult] = {}
         decoded: list[_DecodedRecord] = []
         bad: list[BadEvent] = []
@@ -165,7 +183,7 @@ class UsageCalculator:
             slot = payload_slot(payload)
             for event in payload.events:
                 try:
-                    metered.append(self.meter.meter(event.message))
+                    metered.append(self.meter_event(event.message))
                 except MalformedEvent as error:
                     bad.append(
                         BadEvent(
@@ -190,7 +208,26 @@ class UsageCalculator:
         self._write_usage(decoded, report, now)
         self._archive_lines(batch_id, decoded, results, report, now)
         report.records = [results[record_id] for record_id, _ in records]
+        if self.meter.profiles is not None:
+            report.profile_lookups_deferred = self.meter.profiles.deferred
         return report
+
+    def meter_event(self, message: str) -> Metered:
+        """Parse, attribute and price one log message, and check the keys it would write.
+
+        Any failure that comes from the message is MalformedEvent, so it is quarantined with its
+        reason and its neighbours are metered; only AWS's own errors (the store or a service
+        unreachable, throttled beyond retries) are left to fail the batch, which Firehose retries.
+        """
+        try:
+            metered = self.meter.meter(message)
+            check_store_keys(metered)
+        except (MalformedEvent, *AWS_ERRORS):
+            raise
+        except Exception as error:  # a defect this message exposed: its failure, not the batch's
+            logger.exception("event not metered: quarantined", error=describe_error(error))
+            raise MalformedEvent(f"cannot be metered: {describe_error(error)}"[:500]) from error
+        return metered
 
     def redrive_quarantined(self, events: Sequence[BadEvent], *, dry_run: bool = False) -> QuarantineReport:
         """Meter quarantined events again, after a fix, through the same dedupe as live batches.
@@ -213,7 +250,7 @@ class UsageCalculator:
                 report.metered_with_payload.append(event)
             else:
                 try:
-                    metered = self.meter.meter(event.message)
+                    metered = self.meter_event(event.message)
                 except MalformedEvent as error:
                     report.still_bad.append((event, error.reason))
                     continue
@@ -224,6 +261,10 @@ class UsageCalculator:
         return report
 
     def _write_usage(self, decoded: list[_DecodedRecord], report: BatchReport, now: datetime) -> None:
+        minted = MintedNames(self.tunables.app_claims_per_principal, self.tunables.unknown_models_per_batch)
+        for record in decoded:
+            record.metered = minted.cap(record.metered)
+        report.folded = minted.folded
         scopes = {scope for record in decoded for item in record.metered for scope in item.attribution.scopes}
         budgets = self.store.load_budgets(scopes)
         payloads = [
@@ -241,8 +282,10 @@ class UsageCalculator:
                 report.cost_usd += item.priced.cost_usd
                 if item.priced.status == PriceStatus.UNKNOWN_MODEL:
                     report.unknown_models[item.invocation.model_id] += 1
-                elif item.priced.status == PriceStatus.PROVISIONED:
-                    report.provisioned_models[item.invocation.model_id] += 1
+                else:
+                    report.named_models.add(item.model)
+                    if item.priced.status == PriceStatus.PROVISIONED:
+                        report.provisioned_models[item.invocation.model_id] += 1
         report.commit = self.store.commit(payloads)
         report.crossings = self._crossings(report.commit, budgets, now)
 
@@ -258,6 +301,10 @@ class UsageCalculator:
         if not applied:
             return []
         after = self.store.spent(applied)
+        floor = self.tunables.default_budget_floor_usd
+        to_store = {
+            scope for (scope, _, _), spent in after.items() if scope in budgets.pending and spent >= floor
+        }
         by_key = {(budget.scope, budget.window): budget for budget in budgets.all()}
         events = []
         for key, delta in applied.items():
@@ -285,6 +332,9 @@ class UsageCalculator:
                     closed_window=span.end <= now,
                 )
             )
+        to_store |= {event.scope for event in events}
+        if to_store & budgets.pending:
+            self.store.store_default_budgets(budgets, to_store)
         if events:
             # Marked first: should starting the workflow fail, the monitor's next sweep finds them.
             self.store.mark_due({(event.scope, event.window) for event in events})
@@ -344,7 +394,11 @@ def build_usage_calculator(settings: Settings, tunables: Tunables) -> UsageCalcu
     bind_tables(settings)
     prices = _active_prices(settings.prices_table is not None).table()
     now = clock.now()
-    writer = UsageWriter(transaction_connection(settings), ttl_seconds=tunables.dedupe_ttl_days * 86_400)
+    writer = UsageWriter(
+        transaction_connection(settings),
+        ttl_seconds=tunables.dedupe_ttl_days * 86_400,
+        retention_seconds=tunables.usage_retention_days * 86_400,
+    )
     return UsageCalculator(
         meter=Meter(prices=prices, teams=load_teams(), profiles=_inference_profiles(settings.region)),
         store=DynamoUsageStore(writer, tunables, iso_utc(now)),
@@ -354,14 +408,20 @@ def build_usage_calculator(settings: Settings, tunables: Tunables) -> UsageCalcu
         archive=ArchiveBucket(boto3.client("s3", region_name=settings.region), settings.archive_bucket),
         price_version=prices.version,
         clock=clock.now,
+        tunables=tunables,
     )
 
 
-def cost_by_model_and_team(applied: UsageDeltas) -> dict[str, dict[str, Decimal]]:
-    """The cost this batch added (never a redelivery's), by model and by team (calls with a team)."""
+def cost_by_model_and_team(
+    applied: UsageDeltas, named_models: Collection[str]
+) -> dict[str, dict[str, Decimal]]:
+    """The cost this batch added (never a redelivery's), by model and by team (calls with a team).
+
+    A model not in `named_models` (the priced ones) is the one dimension value UNKNOWN_MODEL_DIMENSION:
+    a caller can name any number of models, and each dimension value is a custom metric."""
     costs: dict[str, dict[str, Decimal]] = {"Model": defaultdict(Decimal), "Team": defaultdict(Decimal)}
     for (_, model, _, _, _, _, _, team), line in applied.lines.items():
-        costs["Model"][model] += line.cost_usd
+        costs["Model"][model if model in named_models else UNKNOWN_MODEL_DIMENSION] += line.cost_usd
         if team:
             costs["Team"][team.removeprefix("team:")] += line.cost_usd
     return costs
@@ -378,20 +438,33 @@ def record_metrics(report: BatchReport) -> None:
         "ProvisionedModelCalls": sum(report.provisioned_models.values()),
         "ArchiveOverflowRecords": report.overflow_records,
         "DynamoDBTransactions": report.commit.transactions,
+        "ProfileLookupsDeferred": report.profile_lookups_deferred,
     }
     for name, value in counts.items():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     metrics.add_metric(name="CostMeteredUSD", unit=MetricUnit.NoUnit, value=float(report.cost_usd))
     # One EMF line per model and per team (a dimension value per line), flushed here; unlike
     # single_metric, a flush honours POWERTOOLS_METRICS_DISABLED.
-    for dimension, costs in cost_by_model_and_team(report.commit.applied).items():
+    for dimension, costs in cost_by_model_and_team(report.commit.applied, report.named_models).items():
         for value, cost in sorted(costs.items()):
             line = EphemeralMetrics(namespace=metrics.provider.namespace)
             line.add_dimension(name=dimension, value=value)
             line.add_metric(name="CostMeteredUSD", unit=MetricUnit.NoUnit, value=float(cost))
             line.flush_metrics()
     if report.unknown_models:
-        logger.warning("unknown models priced at zero", models=dict(report.unknown_models))
+        # The most called ones by id, so operators can add their prices; a count of the rest.
+        named = dict(report.unknown_models.most_common(LOGGED_UNKNOWN_MODELS))
+        others = len(report.unknown_models) - len(named)
+        logger.warning("unknown models priced at zero", models=named, other_models=others)
+    folded = report.folded
+    metrics.add_metric(name="AppClaimsFolded", unit=MetricUnit.Count, value=folded.app_claims.total())
+    metrics.add_metric(name="UnknownModelsFolded", unit=MetricUnit.Count, value=folded.unknown_model_calls)
+    if folded.app_claims:
+        logger.warning(
+            "app claims over the per-principal cap charged to app:(other)",
+            principals=dict(folded.app_claims.most_common(LOGGED_UNKNOWN_MODELS)),
+            principal_count=len(folded.app_claims),
+        )
     if report.bad_events:
         logger.warning("bad events quarantined", count=report.bad_events, location=report.quarantine_uri)
 

@@ -25,6 +25,7 @@ class Metered:
     invocation: Invocation
     attribution: Attribution
     priced: Priced
+    folded_model: str | None = None  # set when a cap folded an unpriced model id (cardinality)
 
     @property
     def hour(self) -> str:
@@ -33,7 +34,7 @@ class Metered:
     @property
     def model(self) -> str:
         """The model a report shows: the priced key, or the id as logged when it has none."""
-        return self.priced.model_key or self.invocation.model_id
+        return self.folded_model or self.priced.model_key or self.invocation.model_id
 
 
 @dataclass(frozen=True, slots=True)

@@ -358,6 +358,10 @@ class BedrockControlPlane(Protocol):
 RETRY_FAILED_LOOKUP_AFTER = timedelta(minutes=1)
 
 
+# Profiles remembered per container (each of the three caches): the oldest is forgotten beyond it.
+PROFILE_CACHE_ENTRIES = 1024
+
+
 class InferenceProfiles:
     """The model and the tags of application inference profiles, each asked of Bedrock once per ARN.
 
@@ -374,6 +378,15 @@ class InferenceProfiles:
         self._model_ids: dict[str, str | None] = {}
         self._tags: dict[str, dict[str, str]] = {}
         self._failed_at: dict[tuple[str, str], datetime] = {}
+        self._lookups_left: int | None = None  # None: no batch bound
+        self.deferred = 0  # look-ups this batch left for a later one
+
+    def begin_batch(self, lookups: int) -> None:
+        """Allow `lookups` Bedrock calls until the next batch: a caller can name any number of
+        profile ARNs, and each unknown one costs sequential calls. Beyond it, a profile is priced
+        as unresolved (counted) and looked up by a later batch."""
+        self._lookups_left = lookups
+        self.deferred = 0
 
     def _bedrock(self) -> BedrockControlPlane:
         if self._client is None:
@@ -406,7 +419,17 @@ class InferenceProfiles:
 
     def _may_ask(self, what: str, arn: str) -> bool:
         failed_at = self._failed_at.get((what, arn))
-        return failed_at is None or clock.now() - failed_at >= RETRY_FAILED_LOOKUP_AFTER
+        if failed_at is not None and clock.now() - failed_at < RETRY_FAILED_LOOKUP_AFTER:
+            return False
+        if self._lookups_left is not None:
+            if self._lookups_left <= 0:
+                self.deferred += 1
+                return False
+            self._lookups_left -= 1
+        for cache in (self._model_ids, self._tags, self._failed_at):
+            if len(cache) >= PROFILE_CACHE_ENTRIES:
+                del cache[next(iter(cache))]  # the oldest entry
+        return True
 
     def _failed(self, what: str, arn: str, error: Exception) -> None:
         _log.warning("cannot read the %s of application inference profile %s: %s", what, arn, error)

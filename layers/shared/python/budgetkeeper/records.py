@@ -21,12 +21,22 @@ import json
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from budgetkeeper.record_fields import decode_fields
+from budgetkeeper.record_rules import (
+    MalformedEvent,
+    RecordError,
+    check_account,
+    check_identity_arn,
+    check_model_id,
+    check_printable,
+    check_region,
+    check_request_metadata,
+    check_timestamp,
+    decode_message,
+)
 from budgetkeeper.usage import Invocation, ServiceTier, TokenCounts
 
 INVOCATION_LOG_SCHEMA = "ModelInvocationLog"
@@ -58,20 +68,8 @@ SERVICE_TIER_NAMES: Mapping[str, ServiceTier] = MappingProxyType(
 MAX_TOKENS_PER_CALL = 10_000_000
 
 
-class RecordError(Exception):
-    """Input that cannot be metered; `reason` says why in a few words, fit for a log line."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
 class UndecodableRecord(RecordError):
     """A Firehose record that cannot be decoded at all: nothing in it can be metered."""
-
-
-class MalformedEvent(RecordError):
-    """One log message that is not a usable invocation log record."""
 
 
 class PayloadKind(StrEnum):
@@ -135,7 +133,7 @@ def _gunzip(data: bytes) -> bytes:
 def _decode_subscription_payload(raw: bytes) -> LogPayload:
     try:
         envelope = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise UndecodableRecord("gzip content is not JSON") from None
     if type(envelope) is not dict:
         raise UndecodableRecord("gzip content is not a CloudWatch Logs payload object")
@@ -216,18 +214,8 @@ def parse_invocation(message: str | bytes) -> Invocation:
     Counts come from the record's top-level `input.*TokenCount` and `output.outputTokenCount`, which
     bodies offloaded to S3 leave in place. A failed call (`errorCode`) is still a call, charged
     whatever tokens it reports, 0 when it reports none.
-
-    The keys the rules read are decoded by msgspec (record_fields); a record it refuses is decoded
-    by `json.loads`, so the rules, and their error messages, see what the standard library sees.
     """
-    record: Any = decode_fields(message)
-    if record is None:
-        try:
-            record = json.loads(message)
-        except ValueError as error:
-            raise MalformedEvent(f"not JSON: {error}") from None
-        if type(record) is not dict:
-            raise MalformedEvent(f"not a JSON object but a JSON {type(record).__name__}")
+    record = decode_message(message)
     schema = record.get("schemaType")
     if schema != INVOCATION_LOG_SCHEMA:
         raise MalformedEvent(f"schemaType is {schema!r}, not {INVOCATION_LOG_SCHEMA!r}")
@@ -243,19 +231,15 @@ def parse_invocation(message: str | bytes) -> Invocation:
     identity_arn = identity.get("arn") if type(identity) is dict else None
     if type(identity_arn) is not str or not identity_arn:
         raise MalformedEvent("identity.arn is missing")
-    if not identity_arn.isprintable():
-        # It becomes a scope, a DynamoDB key: control characters have no place in an AWS ARN, and a
-        # lone surrogate cannot even be encoded to UTF-8 for DynamoDB (it failed the whole batch).
-        raise MalformedEvent("identity.arn has control characters or invalid unicode")
 
     return Invocation(
         request_id=_required_text(record, "requestId"),
-        timestamp=_utc_timestamp(_required_text(record, "timestamp")),
-        account_id=_required_text(record, "accountId"),
-        identity_arn=identity_arn,
-        region=_required_text(record, "region"),
+        timestamp=check_timestamp(_required_text(record, "timestamp")),
+        account_id=check_account(_required_text(record, "accountId")),
+        identity_arn=check_identity_arn(identity_arn),
+        region=check_region(_required_text(record, "region")),
         operation=operation,
-        model_id=_required_text(record, "modelId"),
+        model_id=check_model_id(_required_text(record, "modelId")),
         tokens=_token_counts(record, operation, error_code),
         inference_region=inference_region,
         request_metadata=_request_metadata(record.get("requestMetadata")),
@@ -268,24 +252,7 @@ def _required_text(record: dict[str, Any], key: str) -> str:
     value = record.get(key)
     if type(value) is not str or not value:
         raise MalformedEvent(f"{key} is missing" if value is None else f"{key} is not a non-empty string")
-    if not value.isprintable():
-        # These fields end up in DynamoDB keys (model, region, account): a lone surrogate cannot be
-        # encoded to UTF-8 and failed the whole batch's write; AWS never writes control characters here.
-        raise MalformedEvent(f"{key} has control characters or invalid unicode")
-    return value
-
-
-def _utc_timestamp(text: str) -> datetime:
-    # fromisoformat is C code and reads the logs' fixed `2024-12-23T12:37:59Z` form directly.
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise MalformedEvent(f"timestamp {text!r} is not an ISO-8601 date and time") from None
-    if moment.tzinfo is UTC:
-        return moment
-    if moment.tzinfo is None:
-        raise MalformedEvent(f"timestamp {text!r} has no time zone")
-    return moment.astimezone(UTC)
+    return check_printable(key, value)
 
 
 def _section(record: dict[str, Any], key: str) -> dict[str, Any]:
@@ -420,7 +387,7 @@ def _request_metadata(metadata: Any) -> Mapping[str, str]:
         type(key) is str and type(value) is str for key, value in metadata.items()
     ):
         raise MalformedEvent("requestMetadata is not a map of strings")
-    return metadata
+    return check_request_metadata(metadata)
 
 
 def _service_tier(record: dict[str, Any], operation: str) -> ServiceTier:

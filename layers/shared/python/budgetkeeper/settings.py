@@ -248,6 +248,13 @@ TUNABLES: tuple[Tunable, ...] = (
         "monthly limit for principals with no budget of their own",
     ),
     Tunable(
+        "default_budget_floor_usd",
+        "default_budget/session_floor_usd",
+        "0.10",
+        _parse_decimal,
+        "a role session's default budgets are stored once its spend in a window reaches this (USD)",
+    ),
+    Tunable(
         "warning_percent",
         WARNING_PARAMETER,
         "70",
@@ -287,6 +294,41 @@ TUNABLES: tuple[Tunable, ...] = (
     ),
     Tunable(
         "dedupe_ttl_days", "dedupe_ttl_days", "7", _parse_int, "how long a metered payload's marker is kept"
+    ),
+    Tunable(
+        "usage_retention_days",
+        "usage_retention_days",
+        "400",
+        _parse_int,
+        "rollups and totals expire this many days after their hour or window (the S3 archive keeps all)",
+    ),
+    Tunable(
+        "app_claims_per_principal",
+        "limits/app_claims_per_principal",
+        "10",
+        _parse_int,
+        "distinct claimed apps one principal charges in a batch; the rest are charged to app:(other)",
+    ),
+    Tunable(
+        "unknown_models_per_batch",
+        "limits/unknown_models_per_batch",
+        "10",
+        _parse_int,
+        "distinct unpriced model ids a batch keeps by name; the rest are counted as (other unknown)",
+    ),
+    Tunable(
+        "profile_lookups_per_batch",
+        "limits/profile_lookups_per_batch",
+        "20",
+        _parse_int,
+        "application inference profiles a batch may look up in Bedrock; the rest wait for a later batch",
+    ),
+    Tunable(
+        "summary_rows",
+        "notify/summary_rows",
+        "10",
+        _parse_int,
+        "rows of each list in the daily summary; the rest are counted",
     ),
     Tunable(
         "notify_contact",
@@ -341,6 +383,7 @@ class RejectedTunable:
 class Tunables:
     default_daily_usd: Decimal
     default_monthly_usd: Decimal
+    default_budget_floor_usd: Decimal
     warning_percent: Decimal
     critical_percent: Decimal
     grace_seconds: int
@@ -350,6 +393,11 @@ class Tunables:
     log_level: str
     dedupe_ttl_days: int
     regions: tuple[str, ...]
+    usage_retention_days: int
+    app_claims_per_principal: int
+    unknown_models_per_batch: int
+    profile_lookups_per_batch: int
+    summary_rows: int
     notify_contact: str
     operator_language: str
     reconcile_drift_percent: Decimal

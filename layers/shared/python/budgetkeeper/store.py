@@ -26,7 +26,7 @@ from pynamodb.constants import NUMBER
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
-from budgetkeeper.budgets import MANUAL_WINDOW, Budget, Status, gets_default_budget
+from budgetkeeper.budgets import DEFAULT_BUDGET_WINDOWS, MANUAL_WINDOW, Budget, Status, gets_default_budget
 from budgetkeeper.enforcement import AppClaims
 from budgetkeeper.scopes import ScopeKind
 from budgetkeeper.settings import Settings, Tunables
@@ -36,6 +36,9 @@ if TYPE_CHECKING:  # types only: usage_writer imports the models from here
 
 # The value of BudgetItem.sweep on budgets the monitor must look at.
 SWEEP_DUE = "due"
+# A batch reads the budgets of these windows by key (BatchGetItem), and the others through the
+# KindIndex; the manual row is neither (it is never a budget).
+BATCH_READ_WINDOWS = frozenset({*DEFAULT_BUDGET_WINDOWS, MANUAL_WINDOW})
 
 
 def budget_key(scope: str, window: str) -> str:
@@ -88,6 +91,8 @@ class RollupItem(Model):
     cache_write_5m_tokens = NumberAttribute(default=0)
     cache_write_1h_tokens = NumberAttribute(default=0)
     cost_usd = DecimalAttribute(default=Decimal)
+    # TTL (epoch seconds): usage_retention_days after the hour; the S3 archive is the long-term record.
+    expires_at = NumberAttribute(null=True)
 
 
 class TotalItem(Model):
@@ -108,6 +113,7 @@ class TotalItem(Model):
     # and who made them: enforcement for that part reaches these principals, not the app's role.
     claimed_usd = DecimalAttribute(null=True)
     claimed_by = UnicodeSetAttribute(null=True)
+    expires_at = NumberAttribute(null=True)  # TTL: usage_retention_days after the window's end
 
 
 class SweepIndex(GlobalSecondaryIndex["BudgetItem"]):
@@ -117,6 +123,18 @@ class SweepIndex(GlobalSecondaryIndex["BudgetItem"]):
 
     sweep = UnicodeAttribute(hash_key=True)
     sweep_key = UnicodeAttribute(range_key=True)
+
+
+class KindIndex(GlobalSecondaryIndex["BudgetItem"]):
+    """Sparse: budgets of a window other than daily and monthly, by scope kind. Written only by
+    operators, so a batch reads them with one query per scope kind, however many scopes it has."""
+
+    class Meta:
+        index_name = "KindIndex"
+        projection = AllProjection()
+
+    kind = UnicodeAttribute(hash_key=True)
+    kind_key = UnicodeAttribute(range_key=True)
 
 
 class BudgetItem(Model):
@@ -163,6 +181,15 @@ class BudgetItem(Model):
     sweep = UnicodeAttribute(null=True)
     sweep_key = UnicodeAttribute(null=True)
     sweep_index = SweepIndex()
+    # Present only on budgets of other windows than the daily and monthly ones (sparse index).
+    kind = UnicodeAttribute(null=True)
+    kind_key = UnicodeAttribute(null=True)
+    kind_index = KindIndex()
+
+    def save(self, *args: Any, **kwargs: Any) -> Any:
+        if self.window not in BATCH_READ_WINDOWS:
+            self.kind, self.kind_key = self.scope.split(":", 1)[0], budget_key(self.scope, self.window)
+        return super().save(*args, **kwargs)
 
     def notified_level_in(self, window_id: str) -> int:
         """The level already notified in this window at the current revision (0: none)."""
@@ -291,27 +318,56 @@ def transaction_connection(settings: Settings) -> Connection:
 
 
 class BudgetBook:
-    """The budgets of the scopes in one batch, read once per batch.
+    """The budgets of the scopes in one batch, read once per batch: the daily and monthly ones by
+    key (BatchGetItem, 100 a request), the others with one query per scope kind (KindIndex), so the
+    requests grow with the scopes a hundred at a time, never one sequential query per scope.
 
     A principal seen without any budget gets the default budgets, stored with `origin=default` and
-    no limit of their own, so they follow the default limits an operator sets in SSM.
+    no limit of their own, so they follow the default limits an operator sets in SSM. A session (a
+    name any caller of AssumeRole picks) gets them in memory first: its totals count from its first
+    call, and the rows are stored only once a window's spend reaches `default_budget_floor_usd` or
+    crosses a threshold (`store_pending`), so minted session names create no budget rows.
     """
 
-    def __init__(self, budgets: dict[str, list[Budget]]) -> None:
+    def __init__(self, budgets: dict[str, list[Budget]], pending: set[str] | None = None) -> None:
         self._budgets = budgets
+        self.pending = pending or set()  # session scopes whose default budgets are not stored yet
 
     @classmethod
     def load(cls, scopes: Iterable[str], tunables: Tunables, now_iso: str) -> BudgetBook:
         # budget_rows writes this module's models: imported when called, not at import.
         from budgetkeeper.budget_rows import create_default_budgets
 
+        wanted = sorted(set(scopes))
+        found: dict[str, list[BudgetItem]] = {}
+        keys = [(scope, window) for scope in wanted for window in DEFAULT_BUDGET_WINDOWS]
+        for item in BudgetItem.batch_get(keys, consistent_read=True):
+            found.setdefault(item.scope, []).append(item)
+        wanted_set = set(wanted)
+        for kind in sorted({scope.split(":", 1)[0] for scope in wanted}):
+            for item in BudgetItem.kind_index.query(kind):
+                if item.scope in wanted_set:
+                    found.setdefault(item.scope, []).append(item)
         budgets: dict[str, list[Budget]] = {}
-        for scope in sorted(set(scopes)):
-            items = [item for item in BudgetItem.query(scope) if item.window != MANUAL_WINDOW]
+        pending: set[str] = set()
+        for scope in wanted:
+            items = sorted(found.get(scope, ()), key=lambda item: item.window)
             if not items and gets_default_budget(scope):
-                items = create_default_budgets(scope, now_iso)
+                if scope.startswith(f"{ScopeKind.SESSION}:"):
+                    items = [BudgetItem(scope, window, origin="default") for window in DEFAULT_BUDGET_WINDOWS]
+                    pending.add(scope)
+                else:
+                    items = create_default_budgets(scope, now_iso)
             budgets[scope] = [Budget.resolve(item, tunables) for item in items]
-        return cls(budgets)
+        return cls(budgets, pending)
+
+    def store_pending(self, scopes: Iterable[str], now_iso: str) -> None:
+        """Store the default budgets of these sessions (pending ones only)."""
+        from budgetkeeper.budget_rows import create_default_budgets  # see load
+
+        for scope in sorted(set(scopes) & self.pending):
+            create_default_budgets(scope, now_iso)
+            self.pending.discard(scope)
 
     def for_scope(self, scope: str) -> list[Budget]:
         return self._budgets.get(scope, [])
@@ -330,6 +386,9 @@ class DynamoUsageStore:
 
     def load_budgets(self, scopes: Iterable[str]) -> BudgetBook:
         return BudgetBook.load(scopes, self._tunables, self._now_iso)
+
+    def store_default_budgets(self, budgets: BudgetBook, scopes: Iterable[str]) -> None:
+        budgets.store_pending(scopes, self._now_iso)
 
     def commit(self, payloads: Sequence[PayloadUsage]) -> CommitResult:
         return self._writer.commit(payloads)

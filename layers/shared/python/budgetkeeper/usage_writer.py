@@ -37,13 +37,17 @@ from budgetkeeper import clock
 from budgetkeeper.budgets import Budget
 from budgetkeeper.metering import Metered
 from budgetkeeper.pricing import PriceStatus
+from budgetkeeper.record_rules import PARTITION_KEY_BYTES_MAX, SORT_KEY_BYTES_MAX, MalformedEvent
 from budgetkeeper.records import LogPayload, PayloadKind
+from budgetkeeper.settings import Tunables
 from budgetkeeper.store import DedupeItem, RollupItem, TotalItem, budget_key
 from budgetkeeper.usage import ServiceTier
 from budgetkeeper.windows import iso_utc
 
 # DynamoDB's limit on the items of one TransactWriteItems request.
 TRANSACTION_ITEM_LIMIT = 100
+# Rollups and totals expire (TTL) this long after their hour or window: the tunable's default.
+DEFAULT_RETENTION_SECONDS = Tunables.defaults().usage_retention_days * 86_400
 # Slot items per minute: bounds a slot's size (what each update of it is charged on) and contention.
 MARKER_SHARDS = 4
 
@@ -257,11 +261,40 @@ def usage_deltas(metered: Iterable[Metered], budgets_of: Callable[[str], list[Bu
 # ----------------------------------------------------------------------------- table updates
 
 
-def _rollup_update(key: RollupKey, delta: RollupDelta) -> tuple[RollupItem, list[Any]]:
-    scope, hour, model, region, tier = key
+def rollup_bucket(hour: str, model: str, region: str, tier: str) -> str:
+    """A rollup's sort key: `<hour>#<model>#<region>`, and `#<tier>` for a tier other than standard."""
     tier_part = "" if tier == ServiceTier.STANDARD else f"#{tier}"
-    item = RollupItem(scope, f"{hour}#{model}#{region}{tier_part}")
+    return f"{hour}#{model}#{region}{tier_part}"
+
+
+# Room left in a partition key after a scope for a totals key's `|<window spec>` (`days:999@...`).
+_WINDOW_SUFFIX_BYTES = 32
+
+
+def check_store_keys(metered: Metered) -> None:
+    """MalformedEvent when a key this call would write is over DynamoDB's limits: the store would
+    reject the whole transaction, everyone's counters with it. The parse rules (record_rules) keep
+    every field in bounds; this is the last check, on the keys themselves."""
+    invocation = metered.invocation
+    bucket = rollup_bucket(metered.hour, metered.model, invocation.region, invocation.service_tier)
+    if len(bucket.encode()) > SORT_KEY_BYTES_MAX:
+        raise MalformedEvent(f"rollup sort key of {len(bucket.encode())} bytes is over DynamoDB's limit")
+    for scope in metered.attribution.scopes:
+        if len(scope.encode()) > PARTITION_KEY_BYTES_MAX - _WINDOW_SUFFIX_BYTES:
+            raise MalformedEvent(f"scope of {len(scope.encode())} bytes is over DynamoDB's key limit")
+
+
+def _expires_at(moment: str, retention_seconds: int) -> int:
+    """When a row of an hour (`YYYY-MM-DDTHH`) or a window ending at `moment` (ISO) expires (TTL)."""
+    at = datetime.fromisoformat(moment if len(moment) > 13 else f"{moment}:00+00:00")
+    return int(at.timestamp()) + retention_seconds
+
+
+def _rollup_update(key: RollupKey, delta: RollupDelta, retention: int) -> tuple[RollupItem, list[Any]]:
+    scope, hour, model, region, tier = key
+    item = RollupItem(scope, rollup_bucket(hour, model, region, tier))
     actions = [
+        RollupItem.expires_at.set(_expires_at(hour, retention)),
         RollupItem.hour.set(hour),
         RollupItem.model.set(model),
         RollupItem.region.set(region),
@@ -271,10 +304,11 @@ def _rollup_update(key: RollupKey, delta: RollupDelta) -> tuple[RollupItem, list
     return item, actions
 
 
-def _line_update(key: LineKey, delta: RollupDelta) -> tuple[RollupItem, list[Any]]:
+def _line_update(key: LineKey, delta: RollupDelta, retention: int) -> tuple[RollupItem, list[Any]]:
     hour, model, region, identity_arn, principal, role, app, team = key
     item = RollupItem(line_partition(hour[:10]), line_bucket(key))
     actions = [
+        RollupItem.expires_at.set(_expires_at(hour, retention)),
         RollupItem.hour.set(hour),
         RollupItem.model.set(model),
         RollupItem.region.set(region),
@@ -290,10 +324,11 @@ def _line_update(key: LineKey, delta: RollupDelta) -> tuple[RollupItem, list[Any
     return item, actions
 
 
-def _total_update(key: TotalKey, delta: TotalDelta) -> tuple[TotalItem, list[Any]]:
+def _total_update(key: TotalKey, delta: TotalDelta, retention: int) -> tuple[TotalItem, list[Any]]:
     scope, window, window_id = key
     item = TotalItem(budget_key(scope, window), window_id)
     actions = [
+        TotalItem.expires_at.set(_expires_at(delta.window_end, retention)),
         TotalItem.scope.set(scope),
         TotalItem.window.set(window),
         TotalItem.window_start.set(delta.window_start),
@@ -306,11 +341,12 @@ def _total_update(key: TotalKey, delta: TotalDelta) -> tuple[TotalItem, list[Any
     return item, actions
 
 
-def _updates(deltas: UsageDeltas) -> list[tuple[Model, list[Any]]]:
+def _updates(deltas: UsageDeltas, retention_seconds: int) -> list[tuple[Model, list[Any]]]:
+    """The updates of every item; each sets its TTL `retention_seconds` after its hour or window."""
     return [
-        *(_rollup_update(k, d) for k, d in deltas.rollups.items()),
-        *(_total_update(k, d) for k, d in deltas.totals.items()),
-        *(_line_update(k, d) for k, d in deltas.lines.items()),
+        *(_rollup_update(k, d, retention_seconds) for k, d in deltas.rollups.items()),
+        *(_total_update(k, d, retention_seconds) for k, d in deltas.totals.items()),
+        *(_line_update(k, d, retention_seconds) for k, d in deltas.lines.items()),
     ]
 
 
@@ -405,10 +441,15 @@ class UsageWriter:
     MAX_ATTEMPTS = 5
 
     def __init__(
-        self, connection: Connection, ttl_seconds: int, epoch_seconds: Callable[[], int] = clock.epoch_seconds
+        self,
+        connection: Connection,
+        ttl_seconds: int,
+        epoch_seconds: Callable[[], int] = clock.epoch_seconds,
+        retention_seconds: int = DEFAULT_RETENTION_SECONDS,
     ) -> None:
         self._connection = connection
         self._ttl_seconds = ttl_seconds
+        self._retention_seconds = retention_seconds
         self._epoch_seconds = epoch_seconds
 
     def commit(self, payloads: Sequence[PayloadUsage]) -> CommitResult:
@@ -510,7 +551,7 @@ class UsageWriter:
             with TransactWrite(connection=self._connection) as transaction:
                 for claim in claims:
                     self._claim(transaction, claim, markers, None, expires_at)
-                for item, actions in _updates(combined):
+                for item, actions in _updates(combined, self._retention_seconds):
                     transaction.update(item, actions=actions)
         except TransactWriteError as error:
             raise _as_concurrent_claim(error) from error
@@ -565,7 +606,7 @@ class UsageWriter:
                     transaction.save(
                         DedupeItem(chunk_id, expires_at=expires_at), condition=DedupeItem.id.does_not_exist()
                     )
-                    for item, actions in _updates(chunk):
+                    for item, actions in _updates(chunk, self._retention_seconds):
                         transaction.update(item, actions=actions)
             except TransactWriteError as error:
                 if _cancelled_on_first_item(error):

@@ -1,8 +1,9 @@
-"""Parity: the msgspec decoding of a record's fields (budgetkeeper.record_fields) against json.loads.
+"""Parity: the fast decoder (budgetkeeper.fast_decode: msgspec, checked by orjson) against the strict one.
 
-parse_invocation decodes with msgspec and falls back to json.loads for what msgspec refuses. Each
-message here is parsed both ways, the second with msgspec switched off (the standard library alone,
-as before msgspec): the same Invocation, the same price, or the same error message.
+record_rules.decode_message takes a line from msgspec when a colon count proves it has no key twice,
+and from `json.loads` with its duplicate-key hook otherwise. Each message here is parsed both ways,
+the second with the fast decoder switched off (the standard library alone): the same Invocation,
+the same price, or the same error message.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from budgetkeeper import record_fields, records
+from budgetkeeper import fast_decode, record_rules
 from budgetkeeper.metering import Meter
 from budgetkeeper.pricing import PriceTable
 from budgetkeeper.records import MalformedEvent, parse_invocation
@@ -30,9 +31,9 @@ FIXTURES = invocation_log_names()
 
 @contextmanager
 def standard_library_only() -> Iterator[None]:
-    """parse_invocation as it was before msgspec: every message decoded by json.loads."""
+    """parse_invocation with the strict decoder alone: every message decoded by json.loads and its hook."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(records, "decode_fields", lambda message: None)
+        patch.setattr(record_rules, "decode_unambiguous", lambda message: None)
         yield
 
 
@@ -57,11 +58,14 @@ def edited(name: str, edit: Callable[[dict[str, Any]], None]) -> str:
     return log_message(record)
 
 
-def test_msgspec_decodes_the_realistic_records_itself() -> None:
-    # Given a demo day's records / When their fields are decoded / Then msgspec takes every one
-    # (no fallback), so the parity below is the fast path's, not json.loads against itself.
-    for record in generate_day(date(2026, 11, 23), records=300, seed=3):
-        assert record_fields.decode_fields(log_message(record).encode()) is not None
+def test_the_fast_decoder_takes_the_realistic_records_itself() -> None:
+    # Given a demo day's records and the sample logs / When decoded / Then the fast decoder takes
+    # every one (no fallback), so the parity below is the fast path's, not json.loads against itself.
+    lines = [log_message(r) for r in generate_day(date(2026, 11, 23), records=300, seed=3)]
+    lines += [log_message(load_invocation_log(name)) for name in FIXTURES]
+    for line in lines:
+        assert fast_decode.decode_unambiguous(line) == json.loads(line)
+        assert fast_decode.decode_unambiguous(line.encode()) == json.loads(line)
 
 
 def test_a_demo_day_gives_the_same_records_and_prices() -> None:
@@ -101,7 +105,8 @@ def changed(text: str, old: str, new: str) -> str:
     return text.replace(old, new, 1)
 
 
-# Raw texts the JSON writers would not produce, and values of every type where the parser reads.
+# Raw texts the JSON writers would not produce, duplicates, depths, and values of every type where the
+# parser reads.
 HOSTILE_TEXTS = {
     "empty": "",
     "whitespace": "   ",
@@ -123,7 +128,7 @@ HOSTILE_TEXTS = {
     "escaped value": changed(SAMPLE, '"ModelInvocationLog"', '"Model\\u0049nvocationLog"'),
     "lone surrogate escape in the model id": changed(SAMPLE, '"modelId": "', '"modelId": "\\ud800'),
     "lone surrogate escape in a body": changed(CACHE_1H, '"usage": {', '"note": "\\udfff", "usage": {'),
-    "duplicate identity, last wins": changed(
+    "duplicate identity": changed(
         SAMPLE,
         '"identity": {',
         '"identity": {"arn": "arn:aws:iam::111122223333:user/mallory"}, "identity": {',
@@ -138,6 +143,20 @@ HOSTILE_TEXTS = {
         CACHE_1H, '"usage": {', '"deep": ' + "[" * 500 + "]" * 500 + ', "usage": {'
     ),
     "control character escape in the arn": changed(SAMPLE, "user/", "user/\\u0007"),
+    "duplicate key deep in a body": changed(
+        CACHE_1H, '"usage": {', '"messages": [{"content": [{"text": "a", "text": "b"}]}], "usage": {'
+    ),
+    "duplicate key hidden by an escaped colon": changed(
+        SAMPLE, '"region": "us-east-1"', '"region": "us-east-1", "note": "a\\u003ab", "region": "us-east-1"'
+    ),
+    "equal keys in different objects": changed(
+        CACHE_1H, '"usage": {', '"a": {"k": 1}, "b": {"k": 2}, "usage": {'
+    ),
+    "nesting at 250": changed(CACHE_1H, '"usage": {', '"deep": ' + "[" * 250 + "]" * 250 + ', "usage": {'),
+    "nesting at 300": changed(CACHE_1H, '"usage": {', '"deep": ' + "[" * 300 + "]" * 300 + ', "usage": {'),
+    "nesting at 5000": changed(CACHE_1H, '"usage": {', '"deep": ' + "[" * 5000 + "]" * 5000 + ', "usage": {'),
+    "an integer of 4301 digits": changed(SAMPLE, '"inputTokenCount": 48', '"inputTokenCount": ' + "9" * 4301),
+    "a colon in an escaped key": changed(SAMPLE, '"region"', '"re\\u0067ion"'),
     "invalid escape": changed(SAMPLE, '"modelId": "', '"modelId": "\\x'),
 }
 
@@ -193,3 +212,25 @@ def test_a_stream_without_top_level_counts_reads_its_chunks_alike() -> None:
     message = edited("invoke_model_stream_anthropic_cache", drop_counts)
     assert assert_parity(message) == assert_parity(message.encode())
     assert assert_parity(STREAM)[0] == "parsed"
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("duplicate identity", "malformed"),
+        ("duplicate arn inside identity", "malformed"),
+        ("duplicate tier in a body", "malformed"),
+        ("duplicate key deep in a body", "malformed"),
+        ("duplicate key hidden by an escaped colon", "malformed"),
+        ("equal keys in different objects", "parsed"),
+        ("nesting at 300", "parsed"),
+        ("nesting at 5000", "malformed"),
+    ],
+)
+def test_a_key_twice_in_one_object_is_refused_however_it_is_hidden(name: str, kind: str) -> None:
+    # Given a line with a key twice in one object (or equal keys in two objects, or deep nesting)
+    # When the fast decoder parses it / Then duplicates are malformed, as the strict decoder says
+    outcome_kind, reason = assert_parity(HOSTILE_TEXTS[name])
+    assert outcome_kind == kind, reason
+    if name.startswith("duplicate"):
+        assert reason.startswith("ambiguous JSON: key")
