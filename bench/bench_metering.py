@@ -37,6 +37,7 @@ from typing import Any
 import msgspec
 import orjson
 
+from budgetkeeper import record_rules
 from budgetkeeper.metering import Meter
 from budgetkeeper.pricing import InferenceProfiles, PriceTable, price_invocation
 from budgetkeeper.record_rules import decode_message
@@ -101,6 +102,14 @@ def main() -> None:
         for line in lines:
             metered(line)
 
+    def meter_strict() -> None:
+        """Meter.meter with the strict decoder alone (json.loads and its duplicate-key hook)."""
+        fast, record_rules.decode_unambiguous = record_rules.decode_unambiguous, lambda message: None
+        try:
+            meter_all()
+        finally:
+            record_rules.decode_unambiguous = fast
+
     def decode_all(decode: Callable[[bytes], Any]) -> Callable[[], None]:
         def run() -> None:
             for line in lines:
@@ -115,6 +124,7 @@ def main() -> None:
             ("orjson.loads", decode_all(orjson.loads)),
             ("msgspec.json.decode", decode_all(msgspec.json.decode)),
             ("Meter.meter", meter_all),
+            ("Meter.meter, strict decoder", meter_strict),
         ],
     )
     ratio = best["Meter.meter"] / best["json.loads"]
@@ -168,8 +178,14 @@ def main() -> None:
         f"({total_bytes / len(lines):,.0f} mean, {max(map(len, lines)):,} max per line)"
     )
     print(f"best of {arguments.repeats} runs, interleaved, each over every line:")
-    labels = ("(a) json.loads", "(c) orjson.loads", "(d) msgspec.json.decode", "(b) Meter.meter")
-    for label, name in zip(labels, (*DECODERS, "Meter.meter"), strict=True):
+    labels = (
+        "(a) json.loads",
+        "(c) orjson.loads",
+        "(d) msgspec.json.decode",
+        "(b) Meter.meter",
+        "(e) (b), strict only",
+    )
+    for label, name in zip(labels, (*DECODERS, "Meter.meter", "Meter.meter, strict decoder"), strict=True):
         seconds = best[name]
         print(
             f"  {label:<25}{seconds:>8.4f} s {len(lines) / seconds:>12,.0f} records/s "

@@ -417,7 +417,7 @@ def print_report(
         )
     idle_lines = fixed_lines(sweep)
     idle, idle_free = print_table("== idle: a month without Bedrock traffic (USD a month)", idle_lines)
-    print_knobs(idle_lines, MONTHS[LEVELS[0]], flow, sweep)
+    print_knobs(idle_lines, set().union(flow.metrics, *(m.metrics for m in MONTHS.values())))
     light = LEVELS[0]
     print(
         f"\nseed 002: {SEED_002}. Budgetkeeper at {light.name}: {totals[light][0]:,.2f} USD a month at list "
@@ -447,18 +447,18 @@ def print_report(
     )
 
 
-def print_knobs(idle: Sequence[Line], light: CalculatorMonth, flow: Workflow, sweep: Sweep) -> None:
+def print_knobs(idle: Sequence[Line], metrics: set[tuple[str, ...]]) -> None:
     """What each setting saves a month, from the lines above."""
     cost = {line.item: line.usd for line in idle}
-    per_model = {m for m in light.metrics | flow.metrics if any(d.startswith("Model=") for d in m)}
+    per_value = {m for m in metrics if any(d.startswith(("Model=", "Team=")) for d in m)}
     sweep_share = sum(usd for item, usd in cost.items() if item.startswith("monitor sweep"))
     print("what each knob saves a month (list prices):")
     for knob, saved in (
         ("SweepIntervalMinutes 5 -> 60 (the backstop sweeps 12 times less often)", sweep_share * 11 / 12),
         ("no dashboard (or one of the account's 3 free ones)", cost["CloudWatch dashboard"]),
         (
-            f"CostMeteredUSD without its Model dimension ({len(per_model)} metrics -> 1)",
-            (len(per_model) - 1) * METRIC_USD_PER_MONTH,
+            f"CostMeteredUSD without its Model and Team dimensions ({len(per_value)} metrics -> 1)",
+            (len(per_value) - 1) * METRIC_USD_PER_MONTH,
         ),
         ("no reconciler (no Cost Explorer requests)", cost["reconciler: Cost Explorer GetCostAndUsage"]),
         ("tracing off (X-Ray), idle", cost["X-Ray traces of the above"]),
