@@ -277,13 +277,14 @@ class Written:
 
 
 @contextmanager
-def quiet_stdout() -> Iterator[Written]:
-    """Powertools logs and EMF metrics go to fd 1: kept out of the figures, and read back when the
-    block ends (the bytes Lambda would send to CloudWatch Logs)."""
+def quiet_stdout(path: str | None = None) -> Iterator[Written]:
+    """Powertools logs and EMF metrics go to fd 1: kept out of the figures, written to `path` (a
+    temporary file unless given) and read back when the block ends (what Lambda would send to
+    CloudWatch Logs)."""
     sys.stdout.flush()
     saved = os.dup(1)
     written = Written()
-    with tempfile.TemporaryFile() as sink:
+    with open(path, "w+b") if path else tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), 1)
         try:
             yield written

@@ -320,3 +320,35 @@ def test_the_daily_summary_tells_operators_once_a_day(stack, slack):
     [payload] = slack.payloads
     assert "&lt;script&gt;" in json.dumps(payload) and "<script>" not in json.dumps(payload)
     assert emails() == []  # owners get no summary
+
+
+def test_a_summary_with_3000_unknown_models_is_delivered_on_every_channel(stack, slack):
+    from budgetkeeper.store import RollupItem
+    from budgetkeeper.usage_writer import line_partition
+
+    # Given a caller who spent today, and today's usage lines naming 3,000 made-up models of 90
+    # characters (as the calculator writes them when limits/unknown_models_per_batch allows it)
+    mallory = "arn:aws:iam::111122223333:user/mallory"
+    spend(mallory, "0.50")
+    hour = now_iso()[:13]
+    models = [f"acme.{index:04d}-" + "x" * 80 + ":0" for index in range(3000)]
+    with RollupItem.batch_write() as batch:
+        for index, model in enumerate(models):
+            calls = 2 if index < 10 else 1
+            counts = {"model": model, "calls": calls, "unpriced_calls": calls}
+            batch.save(RollupItem("user:mallory", f"{hour}#{model}#us-east-1", **counts))
+            batch.save(
+                RollupItem(line_partition(hour[:10]), f"{hour}#{index}", principal="user:mallory", **counts)
+            )
+    # When the schedule fires
+    invoke("NotifierFunction", {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}})
+    # Then operators got it on their topic (under SNS's 256 KB), the 10 most called and a count
+    [summary] = operator_notices(stack)
+    assert summary["notice"] == "daily_summary"
+    assert f"{models[0]} (2 calls)" in summary["email"] and "… (+2990)" in summary["email"]
+    assert models[10] not in summary["email"]
+    # and on Slack, every section within Slack's 3,000 characters
+    [payload] = slack.payloads
+    sections = [block["text"]["text"] for block in payload["blocks"] if block["type"] == "section"]
+    assert max(len(text) for text in sections) <= 3000
+    assert any("+2990" in text for text in sections)

@@ -62,14 +62,17 @@ REJECTED = {
     "model id over the limit": (text_of(modelId="m" * (MAX_MODEL_ID_CHARS + 1)), "modelId of 513 characters"),
     "model id with a space": (
         text_of(modelId="amazon nova"),
-        "modelId of 11 characters is not printable ASCII",
+        "modelId of 11 characters ('amazon nova') is not printable ASCII",
     ),
-    "model id not ASCII": (text_of(modelId="amazon.növa"), "modelId of 11 characters is not printable ASCII"),
-    "region not a region": (text_of(region="us-east-1#x"), "region 'us-east-1#x' is not an AWS region name"),
+    "model id not ASCII": (text_of(modelId="amazon.növa"), "is not printable ASCII without spaces"),
+    "region not a region": (
+        text_of(region="us-east-1#x"),
+        "region of 11 characters ('us-east-1#x') is not an AWS region name",
+    ),
     "region too long": (text_of(region="r" * 21), "is not an AWS region name"),
     "account not 12 digits": (
         text_of(accountId="12345"),
-        "accountId '12345' is not a 12-digit AWS account id",
+        "accountId of 5 characters ('12345') is not a 12-digit AWS account id",
     ),
     "identity ARN over the limit": (
         text_of(identity={"arn": "a" * (MAX_IDENTITY_ARN_CHARS + 1)}),

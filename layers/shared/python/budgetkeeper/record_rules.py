@@ -105,38 +105,29 @@ def check_printable(key: str, value: str) -> str:
     return value
 
 
+def _matching(key: str, value: str, pattern: re.Pattern[str], rule: str) -> str:
+    check_printable(key, value)
+    if not pattern.fullmatch(value):
+        raise MalformedEvent(f"{key} of {len(value)} characters ({value[:32]!r}) is not {rule}")
+    return value
+
+
 def check_model_id(model_id: str) -> str:
-    check_printable("modelId", model_id)
-    if not _MODEL_ID.fullmatch(model_id):
-        raise MalformedEvent(
-            f"modelId of {len(model_id)} characters is not printable ASCII without spaces of at most "
-            f"{MAX_MODEL_ID_CHARS}"
-        )
-    return model_id
+    rule = f"printable ASCII without spaces, at most {MAX_MODEL_ID_CHARS}"
+    return _matching("modelId", model_id, _MODEL_ID, rule)
 
 
 def check_region(region: str) -> str:
-    check_printable("region", region)
-    if not _REGION.fullmatch(region):
-        raise MalformedEvent(f"region {region[:32]!r} is not an AWS region name ([a-z0-9-], at most 20)")
-    return region
+    return _matching("region", region, _REGION, "an AWS region name ([a-z0-9-], at most 20)")
 
 
 def check_account(account_id: str) -> str:
-    check_printable("accountId", account_id)
-    if not _ACCOUNT.fullmatch(account_id):
-        raise MalformedEvent(f"accountId {account_id[:32]!r} is not a 12-digit AWS account id")
-    return account_id
+    return _matching("accountId", account_id, _ACCOUNT, "a 12-digit AWS account id")
 
 
 def check_identity_arn(arn: str) -> str:
-    check_printable("identity.arn", arn)
-    if not _IDENTITY_ARN.fullmatch(arn):
-        raise MalformedEvent(
-            f"identity.arn of {len(arn)} characters is not printable ASCII "
-            f"of at most {MAX_IDENTITY_ARN_CHARS}"
-        )
-    return arn
+    rule = f"printable ASCII, at most {MAX_IDENTITY_ARN_CHARS}"
+    return _matching("identity.arn", arn, _IDENTITY_ARN, rule)
 
 
 def check_request_metadata(metadata: Mapping[str, str]) -> Mapping[str, str]:

@@ -312,7 +312,7 @@ TUNABLES: tuple[Tunable, ...] = (
     Tunable(
         "unknown_models_per_batch",
         "limits/unknown_models_per_batch",
-        "10",
+        "5",
         _parse_int,
         "distinct unpriced model ids a batch keeps by name; the rest are counted as (other unknown)",
     ),

@@ -1,9 +1,15 @@
 """The operators' daily summary: spend today and this month per team, the top spenders, who is
 suspended, in grace or near a limit, and the unknown models seen today.
 
-Reads, all small: the teams table (scanned), each team's rollups of the month (a query per team),
-the budgets (scanned: one row per budget), the totals of the budgets' current daily and monthly
-windows (a batch get), and today's rollups of each principal that spent today (a query each).
+Reads: the teams table (scanned), each team's rollups of the month (a query per team), the
+budgets (scanned: one row per budget; a session's default budgets are stored only once it spends,
+so minted session names add none), the totals of the budgets' current windows (a batch get), and
+today's usage lines (one query of the day's partition) for the unknown models.
+
+Every list is capped at `rows` rows (the tunable notify/summary_rows), a last row counting the
+rest, and every name at NAME_CHARS: a caller can mint any number of model ids and scope names,
+and the summary must still fit a Slack section (3,000 characters), an SNS message (256 KB) and an
+SES e-mail.
 """
 
 from __future__ import annotations
@@ -19,10 +25,23 @@ from budgetkeeper.notify.notices import money
 from budgetkeeper.runs import SYSTEM_ACTOR
 from budgetkeeper.scopes import ScopeKind
 from budgetkeeper.store import BudgetItem, RollupItem, TeamItem, TotalItem, budget_key
+from budgetkeeper.usage_writer import line_partition
 from budgetkeeper.windows import iso_utc, parse_window, window_span
 
-TOP_SCOPES = 10
 NEAR = (Status.WARNING, Status.CRITICAL)
+NAME_CHARS = 100
+
+
+def _short(name: str) -> str:
+    return name if len(name) <= NAME_CHARS else name[: NAME_CHARS - 1] + "…"
+
+
+def capped(rows: list[dict[str, str]], limit: int) -> list[dict[str, str]]:
+    """The first `limit` rows, names shortened, and a row counting the others."""
+    kept = [{**row, "name": _short(row["name"])} for row in rows[:limit]]
+    if len(rows) > limit:
+        kept.append({"name": "…", "detail": f"+{len(rows) - limit}"})
+    return kept
 
 
 def summary_event(now: datetime) -> NotificationEvent:
@@ -44,7 +63,7 @@ def summary_event(now: datetime) -> NotificationEvent:
     )
 
 
-def gather_summary(now: datetime, default_time_zone: str = "UTC") -> dict[str, Any]:
+def gather_summary(now: datetime, default_time_zone: str = "UTC", rows: int = 10) -> dict[str, Any]:
     day, month = now.date().isoformat(), now.strftime("%Y-%m")
     teams = sorted({f"{ScopeKind.TEAM}:{item.team}" for item in TeamItem.scan()})
     team_rows = []
@@ -73,13 +92,11 @@ def gather_summary(now: datetime, default_time_zone: str = "UTC") -> dict[str, A
     top = sorted(
         ((by_window.get("daily", Decimal(0)), scope) for scope, by_window in principals.items()),
         reverse=True,
-    )[:TOP_SCOPES]
+    )[:rows]
     unknown: dict[str, int] = defaultdict(int)
-    for scope, by_window in principals.items():
-        if by_window.get("daily"):
-            for rollup in RollupItem.query(scope, RollupItem.bucket.startswith(day)):
-                if rollup.unpriced_calls and rollup.model:
-                    unknown[rollup.model] += int(rollup.unpriced_calls)
+    for line in RollupItem.query(line_partition(day), filter_condition=RollupItem.unpriced_calls > 0):
+        if line.model:
+            unknown[line.model] += int(line.unpriced_calls)
 
     def listed(statuses: tuple[str, ...]) -> list[dict[str, str]]:
         return [
@@ -93,6 +110,8 @@ def gather_summary(now: datetime, default_time_zone: str = "UTC") -> dict[str, A
         for item in BudgetItem.scan(BudgetItem.window == MANUAL_WINDOW)
         if item.status == Status.SUSPENDED
     ]
+    suspended = listed((Status.SUSPENDED, Status.RESTORING)) + suspended_manually
+    grace = listed((Status.GRACE,))
     return {
         "total_today": money(
             str(sum((by.get("daily", Decimal(0)) for by in principals.values()), Decimal(0)))
@@ -101,11 +120,16 @@ def gather_summary(now: datetime, default_time_zone: str = "UTC") -> dict[str, A
             str(sum((by.get("monthly", Decimal(0)) for by in principals.values()), Decimal(0)))
         ),
         "teams": team_rows,
-        "top_scopes": [{"name": scope, "today": money(str(usd))} for usd, scope in top if usd > 0],
-        "suspended": listed((Status.SUSPENDED, Status.RESTORING)) + suspended_manually,
-        "grace": listed((Status.GRACE,)),
-        "near": listed(NEAR),
-        "unknown_models": [
-            {"name": model, "detail": f"{calls} calls"} for model, calls in sorted(unknown.items())
-        ],
+        "top_scopes": [{"name": _short(scope), "today": money(str(usd))} for usd, scope in top if usd > 0],
+        "suspended": capped(suspended, rows),
+        "grace": capped(grace, rows),
+        "near": capped(listed(NEAR), rows),
+        "unknown_models": capped(
+            [
+                {"name": model, "detail": f"{calls} calls"}
+                for model, calls in sorted(unknown.items(), key=lambda pair: (-pair[1], pair[0]))
+            ],
+            rows,
+        ),
+        "counts": {"suspended": len(suspended), "grace": len(grace)},
     }
