@@ -152,6 +152,8 @@ bench: $(STAMP)
 	@$(BIN)/python bench/bench_calculator.py --rate 30000
 	@echo "== bench/bench_calculator.py --batch 25 (Firehose processor buffer interval 0 s)"
 	@$(BIN)/python bench/bench_calculator.py --batch 25
+	@echo "== bench/cost_model.py (the whole monthly bill at four traffic levels and idle)"
+	@$(BIN)/python bench/cost_model.py
 
 prices: $(STAMP)
 	$(BIN)/python scripts/build_prices.py

@@ -40,6 +40,7 @@ import platform
 import random
 import shlex
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -264,20 +265,35 @@ def counting(tally: Tally) -> Iterator[None]:
         yield
 
 
+@dataclass
+class Written:
+    """What a stretch of handler time wrote to fd 1: in Lambda, log events in CloudWatch Logs."""
+
+    lines: list[str] = field(default_factory=list)
+
+    def emf(self) -> list[str]:
+        """The EMF metric lines (CloudWatch turns each into metrics; they are log events too)."""
+        return [line for line in self.lines if '"_aws"' in line]
+
+
 @contextmanager
-def quiet_stdout(path: str = os.devnull) -> Iterator[None]:
-    """Powertools logs and EMF metrics go to fd 1; keep them out of the figures (they are still
-    written, to `path`)."""
+def quiet_stdout(path: str | None = None) -> Iterator[Written]:
+    """Powertools logs and EMF metrics go to fd 1: kept out of the figures, written to `path` (a
+    temporary file unless given) and read back when the block ends (what Lambda would send to
+    CloudWatch Logs)."""
     sys.stdout.flush()
     saved = os.dup(1)
-    with open(path, "w") as sink:
+    written = Written()
+    with open(path, "w+b") if path else tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), 1)
         try:
-            yield
+            yield written
         finally:
             sys.stdout.flush()
             os.dup2(saved, 1)
             os.close(saved)
+            sink.seek(0)
+            written.lines = sink.read().decode("utf-8", "replace").splitlines()
 
 
 # ----------------------------------------------------------------------------- records and batches
@@ -400,13 +416,14 @@ class BatchRun:
     firehose_billed_bytes: int  # each record rounded up to 5 KB
     output_bytes: int  # decoded data of the transformed records (what Firehose delivers to S3)
     results: Counter[str]
+    written: Written  # the handler's log lines and EMF metrics
 
 
 def run_batch(messages: list[str], per_payload: int, index: int) -> BatchRun:
     datas = pack(messages, per_payload)
     event = firehose_event(datas, invocation_id=f"bench-batch-{index}")
     tally = Tally()
-    with quiet_stdout(), counting(tally):
+    with quiet_stdout() as written, counting(tally):
         started = time.perf_counter()
         response = invoke(FUNCTION, event)
         seconds = time.perf_counter() - started
@@ -420,6 +437,7 @@ def run_batch(messages: list[str], per_payload: int, index: int) -> BatchRun:
         firehose_billed_bytes=sum(math.ceil(len(d) / FIREHOSE_INCREMENT) * FIREHOSE_INCREMENT for d in datas),
         output_bytes=sum(len(base64.b64decode(r["data"])) for r in records if r["data"]),
         results=Counter(r["result"] for r in records),
+        written=written,
     )
 
 
