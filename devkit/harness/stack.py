@@ -247,11 +247,17 @@ class LocalStack:
     def _resolve_tree(self, node: Any) -> Any:
         """A document with every intrinsic function in it resolved (policy documents)."""
         if isinstance(node, dict):
+            if list(node) == ["Fn::If"]:  # a statement present on one condition only
+                condition, when_true, when_false = node["Fn::If"]
+                return self._resolve_tree(when_true if self._condition_holds(condition) else when_false)
+            if node == {"Ref": "AWS::NoValue"}:  # dropped by the list that holds it
+                return node
             if len(node) == 1 and next(iter(node)) in ("Ref", "Fn::GetAtt", "Fn::Sub"):
                 return self._resolve(node)
             return {key: self._resolve_tree(value) for key, value in node.items()}
         if isinstance(node, list):
-            return [self._resolve_tree(item) for item in node]
+            resolved = (self._resolve_tree(item) for item in node)
+            return [item for item in resolved if item != {"Ref": "AWS::NoValue"}]
         return node
 
     def _condition_holds(self, name: str | None) -> bool:
