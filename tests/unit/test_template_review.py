@@ -7,12 +7,13 @@ with every optional parameter set.
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from typing import Any
 
 import pytest
 
-from devkit.harness.template import load_template
+from devkit.harness.template import REPO_ROOT, TEMPLATE_PATH, load_template
 from tests.unit.test_template_security import (
     DEPLOYMENTS,
     _allow_statements,
@@ -168,3 +169,58 @@ def test_every_scheduled_function_failing_reaches_the_faults_alarm():
         assert function in errors_of, f"{function} fails unnoticed"
         assert f"FILL({errors_of[function]}, 0)" in expression
     assert {"PriceRefreshFunction", "ReconcilerFunction"} <= asynchronous
+
+
+# --- the regional collector (finding 4) ---------------------------------------------------------
+
+COLLECTOR = REPO_ROOT / "templates" / "regional-collector.yaml"
+
+
+def test_the_collector_keeps_what_it_cannot_forward_and_alarms_in_its_region():
+    resources = load_template(COLLECTOR)["Resources"]
+    forwarder = resources["ForwarderFunction"]["Properties"]
+    # CloudWatch Logs invokes it asynchronously: after Lambda's retries a failed payload is kept
+    queue = forwarder["DeadLetterConfig"]["TargetArn"]
+    assert queue == {"Fn::GetAtt": ["FailedPayloadsQueue", "Arn"]}
+    assert resources["FailedPayloadsQueue"]["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+    grants = [
+        statement
+        for policy in resources["ForwarderRole"]["Properties"]["Policies"]
+        for statement in policy["PolicyDocument"]["Statement"]
+    ]
+    assert {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": queue} in grants
+    retries = resources["ForwarderInvokeConfig"]["Properties"]
+    assert retries["FunctionName"] == {"Ref": "ForwarderFunction"} and retries["MaximumRetryAttempts"] == 2
+    # and the alarm, in the collector's own Region, watches the forwarder's errors and the queue
+    alarm = resources["ForwardingFailedAlarm"]["Properties"]
+    watched = {
+        (query["MetricStat"]["Metric"]["MetricName"], json.dumps(query["MetricStat"]["Metric"]["Dimensions"]))
+        for query in alarm["Metrics"]
+        if "MetricStat" in query
+    }
+    assert (
+        "Errors",
+        json.dumps([{"Name": "FunctionName", "Value": {"Ref": "ForwarderFunction"}}]),
+    ) in watched
+    assert (
+        "ApproximateNumberOfMessagesVisible",
+        json.dumps([{"Name": "QueueName", "Value": {"Fn::GetAtt": ["FailedPayloadsQueue", "QueueName"]}}]),
+    ) in watched
+    (expression,) = [query["Expression"] for query in alarm["Metrics"] if query.get("ReturnData")]
+    assert "FILL(errors, 0)" in expression and "FILL(deadLetters, 0)" in expression
+    assert alarm["AlarmActions"] == [{"Ref": "CollectorAlarmsTopic"}]
+
+
+def test_the_forwarder_says_truly_what_raising_does():
+    code = load_template(COLLECTOR)["Resources"]["ForwarderFunction"]["Properties"]["Code"]["ZipFile"]
+    assert "CloudWatch Logs retry" not in code and "dead-letter queue" in code
+
+
+def test_cfn_lint_passes_on_the_template_the_collector_and_the_expanded_template(tmp_path):
+    from cfnlint.api import lint_all
+
+    expanded = tmp_path / "expanded.json"
+    expanded.write_text(json.dumps(_expanded_sam()))
+    for template in (TEMPLATE_PATH, COLLECTOR, expanded):
+        findings = [str(match) for match in lint_all(template.read_text()) if match.rule.id[0] in "EW"]
+        assert findings == [], template  # errors and warnings, as the cfn-lint command reports
