@@ -37,7 +37,7 @@ venv: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/cfn-lint template.yaml
+	$(BIN)/cfn-lint template.yaml templates/regional-collector.yaml
 	$(BIN)/sam validate --lint --template-file template.yaml
 
 build: $(STAMP)
