@@ -222,3 +222,28 @@ def test_cfn_lint_passes_on_the_collector():
 
     findings = [str(match) for match in lint_all(COLLECTOR.read_text()) if match.rule.id[0] in "EW"]
     assert findings == []  # errors and warnings, as the cfn-lint command reports
+
+
+# --- session tags (finding 11) ------------------------------------------------------------------
+
+
+def _trusted_principal_tags() -> set[str]:
+    policy = _deployed("everything-set")["Resources"]["SelfServiceReadPolicy"]["Properties"]["PolicyDocument"]
+    return set(re.findall(r"\$\{aws:PrincipalTag/([^}]+)\}", json.dumps(policy)))
+
+
+def test_no_role_of_the_stack_trusts_session_tags():
+    for name, resource in _deployed("everything-set")["Resources"].items():
+        if resource["Type"] == "AWS::IAM::Role":
+            trust = json.dumps(resource["Properties"]["AssumeRolePolicyDocument"])
+            assert "sts:TagSession" not in trust, name
+
+
+def test_the_readme_says_how_to_keep_the_trusted_principal_tags_out_of_session_tags():
+    # The risk stays (IAM cannot tell a session tag from a principal tag): the README says so, with
+    # an SCP that names exactly the tag keys the self-service policy trusts.
+    readme = (REPO_ROOT / "README.md").read_text()
+    power = readme[readme.index("### What power the stack keeps") :]
+    (snippet,) = re.findall(r'\{"Effect": "Deny", "Action": "sts:TagSession".*?\}\}\}', power, re.DOTALL)
+    keys = json.loads(snippet)["Condition"]["ForAnyValue:StringEquals"]["aws:TagKeys"]
+    assert set(keys) == _trusted_principal_tags() == {"team", "budgetkeeper-role", "budgetkeeper-user"}
