@@ -52,7 +52,7 @@ iam-evaluator: $(IAM_EVALUATOR_STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/cfn-lint template.yaml
+	$(BIN)/cfn-lint template.yaml templates/regional-collector.yaml
 	$(BIN)/sam validate --lint --template-file template.yaml
 
 build: $(STAMP)
@@ -109,15 +109,14 @@ $(CHECKOV_STAMP):
 # - CKV_AWS_18 (ArchiveBucket access logging): it would need a second bucket; CloudTrail S3 data
 #   events are the way to audit reads of the archive.
 # - CKV_AWS_28 (DedupeTable, IdempotencyTable PITR): TTL'd keys worthless after a day.
-# - CKV_AWS_26 (OperatorAlarmsTopic without KMS when KmsKeyArn is empty): CloudWatch alarms cannot
-#   publish to a topic under the AWS-managed key alias/aws/sns; with KmsKeyArn the topic uses it.
 # - CKV_AWS_158 (log groups not KMS-encrypted): CloudWatch Logs encrypts at rest; a KMS key there
 #   needs a key policy for the logs service principal, which KmsKeyArn does not ask for.
 # - CKV_AWS_173 (Lambda environment not KMS-encrypted): it holds names and ARNs, no secret; Lambda
 #   encrypts it at rest with an AWS managed key.
-# - CKV_AWS_116 (no DLQ): Firehose and Step Functions invoke synchronously and retry; the schedule's
-#   next sweep redoes a failed one (the reconciler checks its last 3 days again the next day). A DLQ
-#   applies to asynchronous invocations only: the
+# - CKV_AWS_116 (no DLQ): Firehose and Step Functions invoke synchronously and retry. The schedules
+#   invoke asynchronously, and a DLQ would keep only the schedule's empty event: the next run redoes
+#   a failed one (the monitor's next sweep; the reconciler checks its last 3 days again the next
+#   day), and PriceRefreshFunction's and ReconcilerFunction's errors are in FaultsAlarm. The
 #   NotifierFunction, which SNS invokes asynchronously, has one (NotifierFailuresQueue).
 # - CKV_AWS_117 (not in a VPC): the functions call only AWS APIs; a VPC would add NAT or endpoints.
 # - CKV_AWS_115 (no reserved concurrency): their callers bound them (Firehose, Step Functions, a

@@ -92,6 +92,8 @@ def expanded_sam() -> dict[str, Any]:
 def _condition(expression: Any, parameters: dict[str, str], conditions: dict[str, Any]) -> bool:
     if isinstance(expression, dict) and "Fn::Not" in expression:
         return not _condition(expression["Fn::Not"][0], parameters, conditions)
+    if isinstance(expression, dict) and "Fn::And" in expression:
+        return all(_condition(part, parameters, conditions) for part in expression["Fn::And"])
     if isinstance(expression, dict) and "Fn::Equals" in expression:
         left, right = (_resolve(side, parameters, conditions) for side in expression["Fn::Equals"])
         return bool(left == right)

@@ -43,7 +43,7 @@ from budgetkeeper.records import (
     SERVICE_TIER_NAMES,
 )
 from budgetkeeper.usage import Invocation, ServiceTier, TokenCounts
-from budgetkeeper_cli.usage_report import RecordFilter, ScanStats, UsageReport
+from budgetkeeper_cli.usage_report import BODY_FOLDER, RecordFilter, ScanStats, UsageReport
 
 # Partition columns of the table (athena.py projects them from the S3 key layout); the record has
 # its own `region`, so they carry a prefix.
@@ -152,6 +152,11 @@ def _tier_named(body: str) -> str:
     )
 
 
+# Offloaded bodies sit in a `data/` folder right below the hour folder (usage_report.BODY_FOLDER), and
+# only there: a `data` folder in the bucket's own prefix is part of the log root, not a body.
+_BODY_PATH = f"/BedrockModelInvocationLogs/[^/]+/[0-9]{{4}}/[0-9]{{2}}/[0-9]{{2}}/[0-9]{{2}}/{BODY_FOLDER}/"
+
+
 def build_query(
     *,
     database: str,
@@ -165,7 +170,7 @@ def build_query(
     """The grouping query in Athena's dialect (tested on DuckDB through a mechanical translation).
 
     `account` and `region` narrow the partitions read to one log account and Region."""
-    where = [f"{_sql_name('$path')} NOT LIKE '%/data/%'", f"trim({LINE_COLUMN}) <> ''"]
+    where = [f"NOT regexp_like({_sql_name('$path')}, '{_BODY_PATH}')", f"trim({LINE_COLUMN}) <> ''"]
     if account is not None:
         where.append(f"{ACCOUNT_COLUMN} = {_sql_text(account)}")
     if region is not None:

@@ -276,13 +276,15 @@ class LocalStack:
         return node
 
     def _condition_holds(self, name: str | None) -> bool:
-        """A template condition, for the forms template.yaml uses (Fn::Not of Fn::Equals of a Ref)."""
+        """A template condition, for the forms template.yaml uses (Fn::And, Fn::Not, Fn::Equals of a Ref)."""
         if name is None:
             return True
 
         def holds(expression: Any) -> bool:
             if "Fn::Not" in expression:
                 return not holds(expression["Fn::Not"][0])
+            if "Fn::And" in expression:
+                return all(holds(part) for part in expression["Fn::And"])
             if "Fn::Equals" in expression:
                 left, right = (self._resolve(side) for side in expression["Fn::Equals"])
                 return left == right

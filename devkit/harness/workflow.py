@@ -23,6 +23,7 @@ from types import SimpleNamespace
 from typing import Any
 from unittest import mock
 
+from moto.awslambda.exceptions import LambdaClientError
 from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.config import default_user_config
@@ -71,14 +72,29 @@ class AsyncInvocations:
                 self.errors.append(error)
 
 
+class _Throttled(LambdaClientError):
+    """Lambda's answer to an invocation over a function's reserved concurrency: HTTP 429."""
+
+    code = 429
+
+    def __init__(self) -> None:
+        super().__init__("TooManyRequestsException", "Rate Exceeded.")
+
+
 @dataclass
 class WaitControl:
     """How long Wait states last here: at most `max_wait_seconds`, or until `release()`; and the
-    functions SNS invokes, which run apart (`deliveries.drain()` waits for them)."""
+    functions SNS invokes, which run apart (`deliveries.drain()` waits for them).
+
+    A function with a reserved concurrency of one runs one invocation at a time; a second one waits
+    for it, or, with `throttle_when_busy`, is refused with `TooManyRequestsException` as Lambda
+    refuses it (counted in `throttled`), for the state machine's Retry to try again."""
 
     max_wait_seconds: float = 0.0
     released: threading.Event = field(default_factory=threading.Event)
     deliveries: AsyncInvocations = field(default_factory=AsyncInvocations)
+    throttle_when_busy: bool = False
+    throttled: int = 0
 
     def release(self) -> None:
         """End every wait now and from now on: the demo's "fast-forward to the refresh"."""
@@ -100,8 +116,12 @@ def real_handlers(stack: LocalStack, waits: WaitControl | None = None) -> Iterat
 
     def invoke_real_handler(backend, function_name, qualifier, body, headers, response_headers):
         logical_id = by_name[function_name.rsplit(":", 1)[-1]]
+        one = one_at_a_time.get(logical_id)
+        if one is not None and control.throttle_when_busy and one.locked():
+            control.throttled += 1  # (two arriving together may both pass: the second then waits)
+            raise _Throttled()
         try:
-            with one_at_a_time.get(logical_id, contextlib.nullcontext()):
+            with one or contextlib.nullcontext():
                 result = invoke(logical_id, json.loads(body) if body else {})
         except Exception as error:  # reported to Step Functions as a function error, as Lambda does
             response_headers["x-amz-function-error"] = "Unhandled"

@@ -346,3 +346,22 @@ def test_the_service_tier_named_in_the_bodies_prices_each_call(logs, capsys):
                 + 900 * (Decimal("5.6") + Decimal("1.6") + Decimal("3.2"))) / 1_000_000  # fmt: skip
     assert row["calls"] == 3 and Decimal(row["cost_usd"]) == expected
     assert remote == local
+
+
+def test_a_log_root_under_a_data_folder_is_read_and_its_bodies_still_skipped(logs, capsys):
+    # Given a day of logs (offloaded bodies in HH/data/ included) under a root whose path has a data folder
+    s3 = boto3.client("s3", region_name="us-east-1")
+    root = "data/bedrock/"
+    keys = demo_data.write_s3_layout(
+        demo_data.generate_day(DAY, records=50, seed=8), s3, BUCKET, ACCOUNT, prefix=root
+    )
+    assert any("/data/" in key.removeprefix(root) for key in keys)  # bodies are there to skip
+    # When both engines meter that root
+    arguments = ["meter", f"s3://{BUCKET}/{root}", "--format", "json", "--group-by", "principal"]
+    assert main(arguments) == 0
+    local = json.loads(capsys.readouterr().out)
+    assert main([*arguments, "--engine", "athena"]) == 0
+    remote = json.loads(capsys.readouterr().out)
+    # Then Athena reads the records (not zero, silently), as the local engine does, and no body
+    assert sum(row["calls"] for row in local) == 50
+    assert remote == local

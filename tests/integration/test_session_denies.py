@@ -35,6 +35,7 @@ from budgetkeeper.session_denies import (
     POLICY_PATH,
     IdentityCenter,
     IdentityCenterConnection,
+    InlinePolicyNotAsWritten,
     Outcome,
     RoleNotOptedIn,
     SessionPolicyRejected,
@@ -545,3 +546,50 @@ def test_a_default_version_set_by_someone_else_is_rejected(iam):
     with pytest.raises(SessionPolicyRejected, match="default version"):
         suspend_session(iam, ROLE, "embed-fn")
     assert our_policies(iam) == []
+
+
+class AdministratorSavingAfterUs:
+    """sso-admin, with another administrator who read the inline policy before our write and saves
+    their edit of it just after ours (`times` times): our statement is then gone from what is in force."""
+
+    def __init__(self, client: Any, edit: dict[str, Any], times: int = 1) -> None:
+        self._client, self._edit, self._times = client, edit, times
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def put_inline_policy_to_permission_set(self, **arguments: Any) -> Any:
+        before = self._client.get_inline_policy_for_permission_set(
+            InstanceArn=arguments["InstanceArn"], PermissionSetArn=arguments["PermissionSetArn"]
+        )["InlinePolicy"]
+        answer = self._client.put_inline_policy_to_permission_set(**arguments)
+        if self._times:
+            self._times -= 1
+            theirs = json.loads(before) if before else {"Version": "2012-10-17", "Statement": []}
+            theirs["Statement"] = [*theirs["Statement"], self._edit]
+            self._client.put_inline_policy_to_permission_set(
+                **{**arguments, "InlinePolicy": json.dumps(theirs)}
+            )
+        return answer
+
+
+def test_an_inline_policy_changed_just_after_our_write_is_read_back_and_ours_merged_again(sso):
+    # Given an administrator who saves an edit of the DataScience inline policy just after our write
+    client, instance_arn, arn = sso
+    edit = {"Sid": "TheirNewStatement", "Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}
+    center = IdentityCenter(AdministratorSavingAfterUs(client, edit), instance_arn)
+    # When priya's session is suspended
+    result = center.suspend_session("DataScience", "priya@example.com")
+    # Then what is in force holds their edit and our deny: ours was read back, found gone, written again
+    document = json.loads(inline_policy(client, instance_arn, arn))
+    assert edit in document["Statement"]
+    assert sso_denied(document, "priya@example.com")
+    assert result.users == {"priya@example.com"}
+
+
+def test_an_inline_policy_that_keeps_changing_is_not_taken_for_a_deny_in_force(sso):
+    client, instance_arn, _ = sso
+    edit = {"Sid": "TheirNewStatement", "Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}
+    center = IdentityCenter(AdministratorSavingAfterUs(client, edit, times=10), instance_arn)
+    with pytest.raises(InlinePolicyNotAsWritten, match="the deny is not in force"):
+        center.suspend_session("DataScience", "priya@example.com")

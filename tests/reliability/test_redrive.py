@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from budgetkeeper import clock as product_clock
 from budgetkeeper import records
-from budgetkeeper.store import RollupItem
+from budgetkeeper.store import DedupeItem, RollupItem, TotalItem
 from budgetkeeper.usage_writer import UsageWriter
 from budgetkeeper_cli.main import main
 from devkit.harness.lambdas import invoke
@@ -99,10 +101,64 @@ def test_redrive_meters_processing_failed_records_once_however_often_it_runs(
     code, out, _ = redrive(stack_name, capsys)
     assert code == 0, out
     assert_exact(expected)
+    assert "2 object(s) moved to redriven/" in out
     code, out, _ = redrive(stack_name, capsys)
-    # Then every total is exact, the second run finding every payload metered already
-    assert code == 0 and "10 record(s); metered 0 payload(s)" in out and "10 metered already" in out
+    # Then every total is exact, the second run finding nothing left to read
+    assert code == 0 and "0 record(s); metered 0 payload(s)" in out
     assert_exact(expected)
+
+
+def spend_recorded() -> list[tuple[str, ...]]:
+    """Every rollup and window total, as stored: what a second count would change."""
+    rollups = [(r.scope, r.bucket, str(r.calls), str(r.cost_usd)) for r in RollupItem.scan()]
+    totals = [(t.budget, t.window_id, str(t.calls), str(t.spent_usd)) for t in TotalItem.scan()]
+    return sorted(rollups + totals)
+
+
+def expire_dedupe_markers() -> None:
+    """What DynamoDB TTL does (moto does not run it): markers past their expiry are gone."""
+    now = product_clock.epoch_seconds()
+    for marker in DedupeItem.scan():
+        if marker.expires_at is not None and marker.expires_at <= now:
+            marker.delete()
+
+
+def test_a_redriven_record_counts_once_after_its_dedupe_marker_expired(
+    stack, settings, stack_name, faults, clock, capsys
+):
+    # Given a batch Firehose gave up on, redriven once (metered, its object moved out of the way)
+    expected = failed_batch(stack, settings, faults, users=3, seed=31, first_failing_write=1)
+    code, first, _ = redrive(stack_name, capsys)
+    assert code == 0
+    assert_exact(expected)
+    metered = spend_recorded()
+    # When its payload markers have expired (dedupe_ttl_days later) and an operator redrives again
+    clock.advance(timedelta(days=8))
+    expire_dedupe_markers()
+    assert not [marker for marker in DedupeItem.scan() if "2026-06-10" in marker.id]
+    code, out, _ = redrive(stack_name, capsys)
+    # Then nothing is read again: every rollup and window total is as it was
+    assert code == 0
+    assert spend_recorded() == metered
+    assert "1 object(s) moved to redriven/" in first and "0 record(s)" in out
+    s3 = stack.client("s3")
+    keys = [item["Key"] for item in s3.list_objects_v2(Bucket=settings.archive_bucket)["Contents"]]
+    assert "redriven/errors/processing-failed/2026/06/10/batch-31" in keys
+    assert not [key for key in keys if key.startswith("errors/processing-failed/")]
+
+
+def test_an_object_with_a_record_still_undecodable_stays_to_be_redriven_again(
+    stack, settings, stack_name, capsys
+):
+    # Given a processing-failed object whose one record is not a CloudWatch Logs payload
+    key = "errors/processing-failed/2026/06/10/garbage"
+    body = json.dumps({"rawData": base64.b64encode(b"not a payload").decode()}).encode()
+    stack.client("s3").put_object(Bucket=settings.archive_bucket, Key=key, Body=body)
+    # When redriven
+    code, out, _ = redrive(stack_name, capsys, "--prefix", "errors/processing-failed/")
+    # Then it is reported and left where it is, for a redrive after the next fix
+    assert code == 0 and "1 still undecodable; 0 object(s) moved" in out, out
+    stack.client("s3").head_object(Bucket=settings.archive_bucket, Key=key)
 
 
 def quarantined_by_a_bound_too_low(monkeypatch) -> tuple[dict[str, Any], Decimal]:

@@ -22,11 +22,6 @@ from tests.deployed_template import (
 from tests.iam_eval import ACCOUNT, REGION, Request, role_session
 
 STACK_ROLE_TAG = "aws:ResourceTag/budgetkeeper:stack-role"
-GET_BUCKET_LOCATION_NEVER_MATCHES = pytest.mark.xfail(
-    strict=True,
-    reason="s3:GetBucketLocation is granted only under an s3:prefix condition, which that call never "
-    "carries (branch static-review fixes the condition; this case then passes and must lose its mark)",
-)
 
 
 def resolve(node: object, deployment: str = "everything-set") -> str:
@@ -70,8 +65,8 @@ HISTORY_CALLS = [
     ("s3:ListBucket", "ARCHIVE", {"s3:prefix": "athena-results/"}),
     ("kms:GenerateDataKey", KMS_KEY_ARN, {}),  # the results, under the stack's key
     ("kms:Decrypt", KMS_KEY_ARN, {}),
-    pytest.param("s3:GetBucketLocation", LOGS, {}, marks=GET_BUCKET_LOCATION_NEVER_MATCHES),
-    pytest.param("s3:GetBucketLocation", "ARCHIVE", {}, marks=GET_BUCKET_LOCATION_NEVER_MATCHES),
+    ("s3:GetBucketLocation", LOGS, {}),
+    ("s3:GetBucketLocation", "ARCHIVE", {}),
 ]
 
 
@@ -135,7 +130,7 @@ RECONCILER_CALLS = [
     ("s3:ListBucket", "ARCHIVE", {"s3:prefix": "athena-results/reconcile/"}),
     ("kms:GenerateDataKey", KMS_KEY_ARN, {}),
     ("kms:Decrypt", KMS_KEY_ARN, {}),
-    pytest.param("s3:GetBucketLocation", "ARCHIVE", {}, marks=GET_BUCKET_LOCATION_NEVER_MATCHES),
+    ("s3:GetBucketLocation", "ARCHIVE", {}),
 ]
 
 

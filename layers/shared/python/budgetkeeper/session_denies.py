@@ -498,6 +498,29 @@ class PermissionSetNotFound(LookupError):
     """No permission set of that name in the Identity Center instance."""
 
 
+# Writes of a permission set's inline policy before giving up on one that keeps changing under us.
+INLINE_POLICY_WRITES = 3
+
+
+class InlinePolicyNotAsWritten(RuntimeError):
+    """A permission set's inline policy read back after each write was not what was written."""
+
+    def __init__(self, permission_set_name: str, arn: str, writes: int) -> None:
+        super().__init__(
+            f"the inline policy of permission set {permission_set_name} ({arn}) read back was not what "
+            f"Budgetkeeper wrote, {writes} times: another writer is changing it; the deny is not in force"
+        )
+
+
+def _same_document(in_force: str | None, written: str | None) -> bool:
+    if in_force is None or written is None:
+        return in_force is written
+    try:
+        return bool(json.loads(in_force) == json.loads(written))
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True, slots=True)
 class SsoDenyResult:
     changed: bool
@@ -539,11 +562,11 @@ class IdentityCenter:
 
         Already denied: nothing is written, but the set is re-provisioned, so a retry after a
         failed provisioning still takes effect. Raises PolicyTooLarge, having written nothing,
-        when the inline policy would exceed 10,240 characters.
+        when the inline policy would exceed 10,240 characters; InlinePolicyNotAsWritten when
+        what is read back is not what was written, attempt after attempt.
         """
         arn = self.permission_set_arn(permission_set_name)
-        existing = self._inline_policy(arn)
-        users = sso_users_of(existing)
+        users = sso_users_of(self._inline_policy(arn))
         if user_name in users:
             request_id = self._provision(arn)
             return SsoDenyResult(
@@ -554,30 +577,29 @@ class IdentityCenter:
                 users,
                 request_id,
             )
-        wanted = users | {user_name}
-        text = check_size(
-            merge_statement(existing, sso_deny_statement(wanted)),
-            PERMISSION_SET_INLINE_POLICY_LIMIT,
-            f"inline policy of permission set {permission_set_name}",
-        )
-        self.sso_admin.put_inline_policy_to_permission_set(
-            InstanceArn=self.instance_arn, PermissionSetArn=arn, InlinePolicy=text
-        )
+
+        def with_user(existing: str | None) -> str | None:
+            return check_size(
+                merge_statement(existing, sso_deny_statement(sso_users_of(existing) | {user_name})),
+                PERMISSION_SET_INLINE_POLICY_LIMIT,
+                f"inline policy of permission set {permission_set_name}",
+            )
+
+        written = self._write_checked(permission_set_name, arn, with_user)
         request_id = self._provision(arn)
         return SsoDenyResult(
             True,
             f"{user_name} denied in permission set {permission_set_name}",
             permission_set_name,
             arn,
-            frozenset(wanted),
+            sso_users_of(written),
             request_id,
         )
 
     def restore_session(self, permission_set_name: str, user_name: str) -> SsoDenyResult:
         """Take the user out of our statement (the statement out when empty), then re-provision."""
         arn = self.permission_set_arn(permission_set_name)
-        existing = self._inline_policy(arn)
-        users = sso_users_of(existing)
+        users = sso_users_of(self._inline_policy(arn))
         if user_name not in users:
             return SsoDenyResult(
                 False,
@@ -586,32 +608,52 @@ class IdentityCenter:
                 arn,
                 users,
             )
-        wanted = users - {user_name}
-        if wanted:
-            text: str | None = check_size(
+
+        def without_user(existing: str | None) -> str | None:
+            wanted = sso_users_of(existing) - {user_name}
+            if not wanted:
+                return remove_statement(existing, SSO_DENY_SID)
+            return check_size(
                 merge_statement(existing, sso_deny_statement(wanted)),
                 PERMISSION_SET_INLINE_POLICY_LIMIT,
                 f"inline policy of permission set {permission_set_name}",
             )
-        else:
-            text = remove_statement(existing, SSO_DENY_SID)
-        if text is None:
-            self.sso_admin.delete_inline_policy_from_permission_set(
-                InstanceArn=self.instance_arn, PermissionSetArn=arn
-            )
-        else:
-            self.sso_admin.put_inline_policy_to_permission_set(
-                InstanceArn=self.instance_arn, PermissionSetArn=arn, InlinePolicy=text
-            )
+
+        written = self._write_checked(permission_set_name, arn, without_user)
         request_id = self._provision(arn)
         return SsoDenyResult(
             True,
             f"{user_name} restored in permission set {permission_set_name}",
             permission_set_name,
             arn,
-            frozenset(wanted),
+            sso_users_of(written),
             request_id,
         )
+
+    def _write_checked(
+        self, permission_set_name: str, arn: str, change: Callable[[str | None], str | None]
+    ) -> str | None:
+        """Write `change(policy now)` as the set's inline policy (None: delete it), and read it back.
+
+        sso-admin replaces the whole inline policy and has no conditional write: an administrator's
+        edit saved between this read and this write is lost, and one saved just after it replaces
+        ours. So what is in force is read back after each write, as session policies are; when it
+        is not what was written, the change is made again on what is there now.
+        """
+        for _ in range(INLINE_POLICY_WRITES):
+            text = change(self._inline_policy(arn))
+            if text is None:
+                self.sso_admin.delete_inline_policy_from_permission_set(
+                    InstanceArn=self.instance_arn, PermissionSetArn=arn
+                )
+            else:
+                self.sso_admin.put_inline_policy_to_permission_set(
+                    InstanceArn=self.instance_arn, PermissionSetArn=arn, InlinePolicy=text
+                )
+            in_force = self._inline_policy(arn)
+            if _same_document(in_force, text):
+                return in_force
+        raise InlinePolicyNotAsWritten(permission_set_name, arn, INLINE_POLICY_WRITES)
 
     def _inline_policy(self, permission_set_arn: str) -> str | None:
         answer = self.sso_admin.get_inline_policy_for_permission_set(
