@@ -174,14 +174,19 @@ def budget_states(items: Iterable[BudgetItem], tunables: Tunables, now: datetime
             continue
         budget = Budget.resolve(item, tunables)
         pending.append((item, budget, budget.span_at(now)))
-    keys = sorted(
-        {
-            (budget_key(item.scope, item.window), span.window_id)
-            for item, _, span in pending
-            if span is not None
-        }
-    )
-    spent = {(total.budget, total.window_id): total.spent_usd for total in TotalItem.batch_get(keys)}
+    # One BatchGetItem per scope kind: the self-service policy grants each kind in a statement of its
+    # own, and IAM checks all the keys of one request against one statement (`budgetkeeper me`).
+    keys_by_kind: dict[str, set[tuple[str, str]]] = {}
+    for item, _, span in pending:
+        if span is not None:
+            keys_by_kind.setdefault(item.scope.split(":", 1)[0], set()).add(
+                (budget_key(item.scope, item.window), span.window_id)
+            )
+    spent = {
+        (total.budget, total.window_id): total.spent_usd
+        for _, keys in sorted(keys_by_kind.items())
+        for total in TotalItem.batch_get(sorted(keys))
+    }
     states = []
     for item, budget, span in pending:
         if budget is None or span is None:
