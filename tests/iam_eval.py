@@ -332,10 +332,17 @@ def document_fits(document: Document | str, limit: int = MANAGED_POLICY_LIMIT) -
 
 # The broad Allow a Bedrock user typically holds, as AmazonBedrockFullAccess grants it: the deny
 # must win against it.
+# Every IAM service prefix of Bedrock that the deny reaches (the Service Authorization Reference).
+BEDROCK_SERVICES = ("bedrock", "bedrock-mantle", "bedrock-agentcore", "bedrock-websearch")
 BEDROCK_FULL_ACCESS = {
     "Version": "2012-10-17",
     "Statement": [
-        {"Sid": "BedrockAll", "Effect": "Allow", "Action": ["bedrock:*", "bedrock-mantle:*"], "Resource": "*"}
+        {
+            "Sid": "BedrockAll",
+            "Effect": "Allow",
+            "Action": [f"{service}:*" for service in BEDROCK_SERVICES],
+            "Resource": "*",
+        }
     ],
 }
 INVOKE_MODEL = "bedrock:InvokeModel"

@@ -12,7 +12,7 @@ from budgetkeeper.notify import SnsPublisher
 from budgetkeeper.observability import logger, metrics, tracer
 from budgetkeeper.price_list import PRICING_API_REGION
 from budgetkeeper.price_versions import current_table, refresh_from_price_list
-from budgetkeeper.settings import get_settings
+from budgetkeeper.settings import get_settings, load_tunables
 from budgetkeeper.store import bind_tables, transaction_connection
 
 
@@ -32,7 +32,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         name="PriceVersionsRefused", unit=MetricUnit.Count, value=0 if outcome.activated else 1
     )
     logger.info("price refresh", version=outcome.version, activated=outcome.activated)
-    repriced = reprice_estimates(current_table(), transaction_connection(settings))
+    retention_seconds = load_tunables(settings).usage_retention_days * 86_400
+    repriced = reprice_estimates(current_table(), transaction_connection(settings), retention_seconds)
     metrics.add_metric(
         name="EstimatesRepriced", unit=MetricUnit.Count, value=sum(repriced.corrected.values())
     )

@@ -89,7 +89,7 @@ def _budget_writes(calls: list[tuple[str, dict]], table: str) -> list[tuple[str,
         items += [next(iter(entry.values())) for entry in arguments.get("TransactItems", [])]
         items += [
             request.get("PutRequest") or request.get("DeleteRequest")
-            for request in arguments.get("RequestItems", {}).get(table, [])
+            for request in (arguments["RequestItems"].get(table, []) if operation == "BatchWriteItem" else [])
         ]
         for item in items:
             if item.get("TableName", table) != table or operation in ("GetItem", "Query", "BatchGetItem"):

@@ -101,8 +101,7 @@ def daily_total() -> Decimal:
 
 
 def executions(stack: LocalStack) -> list[dict]:
-    arn = stack.physical_ids["BudgetEnforcementStateMachine"]
-    return stack.client("stepfunctions").list_executions(stateMachineArn=arn)["executions"]
+    return stack.executions()
 
 
 def test_an_unknown_models_calls_cross_a_budget_at_the_estimate_and_are_corrected_once(

@@ -573,7 +573,7 @@ class AdministratorSavingAfterUs:
         return answer
 
 
-def test_an_inline_policy_changed_just_after_our_write_is_read_back_and_ours_merged_again(sso):
+def test_an_inline_policy_changed_just_after_our_write_is_read_back_and_ours_merged_again(sso, iam_evaluator):
     # Given an administrator who saves an edit of the DataScience inline policy just after our write
     client, instance_arn, arn = sso
     edit = {"Sid": "TheirNewStatement", "Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}
@@ -583,7 +583,7 @@ def test_an_inline_policy_changed_just_after_our_write_is_read_back_and_ours_mer
     # Then what is in force holds their edit and our deny: ours was read back, found gone, written again
     document = json.loads(inline_policy(client, instance_arn, arn))
     assert edit in document["Statement"]
-    assert sso_denied(document, "priya@example.com")
+    assert sso_denied(iam_evaluator, document, "priya@example.com")
     assert result.users == {"priya@example.com"}
 
 

@@ -230,10 +230,6 @@ UNKNOWN_MODEL_ARNS = {
     "custom model": (f"arn:aws:bedrock:us-east-1:{ACCOUNT}:custom-model/amazon.nova-lite-v1:0/a1b2c3d4e5f6",)
     * 2,
     "imported model": (f"arn:aws:bedrock:us-east-1:{ACCOUNT}:imported-model/k2h9p0q1r2s3",) * 2,
-    "foundation model not in the table": (
-        "arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-lite-v9:0",
-        "amazon.nova-lite-v9:0",
-    ),
     "application profile Bedrock does not know": (
         f"arn:aws:bedrock:us-east-1:{ACCOUNT}:application-inference-profile/zz9plural",
     )
@@ -285,6 +281,35 @@ def test_an_unknown_model_arn_is_counted_at_zero_never_as_another_model(
     # and the metric counts it
     metrics = emf(capsys)
     assert count(metrics, "UnknownModelCalls") == 1 and count(metrics, "RecordsMetered") == 2
+
+
+def test_a_foundation_model_the_table_lacks_is_estimated_under_its_own_key_never_as_another(
+    settings, capsys, monkeypatch
+):
+    # Given a good call and a call of 5,000 tokens to a foundation model no price table has yet
+    monkeypatch.setattr(
+        calculator, "_inference_profiles", lambda region: InferenceProfiles(BedrockWithoutProfiles())
+    )
+    model_arn = "arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-lite-v9:0"
+    unknown = json.dumps(
+        log_record(arn=f"arn:aws:iam::{ACCOUNT}:user/bob", model=model_arn)
+        | {"input": {"inputTokenCount": 5000}, "output": {}}
+    )
+    # When the batch is metered
+    response = run(firehose_event([cloudwatch_payload([good_message(), unknown])]))
+    # Then it counts toward budgets at the flagged estimate under its own key (README, "Estimates"),
+    # neither at 0 nor at Nova Lite's price
+    assert results(response) == ["Ok"]
+    assert_alice_metered()
+    [rollup] = RollupItem.query("user:bob")
+    assert (rollup.model, rollup.calls, rollup.estimated_calls, rollup.unpriced_calls) == (
+        "amazon.nova-lite-v9:0", 1, 1, 0,
+    )  # fmt: skip
+    assert rollup.cost_usd == rollup.estimated_cost_usd > 5000 * NOVA_IN / Decimal(1_000_000)
+    archived = archived_lines(response["records"][0])[1]
+    assert (archived["model_id"], archived["price_status"]) == (model_arn, "estimated")
+    metrics = emf(capsys)
+    assert count(metrics, "EstimatedCalls") == 1 and count(metrics, "UnknownModelCalls") == 0
 
 
 # --- records at Firehose's 1,000 KiB maximum -------------------------------------------------------

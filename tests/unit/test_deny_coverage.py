@@ -18,7 +18,7 @@ import pytest
 
 from budgetkeeper.policies import BEDROCK_DENY_ACTIONS, SessionDenies, session_deny_document
 from devkit.harness.template import load_template
-from tests.iam_matching import document_fits
+from tests.iam_eval import document_fits
 from tests.unit.bedrock_actions_reviewed import NOT_SPENDING
 
 ROLE_ID = "AROA3XFRBF535PLBIFPI4"

@@ -34,6 +34,7 @@ SUMMARY = {
     "grace": [],
     "near": [{"name": "role:App-BedrockRole", "detail": "91%"}],
     "unknown_models": [{"name": f"vendor.{SCRIPT}", "detail": "3 calls"}],
+    "counts": {"suspended": 1, "grace": 0},  # before the lists are capped (notify/summary_rows)
 }
 
 

@@ -32,6 +32,8 @@ DATES_ARE_DATA = {
     "integration/test_calendar_edges.py": "calendar edges, each test pinning its own clock",
     "unit/test_test_dates.py": "the guard's own sample of what it catches",
     "unit/test_cross_check_prices.py": "as-of and start dates of prices, data compared offline",
+    "unit/test_record_rules.py": "timestamps of fixed records at the edges the parser refuses",
+    "unit/test_fast_decode.py": "the day of generated records metered offline, which asks no clock",
 }
 SYSTEM_CLOCK = re.compile(r"\b(datetime\.now|datetime\.utcnow|date\.today|time\.time|time\.gmtime)\(")
 SYSTEM_CLOCK_ALLOWED = {

@@ -261,7 +261,8 @@ REPRICE_TABLES = ("rollups_table", "totals_table")
 
 def _reprice(stack: Stack) -> str:
     """Re-price the estimated usage the prices now in force price; what it did, for stdout."""
-    report = reprice_estimates(current_table(), transaction_connection(stack.settings))
+    retention_seconds = stack.tunables().usage_retention_days * 86_400
+    report = reprice_estimates(current_table(), transaction_connection(stack.settings), retention_seconds)
     corrected = sum(report.corrected.values())
     if not corrected and not report.still_estimated:
         return ""

@@ -61,8 +61,9 @@ def _long_prompt(item: RollupItem) -> bool:
     return '"long_prompt":true' in str(item.charged)
 
 
-def reprice_estimates(table: PriceTable, connection: Connection) -> RepriceReport:
-    """Re-price every ledger item whose model `table` now prices; leave the others for later."""
+def reprice_estimates(table: PriceTable, connection: Connection, retention_seconds: int) -> RepriceReport:
+    """Re-price every ledger item whose model `table` now prices; leave the others for later. The
+    items corrected keep their expiry, `retention_seconds` after their hour or window."""
     report = RepriceReport()
     for item in RollupItem.query(ESTIMATES_PARTITION):
         for _ in range(MAX_ATTEMPTS):
@@ -78,7 +79,7 @@ def reprice_estimates(table: PriceTable, connection: Connection) -> RepriceRepor
                 report.still_estimated[str(item.model)] += 1
                 break
             deltas = correction_deltas(item, priced.cost_usd, priced.basis)
-            if commit_correction(connection, item, deltas):
+            if commit_correction(connection, item, deltas, retention_seconds):
                 report.corrected[str(item.model)] += 1
                 report.difference_usd += priced.cost_usd - item.cost_usd
                 break

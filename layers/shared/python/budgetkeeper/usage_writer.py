@@ -821,7 +821,9 @@ def correction_deltas(ledger: RollupItem, exact_cost: Decimal, basis: PriceBasis
     return deltas
 
 
-def commit_correction(connection: Connection, ledger: RollupItem, deltas: UsageDeltas) -> bool:
+def commit_correction(
+    connection: Connection, ledger: RollupItem, deltas: UsageDeltas, retention_seconds: int
+) -> bool:
     """Apply a correction and delete its ledger item in one transaction, exactly once: the delete is
     conditioned on the ledger holding what was read, so a second run, or a calculator adding to the
     item in between, cancels the whole transaction (False: read the ledger again)."""
@@ -829,7 +831,7 @@ def commit_correction(connection: Connection, ledger: RollupItem, deltas: UsageD
     try:
         with TransactWrite(connection=connection) as transaction:
             transaction.delete(RollupItem(ledger.scope, ledger.bucket), condition=unchanged)
-            for item, actions in _updates(deltas):
+            for item, actions in _updates(deltas, retention_seconds):
                 transaction.update(item, actions=actions)
     except TransactWriteError as error:
         if _cancelled_on_first_item(error):
