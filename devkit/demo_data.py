@@ -238,8 +238,10 @@ def principal_arns(account_id: str = DEMO_ACCOUNT) -> list[str]:
 def teams() -> dict[str, str]:
     """The demo's team mapping, scope -> team, as the teams table holds it.
 
-    Users are mapped one by one, SSO sessions through their role, app sessions through their app;
-    heidi is left unmapped on purpose, so reports show spend without a team.
+    Users are mapped one by one, SSO sessions through their role, app sessions through their app,
+    the reporting job through its role (its app is only claimed in requestMetadata, and a claim
+    never reaches the app's team); heidi is left unmapped on purpose, so reports show spend
+    without a team.
     """
     return {
         "user:alice": "research",
@@ -254,6 +256,7 @@ def teams() -> dict[str, str]:
         "app:ChatbotApp": "customer-experience",
         "app:SupportBot": "customer-experience",
         "app:ReportBuilder": "finance",
+        "role:ReportingJobRole": "finance",
         "apikey:BedrockAPIKey-x7k2": "partners",
         "apikey:BedrockAPIKey-m3p9": "partners",
         "role:SearchIndexerRole": "search",

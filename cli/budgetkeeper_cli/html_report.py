@@ -20,7 +20,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from budgetkeeper import money
-from budgetkeeper.budgets import MANUAL_WINDOW, Budget
+from budgetkeeper.budgets import Budget, is_manual_window
 from budgetkeeper.settings import Tunables
 from budgetkeeper.store import BudgetItem
 from budgetkeeper.windows import iso_utc
@@ -186,7 +186,7 @@ def _heat_colour(share: float) -> str:
 def _budgets(tunables: Tunables, now: datetime) -> tuple[list[BudgetBar], Table]:
     """Every budget (no operator's suspensions) in its current window, the fullest first."""
     items = sorted(
-        (item for item in BudgetItem.scan() if item.window != MANUAL_WINDOW),
+        (item for item in BudgetItem.scan() if not is_manual_window(item.window)),
         key=lambda item: (item.scope, item.window),
     )
     states = [state for state in budget_states(items, tunables, now) if state.budget is not None]

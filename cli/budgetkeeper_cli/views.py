@@ -17,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from budgetkeeper import money
 from budgetkeeper.budget_rows import audit_at
-from budgetkeeper.budgets import ENFORCING, MANUAL_WINDOW, Budget, Level, Status
+from budgetkeeper.budgets import ENFORCING, Budget, Level, Status, is_manual_window
 from budgetkeeper.settings import Tunables
 from budgetkeeper.store import AuditItem, BudgetItem, TotalItem, budget_key
 from budgetkeeper.windows import WindowSpan, iso_utc
@@ -55,7 +55,8 @@ def budget_items(scope: str | None = None) -> list[BudgetItem]:
     """Budgets of one scope (a query) or of every scope (a scan), by scope and window; no manual rows."""
     items = BudgetItem.query(scope, consistent_read=True) if scope else BudgetItem.scan()
     return sorted(
-        (item for item in items if item.window != MANUAL_WINDOW), key=lambda item: (item.scope, item.window)
+        (item for item in items if not is_manual_window(item.window)),
+        key=lambda item: (item.scope, item.window),
     )
 
 
@@ -168,7 +169,7 @@ def budget_states(items: Iterable[BudgetItem], tunables: Tunables, now: datetime
     """Each budget with the spend of the window `now` falls in, read in one batch."""
     pending: list[tuple[BudgetItem, Budget | None, WindowSpan | None]] = []
     for item in items:
-        if item.window == MANUAL_WINDOW:
+        if is_manual_window(item.window):
             pending.append((item, None, None))
             continue
         budget = Budget.resolve(item, tunables)

@@ -19,6 +19,7 @@ from budgetkeeper.enforcement import (
     deny_target,
     evaluate,
     is_exempt,
+    spare_exempt,
     system_role_prefixes,
 )
 from budgetkeeper.runs import execution_name
@@ -49,6 +50,8 @@ DIRECTORY = Directory(
     role_exists=lambda role: role == "ChatbotApp-BedrockRole",
     group_exists=lambda group: group == "data",
     team_sessions=lambda team: ("session:Shared/vik",) if team in ("data", "ml") else (),
+    protection=lambda scope: None,
+    group_members=lambda group: (),
 )
 
 
@@ -141,3 +144,61 @@ def test_a_forecast_is_sent_once_per_window():
 def test_system_principals_are_never_suspended(scope, exempt):
     reason = is_exempt(replace(budget(), scope=scope), (), system_role_prefixes("budgetkeeper-prod"))
     assert (reason is not None) is exempt
+
+
+# --- protection follows the principal, whichever budget asks -------------------------------------
+
+PROTECTED = {"role:ProdChatbot-BedrockRole": "protected (customer-facing)", "team:data": "protected"}
+
+
+NO_MEMBERS = DIRECTORY.group_members
+
+
+def exempt(scope: str) -> str | None:
+    return PROTECTED.get(scope) or (
+        "excluded by the exclusions parameter" if scope == "user:ci-bot" else None
+    )
+
+
+def test_a_protected_role_is_spared_from_its_apps_deny_and_named():
+    target = Target(TargetKind.ROLE, "ProdChatbot-BedrockRole", users=("mallory",))
+    left, spared = spare_exempt(target, "app:ProdChatbot", exempt, NO_MEMBERS)
+    assert left == Target(TargetKind.SESSION, users=("mallory",))
+    assert spared == (
+        "role:ProdChatbot-BedrockRole is protected (customer-facing): not denied for app:ProdChatbot",
+    )
+
+
+def test_an_excluded_claimer_and_the_sessions_of_a_protected_role_are_spared():
+    target = Target(
+        TargetKind.GROUP,
+        "ml",
+        sessions=("session:ProdChatbot-BedrockRole/fn", "session:Shared/vik"),
+        users=("ci-bot",),
+    )
+    left, spared = spare_exempt(target, "team:ml", exempt, NO_MEMBERS)
+    assert left == Target(TargetKind.GROUP, "ml", sessions=("session:Shared/vik",))
+    assert [line.split(" is ")[0] for line in spared] == ["user:ci-bot", "session:ProdChatbot-BedrockRole/fn"]
+
+
+def test_when_every_principal_is_spared_the_target_denies_nothing():
+    left, spared = spare_exempt(
+        Target(TargetKind.GROUP, "data"), "team:data", exempt, lambda group: ("ci-bot", "eve")
+    )
+    assert left.kind == TargetKind.SPARED and spared == ("group:data is protected: not denied for team:data",)
+
+
+def test_a_target_with_nobody_to_spare_is_unchanged():
+    target = Target(TargetKind.USER, "alice")
+    assert spare_exempt(target, "user:alice", exempt, NO_MEMBERS) == (target, ())
+
+
+def test_a_group_with_an_excluded_member_is_denied_member_by_member():
+    target = Target(TargetKind.GROUP, "ml", sessions=("session:Shared/vik",))
+    left, spared = spare_exempt(
+        target, "team:ml", exempt, lambda group: ("ci-bot", "eve", "BedrockAPIKey-x7k2")
+    )
+    assert left == Target(
+        TargetKind.SESSION, sessions=("session:Shared/vik",), users=("eve", "BedrockAPIKey-x7k2")
+    )
+    assert spared == ("user:ci-bot is excluded by the exclusions parameter: not denied for team:ml",)

@@ -19,6 +19,7 @@ from botocore.stub import Stubber
 import budgetkeeper_cli.main as cli
 from budgetkeeper.pricing import (
     PROFILE_PREFIXES,
+    PROFILE_TAGS_TTL,
     RETRY_FAILED_LOOKUP_AFTER,
     TOKEN_KINDS,
     InferenceProfiles,
@@ -652,6 +653,24 @@ def test_a_throttled_profile_look_up_is_asked_again_a_minute_later(
     assert throttled.status is soon_after.status is PriceStatus.UNKNOWN_MODEL
     assert later.model_key == CLAUDE_3_HAIKU
     assert later.cost_usd == usd("0.25", 1000) + usd("1.25", 100)
+
+
+def test_a_profile_re_tagged_is_seen_within_the_tags_ttl(bedrock: Any, clock: Any) -> None:
+    # Given a profile tagged app=ChatbotApp, re-tagged app=SupportBot afterwards
+    first = {"tags": [{"key": "app", "value": "ChatbotApp"}]}
+    retagged = {"tags": [{"key": "app", "value": "SupportBot"}]}
+    with Stubber(bedrock) as stubber:
+        stubber.add_response("list_tags_for_resource", first, {"resourceARN": APP_PROFILE_ARN})
+        stubber.add_response("list_tags_for_resource", retagged, {"resourceARN": APP_PROFILE_ARN})
+        profiles = InferenceProfiles(bedrock)
+        # When its tags are read, again at once, and again once the TTL has passed
+        seen = [profiles.tags_for(APP_PROFILE_ARN)["app"]]
+        seen.append(profiles.tags_for(APP_PROFILE_ARN)["app"])
+        clock.advance(PROFILE_TAGS_TTL)
+        seen.append(profiles.tags_for(APP_PROFILE_ARN)["app"])
+        stubber.assert_no_pending_responses()
+    # Then the re-tag is seen without a cold start, and Bedrock is not asked on every call
+    assert seen == ["ChatbotApp", "ChatbotApp", "SupportBot"]
 
 
 # --- service tiers ---------------------------------------------------------------------------------

@@ -312,8 +312,8 @@ def test_app_metadata_key_is_configurable() -> None:
     assert attribute(call, teams=NO_TEAMS, app_metadata_key="application").app == "app:SupportDesk"
 
 
-def test_profile_tag_wins_over_role_and_metadata() -> None:
-    # Given all three sources naming different apps (the fixture claims "reports-cli" in metadata)
+def test_a_registered_profile_wins_over_role_and_metadata_and_is_trusted() -> None:
+    # Given all three sources naming different apps, the profile registered by an operator
     call = invocation(
         f"arn:aws:sts::{ACCOUNT}:assumed-role/ChatbotApp-BedrockRole/s1",
         model_id=PROFILE_ARN,
@@ -321,10 +321,43 @@ def test_profile_tag_wins_over_role_and_metadata() -> None:
     )
 
     attribution = attribute(
-        call, teams=NO_TEAMS, profile_tags=tags_of({PROFILE_ARN: {"app": "SalesReports"}})
+        call,
+        teams={"app:SalesReports": "finance"},
+        profile_tags=tags_of({PROFILE_ARN: {"app": "Other"}}),
+        registered_profiles={PROFILE_ARN: "SalesReports"},
     )
 
-    assert attribution.app == "app:SalesReports"
+    assert (attribution.app, attribution.app_claimed, attribution.team) == (
+        "app:SalesReports",
+        False,
+        "team:finance",
+    )
+
+
+def test_an_unregistered_profile_tag_is_a_claim_below_the_role_name() -> None:
+    # Anyone allowed to create and tag profiles can write any app in the tag
+    tags = tags_of({PROFILE_ARN: {"app": "SalesReports"}})
+    by_role = invocation(
+        f"arn:aws:sts::{ACCOUNT}:assumed-role/ChatbotApp-BedrockRole/s1", model_id=PROFILE_ARN
+    )
+    by_user = invocation(
+        f"arn:aws:iam::{ACCOUNT}:user/erin", model_id=PROFILE_ARN, request_metadata={"app": "reports-cli"}
+    )
+
+    assert attribute(by_role, teams=NO_TEAMS, profile_tags=tags).app == "app:ChatbotApp"
+    claimed = attribute(by_user, teams={"app:SalesReports": "finance"}, profile_tags=tags)
+    assert (claimed.app, claimed.app_claimed, claimed.team) == ("app:SalesReports", True, None)
+
+
+def test_a_claimed_app_never_puts_the_call_in_the_apps_team() -> None:
+    # Given the data team's app, claimed by an outsider in requestMetadata
+    call = invocation(f"arn:aws:iam::{ACCOUNT}:user/mallory", request_metadata={"app": "DataApp"})
+
+    attribution = attribute(call, teams={"app:DataApp": "data"})
+
+    # Then the app is charged (a claim), the team is not
+    assert attribution.scopes == ("user:mallory", "app:DataApp", "account:111122223333")
+    assert attribution.app_claimed
 
 
 def test_role_convention_wins_over_metadata() -> None:

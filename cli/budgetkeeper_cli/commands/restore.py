@@ -10,7 +10,9 @@ DESCRIPTION = """\
 Restore a suspended scope now: the enforcement workflow stops the runs that would restore it later,
 detaches the deny policy (unless another suspension of the scope still holds it) and records the
 restore, with you (your STS caller identity) as the actor. Without --window every suspension of the
-scope ends (budget windows and an operator's `manual` one); with it, only that one.
+scope ends: its budget windows and every operator's suspension of it (each `suspend` is a hold of
+its own, and a restore lifts them all). With --window, only that budget's, or with --window manual
+every operator's suspension of the scope and no budget's.
 
 A budget restored in its window starts a new revision: only spend beyond what was spent at the
 restore suspends it again in the same window. Exit 1 if the run fails (e.g. nothing is suspended)."""

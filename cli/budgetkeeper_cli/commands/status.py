@@ -58,9 +58,10 @@ keeps), the limit and the percent of it used, the level that spend reaches (ok, 
 exceeded), the enforcement status the workflow recorded, when the window refreshes (or when a
 suspension ends), and the run handling it.
 
-With a SCOPE: every budget of the scope, an operator's suspension of it (window `manual`), and
-its last audit lines. Without: every budget at or over its warning threshold, and every budget
-on its way to or in a suspension (all scopes are read: a scan of the budgets table)."""
+With a SCOPE: every budget of the scope, every operator's suspension of it (a row each: window
+`manual`, or `manual#<id>` for one made while another held the scope), and its last audit lines.
+Without: every budget at or over its warning threshold, and every budget on its way to or in a
+suspension (all scopes are read: a scan of the budgets table)."""
 
 EPILOG = f"""\
 formats: table; json (with a SCOPE: an object with "budgets" and "audit"); csv (the budget rows

@@ -18,7 +18,7 @@ from typing import Any
 from pynamodb.exceptions import DeleteError, PutError, UpdateError
 
 from budgetkeeper import clock
-from budgetkeeper.budgets import DEFAULT_BUDGET_WINDOWS, ENFORCING, MANUAL_WINDOW, Level, Status
+from budgetkeeper.budgets import DEFAULT_BUDGET_WINDOWS, ENFORCING, Level, Status, is_manual_window
 from budgetkeeper.enforcement import Target
 from budgetkeeper.store import SWEEP_DUE, AuditItem, BudgetItem, budget_key
 from budgetkeeper.windows import iso_utc
@@ -272,6 +272,8 @@ def recover_from_grace(item: BudgetItem, change: Change) -> bool:
     critical, with the exceeded level no longer counted as notified, so a new run enforces it."""
     if item.status != Status.GRACE:
         return False
+    if is_manual_window(item.window):  # an operator's suspension whose run died before it applied
+        return drop_manual_reservation(item.scope, item.window, change)
     try:
         item.update(
             actions=[
@@ -307,12 +309,58 @@ def record_suspended(
     return _write_suspension(item, Status(item.status), target, until, window_id, change)
 
 
+def reserve_manual_suspension(scope: str, window: str, change: Change) -> bool:
+    """Reserve the row of an operator's suspension (`window`: `manual` or `manual#<hold>`) for the
+    run in `change`, before its denies are applied: in grace, marked due (the monitor drops it if
+    the run dies). False if another suspension holds that row."""
+    item = BudgetItem(
+        scope,
+        window,
+        origin="manual",
+        created_at=change.at_iso,
+        updated_at=change.at_iso,
+        status=str(Status.GRACE),
+        execution_arn=change.execution_arn,
+        sweep=SWEEP_DUE,
+        sweep_key=budget_key(scope, window),
+    )
+    try:
+        item.save(condition=BudgetItem.scope.does_not_exist() | _run_holds(change))
+    except PutError as error:
+        if _lost_race(error):
+            return False
+        raise
+    return True
+
+
+def _run_holds(change: Change) -> Any:
+    """The row is reserved by the run making this change."""
+    return (BudgetItem.status == str(Status.GRACE)) & (BudgetItem.execution_arn == change.execution_arn)
+
+
+def drop_manual_reservation(scope: str, window: str, change: Change) -> bool:
+    """The run that reserved an operator's suspension row applied nothing (it failed, or nothing
+    could be denied): the row goes; False if it is not this run's reservation (any more)."""
+    try:
+        BudgetItem(scope, window).delete(condition=_run_holds(change))
+    except DeleteError as error:
+        if _lost_race(error):
+            return False
+        raise
+    write_audit(scope, window, Status.GRACE, "-", replace(change, reason="nothing was suspended"))
+    return True
+
+
 def record_manual_suspension(
-    scope: str, *, target: Target, until: str | None, window_id: str | None, change: Change
+    scope: str, window: str, *, target: Target, until: str | None, change: Change
 ) -> BudgetItem:
-    """An operator's suspension: a row of its own beside the scope's budgets, never a budget."""
-    item = BudgetItem(scope, MANUAL_WINDOW, origin="manual", created_at=change.at_iso)
-    return _write_suspension(item, Status.OK, target, until, window_id, change)
+    """An operator's suspension: the row this run reserved (`reserve_manual_suspension`), beside
+    the scope's budgets and its other suspensions, never a budget."""
+    item = BudgetItem(scope, window, origin="manual", created_at=change.at_iso)
+    condition = _run_holds(change) | (
+        (BudgetItem.status == str(Status.SUSPENDED)) & (BudgetItem.execution_arn == change.execution_arn)
+    )
+    return _write_suspension(item, Status.OK, target, until, None, change, condition=condition)
 
 
 def _write_suspension(
@@ -322,6 +370,8 @@ def _write_suspension(
     until: str | None,
     window_id: str | None,
     change: Change,
+    *,
+    condition: Any = None,
 ) -> BudgetItem:
     item.status = str(Status.SUSPENDED)
     item.status_window_id = window_id
@@ -333,7 +383,7 @@ def _write_suspension(
     item.execution_arn = change.execution_arn
     item.sweep, item.sweep_key = SWEEP_DUE, budget_key(item.scope, item.window)
     item.updated_at = change.at_iso
-    item.save()
+    item.save(condition=condition)
     write_audit(item.scope, item.window, from_status, Status.SUSPENDED, change)
     return item
 
@@ -369,7 +419,7 @@ def record_restored(item: BudgetItem, *, baseline_usd: Decimal, change: Change) 
     # `restoring` is this run's own claim: the transition people see is from suspended.
     from_status = Status.SUSPENDED if item.status == Status.RESTORING else Status(item.status)
     try:
-        if item.window == MANUAL_WINDOW:
+        if is_manual_window(item.window):
             item.delete(condition=_is_enforcing())
         else:
             item.update(
@@ -401,7 +451,7 @@ def set_protection(item: BudgetItem, protect: bool, change: Change) -> bool:
         BudgetItem.protected_by.set(change.actor),
         BudgetItem.protected_reason.set(change.reason or "unprotected"),
     ]
-    if not protect and item.window != MANUAL_WINDOW:
+    if not protect and not is_manual_window(item.window):
         # A new revision, marked due: an overspend that protection let pass is enforced on the
         # monitor's next sweep (or the next metered call), not forgotten for the window.
         actions += [

@@ -15,11 +15,23 @@ HUNDRED = Decimal(100)
 # Principal kinds that get the default budget when first seen without one of their own.
 DEFAULT_BUDGET_KINDS = frozenset({"user", "apikey", "session"})
 DEFAULT_BUDGET_WINDOWS = (DAILY, MONTHLY)
-# The row that holds an operator's suspension of a scope: kept beside its budgets, never a budget.
+# The rows that hold operators' suspensions of a scope, one per suspension (`manual#<hold>`): kept
+# beside its budgets, never budgets. `manual` alone names all of them (and a row written before
+# each suspension had its own).
 MANUAL_WINDOW = "manual"
 # A forecast needs some history: none before this share of the window has passed.
 FORECAST_MIN_ELAPSED_SHARE = Decimal("0.1")
 SECONDS_PER_HOUR = Decimal(3600)
+
+
+def manual_window(hold: str) -> str:
+    """The row of one operator's suspension: each is its own holder of its denies."""
+    return f"{MANUAL_WINDOW}#{hold}"
+
+
+def is_manual_window(window: str | None) -> bool:
+    """Whether a row is an operator's suspension rather than a budget."""
+    return window is not None and (window == MANUAL_WINDOW or window.startswith(f"{MANUAL_WINDOW}#"))
 
 
 class Level(IntEnum):

@@ -329,7 +329,7 @@ def _failed_data(text: str) -> str:
 
 @functools.cache
 def _inference_profiles(region: str) -> InferenceProfiles:
-    # One per container: resolved profiles and their tags are cached across batches.
+    # One per container: resolved profiles (and, for a while, their tags) are cached across batches.
     return InferenceProfiles(boto3.client("bedrock", region_name=region))
 
 
@@ -346,7 +346,12 @@ def build_usage_calculator(settings: Settings, tunables: Tunables) -> UsageCalcu
     now = clock.now()
     writer = UsageWriter(transaction_connection(settings), ttl_seconds=tunables.dedupe_ttl_days * 86_400)
     return UsageCalculator(
-        meter=Meter(prices=prices, teams=load_teams(), profiles=_inference_profiles(settings.region)),
+        meter=Meter(
+            prices=prices,
+            teams=load_teams(),
+            profiles=_inference_profiles(settings.region),
+            registered_profiles=dict(tunables.app_profiles),
+        ),
         store=DynamoUsageStore(writer, tunables, iso_utc(now)),
         publisher=WorkflowStarter(
             boto3.client("stepfunctions", region_name=settings.region), settings.state_machine_arn

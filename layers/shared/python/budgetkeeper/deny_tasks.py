@@ -15,7 +15,7 @@ import boto3
 
 from budgetkeeper import clock
 from budgetkeeper.denies import DenyBook, IamDenies, Outcomes, entries_for
-from budgetkeeper.enforcement import ENFORCING, Target
+from budgetkeeper.enforcement import ENFORCING, Target, TargetKind
 from budgetkeeper.notify import NotificationEvent, SnsPublisher
 from budgetkeeper.observability import logger
 from budgetkeeper.runs import SYSTEM_ACTOR
@@ -35,10 +35,16 @@ class DenyTasks:
     def apply_denies(self, state: dict[str, Any]) -> dict[str, Any]:
         """Deny what the decision names, held by this budget (`scope|window`); dry run writes nothing."""
         decision = state["decision"]
-        entries = entries_for(Target.from_dict(decision["target"]))
+        target = Target.from_dict(decision["target"])
+        entries = entries_for(target)
+        # Every principal it reaches was spared (protected, excluded): suspended, denying nothing.
+        spared = target.kind == TargetKind.SPARED
         if decision.get("dry_run"):
             would = [entry.key for entry in entries]
-            return {**state, "denies": {"suspended": bool(would), "applied": [], "would_apply": would}}
+            return {
+                **state,
+                "denies": {"suspended": bool(would) or spared, "applied": [], "would_apply": would},
+            }
         outcome = self.book.apply(budget_key(state["scope"], state["window"]), entries)
         self._alert_rejected(outcome, state.get("execution"))
         for failed in outcome.alert_only:
@@ -46,7 +52,7 @@ class DenyTasks:
         return {
             **state,
             "denies": {
-                "suspended": bool(outcome.applied),
+                "suspended": bool(outcome.applied) or spared,
                 "applied": outcome.applied,
                 "alert_only": outcome.alert_only,
             },

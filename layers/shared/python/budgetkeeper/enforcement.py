@@ -7,13 +7,13 @@ the state machine applies the IAM changes.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
 from budgetkeeper.budgets import ENFORCING, Budget, Level, Status
-from budgetkeeper.scopes import APP_ROLE_SUFFIX, parse_scope
+from budgetkeeper.scopes import API_KEY_USER_PREFIX, APP_ROLE_SUFFIX, ScopeKind, parse_scope
 
 
 class TargetKind(StrEnum):
@@ -22,6 +22,9 @@ class TargetKind(StrEnum):
     GROUP = "group"
     SESSION = "session"  # sessions on shared roles only, denied one by one (no user/role/group)
     NONE = "none"  # nothing in IAM to deny: alert only
+    # Every principal the deny would reach is protected or excluded (spare_exempt): the suspension
+    # is recorded and named who was spared, and denies nothing.
+    SPARED = "spared"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,8 @@ class Directory:
     role_exists: Callable[[str], bool]
     group_exists: Callable[[str], bool]
     team_sessions: Callable[[str], tuple[str, ...]]  # session scopes mapped to a team
+    protection: Callable[[str], str | None]  # why an operator protected a scope (its budgets), or None
+    group_members: Callable[[str], tuple[str, ...]]  # the IAM user names in an IAM group
 
 
 def deny_target(
@@ -135,15 +140,83 @@ def system_role_prefixes(stack_name: str) -> tuple[str, ...]:
 
 def is_exempt(budget: Budget, exclusions: tuple[str, ...], system_roles: tuple[str, ...]) -> str | None:
     """Why this budget's scope must never be suspended, or None."""
-    if budget.protected:
-        return "protected"
-    if budget.scope in exclusions:
+    return exemption(budget.scope, "protected" if budget.protected else None, exclusions, system_roles)
+
+
+def exemption(
+    scope: str, protection: str | None, exclusions: tuple[str, ...], system_roles: tuple[str, ...]
+) -> str | None:
+    """Why `scope` must never be denied, or None: an operator protected it (`protection`, from its
+    budgets), listed it in the exclusions tunable, or it is a system principal."""
+    if protection:
+        return protection
+    if scope in exclusions:
         return "excluded by the exclusions parameter"
-    parsed = parse_scope(budget.scope)
+    parsed = parse_scope(scope)
     role = parsed.name.split("/", 1)[0] if parsed.kind in ("role", "session") else None
     if role and role.startswith(system_roles):
         return f"a system principal (role {role})"
     return None
+
+
+def _user_scope(user_name: str) -> str:
+    kind = ScopeKind.APIKEY if user_name.startswith(API_KEY_USER_PREFIX) else ScopeKind.USER
+    return f"{kind}:{user_name}"
+
+
+def spare_exempt(
+    target: Target,
+    asked_by: str,
+    exempt_because: Callable[[str], str | None],
+    group_members: Callable[[str], tuple[str, ...]],
+) -> tuple[Target, tuple[str, ...]]:
+    """`target` without the principals that must never be denied, whichever budget asks.
+
+    Protection and exclusions belong to the principal, not to the budget that reaches it: a
+    protected role is not denied through its app's budget, an excluded user not as an app's
+    claimer, a protected member session not through its team. `exempt_because(scope)` says why a
+    scope is exempt (see `exemption`); a session is exempt with its role. A group with an exempt
+    member is not denied as a group: its other members are denied one by one. Returns the target
+    left and one line per principal spared, e.g. "role:R is protected: not denied for app:A"; when
+    every one is spared, a SPARED target that denies nothing.
+    """
+    spared: list[str] = []
+
+    def keep(entry: str, *scopes: str) -> bool:
+        why = next(filter(None, map(exempt_because, scopes)), None)
+        if why:
+            spared.append(f"{entry} is {why}: not denied for {asked_by}")
+        return why is None
+
+    name, member_users = target.name, ()
+    if name is not None:
+        own_scope = {
+            TargetKind.USER: _user_scope(name),
+            TargetKind.ROLE: f"{ScopeKind.ROLE}:{name}",
+            TargetKind.GROUP: f"{ScopeKind.TEAM}:{name}",
+        }.get(target.kind)
+        entry = own_scope if target.kind == TargetKind.USER else f"{target.kind}:{name}"
+        if own_scope and not keep(entry, own_scope):
+            name = None
+    if target.kind == TargetKind.GROUP and name is not None:
+        members = group_members(name)
+        kept = tuple(user for user in members if keep(_user_scope(user), _user_scope(user)))
+        if len(kept) < len(members):
+            name, member_users = None, kept
+    claimers = (user for user in target.users if keep(_user_scope(user), _user_scope(user)))
+    users = tuple(dict.fromkeys((*member_users, *claimers)))
+    sessions = tuple(
+        session
+        for session in target.sessions
+        if keep(session, session, f"{ScopeKind.ROLE}:{session.removeprefix('session:').split('/', 1)[0]}")
+    )
+    if not spared:
+        return target, ()
+    if name is not None:
+        return replace(target, sessions=sessions, users=users), tuple(spared)
+    if users or sessions:
+        return Target(TargetKind.SESSION, sessions=sessions, users=users), tuple(spared)
+    return Target(TargetKind.SPARED), tuple(spared)
 
 
 class Next(StrEnum):

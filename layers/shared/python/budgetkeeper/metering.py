@@ -7,7 +7,7 @@ attribute the same record the same way.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from budgetkeeper.pricing import (
     InferenceProfiles,
@@ -43,6 +43,7 @@ class Meter:
     prices: PriceTable
     teams: Mapping[str, str]
     profiles: InferenceProfiles | None = None
+    registered_profiles: Mapping[str, str] = field(default_factory=dict)  # profile ARN -> app
 
     def meter(self, message: str | bytes) -> Metered:
         return self.meter_invocation(parse_invocation(message))
@@ -53,7 +54,10 @@ class Meter:
         """Attribute and price a parsed invocation, or a group of them summed into one (the Athena
         engine's groups: `request_prompt_tokens` is then one request's prompt, see price_invocation)."""
         attribution = attribute(
-            invocation, teams=self.teams, profile_tags=self.profiles.tags_for if self.profiles else None
+            invocation,
+            teams=self.teams,
+            profile_tags=self.profiles.tags_for if self.profiles else None,
+            registered_profiles=self.registered_profiles,
         )
         priced = price_invocation(
             self.prices,

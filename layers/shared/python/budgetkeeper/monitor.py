@@ -26,7 +26,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from budgetkeeper import budget_rows
-from budgetkeeper.budgets import MANUAL_WINDOW, Budget, Level, Status, forecast_spend
+from budgetkeeper.budgets import Budget, Level, Status, forecast_spend, is_manual_window
 from budgetkeeper.observability import logger
 from budgetkeeper.runs import (
     MONITOR_ACTOR,
@@ -121,8 +121,10 @@ def sweep(
             if not budget_rows.recover_from_grace(item, change):
                 continue
             report.recovered.append(label)
+            if is_manual_window(item.window):
+                continue  # its row is gone: the run applied nothing
             item.refresh(consistent_read=True)
-        if item.window == MANUAL_WINDOW:
+        if is_manual_window(item.window):
             continue
         budget = Budget.resolve(item, tunables)
         span = budget.span_at(now)
@@ -165,7 +167,7 @@ def sweep(
 
 def _evaluable(item: BudgetItem) -> bool:
     """Whether the sweep may compare this budget's spend with its limit (see `sweep`)."""
-    return item.window != MANUAL_WINDOW and item.status not in (Status.SUSPENDED, Status.RESTORING)
+    return not is_manual_window(item.window) and item.status not in (Status.SUSPENDED, Status.RESTORING)
 
 
 def _current_window(item: BudgetItem, tunables: Tunables, now: datetime) -> tuple[str, str, str]:

@@ -356,10 +356,13 @@ class BedrockControlPlane(Protocol):
 # A failed look-up is asked again after this long, never remembered for the container's life: one
 # throttled call must not price every later call through that profile at zero.
 RETRY_FAILED_LOOKUP_AFTER = timedelta(minutes=1)
+# How long a profile's tags are trusted to be current: a re-tag is seen within this time.
+PROFILE_TAGS_TTL = timedelta(minutes=5)
 
 
 class InferenceProfiles:
-    """The model and the tags of application inference profiles, each asked of Bedrock once per ARN.
+    """The model of application inference profiles, asked of Bedrock once per ARN, and their tags,
+    asked again once they are PROFILE_TAGS_TTL old (tags change: a re-tag is seen within that time).
 
     Failures (throttling, access denied, not found, no network) are not fatal: meanwhile an
     unresolved model is priced by the unknown-model rule (counted and alerted) and unreadable tags
@@ -372,7 +375,7 @@ class InferenceProfiles:
         self._client = client
         self._region_name = region_name
         self._model_ids: dict[str, str | None] = {}
-        self._tags: dict[str, dict[str, str]] = {}
+        self._tags: dict[str, tuple[dict[str, str], datetime]] = {}  # tags, when read
         self._failed_at: dict[tuple[str, str], datetime] = {}
 
     def _bedrock(self) -> BedrockControlPlane:
@@ -395,14 +398,18 @@ class InferenceProfiles:
         return self._model_ids.get(arn)
 
     def tags_for(self, arn: str) -> dict[str, str]:
-        """The profile's tags, or {} when they cannot be read (now)."""
-        if arn not in self._tags and self._may_ask("tags", arn):
+        """The profile's tags, or {} when they cannot be read (now); the last tags read stand
+        while a fresh read fails."""
+        cached = self._tags.get(arn)
+        stale = cached is None or clock.now() - cached[1] >= PROFILE_TAGS_TTL
+        if stale and self._may_ask("tags", arn):
             try:
                 response = self._bedrock().list_tags_for_resource(resourceARN=arn)
-                self._tags[arn] = {tag["key"]: tag["value"] for tag in response.get("tags", [])}
+                tags = {tag["key"]: tag["value"] for tag in response.get("tags", [])}
+                self._tags[arn] = cached = (tags, clock.now())
             except (ClientError, BotoCoreError) as error:
                 self._failed("tags", arn, error)
-        return dict(self._tags.get(arn, {}))
+        return dict(cached[0]) if cached else {}
 
     def _may_ask(self, what: str, arn: str) -> bool:
         failed_at = self._failed_at.get((what, arn))

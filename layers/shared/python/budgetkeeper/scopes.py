@@ -253,8 +253,9 @@ class Attribution:
     team: str | None
     account: str
     scopes: tuple[str, ...]
-    # The app is only the caller's own claim (requestMetadata): charged to the app for reports and
-    # its budget, but never a reason to deny the app's own role (enforcement.app_target).
+    # The app is only a claim (requestMetadata, an unregistered profile's tag): charged to the app
+    # for reports and its budget, never a reason to deny the app's own role (enforcement.app_target),
+    # and never a way into the app's team.
     app_claimed: bool = False
 
 
@@ -264,20 +265,26 @@ def attribute(
     teams: Mapping[str, str],
     profile_tags: Callable[[str], Mapping[str, str]] | None = None,
     app_metadata_key: str = "app",
+    registered_profiles: Mapping[str, str] | None = None,
 ) -> Attribution:
     """Charge an invocation to its principal, role, app, team and account.
 
-    The app is taken from, in this order, admin-controlled sources first and the caller's own claim
-    last: the `app` tag of the application inference profile it called (`profile_tags(arn)`,
-    expected to be cached by the caller, since it is an API call), the role-name convention
-    `{App}-BedrockRole`, then `requestMetadata[app_metadata_key]`. The team is `teams` of the
-    principal scope, else of the role scope, else of the app scope.
+    The app is taken from, in this order, what operators control first and claims last: the app
+    an operator registered the called application inference profile for (`registered_profiles`,
+    profile ARN -> app), the role-name convention `{App}-BedrockRole`; then, as claims, the `app`
+    tag of an unregistered application inference profile (`profile_tags(arn)`, cached by the
+    caller: anyone allowed to create and tag profiles can write any app there), then
+    `requestMetadata[app_metadata_key]`. The team is `teams` of the principal scope, else of the
+    role scope, else of the app scope when the app is not a claim: a claim reaches its app only,
+    never the team an operator mapped the app to.
     """
     principal = parse_identity_arn(invocation.identity_arn)
     principal_scope, role_scope = principal.principal_scope, principal.role_scope
-    app_name, claimed = _app_name(invocation, principal.role_name, profile_tags, app_metadata_key)
+    app_name, claimed = _app_name(
+        invocation, principal.role_name, registered_profiles or {}, profile_tags, app_metadata_key
+    )
     app = _APP_PREFIX + app_name if app_name else None
-    team_name = _team_name(teams, principal_scope, role_scope, app)
+    team_name = _team_name(teams, principal_scope, role_scope, None if claimed else app)
     team = _TEAM_PREFIX + team_name if team_name else None
     return _attribution(
         principal_scope, role_scope, app, team, _ACCOUNT_PREFIX + invocation.account_id, claimed
@@ -319,15 +326,19 @@ def app_of_role(role_name: str | None) -> str | None:
 def _app_name(
     invocation: Invocation,
     role_name: str | None,
+    registered_profiles: Mapping[str, str],
     profile_tags: Callable[[str], Mapping[str, str]] | None,
     app_metadata_key: str,
 ) -> tuple[str | None, bool]:
-    """The app's name, and whether it is only the caller's claim (request metadata)."""
-    if profile_tags is not None and is_application_inference_profile(invocation.model_id):
-        tagged = profile_tags(invocation.model_id).get(APP_TAG)
-        if tagged and is_valid_scope_name(tagged):
-            return tagged, False
+    """The app's name, and whether it is only a claim (see `attribute`)."""
+    profile = invocation.model_id if is_application_inference_profile(invocation.model_id) else None
+    if profile and (registered := registered_profiles.get(profile)):
+        return registered, False
     if app := app_of_role(role_name):
         return app, False
+    if profile and profile_tags is not None:
+        tagged = profile_tags(profile).get(APP_TAG)
+        if tagged and is_valid_scope_name(tagged):
+            return tagged, True
     claimed = invocation.request_metadata.get(app_metadata_key)
     return (claimed, True) if claimed and is_valid_scope_name(claimed) else (None, False)

@@ -201,6 +201,20 @@ def _parse_regions(raw: str) -> tuple[str, ...]:
     return regions
 
 
+def _parse_app_profiles(raw: str) -> tuple[tuple[str, str], ...]:
+    """`<application inference profile ARN>=<app>` pairs, comma-separated: profiles an operator
+    registered for an app (budgetkeeper.scopes.attribute trusts these; a profile's own tags are claims)."""
+    pairs = []
+    for item in _parse_list(raw):
+        arn, equals, app = (part.strip() for part in item.partition("="))
+        if not (equals and arn.startswith("arn:") and ":application-inference-profile/" in arn):
+            raise InvalidTunable(f"expected <application inference profile ARN>=<app>, got {item!r}")
+        if not (app and app.isprintable() and app == app.strip()):
+            raise InvalidTunable(f"app name missing or unprintable in {item!r}")
+        pairs.append((arn, app))
+    return tuple(pairs)
+
+
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -275,7 +289,15 @@ TUNABLES: tuple[Tunable, ...] = (
         "exclusions",
         "",
         _parse_list,
-        "comma-separated scopes that are metered but never suspended",
+        "comma-separated scopes that are metered but never denied, whichever budget's deny would reach them",
+    ),
+    Tunable(
+        "app_profiles",
+        "app_profiles",
+        "",
+        _parse_app_profiles,
+        "comma-separated <application inference profile ARN>=<app>: profiles registered for an app "
+        "(an unregistered profile's app tag is only a claim)",
     ),
     Tunable("log_level", "log_level", "INFO", _parse_log_level, "Powertools log level"),
     Tunable(
@@ -347,6 +369,7 @@ class Tunables:
     time_zone: str
     dry_run: bool
     exclusions: tuple[str, ...]
+    app_profiles: tuple[tuple[str, str], ...]
     log_level: str
     dedupe_ttl_days: int
     regions: tuple[str, ...]

@@ -26,7 +26,7 @@ from pynamodb.constants import NUMBER
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
-from budgetkeeper.budgets import MANUAL_WINDOW, Budget, Status, gets_default_budget
+from budgetkeeper.budgets import Budget, Status, gets_default_budget, is_manual_window
 from budgetkeeper.enforcement import AppClaims
 from budgetkeeper.scopes import ScopeKind
 from budgetkeeper.settings import Settings, Tunables
@@ -307,7 +307,7 @@ class BudgetBook:
 
         budgets: dict[str, list[Budget]] = {}
         for scope in sorted(set(scopes)):
-            items = [item for item in BudgetItem.query(scope) if item.window != MANUAL_WINDOW]
+            items = [item for item in BudgetItem.query(scope) if not is_manual_window(item.window)]
             if not items and gets_default_budget(scope):
                 items = create_default_budgets(scope, now_iso)
             budgets[scope] = [Budget.resolve(item, tunables) for item in items]
@@ -393,6 +393,14 @@ def claims_in_window(scope: str, window: str, window_id: str) -> AppClaims:
     except TotalItem.DoesNotExist:
         return AppClaims(Decimal(0), frozenset())
     return AppClaims(total.claimed_usd or Decimal(0), frozenset(total.claimed_by or ()))
+
+
+def protection_of(scope: str) -> str | None:
+    """Why an operator protected `scope` ("protected (<reason>)"), if any budget of it is protected."""
+    for item in BudgetItem.query(scope, consistent_read=True):
+        if item.protected:
+            return f"protected ({item.protected_reason})" if item.protected_reason else "protected"
+    return None
 
 
 def team_session_scopes(team: str) -> tuple[str, ...]:

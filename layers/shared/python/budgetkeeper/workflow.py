@@ -10,6 +10,7 @@ it expects, and a repeated step finds its work done.
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,7 +27,15 @@ from aws_lambda_powertools.utilities.idempotency import (
 
 from budgetkeeper import budget_rows, clock
 from budgetkeeper.budget_rows import Change
-from budgetkeeper.budgets import ENFORCING, MANUAL_WINDOW, Budget, Level, Status
+from budgetkeeper.budgets import (
+    ENFORCING,
+    MANUAL_WINDOW,
+    Budget,
+    Level,
+    Status,
+    is_manual_window,
+    manual_window,
+)
 from budgetkeeper.enforcement import (
     Directory,
     Next,
@@ -34,7 +43,9 @@ from budgetkeeper.enforcement import (
     TargetKind,
     deny_target,
     evaluate,
+    exemption,
     is_exempt,
+    spare_exempt,
     still_exceeded,
     system_role_prefixes,
 )
@@ -43,7 +54,14 @@ from budgetkeeper.observability import logger, metrics
 from budgetkeeper.runs import SYSTEM_ACTOR
 from budgetkeeper.scopes import parse_scope
 from budgetkeeper.settings import Settings, Tunables
-from budgetkeeper.store import BudgetItem, bind_tables, claims_in_window, spent_in_window, team_session_scopes
+from budgetkeeper.store import (
+    BudgetItem,
+    bind_tables,
+    claims_in_window,
+    protection_of,
+    spent_in_window,
+    team_session_scopes,
+)
 from budgetkeeper.windows import iso_utc
 
 
@@ -121,6 +139,17 @@ class WorkflowTasks:
     def _exempt(self, budget: Budget) -> str | None:
         return is_exempt(budget, self.tunables.exclusions, self.system_roles)
 
+    def _target(self, scope: str, target: Target) -> tuple[Target, tuple[str, ...]]:
+        """`target` without the principals protection or the exclusions spare, and who they are."""
+        return spare_exempt(
+            target,
+            scope,
+            lambda principal: exemption(
+                principal, self.directory.protection(principal), self.tunables.exclusions, self.system_roles
+            ),
+            self.directory.group_members,
+        )
+
     # ------------------------------------------------------------------ automatic path
 
     def evaluate(self, state: dict[str, Any], attempts: int = 3) -> dict[str, Any]:
@@ -143,7 +172,9 @@ class WorkflowTasks:
         notified = Level(item.notified_level_in(window_id))
         claims = claims_in_window(scope, window, window_id)
         trusted_over_limit = budget.level_of(spent - claims.claimed_usd) >= Level.EXCEEDED
-        target = deny_target(scope, self.directory, claims=claims, trusted_over_limit=trusted_over_limit)
+        target, spared = self._target(
+            scope, deny_target(scope, self.directory, claims=claims, trusted_over_limit=trusted_over_limit)
+        )
         window_closed = datetime.fromisoformat(state["window_end"]) <= self.clock()
         outcome = evaluate(
             budget,
@@ -159,6 +190,7 @@ class WorkflowTasks:
         decision = {
             "next": str(outcome.next),
             "target": target.to_dict(),
+            "spared": list(spared),
             "dry_run": budget.dry_run,
             "grace_seconds": budget.grace_seconds,
             "note": outcome.note,
@@ -207,7 +239,11 @@ class WorkflowTasks:
         stand_down = still_exceeded(budget, spent, self._exempt(budget), window_ended=window_ended)
         decision = dict(state["decision"])
         if stand_down is None:
-            decision["next"] = "suspend"
+            # Protection or an exclusion added during the grace period spares its principal too.
+            target, spared = self._target(scope, Target.from_dict(decision["target"]))
+            decision.update(
+                next="suspend", target=target.to_dict(), spared=[*(decision.get("spared") or ()), *spared]
+            )
             return {**state, "decision": decision}
         decision["next"] = "stand_down"
         to_status = {Level.WARNING: Status.WARNING, Level.CRITICAL: Status.CRITICAL}.get(
@@ -224,9 +260,11 @@ class WorkflowTasks:
         if not state.get("reason"):
             raise InvalidRequest("a suspension needs a reason")
         parse_scope(scope)
-        target = deny_target(scope, self.directory)
+        target, spared = self._target(scope, deny_target(scope, self.directory))
         if target.kind == TargetKind.NONE:
             raise InvalidRequest(f"cannot suspend {scope}: {target.why_not}")
+        if target.kind == TargetKind.SPARED:
+            raise InvalidRequest(f"cannot suspend {scope}: {'; '.join(spared)} (unprotect it first)")
         until = state.get("until")
         if until:
             until_at = datetime.fromisoformat(until.replace("Z", "+00:00"))
@@ -235,16 +273,37 @@ class WorkflowTasks:
             until = iso_utc(until_at)
         return {
             **state,
-            "window": MANUAL_WINDOW,
+            "window": self._reserve_manual_row(scope, state),
             "window_end": until,
             "decision": {
                 "next": "suspend",
                 "target": target.to_dict(),
+                "spared": list(spared),
                 "dry_run": self.tunables.dry_run,
                 "grace_seconds": 0,
                 "note": None,
             },
         }
+
+    def _reserve_manual_row(self, scope: str, state: dict[str, Any]) -> str:
+        """The row of this operator's suspension, reserved before its denies are applied.
+
+        Each operator's suspension is its own row and its own holder of its denies, so one that
+        ends (or is restored alone) never lifts another: the scope's first is `manual`, one made
+        while another holds it `manual#<hold>`, named after this run (a retried step agrees).
+        """
+        change = self._change(state)
+        if budget_rows.reserve_manual_suspension(scope, MANUAL_WINDOW, change):
+            return MANUAL_WINDOW
+        window = manual_window(hashlib.sha256(str(state.get("execution")).encode()).hexdigest()[:12])
+        if not budget_rows.reserve_manual_suspension(scope, window, change):
+            raise BudgetChangedMeanwhile(f"{scope} {window} is held by another run")
+        return window
+
+    def _drop_manual_reservation(self, state: dict[str, Any]) -> None:
+        """A manual suspension that applied nothing leaves no row behind."""
+        if is_manual_window(state.get("window")):
+            budget_rows.drop_manual_reservation(state["scope"], state["window"], self._change(state))
 
     def record_suspended(self, state: dict[str, Any]) -> dict[str, Any]:
         """The denies are applied (or, in dry run, would be): record it and say when it ends."""
@@ -252,22 +311,29 @@ class WorkflowTasks:
         target = Target.from_dict(state["decision"]["target"])
         dry_run = bool(state["decision"]["dry_run"])
         restore_at = state.get("window_end")  # None: a manual suspension with no end
-        suspension = {
-            "target": target,
-            "until": restore_at,
-            "window_id": state.get("window_id"),
-            "change": self._change(state),
-        }
-        if window == MANUAL_WINDOW:
-            item = budget_rows.record_manual_suspension(scope, **suspension)
+        spared = "; ".join(state["decision"].get("spared") or ())
+        reason = "; ".join(filter(None, (state.get("reason"), spared))) or None
+        change = self._change(state, reason=reason)
+        if is_manual_window(window):
+            item = budget_rows.record_manual_suspension(
+                scope, window, target=target, until=restore_at, change=change
+            )
         else:
-            item = budget_rows.record_suspended(self._budget(scope, window)[0], **suspension)
-        budget = None if window == MANUAL_WINDOW else Budget.resolve(item, self.tunables)
+            item = budget_rows.record_suspended(
+                self._budget(scope, window)[0],
+                target=target,
+                until=restore_at,
+                window_id=state.get("window_id"),
+                change=change,
+            )
+        budget = None if is_manual_window(window) else Budget.resolve(item, self.tunables)
         spent = None if budget is None else spent_in_window(scope, window, state["window_id"])
         note = describe_target(target) + ("" if restore_at else "; no end: only a restore")
         fallbacks = [entry["message"] for entry in state.get("denies", {}).get("alert_only", [])]
         if fallbacks:
             note += "; alert only for: " + "; ".join(fallbacks)
+        if spared:
+            note += "; spared: " + spared
         self._notify(
             "suspended", state, budget=budget, spent=spent, refresh_at=restore_at, note=note, dry_run=dry_run
         )
@@ -285,7 +351,10 @@ class WorkflowTasks:
         scope = state["scope"]
         # A budget in its grace period is restored too: its run is stopped before it suspends.
         enforcing = [item.window for item in BudgetItem.query(scope) if item.status in ENFORCING]
-        windows = [state["window"]] if state.get("window") else enforcing
+        if state.get("window") == MANUAL_WINDOW:  # every operator's suspension of the scope
+            windows = [window for window in enforcing if is_manual_window(window)]
+        else:
+            windows = [state["window"]] if state.get("window") else enforcing
         if not windows:
             raise InvalidRequest(f"{scope} is not suspended")
         return self._prepare_restore(state, windows=windows, stop_others=True)
@@ -323,7 +392,7 @@ class WorkflowTasks:
             window_id = item.status_window_id
             spent = (
                 spent_in_window(scope, window, window_id)
-                if window_id and window != MANUAL_WINDOW
+                if window_id and not is_manual_window(window)
                 else Decimal(0)
             )
             if not budget_rows.record_restored(item, baseline_usd=spent, change=self._change(state)):
@@ -339,12 +408,13 @@ class WorkflowTasks:
         reasons = "; ".join(entry["message"] for entry in alerts) or (
             state["decision"]["target"].get("why_not") or "nothing in IAM to deny"
         )
-        if window != MANUAL_WINDOW:
+        if not is_manual_window(window):
             item, budget = self._budget(scope, window)
             budget_rows.record_cannot_suspend(item, self._change(state, reason=reasons))
             spent = spent_in_window(scope, window, state["window_id"])
             self._notify("cannot_suspend", state, budget=budget, spent=spent, note=reasons)
         else:
+            self._drop_manual_reservation(state)
             self._notify("cannot_suspend", state, note=reasons)
         return state
 
@@ -365,6 +435,7 @@ class WorkflowTasks:
     def report_failure(self, state: dict[str, Any]) -> dict[str, Any]:
         failure = state.get("failure") or {}
         logger.error("workflow failed", scope=state.get("scope"), failure=failure)
+        self._drop_manual_reservation(state)
         metrics.add_metric(name="WorkflowFailures", unit=MetricUnit.Count, value=1)
         self._notify(
             "workflow_failed",
@@ -392,6 +463,8 @@ def describe_target(target: Target) -> str:
     parts = [f"deny policy on IAM {target.kind} {target.name}"] if target.name else []
     if target.sessions:
         parts.append(f"{len(target.sessions)} session(s) denied alone: {', '.join(target.sessions)}")
+    if target.kind == TargetKind.SPARED:
+        return "nothing denied: every principal it reaches is protected or excluded"
     return "; ".join(parts) or "nothing in IAM"
 
 
@@ -453,6 +526,13 @@ def build_workflow_tasks(settings: Settings, tunables: Tunables) -> WorkflowTask
             return False
         return True
 
+    def group_members(group_name: str) -> tuple[str, ...]:
+        try:
+            pages = iam.get_paginator("get_group").paginate(GroupName=group_name)
+            return tuple(user["UserName"] for page in pages for user in page["Users"])
+        except iam.exceptions.NoSuchEntityException:
+            return ()
+
     def stop_execution(execution_arn: str, cause: str) -> None:
         try:
             sfn.stop_execution(executionArn=execution_arn, error="Restored", cause=cause[:32_000])
@@ -462,7 +542,7 @@ def build_workflow_tasks(settings: Settings, tunables: Tunables) -> WorkflowTask
     return WorkflowTasks(
         tunables=tunables,
         publisher=SnsPublisher.for_stack(settings),
-        directory=Directory(role_exists, group_exists, team_session_scopes),
+        directory=Directory(role_exists, group_exists, team_session_scopes, protection_of, group_members),
         stop_execution=stop_execution,
         system_roles=system_role_prefixes(settings.stack_name),
     )

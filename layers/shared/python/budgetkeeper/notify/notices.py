@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from budgetkeeper.budgets import MANUAL_WINDOW
+from budgetkeeper.budgets import is_manual_window
 from budgetkeeper.notify import NotificationEvent
 from budgetkeeper.runs import SYSTEM_ACTOR
 
@@ -59,7 +59,7 @@ class Notice:
 
 
 def template_for(event: NotificationEvent) -> str:
-    if event.type == "suspended" and event.window == MANUAL_WINDOW:
+    if event.type == "suspended" and is_manual_window(event.window):
         return "manual_suspension"
     return event.type
 
@@ -69,8 +69,8 @@ def restore_cause(event: NotificationEvent) -> str | None:
     if event.type != "restored":
         return None
     if event.actor == SYSTEM_ACTOR:
-        return "until" if event.window == MANUAL_WINDOW else "refresh"
-    return "operator" if event.window == MANUAL_WINDOW else "emergency"
+        return "until" if is_manual_window(event.window) else "refresh"
+    return "operator" if is_manual_window(event.window) else "emergency"
 
 
 def transition_key(event: NotificationEvent) -> str:
@@ -128,7 +128,7 @@ def notice_for(
     actor = None if event.actor == SYSTEM_ACTOR else event.actor
     context = {
         "scope": event.scope,
-        "window": None if event.window == MANUAL_WINDOW else event.window,
+        "window": None if is_manual_window(event.window) else event.window,
         "spent": money(event.spent_usd),
         "billed": money(event.billed_usd),
         "limit": money(event.limit_usd),

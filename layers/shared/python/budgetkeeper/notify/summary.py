@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from budgetkeeper.budgets import DEFAULT_BUDGET_KINDS, MANUAL_WINDOW, Status
+from budgetkeeper.budgets import DEFAULT_BUDGET_KINDS, MANUAL_WINDOW, Status, is_manual_window
 from budgetkeeper.notify import NotificationEvent
 from budgetkeeper.notify.notices import money
 from budgetkeeper.runs import SYSTEM_ACTOR
@@ -56,7 +56,7 @@ def gather_summary(now: datetime, default_time_zone: str = "UTC") -> dict[str, A
                 today_spend += rollup.cost_usd
         team_rows.append({"name": team, "today": money(str(today_spend)), "month": money(str(month_spend))})
 
-    budgets = [item for item in BudgetItem.scan() if item.window != MANUAL_WINDOW]
+    budgets = [item for item in BudgetItem.scan() if not is_manual_window(item.window)]
     current: dict[tuple[str, str], str] = {}
     for item in budgets:
         span = window_span(parse_window(item.window), item.time_zone or default_time_zone, now)
@@ -90,7 +90,7 @@ def gather_summary(now: datetime, default_time_zone: str = "UTC") -> dict[str, A
 
     suspended_manually = [
         {"name": item.scope, "detail": f"manual, until {item.suspended_until or 'a restore'}"}
-        for item in BudgetItem.scan(BudgetItem.window == MANUAL_WINDOW)
+        for item in BudgetItem.scan(BudgetItem.window.startswith(MANUAL_WINDOW))
         if item.status == Status.SUSPENDED
     ]
     return {
