@@ -133,11 +133,22 @@ def charge(caller: str, claim: tuple[str, str] | None, tokens: int) -> Charge:
         app = claim[1]
     if app:
         trusted[f"app:{app}"] = app_trusted
-    for scope, by_trust in ((principal, True), (role, True), (f"app:{app}" if app else None, app_trusted)):
+    # A claim reaches its app only, never the team an operator mapped the app to.
+    for scope in (principal, role, f"app:{app}" if app and app_trusted else None):
         if scope and scope in TEAM_MAP:
-            trusted[f"team:{TEAM_MAP[scope]}"] = by_trust
+            trusted[f"team:{TEAM_MAP[scope]}"] = True
             break
     return Charge(principal, tokens * NANO_PER_TOKEN, trusted)
+
+
+def charges_reaching(scope: str) -> list[tuple[str, tuple[str, str] | None]]:
+    """Every (caller, claim) whose call is charged to `scope`."""
+    return [
+        (caller, claim)
+        for caller in sorted(CALLERS)
+        for claim in CLAIMS
+        if scope in charge(caller, claim, 0).trusted
+    ]
 
 
 @dataclass
@@ -185,13 +196,37 @@ class Hold:
         return self.until is None or now < self.until
 
 
-def hold_entities(scope: str) -> frozenset[str]:
-    """What an operator's suspension of `scope` denies; empty when it cannot be suspended."""
+def is_spared(principal: str, exempt: set[str]) -> bool:
+    """Protection and exclusions belong to the principal; a session is exempt with its role."""
+    if principal in exempt:
+        return True
+    return (
+        principal.startswith("session:")
+        and f"role:{principal.removeprefix('session:').split('/')[0]}" in exempt
+    )
+
+
+def deny_reach(scope: str, principals: set[str], exempt: set[str]) -> frozenset[str]:
+    """The IAM objects a deny for `scope` reaching `principals` (the scope itself, or a team: its
+    members, as a group) denies, exempt principals spared: a group with an exempt member is
+    denied member by member."""
+    entities: set[str] = set()
+    for principal in principals - GROUP_MEMBERS if scope.startswith("team:") else principals:
+        if not is_spared(principal, exempt):
+            entities.add(entity_of(principal))
+    if scope.startswith("team:") and scope not in exempt:
+        members = {member for member in GROUP_MEMBERS if not is_spared(member, exempt)}
+        entities |= {f"group:{TEAM}"} if members == GROUP_MEMBERS else {entity_of(m) for m in members}
+    return frozenset(entities)
+
+
+def trusted_reach(scope: str) -> set[str]:
+    """The principals a deny of `scope` for trusted spend (or an operator's hold) reaches."""
     kind, name = scope.split(":", 1)
     if kind in PRINCIPAL_KINDS:
-        return frozenset({entity_of(scope)})
+        return {scope}
     if kind == "team":
-        return frozenset({f"group:{name}", *TEAM_SESSIONS})
+        return {*GROUP_MEMBERS, *TEAM_SESSIONS}
     if kind == "app" and name == "Chatbot":
-        return frozenset({f"role:{CHATBOT_ROLE}"})
-    return frozenset()
+        return {f"role:{CHATBOT_ROLE}"}
+    return set()
