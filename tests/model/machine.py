@@ -113,6 +113,8 @@ class EnforcementModel(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
+        if only := os.environ.get("MODEL_CHECKS"):  # e.g. "4,6": look for one kind of defect
+            self.checks = self.checks & {int(number) for number in only.split(",")}
         self.started = time.monotonic()
         self.exits = contextlib.ExitStack()
         self.exits.enter_context(mock_aws(config=MOTO_CONFIG))
