@@ -141,6 +141,13 @@ def charge(caller: str, claim: tuple[str, str] | None, tokens: int) -> Charge:
     return Charge(principal, tokens * NANO_PER_TOKEN, trusted)
 
 
+def neighbourhood(caller: str) -> set[str]:
+    """Every scope a call of `caller` can be charged to, or could reach by a claim (a claimed app's
+    team included: a claim must not reach it)."""
+    scopes = {scope for claim in CLAIMS for scope in charge(caller, claim, 0).trusted}
+    return scopes | {f"team:{TEAM_MAP[app]}" for app in scopes if app in TEAM_MAP}
+
+
 def charges_reaching(scope: str) -> list[tuple[str, tuple[str, str] | None]]:
     """Every (caller, claim) whose call is charged to `scope`."""
     return [

@@ -28,7 +28,15 @@ from unittest import mock
 from aws_lambda_powertools.utilities import parameters
 from botocore.exceptions import ClientError
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    multiple,
+    precondition,
+    rule,
+)
 from moto import mock_aws
 
 import devkit.harness.workflow as harness_workflow
@@ -71,6 +79,7 @@ from tests.model.expectation import (
     charges_reaching,
     deny_reach,
     entity_of,
+    neighbourhood,
     trusted_reach,
     window_of,
 )
@@ -87,21 +96,10 @@ LIMITS_USD = (Decimal("0.5"), Decimal("1"), Decimal("2"), Decimal("5"))
 GRACES = (0, 600)
 # How far a step moves the clock: past no grace, past every grace, hours, to the next day, week, month.
 ADVANCES = ("5m", "16m", "2h", "next-day", "next-week", "next-month")
-EXCLUSION_SETS = ((), ("user:bob",), (f"role:{CHATBOT_ROLE}",), ("apikey:BedrockAPIKey-k1", "user:mallory"))
 HOLD_LENGTHS = {"30m": timedelta(minutes=30), "2h": timedelta(hours=2)}
+HOLD_ENDS = (None, *HOLD_LENGTHS)
 # A deny due after a grace period: the Wait ends at grace, the model looks this much later.
 SLACK = timedelta(seconds=2)
-
-# What operators suspend and restore: one scope of each kind that can be denied, and one that cannot.
-OPERATOR_SCOPES = (
-    "user:mallory",
-    "apikey:BedrockAPIKey-k1",
-    f"role:{CHATBOT_ROLE}",
-    f"session:{SHARED_ROLE}/carol",
-    f"team:{TEAM}",
-    "app:Chatbot",
-    f"app:{TEAM_APP}",
-)
 
 ALL_CHECKS = frozenset(range(1, 7))
 VERBOSE = bool(os.environ.get("MODEL_VERBOSE"))  # each step on stderr as it runs
@@ -109,7 +107,11 @@ VERBOSE = bool(os.environ.get("MODEL_VERBOSE"))  # each step on stderr as it run
 
 class EnforcementModel(RuleBasedStateMachine):
     checks: frozenset[int] = ALL_CHECKS  # which invariants this machine asserts
+    # Each example looks closely at one caller: the scopes its calls and claims reach (and one more)
+    # are the ones operators budget, protect, exclude, suspend and restore, so that steps meet.
+    cast = Bundle("cast")
     budgeted = Bundle("budgeted")  # scopes an operator set a budget on
+    held = Bundle("held")  # scopes an operator suspended
 
     def __init__(self) -> None:
         super().__init__()
@@ -214,6 +216,11 @@ class EnforcementModel(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ operations
 
+    @initialize(target=cast, focus=st.sampled_from(sorted(CALLERS)), extra=st.sampled_from(BUDGET_SCOPES))
+    def choose_cast(self, focus: str, extra: str):
+        self._log(f"choose_cast({focus!r}, {extra!r})")
+        return multiple(*sorted(neighbourhood(focus) | {extra}))
+
     @rule(
         caller=st.sampled_from(sorted(CALLERS)),
         claim=st.sampled_from(CLAIMS),
@@ -255,7 +262,7 @@ class EnforcementModel(RuleBasedStateMachine):
 
     @rule(
         target=budgeted,
-        scope=st.sampled_from(BUDGET_SCOPES),
+        scope=cast,
         window=st.sampled_from(WINDOWS),
         limit=st.sampled_from(LIMITS_USD),
         grace=st.sampled_from(GRACES),
@@ -304,7 +311,7 @@ class EnforcementModel(RuleBasedStateMachine):
         if protect:
             self._grandfather(scope)
 
-    @rule(exclusions=st.sampled_from(EXCLUSION_SETS))
+    @rule(exclusions=st.lists(cast, max_size=2, unique=True).map(tuple))
     def set_exclusions(self, exclusions: tuple[str, ...]) -> None:
         """An operator sets the `exclusions` tunable."""
         self._log(f"set_exclusions({exclusions!r})")
@@ -321,8 +328,13 @@ class EnforcementModel(RuleBasedStateMachine):
         for scope in exclusions:
             self._grandfather(scope)
 
-    @rule(scope=st.sampled_from(OPERATOR_SCOPES), ends=st.sampled_from((None, "30m", "2h")))
-    def suspend(self, scope: str, ends: str | None) -> None:
+    @rule(scope=held, ends=st.sampled_from(HOLD_ENDS))
+    def suspend_again(self, scope: str, ends: str | None) -> None:
+        """Another operator suspends a scope that is (or was) suspended already."""
+        self.suspend(scope, ends)
+
+    @rule(target=held, scope=cast, ends=st.sampled_from(HOLD_ENDS))
+    def suspend(self, scope: str, ends: str | None) -> str:
         """An operator suspends a scope, until a time or with no end."""
         self._log(f"suspend({scope!r}, {ends!r})")
         until = None if ends is None else self.clock() + HOLD_LENGTHS[ends]
@@ -331,8 +343,9 @@ class EnforcementModel(RuleBasedStateMachine):
         self._operator("suspend", scope, **extra)
         if entities:
             self.holds.append(Hold(scope, until.replace(microsecond=0) if until else None, entities))
+        return scope
 
-    @rule(scope=st.one_of(st.sampled_from(OPERATOR_SCOPES), budgeted))
+    @rule(scope=cast)
     def restore(self, scope: str) -> None:
         """An operator restores a scope: every hold on it and every suspended budget of it ends."""
         self._log(f"restore({scope!r})")
