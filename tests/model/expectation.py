@@ -18,6 +18,7 @@ USD = 10**9  # nano-dollars
 CHATBOT_ROLE = "Chatbot-BedrockRole"  # app Chatbot by the role-name convention: trusted
 SHARED_ROLE = "SharedRole"  # opted in to session denies
 SSO_ROLE = "AWSReservedSSO_DataScience_4f1c9a7e2b5d8c30"
+IAM_ROLES = (CHATBOT_ROLE, SHARED_ROLE)  # the roles in IAM (opted in to session denies)
 TEAM = "data"  # IAM group `data` (alice), mapped: user:alice, carol's and priya's sessions, app:DataApp
 TEAM_APP = "DataApp"  # mapped to the team, no role: reached only by claims
 
@@ -230,6 +231,8 @@ def deny_reach(scope: str, principals: set[str], exempt: set[str]) -> frozenset[
 def trusted_reach(scope: str) -> set[str]:
     """The principals a deny of `scope` for trusted spend (or an operator's hold) reaches."""
     kind, name = scope.split(":", 1)
+    if kind == "role" and name not in IAM_ROLES:
+        return set()  # an Identity Center role is not changed in IAM: its sessions are denied
     if kind in PRINCIPAL_KINDS:
         return {scope}
     if kind == "team":
