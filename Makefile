@@ -10,13 +10,15 @@ PY312_DIR := $(patsubst %/,%,$(dir $(firstword $(wildcard /root/.pyenv/versions/
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help venv iam-evaluator console test test-clock test-scale check-install checkov checkov-baseline lint build check-build unit demo bench prices asl fmt clean
+.PHONY: help venv iam-evaluator console test test-clock test-scale test-explore explore check-install checkov checkov-baseline lint build check-build unit demo bench prices asl fmt clean
 
 help:
 	@echo "make demo    run a day of Bedrock traffic through the stack on moto and tell what happened"
 	@echo "make test    lint, validate and build the SAM template, then run every test"
 	@echo "make test-clock  the time-sensitive tests again, with the machine's clock at a month end and a DST change"
 	@echo "make test-scale  the crossings test at 10,000 budgets, 1,000 crossing in one minute (about 4 minutes)"
+	@echo "make test-explore  the model-based enforcement test longer: a fixed seed, then a fresh one (CI)"
+	@echo "make explore  the model-based enforcement test until it fails or Ctrl-C (SEED=n to choose the seed)"
 	@echo "make checkov  scan template.yaml with checkov (own venv); a finding not in .checkov.baseline fails"
 	@echo "make console the demo's day, then the operators' web console on it (CONSOLE_PORT, default 8765)"
 	@echo "make bench   print throughput and cost figures"
@@ -86,6 +88,25 @@ test-clock: $(STAMP) $(IAM_EVALUATOR_STAMP)
 # The crossings test at the issue's size: 10,000 budgets, 1,000 over their limit in one minute.
 test-scale: $(STAMP)
 	CROSSINGS_AT_SCALE=10000:1000 $(BIN)/pytest -q tests/integration/test_crossings_at_scale.py
+
+# The model-based enforcement test (tests/model): `make test` runs it briefly and derandomized; here
+# it runs longer, from a fixed seed and then from a fresh one it prints (CI, at most 5 minutes on 2
+# cores); `make explore` runs until a failure or Ctrl-C. A failure prints the shortest sequence
+# found and the seed: `make explore SEED=<seed>` runs from it again.
+EXPLORE_FIXED_SEED := 26
+EXPLORE_BUDGET := MODEL_EXAMPLES=10 MODEL_STEPS=20
+MODEL_PYTEST := $(BIN)/pytest -q -p no:cacheprovider -n 2 -m model tests/model
+
+test-explore: $(STAMP)
+	MODEL_SEED=$(EXPLORE_FIXED_SEED) $(EXPLORE_BUDGET) $(MODEL_PYTEST) --hypothesis-seed=$(EXPLORE_FIXED_SEED)
+	@seed=$$(od -An -N4 -tu4 /dev/urandom | tr -d ' '); \
+	  echo "model exploration from a fresh seed: $$seed (again: make explore SEED=$$seed)"; \
+	  MODEL_SEED=$$seed $(EXPLORE_BUDGET) $(MODEL_PYTEST) --hypothesis-seed=$$seed
+
+explore: $(STAMP)
+	@seed=$${SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; \
+	  echo "model exploration from seed $$seed, until a failure or Ctrl-C"; \
+	  MODEL_SEED=$$seed MODEL_EXAMPLES=1000000 MODEL_STEPS=$${MODEL_STEPS:-25} $(MODEL_PYTEST) --hypothesis-seed=$$seed
 
 # `pip install .` in a fresh venv gives a working budgetkeeper without moto or the dev kit.
 check-install:

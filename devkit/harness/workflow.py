@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 from unittest import mock
@@ -88,17 +88,58 @@ class WaitControl:
 
     A function with a reserved concurrency of one runs one invocation at a time; a second one waits
     for it, or, with `throttle_when_busy`, is refused with `TooManyRequestsException` as Lambda
-    refuses it (counted in `throttled`), for the state machine's Retry to try again."""
+    refuses it (counted in `throttled`), for the state machine's Retry to try again.
+
+    With `follow_clock`, a Wait lasts instead until the product's clock (`budgetkeeper.clock`)
+    reaches its end, as it would in Step Functions: a test moves the clock and `settle()`s."""
 
     max_wait_seconds: float = 0.0
+    follow_clock: bool = False
     released: threading.Event = field(default_factory=threading.Event)
     deliveries: AsyncInvocations = field(default_factory=AsyncInvocations)
     throttle_when_busy: bool = False
     throttled: int = 0
+    # The end of each Wait under way (follow_clock), by the waiting run's environment.
+    _wait_ends: dict[int, datetime] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def release(self) -> None:
         """End every wait now and from now on: the demo's "fast-forward to the refresh"."""
         self.released.set()
+
+    def wait_ends(self) -> list[datetime]:
+        """When each Wait under way ends (follow_clock), earliest first."""
+        with self._lock:
+            return sorted(self._wait_ends.values())
+
+    def settle(self, stack: LocalStack, *, timeout: float = 30) -> None:
+        """Block until nothing moves without the clock (follow_clock): every running execution is
+        in a Wait that ends later, and every asynchronous invocation has run."""
+        sfn = stack.client("stepfunctions")
+        machines = [
+            stack.physical_ids[logical_id]
+            for logical_id in resources_of_type(load_template(), "AWS::Serverless::StateMachine")
+        ]
+        deadline = time.monotonic() + timeout
+        quiet_polls, running, asleep = 0, 0, 0
+        while quiet_polls < 2:  # twice in a row: a run may be between its start and its first state
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{running} executions running, {asleep} of them in a Wait that ends later"
+                )
+            self.deliveries.drain(timeout)
+            running = sum(
+                len(page["executions"])
+                for machine in machines
+                for page in sfn.get_paginator("list_executions").paginate(
+                    stateMachineArn=machine, statusFilter="RUNNING"
+                )
+            )
+            now = clock.now()
+            with self._lock:
+                asleep = sum(1 for end in self._wait_ends.values() if end > now)
+            quiet_polls = quiet_polls + 1 if running == asleep else 0
+            time.sleep(0.02)
 
 
 @contextmanager
@@ -143,6 +184,8 @@ def real_handlers(stack: LocalStack, waits: WaitControl | None = None) -> Iterat
         control.deliveries.submit(lambda: invoke(logical_id, {"Records": [record]}))
 
     def short_wait(self, env, wait_seconds):
+        if control.follow_clock:
+            return wait_on_the_clock(env, wait_seconds)
         deadline = time.monotonic() + min(wait_seconds, control.max_wait_seconds)
         # Slices keep the wait interruptible by StopExecution (program_state_event) and release().
         while env.is_running() and not control.released.is_set():
@@ -150,6 +193,17 @@ def real_handlers(stack: LocalStack, waits: WaitControl | None = None) -> Iterat
             if remaining <= 0:
                 return
             env.program_state_event.wait(min(remaining, 0.05))
+
+    def wait_on_the_clock(env, wait_seconds):
+        end = clock.now() + timedelta(seconds=wait_seconds)
+        with control._lock:
+            control._wait_ends[id(env)] = end
+        try:
+            while env.is_running() and not control.released.is_set() and clock.now() < end:
+                env.program_state_event.wait(0.02)
+        finally:
+            with control._lock:
+                control._wait_ends.pop(id(env), None)
 
     def seconds_until_timestamp(self, env):
         self.string.eval(env=env)
