@@ -54,6 +54,7 @@ from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
 from devkit.harness.stack import LocalStack
 from devkit.harness.workflow import WaitControl, real_handlers
+from tests.conftest import PINNED_MOMENT
 from tests.integration.conftest import MOTO_CONFIG
 from tests.model.expectation import (
     ACCOUNT,
@@ -85,8 +86,8 @@ from tests.model.expectation import (
 )
 from tests.opt_in import OPTED_IN
 
-# Where every example starts: a Wednesday 10:00 UTC, mid-month (tests/conftest.py's moment).
-START = datetime(2026, 6, 10, 10, 0, tzinfo=UTC)
+# Where every example starts: a Wednesday 10:00 UTC, mid-month.
+START = PINNED_MOMENT
 IDENTITY_CENTER_ADMIN = "arn:aws:iam::123456789012:role/IdentityCenterAdmin"
 OPERATOR = "arn:aws:iam::123456789012:user/oncall"
 NOVA_PRO = "amazon.nova-pro-v1:0"
