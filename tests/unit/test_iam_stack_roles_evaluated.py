@@ -261,3 +261,16 @@ def test_machine_roles_start_evaluations_only_and_operators_start_actions(iam_ev
 
     assert operator_may_start(operator_actions)
     assert not operator_may_start(other_machine)
+
+
+def test_the_monitor_adds_audit_lines_and_removes_none(iam_evaluator):
+    # recover_from_grace and the other moves of the sweep write an audit line (budget_rows.write_audit)
+    audit = resolve({"Fn::GetAtt": ["AuditTable", "Arn"]}, "defaults")
+
+    def may(action: str) -> bool:
+        return iam_evaluator.decide(
+            stack_role_request("defaults", "BudgetMonitorFunctionRole", action, audit)
+        ).allowed
+
+    assert may("dynamodb:PutItem")
+    assert not may("dynamodb:DeleteItem") and not may("dynamodb:UpdateItem")
