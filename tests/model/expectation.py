@@ -60,6 +60,7 @@ GROUP_MEMBERS = {"user:alice"}  # IAM group `data`
 TEAM_SESSIONS = {scope for scope in TEAM_MEMBERS if scope.startswith("session:")}
 # What a claim says: requestMetadata.app, or the `app` tag of a profile the caller made.
 CLAIMS = (None, ("metadata", "Chatbot"), ("metadata", TEAM_APP), ("profile", "Chatbot"))
+Call = tuple[str, tuple[str, str] | None]  # (caller, claim)
 
 BUDGET_SCOPES = (
     *(principal for _, principal, _ in CALLERS.values()),
@@ -149,14 +150,21 @@ def neighbourhood(caller: str) -> set[str]:
     return scopes | {f"team:{TEAM_MAP[app]}" for app in scopes if app in TEAM_MAP}
 
 
-def charges_reaching(scope: str) -> list[tuple[str, tuple[str, str] | None]]:
-    """Every (caller, claim) whose call is charged to `scope`."""
-    return [
-        (caller, claim)
-        for caller in sorted(CALLERS)
-        for claim in CLAIMS
-        if scope in charge(caller, claim, 0).trusted
-    ]
+def charges_aimed_at(scope: str) -> tuple[list[Call], list[Call]]:
+    """The (caller, claim) pairs aimed at `scope`: those charged to it on what AWS signed and
+    operators wrote, and those that only claim it, or claim an app an operator mapped to it (a
+    team a claim must not reach)."""
+    own: list[Call] = []
+    claims: list[Call] = []
+    for caller in sorted(CALLERS):
+        for claim in CLAIMS:
+            trusted = charge(caller, claim, 0).trusted
+            claimed_team = claim and f"team:{TEAM_MAP.get(f'app:{claim[1]}')}"
+            if trusted.get(scope):
+                own.append((caller, claim))
+            elif scope in trusted or claimed_team == scope:
+                claims.append((caller, claim))
+    return own, claims
 
 
 @dataclass

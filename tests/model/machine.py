@@ -77,7 +77,7 @@ from tests.model.expectation import (
     Hold,
     ModelBudget,
     charge,
-    charges_reaching,
+    charges_aimed_at,
     deny_reach,
     entity_of,
     neighbourhood,
@@ -92,6 +92,7 @@ IDENTITY_CENTER_ADMIN = "arn:aws:iam::123456789012:role/IdentityCenterAdmin"
 OPERATOR = "arn:aws:iam::123456789012:user/oncall"
 NOVA_PRO = "amazon.nova-pro-v1:0"
 CALLERS_PROFILE = f"arn:aws:bedrock:us-east-1:{ACCOUNT}:application-inference-profile/m4ll0ry0wn"
+SHARED_SCOPES = (f"role:{CHATBOT_ROLE}", "app:Chatbot", f"app:{TEAM_APP}", f"team:{TEAM}")
 SPENDS_USD = (Decimal("0.3"), Decimal("0.6"), Decimal("1.2"))  # never equal to a limit below
 LIMITS_USD = (Decimal("0.5"), Decimal("1"), Decimal("2"), Decimal("5"))
 GRACES = (0, 600)
@@ -220,6 +221,17 @@ class EnforcementModel(RuleBasedStateMachine):
         self._log(f"choose_cast({focus!r}, {extra!r})")
         return multiple(*sorted(neighbourhood(focus) | {extra}))
 
+    @initialize(
+        target=budgeted,
+        scope=st.sampled_from(SHARED_SCOPES),
+        window=st.sampled_from(WINDOWS),
+        limit=st.sampled_from(LIMITS_USD),
+    )
+    def first_budget(self, scope: str, window: str, limit: Decimal) -> str:
+        """Every example starts with a budget on a scope whose deny reaches more than its caller
+        (an app, a role, a team), unprotected and without grace: who it denies is what can go wrong."""
+        return self.set_budget(scope, window, limit, 0, False)
+
     @rule(
         caller=st.sampled_from(sorted(CALLERS)),
         claim=st.sampled_from(CLAIMS),
@@ -242,10 +254,22 @@ class EnforcementModel(RuleBasedStateMachine):
         self._expect_charge(charge(caller, claim, tokens), now)
         self.settle()
 
-    @rule(scope=budgeted, data=st.data(), usd=st.sampled_from(SPENDS_USD))
-    def spend_on(self, scope: str, data: st.DataObject, usd: Decimal) -> None:
-        """A call charged to a budgeted scope: by a caller of its own, or by a claim."""
-        callers = charges_reaching(scope)
+    @rule(
+        scope=budgeted,
+        data=st.data(),
+        by_claim=st.booleans(),
+        over=st.booleans(),
+        usd=st.sampled_from(SPENDS_USD),
+    )
+    def spend_on(self, scope: str, data: st.DataObject, by_claim: bool, over: bool, usd: Decimal) -> None:
+        """A call aimed at a budgeted scope: charged to it by a caller of its own, or only claiming
+        it (or an app mapped to it: a team a claim must not reach); maybe over its highest limit
+        at once, so that a defect in who is denied shows within a few steps."""
+        own, claims = charges_aimed_at(scope)
+        callers = (claims if by_claim else own) or own or claims
+        if over:
+            highest = max(budget.limit for budget in self.budgets.values() if budget.scope == scope)
+            usd = Decimal(highest) / USD + Decimal("0.1")
         if callers:
             caller, claim = data.draw(st.sampled_from(callers), label="caller and claim")
             self.spend(caller, claim, usd)
