@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,5 +39,12 @@ def handler_for(logical_id: str) -> Callable[[dict[str, Any], Any], Any]:
     return getattr(module, attribute)
 
 
+# In Lambda every function runs in processes of its own, one invocation at a time in each; here all
+# handlers share one process and Powertools' module-level metrics and logger, which two threads
+# (the test's and moto's Step Functions executor) would mutate at once: one invocation at a time.
+_ONE_AT_A_TIME = threading.RLock()
+
+
 def invoke(logical_id: str, event: dict[str, Any]) -> Any:
-    return handler_for(logical_id)(event, FakeLambdaContext(function_name=logical_id))
+    with _ONE_AT_A_TIME:
+        return handler_for(logical_id)(event, FakeLambdaContext(function_name=logical_id))
