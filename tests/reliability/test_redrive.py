@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from budgetkeeper import clock as product_clock
-from budgetkeeper import records
-from budgetkeeper.store import DedupeItem, RollupItem, TotalItem
-from budgetkeeper.usage_writer import UsageWriter
+from budgetkeeper.core import clock as product_clock
+from budgetkeeper.domain import log_records
+from budgetkeeper.metering.writer import UsageWriter
+from budgetkeeper.storage.tables import DedupeItem, RollupItem, TotalItem
 from budgetkeeper_cli.main import main
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
@@ -183,7 +183,7 @@ def quarantined_by_a_bound_too_low(monkeypatch) -> tuple[dict[str, Any], Decimal
     )
     event = firehose_event([cloudwatch_payload([alice, bob])], invocation_id="bound-too-low")
     with monkeypatch.context() as bug:
-        bug.setattr(records, "MAX_TOKENS_PER_CALL", 5000)
+        bug.setattr(log_records, "MAX_TOKENS_PER_CALL", 5000)
         invoke("UsageCalculatorFunction", event)
     # the fix: the bound is back
     return event, (9000 * NOVA_IN + 100 * NOVA_OUT) / Decimal(1_000_000)
@@ -241,7 +241,7 @@ def test_a_quarantined_event_a_later_delivery_counted_is_not_counted_again(
         raise ConnectionError("DynamoDB unreachable")
 
     with monkeypatch.context() as bug, pytest.raises(ConnectionError):
-        bug.setattr(records, "MAX_TOKENS_PER_CALL", 5000)
+        bug.setattr(log_records, "MAX_TOKENS_PER_CALL", 5000)
         bug.setattr(UsageWriter, "commit", outage)
         invoke("UsageCalculatorFunction", event)
     invoke("UsageCalculatorFunction", {**event, "invocationId": "retry"})
@@ -297,7 +297,7 @@ def test_an_object_that_is_not_firehose_error_output_is_named_and_the_rest_redri
 def test_firehose_error_documents_are_read_gzipped_or_run_together():
     import gzip
 
-    from budgetkeeper.redrive import failed_records
+    from budgetkeeper.metering.redrive import failed_records
 
     data = base64.b64encode(b"x").decode()
     body = (

@@ -1,4 +1,5 @@
-"""Parity: the fast decoder (budgetkeeper.fast_decode: msgspec, checked by orjson) against the strict one.
+"""Parity: the fast decoder (budgetkeeper.domain.json_decode: msgspec, checked by orjson) and the
+strict one.
 
 record_rules.decode_message takes a line from msgspec when a colon count proves it has no key twice,
 and from `json.loads` with its duplicate-key hook otherwise. Each message here is parsed both ways,
@@ -17,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from budgetkeeper import fast_decode, record_rules
-from budgetkeeper.metering import Meter
-from budgetkeeper.pricing import PriceTable
-from budgetkeeper.records import MalformedEvent, parse_invocation
+from budgetkeeper.domain import json_decode, record_rules
+from budgetkeeper.domain.log_records import MalformedEvent, parse_invocation
+from budgetkeeper.metering.meter import Meter
+from budgetkeeper.pricing.rates import PriceTable
 from devkit.demo_data import generate_day
 from devkit.demo_data import teams as demo_teams
 from devkit.harness.logs import invocation_log_names, load_invocation_log, log_message
@@ -64,8 +65,8 @@ def test_the_fast_decoder_takes_the_realistic_records_itself() -> None:
     lines = [log_message(r) for r in generate_day(date(2026, 11, 23), records=300, seed=3)]
     lines += [log_message(load_invocation_log(name)) for name in FIXTURES]
     for line in lines:
-        assert fast_decode.decode_unambiguous(line) == json.loads(line)
-        assert fast_decode.decode_unambiguous(line.encode()) == json.loads(line)
+        assert json_decode.decode_unambiguous(line) == json.loads(line)
+        assert json_decode.decode_unambiguous(line.encode()) == json.loads(line)
 
 
 def test_a_demo_day_gives_the_same_records_and_prices() -> None:
