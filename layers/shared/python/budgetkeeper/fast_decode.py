@@ -10,6 +10,9 @@ taken from msgspec only when a cheap check proves it has no duplicate key:
   its strings as a colon;
 - so when the line holds no `\\u003a` escape (a colon written as an escape), its colons and the
   re-encoding's are as many exactly when no member was dropped, that is when no key appears twice.
+- quicker still, and first: a line that is its own re-encoding byte for byte (Bedrock writes compact
+  JSON, as orjson does) has each member of the re-encoding once, so no key twice; comparing costs a
+  memcmp where counting the colons of both reads 7 KB.
 
 Anything else goes to the strict decoder, which decides and words the error: a line msgspec refuses
 (not JSON, NaN, numbers out of range, lone surrogates, the int-string limit), one nested deeper than
@@ -40,9 +43,9 @@ def decode_unambiguous(message: str | bytes) -> dict[str, Any] | None:
         canonical = _encode(document)
     except _REFUSED:
         return None
-    if type(message) is bytes:
-        if b"\\u003" in message or message.count(b":") != canonical.count(b":"):
-            return None
-    elif "\\u003" in message or message.count(":") != canonical.count(b":"):
+    line = message if type(message) is bytes else message.encode("utf-8", "surrogatepass")
+    if line == canonical:
+        return document
+    if b"\\u003" in line or line.count(b":") != canonical.count(b":"):
         return None
     return document
