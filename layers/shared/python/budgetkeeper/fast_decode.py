@@ -1,20 +1,24 @@
 """A log message decoded fast, where that provably gives what the strict decoder gives.
 
 The strict decoder (`record_rules.decode_message`: `json.loads` with a hook on every object, so a key
-twice in any object is refused) costs about 1.3 times a bare `json.loads`; msgspec decodes the same
-line in about 0.4 of it, but keeps the last of two equal keys silently, as orjson does. So a line is
-taken from msgspec only when a cheap check proves it has no duplicate key:
+twice in any object is refused) costs about 1.3 times a bare `json.loads`; orjson and msgspec decode
+the same line in about 0.4 of it, but keep the last of two equal keys silently (neither can refuse
+them: msgspec/msgspec#648, ijl/orjson#456). So a line is taken from them only when a cheap check
+proves it has no duplicate key. Two proofs, the cheaper first:
 
-- every colon of a JSON text is either a member's separator or a character inside a string;
-- orjson re-encodes the decoded document compactly, writing each member once and every colon in
-  its strings as a colon;
-- so when the line holds no `\\u003a` escape (a colon written as an escape), its colons and the
-  re-encoding's are as many exactly when no member was dropped, that is when no key appears twice.
-- quicker still, and first: a line that is its own re-encoding byte for byte (Bedrock writes compact
-  JSON, as orjson does) has each member of the re-encoding once, so no key twice; comparing costs a
-  memcmp where counting the colons of both reads 7 KB.
+- A line that is its own re-encoding: orjson decodes it and re-encodes the document compactly, each
+  member once; when that is the line byte for byte (Bedrock writes compact JSON, as orjson does),
+  the line has each member once too, and `json.loads` reads it as the same document (orjson writes
+  floats that read back exactly; an integer beyond 64 bits, which orjson decodes as a float, is
+  re-encoded as a float and differs). Comparing costs a memcmp.
+- Otherwise (spaces, escapes orjson does not write): msgspec decodes it (an integer beyond 64 bits
+  stays an integer) and orjson re-encodes it. Every colon of a JSON text is either a member's
+  separator or a character inside a string, and the re-encoding writes every colon in its strings
+  as a colon; so when the line holds no `\\u003a` escape (a colon written as an escape), its colons
+  and the re-encoding's are as many exactly when no member was dropped, that is when no key
+  appears twice.
 
-Anything else goes to the strict decoder, which decides and words the error: a line msgspec refuses
+Anything else goes to the strict decoder, which decides and words the error: a line both refuse
 (not JSON, NaN, numbers out of range, lone surrogates, the int-string limit), one nested deeper than
 orjson encodes (254 levels, far inside what `json.loads` reads, so both agree on depth), integers
 beyond 64 bits (orjson does not encode them), a `\\u003` escape, a colon count that differs, or a
@@ -29,23 +33,22 @@ from typing import Any
 import msgspec
 import orjson
 
-_decode = msgspec.json.decode
-_encode = orjson.dumps
-_REFUSED = (msgspec.DecodeError, orjson.JSONEncodeError, RecursionError, ValueError)
+_REFUSED = (msgspec.DecodeError, orjson.JSONDecodeError, orjson.JSONEncodeError, RecursionError, ValueError)
 
 
 def decode_unambiguous(message: str | bytes) -> dict[str, Any] | None:
     """The message as a JSON object when it has no key twice in any object; None: ask the strict decoder."""
+    line = message if type(message) is bytes else message.encode("utf-8", "surrogatepass")
     try:
-        document = _decode(message)
+        document = orjson.loads(line)
+        if type(document) is dict and orjson.dumps(document) == line:
+            return document
+        document = msgspec.json.decode(line)
         if type(document) is not dict:
             return None
-        canonical = _encode(document)
+        canonical = orjson.dumps(document)
     except _REFUSED:
         return None
-    line = message if type(message) is bytes else message.encode("utf-8", "surrogatepass")
-    if line == canonical:
-        return document
     if b"\\u003" in line or line.count(b":") != canonical.count(b":"):
         return None
     return document

@@ -406,24 +406,24 @@ def _service_tier(
     InvokeModel is not in the log: such a call is priced at the standard tier. A tier name this code
     does not know is a malformed record (quarantined and counted), never priced at a guessed rate.
     """
-    tier = ServiceTier.STANDARD
-    converse = operation in (CONVERSE, CONVERSE_STREAM)
-    for section_name, body in (
-        ("input", input_section.get("inputBodyJson")),
-        ("output", output_section.get("outputBodyJson")),
-    ):
-        if type(body) is not dict:
-            continue  # absent, offloaded to S3, or a stream's chunk list
-        if converse:
-            named = body.get("serviceTier")
-            name = named.get("type") if type(named) is dict else named
-        else:
-            name = body.get("service_tier")
-        if name is None:
-            continue
-        if type(name) is not str or name.lower() not in SERVICE_TIER_NAMES:
-            raise MalformedEvent(
-                f"{section_name} service tier {name!r} is not one of {', '.join(SERVICE_TIER_NAMES)}"
-            )
-        tier = SERVICE_TIER_NAMES[name.lower()]
+    key = "serviceTier" if operation in (CONVERSE, CONVERSE_STREAM) else "service_tier"
+    asked = _named_tier("input", input_section.get("inputBodyJson"), key)
+    served = _named_tier("output", output_section.get("outputBodyJson"), key)
+    return served or asked or ServiceTier.STANDARD
+
+
+def _named_tier(section_name: str, body: Any, key: str) -> ServiceTier | None:
+    """The tier a body names under `key` (Converse's `{"type": ...}` unwrapped), None when none."""
+    if type(body) is not dict:
+        return None  # absent, offloaded to S3, or a stream's chunk list
+    name = body.get(key)
+    if type(name) is dict and key == "serviceTier":
+        name = name.get("type")
+    if name is None:
+        return None
+    tier = SERVICE_TIER_NAMES.get(name.lower()) if type(name) is str else None
+    if tier is None:
+        raise MalformedEvent(
+            f"{section_name} service tier {name!r} is not one of {', '.join(SERVICE_TIER_NAMES)}"
+        )
     return tier
