@@ -7,10 +7,11 @@ them: msgspec/msgspec#648, ijl/orjson#456). So a line is taken from them only wh
 proves it has no duplicate key. Two proofs, the cheaper first:
 
 - A line that is its own re-encoding: orjson decodes it and re-encodes the document compactly, each
-  member once; when that is the line byte for byte (Bedrock writes compact JSON, as orjson does),
-  the line has each member once too, and `json.loads` reads it as the same document (orjson writes
-  floats that read back exactly; an integer beyond 64 bits, which orjson decodes as a float, is
-  re-encoded as a float and differs). Comparing costs a memcmp.
+  member once; when that is the line byte for byte but for the whitespace JSON allows around the
+  value (Bedrock writes compact JSON, as orjson does), the line has each member once too, and
+  `json.loads` reads it as the same document (orjson writes floats that read back exactly; an
+  integer beyond 64 bits, which orjson decodes as a float, is re-encoded as a float and differs).
+  Comparing costs a memcmp.
 - Otherwise (spaces, escapes orjson does not write): msgspec decodes it (an integer beyond 64 bits
   stays an integer) and orjson re-encodes it. Every colon of a JSON text is either a member's
   separator or a character inside a string, and the re-encoding writes every colon in its strings
@@ -33,6 +34,7 @@ from typing import Any
 import msgspec
 import orjson
 
+_JSON_SPACE = b" \t\r\n"  # what JSON allows around a value (a line read from a file ends in a newline)
 _REFUSED = (msgspec.DecodeError, orjson.JSONDecodeError, orjson.JSONEncodeError, RecursionError, ValueError)
 
 
@@ -41,7 +43,7 @@ def decode_unambiguous(message: str | bytes) -> dict[str, Any] | None:
     line = message if type(message) is bytes else message.encode("utf-8", "surrogatepass")
     try:
         document = orjson.loads(line)
-        if type(document) is dict and orjson.dumps(document) == line:
+        if type(document) is dict and orjson.dumps(document) == line.strip(_JSON_SPACE):
             return document
         document = msgspec.json.decode(line)
         if type(document) is not dict:
