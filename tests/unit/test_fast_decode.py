@@ -81,6 +81,17 @@ def test_compact_lines_are_proven_by_their_own_re_encoding_as_read_from_a_file_o
                 assert fast_decode.decode_unambiguous(message) == expected
 
 
+def test_lines_with_spaces_go_straight_to_the_second_proof() -> None:
+    # Given lines written with spaces after colons (json.dumps' default), which cannot be orjson's
+    # own re-encoding / When decoded with orjson's decoder unavailable / Then msgspec and the colon
+    # count decode them alone: no line pays for both proofs
+    lines = [json.dumps(r) for r in generate_day(date(2026, 11, 23), records=50, seed=4)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fast_decode.orjson, "loads", lambda line: pytest.fail("first proof tried"))
+        for line in lines:
+            assert fast_decode.decode_unambiguous(line) == json.loads(line)
+
+
 def test_a_demo_day_gives_the_same_records_and_prices() -> None:
     meter = Meter(prices=PriceTable.bundled(), teams=demo_teams())
     for record in generate_day(date(2026, 11, 23), records=2000, seed=11):

@@ -12,7 +12,8 @@ proves it has no duplicate key. Two proofs, the cheaper first:
   `json.loads` reads it as the same document (orjson writes floats that read back exactly; an
   integer beyond 64 bits, which orjson decodes as a float, is re-encoded as a float and differs).
   Comparing costs a memcmp.
-- Otherwise (spaces, escapes orjson does not write): msgspec decodes it (an integer beyond 64 bits
+- Otherwise (spaces, escapes orjson does not write; a line with a space after its first key comes
+  straight here): msgspec decodes it (an integer beyond 64 bits
   stays an integer) and orjson re-encodes it. Every colon of a JSON text is either a member's
   separator or a character inside a string, and the re-encoding writes every colon in its strings
   as a colon; so when the line holds no `\\u003a` escape (a colon written as an escape), its colons
@@ -42,9 +43,10 @@ def decode_unambiguous(message: str | bytes) -> dict[str, Any] | None:
     """The message as a JSON object when it has no key twice in any object; None: ask the strict decoder."""
     line = message if type(message) is bytes else message.encode("utf-8", "surrogatepass")
     try:
-        document = orjson.loads(line)
-        if type(document) is dict and orjson.dumps(document) == line.strip(_JSON_SPACE):
-            return document
+        if _first_member_compact(line):
+            document = orjson.loads(line)
+            if type(document) is dict and orjson.dumps(document) == line.strip(_JSON_SPACE):
+                return document
         document = msgspec.json.decode(line)
         if type(document) is not dict:
             return None
@@ -54,3 +56,10 @@ def decode_unambiguous(message: str | bytes) -> dict[str, Any] | None:
     if b"\\u003" in line or line.count(b":") != canonical.count(b":"):
         return None
     return document
+
+
+def _first_member_compact(line: bytes) -> bool:
+    """Whether the line starts as compact JSON does (no space after its first key): only such a line
+    can be orjson's own re-encoding, so others skip the first proof rather than pay for both."""
+    colon = line.find(b'":')
+    return colon > 0 and line[colon + 2 : colon + 3] != b" "
