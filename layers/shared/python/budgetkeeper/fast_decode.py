@@ -13,12 +13,11 @@ proves it has no duplicate key. Two proofs, the cheaper first:
   integer beyond 64 bits, which orjson decodes as a float, is re-encoded as a float and differs).
   Comparing costs a memcmp.
 - Otherwise (spaces, escapes orjson does not write; a line with a space after its first key comes
-  straight here): msgspec decodes it (an integer beyond 64 bits
-  stays an integer) and orjson re-encodes it. Every colon of a JSON text is either a member's
-  separator or a character inside a string, and the re-encoding writes every colon in its strings
-  as a colon; so when the line holds no `\\u003a` escape (a colon written as an escape), its colons
-  and the re-encoding's are as many exactly when no member was dropped, that is when no key
-  appears twice.
+  straight here): msgspec decodes it (an integer beyond 64 bits stays an integer) and orjson
+  re-encodes it. Every colon of a JSON text is either a member's separator or a character inside a
+  string, and the re-encoding writes every colon in its strings as a colon; so when the line holds
+  no `\\u003a` escape (a colon written as an escape), its colons and the re-encoding's are as many
+  exactly when no member was dropped, that is when no key appears twice.
 
 Anything else goes to the strict decoder, which decides and words the error: a line both refuse
 (not JSON, NaN, numbers out of range, lone surrogates, the int-string limit), one nested deeper than
