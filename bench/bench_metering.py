@@ -46,12 +46,12 @@ from typing import Any
 import msgspec
 import orjson
 
-from budgetkeeper import record_rules
-from budgetkeeper.metering import Meter, Metered
-from budgetkeeper.pricing import InferenceProfiles, Priced, PriceTable, price_invocation
-from budgetkeeper.record_rules import decode_message
-from budgetkeeper.records import MalformedEvent, parse_invocation
-from budgetkeeper.usage import Invocation, TokenCounts
+from budgetkeeper.domain import record_rules
+from budgetkeeper.domain.log_records import MalformedEvent, parse_invocation
+from budgetkeeper.domain.record_rules import decode_message
+from budgetkeeper.domain.usage import Invocation, TokenCounts
+from budgetkeeper.metering.meter import Meter, Metered
+from budgetkeeper.pricing.rates import InferenceProfiles, Priced, PriceTable, price_invocation
 from devkit.demo_data import generate_day
 from devkit.demo_data import teams as demo_teams
 from devkit.harness.logs import log_message

@@ -1,6 +1,6 @@
 """Parity of the whole meter: `Meter.meter`'s fast path against the standard library and the plain functions.
 
-`Meter.meter` decodes with orjson/msgspec where a proof allows (budgetkeeper.fast_decode), checks each
+`Meter.meter` decodes with orjson/msgspec where a proof allows (budgetkeeper.domain.json_decode), checks each
 distinct model id, region, account and caller once (record_rules), and remembers attributions by
 caller (Meter.attribute). The reference here does none of that: `json.loads` with its duplicate-key
 hook, then `scopes.attribute` and `pricing.price_invocation` called afresh for every message. Both
@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from budgetkeeper.metering import Meter, Metered
-from budgetkeeper.pricing import PriceTable, price_invocation
-from budgetkeeper.records import MalformedEvent, parse_invocation
-from budgetkeeper.scopes import attribute
+from budgetkeeper.domain.log_records import MalformedEvent, parse_invocation
+from budgetkeeper.domain.scopes import attribute
+from budgetkeeper.metering.meter import Meter, Metered
+from budgetkeeper.pricing.rates import PriceTable, price_invocation
 from devkit.demo_data import generate_day
 from devkit.demo_data import teams as demo_teams
 from devkit.harness.logs import invocation_log_names, load_invocation_log, log_message
