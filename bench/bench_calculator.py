@@ -151,6 +151,18 @@ def update_size(request: dict[str, Any]) -> int:
     return item_size(key) + sum(len(name.encode()) for name in names) + sum(map(value_size, values))
 
 
+def item_kind(table: str, key: dict[str, Any], transactional: bool) -> str:
+    """What a written item is, for the write units' breakdown: its table, and in the rollups and
+    dedupe tables the kind its key names (store.py: rollups and usage lines; slots, payload markers,
+    journals)."""
+    short = table.removeprefix(f"{LocalStack.stack_name}-")
+    if "scope" in key and short.startswith("Rollups"):
+        short += ": usage lines" if key["scope"]["S"].startswith("usage#") else ": rollups"
+    elif "id" in key and short.startswith("Dedupe"):
+        short += ": " + key["id"]["S"].split("#", 1)[0]
+    return short + (" (in a transaction)" if transactional else "")
+
+
 def write_units(size: int, transactional: bool) -> int:
     return max(1, math.ceil(size / 1024)) * (2 if transactional else 1)
 
@@ -171,6 +183,7 @@ class Tally:
     items_written: Counter[str] = field(default_factory=Counter)  # by table
     largest_by_table: Counter[str] = field(default_factory=Counter)  # bytes of the largest item written
     write_request_units: int = 0
+    write_units_by_kind: Counter[str] = field(default_factory=Counter)  # by item_kind
     read_request_units: float = 0.0
     largest_item: int = 0
     s3_put_bytes: int = 0
@@ -184,9 +197,11 @@ class Tally:
     def write_requests(self) -> int:
         return sum(n for operation, n in self.dynamodb_requests().items() if operation in WRITE_OPERATIONS)
 
-    def _written(self, table: str, size: int, transactional: bool) -> None:
+    def _written(self, table: str, size: int, transactional: bool, key: dict[str, Any]) -> None:
         self.items_written[table] += 1
-        self.write_request_units += write_units(size, transactional)
+        units = write_units(size, transactional)
+        self.write_request_units += units
+        self.write_units_by_kind[item_kind(table, key, transactional)] += units
         self.largest_item = max(self.largest_item, size)
         self.largest_by_table[table] = max(self.largest_by_table[table], size)
 
@@ -205,17 +220,17 @@ class Tally:
         if service != "dynamodb":
             return
         if operation == "PutItem":
-            self._written(params["TableName"], item_size(params["Item"]), transactional=False)
+            self._written(params["TableName"], item_size(params["Item"]), False, params["Item"])
         elif operation == "UpdateItem":
             size = max(update_size(params), stored_size(params["TableName"], params["Key"]))
-            self._written(params["TableName"], size, transactional=False)
+            self._written(params["TableName"], size, False, params["Key"])
         elif operation == "DeleteItem":
-            self._written(params["TableName"], item_size(params["Key"]), transactional=False)
+            self._written(params["TableName"], item_size(params["Key"]), False, params["Key"])
         elif operation == "BatchWriteItem":
             for table, requests in params["RequestItems"].items():
                 for request in requests:
                     item = request.get("PutRequest", {}).get("Item") or request["DeleteRequest"]["Key"]
-                    self._written(table, item_size(item), transactional=False)
+                    self._written(table, item_size(item), False, item)
         elif operation == "TransactWriteItems":
             for action in params["TransactItems"]:
                 ((kind, request),) = action.items()
@@ -225,7 +240,7 @@ class Tally:
                     size = max(update_size(request), stored_size(request["TableName"], request["Key"]))
                 else:  # Delete, ConditionCheck: the key only
                     size = item_size(request["Key"])
-                self._written(request["TableName"], size, transactional=True)
+                self._written(request["TableName"], size, True, request.get("Item") or request["Key"])
         elif operation == "BatchGetItem":
             for table, wanted in params["RequestItems"].items():
                 consistent = bool(wanted.get("ConsistentRead"))
@@ -532,6 +547,18 @@ def report_variant(title: str, runs: list[BatchRun], memory_mb: int, plan: Plan,
         f"(cold batch: {cold.tally.write_request_units * 1000 / cold.invocations:,.1f} WRU, "
         f"{cold.tally.read_request_units * 1000 / cold.invocations:,.1f} RRU)"
     )
+    warm_units = mean([r.tally.write_request_units for r in warm])
+    by_kind = {
+        k: mean([r.tally.write_units_by_kind[k] for r in warm])
+        for r in runs
+        for k in r.tally.write_units_by_kind
+    }
+    print(f"{'write units per batch, by item kind':<52}{'cold':>8}{'warm mean':>12}{'share':>8}")
+    for kind, warm_mean in sorted(by_kind.items(), key=lambda kind_units: -kind_units[1]):
+        print(
+            f"  {kind:<50}{cold.tally.write_units_by_kind[kind]:>8}{warm_mean:>12.1f}"
+            f"{warm_mean / warm_units if warm_units else 0:>8.0%}"
+        )
     report_cost(warm, memory_mb, plan)
 
 

@@ -69,6 +69,30 @@ def test_the_fast_decoder_takes_the_realistic_records_itself() -> None:
         assert json_decode.decode_unambiguous(line.encode()) == json.loads(line)
 
 
+def test_compact_lines_are_proven_by_their_own_re_encoding_as_read_from_a_file_or_a_log_event() -> None:
+    # Given compact lines as Bedrock writes them: a log event's message (text), a file's line (bytes
+    # ending in a newline, or CRLF) / When decoded with msgspec, the second proof, unavailable
+    # Then orjson's re-encoding proves them alone: no line pays for both proofs
+    lines = [log_message(r) for r in generate_day(date(2026, 11, 23), records=50, seed=4)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(json_decode.msgspec.json, "decode", lambda line: pytest.fail("second proof used"))
+        for line in lines:
+            expected = json.loads(line)
+            for message in (line, line.encode(), line.encode() + b"\n", line.encode() + b"\r\n", " " + line):
+                assert json_decode.decode_unambiguous(message) == expected
+
+
+def test_lines_with_spaces_go_straight_to_the_second_proof() -> None:
+    # Given lines written with spaces after colons (json.dumps' default), which cannot be orjson's
+    # own re-encoding / When decoded with orjson's decoder unavailable / Then msgspec and the colon
+    # count decode them alone: no line pays for both proofs
+    lines = [json.dumps(r) for r in generate_day(date(2026, 11, 23), records=50, seed=4)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(json_decode.orjson, "loads", lambda line: pytest.fail("first proof tried"))
+        for line in lines:
+            assert json_decode.decode_unambiguous(line) == json.loads(line)
+
+
 def test_a_demo_day_gives_the_same_records_and_prices() -> None:
     meter = Meter(prices=PriceTable.bundled(), teams=demo_teams())
     for record in generate_day(date(2026, 11, 23), records=2000, seed=11):
@@ -115,6 +139,10 @@ HOSTILE_TEXTS = {
     "trailing garbage": SAMPLE + "x",
     "two objects": SAMPLE + SAMPLE,
     "byte order mark": "\ufeff" + SAMPLE,
+    "compact, ending in CRLF": STREAM + "\r\n",
+    "compact, between tabs and spaces": "\t " + STREAM + " \t\n",
+    "compact, after a form feed": "\x0c" + STREAM,
+    "compact, before a vertical tab": STREAM + "\x0b",
     "a string": '"ModelInvocationLog"',
     "null": "null",
     "a number": "12",

@@ -19,7 +19,7 @@ import gzip
 import hashlib
 import json
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
@@ -213,7 +213,8 @@ def parse_invocation(message: str | bytes) -> Invocation:
 
     Counts come from the record's top-level `input.*TokenCount` and `output.outputTokenCount`, which
     bodies offloaded to S3 leave in place. A failed call (`errorCode`) is still a call, charged
-    whatever tokens it reports, 0 when it reports none.
+    whatever tokens it reports, 0 when it reports none. The rules are checked in a fixed order, so
+    a record breaking several is always refused for the same one.
     """
     record = decode_message(message)
     schema = record.get("schemaType")
@@ -232,27 +233,36 @@ def parse_invocation(message: str | bytes) -> Invocation:
     if type(identity_arn) is not str or not identity_arn:
         raise MalformedEvent("identity.arn is missing")
 
+    request_id = _required_text(record, "requestId")
+    timestamp = check_timestamp(_required_text(record, "timestamp"))
+    account_id = _required_text(record, "accountId", check_account)
+    check_identity_arn(identity_arn)
+    region = _required_text(record, "region", check_region)
+    model_id = _required_text(record, "modelId", check_model_id)
+    input_section = _section(record, "input")
+    output_section = _section(record, "output")
     return Invocation(
-        request_id=_required_text(record, "requestId"),
-        timestamp=check_timestamp(_required_text(record, "timestamp")),
-        account_id=check_account(_required_text(record, "accountId")),
-        identity_arn=check_identity_arn(identity_arn),
-        region=check_region(_required_text(record, "region")),
-        operation=operation,
-        model_id=check_model_id(_required_text(record, "modelId")),
-        tokens=_token_counts(record, operation, error_code),
-        inference_region=inference_region,
-        request_metadata=_request_metadata(record.get("requestMetadata")),
-        error_code=error_code,
-        service_tier=_service_tier(record, operation),
+        request_id,
+        timestamp,
+        account_id,
+        identity_arn,
+        region,
+        operation,
+        model_id,
+        _token_counts(input_section, output_section, operation, error_code),
+        inference_region,
+        _request_metadata(record.get("requestMetadata")),
+        error_code,
+        _service_tier(input_section, output_section, operation),
     )
 
 
-def _required_text(record: dict[str, Any], key: str) -> str:
+def _required_text(record: dict[str, Any], key: str, check: Callable[[str], str] | None = None) -> str:
+    """A non-empty string, printable; `check` (its field's rule, printable included) when given."""
     value = record.get(key)
     if type(value) is not str or not value:
         raise MalformedEvent(f"{key} is missing" if value is None else f"{key} is not a non-empty string")
-    return check_printable(key, value)
+    return check(value) if check is not None else check_printable(key, value)
 
 
 def _section(record: dict[str, Any], key: str) -> dict[str, Any]:
@@ -267,16 +277,14 @@ def _section(record: dict[str, Any], key: str) -> dict[str, Any]:
 def _count(section: dict[str, Any], path: str, key: str) -> int | None:
     """A token count, None when absent; `type() is int` keeps out bools and floats."""
     value = section.get(key)
-    if value is None:
-        return None
-    if type(value) is not int or value < 0:
-        raise MalformedEvent(f"{path}.{key} is {value!r}, not a non-negative integer")
-    return value
+    if value is None or (type(value) is int and value >= 0):
+        return value
+    raise MalformedEvent(f"{path}.{key} is {value!r}, not a non-negative integer")
 
 
-def _token_counts(record: dict[str, Any], operation: str, error_code: str | None) -> TokenCounts:
-    input_section = _section(record, "input")
-    output_section = _section(record, "output")
+def _token_counts(
+    input_section: dict[str, Any], output_section: dict[str, Any], operation: str, error_code: str | None
+) -> TokenCounts:
     input_tokens = _count(input_section, "input", "inputTokenCount")
     output_tokens = _count(output_section, "output", "outputTokenCount")
     if operation == INVOKE_MODEL_STREAM and (input_tokens is None or output_tokens is None):
@@ -295,14 +303,10 @@ def _token_counts(record: dict[str, Any], operation: str, error_code: str | None
     output_tokens = output_tokens or 0  # embeddings report no output count
     if input_tokens + output_tokens + cache_read + cache_write > MAX_TOKENS_PER_CALL:
         raise MalformedEvent(f"more than {MAX_TOKENS_PER_CALL:,} tokens in one call: not a real count")
-    cache_write_1h = _cache_write_1h(operation, output_section, cache_write) if cache_write else 0
-    return TokenCounts(
-        input=input_tokens,
-        output=output_tokens,
-        cache_read=cache_read,
-        cache_write_5m=cache_write - cache_write_1h,
-        cache_write_1h=cache_write_1h,
-    )
+    if not cache_write:
+        return TokenCounts(input_tokens, output_tokens, cache_read)
+    cache_write_1h = _cache_write_1h(operation, output_section, cache_write)
+    return TokenCounts(input_tokens, output_tokens, cache_read, cache_write - cache_write_1h, cache_write_1h)
 
 
 def _stream_invocation_metrics(chunks: Any) -> dict[str, Any]:
@@ -390,7 +394,9 @@ def _request_metadata(metadata: Any) -> Mapping[str, str]:
     return check_request_metadata(metadata)
 
 
-def _service_tier(record: dict[str, Any], operation: str) -> ServiceTier:
+def _service_tier(
+    input_section: dict[str, Any], output_section: dict[str, Any], operation: str
+) -> ServiceTier:
     """The service tier of the call, from the bodies the log keeps (when text delivery is on).
 
     Converse and ConverseStream name it as `serviceTier: {"type": "priority|default|flex|reserved"}`
@@ -400,21 +406,24 @@ def _service_tier(record: dict[str, Any], operation: str) -> ServiceTier:
     InvokeModel is not in the log: such a call is priced at the standard tier. A tier name this code
     does not know is a malformed record (quarantined and counted), never priced at a guessed rate.
     """
-    tier = ServiceTier.STANDARD
-    for section_name, body_key in (("input", "inputBodyJson"), ("output", "outputBodyJson")):
-        body = _section(record, section_name).get(body_key)
-        if type(body) is not dict:
-            continue  # absent, offloaded to S3, or a stream's chunk list
-        if operation in (CONVERSE, CONVERSE_STREAM):
-            named = body.get("serviceTier")
-            name = named.get("type") if type(named) is dict else named
-        else:
-            name = body.get("service_tier")
-        if name is None:
-            continue
-        if type(name) is not str or name.lower() not in SERVICE_TIER_NAMES:
-            raise MalformedEvent(
-                f"{section_name} service tier {name!r} is not one of {', '.join(SERVICE_TIER_NAMES)}"
-            )
-        tier = SERVICE_TIER_NAMES[name.lower()]
+    key = "serviceTier" if operation in (CONVERSE, CONVERSE_STREAM) else "service_tier"
+    asked = _named_tier("input", input_section.get("inputBodyJson"), key)
+    served = _named_tier("output", output_section.get("outputBodyJson"), key)
+    return served or asked or ServiceTier.STANDARD
+
+
+def _named_tier(section_name: str, body: Any, key: str) -> ServiceTier | None:
+    """The tier a body names under `key` (Converse's `{"type": ...}` unwrapped), None when none."""
+    if type(body) is not dict:
+        return None  # absent, offloaded to S3, or a stream's chunk list
+    name = body.get(key)
+    if type(name) is dict and key == "serviceTier":
+        name = name.get("type")
+    if name is None:
+        return None
+    tier = SERVICE_TIER_NAMES.get(name.lower()) if type(name) is str else None
+    if tier is None:
+        raise MalformedEvent(
+            f"{section_name} service tier {name!r} is not one of {', '.join(SERVICE_TIER_NAMES)}"
+        )
     return tier

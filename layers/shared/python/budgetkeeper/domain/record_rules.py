@@ -30,6 +30,7 @@ these rules (tests/unit/test_record_rules.py states them as cases).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -51,6 +52,9 @@ LATEST_TIMESTAMP = datetime(9000, 1, 1, tzinfo=UTC)
 _MODEL_ID = re.compile(rf"[!-~]{{1,{MAX_MODEL_ID_CHARS}}}", re.ASCII)
 _REGION = re.compile(r"[a-z0-9-]{1,20}", re.ASCII)
 _ACCOUNT = re.compile(r"\d{12}", re.ASCII)
+# Values that passed a rule, remembered: model ids, regions, accounts and callers repeat from record
+# to record (a failure raises, so it is never remembered).
+_CHECKED_VALUES = 4096
 
 
 class RecordError(Exception):
@@ -111,19 +115,23 @@ def _matching(key: str, value: str, pattern: re.Pattern[str], rule: str) -> str:
     return value
 
 
+@functools.lru_cache(maxsize=_CHECKED_VALUES)
 def check_model_id(model_id: str) -> str:
     rule = f"printable ASCII without spaces, at most {MAX_MODEL_ID_CHARS}"
     return _matching("modelId", model_id, _MODEL_ID, rule)
 
 
+@functools.lru_cache(maxsize=_CHECKED_VALUES)
 def check_region(region: str) -> str:
     return _matching("region", region, _REGION, "an AWS region name ([a-z0-9-], at most 20)")
 
 
+@functools.lru_cache(maxsize=_CHECKED_VALUES)
 def check_account(account_id: str) -> str:
     return _matching("accountId", account_id, _ACCOUNT, "a 12-digit AWS account id")
 
 
+@functools.lru_cache(maxsize=_CHECKED_VALUES)
 def check_identity_arn(arn: str) -> str:
     # Any printable text: an ARN of a form we do not know is charged as `unknown:<arn>`, raw.
     check_printable("identity.arn", arn)

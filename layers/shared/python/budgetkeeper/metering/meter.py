@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from budgetkeeper.domain.log_records import parse_invocation
-from budgetkeeper.domain.scopes import Attribution, attribute
+from budgetkeeper.domain.scopes import Attribution, attribute, is_application_inference_profile
 from budgetkeeper.domain.usage import Invocation
 from budgetkeeper.pricing.rates import (
     InferenceProfiles,
@@ -19,6 +19,9 @@ from budgetkeeper.pricing.rates import (
     Rates,
     price_invocation,
 )
+
+# Attributions one meter remembers; beyond it (a long offline run over many callers) it starts over.
+ATTRIBUTIONS_REMEMBERED = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,21 +50,44 @@ class Meter:
     profiles: InferenceProfiles | None = None
     registered_profiles: Mapping[str, str] = field(default_factory=dict)  # profile ARN -> app
     unknown_model_rates: Rates | None = None  # the operators' rate for models the table lacks
+    # Attributions by caller, account and request metadata: callers repeat from record to record.
+    _attributions: dict[tuple[str, str, tuple[tuple[str, str], ...]], Attribution] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def meter(self, message: str | bytes) -> Metered:
         return self.meter_invocation(parse_invocation(message))
+
+    def attribute(self, invocation: Invocation) -> Attribution:
+        """`scopes.attribute` of the invocation, remembered by the call's caller, account and metadata.
+
+        Those are all it reads unless the model is an application inference profile: then it also
+        reads the profile's tags, which expire, so such calls are attributed afresh each time.
+        """
+        if is_application_inference_profile(invocation.model_id):
+            return self._attribute(invocation)
+        key = (invocation.identity_arn, invocation.account_id, tuple(invocation.request_metadata.items()))
+        found = self._attributions.get(key)
+        if found is None:
+            if len(self._attributions) >= ATTRIBUTIONS_REMEMBERED:
+                self._attributions.clear()  # many distinct callers (a long offline run): start over
+            found = self._attributions[key] = self._attribute(invocation)
+        return found
+
+    def _attribute(self, invocation: Invocation) -> Attribution:
+        return attribute(
+            invocation,
+            teams=self.teams,
+            profile_tags=self.profiles.tags_for if self.profiles else None,
+            registered_profiles=self.registered_profiles,
+        )
 
     def meter_invocation(
         self, invocation: Invocation, *, request_prompt_tokens: int | None = None
     ) -> Metered:
         """Attribute and price a parsed invocation, or a group of them summed into one (the Athena
         engine's groups: `request_prompt_tokens` is then one request's prompt, see price_invocation)."""
-        attribution = attribute(
-            invocation,
-            teams=self.teams,
-            profile_tags=self.profiles.tags_for if self.profiles else None,
-            registered_profiles=self.registered_profiles,
-        )
+        attribution = self.attribute(invocation)
         priced = price_invocation(
             self.prices,
             invocation.model_id,
