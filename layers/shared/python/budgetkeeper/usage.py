@@ -9,12 +9,16 @@ from enum import StrEnum
 
 
 class ServiceTier(StrEnum):
-    """The service tier a call was served at, as priced: AWS's API calls the standard one `default`."""
+    """The service tier a call was served at, as priced: AWS's API calls the standard one `default`.
+
+    `batch` is the rate of batch inference jobs (the Price List's feature "Batch Inference"): never
+    named by a runtime call, only by budgetkeeper.batch_jobs."""
 
     STANDARD = "standard"
     PRIORITY = "priority"
     FLEX = "flex"
     RESERVED = "reserved"
+    BATCH = "batch"
 
 
 @dataclass(frozen=True, slots=True)
