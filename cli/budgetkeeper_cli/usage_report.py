@@ -44,13 +44,24 @@ from budgetkeeper.pricing import InferenceProfiles, PriceBasis, PriceStatus
 from budgetkeeper.records import MalformedEvent
 from budgetkeeper.scopes import InvalidScope, ScopeKind, is_valid_scope_name, parse_scope
 from budgetkeeper.store import RollupItem
+from budgetkeeper.usage import RUNTIME_OPERATION
 from budgetkeeper.usage_writer import calls_counter
 from budgetkeeper_cli import rendering
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 from budgetkeeper_cli.rendering import FORMATS as FORMATS  # re-exported for the meter command
 from budgetkeeper_cli.rendering import Column
 
-GROUP_FIELDS: tuple[str, ...] = ("principal", "role", "app", "team", "model", "region", "day", "hour")
+GROUP_FIELDS: tuple[str, ...] = (
+    "principal",
+    "role",
+    "app",
+    "team",
+    "model",
+    "region",
+    "operation",
+    "day",
+    "hour",
+)
 COUNTER_FIELDS: tuple[str, ...] = (
     "calls",
     "input_tokens",
@@ -88,6 +99,7 @@ _FIELD_VALUE: Mapping[str, Callable[[Metered], str | None]] = {
     "team": lambda m: m.attribution.team,
     "model": lambda m: m.model,
     "region": lambda m: m.invocation.region,
+    "operation": lambda m: RUNTIME_OPERATION,  # invocation logs record runtime calls only
     "day": lambda m: m.invocation.timestamp.date().isoformat(),  # timestamps are UTC
     "hour": lambda m: m.hour,
 }
@@ -100,6 +112,8 @@ _LINE_VALUE: Mapping[str, Callable[[RollupItem], str | None]] = {
     "team": lambda line: line.team,
     "model": lambda line: line.model,
     "region": lambda line: line.region,
+    # A batch job or bedrock-mantle project tokens (usage.OFF_LOG_OPERATIONS), else runtime calls.
+    "operation": lambda line: line.operation or RUNTIME_OPERATION,
     "day": lambda line: line.hour[:10] if line.hour else None,
     "hour": lambda line: line.hour,
 }

@@ -189,7 +189,9 @@ def test_batch_meters_are_read_at_the_batch_tier(price_list: list[str]) -> None:
     # Given the batch meters (Nova Pro's feature "Batch Inference"; Sonnet 4's usage type naming
     # batch while its inferenceType says "Input tokens", as the standard meter's does)
     normalised = normalise(price_list)
-    batch = {(p.model, p.token_kind): p.usd_per_million for p in normalised.prices if p.tier is ServiceTier.BATCH}
+    batch = {
+        (p.model, p.token_kind): p.usd_per_million for p in normalised.prices if p.tier is ServiceTier.BATCH
+    }
     # Then they are batch prices, never standard ones
     assert batch == {
         (NOVA_PRO, "input"): Decimal("0.4"),

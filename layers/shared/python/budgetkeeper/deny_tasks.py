@@ -20,6 +20,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from budgetkeeper import clock
 from budgetkeeper.denies import DenyBook, IamDenies, Outcomes, entries_for
 from budgetkeeper.enforcement import ENFORCING, Target, TargetKind
+from budgetkeeper.mantle_projects import ProjectTags
 from budgetkeeper.notify import NotificationEvent, SnsPublisher
 from budgetkeeper.observability import logger, metrics
 from budgetkeeper.runs import SYSTEM_ACTOR
@@ -156,6 +157,10 @@ def build_deny_tasks(settings: Settings) -> DenyTasks:
             )
         return connection[0]
 
-    iam = IamDenies(boto3.client("iam"), settings.deny_policy_arn, identity_center)
+    account_id = settings.deny_policy_arn.split(":")[4]
+    projects = ProjectTags(
+        lambda: boto3.client("bedrock-mantle", region_name=settings.region), settings.region, account_id
+    )
+    iam = IamDenies(boto3.client("iam"), settings.deny_policy_arn, identity_center, projects)
     publisher = SnsPublisher.for_stack(settings)
     return DenyTasks(DenyBook(iam), publisher)

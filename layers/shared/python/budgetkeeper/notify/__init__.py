@@ -38,6 +38,7 @@ TITLES = {
     "session_policy_rejected": "Session policy in IAM was not Budgetkeeper's Deny: removed",
     "prices_refused": "Price List refresh stored but not activated",
     "billing_drift": "Metered Bedrock spend and the bill disagree",
+    "batch_job_unmetered": "Batch inference job not metered",
 }
 
 
