@@ -94,9 +94,9 @@ FORMAT = {
     "rows": "one per (model, region, tier), sorted by model, region, then tier",
     "model": "model or inference-profile id as Bedrock logs it, e.g. "
     "anthropic.claude-3-5-sonnet-20240620-v1:0, us.anthropic.claude-sonnet-4-5-20250929-v1:0",
-    "tier": "the service tier the rates are for: standard, priority, flex or batch (LiteLLM's _priority, _flex "
-    "and _batches fields; batch: the rate of batch inference jobs; a tier row has no long-context rates: "
-    "LiteLLM gives none)",
+    "tier": "the service tier the rates are for: standard, priority, flex or batch (LiteLLM's _priority, "
+    "_flex and _batches fields; batch: the rate of batch inference jobs; a tier row has no long-context "
+    "rates: LiteLLM gives none)",
     "region": "the source AWS region the prices apply to, or * where the source names none "
     "(LiteLLM's default price, in practice the us-east-1 list price)",
     "input, output, cache_read, cache_write_5m, cache_write_1h": "USD per 1,000,000 tokens as exact decimal "

@@ -177,4 +177,3 @@ def test_settled_periods_end_before_the_settle_delay():
     periods = settled_periods(now)
     assert periods[-1] + timedelta(minutes=5) <= now - timedelta(minutes=10)
     assert len(periods) == 24 and periods == sorted(periods)
-
