@@ -17,6 +17,12 @@ import pytest
 from budgetkeeper.runs import WorkflowStarter
 from budgetkeeper.store import BudgetItem, RollupItem, TotalItem
 from budgetkeeper.usage_writer import line_partition
+from devkit.harness.bedrock_events import (
+    batch_job_created,
+    batch_job_ended,
+    batch_manifest,
+    write_batch_outputs,
+)
 from devkit.harness.lambdas import invoke
 from devkit.harness.stack import LocalStack
 from tests.timeline import now_iso, window_id
@@ -32,78 +38,19 @@ BATCH_IN, BATCH_OUT = Decimal("1.65"), Decimal("8.25")
 ON_DEMAND_IN, ON_DEMAND_OUT = Decimal("3.30"), Decimal("16.50")
 
 
-def created(caller: str = ALICE, job: str = JOB, tags: dict[str, str] | None = None) -> dict[str, Any]:
-    """The "AWS API Call via CloudTrail" event of a CreateModelInvocationJob, as EventBridge sends it."""
-    return {
-        "version": "0",
-        "id": "6f2d1c1e-0000-0000-0000-000000000001",
-        "detail-type": "AWS API Call via CloudTrail",
-        "source": "aws.bedrock",
-        "account": ACCOUNT,
-        "time": now_iso(),
-        "region": "us-east-1",
-        "resources": [],
-        "detail": {
-            "eventVersion": "1.09",
-            "userIdentity": {"type": "IAMUser", "arn": caller, "accountId": ACCOUNT, "userName": "alice"},
-            "eventTime": now_iso(),
-            "eventSource": "bedrock.amazonaws.com",
-            "eventName": "CreateModelInvocationJob",
-            "awsRegion": "us-east-1",
-            "requestParameters": {
-                "jobName": "nightly-summaries",
-                "roleArn": f"arn:aws:iam::{ACCOUNT}:role/BedrockBatchRole",
-                "modelId": SONNET_45,
-                "inputDataConfig": {"s3InputDataConfig": {"s3Uri": "s3://batch-in/records.jsonl"}},
-                "outputDataConfig": {"s3OutputDataConfig": {"s3Uri": f"s3://{BUCKET}/{PREFIX}/"}},
-                "tags": [{"key": k, "value": v} for k, v in (tags or {}).items()],
-            },
-            "responseElements": {"jobArn": job},
-            "recipientAccountId": ACCOUNT,
-        },
-    }
+OUTPUT = f"s3://{BUCKET}/{PREFIX}/"
 
 
-def ended(status: str = "Completed", job: str = JOB) -> dict[str, Any]:
-    """Bedrock's "Batch Inference Job State Change" event."""
-    return {
-        "version": "0",
-        "id": "6f2d1c1e-0000-0000-0000-000000000002",
-        "detail-type": "Batch Inference Job State Change",
-        "source": "aws.bedrock",
-        "account": ACCOUNT,
-        "time": now_iso(),
-        "region": "us-east-1",
-        "resources": [job],
-        "detail": {"batchJobArn": job, "batchJobName": "nightly-summaries", "status": status},
-    }
+def created(tags: dict[str, str] | None = None) -> dict[str, Any]:
+    return batch_job_created(ALICE, JOB, SONNET_45, OUTPUT, now_iso(), account=ACCOUNT, tags=tags)
+
+
+def ended(status: str = "Completed") -> dict[str, Any]:
+    return batch_job_ended(JOB, status, now_iso(), account=ACCOUNT)
 
 
 def write_outputs(stack: LocalStack, manifest: dict[str, int] | None, records: list[dict]) -> None:
-    """The job's output folder as Bedrock writes it: `<output uri>/<job id>/`."""
-    s3 = stack.client("s3")
-    s3.create_bucket(Bucket=BUCKET)
-    folder = f"{PREFIX}/{JOB.rsplit('/', 1)[-1]}/"
-    if manifest is not None:
-        s3.put_object(Bucket=BUCKET, Key=folder + "manifest.json.out", Body=json.dumps(manifest).encode())
-    lines = "\n".join(
-        json.dumps({"recordId": f"r{index}", "modelInput": {}, "modelOutput": {"usage": usage}})
-        for index, usage in enumerate(records)
-    )
-    s3.put_object(Bucket=BUCKET, Key=folder + "records.jsonl.out", Body=lines.encode())
-
-
-def manifest(
-    input_tokens: int, output_tokens: int, processed: int, total: int | None = None
-) -> dict[str, int]:
-    return {
-        "totalRecordCount": total or processed,
-        "processedRecordCount": processed,
-        "successRecordCount": processed,
-        "errorRecordCount": 0,
-        "inputTokenCount": input_tokens,
-        "outputTokenCount": output_tokens,
-    }
+    write_batch_outputs(stack.client("s3"), OUTPUT, JOB, manifest, records)
 
 
 def alice_daily() -> Decimal:
@@ -125,7 +72,7 @@ def test_a_completed_job_is_charged_once_to_its_creator_at_the_batch_rate(settin
     # 50K cache-read tokens in its records' usage
     invoke("UnloggedSpendFunction", created())
     records = [{"input_tokens": 10_000, "output_tokens": 2_000, "cache_read_input_tokens": 500}] * 100
-    write_outputs(stack, manifest(1_000_000, 200_000, 100), records)
+    write_outputs(stack, batch_manifest(1_000_000, 200_000, 100), records)
     # When the job's end is delivered, then delivered again, then the function is retried with it
     outcomes = [invoke("UnloggedSpendFunction", ended()) for _ in range(3)]
     # Then alice is charged once, at the batch rate, to the nano-dollar
@@ -148,7 +95,7 @@ def test_a_crossing_by_a_job_starts_the_workflow_also_when_the_first_attempt_die
     # Given alice's daily budget of 1 USD and a job of hers that costs 3.3825 USD
     BudgetItem("user:alice", "daily", limit_usd=Decimal(1), grace_seconds=0).save()
     invoke("UnloggedSpendFunction", created())
-    write_outputs(stack, manifest(1_000_000, 200_000, 100), [])
+    write_outputs(stack, batch_manifest(1_000_000, 200_000, 100), [])
     # When the first attempt dies after its write, as the evaluation starts
     real_publish = WorkflowStarter.publish
     monkeypatch.setattr(
@@ -169,7 +116,7 @@ def test_a_crossing_by_a_job_starts_the_workflow_also_when_the_first_attempt_die
 def test_a_stopped_job_is_charged_for_what_its_partial_manifest_counts(settings, stack, clock):
     # Given a job stopped after 40 of its 100 records
     invoke("UnloggedSpendFunction", created())
-    write_outputs(stack, manifest(400_000, 80_000, processed=40, total=100), [])
+    write_outputs(stack, batch_manifest(400_000, 80_000, processed=40, total=100), [])
     # When its end (Stopped) arrives
     invoke("UnloggedSpendFunction", ended("Stopped"))
     # Then alice pays for the 40 records processed, at the batch rate
@@ -178,7 +125,7 @@ def test_a_stopped_job_is_charged_for_what_its_partial_manifest_counts(settings,
 
 def test_a_job_with_no_creator_record_is_alerted_not_guessed(settings, stack, clock):
     # Given a job whose CreateModelInvocationJob call never arrived
-    write_outputs(stack, manifest(1_000_000, 200_000, 100), [])
+    write_outputs(stack, batch_manifest(1_000_000, 200_000, 100), [])
     # When it ends
     outcome = invoke("UnloggedSpendFunction", ended())
     # Then nothing is charged, and operators are told which job
@@ -208,7 +155,7 @@ def test_a_jobs_app_tag_is_a_claim(settings, stack, clock):
     # Given a budget on app ChatbotApp, and alice tags her job app=ChatbotApp (anyone can write any tag)
     BudgetItem("app:ChatbotApp", "daily", limit_usd=Decimal(100)).save()
     invoke("UnloggedSpendFunction", created(tags={"app": "ChatbotApp"}))
-    write_outputs(stack, manifest(1_000_000, 0, 10), [])
+    write_outputs(stack, batch_manifest(1_000_000, 0, 10), [])
     invoke("UnloggedSpendFunction", ended())
     # Then the app's total counts it as claimed by alice: a claim reaches only the claimer
     total = TotalItem.get("app:ChatbotApp|daily", window_id("daily"))

@@ -34,9 +34,10 @@ from budgetkeeper.mantle_projects import SUSPENDED_TAG, project_arn
 from budgetkeeper.store import BudgetItem, RollupItem, TotalItem
 from budgetkeeper.usage import TokenCounts
 from budgetkeeper.usage_writer import line_partition
+from devkit.harness.bedrock_events import scheduled_event
 from devkit.harness.lambdas import invoke
 from devkit.harness.workflow import wait_for_execution, wait_for_state
-from tests.timeline import window_id
+from tests.timeline import now_iso, window_id
 
 ACCOUNT = "123456789012"
 GPT_OSS = "openai.gpt-oss-120b-1:0"
@@ -109,8 +110,7 @@ def mantle_metrics(
 
 
 def sweep() -> dict[str, Any]:
-    event = {"detail-type": "Scheduled Event", "source": "aws.events", "account": ACCOUNT, "detail": {}}
-    return invoke("UnloggedSpendFunction", event)
+    return invoke("UnloggedSpendFunction", scheduled_event(ACCOUNT, now_iso()))
 
 
 def cost(input_tokens: int, output_tokens: int) -> Decimal:
