@@ -48,6 +48,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     try:
         if kind == CLOUDTRAIL_CALL:
             creator = jobs.created(event)
+            metrics.add_metric(name="BatchJobsRecorded", unit=MetricUnit.Count, value=1)
             logger.info(f"{CREATE_JOB} recorded", job=creator.job_arn, creator=creator.creator_arn)
             return {"recorded": creator.job_arn}
         if kind == STATE_CHANGE:

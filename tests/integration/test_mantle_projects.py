@@ -27,10 +27,12 @@ from budgetkeeper.mantle import (
     MODEL_DIMENSION,
     NAMESPACE,
     PROJECT_DIMENSION,
+    ProjectUsage,
     caller_estimate,
     settled_periods,
 )
 from budgetkeeper.mantle_projects import SUSPENDED_TAG, project_arn
+from budgetkeeper.pricing import PriceTable
 from budgetkeeper.store import BudgetItem, RollupItem, TotalItem
 from budgetkeeper.usage import TokenCounts
 from budgetkeeper.usage_writer import line_partition
@@ -165,11 +167,14 @@ def test_a_project_budget_crossing_runs_the_workflow_and_the_project_is_denied(
 
 
 def test_a_callers_share_of_a_project_is_an_estimate_adding_up_to_the_project():
-    # Given a project's 1,000,001 input tokens and its callers' CloudTrail calls, 2 to 1
-    shares = caller_estimate("proj_a", TokenCounts(input=1_000_001), {"user:alice": 2, "user:bob": 1})
+    # Given a project's 1,000,001 input tokens in a period and its callers' CloudTrail calls, 2 to 1
+    usage = ProjectUsage("proj_a", GPT_OSS, product_clock.now(), TokenCounts(input=1_000_001))
+    calls = {"user:alice": 2, "user:bob": 1}
+    shares = caller_estimate(usage, calls, PriceTable.bundled(), "us-east-1")
     # Then each share is labelled an estimate, and the shares add up to the project's tokens
     assert all(share.estimate for share in shares)
     assert [(s.caller, s.tokens.input) for s in shares] == [("user:alice", 666_667), ("user:bob", 333_334)]
+    assert [s.cost_usd for s in shares] == [666_667 * IN_RATE / MILLION, 333_334 * IN_RATE / MILLION]
 
 
 def test_settled_periods_end_before_the_settle_delay():

@@ -21,12 +21,13 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from budgetkeeper.calculator import BatchReport, UsageCalculator
 from budgetkeeper.mantle_projects import project_arn
 from budgetkeeper.metering import Metered
-from budgetkeeper.pricing import price_invocation
+from budgetkeeper.pricing import PriceTable, price_invocation
 from budgetkeeper.scopes import project_attribution
 from budgetkeeper.usage import MANTLE_OPERATION, Invocation, TokenCounts, split_tokens
 
@@ -172,21 +173,31 @@ def usage_id(region: str, period_start: datetime) -> str:
 
 @dataclass(frozen=True, slots=True)
 class CallerShare:
-    """A caller's share of a project's tokens: an estimate, never a reason to deny."""
+    """A caller's share of a project's tokens and their cost: an estimate, never a reason to deny."""
 
     caller: str  # principal scope
     project: str
     calls: int
     tokens: TokenCounts
+    cost_usd: Decimal
     estimate: bool = True
 
 
-def caller_estimate(project: str, tokens: TokenCounts, calls: Mapping[str, int]) -> list[CallerShare]:
-    """A project's `tokens` split among its callers (principal scopes) by their share of its calls
-    in CloudTrail: an estimate (callers are assumed to send calls of one size), labelled so."""
+def caller_estimate(
+    usage: ProjectUsage, calls: Mapping[str, int], prices: PriceTable, region: str
+) -> list[CallerShare]:
+    """A project's tokens of one model split among its callers (principal scopes) by their share of
+    its calls in CloudTrail, and priced: an estimate (callers are assumed to send calls of one
+    size), labelled so."""
     if not sum(calls.values()):
         return []
     return [
-        CallerShare(caller, project, calls[caller], share)
-        for caller, share in sorted(split_tokens(tokens, calls).items())
+        CallerShare(
+            caller,
+            usage.project,
+            calls[caller],
+            share,
+            price_invocation(prices, usage.model, region, share, request_prompt_tokens=0).cost_usd,
+        )
+        for caller, share in sorted(split_tokens(usage.tokens, calls).items())
     ]
