@@ -24,7 +24,9 @@ from devkit.harness.bedrock_events import (
     write_batch_outputs,
 )
 from devkit.harness.lambdas import invoke
+from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
 from devkit.harness.stack import LocalStack
+from tests.integration.cli_runner import OperatorCli
 from tests.timeline import now_iso, window_id
 
 ACCOUNT = "123456789012"
@@ -160,3 +162,21 @@ def test_a_jobs_app_tag_is_a_claim(settings, stack, clock):
     # Then the app's total counts it as claimed by alice: a claim reaches only the claimer
     total = TotalItem.get("app:ChatbotApp|daily", window_id("daily"))
     assert total.claimed_usd == total.spent_usd == BATCH_IN and total.claimed_by == {"user:alice"}
+
+
+def test_reports_show_batch_jobs_as_their_own_operation(settings, stack, clock, capsys):
+    # Given a runtime call of alice's and a batch job of hers
+    call = converse_message(ALICE, SONNET_45, 1_000, 100, timestamp=now_iso())
+    invoke("UsageCalculatorFunction", firehose_event([cloudwatch_payload([call])]))
+    invoke("UnloggedSpendFunction", created())
+    write_outputs(stack, batch_manifest(1_000_000, 0, 10), [])
+    invoke("UnloggedSpendFunction", ended())
+    # When an operator asks for the day's report by operation
+    day = now_iso()[:10]
+    out = OperatorCli(stack, capsys).ok(
+        "report", "--group-by", "operation", "--since", day, "--until", day, "--format", "json"
+    )
+    # Then the batch job is a row of its own, at the batch rate
+    rows = {row["operation"]: row for row in json.loads(out)["rows"]}
+    assert set(rows) == {"runtime", "batch"}
+    assert Decimal(rows["batch"]["cost_usd"]) == BATCH_IN and rows["batch"]["calls"] == 1

@@ -364,18 +364,7 @@ class BatchJobs:
 def unmetered_event(error: JobNotMetered, at: datetime) -> NotificationEvent:
     """The operators' alert for a job that bills but cannot be charged exactly."""
     scope = parse_identity_arn(error.creator_arn).principal_scope if error.creator_arn else "batch-jobs"
-    return NotificationEvent(
-        type="batch_job_unmetered",
-        scope=scope,
-        window=None,
-        window_id=None,
-        spent_usd=None,
-        limit_usd=None,
-        percent=None,
-        refresh_at=None,
-        actor="batch-jobs",
-        reason=error.reason,
-        execution=None,
-        at=iso_utc(at),
-        note=json.dumps({"job": error.job_arn, "creator": error.creator_arn}),
+    note = json.dumps({"job": error.job_arn, "creator": error.creator_arn})
+    return NotificationEvent.operator_alert(
+        "batch_job_unmetered", scope, "batch-jobs", error.reason, iso_utc(at), note
     )

@@ -154,14 +154,8 @@ class MantleMeter:
                 model_id=item.model,
                 tokens=item.tokens,
             )
-            priced = price_invocation(
-                meter.prices,
-                item.model,
-                self.region,
-                item.tokens,
-                unknown_model_rates=meter.unknown_model_rates,
-                request_prompt_tokens=0,  # per-inference prompts are not in the sums: no long-context tier
-            )
+            # Per-inference prompts are not in the sums: no long-context tier.
+            priced = meter.price(invocation, request_prompt_tokens=0)
             attribution = project_attribution(item.project, self.account_id, meter.teams)
             yield Metered(invocation, attribution, priced)
 

@@ -62,7 +62,13 @@ class Meter:
             profile_tags=self.profiles.tags_for if self.profiles else None,
             registered_profiles=self.registered_profiles,
         )
-        priced = price_invocation(
+        return Metered(
+            invocation, attribution, self.price(invocation, request_prompt_tokens=request_prompt_tokens)
+        )
+
+    def price(self, invocation: Invocation, *, request_prompt_tokens: int | None = None) -> Priced:
+        """What the invocation costs, at its model, source Region and tier (pricing.price_invocation)."""
+        return price_invocation(
             self.prices,
             invocation.model_id,
             invocation.region,
@@ -72,4 +78,3 @@ class Meter:
             request_prompt_tokens=request_prompt_tokens,
             unknown_model_rates=self.unknown_model_rates,
         )
-        return Metered(invocation, attribution, priced)

@@ -333,10 +333,10 @@ def usage_deltas(metered: Iterable[Metered], budgets_of: Callable[[str], list[Bu
         who = item.attribution
         operation = invocation.operation if invocation.operation in OFF_LOG_OPERATIONS else None
         caller = (invocation.identity_arn, who.principal, who.role, who.app, who.team)
-        key = (hour, model, region, *caller, operation)
-        line = lines.get(key)
+        line_id: LineKey = (hour, model, region, *caller, operation)
+        line = lines.get(line_id)
         if line is None:
-            lines[key] = replace(delta)
+            lines[line_id] = replace(delta)
         else:
             line.merge(delta)
         charged_rollups: list[RollupKey] = []
@@ -364,7 +364,7 @@ def usage_deltas(metered: Iterable[Metered], budgets_of: Callable[[str], list[Bu
                 charged_totals.append((total_key, total.window_start, total.window_end, claimed))
         if delta.estimated_calls:
             long_prompt = invocation.tokens.prompt_total > LONG_CONTEXT_THRESHOLD_TOKENS
-            charged = charged_keys(charged_rollups, key, charged_totals, long_prompt)
+            charged = charged_keys(charged_rollups, line_id, charged_totals, long_prompt)
             deltas.add_estimate(EstimateDelta(model, region, str(tier), hour, charged, replace(delta)))
     return deltas
 

@@ -64,6 +64,27 @@ class NotificationEvent:
     # suspension whose principals no longer exist in IAM.
     routine: bool = False
 
+    @classmethod
+    def operator_alert(
+        cls, type: str, scope: str, actor: str, reason: str, at: str, note: str
+    ) -> NotificationEvent:
+        """An alert about no budget window (a price refresh refused, a job not metered)."""
+        return cls(
+            type=type,
+            scope=scope,
+            window=None,
+            window_id=None,
+            spent_usd=None,
+            limit_usd=None,
+            percent=None,
+            refresh_at=None,
+            actor=actor,
+            reason=reason,
+            execution=None,
+            at=at,
+            note=note,
+        )
+
     @property
     def title(self) -> str:
         prefix = "[dry run] " if self.dry_run else ""
