@@ -177,6 +177,6 @@ def test_reports_show_batch_jobs_as_their_own_operation(settings, stack, clock, 
         "report", "--group-by", "operation", "--since", day, "--until", day, "--format", "json"
     )
     # Then the batch job is a row of its own, at the batch rate
-    rows = {row["operation"]: row for row in json.loads(out)["rows"]}
+    rows = {row["operation"]: row for row in json.loads(out)}
     assert set(rows) == {"runtime", "batch"}
     assert Decimal(rows["batch"]["cost_usd"]) == BATCH_IN and rows["batch"]["calls"] == 1
