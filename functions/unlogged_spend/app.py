@@ -14,6 +14,7 @@ from budgetkeeper.batch_jobs import (
     BadJobEvent,
     BatchJobs,
     JobNotMetered,
+    job_created,
     unmetered_event,
 )
 from budgetkeeper.calculator import build_usage_calculator, record_metrics
@@ -21,6 +22,7 @@ from budgetkeeper.mantle import MantleMeter
 from budgetkeeper.notify import SnsPublisher
 from budgetkeeper.observability import logger, metrics, tracer
 from budgetkeeper.settings import get_settings, load_tunables
+from budgetkeeper.store import bind_tables
 
 CLOUDTRAIL_CALL = "AWS API Call via CloudTrail"
 SCHEDULED = "Scheduled Event"
@@ -33,26 +35,25 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     settings = get_settings()
     tunables = load_tunables(settings)
     logger.setLevel(tunables.log_level)
-    calculator = build_usage_calculator(settings, tunables)
     kind = event.get("detail-type")
     if kind == SCHEDULED:
         account = event.get("account") or context.invoked_function_arn.split(":")[4]
         cloudwatch = boto3.client("cloudwatch", region_name=settings.region)
-        reports = MantleMeter(calculator, cloudwatch, account, settings.region).sweep(clock.now())
+        meter = MantleMeter(build_usage_calculator(settings, tunables), cloudwatch, account, settings.region)
+        reports = meter.sweep(clock.now())
         for report in reports:
             record_metrics(report)
         return {"mantle_periods": len(reports), "charged": sum(r.commit.metered_payloads for r in reports)}
-    jobs = BatchJobs(
-        calculator, boto3.client("s3", region_name=settings.region), tunables.usage_retention_days * 86_400
-    )
     try:
         if kind == CLOUDTRAIL_CALL:
-            creator = jobs.created(event)
+            bind_tables(settings)
+            creator = job_created(event, tunables.usage_retention_days * 86_400)
             metrics.add_metric(name="BatchJobsRecorded", unit=MetricUnit.Count, value=1)
             logger.info(f"{CREATE_JOB} recorded", job=creator.job_arn, creator=creator.creator_arn)
             return {"recorded": creator.job_arn}
         if kind == STATE_CHANGE:
-            report = jobs.ended(event)
+            s3 = boto3.client("s3", region_name=settings.region)
+            report = BatchJobs(build_usage_calculator(settings, tunables), s3).ended(event)
             if report is None:
                 return {"charged": False}
             record_metrics(report)

@@ -330,19 +330,21 @@ def usage_id(job_arn: str) -> str:
     return f"batch-job#{job_arn}"
 
 
+def job_created(event: Mapping[str, Any], retention_seconds: int) -> JobCreator:
+    """Record the creator of the job a CloudTrail event created; kept `retention_seconds` (a creator
+    record outlives the longest job by far)."""
+    creator = JobCreator.from_cloudtrail(event)
+    created = datetime.fromisoformat(creator.created_at.replace("Z", "+00:00"))
+    record_creator(creator, int(created.timestamp()) + retention_seconds)
+    return creator
+
+
 @dataclass
 class BatchJobs:
-    """The two events of a job's life, as UnloggedSpendFunction receives them."""
+    """A job's end, as UnloggedSpendFunction receives it."""
 
     calculator: UsageCalculator
     s3: Any
-    retention_seconds: int  # a creator record outlives the longest job by far
-
-    def created(self, event: Mapping[str, Any]) -> JobCreator:
-        creator = JobCreator.from_cloudtrail(event)
-        created = datetime.fromisoformat(creator.created_at.replace("Z", "+00:00"))
-        record_creator(creator, int(created.timestamp()) + self.retention_seconds)
-        return creator
 
     def ended(self, event: Mapping[str, Any]) -> BatchReport | None:
         """Charge a job that ended and billed (None: it bills nothing, e.g. Failed or InProgress)."""
