@@ -8,6 +8,7 @@ import pytest
 from budgetkeeper.batch_jobs import BadJobEvent, JobCreator, JobNotMetered, Manifest, job_parts
 from budgetkeeper.usage import TokenCounts
 from devkit.harness.bedrock_events import batch_job_created
+from tests.timeline import now_iso
 
 JOB = "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/j1"
 ALICE = "arn:aws:iam::123456789012:user/alice"
@@ -15,14 +16,14 @@ ALICE = "arn:aws:iam::123456789012:user/alice"
 
 def test_a_jobs_creator_is_the_signed_caller_and_its_tags_are_kept():
     event = batch_job_created(
-        ALICE, JOB, "m", "s3://b/p/", "2026-01-02T03:04:05Z", account="123456789012", tags={"app": "X"}
+        ALICE, JOB, "m", "s3://b/p/", now_iso(), account="123456789012", tags={"app": "X"}
     )
     creator = JobCreator.from_cloudtrail(event)
     assert (creator.creator_arn, creator.job_arn, creator.tags) == (ALICE, JOB, {"app": "X"})
 
 
 def test_a_failed_create_call_or_one_without_a_job_is_no_job():
-    event = batch_job_created(ALICE, JOB, "m", "s3://b/p/", "2026-01-02T03:04:05Z", account="123456789012")
+    event = batch_job_created(ALICE, JOB, "m", "s3://b/p/", now_iso(), account="123456789012")
     event["detail"]["errorCode"] = "ValidationException"
     with pytest.raises(BadJobEvent, match="failed"):
         JobCreator.from_cloudtrail(event)
