@@ -60,9 +60,9 @@ import botocore.client  # noqa: E402
 from aws_lambda_powertools.utilities import parameters  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
-from budgetkeeper import clock  # noqa: E402
-from budgetkeeper.scopes import parse_identity_arn  # noqa: E402
-from budgetkeeper.store import TeamItem  # noqa: E402
+from budgetkeeper.core import clock  # noqa: E402
+from budgetkeeper.domain.scopes import parse_identity_arn  # noqa: E402
+from budgetkeeper.storage.tables import TeamItem  # noqa: E402
 from devkit.demo_data import generate_day  # noqa: E402
 from devkit.demo_data import teams as demo_teams  # noqa: E402
 from devkit.harness.clock import ManualClock  # noqa: E402

@@ -41,8 +41,8 @@ from bench_calculator import (  # noqa: E402  (it puts the repository and the la
 )
 from moto import mock_aws  # noqa: E402
 
-from budgetkeeper import clock  # noqa: E402
-from budgetkeeper.settings import Tunables  # noqa: E402
+from budgetkeeper.core import clock  # noqa: E402
+from budgetkeeper.core.settings import Tunables  # noqa: E402
 from devkit.harness.clock import ManualClock  # noqa: E402
 from devkit.harness.lambdas import invoke  # noqa: E402
 from devkit.harness.lean_moto import lean  # noqa: E402

@@ -37,9 +37,9 @@ def main() -> int:
     os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
     os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"
     logging.getLogger("moto").setLevel(logging.CRITICAL)  # IsPresent on a missing path logs an "error"
-    from budgetkeeper import clock
-    from budgetkeeper.store import BudgetItem
-    from budgetkeeper.windows import iso_utc
+    from budgetkeeper.core import clock
+    from budgetkeeper.core.windows import iso_utc
+    from budgetkeeper.storage.tables import BudgetItem
     from devkit.harness.lambdas import invoke
     from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
     from devkit.harness.server import MOTO_CONFIG

@@ -37,12 +37,12 @@ from typing import Any
 import msgspec
 import orjson
 
-from budgetkeeper import record_rules
-from budgetkeeper.metering import Meter
-from budgetkeeper.pricing import InferenceProfiles, PriceTable, price_invocation
-from budgetkeeper.record_rules import decode_message
-from budgetkeeper.records import MalformedEvent, parse_invocation
-from budgetkeeper.scopes import attribute
+from budgetkeeper.domain import record_rules
+from budgetkeeper.domain.log_records import MalformedEvent, parse_invocation
+from budgetkeeper.domain.record_rules import decode_message
+from budgetkeeper.domain.scopes import attribute
+from budgetkeeper.metering.meter import Meter
+from budgetkeeper.pricing.rates import InferenceProfiles, PriceTable, price_invocation
 from devkit.demo_data import generate_day
 from devkit.demo_data import teams as demo_teams
 from devkit.harness.logs import log_message

@@ -28,7 +28,7 @@ from aws_lambda_powertools.utilities.parameters import clear_caches
 from bench_calculator import CAPACITY_RULES, Tally, command, counting, item_size, quiet_stdout, read_units
 from moto import mock_aws
 
-from budgetkeeper.store import SWEEP_DUE, BudgetItem, TotalItem, budget_key
+from budgetkeeper.storage.tables import SWEEP_DUE, BudgetItem, TotalItem, budget_key
 from devkit.harness.lambdas import invoke
 from devkit.harness.stack import FAKE_CREDENTIALS, LocalStack
 from tests.timeline import window_id

@@ -40,9 +40,9 @@ sys.path.insert(0, str(REPO / "layers" / "shared" / "python"))
 from aws_lambda_powertools.utilities import parameters  # noqa: E402
 from bench_calculator import quiet_stdout  # noqa: E402
 
-from budgetkeeper import clock  # noqa: E402
-from budgetkeeper.store import RollupItem, TotalItem  # noqa: E402
-from budgetkeeper.windows import iso_utc  # noqa: E402
+from budgetkeeper.core import clock  # noqa: E402
+from budgetkeeper.core.windows import iso_utc  # noqa: E402
+from budgetkeeper.storage.tables import RollupItem, TotalItem  # noqa: E402
 from devkit.harness.clock import ManualClock  # noqa: E402
 from devkit.harness.lambdas import invoke  # noqa: E402
 from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event  # noqa: E402

@@ -34,11 +34,11 @@ from aws_lambda_powertools.utilities import parameters
 from bench_calculator import BatchRun, Tally, counting, mean, quiet_stdout
 from moto import mock_aws
 
-from budgetkeeper import clock
-from budgetkeeper.metering import Meter
-from budgetkeeper.pricing import PriceTable
-from budgetkeeper.records import MalformedEvent
-from budgetkeeper.store import BudgetItem
+from budgetkeeper.core import clock
+from budgetkeeper.domain.log_records import MalformedEvent
+from budgetkeeper.metering.meter import Meter
+from budgetkeeper.pricing.rates import PriceTable
+from budgetkeeper.storage.tables import BudgetItem
 from devkit.demo_data import teams as demo_teams
 from devkit.harness import workflow as harness_workflow
 from devkit.harness.clock import ManualClock

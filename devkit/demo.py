@@ -31,8 +31,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from budgetkeeper import clock, money
-from budgetkeeper.store import RollupItem
+from budgetkeeper.core import clock, money
+from budgetkeeper.storage.tables import RollupItem
 from budgetkeeper_cli.main import main as budgetkeeper
 from devkit import demo_data
 from devkit.demo_unlogged import part_unlogged
@@ -467,16 +467,16 @@ def part_seven(stack_name: str, day: date, report: Path) -> None:
 
 
 def scopes_of(record: dict[str, Any]) -> list[str]:
-    from budgetkeeper.records import parse_invocation
-    from budgetkeeper.scopes import attribute
+    from budgetkeeper.domain.log_records import parse_invocation
+    from budgetkeeper.domain.scopes import attribute
 
     invocation = parse_invocation(json.dumps(record))
     return list(attribute(invocation, teams=demo_data.teams()).scopes)
 
 
 def sum_for(records: Sequence[dict[str, Any]], identity_part: str) -> Decimal:
-    from budgetkeeper.metering import Meter
-    from budgetkeeper.pricing import PriceTable
+    from budgetkeeper.metering.meter import Meter
+    from budgetkeeper.pricing.rates import PriceTable
 
     meter = Meter(prices=PriceTable.bundled(), teams={})
     return sum(

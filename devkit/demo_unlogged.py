@@ -10,12 +10,12 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-from budgetkeeper import money
+from budgetkeeper.core import money
+from budgetkeeper.core.windows import iso_utc
+from budgetkeeper.domain.usage import TokenCounts
 from budgetkeeper.mantle import MODEL_DIMENSION, NAMESPACE, PROJECT_DIMENSION, ProjectUsage, caller_estimate
-from budgetkeeper.pricing import PriceTable, price_invocation
-from budgetkeeper.store import RollupItem
-from budgetkeeper.usage import TokenCounts
-from budgetkeeper.windows import iso_utc
+from budgetkeeper.pricing.rates import PriceTable, price_invocation
+from budgetkeeper.storage.tables import RollupItem
 from devkit import demo_data
 from devkit.harness.bedrock_events import (
     batch_job_created,

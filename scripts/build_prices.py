@@ -1,7 +1,7 @@
 """Build the bundled Bedrock price table from a pinned public source: `make prices`.
 
 The source is LiteLLM's model price file (MIT, Copyright (c) 2023 Berri AI), read from the PyPI
-wheels pinned below. The output, layers/shared/python/budgetkeeper/prices/bedrock-prices.json,
+wheels pinned below. The output, layers/shared/python/budgetkeeper/pricing/prices/bedrock-prices.json,
 documents its own format and selection rules and carries LiteLLM's licence. It is deterministic:
 rows sorted by (model, region), no timestamps, so a rebuild diffs cleanly.
 
@@ -28,7 +28,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from budgetkeeper.pricing import (
+from budgetkeeper.domain.usage import ServiceTier
+from budgetkeeper.pricing.rates import (
     ANY_REGION,
     GLOBAL_PREFIX,
     GOVCLOUD_PREFIX,
@@ -39,10 +40,9 @@ from budgetkeeper.pricing import (
     Rates,
     resolve_model_id,
 )
-from budgetkeeper.usage import ServiceTier
 
 REPO = Path(__file__).resolve().parent.parent
-OUTPUT = REPO / "layers/shared/python/budgetkeeper/prices/bedrock-prices.json"
+OUTPUT = REPO / "layers/shared/python/budgetkeeper/pricing/prices/bedrock-prices.json"
 PRICE_FILE = "litellm/model_prices_and_context_window_backup.json"
 # 1.109.1 ships per-platform wheels (it has a compiled part); one platform means the same bytes everywhere.
 WHEEL_PLATFORM = "manylinux_2_28_x86_64"

@@ -25,8 +25,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from budgetkeeper.pricing import ANY_REGION, TOKEN_KINDS, PriceTable, Rates
-from budgetkeeper.usage import ServiceTier
+from budgetkeeper.domain.usage import ServiceTier
+from budgetkeeper.pricing.rates import ANY_REGION, TOKEN_KINDS, PriceTable, Rates
 
 # genai-prices' price fields, by our token kind.
 THEIR_FIELDS: Mapping[str, str] = {

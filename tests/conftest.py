@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from budgetkeeper import clock as product_clock
+from budgetkeeper.core import clock as product_clock
 from devkit.harness.clock import ManualClock
 from devkit.harness.lean_moto import lean
 

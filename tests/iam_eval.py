@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from budgetkeeper.policies import MANAGED_POLICY_LIMIT, compact_json
+from budgetkeeper.domain.policies import MANAGED_POLICY_LIMIT, compact_json
 from tests.conftest import FAKETIME_VARIABLES
 
 EVALUATOR_DIR = Path(__file__).resolve().parent / "iam"

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from budgetkeeper import clock
-from budgetkeeper.windows import iso_utc, parse_window, window_span
+from budgetkeeper.core import clock
+from budgetkeeper.core.windows import iso_utc, parse_window, window_span
 
 
 def now_iso(offset: timedelta = timedelta()) -> str:

@@ -29,10 +29,10 @@ from flask import Flask, Response, abort, redirect, render_template, request
 from pynamodb.exceptions import PynamoDBException
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from budgetkeeper import clock, money
-from budgetkeeper.budgets import ENFORCING, MANUAL_WINDOW, Status
-from budgetkeeper.store import BudgetItem
-from budgetkeeper.windows import iso_utc
+from budgetkeeper.budgets.rules import ENFORCING, MANUAL_WINDOW, Status
+from budgetkeeper.core import clock, money
+from budgetkeeper.core.windows import iso_utc
+from budgetkeeper.storage.tables import BudgetItem
 from budgetkeeper_cli.commands.budget import budget_values, set_budget
 from budgetkeeper_cli.commands.doctor import COLUMNS as DOCTOR_COLUMNS
 from budgetkeeper_cli.commands.doctor import diagnose
@@ -540,7 +540,7 @@ def enforcement_page(stack: Stack) -> Page:
 
 
 def prices_page() -> Page:
-    from budgetkeeper.price_versions import active_table, active_version
+    from budgetkeeper.pricing.versions import active_table, active_version
 
     table = active_table()
     sources: dict[tuple[str, str], int] = {}

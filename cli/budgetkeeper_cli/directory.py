@@ -4,7 +4,7 @@
   `/budgetkeeper/teams/`, created on first use with an inline policy that allows Bedrock inference,
   and the teams table's mapping of member scopes to it (what the metering charges to the team).
 - A user is an IAM user under `/budgetkeeper/users/`, tagged with its person, team, e-mail and
-  language (`budgetkeeper.iam_tags`), a member of its team's group and mapped to its team.
+  language (`budgetkeeper.core.tags`), a member of its team's group and mapped to its team.
 - All keys of one IAM user log the same identity, so an API key is made for one (user, tool): the
   IAM user `BedrockAPIKey-<user>-<tool>` under `/budgetkeeper/apikeys/`, tagged like its user plus
   the tool, in the same group and team; it is the `apikey:` scope, and `user info` rolls it up to
@@ -22,9 +22,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from budgetkeeper.iam_tags import USER_TAG, tag_list, tags_of
-from budgetkeeper.scopes import API_KEY_USER_PREFIX, ScopeKind
-from budgetkeeper.store import TeamItem
+from budgetkeeper.core.tags import USER_TAG, tag_list, tags_of
+from budgetkeeper.domain.scopes import API_KEY_USER_PREFIX, ScopeKind
+from budgetkeeper.storage.tables import TeamItem
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 
 TEAM_GROUP_PATH = "/budgetkeeper/teams/"

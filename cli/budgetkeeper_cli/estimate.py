@@ -19,9 +19,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from budgetkeeper.pricing import TOKENS_PER_PRICE_UNIT, PriceStatus, PriceTable, price_invocation
-from budgetkeeper.scopes import parse_identity_arn
-from budgetkeeper.usage import TokenCounts, split_tokens
+from budgetkeeper.domain.scopes import parse_identity_arn
+from budgetkeeper.domain.usage import TokenCounts, split_tokens
+from budgetkeeper.pricing.rates import TOKENS_PER_PRICE_UNIT, PriceStatus, PriceTable, price_invocation
 
 RUNTIME_CALLS = frozenset({"InvokeModel", "InvokeModelWithResponseStream", "Converse", "ConverseStream"})
 BEDROCK_SOURCE = "bedrock.amazonaws.com"

@@ -1,7 +1,7 @@
 """The Athena engine's grouping query, and the pricing of its groups.
 
 One query (Athena's dialect, Trino) does the heavy part over the raw log lines: it parses each line,
-keeps the records `budgetkeeper.records.parse_invocation` would keep (the others are counted as
+keeps the records `budgetkeeper.domain.log_records.parse_invocation` would keep (the others are counted as
 malformed), and sums tokens and calls per (account, identity ARN, region, operation, model id,
 hour, `requestMetadata.app`, long-context class, error code). Python then meters each group with
 `Meter.meter_invocation`, the attribution and the pricing function the usage calculator uses.
@@ -31,9 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from budgetkeeper.metering import Meter
-from budgetkeeper.pricing import PriceTable
-from budgetkeeper.records import (
+from budgetkeeper.domain.log_records import (
     CONVERSE,
     CONVERSE_STREAM,
     INVOCATION_LOG_SCHEMA,
@@ -42,7 +40,9 @@ from budgetkeeper.records import (
     MAX_TOKENS_PER_CALL,
     SERVICE_TIER_NAMES,
 )
-from budgetkeeper.usage import Invocation, ServiceTier, TokenCounts
+from budgetkeeper.domain.usage import Invocation, ServiceTier, TokenCounts
+from budgetkeeper.metering.meter import Meter
+from budgetkeeper.pricing.rates import PriceTable
 from budgetkeeper_cli.usage_report import BODY_FOLDER, RecordFilter, ScanStats, UsageReport
 
 # Partition columns of the table (athena.py projects them from the S3 key layout); the record has

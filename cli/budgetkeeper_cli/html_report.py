@@ -19,11 +19,11 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from budgetkeeper import money
-from budgetkeeper.budgets import Budget, is_manual_window
-from budgetkeeper.settings import Tunables
-from budgetkeeper.store import BudgetItem
-from budgetkeeper.windows import iso_utc
+from budgetkeeper.budgets.rules import Budget, is_manual_window
+from budgetkeeper.core import money
+from budgetkeeper.core.settings import Tunables
+from budgetkeeper.core.windows import iso_utc
+from budgetkeeper.storage.tables import BudgetItem
 from budgetkeeper_cli.errors import CommandFailed
 from budgetkeeper_cli.rendering import Column, plain_text
 from budgetkeeper_cli.rollup_report import ReportWindow, fill

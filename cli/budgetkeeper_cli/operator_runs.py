@@ -1,7 +1,7 @@
 """Operator actions (suspend, restore, protect, unprotect) as runs of the enforcement workflow.
 
 The CLI never writes IAM or a budget's status itself: it starts the state machine with the same
-input the console uses (`budgetkeeper.runs.operator_request`), the caller's ARN from STS as the
+input the console uses (`budgetkeeper.enforcement.runs.operator_request`), the caller's ARN from STS as the
 actor, then follows the run's history until its outcome is known, with a progress line on stderr,
 and says what happened in words on stdout.
 
@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TextIO
 
-from budgetkeeper import clock
-from budgetkeeper.denies import describe_entry
-from budgetkeeper.windows import iso_utc
+from budgetkeeper.core import clock
+from budgetkeeper.core.windows import iso_utc
+from budgetkeeper.enforcement.denies import describe_entry
 from budgetkeeper_cli import options
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 from budgetkeeper_cli.stack_config import Stack, add_stack_options, connect, translating_aws_errors
@@ -250,10 +250,10 @@ def outcome_text(action: str, scope: str, history: RunHistory, window: str | Non
 def start_run(stack: Stack, action: str, scope: str, *, reason: str | None, **extra: Any) -> str:
     """Start the enforcement workflow for an operator's `action`, the caller as the actor: its ARN.
 
-    The one way the CLI and the console act: the input is `budgetkeeper.runs.operator_request`'s."""
-    # Imported here: budgetkeeper.runs loads Powertools (budgetkeeper.observability), whose tracer
+    The one way the CLI and the console act: the input is `budgetkeeper.enforcement.runs.operator_request`'s."""
+    # Imported here: budgetkeeper.enforcement.runs loads Powertools (budgetkeeper.core.observability), whose tracer
     # opens an X-Ray socket at import; commands that start no run (and --help) need neither.
-    from budgetkeeper.runs import WorkflowStarter, operator_request
+    from budgetkeeper.enforcement.runs import WorkflowStarter, operator_request
 
     name, request = operator_request(
         action, scope, actor=stack.caller_arn(), reason=reason, **{k: v for k, v in extra.items() if v}
@@ -368,9 +368,9 @@ class ActionRequest:
     def check(self, stack: Stack) -> None:
         """UsageError, saying what to do instead, for a request the run would only fail on: an
         operator's mistake is answered here, before any run starts (and before anyone is paged)."""
-        from budgetkeeper.budgets import ENFORCING  # see start_run: loaded only when acting
-        from budgetkeeper.principals import why_not_suspendable
-        from budgetkeeper.store import BudgetItem
+        from budgetkeeper.budgets.rules import ENFORCING  # see start_run: loaded only when acting
+        from budgetkeeper.enforcement.principals import why_not_suspendable
+        from budgetkeeper.storage.tables import BudgetItem
 
         if self.action == "suspend":
             why_not = why_not_suspendable(stack.client("iam"), self.scope)

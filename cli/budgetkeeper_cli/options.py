@@ -11,9 +11,9 @@ import re
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
-from budgetkeeper.budgets import MANUAL_WINDOW
-from budgetkeeper.scopes import SCOPE_KINDS, InvalidScope, parse_scope
-from budgetkeeper.windows import InvalidWindow, parse_time_zone, parse_window
+from budgetkeeper.budgets.rules import MANUAL_WINDOW
+from budgetkeeper.core.windows import InvalidWindow, parse_time_zone, parse_window
+from budgetkeeper.domain.scopes import SCOPE_KINDS, InvalidScope, parse_scope
 from budgetkeeper_cli.errors import UsageError
 from budgetkeeper_cli.usage_report import parse_time_bound
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from budgetkeeper import money
+from budgetkeeper.core import money
 from budgetkeeper_cli.errors import UsageError
 
 FORMATS: tuple[str, ...] = ("table", "csv", "json")

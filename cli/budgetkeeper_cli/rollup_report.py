@@ -1,7 +1,7 @@
 """Usage reports from the rollups table: the window, the window before it, and the usage lines.
 
 The usage calculator keeps one usage line per hour, model, region, caller and attribution under the
-day's partition of the rollups table (`budgetkeeper.usage_writer`). A report over a window reads
+day's partition of the rollups table (`budgetkeeper.metering.writer`). A report over a window reads
 the partitions of the days it covers, one query each, and never the raw logs; the lines go through
 the same `UsageReport` as `budgetkeeper meter`, so both give the same rows for the same records.
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from budgetkeeper.usage_lines import HOUR, hour_start, usage_lines
-from budgetkeeper.windows import iso_utc
+from budgetkeeper.core.windows import iso_utc
+from budgetkeeper.metering.usage_lines import HOUR, hour_start, usage_lines
 from budgetkeeper_cli.errors import UsageError
 from budgetkeeper_cli.usage_report import RecordFilter, UsageReport, parse_time_bound
 

@@ -36,8 +36,8 @@ from botocore.exceptions import (
 )
 from pynamodb.exceptions import PynamoDBException
 
-from budgetkeeper.settings import RejectedTunable, Settings, Tunables
-from budgetkeeper.store import bind_tables
+from budgetkeeper.core.settings import RejectedTunable, Settings, Tunables
+from budgetkeeper.storage.tables import bind_tables
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 
 STACK_VARIABLE = "BUDGETKEEPER_STACK"

@@ -38,14 +38,14 @@ from typing import IO, Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from budgetkeeper import money
-from budgetkeeper.metering import Meter, Metered
-from budgetkeeper.pricing import InferenceProfiles, PriceBasis, PriceStatus
-from budgetkeeper.records import MalformedEvent
-from budgetkeeper.scopes import InvalidScope, ScopeKind, is_valid_scope_name, parse_scope
-from budgetkeeper.store import RollupItem
-from budgetkeeper.usage import RUNTIME_OPERATION
-from budgetkeeper.usage_writer import calls_counter
+from budgetkeeper.core import money
+from budgetkeeper.domain.log_records import MalformedEvent
+from budgetkeeper.domain.scopes import InvalidScope, ScopeKind, is_valid_scope_name, parse_scope
+from budgetkeeper.domain.usage import RUNTIME_OPERATION
+from budgetkeeper.metering.meter import Meter, Metered
+from budgetkeeper.metering.writer import calls_counter
+from budgetkeeper.pricing.rates import InferenceProfiles, PriceBasis, PriceStatus
+from budgetkeeper.storage.tables import RollupItem
 from budgetkeeper_cli import rendering
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 from budgetkeeper_cli.rendering import FORMATS as FORMATS  # re-exported for the meter command

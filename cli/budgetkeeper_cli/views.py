@@ -15,12 +15,12 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from budgetkeeper import money
-from budgetkeeper.budget_rows import audit_at
-from budgetkeeper.budgets import ENFORCING, Budget, Level, Status, is_manual_window
-from budgetkeeper.settings import Tunables
-from budgetkeeper.store import AuditItem, BudgetItem, TotalItem, budget_key
-from budgetkeeper.windows import WindowSpan, iso_utc
+from budgetkeeper.budgets.rules import ENFORCING, Budget, Level, Status, is_manual_window
+from budgetkeeper.core import money
+from budgetkeeper.core.settings import Tunables
+from budgetkeeper.core.windows import WindowSpan, iso_utc
+from budgetkeeper.storage.budget_rows import audit_at
+from budgetkeeper.storage.tables import AuditItem, BudgetItem, TotalItem, budget_key
 from budgetkeeper_cli.options import duration_text
 from budgetkeeper_cli.rendering import Column
 

@@ -11,7 +11,7 @@ TICK = timedelta(microseconds=1)
 
 
 class ManualClock:
-    """Callable as a clock source (`budgetkeeper.clock.use(ManualClock(...))`)."""
+    """Callable as a clock source (`budgetkeeper.core.clock.use(ManualClock(...))`)."""
 
     def __init__(self, start: datetime) -> None:
         if start.tzinfo is None:

@@ -20,8 +20,8 @@ from typing import Any
 
 import boto3
 
-from budgetkeeper.settings import Settings, get_settings
-from budgetkeeper.store import bind_tables
+from budgetkeeper.core.settings import Settings, get_settings
+from budgetkeeper.storage.tables import bind_tables
 from devkit.harness.template import TEMPLATE_PATH, load_template, resources_of_type
 
 ACCOUNT_ID = "123456789012"  # moto's default account

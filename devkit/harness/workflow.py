@@ -3,7 +3,7 @@
 moto executes the ASL itself (`execute_state_machine`), but its Lambda backend without Docker
 only echoes payloads, and its Wait states sleep in real time. Here a task's Lambda call runs the
 handler template.yaml names, in this process, and a Wait lasts at most `max_wait_seconds`. A Wait
-until a timestamp counts from the product's clock (`budgetkeeper.clock`), not the machine's, so a
+until a timestamp counts from the product's clock (`budgetkeeper.core.clock`), not the machine's, so a
 test that set the clock sees the waits that moment implies.
 """
 
@@ -32,7 +32,7 @@ from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp import Timestamp
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 
-from budgetkeeper import clock
+from budgetkeeper.core import clock
 from devkit.harness.lambdas import invoke
 from devkit.harness.stack import LocalStack
 from devkit.harness.template import load_template, resources_of_type
@@ -90,7 +90,7 @@ class WaitControl:
     for it, or, with `throttle_when_busy`, is refused with `TooManyRequestsException` as Lambda
     refuses it (counted in `throttled`), for the state machine's Retry to try again.
 
-    With `follow_clock`, a Wait lasts instead until the product's clock (`budgetkeeper.clock`)
+    With `follow_clock`, a Wait lasts instead until the product's clock (`budgetkeeper.core.clock`)
     reaches its end, as it would in Step Functions: a test moves the clock and `settle()`s."""
 
     max_wait_seconds: float = 0.0

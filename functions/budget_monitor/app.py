@@ -5,10 +5,10 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from budgetkeeper import clock
-from budgetkeeper.monitor import build_sweep
-from budgetkeeper.observability import logger, metrics, tracer
-from budgetkeeper.settings import get_settings, load_tunables
+from budgetkeeper.core import clock
+from budgetkeeper.core.observability import logger, metrics, tracer
+from budgetkeeper.core.settings import get_settings, load_tunables
+from budgetkeeper.enforcement.monitor import build_sweep
 
 
 @metrics.log_metrics

@@ -4,9 +4,9 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from budgetkeeper.deny_tasks import build_deny_tasks, run_deny_task
-from budgetkeeper.observability import logger, metrics, tracer
-from budgetkeeper.settings import get_settings
+from budgetkeeper.core.observability import logger, metrics, tracer
+from budgetkeeper.core.settings import get_settings
+from budgetkeeper.enforcement.deny_tasks import build_deny_tasks, run_deny_task
 
 
 @metrics.log_metrics

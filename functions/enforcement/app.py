@@ -4,9 +4,9 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from budgetkeeper.observability import logger, metrics, tracer
-from budgetkeeper.settings import get_settings, load_tunables
-from budgetkeeper.workflow import run_task_once
+from budgetkeeper.core.observability import logger, metrics, tracer
+from budgetkeeper.core.settings import get_settings, load_tunables
+from budgetkeeper.enforcement.workflow import run_task_once
 
 
 @metrics.log_metrics

@@ -4,10 +4,10 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from budgetkeeper import clock
+from budgetkeeper.core import clock
+from budgetkeeper.core.observability import logger, metrics, tracer
+from budgetkeeper.core.settings import get_settings, load_tunables
 from budgetkeeper.notify.notifier import build_notifier, notify_records, send_daily_summary
-from budgetkeeper.observability import logger, metrics, tracer
-from budgetkeeper.settings import get_settings, load_tunables
 
 
 @metrics.log_metrics

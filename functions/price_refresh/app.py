@@ -7,13 +7,13 @@ import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from budgetkeeper.estimates import reprice_estimates
+from budgetkeeper.core.observability import logger, metrics, tracer
+from budgetkeeper.core.settings import get_settings, load_tunables
+from budgetkeeper.metering.estimates import reprice_estimates
 from budgetkeeper.notify import SnsPublisher
-from budgetkeeper.observability import logger, metrics, tracer
-from budgetkeeper.price_list import PRICING_API_REGION
-from budgetkeeper.price_versions import current_table, refresh_from_price_list
-from budgetkeeper.settings import get_settings, load_tunables
-from budgetkeeper.store import bind_tables, transaction_connection
+from budgetkeeper.pricing.price_list import PRICING_API_REGION
+from budgetkeeper.pricing.versions import current_table, refresh_from_price_list
+from budgetkeeper.storage.tables import bind_tables, transaction_connection
 
 
 @metrics.log_metrics

@@ -6,11 +6,11 @@ import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from budgetkeeper.billing.reconcile import CurSource, daily
+from budgetkeeper.core.observability import logger, metrics, tracer
+from budgetkeeper.core.settings import get_settings, load_tunables
 from budgetkeeper.notify import SnsPublisher
-from budgetkeeper.observability import logger, metrics, tracer
-from budgetkeeper.reconcile import CurSource, daily
-from budgetkeeper.settings import get_settings, load_tunables
-from budgetkeeper.store import bind_tables
+from budgetkeeper.storage.tables import bind_tables
 
 
 @metrics.log_metrics

@@ -7,7 +7,6 @@ import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from budgetkeeper import clock
 from budgetkeeper.batch_jobs import (
     CREATE_JOB,
     STATE_CHANGE,
@@ -17,12 +16,13 @@ from budgetkeeper.batch_jobs import (
     job_created,
     unmetered_event,
 )
-from budgetkeeper.calculator import build_usage_calculator, record_metrics
+from budgetkeeper.core import clock
+from budgetkeeper.core.observability import logger, metrics, tracer
+from budgetkeeper.core.settings import get_settings, load_tunables
 from budgetkeeper.mantle import MantleMeter
+from budgetkeeper.metering.calculator import build_usage_calculator, record_metrics
 from budgetkeeper.notify import SnsPublisher
-from budgetkeeper.observability import logger, metrics, tracer
-from budgetkeeper.settings import get_settings, load_tunables
-from budgetkeeper.store import bind_tables
+from budgetkeeper.storage.tables import bind_tables
 
 CLOUDTRAIL_CALL = "AWS API Call via CloudTrail"
 SCHEDULED = "Scheduled Event"

@@ -4,9 +4,9 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from budgetkeeper.calculator import build_usage_calculator, record_failure, record_metrics
-from budgetkeeper.observability import logger, metrics, tracer
-from budgetkeeper.settings import get_settings, load_tunables
+from budgetkeeper.core.observability import logger, metrics, tracer
+from budgetkeeper.core.settings import get_settings, load_tunables
+from budgetkeeper.metering.calculator import build_usage_calculator, record_failure, record_metrics
 
 
 @metrics.log_metrics

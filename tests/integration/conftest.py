@@ -8,9 +8,9 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
-from budgetkeeper.denies import DenyBook, IamDenies
-from budgetkeeper.session_denies import IdentityCenterConnection
-from budgetkeeper.settings import Settings
+from budgetkeeper.core.settings import Settings
+from budgetkeeper.enforcement.denies import DenyBook, IamDenies
+from budgetkeeper.enforcement.session_denies import IdentityCenterConnection
 from devkit.harness.stack import LocalStack
 from devkit.harness.workflow import WaitControl, real_handlers
 

@@ -12,8 +12,8 @@ import copy
 import json
 import threading
 
-from budgetkeeper.runs import WorkflowStarter, due_restore_request, operator_request
-from budgetkeeper.store import BudgetItem
+from budgetkeeper.enforcement.runs import WorkflowStarter, due_restore_request, operator_request
+from budgetkeeper.storage.tables import BudgetItem
 from devkit.harness.stack import LocalStack
 from devkit.harness.workflow import wait_for_execution, wait_for_state
 from tests.integration.test_enforcement_workflow import (
@@ -105,7 +105,7 @@ def test_the_usage_calculator_writes_only_the_budget_attributes_iam_lets_it(stac
     # no ReturnValues beyond the updated ones (template.yaml): what it really sends must fit.
     from pynamodb.connection.base import Connection
 
-    from budgetkeeper.budget_rows import CALCULATOR_ATTRIBUTES
+    from budgetkeeper.storage.budget_rows import CALCULATOR_ATTRIBUTES
 
     calls: list[tuple[str, dict]] = []
     dispatch = Connection.dispatch

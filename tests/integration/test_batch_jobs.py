@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from budgetkeeper.runs import WorkflowStarter
-from budgetkeeper.store import BudgetItem, RollupItem, TotalItem
-from budgetkeeper.usage_writer import line_partition
+from budgetkeeper.enforcement.runs import WorkflowStarter
+from budgetkeeper.metering.writer import line_partition
+from budgetkeeper.storage.tables import BudgetItem, RollupItem, TotalItem
 from devkit.harness.bedrock_events import (
     batch_job_created,
     batch_job_ended,

@@ -7,11 +7,11 @@ from decimal import Decimal
 
 import pytest
 
-from budgetkeeper import clock
-from budgetkeeper.denies import DenyEntry, EntryKind
-from budgetkeeper.runs import WorkflowStarter
-from budgetkeeper.store import BudgetItem, RollupItem, TotalItem
-from budgetkeeper.windows import iso_utc
+from budgetkeeper.core import clock
+from budgetkeeper.core.windows import iso_utc
+from budgetkeeper.enforcement.denies import DenyEntry, EntryKind
+from budgetkeeper.enforcement.runs import WorkflowStarter
+from budgetkeeper.storage.tables import BudgetItem, RollupItem, TotalItem
 from devkit.harness.lambdas import invoke
 from devkit.harness.workflow import real_handlers
 from tests.integration.test_enforcement_workflow import (

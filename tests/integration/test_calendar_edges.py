@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from budgetkeeper.store import BudgetItem, TotalItem
-from budgetkeeper.windows import iso_utc
+from budgetkeeper.core.windows import iso_utc
+from budgetkeeper.storage.tables import BudgetItem, TotalItem
 from devkit.harness.workflow import real_handlers, wait_for_state
 from tests.integration.test_enforcement_workflow import (
     attached,

@@ -7,12 +7,12 @@ import json
 from datetime import datetime
 from decimal import Decimal
 
-from budgetkeeper import clock
-from budgetkeeper.budget_rows import Change, create_budget
-from budgetkeeper.cardinality import OTHER_APP, OTHER_UNKNOWN_MODEL
-from budgetkeeper.pricing import InferenceProfiles
-from budgetkeeper.settings import Tunables
-from budgetkeeper.store import BudgetItem, RollupItem, TotalItem
+from budgetkeeper.core import clock
+from budgetkeeper.core.settings import Tunables
+from budgetkeeper.metering.caps import OTHER_APP, OTHER_UNKNOWN_MODEL
+from budgetkeeper.pricing.rates import InferenceProfiles
+from budgetkeeper.storage.budget_rows import Change, create_budget
+from budgetkeeper.storage.tables import BudgetItem, RollupItem, TotalItem
 from devkit.harness.logs import cloudwatch_payload, converse_message
 from tests.integration.test_usage_calculator import ACCOUNT, NOVA, expected_cost, run
 from tests.timeline import now_iso, window_id

@@ -20,8 +20,8 @@ import pytest
 from botocore.exceptions import NoCredentialsError
 from botocore.stub import Stubber
 
-from budgetkeeper import clock
-from budgetkeeper.store import BudgetItem
+from budgetkeeper.core import clock
+from budgetkeeper.storage.tables import BudgetItem
 from budgetkeeper_cli import stack_config
 from budgetkeeper_cli.main import build_parser, main
 from budgetkeeper_cli.operator_runs import ActionRequest

@@ -25,7 +25,7 @@ import pytest
 from selenium.webdriver.support.expected_conditions import presence_of_element_located
 from selenium.webdriver.support.ui import WebDriverWait
 
-from budgetkeeper.store import BudgetItem, TeamItem
+from budgetkeeper.storage.tables import BudgetItem, TeamItem
 from budgetkeeper_cli.console import COOKIE, create_app, start_server
 from budgetkeeper_cli.main import build_parser, main
 from budgetkeeper_cli.stack_config import connect

@@ -21,7 +21,7 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
-from budgetkeeper.store import SWEEP_DUE, AuditItem, BudgetItem, DenyItem
+from budgetkeeper.storage.tables import SWEEP_DUE, AuditItem, BudgetItem, DenyItem
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, firehose_event
 from devkit.harness.stack import LocalStack

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from budgetkeeper.observability import metrics
+from budgetkeeper.core.observability import metrics
 from budgetkeeper_cli.main import main
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
@@ -95,7 +95,7 @@ def alarm_metrics(template: dict[str, Any]) -> Iterator[Named]:
 def run_every_function(operator: Cli, capsys: pytest.CaptureFixture[str], sns: FaultInjector) -> str:
     """Calculator (a team, an unknown model, a bad event, a threshold crossed), monitor, workflow;
     then a workflow failure reported while SNS refuses every Publish."""
-    from budgetkeeper.store import TeamItem
+    from budgetkeeper.storage.tables import TeamItem
 
     outputs: list[str] = []
     TeamItem("user:alice", team="research").save()

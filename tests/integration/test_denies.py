@@ -1,4 +1,4 @@
-"""Deny records and IAM kept in agreement (budgetkeeper.denies), on moto IAM.
+"""Deny records and IAM kept in agreement (budgetkeeper.enforcement.denies), on moto IAM.
 
 Each test applies and releases through the DenyBook and reads IAM back; the fault-injection test
 fails after each IAM write in turn and checks that the reconciler leaves IAM exactly as the
@@ -14,22 +14,22 @@ from datetime import timedelta
 import pytest
 from botocore.exceptions import ClientError
 
-from budgetkeeper.denies import (
+from budgetkeeper.domain.policies import session_deny_problems
+from budgetkeeper.enforcement.denies import (
     STALE_HOLDER_AFTER,
     DenyBook,
     DenyEntry,
     EntryKind,
     Outcomes,
 )
-from budgetkeeper.policies import session_deny_problems
-from budgetkeeper.session_denies import (
+from budgetkeeper.enforcement.session_denies import (
     POLICY_NAME_PREFIX,
     POLICY_PATH,
     session_policy_name,
     suspend_session,
     suspended_sessions,
 )
-from budgetkeeper.store import DenyItem
+from budgetkeeper.storage.tables import DenyItem
 from devkit.harness.lambdas import invoke
 from tests.integration.test_enforcement_workflow import notifications
 from tests.opt_in import OPTED_IN

@@ -18,8 +18,8 @@ from decimal import Decimal
 
 import pytest
 
-from budgetkeeper.pricing import InferenceProfiles
-from budgetkeeper.store import AuditItem, BudgetItem, DenyItem, TeamItem
+from budgetkeeper.pricing.rates import InferenceProfiles
+from budgetkeeper.storage.tables import AuditItem, BudgetItem, DenyItem, TeamItem
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
 from devkit.harness.workflow import real_handlers, wait_for_execution, wait_for_state
@@ -45,7 +45,7 @@ def workflow(stack, settings):
 
 
 def start_operator_run(stack, action: str, scope: str, reason: str, **extra) -> str:
-    from budgetkeeper.runs import WorkflowStarter, operator_request
+    from budgetkeeper.enforcement.runs import WorkflowStarter, operator_request
 
     name, request = operator_request(
         action, scope, actor="arn:aws:iam::123456789012:user/oncall", reason=reason, **extra
@@ -223,7 +223,7 @@ def test_a_registered_profile_is_the_apps_own_spend(stack, settings, workflow, c
 
 
 def test_a_manual_suspension_that_denies_nothing_leaves_no_hold_behind(stack, workflow, monkeypatch):
-    from budgetkeeper.deny_tasks import DENY_TASKS
+    from budgetkeeper.enforcement.deny_tasks import DENY_TASKS
 
     # A user IAM does not know: the deny falls back to an alert
     operator(stack, "suspend", "user:ghost", reason="typo")

@@ -1,6 +1,6 @@
 """Enforcement you can trust: each defect a review reproduced (../shared/repros/enforcement), as a
 test through the real state machine and handlers on moto. Each failed on the code before the deny
-records (budgetkeeper.denies), run attempts and the monitor's recovery.
+records (budgetkeeper.enforcement.denies), run attempts and the monitor's recovery.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 from botocore.exceptions import ClientError
 
-from budgetkeeper.deny_tasks import DENY_TASKS, DenyTasks
-from budgetkeeper.monitor import RESTORING_STUCK_AFTER
-from budgetkeeper.store import BudgetItem, TeamItem
-from budgetkeeper.windows import iso_utc
-from budgetkeeper.workflow import TASKS, WorkflowTasks
+from budgetkeeper.core.windows import iso_utc
+from budgetkeeper.enforcement.deny_tasks import DENY_TASKS, DenyTasks
+from budgetkeeper.enforcement.monitor import RESTORING_STUCK_AFTER
+from budgetkeeper.enforcement.workflow import TASKS, WorkflowTasks
+from budgetkeeper.storage.tables import BudgetItem, TeamItem
 from devkit.harness.lambdas import invoke
 from devkit.harness.workflow import real_handlers, wait_for_execution, wait_for_state
 from tests.integration.test_denies import holders_by_entry
@@ -50,7 +50,7 @@ def session_arn(role: str, session: str) -> str:
 
 def denied_now(stack) -> set[str]:
     """Every principal the deny policy is attached to, and every session a session policy denies."""
-    from budgetkeeper.session_denies import suspended_sessions
+    from budgetkeeper.enforcement.session_denies import suspended_sessions
 
     iam = stack.client("iam")
     entities = iam.list_entities_for_policy(PolicyArn=stack.physical_ids["BedrockDenyPolicy"])
@@ -115,7 +115,7 @@ def test_a_failure_while_denying_a_member_session_leaves_no_deny_behind(stack, w
     def throttled(self, role_name, session):
         raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "GetRole")
 
-    from budgetkeeper.denies import IamDenies
+    from budgetkeeper.enforcement.denies import IamDenies
 
     monkeypatch.setattr(IamDenies, "deny_session", throttled)
     spend(session_arn(SHARED_ROLE, "alice"), "1.5")

@@ -10,7 +10,7 @@ import json
 from datetime import timedelta
 from decimal import Decimal
 
-from budgetkeeper.store import AuditItem, BudgetItem
+from budgetkeeper.storage.tables import AuditItem, BudgetItem
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
 from devkit.harness.stack import LocalStack
@@ -159,7 +159,7 @@ def test_a_role_budget_denies_the_role(stack, workflow):
 
 
 def test_a_team_budget_denies_the_team_group(stack, workflow):
-    from budgetkeeper.store import TeamItem
+    from budgetkeeper.storage.tables import TeamItem
 
     iam = stack.client("iam")
     iam.create_group(GroupName="data")
@@ -194,7 +194,7 @@ def test_dry_run_records_and_notifies_but_leaves_iam_untouched(stack, workflow):
 
 
 def operator(stack: LocalStack, action: str, scope: str, reason: str = "ticket OPS-1", **extra) -> dict:
-    from budgetkeeper.runs import WorkflowStarter, operator_request
+    from budgetkeeper.enforcement.runs import WorkflowStarter, operator_request
 
     name, request = operator_request(
         action, scope, actor="arn:aws:iam::123456789012:user/oncall", reason=reason, **extra
@@ -227,7 +227,7 @@ def test_emergency_restore_detaches_at_once_and_aborts_the_waiting_run(stack, wo
 
 
 def test_the_same_start_twice_suspends_once(stack, workflow):
-    from budgetkeeper.runs import WorkflowStarter
+    from budgetkeeper.enforcement.runs import WorkflowStarter
 
     stack.client("iam").create_user(UserName="ivan")
     set_budget("user:ivan")
@@ -335,8 +335,8 @@ def test_a_failed_run_ends_with_the_cause_of_the_step_that_failed(stack, workflo
 
 
 def test_two_runs_evaluating_one_budget_at_once_suspend_it_once(stack, workflow, monkeypatch):
-    from budgetkeeper.budgets import Budget
-    from budgetkeeper.workflow import WorkflowTasks
+    from budgetkeeper.budgets.rules import Budget
+    from budgetkeeper.enforcement.workflow import WorkflowTasks
 
     stack.client("iam").create_user(UserName="quin")
     set_budget("user:quin")

@@ -15,7 +15,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from budgetkeeper import clock
+from budgetkeeper.core import clock
 from budgetkeeper_cli.stack_config import Stack
 from tests.integration.cli_runner import OperatorCli
 

@@ -22,7 +22,8 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from budgetkeeper import clock as product_clock
+from budgetkeeper.core import clock as product_clock
+from budgetkeeper.domain.usage import TokenCounts
 from budgetkeeper.mantle import (
     MODEL_DIMENSION,
     NAMESPACE,
@@ -32,10 +33,9 @@ from budgetkeeper.mantle import (
     settled_periods,
 )
 from budgetkeeper.mantle_projects import SUSPENDED_TAG, project_arn
-from budgetkeeper.pricing import PriceTable
-from budgetkeeper.store import BudgetItem, RollupItem, TotalItem
-from budgetkeeper.usage import TokenCounts
-from budgetkeeper.usage_writer import line_partition
+from budgetkeeper.metering.writer import line_partition
+from budgetkeeper.pricing.rates import PriceTable
+from budgetkeeper.storage.tables import BudgetItem, RollupItem, TotalItem
 from devkit.harness.bedrock_events import scheduled_event
 from devkit.harness.lambdas import invoke
 from devkit.harness.workflow import wait_for_execution, wait_for_state

@@ -16,10 +16,10 @@ from moto import mock_aws
 from moto.ses.models import ses_backends
 from moto.sns.models import sns_backends
 
+from budgetkeeper.core.observability import logger
 from budgetkeeper.notify import NotificationEvent
 from budgetkeeper.notify import notifier as notifier_module
-from budgetkeeper.observability import logger
-from budgetkeeper.store import BudgetItem, TeamItem
+from budgetkeeper.storage.tables import BudgetItem, TeamItem
 from devkit.harness.lambdas import invoke
 from devkit.harness.slack import LocalSlack
 from devkit.harness.stack import ACCOUNT_ID, REGION, LocalStack
@@ -324,8 +324,8 @@ def test_the_daily_summary_tells_operators_once_a_day(stack, slack):
 
 
 def test_a_summary_with_3000_unknown_models_is_delivered_on_every_channel(stack, slack):
-    from budgetkeeper.store import RollupItem
-    from budgetkeeper.usage_writer import line_partition
+    from budgetkeeper.metering.writer import line_partition
+    from budgetkeeper.storage.tables import RollupItem
 
     # Given a caller who spent today, and today's usage lines naming 3,000 made-up models of 90
     # characters (as the calculator writes them when limits/unknown_models_per_batch allows it)

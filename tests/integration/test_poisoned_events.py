@@ -12,8 +12,8 @@ import json
 
 import pytest
 
-from budgetkeeper import clock
-from budgetkeeper.store import RollupItem
+from budgetkeeper.core import clock
+from budgetkeeper.storage.tables import RollupItem
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, firehose_event
 from tests.integration.test_usage_calculator import ACCOUNT, NOVA, expected_cost, message
@@ -89,7 +89,7 @@ def test_the_victim_is_metered_and_the_poisoned_event_quarantined(settings, stac
 
 def test_a_defect_one_event_exposes_quarantines_that_event_only(settings, stack, monkeypatch):
     # Given attribution fails on Mallory's calls with an error no rule foresaw
-    from budgetkeeper import metering
+    from budgetkeeper.metering import meter as metering
 
     real_attribute = metering.attribute
 

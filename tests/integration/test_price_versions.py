@@ -19,18 +19,19 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from budgetkeeper import calculator, price_versions
+from budgetkeeper.domain.usage import ServiceTier, TokenCounts
+from budgetkeeper.metering import calculator
 from budgetkeeper.notify import SnsPublisher
-from budgetkeeper.price_versions import (
+from budgetkeeper.pricing import versions as price_versions
+from budgetkeeper.pricing.rates import PriceBasis, PriceRow, PriceTable, Rates, price_invocation
+from budgetkeeper.pricing.versions import (
     ActivePrices,
     activate,
     active_version,
     load_version,
     refresh_from_price_list,
 )
-from budgetkeeper.pricing import PriceBasis, PriceRow, PriceTable, Rates, price_invocation
-from budgetkeeper.store import AuditItem, PriceVersionItem, RollupItem
-from budgetkeeper.usage import ServiceTier, TokenCounts
+from budgetkeeper.storage.tables import AuditItem, PriceVersionItem, RollupItem
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
 from devkit.harness.stack import LocalStack

@@ -19,7 +19,7 @@ import duckdb
 import pytest
 from botocore.stub import ANY, Stubber
 
-from budgetkeeper.reconcile import CurSource, cost_explorer_request, cur_query
+from budgetkeeper.billing.reconcile import CurSource, cost_explorer_request, cur_query
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
 from devkit.harness.stack import LocalStack
@@ -131,7 +131,7 @@ def the_bill(
 
 def reconcile(stack: LocalStack, **environment: str) -> dict:
     """The ReconcilerFunction, with the stack's environment and `environment` over it."""
-    from budgetkeeper.settings import get_settings
+    from budgetkeeper.core.settings import get_settings
 
     with stack.activated(), pytest.MonkeyPatch.context() as patch:
         for name, value in environment.items():

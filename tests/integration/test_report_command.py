@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from budgetkeeper import clock
-from budgetkeeper.store import TeamItem
+from budgetkeeper.core import clock
+from budgetkeeper.storage.tables import TeamItem
 from budgetkeeper_cli.main import main
 from budgetkeeper_cli.usage_report import GROUP_FIELDS, OTHERS
 from devkit import demo_data

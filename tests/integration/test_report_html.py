@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from budgetkeeper.store import TeamItem
+from budgetkeeper.storage.tables import TeamItem
 from budgetkeeper_cli.main import main
 from tests.integration.metered_day import meter_calls, quiet_default_budgets
 

@@ -1,4 +1,4 @@
-"""Per-session denies on moto (budgetkeeper.session_denies): IAM roles and IAM Identity Center.
+"""Per-session denies on moto (budgetkeeper.enforcement.session_denies): IAM roles and IAM Identity Center.
 
 moto does not evaluate policies: each test reads the policy back and checks its condition against
 the sessions' requests with the IAM evaluator (tests/iam_eval.py).
@@ -16,7 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from budgetkeeper.policies import (
+from budgetkeeper.domain.policies import (
     BEDROCK_DENY_ACTIONS,
     MANAGED_POLICY_LIMIT,
     SESSION_DENY_SID,
@@ -28,7 +28,7 @@ from budgetkeeper.policies import (
     session_deny_document,
     sso_users_of,
 )
-from budgetkeeper.session_denies import (
+from budgetkeeper.enforcement.session_denies import (
     MAX_POLICY_VERSIONS,
     OPT_IN_TAG_KEY,
     OPT_IN_TAG_VALUE,

@@ -15,9 +15,9 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
-from budgetkeeper.denies import DenyEntry, EntryKind
-from budgetkeeper.session_denies import session_policy_name
-from budgetkeeper.store import BudgetItem, TeamItem
+from budgetkeeper.enforcement.denies import DenyEntry, EntryKind
+from budgetkeeper.enforcement.session_denies import session_policy_name
+from budgetkeeper.storage.tables import BudgetItem, TeamItem
 from devkit.harness.stack import LocalStack
 from devkit.harness.workflow import real_handlers, wait_for_state
 from tests.iam_eval import invoke_model_denied, role_session, sso_session

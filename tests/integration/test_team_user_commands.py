@@ -15,9 +15,9 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from budgetkeeper import clock
-from budgetkeeper.iam_tags import EMAIL_TAG, LANGUAGE_TAG, PERSON_TAG, TEAM_TAG, TOOL_TAG, tags_of
-from budgetkeeper.store import BudgetItem, TeamItem
+from budgetkeeper.core import clock
+from budgetkeeper.core.tags import EMAIL_TAG, LANGUAGE_TAG, PERSON_TAG, TEAM_TAG, TOOL_TAG, tags_of
+from budgetkeeper.storage.tables import BudgetItem, TeamItem
 from budgetkeeper_cli.stack_config import Stack
 from devkit.harness.workflow import real_handlers
 from tests.integration.cli_runner import OperatorCli

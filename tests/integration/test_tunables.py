@@ -10,8 +10,8 @@ from aws_lambda_powertools.utilities.parameters import base
 from aws_lambda_powertools.utilities.parameters.ssm import SSMProvider
 from botocore.exceptions import EndpointConnectionError
 
-from budgetkeeper.settings import TUNABLES_MAX_AGE_SECONDS, load_tunables
-from budgetkeeper.store import TotalItem
+from budgetkeeper.core.settings import TUNABLES_MAX_AGE_SECONDS, load_tunables
+from budgetkeeper.storage.tables import TotalItem
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
 from tests.timeline import now_iso, window_id

@@ -15,9 +15,9 @@ from decimal import Decimal
 import pytest
 from pynamodb.transactions import TransactWrite
 
-from budgetkeeper import calculator
-from budgetkeeper.pricing import PriceTable
-from budgetkeeper.store import BudgetItem, RollupItem, TeamItem, TotalItem
+from budgetkeeper.metering import calculator
+from budgetkeeper.pricing.rates import PriceTable
+from budgetkeeper.storage.tables import BudgetItem, RollupItem, TeamItem, TotalItem
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import (
     cloudwatch_payload,

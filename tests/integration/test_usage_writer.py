@@ -8,8 +8,7 @@ from decimal import Decimal
 import pytest
 from pynamodb.transactions import TransactWrite
 
-from budgetkeeper.store import DedupeItem, RollupItem, TotalItem, transaction_connection
-from budgetkeeper.usage_writer import (
+from budgetkeeper.metering.writer import (
     PayloadUsage,
     RollupDelta,
     TotalDelta,
@@ -17,6 +16,7 @@ from budgetkeeper.usage_writer import (
     UsageWriter,
     marker_slot,
 )
+from budgetkeeper.storage.tables import DedupeItem, RollupItem, TotalItem, transaction_connection
 
 HOUR = "2026-11-23T10"
 

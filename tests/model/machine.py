@@ -40,15 +40,15 @@ from hypothesis.stateful import (
 from moto import mock_aws
 
 import devkit.harness.workflow as harness_workflow
-from budgetkeeper import budget_rows
-from budgetkeeper import clock as product_clock
-from budgetkeeper.budgets import ENFORCING
-from budgetkeeper.denies import IamDenies
-from budgetkeeper.pricing import InferenceProfiles
-from budgetkeeper.runs import WorkflowStarter, operator_request
-from budgetkeeper.session_denies import connect_identity_center
-from budgetkeeper.store import BudgetItem, DenyItem, TeamItem, TotalItem
-from budgetkeeper.windows import iso_utc
+from budgetkeeper.budgets.rules import ENFORCING
+from budgetkeeper.core import clock as product_clock
+from budgetkeeper.core.windows import iso_utc
+from budgetkeeper.enforcement.denies import IamDenies
+from budgetkeeper.enforcement.runs import WorkflowStarter, operator_request
+from budgetkeeper.enforcement.session_denies import connect_identity_center
+from budgetkeeper.pricing.rates import InferenceProfiles
+from budgetkeeper.storage import budget_rows
+from budgetkeeper.storage.tables import BudgetItem, DenyItem, TeamItem, TotalItem
 from devkit.harness.clock import ManualClock
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event

@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from budgetkeeper import calculator
-from budgetkeeper.pricing import InferenceProfiles
-from budgetkeeper.records import MAX_TOKENS_PER_CALL
-from budgetkeeper.store import RollupItem, TotalItem
+from budgetkeeper.domain.log_records import MAX_TOKENS_PER_CALL
+from budgetkeeper.metering import calculator
+from budgetkeeper.pricing.rates import InferenceProfiles
+from budgetkeeper.storage.tables import RollupItem, TotalItem
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
 from tests.timeline import now_iso, window_id

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from budgetkeeper.store import SWEEP_DUE, BudgetItem, RollupItem, TotalItem
+from budgetkeeper.storage.tables import SWEEP_DUE, BudgetItem, RollupItem, TotalItem
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
 from tests.timeline import now_iso, window_id

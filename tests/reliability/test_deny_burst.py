@@ -19,8 +19,8 @@ from unittest import mock
 
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
-from budgetkeeper.runs import WorkflowStarter, operator_request
-from budgetkeeper.store import BudgetItem
+from budgetkeeper.enforcement.runs import WorkflowStarter, operator_request
+from budgetkeeper.storage.tables import BudgetItem
 from devkit.harness import workflow
 from devkit.harness.stack import LocalStack
 from devkit.harness.template import REPO_ROOT

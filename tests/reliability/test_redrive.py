@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from budgetkeeper import clock as product_clock
-from budgetkeeper import records
-from budgetkeeper.store import DedupeItem, RollupItem, TotalItem
-from budgetkeeper.usage_writer import UsageWriter
+from budgetkeeper.core import clock as product_clock
+from budgetkeeper.domain import log_records as records
+from budgetkeeper.metering.writer import UsageWriter
+from budgetkeeper.storage.tables import DedupeItem, RollupItem, TotalItem
 from budgetkeeper_cli.main import main
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
@@ -297,7 +297,7 @@ def test_an_object_that_is_not_firehose_error_output_is_named_and_the_rest_redri
 def test_firehose_error_documents_are_read_gzipped_or_run_together():
     import gzip
 
-    from budgetkeeper.redrive import failed_records
+    from budgetkeeper.metering.redrive import failed_records
 
     data = base64.b64encode(b"x").decode()
     body = (

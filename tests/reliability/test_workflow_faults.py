@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from budgetkeeper.store import AuditItem, BudgetItem, DenyItem
+from budgetkeeper.storage.tables import AuditItem, BudgetItem, DenyItem
 from devkit.harness.stack import LocalStack
 from devkit.harness.workflow import WaitControl, real_handlers, wait_for_execution
 from tests.reliability.faults import FaultInjector
@@ -32,7 +32,7 @@ def workflow(stack: LocalStack, settings) -> Iterator[WaitControl]:
 
 
 def operator(stack: LocalStack, action: str, scope: str, reason: str = "ticket OPS-7") -> dict[str, Any]:
-    from budgetkeeper.runs import WorkflowStarter, operator_request
+    from budgetkeeper.enforcement.runs import WorkflowStarter, operator_request
 
     name, request = operator_request(action, scope, actor=ONCALL, reason=reason)
     starter = WorkflowStarter(

@@ -2,7 +2,7 @@
 
 tests/unit/test_deny_coverage.py checks every action of the Service Authorization Reference (as the
 pinned cfn-lint ships it, in its lowercase spelling) for the `bedrock*` prefixes: it is denied by
-`budgetkeeper.policies.BEDROCK_DENY_ACTIONS` or listed here. A new AWS action, after a cfn-lint
+`budgetkeeper.domain.policies.BEDROCK_DENY_ACTIONS` or listed here. A new AWS action, after a cfn-lint
 upgrade, fails that test until someone decides: deny it (policies.py and template.yaml) or add it
 here with its reason. Each was reviewed for what it starts that AWS bills (model calls, embeddings,
 sessions, requests, storage, instance-hours); where that was unclear, the action was denied instead

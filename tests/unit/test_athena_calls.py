@@ -17,8 +17,8 @@ from botocore.stub import ANY, Stubber
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from budgetkeeper.pricing import PriceTable, price_invocation
-from budgetkeeper.usage import TokenCounts
+from budgetkeeper.domain.usage import TokenCounts
+from budgetkeeper.pricing.rates import PriceTable, price_invocation
 from budgetkeeper_cli import athena, history_query
 from budgetkeeper_cli.athena import LogRoot, QueryProgress
 from budgetkeeper_cli.errors import CommandFailed, UsageError

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from budgetkeeper.batch_jobs import BadJobEvent, JobCreator, JobNotMetered, Manifest, job_parts
-from budgetkeeper.usage import TokenCounts
+from budgetkeeper.domain.usage import TokenCounts
 from devkit.harness.bedrock_events import batch_job_created
 from tests.timeline import now_iso
 

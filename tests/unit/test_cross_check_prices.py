@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from budgetkeeper.pricing import ANY_REGION, PriceRow, PriceTable, Rates
-from budgetkeeper.usage import ServiceTier
+from budgetkeeper.domain.usage import ServiceTier
+from budgetkeeper.pricing.rates import ANY_REGION, PriceRow, PriceTable, Rates
 from scripts.cross_check_prices import Disagreement, compare, current_price, their_rates
 
 D = Decimal

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from budgetkeeper.policies import BEDROCK_DENY_ACTIONS, SessionDenies, session_deny_document
+from budgetkeeper.domain.policies import BEDROCK_DENY_ACTIONS, SessionDenies, session_deny_document
 from devkit.harness.template import load_template
 from tests.iam_eval import document_fits
 from tests.unit.bedrock_actions_reviewed import NOT_SPENDING

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from budgetkeeper.budgets import Budget, Level
-from budgetkeeper.enforcement import (
+from budgetkeeper.budgets.rules import Budget, Level
+from budgetkeeper.budgets.targets import (
     Directory,
     Next,
     Target,
@@ -22,7 +22,7 @@ from budgetkeeper.enforcement import (
     spare_exempt,
     system_role_prefixes,
 )
-from budgetkeeper.runs import execution_name
+from budgetkeeper.enforcement.runs import execution_name
 
 # Step Functions: at most 80 characters; no whitespace, brackets, wildcards, `:` `/` and friends.
 VALID_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")

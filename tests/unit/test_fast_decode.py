@@ -1,4 +1,4 @@
-"""Parity: the fast decoder (budgetkeeper.fast_decode: msgspec, checked by orjson) against the strict one.
+"""Parity: the fast decoder (budgetkeeper.domain.json_decode: msgspec, checked by orjson) against the strict one.
 
 record_rules.decode_message takes a line from msgspec when a colon count proves it has no key twice,
 and from `json.loads` with its duplicate-key hook otherwise. Each message here is parsed both ways,
@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 
-from budgetkeeper import fast_decode, record_rules
-from budgetkeeper.metering import Meter
-from budgetkeeper.pricing import PriceTable
-from budgetkeeper.records import MalformedEvent, parse_invocation
+from budgetkeeper.domain import json_decode as fast_decode
+from budgetkeeper.domain import record_rules
+from budgetkeeper.domain.log_records import MalformedEvent, parse_invocation
+from budgetkeeper.metering.meter import Meter
+from budgetkeeper.pricing.rates import PriceTable
 from devkit.demo_data import generate_day
 from devkit.demo_data import teams as demo_teams
 from devkit.harness.logs import invocation_log_names, load_invocation_log, log_message

@@ -3,9 +3,9 @@
 from datetime import timedelta
 from decimal import Decimal
 
-from budgetkeeper import clock
-from budgetkeeper.budgets import forecast_spend
-from budgetkeeper.windows import parse_window, window_span
+from budgetkeeper.budgets.rules import forecast_spend
+from budgetkeeper.core import clock
+from budgetkeeper.core.windows import parse_window, window_span
 
 
 def test_the_window_average_projects_spend_so_far_to_the_end_of_the_window():

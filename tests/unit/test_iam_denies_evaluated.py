@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from budgetkeeper.policies import (
+from budgetkeeper.domain.policies import (
     SESSION_DENY_SID,
     SOURCE_IDENTITY_DENY_SID,
     SSO_DENY_SID,

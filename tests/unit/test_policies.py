@@ -1,4 +1,4 @@
-"""The one policy builder (budgetkeeper.policies) and the session-scope helpers: no AWS, no network."""
+"""The one policy builder (budgetkeeper.domain.policies) and the session-scope helpers: no AWS, no network."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from budgetkeeper.policies import (
+from budgetkeeper.domain.policies import (
     BEDROCK_DENY_ACTIONS,
     MANAGED_POLICY_LIMIT,
     OUR_SIDS,
@@ -34,8 +34,8 @@ from budgetkeeper.policies import (
     sso_users_of,
     unescape_condition,
 )
-from budgetkeeper.scopes import InvalidScope
-from budgetkeeper.session_denies import (
+from budgetkeeper.domain.scopes import InvalidScope
+from budgetkeeper.enforcement.session_denies import (
     POLICY_NAME_LIMIT,
     IdentityCenterConnection,
     Outcome,

@@ -13,9 +13,15 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from budgetkeeper.price_list import EndpointKind, fetch_price_list, normalise, price_rows, service_codes
-from budgetkeeper.pricing import PriceStatus, PriceTable, price_invocation
-from budgetkeeper.usage import ServiceTier, TokenCounts
+from budgetkeeper.domain.usage import ServiceTier, TokenCounts
+from budgetkeeper.pricing.price_list import (
+    EndpointKind,
+    fetch_price_list,
+    normalise,
+    price_rows,
+    service_codes,
+)
+from budgetkeeper.pricing.rates import PriceStatus, PriceTable, price_invocation
 
 RESPONSES = Path(__file__).parent / "price_list"
 SONNET_45 = "anthropic.claude-sonnet-4-5-20250929-v1:0"

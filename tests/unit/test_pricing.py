@@ -17,7 +17,8 @@ import pytest
 from botocore.stub import Stubber
 
 import budgetkeeper_cli.main as cli
-from budgetkeeper.pricing import (
+from budgetkeeper.domain.usage import ServiceTier, TokenCounts
+from budgetkeeper.pricing.rates import (
     PROFILE_PREFIXES,
     PROFILE_TAGS_TTL,
     RETRY_FAILED_LOOKUP_AFTER,
@@ -32,7 +33,6 @@ from budgetkeeper.pricing import (
     price_invocation,
     resolve_model_id,
 )
-from budgetkeeper.usage import ServiceTier, TokenCounts
 
 MILLION = 1_000_000
 SONNET_45 = "anthropic.claude-sonnet-4-5-20250929-v1:0"

@@ -1,4 +1,4 @@
-"""The rules a log message keeps before it is metered (budgetkeeper.record_rules).
+"""The rules a log message keeps before it is metered (budgetkeeper.domain.record_rules).
 
 Stated as cases through `parse_invocation`, so a faster decoder swapped into `decode_message` is
 checked against the same rules: every case either parses or is one MalformedEvent with its reason,
@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from budgetkeeper.record_rules import (
+from budgetkeeper.domain.log_records import MalformedEvent, parse_invocation
+from budgetkeeper.domain.record_rules import (
     MAX_IDENTITY_ARN_BYTES,
     MAX_METADATA_VALUE_CHARS,
     MAX_MODEL_ID_CHARS,
@@ -20,10 +21,9 @@ from budgetkeeper.record_rules import (
     SORT_KEY_BYTES_MAX,
     decode_message,
 )
-from budgetkeeper.records import MalformedEvent, parse_invocation
-from budgetkeeper.scopes import parse_identity_arn
-from budgetkeeper.usage import ServiceTier
-from budgetkeeper.usage_writer import rollup_bucket
+from budgetkeeper.domain.scopes import parse_identity_arn
+from budgetkeeper.domain.usage import ServiceTier
+from budgetkeeper.metering.writer import rollup_bucket
 from devkit.harness.logs import load_invocation_log, log_message
 
 

@@ -1,4 +1,4 @@
-"""Decoding Firehose records and parsing invocation log records (budgetkeeper.records)."""
+"""Decoding Firehose records and parsing invocation log records (budgetkeeper.domain.log_records)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from budgetkeeper.records import (
+from budgetkeeper.domain.log_records import (
     LogEvent,
     MalformedEvent,
     PayloadKind,
@@ -20,7 +20,7 @@ from budgetkeeper.records import (
     decode_firehose_data,
     parse_invocation,
 )
-from budgetkeeper.usage import ServiceTier, TokenCounts
+from budgetkeeper.domain.usage import ServiceTier, TokenCounts
 from devkit.harness.logs import (
     EVENTS_DIR,
     cloudwatch_payload,

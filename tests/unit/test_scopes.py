@@ -1,4 +1,4 @@
-"""Scopes, caller ARNs and attribution (budgetkeeper.scopes)."""
+"""Scopes, caller ARNs and attribution (budgetkeeper.domain.scopes)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from budgetkeeper.records import parse_invocation
-from budgetkeeper.scopes import (
+from budgetkeeper.domain.log_records import parse_invocation
+from budgetkeeper.domain.scopes import (
     SCOPE_KINDS,
     Attribution,
     InvalidScope,
@@ -21,7 +21,7 @@ from budgetkeeper.scopes import (
     parse_identity_arn,
     parse_scope,
 )
-from budgetkeeper.usage import Invocation, TokenCounts
+from budgetkeeper.domain.usage import Invocation, TokenCounts
 from devkit.harness.logs import load_invocation_log, log_message
 
 ACCOUNT = "111122223333"

@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 
-from budgetkeeper.settings import TUNABLES, InvalidTunable, MissingSetting, Settings, Tunables
+from budgetkeeper.core.settings import TUNABLES, InvalidTunable, MissingSetting, Settings, Tunables
 
 ENVIRONMENT = {
     "AWS_REGION": "eu-west-1",

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from samtranslator.yaml_helper import yaml_parse
 
-from budgetkeeper.session_denies import OPT_IN_TAG_KEY, OPT_IN_TAG_VALUE
+from budgetkeeper.enforcement.session_denies import OPT_IN_TAG_KEY, OPT_IN_TAG_VALUE
 from devkit.harness.template import TEMPLATE_PATH
 from tests.deployed_template import DEPLOYMENTS, KMS_KEY_ARN, MANAGED_POLICIES
 from tests.deployed_template import as_list as _as_list
@@ -360,7 +360,7 @@ def test_iam_evaluates_a_roles_tags_for_attaching_and_detaching_its_policies():
 
 
 def test_the_notifier_sends_mail_as_the_sender_only_and_reads_one_secret():
-    from budgetkeeper.settings import Settings
+    from budgetkeeper.core.settings import Settings
 
     template = _deployed("everything-set")
     statements = [s for where, s in _allow_statements(template) if where.startswith("NotifierFunctionRole")]
@@ -566,7 +566,7 @@ DYNAMODB_READS = ("dynamodb:Get", "dynamodb:BatchGet", "dynamodb:Query", "dynamo
 def test_the_usage_calculator_writes_no_budget_attribute_but_its_own(deployed):
     # It parses log content callers partly control: it creates default budgets and marks budgets
     # due, and IAM lets it write nothing else of a row (no status, protection or limit).
-    from budgetkeeper.budget_rows import CALCULATOR_ATTRIBUTES
+    from budgetkeeper.storage.budget_rows import CALCULATOR_ATTRIBUTES
 
     writes = [
         statement

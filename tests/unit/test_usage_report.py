@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from budgetkeeper import money
-from budgetkeeper.metering import Meter
-from budgetkeeper.pricing import PriceRow, PriceTable, Rates
+from budgetkeeper.core import money
+from budgetkeeper.metering.meter import Meter
+from budgetkeeper.pricing.rates import PriceRow, PriceTable, Rates
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 from budgetkeeper_cli.usage_report import (
     GROUP_FIELDS,

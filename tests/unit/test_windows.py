@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from budgetkeeper.windows import InvalidWindow, parse_time_zone, parse_window, window_span
+from budgetkeeper.core.windows import InvalidWindow, parse_time_zone, parse_window, window_span
 
 
 def at(text: str) -> datetime:

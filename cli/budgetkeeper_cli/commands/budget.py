@@ -16,10 +16,11 @@ import argparse
 import sys
 from typing import Any
 
-from budgetkeeper import budget_rows, clock
-from budgetkeeper.budget_rows import BudgetEnforcing, BudgetExists, BudgetGone, Change
-from budgetkeeper.budgets import ENFORCING, Status, gets_default_budget
-from budgetkeeper.store import BudgetItem
+from budgetkeeper.budgets.rules import ENFORCING, Status, gets_default_budget
+from budgetkeeper.core import clock
+from budgetkeeper.storage import budget_rows
+from budgetkeeper.storage.budget_rows import BudgetEnforcing, BudgetExists, BudgetGone, Change
+from budgetkeeper.storage.tables import BudgetItem
 from budgetkeeper_cli import options
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 from budgetkeeper_cli.operator_runs import DEFAULT_TIMEOUT_SECONDS, ActionRequest, run_action

@@ -20,9 +20,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from budgetkeeper import clock, money
-from budgetkeeper.pricing import PriceBasis
-from budgetkeeper.usage_lines import HOUR, usage_lines
+from budgetkeeper.core import clock, money
+from budgetkeeper.metering.usage_lines import HOUR, usage_lines
+from budgetkeeper.pricing.rates import PriceBasis
 from budgetkeeper_cli.commands.invocation_logging import check_regions, regions_in_use, regions_option
 from budgetkeeper_cli.parsers import add_command, docstring_body
 from budgetkeeper_cli.rendering import FORMATS, Column, render

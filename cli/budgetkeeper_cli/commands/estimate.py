@@ -15,10 +15,10 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from budgetkeeper import clock, money
-from budgetkeeper.pricing import PriceTable
-from budgetkeeper.store import load_teams
-from budgetkeeper.usage import TokenCounts
+from budgetkeeper.core import clock, money
+from budgetkeeper.domain.usage import TokenCounts
+from budgetkeeper.pricing.rates import PriceTable
+from budgetkeeper.storage.tables import load_teams
 from budgetkeeper_cli.commands.invocation_logging import regions_in_use, regions_option
 from budgetkeeper_cli.errors import UsageError
 from budgetkeeper_cli.estimate import count_calls, estimate, lookup_events, model_tokens

@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Any
 
-from budgetkeeper.settings import InvalidTunable, tunable_named
+from budgetkeeper.core.settings import InvalidTunable, tunable_named
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 from budgetkeeper_cli.logging_setup import DEFAULT_LOG_GROUP, RegionLogging, check_region, enable_region
 from budgetkeeper_cli.parsers import add_action, add_actions, add_command, docstring_body

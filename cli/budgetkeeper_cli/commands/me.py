@@ -15,9 +15,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pynamodb.exceptions import PynamoDBException
 
-from budgetkeeper import clock
-from budgetkeeper.scopes import ScopeKind, app_of_role, parse_identity_arn
-from budgetkeeper.store import TeamItem
+from budgetkeeper.core import clock
+from budgetkeeper.domain.scopes import ScopeKind, app_of_role, parse_identity_arn
+from budgetkeeper.storage.tables import TeamItem
 from budgetkeeper_cli.parsers import add_command, docstring_body
 from budgetkeeper_cli.rendering import FORMATS, json_rows, json_text, render
 from budgetkeeper_cli.stack_config import (

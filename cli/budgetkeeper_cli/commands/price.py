@@ -11,9 +11,9 @@ import json
 import sys
 from typing import Any
 
-from budgetkeeper import money
-from budgetkeeper.pricing import InferenceProfiles, Priced, PriceTable, price_invocation
-from budgetkeeper.usage import TokenCounts
+from budgetkeeper.core import money
+from budgetkeeper.domain.usage import TokenCounts
+from budgetkeeper.pricing.rates import InferenceProfiles, Priced, PriceTable, price_invocation
 from budgetkeeper_cli.errors import UsageError
 
 # Option, TokenCounts field, help; --input and --output are required.

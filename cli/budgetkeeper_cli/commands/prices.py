@@ -2,7 +2,7 @@
 prices with, and operators' overrides for models with no price anywhere (or only a fallback one).
 
 Activating a version and setting an override re-price the usage charged at an estimate whose model
-they price (budgetkeeper.estimates): a correction of the rollups and window totals, once."""
+they price (budgetkeeper.metering.estimates): a correction of the rollups and window totals, once."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ import sys
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from budgetkeeper import money
-from budgetkeeper.estimates import reprice_estimates
-from budgetkeeper.price_versions import (
+from budgetkeeper.core import money
+from budgetkeeper.domain.usage import ServiceTier
+from budgetkeeper.metering.estimates import reprice_estimates
+from budgetkeeper.pricing.rates import TOKEN_KINDS, PriceTable, Rates, resolve_model_id
+from budgetkeeper.pricing.versions import (
     OverrideRefused,
     UnknownPriceVersion,
     activate,
@@ -27,9 +29,7 @@ from budgetkeeper.price_versions import (
     set_override,
     versions,
 )
-from budgetkeeper.pricing import TOKEN_KINDS, PriceTable, Rates, resolve_model_id
-from budgetkeeper.store import transaction_connection
-from budgetkeeper.usage import ServiceTier
+from budgetkeeper.storage.tables import transaction_connection
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 from budgetkeeper_cli.parsers import add_actions, add_command
 from budgetkeeper_cli.rendering import FORMATS, Column, json_rows, json_text, render

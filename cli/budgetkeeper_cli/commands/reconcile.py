@@ -7,8 +7,8 @@ import sys
 from datetime import date, timedelta
 from typing import Any
 
-from budgetkeeper import clock
-from budgetkeeper.reconcile import CurSource, Level, Limits, ReconcileFailed, reconcile
+from budgetkeeper.billing.reconcile import CurSource, Level, Limits, ReconcileFailed, reconcile
+from budgetkeeper.core import clock
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 from budgetkeeper_cli.parsers import add_command
 from budgetkeeper_cli.rendering import FORMATS, Column, render

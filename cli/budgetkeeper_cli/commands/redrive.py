@@ -1,5 +1,5 @@
 """`budgetkeeper redrive`: re-feed Firehose's processing-failed records and quarantined events, after
-a fix, through the usage calculator's own path and dedupe (budgetkeeper.redrive)."""
+a fix, through the usage calculator's own path and dedupe (budgetkeeper.metering.redrive)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from budgetkeeper.archive import BadEvent
-from budgetkeeper.calculator import UsageCalculator, build_usage_calculator
-from budgetkeeper.records import UndecodableRecord, decode_base64, decode_firehose_data
-from budgetkeeper.redrive import (
+from budgetkeeper.domain.log_records import UndecodableRecord, decode_base64, decode_firehose_data
+from budgetkeeper.metering.archive import BadEvent
+from budgetkeeper.metering.calculator import UsageCalculator, build_usage_calculator
+from budgetkeeper.metering.redrive import (
     PROCESSING_FAILED_PREFIX,
     QUARANTINE_PREFIX,
     REDRIVEN_PREFIX,
@@ -24,7 +24,7 @@ from budgetkeeper.redrive import (
     quarantined_events,
     redriven_key,
 )
-from budgetkeeper.usage_writer import payload_slot
+from budgetkeeper.metering.writer import payload_slot
 from budgetkeeper_cli import options
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 from budgetkeeper_cli.parsers import add_command

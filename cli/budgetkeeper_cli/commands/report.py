@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from budgetkeeper import clock
+from budgetkeeper.core import clock
 from budgetkeeper_cli.errors import UsageError
 from budgetkeeper_cli.html_report import write_html_report
 from budgetkeeper_cli.parsers import add_command

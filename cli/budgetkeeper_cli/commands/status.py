@@ -6,9 +6,9 @@ import argparse
 import sys
 from typing import Any
 
-from budgetkeeper import clock
-from budgetkeeper.budgets import gets_default_budget
-from budgetkeeper.store import BudgetItem
+from budgetkeeper.budgets.rules import gets_default_budget
+from budgetkeeper.core import clock
+from budgetkeeper.storage.tables import BudgetItem
 from budgetkeeper_cli import options
 from budgetkeeper_cli.parsers import add_command
 from budgetkeeper_cli.rendering import FORMATS, json_rows, json_text, render, render_table

@@ -12,8 +12,8 @@ import argparse
 import sys
 from typing import Any
 
-from budgetkeeper import clock
-from budgetkeeper.scopes import ScopeKind
+from budgetkeeper.core import clock
+from budgetkeeper.domain.scopes import ScopeKind
 from budgetkeeper_cli import options
 from budgetkeeper_cli.directory import Directory, team_name
 from budgetkeeper_cli.errors import CommandFailed, UsageError

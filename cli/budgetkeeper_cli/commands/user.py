@@ -12,12 +12,13 @@ import argparse
 import sys
 from typing import Any
 
-from budgetkeeper import budget_rows, clock
-from budgetkeeper.budget_rows import BudgetEnforcing, BudgetExists, Change
-from budgetkeeper.budgets import ENFORCING
-from budgetkeeper.iam_tags import EMAIL_TAG, LANGUAGE_TAG, PERSON_TAG, TEAM_TAG, TOOL_TAG, USER_TAG
-from budgetkeeper.scopes import InvalidScope, parse_scope
-from budgetkeeper.store import BudgetItem
+from budgetkeeper.budgets.rules import ENFORCING
+from budgetkeeper.core import clock
+from budgetkeeper.core.tags import EMAIL_TAG, LANGUAGE_TAG, PERSON_TAG, TEAM_TAG, TOOL_TAG, USER_TAG
+from budgetkeeper.domain.scopes import InvalidScope, parse_scope
+from budgetkeeper.storage import budget_rows
+from budgetkeeper.storage.budget_rows import BudgetEnforcing, BudgetExists, Change
+from budgetkeeper.storage.tables import BudgetItem
 from budgetkeeper_cli import options
 from budgetkeeper_cli.commands.budget import restore_before_delete
 from budgetkeeper_cli.directory import (

@@ -13,7 +13,7 @@ Two EventBridge events drive it (template.yaml, UnloggedSpendFunction):
 
 A job whose manifest is missing or unreadable, or that has no creator record, is alerted
 (`JobNotMetered`), never guessed. The job's tags are claims, like `requestMetadata`: an `app` tag
-charges the app as a claim (budgetkeeper.scopes), never a reason to deny the app's own role.
+charges the app as a claim (budgetkeeper.domain.scopes), never a reason to deny the app's own role.
 """
 
 from __future__ import annotations
@@ -26,14 +26,14 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from budgetkeeper.calculator import BatchReport, UsageCalculator
-from budgetkeeper.metering import Meter, Metered
+from budgetkeeper.core.windows import iso_utc
+from budgetkeeper.domain.scopes import parse_identity_arn
+from budgetkeeper.domain.usage import BATCH_OPERATION, Invocation, ServiceTier, TokenCounts
+from budgetkeeper.metering.calculator import BatchReport, UsageCalculator
+from budgetkeeper.metering.meter import Meter, Metered
 from budgetkeeper.notify import NotificationEvent
-from budgetkeeper.pricing import LONG_CONTEXT_THRESHOLD_TOKENS
-from budgetkeeper.scopes import parse_identity_arn
-from budgetkeeper.store import RollupItem
-from budgetkeeper.usage import BATCH_OPERATION, Invocation, ServiceTier, TokenCounts
-from budgetkeeper.windows import iso_utc
+from budgetkeeper.pricing.rates import LONG_CONTEXT_THRESHOLD_TOKENS
+from budgetkeeper.storage.tables import RollupItem
 
 CREATE_JOB = "CreateModelInvocationJob"
 STATE_CHANGE = "Batch Inference Job State Change"

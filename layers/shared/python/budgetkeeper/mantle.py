@@ -24,12 +24,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from budgetkeeper.calculator import BatchReport, UsageCalculator
+from budgetkeeper.domain.scopes import project_attribution
+from budgetkeeper.domain.usage import MANTLE_OPERATION, Invocation, TokenCounts, split_tokens
 from budgetkeeper.mantle_projects import project_arn
-from budgetkeeper.metering import Metered
-from budgetkeeper.pricing import PriceTable, price_invocation
-from budgetkeeper.scopes import project_attribution
-from budgetkeeper.usage import MANTLE_OPERATION, Invocation, TokenCounts, split_tokens
+from budgetkeeper.metering.calculator import BatchReport, UsageCalculator
+from budgetkeeper.metering.meter import Metered
+from budgetkeeper.pricing.rates import PriceTable, price_invocation
 
 NAMESPACE = "AWS/BedrockMantle"
 # The Project+Model level's dimensions, as the bedrock-mantle metrics page names the levels.

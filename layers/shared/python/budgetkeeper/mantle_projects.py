@@ -6,7 +6,7 @@ MantleProjectGuardPolicy (template.yaml) denies CreateInference on projects carr
 must reach whoever calls the project: attach it to the roles, users and groups that call
 bedrock-mantle, or set the same statement as a service control policy for principals the stack does
 not manage (README, "bedrock-mantle projects"). The DenyFunction tags and untags through the deny
-records (budgetkeeper.denies), as it attaches the deny policy to a principal.
+records (budgetkeeper.enforcement.denies), as it attaches the deny policy to a principal.
 
 The botocore this stack ships may have no `bedrock-mantle` client: a tag that cannot be written is a
 CannotDeny (alerted, never retried), not a suspension that looks done.

@@ -14,10 +14,10 @@ import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
-from budgetkeeper.observability import logger, metrics
+from budgetkeeper.core.observability import logger, metrics
 
 if TYPE_CHECKING:
-    from budgetkeeper.settings import Settings
+    from budgetkeeper.core.settings import Settings
 
 # Event types, in the words a person reads first.
 TITLES = {

@@ -12,9 +12,9 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from budgetkeeper.budgets import is_manual_window
+from budgetkeeper.budgets.rules import is_manual_window
+from budgetkeeper.enforcement.runs import SYSTEM_ACTOR
 from budgetkeeper.notify import NotificationEvent
-from budgetkeeper.runs import SYSTEM_ACTOR
 
 # Notices a budget's owner gets by e-mail (when an owner can be found); operators get every notice.
 OWNER_NOTICES = frozenset(

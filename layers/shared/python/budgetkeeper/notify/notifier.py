@@ -23,12 +23,12 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from budgetkeeper.core.observability import logger, metrics
 from budgetkeeper.notify import NotificationEvent
 from budgetkeeper.notify.channels import DeliveryFailed, EmailChannel, OperatorTopic, SlackChannel
 from budgetkeeper.notify.notices import OWNER_NOTICES, Notice, notice_for, template_for
 from budgetkeeper.notify.owners import Owner, OwnerDirectory
 from budgetkeeper.notify.render import Renderer, default_renderer
-from budgetkeeper.observability import logger, metrics
 
 # Seconds between attempts of one channel: four attempts in about 13 seconds.
 RETRY_DELAYS = (1.0, 3.0, 9.0)
@@ -230,7 +230,7 @@ def build_notifier(settings: Any, tunables: Any, context: Any) -> Notifier:
     """Wire the notifier to SES, SNS, SSM, IAM (tags, read-only) and DynamoDB."""
     import boto3
 
-    from budgetkeeper.store import BudgetItem, bind_tables, team_contact
+    from budgetkeeper.storage.tables import BudgetItem, bind_tables, team_contact
 
     bind_tables(settings)
     iam = boto3.client("iam")

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from budgetkeeper.scopes import InvalidScope, ScopeKind, parse_scope
+from budgetkeeper.domain.scopes import InvalidScope, ScopeKind, parse_scope
 
 _EMAIL = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+$")
 SSO_ROLE_PREFIX = "AWSReservedSSO_"

@@ -1,0 +1,452 @@
+"""Every deny Budgetkeeper applies, through its record: written before IAM is changed, confirmed
+after, and lifted only when no budget holds it any more.
+
+A deny entry is one principal denied in one way:
+    user:<name>               the deny policy attached to an IAM user (users, API-key users)
+    role:<name>               the deny policy attached to a role (every session of it)
+    group:<name>              the deny policy attached to an IAM group (a team's members)
+    session:<role>/<session>  one session, in its role's session policy or, for IAM Identity Center
+                              roles, in the permission set's statement (budgetkeeper.enforcement.session_denies)
+    project:<id>              a bedrock-mantle project tagged suspended (budgetkeeper.mantle_projects)
+Its record (DenyItem) holds the budgets that need it (`holders`, budget keys `scope|window`), so
+two budgets that deny the same principal (an app and its role, a team and a member's session)
+never lift each other's deny: the principal is denied while any holder is left.
+
+IAM is made to agree with the records one IAM object at a time (`DenyBook.converge`): a user, role
+or group carries the deny policy exactly when its record has a holder, and a role's session policy
+(or a permission set's statement) lists exactly the sessions whose records have one. So:
+- apply(holder, entries): the holder goes into each record first, then IAM is converged, then each
+  record is marked applied. A failure anywhere leaves records that say at least as much as IAM.
+- release(holders): the holders come out of every record, IAM is converged, then records left
+  with no holder are deleted. A restore thus removes exactly what was applied, whatever a setting
+  (dry run) says now.
+- reconcile(): every IAM object with a record, and every one that carries a deny of ours, is
+  converged: an orphaned deny is removed, a held deny missing from IAM is put back, and a holder
+  whose budget is no longer enforcing is dropped. Session policies under /budgetkeeper/ that no
+  held session needs (attached to nothing, or their role has no held session) are deleted, and
+  the others read back like new ones. Each fix is reported.
+A session policy read back from IAM that is not our Deny is removed by budgetkeeper.enforcement.session_denies;
+it is reported in `Outcomes.rejected` (the caller alerts) and its sessions count as not denied.
+They all run in one function with a reserved concurrency of one: IAM has no conditional writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from botocore.exceptions import ClientError
+from pynamodb.exceptions import DeleteError, UpdateError
+
+from budgetkeeper.budgets.targets import Target, TargetKind
+from budgetkeeper.core import clock
+from budgetkeeper.core.windows import iso_utc
+from budgetkeeper.enforcement.session_denies import (
+    IdentityCenterConnection,
+    Outcome,
+    SessionPolicyRejected,
+    SessionPolicySweep,
+    deny_session_scope,
+    is_sso_role,
+    permission_set_name,
+    restore_session_scope,
+    suspended_sessions,
+    sweep_session_policies,
+)
+from budgetkeeper.mantle_projects import ProjectTags, TagsUnavailable
+from budgetkeeper.storage.tables import DenyItem
+
+# A holder whose budget is not enforcing is dropped by the reconciler only after this long: a
+# manual suspension's row is written after its deny is applied.
+STALE_HOLDER_AFTER = timedelta(minutes=15)
+
+
+class EntryKind(StrEnum):
+    USER = "user"
+    ROLE = "role"
+    GROUP = "group"
+    SESSION = "session"
+    PROJECT = "project"
+
+
+ATTACHED_KINDS = (EntryKind.USER, EntryKind.ROLE, EntryKind.GROUP)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class DenyEntry:
+    kind: EntryKind
+    name: str  # user, role or group name; `<role>/<session>` for a session
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+    @classmethod
+    def from_key(cls, key: str) -> DenyEntry:
+        kind, _, name = key.partition(":")
+        return cls(EntryKind(kind), name)
+
+    @property
+    def iam_object(self) -> tuple[EntryKind, str]:
+        """What one IAM write changes: the principal itself, or a role's set of denied sessions."""
+        if self.kind is EntryKind.SESSION:
+            return EntryKind.SESSION, self.name.split("/", 1)[0]
+        return self.kind, self.name
+
+
+def entries_for(target: Target) -> list[DenyEntry]:
+    """The deny entries that carry out a suspension of `target` (enforcement.deny_target)."""
+    entries = []
+    named = (TargetKind.USER, TargetKind.ROLE, TargetKind.GROUP, TargetKind.PROJECT)
+    if target.kind in named and target.name:
+        entries.append(DenyEntry(EntryKind(str(target.kind)), target.name))
+    entries += [DenyEntry(EntryKind.USER, user) for user in target.users]
+    entries += [DenyEntry(EntryKind.SESSION, scope.removeprefix("session:")) for scope in target.sessions]
+    return entries
+
+
+@dataclass
+class Outcomes:
+    """What one apply, release or reconcile did, for the workflow and the operators."""
+
+    applied: list[str] = field(default_factory=list)  # entry keys denied for the holder
+    lifted: list[str] = field(default_factory=list)  # released entries no budget holds any more
+    kept: dict[str, list[str]] = field(default_factory=dict)  # released entries others still hold
+    alert_only: list[dict[str, str]] = field(default_factory=list)  # entries that could not be denied
+    fixes: list[str] = field(default_factory=list)  # what reconcile (or a converge) had to change
+    rejected: list[dict[str, Any]] = field(default_factory=list)  # session policies read back, not ours
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "applied": self.applied,
+            "lifted": self.lifted,
+            "kept": self.kept,
+            "alert_only": self.alert_only,
+            "fixes": self.fixes,
+            "rejected": self.rejected,
+        }
+
+
+class CannotDeny(Exception):
+    """IAM refuses this deny for good (a quota, an unmodifiable role): an alert, not a retry."""
+
+
+class PrincipalGone(CannotDeny):
+    """The user, role or group no longer exists in IAM: there is nothing left to deny."""
+
+
+@dataclass
+class IamDenies:
+    """IAM as the records need it: the deny policy on users, roles and groups; session denies."""
+
+    iam: Any
+    deny_policy_arn: str
+    identity_center: Callable[[], IdentityCenterConnection]
+    projects: ProjectTags | None = None  # bedrock-mantle projects of the stack's Region
+
+    def _projects(self) -> ProjectTags:
+        if self.projects is None:
+            raise CannotDeny("bedrock-mantle projects are not connected to this deny book")
+        return self.projects
+
+    def holds(self, kind: EntryKind, name: str) -> bool:
+        """Whether the deny policy is attached to that user, role or group, or the project carries the
+        suspension tag (False when it is gone)."""
+        if kind is EntryKind.PROJECT:
+            try:
+                return self._projects().suspended(name)
+            except TagsUnavailable:
+                return False
+        operation, key = _ATTACHED_LISTINGS[kind]
+        try:
+            pages = self.iam.get_paginator(operation).paginate(**{key: name}, PathPrefix=_path(self))
+            return any(
+                policy["PolicyArn"] == self.deny_policy_arn
+                for page in pages
+                for policy in page["AttachedPolicies"]
+            )
+        except ClientError as error:
+            if _code(error) == "NoSuchEntity":
+                return False
+            raise
+
+    def attach(self, kind: EntryKind, name: str) -> None:
+        if kind is EntryKind.PROJECT:
+            try:
+                return self._projects().suspend(name)
+            except TagsUnavailable as error:
+                raise CannotDeny(str(error)) from error
+        operation, key = _ATTACH[kind]
+        try:
+            getattr(self.iam, operation)(**{key: name}, PolicyArn=self.deny_policy_arn)
+        except ClientError as error:
+            if _code(error) == "NoSuchEntity":
+                raise PrincipalGone(f"{kind} {name} no longer exists in IAM") from error
+            if _code(error) in ("LimitExceeded", "UnmodifiableEntity"):
+                raise CannotDeny(f"cannot attach the deny policy to {kind} {name}: {error}") from error
+            raise
+
+    def detach(self, kind: EntryKind, name: str) -> None:
+        if kind is EntryKind.PROJECT:
+            try:
+                return self._projects().lift(name)
+            except TagsUnavailable as error:
+                raise CannotDeny(str(error)) from error
+        operation, key = _DETACH[kind]
+        try:
+            getattr(self.iam, operation)(**{key: name}, PolicyArn=self.deny_policy_arn)
+        except ClientError as error:
+            if _code(error) != "NoSuchEntity":  # already detached, or the principal is gone
+                raise
+
+    def attached_principals(self) -> set[tuple[EntryKind, str]]:
+        """Every user, role and group the deny policy is attached to now."""
+        found: set[tuple[EntryKind, str]] = set()
+        pages = self.iam.get_paginator("list_entities_for_policy").paginate(PolicyArn=self.deny_policy_arn)
+        for page in pages:
+            found |= {(EntryKind.USER, user["UserName"]) for user in page.get("PolicyUsers", [])}
+            found |= {(EntryKind.ROLE, role["RoleName"]) for role in page.get("PolicyRoles", [])}
+            found |= {(EntryKind.GROUP, group["GroupName"]) for group in page.get("PolicyGroups", [])}
+        return found
+
+    def denied_sessions(self, role_name: str) -> set[str]:
+        if is_sso_role(role_name):
+            center = self.identity_center().center
+            permission_set = permission_set_name(role_name)
+            if center is None or permission_set is None:
+                return set()
+            return set(center.suspended_users(permission_set))
+        return set(suspended_sessions(self.iam, role_name))
+
+    def deny_session(self, role_name: str, session: str) -> None:
+        outcome = deny_session_scope(
+            f"session:{role_name}/{session}", iam=self.iam, identity_center=self.identity_center()
+        )
+        if outcome.outcome is Outcome.ALERT_ONLY:
+            raise CannotDeny(outcome.message)
+
+    def lift_session(self, role_name: str, session: str) -> None:
+        restore_session_scope(
+            f"session:{role_name}/{session}", iam=self.iam, identity_center=self.identity_center()
+        )
+
+    def sweep_session_policies(self, is_held: Callable[[str], bool]) -> SessionPolicySweep:
+        return sweep_session_policies(self.iam, is_held)
+
+
+_ATTACHED_LISTINGS = {
+    EntryKind.USER: ("list_attached_user_policies", "UserName"),
+    EntryKind.ROLE: ("list_attached_role_policies", "RoleName"),
+    EntryKind.GROUP: ("list_attached_group_policies", "GroupName"),
+}
+_ATTACH = {
+    EntryKind.USER: ("attach_user_policy", "UserName"),
+    EntryKind.ROLE: ("attach_role_policy", "RoleName"),
+    EntryKind.GROUP: ("attach_group_policy", "GroupName"),
+}
+_DETACH = {
+    EntryKind.USER: ("detach_user_policy", "UserName"),
+    EntryKind.ROLE: ("detach_role_policy", "RoleName"),
+    EntryKind.GROUP: ("detach_group_policy", "GroupName"),
+}
+
+
+def _path(iam_denies: IamDenies) -> str:
+    # arn:aws:iam::123456789012:policy/budgetkeeper/<name>: list only policies under our path.
+    resource = iam_denies.deny_policy_arn.split(":policy", 1)[1]
+    return resource.rsplit("/", 1)[0] + "/"
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+@dataclass
+class DenyBook:
+    """The deny records (DenyItem) and IAM, kept in agreement. The one writer of deny records."""
+
+    iam: IamDenies
+
+    # ------------------------------------------------------------------ the workflow's steps
+
+    def apply(self, holder: str, entries: Iterable[DenyEntry]) -> Outcomes:
+        """Deny `entries` on behalf of `holder` (a budget key `scope|window`)."""
+        entries = sorted(set(entries))
+        outcomes = Outcomes()
+        now = iso_utc(clock.now())
+        for entry in entries:  # recorded before IAM is touched
+            DenyItem(entry.key).update(actions=[DenyItem.holders.add({holder}), DenyItem.updated_at.set(now)])
+        failed: dict[str, Exception] = {}
+        for iam_object in sorted({entry.iam_object for entry in entries}):
+            failed |= self.converge(iam_object, outcomes)
+        for entry in entries:
+            if entry.key in failed:
+                self._drop_holders(entry.key, {holder})
+                error = failed[entry.key]
+                gone = isinstance(error, PrincipalGone)
+                outcomes.alert_only.append({"entry": entry.key, "message": str(error), "gone": gone})
+            elif self._confirm(entry.key, holder):
+                outcomes.applied.append(entry.key)
+        self._delete_unheld(failed)
+        return outcomes
+
+    def release(self, holders: Iterable[str]) -> Outcomes:
+        """Take `holders` out of every record; lift each deny no budget holds any more."""
+        holders = set(holders)
+        outcomes = Outcomes()
+        touched = []
+        for item in DenyItem.scan(consistent_read=True):
+            if item.holders and holders & item.holders:
+                self._drop_holders(item.entry, holders & item.holders)
+                touched.append(DenyEntry.from_key(item.entry))
+                others = sorted(item.holders - holders)
+                if others:
+                    outcomes.kept[item.entry] = others
+                else:
+                    outcomes.lifted.append(item.entry)
+        for iam_object in sorted({entry.iam_object for entry in touched}):
+            self.converge(iam_object, outcomes)
+        self._delete_unheld(entry.key for entry in touched)
+        return outcomes
+
+    def holders_of(self, entry: DenyEntry) -> frozenset[str]:
+        try:
+            return frozenset(DenyItem.get(entry.key, consistent_read=True).holders or ())
+        except DenyItem.DoesNotExist:
+            return frozenset()
+
+    # ------------------------------------------------------------------ the monitor's sweep
+
+    def reconcile(self, is_enforcing: Callable[[str], bool]) -> Outcomes:
+        """Make IAM and the records agree, and drop holders whose budget no longer enforces.
+
+        `is_enforcing(holder)` says whether that budget is still grace, suspended or restoring.
+        """
+        outcomes = Outcomes()
+        stale_before = clock.now() - STALE_HOLDER_AFTER
+        records = list(DenyItem.scan(consistent_read=True))
+        for item in records:
+            if item.updated_at and datetime.fromisoformat(item.updated_at) > stale_before:
+                continue  # an apply or release may be under way: leave it to the next sweep
+            stale = {holder for holder in item.holders or () if not is_enforcing(holder)}
+            if stale:
+                self._drop_holders(item.entry, stale)
+                outcomes.fixes.append(f"{item.entry}: dropped holders no longer enforcing: {sorted(stale)}")
+        sweep = self.iam.sweep_session_policies(lambda role_name: bool(self._held_sessions(role_name)))
+        outcomes.fixes += sweep.removed
+        outcomes.rejected += [rejected.to_dict() for rejected in sweep.rejected]
+        objects = {DenyEntry.from_key(item.entry).iam_object for item in records}
+        objects |= self.iam.attached_principals()
+        gone = []
+        for iam_object in sorted(objects):
+            for key, error in self.converge(iam_object, outcomes).items():
+                if isinstance(error, PrincipalGone):  # released and told once, not retried every sweep
+                    gone.append(key)
+                    self._drop_holders(key, set(self.holders_of(DenyEntry.from_key(key))))
+                    outcomes.fixes.append(f"{key}: {error}: its deny record was released")
+                else:
+                    outcomes.alert_only.append({"entry": key, "message": str(error)})
+        self._delete_unheld([item.entry for item in records] + gone)
+        return outcomes
+
+    # ------------------------------------------------------------------ IAM from the records
+
+    def converge(self, iam_object: tuple[EntryKind, str], outcomes: Outcomes) -> dict[str, Exception]:
+        """Make one IAM object carry exactly the denies its records hold; the entries that could not."""
+        kind, name = iam_object
+        if kind is EntryKind.SESSION:
+            return self._converge_sessions(name, outcomes)
+        wanted = bool(self.holders_of(DenyEntry(kind, name)))
+        held = self.iam.holds(kind, name)
+        try:
+            if wanted and not held:
+                self.iam.attach(kind, name)
+                outcomes.fixes.append(f"{kind}:{name}: deny attached")
+            elif held and not wanted:
+                self.iam.detach(kind, name)
+                outcomes.fixes.append(f"{kind}:{name}: deny detached (no budget holds it)")
+        except CannotDeny as error:
+            return {DenyEntry(kind, name).key: error}
+        return {}
+
+    def _converge_sessions(self, role_name: str, outcomes: Outcomes) -> dict[str, Exception]:
+        prefix = f"{EntryKind.SESSION}:{role_name}/"
+        wanted = self._held_sessions(role_name)
+        denied = self.iam.denied_sessions(role_name)
+        failed: dict[str, Exception] = {}
+        # Lifts first: they make room in a session policy close to IAM's size limit.
+        for session in sorted(denied - wanted):
+            try:
+                self.iam.lift_session(role_name, session)
+                outcomes.fixes.append(f"{prefix}{session}: session deny lifted (no budget holds it)")
+            except SessionPolicyRejected as error:  # removed: every session of the role is undenied
+                outcomes.rejected.append(error.to_dict())
+                denied = set()
+                break
+        for session in sorted(wanted - denied):
+            try:
+                self.iam.deny_session(role_name, session)
+                outcomes.fixes.append(f"{prefix}{session}: session denied")
+            except CannotDeny as error:
+                failed[f"{prefix}{session}"] = error
+            except SessionPolicyRejected as error:
+                # The policy is gone: no session of the role is denied now, and writing it again
+                # for the next session is left to the reconciler.
+                outcomes.rejected.append(error.to_dict())
+                failed |= {f"{prefix}{other}": error for other in wanted}
+                break
+        return failed
+
+    @staticmethod
+    def _held_sessions(role_name: str) -> set[str]:
+        """The sessions of `role_name` a budget holds a deny for."""
+        prefix = f"{EntryKind.SESSION}:{role_name}/"
+        return {
+            item.entry.removeprefix(prefix)
+            for item in DenyItem.scan(DenyItem.entry.startswith(prefix), consistent_read=True)
+            if item.holders
+        }
+
+    # ------------------------------------------------------------------ records
+
+    @staticmethod
+    def _confirm(key: str, holder: str) -> bool:
+        """Mark the record applied, if `holder` still holds it (a release may have come between)."""
+        try:
+            DenyItem(key).update(
+                actions=[DenyItem.applied.set(True)], condition=DenyItem.holders.contains(holder)
+            )
+        except UpdateError as error:
+            if error.cause_response_code != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
+
+    @staticmethod
+    def _drop_holders(key: str, holders: set[str]) -> None:
+        DenyItem(key).update(
+            actions=[DenyItem.holders.delete(holders), DenyItem.updated_at.set(iso_utc(clock.now()))]
+        )
+
+    @staticmethod
+    def _delete_unheld(keys: Iterable[str]) -> None:
+        for key in set(keys):
+            try:
+                DenyItem(key).delete(condition=DenyItem.holders.does_not_exist())
+            except DeleteError as error:
+                if error.cause_response_code != "ConditionalCheckFailedException":
+                    raise  # else: held again meanwhile, the record stays
+
+
+def describe_entry(key: str) -> str:
+    """`IAM user alice`, `session bob of role Shared`: an entry in the words of the notices."""
+    entry = DenyEntry.from_key(key)
+    if entry.kind is EntryKind.SESSION:
+        role, _, session = entry.name.partition("/")
+        return f"session {session} of role {role}"
+    if entry.kind is EntryKind.PROJECT:
+        return f"bedrock-mantle project {entry.name}"
+    return f"IAM {entry.kind} {entry.name}"

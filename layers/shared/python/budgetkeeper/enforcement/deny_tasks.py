@@ -1,0 +1,166 @@
+"""The workflow's IAM steps and the reconciler: every deny goes through budgetkeeper.enforcement.denies.
+
+They run in their own function (DenyFunction), the only one allowed to change IAM, with a reserved
+concurrency of one: IAM has no conditional writes, and the records and IAM are then changed by one
+writer at a time. Each step is safe to run twice: records hold sets, and IAM is converged to them.
+
+Only the two state machines' roles may invoke it (apply and release, in enforcement runs), and its
+own schedule, whose fixed input asks for the reconcile: IAM made to agree with the records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.metrics import MetricUnit
+
+from budgetkeeper.budgets.targets import ENFORCING, Target, TargetKind
+from budgetkeeper.core import clock
+from budgetkeeper.core.observability import logger, metrics
+from budgetkeeper.core.settings import Settings
+from budgetkeeper.core.windows import iso_utc
+from budgetkeeper.enforcement.denies import DenyBook, IamDenies, Outcomes, entries_for
+from budgetkeeper.enforcement.runs import SYSTEM_ACTOR
+from budgetkeeper.enforcement.session_denies import IdentityCenterConnection, connect_identity_center
+from budgetkeeper.mantle_projects import ProjectTags
+from budgetkeeper.notify import NotificationEvent, SnsPublisher
+from budgetkeeper.storage.tables import BudgetItem, bind_tables, budget_key
+
+RECONCILER = "budgetkeeper-reconciler"
+
+
+@dataclass
+class DenyTasks:
+    book: DenyBook
+    publisher: SnsPublisher
+
+    def apply_denies(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Deny what the decision names, held by this budget (`scope|window`); dry run writes nothing."""
+        decision = state["decision"]
+        target = Target.from_dict(decision["target"])
+        entries = entries_for(target)
+        # Every principal it reaches was spared (protected, excluded): suspended, denying nothing.
+        spared = target.kind == TargetKind.SPARED
+        if decision.get("dry_run"):
+            would = [entry.key for entry in entries]
+            return {
+                **state,
+                "denies": {"suspended": bool(would) or spared, "applied": [], "would_apply": would},
+            }
+        outcome = self.book.apply(budget_key(state["scope"], state["window"]), entries)
+        self._alert_rejected(outcome, state.get("execution"))
+        for failed in outcome.alert_only:
+            logger.warning("cannot deny", entry=failed["entry"], detail=failed["message"])
+        return {
+            **state,
+            "denies": {
+                "suspended": bool(outcome.applied) or spared,
+                "applied": outcome.applied,
+                "alert_only": outcome.alert_only,
+            },
+        }
+
+    def release_denies(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Take this run's budgets out of every deny record: a deny no budget holds is lifted.
+
+        What is lifted is what the records say was applied, whatever the settings say now.
+        """
+        windows = (state.get("restore") or {}).get("windows") or [state["window"]]
+        outcome = self.book.release(budget_key(state["scope"], window) for window in windows)
+        self._alert_rejected(outcome, state.get("execution"))
+        return {**state, "released": {"lifted": outcome.lifted, "kept": outcome.kept}}
+
+    def reconcile(self) -> dict[str, Any]:
+        """The scheduled check: IAM as the records say; each fix told to operators and counted."""
+        outcome = self.book.reconcile(is_enforcing)
+        metrics.add_metric(name="DenyFixes", unit=MetricUnit.Count, value=len(outcome.fixes))
+        self._alert_rejected(outcome, None)
+        for refused in outcome.alert_only:  # IAM refuses (a quota): the next sweep tries again
+            logger.error("deny not reconciled", **refused)
+        for fix in outcome.fixes:
+            logger.warning("deny reconciled", fix=fix)
+            self._publish("deny_reconciled", fix.split(": ", 1)[0], fix, None)
+        return outcome.to_dict()
+
+    def _alert_rejected(self, outcome: Outcomes, execution: str | None) -> None:
+        """Each session policy that read back as not ours (and was removed), told to operators."""
+        for rejected in outcome.rejected:
+            note = (
+                f"session policy {rejected['policy_arn']} of role {rejected['role']} read back from IAM "
+                f"was not Budgetkeeper's Deny: {'; '.join(rejected['problems'])}. It was detached and "
+                "deleted; the role's sessions are not denied until it is written again. Find who "
+                "changed it (CloudTrail: CreatePolicyVersion, SetDefaultPolicyVersion)."
+            )
+            logger.error("session policy rejected", **rejected)
+            self._publish("session_policy_rejected", f"role:{rejected['role']}", note, execution)
+
+    def _publish(self, event_type: str, scope: str, note: str, execution: str | None) -> None:
+        self.publisher.publish(
+            NotificationEvent(
+                type=event_type,
+                scope=scope,
+                window=None,
+                window_id=None,
+                spent_usd=None,
+                limit_usd=None,
+                percent=None,
+                refresh_at=None,
+                actor=RECONCILER if execution is None else SYSTEM_ACTOR,
+                reason=None,
+                execution=execution,
+                at=iso_utc(clock.now()),
+                note=note,
+            )
+        )
+
+
+def is_enforcing(holder: str) -> bool:
+    """Whether the budget `scope|window` still needs its denies (grace, suspended or restoring)."""
+    scope, _, window = holder.rpartition("|")
+    try:
+        return BudgetItem.get(scope, window, consistent_read=True).status in ENFORCING
+    except BudgetItem.DoesNotExist:
+        return False
+
+
+DENY_TASKS: dict[str, Callable[[DenyTasks, dict[str, Any]], dict[str, Any]]] = {
+    "apply_denies": DenyTasks.apply_denies,
+    "release_denies": DenyTasks.release_denies,
+}
+
+
+def run_deny_task(tasks: DenyTasks, event: dict[str, Any]) -> dict[str, Any]:
+    """`{"task": "reconcile"}` from the schedule, or a workflow step `{"task", "state", "execution"}`."""
+    if event.get("task") == "reconcile":
+        return tasks.reconcile()
+    task = DENY_TASKS.get(event.get("task", ""))
+    if task is None:
+        raise ValueError(f"unknown deny task {event.get('task')!r}")
+    return task(tasks, {**event["state"], "execution": event.get("execution")})
+
+
+def build_deny_tasks(settings: Settings) -> DenyTasks:
+    bind_tables(settings)
+    # Connected (the Identity Center admin role assumed) only when an SSO session is met, each time
+    # afresh: the step is rare, and its credentials are then always fresh.
+    connection: list[IdentityCenterConnection] = []
+
+    def identity_center() -> IdentityCenterConnection:
+        if not connection:
+            connection.append(
+                connect_identity_center(
+                    settings.identity_center_admin_role_arn, region_name=settings.identity_center_region
+                )
+            )
+        return connection[0]
+
+    account_id = settings.deny_policy_arn.split(":")[4]
+    projects = ProjectTags(
+        lambda: boto3.client("bedrock-mantle", region_name=settings.region), settings.region, account_id
+    )
+    iam = IamDenies(boto3.client("iam"), settings.deny_policy_arn, identity_center, projects)
+    publisher = SnsPublisher.for_stack(settings)
+    return DenyTasks(DenyBook(iam), publisher)

@@ -1,0 +1,509 @@
+"""DynamoDB storage: one pynamodb model per table, their binding, and reads of budgets and teams.
+
+Table names and the endpoint are bound from settings by `bind_tables()` (called by each handler
+and by the local harness), never at import time. The exactly-once usage writer is
+`budgetkeeper.metering.writer`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from pynamodb.attributes import (
+    Attribute,
+    BinaryAttribute,
+    BinarySetAttribute,
+    BooleanAttribute,
+    ListAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UnicodeSetAttribute,
+)
+from pynamodb.connection import Connection
+from pynamodb.constants import NUMBER
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from budgetkeeper.budgets.rules import (
+    DEFAULT_BUDGET_WINDOWS,
+    Budget,
+    Status,
+    gets_default_budget,
+    is_manual_window,
+)
+from budgetkeeper.budgets.targets import AppClaims
+from budgetkeeper.core.settings import Settings, Tunables
+from budgetkeeper.domain.scopes import ScopeKind
+
+if TYPE_CHECKING:  # types only: usage_writer imports the models from here
+    from budgetkeeper.metering.writer import CommitResult, PayloadUsage, TotalKey, UsageWriter
+
+# The value of BudgetItem.sweep on budgets the monitor must look at.
+SWEEP_DUE = "due"
+
+
+def budget_key(scope: str, window: str) -> str:
+    """A budget's key in the totals table and the sweep index: `<scope>|<window spec>`."""
+    return f"{scope}|{window}"
+
+
+class DecimalAttribute(Attribute[Decimal]):
+    """An exact number: pynamodb's NumberAttribute goes through float and would lose cents."""
+
+    attr_type = NUMBER
+
+    def serialize(self, value: Decimal) -> str:
+        return str(value)
+
+    def deserialize(self, value: str) -> Decimal:
+        return Decimal(value)
+
+
+class RollupItem(Model):
+    """Usage of one scope in one UTC hour, for one model in one region at one
+    service tier; or a usage line.
+
+    A usage line (scope `usage#<day>`, written by `usage_writer`) holds one hour of one caller's
+    calls to one model in one region, with the caller's whole attribution: what reports read.
+    """
+
+    class Meta:
+        table_name = "unbound-rollups"
+
+    scope = UnicodeAttribute(hash_key=True)
+    # "<YYYY-MM-DDTHH>#<model>#<region>", and "#<tier>" after it for a tier other than standard
+    bucket = UnicodeAttribute(range_key=True)
+    hour = UnicodeAttribute(null=True)
+    model = UnicodeAttribute(null=True)
+    region = UnicodeAttribute(null=True)
+    # Usage lines only: who called, and the scopes the calls were charged to.
+    identity_arn = UnicodeAttribute(null=True)
+    principal = UnicodeAttribute(null=True)
+    role = UnicodeAttribute(null=True)
+    app = UnicodeAttribute(null=True)
+    team = UnicodeAttribute(null=True)
+    service_tier = UnicodeAttribute(null=True)  # absent on rows written before tiers: standard
+    operation = UnicodeAttribute(null=True)  # a usage line's: absent for runtime calls (usage_writer)
+    batch_job = UnicodeAttribute(null=True)  # a batch job's creator record, JSON (budgetkeeper.batch_jobs)
+    calls = NumberAttribute(default=0)
+    errors = NumberAttribute(default=0)
+    unpriced_calls = NumberAttribute(default=0)
+    input_tokens = NumberAttribute(default=0)
+    output_tokens = NumberAttribute(default=0)
+    cache_read_tokens = NumberAttribute(default=0)
+    cache_write_5m_tokens = NumberAttribute(default=0)
+    cache_write_1h_tokens = NumberAttribute(default=0)
+    cost_usd = DecimalAttribute(default=Decimal)
+    # Calls priced at anything but their exact rate (pricing.PriceBasis), present once there is one;
+    # estimated_cost_usd is the part of cost_usd that is an estimate, until it is re-priced.
+    region_fallback_calls = NumberAttribute(null=True)
+    tier_fallback_calls = NumberAttribute(null=True)
+    kept_bundled_calls = NumberAttribute(null=True)
+    estimated_calls = NumberAttribute(null=True)
+    estimated_cost_usd = DecimalAttribute(null=True)
+    # Estimate ledger items only (usage_writer): every item the estimated usage was charged to, as JSON.
+    charged = UnicodeAttribute(null=True)
+    # TTL (epoch seconds): usage_retention_days after the hour; the S3 archive is the long-term record.
+    expires_at = NumberAttribute(null=True)
+
+
+class TotalItem(Model):
+    """Spend of one budget (scope and window spec) in one window."""
+
+    class Meta:
+        table_name = "unbound-totals"
+
+    budget = UnicodeAttribute(hash_key=True)  # "<scope>|<window spec>"
+    window_id = UnicodeAttribute(range_key=True)
+    scope = UnicodeAttribute(null=True)
+    window = UnicodeAttribute(null=True)
+    window_start = UnicodeAttribute(null=True)
+    window_end = UnicodeAttribute(null=True)
+    calls = NumberAttribute(default=0)
+    spent_usd = DecimalAttribute(default=Decimal)
+    # App budgets: the part of spent_usd the app got only by callers' claims (request metadata),
+    # and who made them: enforcement for that part reaches these principals, not the app's role.
+    claimed_usd = DecimalAttribute(null=True)
+    claimed_by = UnicodeSetAttribute(null=True)
+    expires_at = NumberAttribute(null=True)  # TTL: usage_retention_days after the window's end
+
+
+class SweepIndex(GlobalSecondaryIndex["BudgetItem"]):
+    class Meta:
+        index_name = "SweepIndex"
+        projection = AllProjection()
+
+    sweep = UnicodeAttribute(hash_key=True)
+    sweep_key = UnicodeAttribute(range_key=True)
+
+
+class KindIndex(GlobalSecondaryIndex["BudgetItem"]):
+    """Sparse: budgets of a window other than daily and monthly, by scope kind. Written only by
+    operators, so a batch reads them with one query per scope kind, however many scopes it has."""
+
+    class Meta:
+        index_name = "KindIndex"
+        projection = AllProjection()
+
+    kind = UnicodeAttribute(hash_key=True)
+    kind_key = UnicodeAttribute(range_key=True)
+
+
+class BudgetItem(Model):
+    """A budget on one scope for one window spec. A null limit follows the default budget."""
+
+    class Meta:
+        table_name = "unbound-budgets"
+
+    scope = UnicodeAttribute(hash_key=True)
+    window = UnicodeAttribute(range_key=True)
+    limit_usd = DecimalAttribute(null=True)
+    time_zone = UnicodeAttribute(null=True)
+    warning_percent = DecimalAttribute(null=True)
+    critical_percent = DecimalAttribute(null=True)
+    grace_seconds = NumberAttribute(null=True)
+    origin = UnicodeAttribute(default="explicit")  # explicit | default
+    protected = BooleanAttribute(default=False)
+    protected_by = UnicodeAttribute(null=True)
+    protected_reason = UnicodeAttribute(null=True)
+    dry_run = BooleanAttribute(null=True)
+    owner_email = UnicodeAttribute(null=True)
+    language = UnicodeAttribute(null=True)
+    status = UnicodeAttribute(default=str(Status.OK))
+    status_window_id = UnicodeAttribute(null=True)  # the window the status belongs to
+    revision = NumberAttribute(default=1)
+    # The highest level notified in a window and revision, so no level is announced twice.
+    notified_level = NumberAttribute(default=0)
+    notified_window_id = UnicodeAttribute(null=True)
+    notified_revision = NumberAttribute(null=True)
+    forecast_window_id = UnicodeAttribute(null=True)
+    # Spend at the last restore: only spend beyond it suspends again in the same window.
+    baseline_usd = DecimalAttribute(null=True)
+    baseline_window_id = UnicodeAttribute(null=True)
+    suspended_until = UnicodeAttribute(null=True)
+    suspended_by = UnicodeAttribute(null=True)
+    suspended_reason = UnicodeAttribute(null=True)
+    target_kind = UnicodeAttribute(null=True)
+    target_name = UnicodeAttribute(null=True)
+    target_sessions = ListAttribute(of=UnicodeAttribute, null=True)
+    execution_arn = UnicodeAttribute(null=True)
+    created_at = UnicodeAttribute(null=True)
+    updated_at = UnicodeAttribute(null=True)
+    # Present only while the budget needs the monitor's attention (sparse index).
+    sweep = UnicodeAttribute(null=True)
+    sweep_key = UnicodeAttribute(null=True)
+    sweep_index = SweepIndex()
+    # Present only on budgets of other windows than the daily and monthly ones (sparse index).
+    kind = UnicodeAttribute(null=True)
+    kind_key = UnicodeAttribute(null=True)
+    kind_index = KindIndex()
+
+    def save(self, *args: Any, **kwargs: Any) -> Any:
+        # A batch reads daily and monthly budgets by key (BatchGetItem), the others through the
+        # KindIndex; an operator's hold (a manual row) is neither: it is never a budget.
+        if self.window not in DEFAULT_BUDGET_WINDOWS and not is_manual_window(self.window):
+            self.kind, self.kind_key = self.scope.split(":", 1)[0], budget_key(self.scope, self.window)
+        return super().save(*args, **kwargs)
+
+    def notified_level_in(self, window_id: str) -> int:
+        """The level already notified in this window at the current revision (0: none)."""
+        if self.notified_window_id == window_id and self.notified_revision == self.revision:
+            return int(self.notified_level)
+        return 0
+
+
+class AuditItem(Model):
+    """One transition of a budget's status. The system never deletes these."""
+
+    class Meta:
+        table_name = "unbound-audit"
+
+    scope = UnicodeAttribute(hash_key=True)
+    at_id = UnicodeAttribute(range_key=True)  # "<ISO time>#<id>"
+    window = UnicodeAttribute(null=True)
+    from_status = UnicodeAttribute(null=True)
+    to_status = UnicodeAttribute(null=True)
+    actor = UnicodeAttribute(null=True)
+    reason = UnicodeAttribute(null=True)
+    execution_arn = UnicodeAttribute(null=True)
+
+
+class DedupeItem(Model):
+    """Markers that make metering exactly once; every one expires through the table's TTL.
+
+    - `seen#<minute>#<shard>`: a slot, the 8-byte digests (`seen`) of the payloads with events whose
+      first event was logged in that minute, metered or claimed by one of `journals`; `version`
+      guards each update;
+    - `payload#<sha256>`: this payload, without a slot, is metered (or claimed by `journal`); or it
+      has a slot and `quarantined` lists the ids of its events quarantined instead: what a redrive
+      may count;
+    - `payload#<sha256>#event#<event id>`: that quarantined event, redriven, is metered;
+    - `journal#<id>`: deltas of a group of payloads too large for one transaction;
+    - `journal#<id>#<n>`: chunk n of that journal is applied.
+    """
+
+    class Meta:
+        table_name = "unbound-dedupe"
+
+    id = UnicodeAttribute(hash_key=True)
+    journal = UnicodeAttribute(null=True)
+    chunks = NumberAttribute(null=True)
+    deltas = BinaryAttribute(null=True, legacy_encoding=False)
+    quarantined = UnicodeSetAttribute(null=True)
+    expires_at = NumberAttribute(null=True)
+    seen = BinarySetAttribute(null=True, legacy_encoding=False)
+    journals = UnicodeSetAttribute(null=True)
+    version = NumberAttribute(null=True)
+
+
+class TeamItem(Model):
+    """Which team a principal (or role, or app) scope belongs to."""
+
+    class Meta:
+        table_name = "unbound-teams"
+
+    principal = UnicodeAttribute(hash_key=True)
+    team = UnicodeAttribute()
+    # Who to tell about this scope's budgets when no owner is known; on the team's own item
+    # (`principal` = the team scope), the team's contact.
+    contact = UnicodeAttribute(null=True)
+
+
+class DenyItem(Model):
+    """A deny applied in IAM and the budgets that hold it (written only by budgetkeeper.enforcement.denies)."""
+
+    class Meta:
+        table_name = "unbound-denies"
+
+    entry = UnicodeAttribute(hash_key=True)  # user:alice, role:R, group:G, session:R/s
+    holders = UnicodeSetAttribute(null=True)  # budget keys scope|window; absent when none is left
+    applied = BooleanAttribute(default=False)  # IAM was seen to hold it after it was recorded
+    updated_at = UnicodeAttribute(null=True)
+
+
+class PriceVersionItem(Model):
+    """A price version (rows from one Price List refresh); under ACTIVE_PRICE_VERSION, the pointer
+    to the active one; under OVERRIDES, the operators' price overrides as rows, `created_at` their
+    last change (all written only by budgetkeeper.pricing.versions)."""
+
+    class Meta:
+        table_name = "unbound-prices"
+
+    version = UnicodeAttribute(hash_key=True)
+    status = UnicodeAttribute(null=True)  # stored | active | refused | superseded
+    created_at = UnicodeAttribute(null=True)
+    source = UnicodeAttribute(null=True)
+    rows = BinaryAttribute(null=True, legacy_encoding=False)  # gzipped JSON: the rows as PriceRow.to_dict
+    row_count = NumberAttribute(null=True)
+    refusals = ListAttribute(of=UnicodeAttribute, null=True)  # why it was not activated
+    active_version = UnicodeAttribute(null=True)  # on the pointer item only
+    activated_at = UnicodeAttribute(null=True)
+    activated_by = UnicodeAttribute(null=True)
+
+
+TABLE_MODELS: dict[str, type[Model]] = {
+    "rollups_table": RollupItem,
+    "totals_table": TotalItem,
+    "budgets_table": BudgetItem,
+    "audit_table": AuditItem,
+    "dedupe_table": DedupeItem,
+    "teams_table": TeamItem,
+    "denies_table": DenyItem,
+    "prices_table": PriceVersionItem,
+}
+
+
+def bind_tables(settings: Settings) -> None:
+    """Point every model at the deployed table names and endpoint."""
+    for setting_name, model in TABLE_MODELS.items():
+        meta: Any = model.Meta
+        table_name = getattr(settings, setting_name)
+        if table_name is None:
+            continue  # an optional table the stack does not have
+        if (meta.table_name, getattr(meta, "host", None)) != (table_name, settings.dynamodb_endpoint):
+            meta.table_name = table_name
+            meta.host = settings.dynamodb_endpoint
+            meta.region = settings.region
+            model._connection = None  # rebuilt lazily against the new table
+
+
+def transaction_connection(settings: Settings) -> Connection:
+    return Connection(region=settings.region, host=settings.dynamodb_endpoint)
+
+
+class BudgetBook:
+    """The budgets of the scopes in one batch, read once per batch: the daily and monthly ones by
+    key (BatchGetItem, 100 a request), the others with one query per scope kind (KindIndex), so the
+    requests grow with the scopes a hundred at a time, never one sequential query per scope.
+
+    A principal seen without any budget gets the default budgets, stored with `origin=default` and
+    no limit of their own, so they follow the default limits an operator sets in SSM. A session (a
+    name any caller of AssumeRole picks) gets them in memory first: its totals count from its first
+    call, and the rows are stored only once a window's spend reaches `default_budget_floor_usd` or
+    crosses a threshold (`store_pending`), so minted session names create no budget rows.
+    """
+
+    def __init__(self, budgets: dict[str, list[Budget]], pending: set[str] | None = None) -> None:
+        self._budgets = budgets
+        self.pending = pending or set()  # session scopes whose default budgets are not stored yet
+
+    @classmethod
+    def load(cls, scopes: Iterable[str], tunables: Tunables, now_iso: str) -> BudgetBook:
+        # budget_rows writes this module's models: imported when called, not at import.
+        from budgetkeeper.storage.budget_rows import create_default_budgets
+
+        wanted = sorted(set(scopes))
+        found: dict[str, list[BudgetItem]] = {}
+        keys = [(scope, window) for scope in wanted for window in DEFAULT_BUDGET_WINDOWS]
+        for item in BudgetItem.batch_get(keys, consistent_read=True):
+            found.setdefault(item.scope, []).append(item)
+        wanted_set = set(wanted)
+        for kind in sorted({scope.split(":", 1)[0] for scope in wanted}):
+            for item in BudgetItem.kind_index.query(kind):
+                if item.scope in wanted_set:
+                    found.setdefault(item.scope, []).append(item)
+        budgets: dict[str, list[Budget]] = {}
+        pending: set[str] = set()
+        for scope in wanted:
+            items = sorted(found.get(scope, ()), key=lambda item: item.window)
+            if not items and gets_default_budget(scope):
+                if scope.startswith(f"{ScopeKind.SESSION}:"):
+                    items = [BudgetItem(scope, window, origin="default") for window in DEFAULT_BUDGET_WINDOWS]
+                    pending.add(scope)
+                else:
+                    items = create_default_budgets(scope, now_iso)
+            budgets[scope] = [Budget.resolve(item, tunables) for item in items]
+        return cls(budgets, pending)
+
+    def store_pending(self, scopes: Iterable[str], now_iso: str) -> None:
+        """Store the default budgets of these sessions (pending ones only)."""
+        from budgetkeeper.storage.budget_rows import create_default_budgets  # see load
+
+        for scope in sorted(set(scopes) & self.pending):
+            create_default_budgets(scope, now_iso)
+            self.pending.discard(scope)
+
+    def for_scope(self, scope: str) -> list[Budget]:
+        return self._budgets.get(scope, [])
+
+    def all(self) -> list[Budget]:
+        return [budget for budgets in self._budgets.values() for budget in budgets]
+
+
+class DynamoUsageStore:
+    """The calculator's view of DynamoDB: budgets, the exactly-once writer, totals read back."""
+
+    def __init__(self, writer: UsageWriter, tunables: Tunables, now_iso: str) -> None:
+        self._writer = writer
+        self._tunables = tunables
+        self._now_iso = now_iso
+
+    def load_budgets(self, scopes: Iterable[str]) -> BudgetBook:
+        return BudgetBook.load(scopes, self._tunables, self._now_iso)
+
+    def store_default_budgets(self, budgets: BudgetBook, scopes: Iterable[str]) -> None:
+        budgets.store_pending(scopes, self._now_iso)
+
+    def commit(self, payloads: Sequence[PayloadUsage]) -> CommitResult:
+        return self._writer.commit(payloads)
+
+    def mark_due(self, budgets: Iterable[tuple[str, str]]) -> None:
+        """Put budgets in the monitor's sparse index (SWEEP_DUE)."""
+        from budgetkeeper.storage.budget_rows import mark_due  # see BudgetBook.load
+
+        mark_due(budgets)
+
+    def quarantined_events(self, payloads: Iterable[tuple[str, str | None]]) -> dict[str, frozenset[str]]:
+        """The events each metered payload left out (quarantined); a payload not metered is absent.
+
+        `payloads` are (payload id, marker slot or None) pairs: a payload found only in its slot was
+        metered with none of its events left out.
+        """
+        from budgetkeeper.metering.writer import payload_digest, payload_marker_id  # see BudgetBook.load
+
+        slots = dict(payloads)
+        keys = {payload_marker_id(payload_id): payload_id for payload_id in slots}
+        found = {
+            keys[marker.id]: frozenset(marker.quarantined or ())
+            for marker in DedupeItem.batch_get(list(keys), consistent_read=True)
+        }
+        wanted = {slot for payload_id, slot in slots.items() if slot and payload_id not in found}
+        for item in DedupeItem.batch_get(sorted(wanted), consistent_read=True):
+            seen = item.seen or set()
+            for payload_id, slot in slots.items():
+                if slot == item.id and payload_id not in found and payload_digest(payload_id) in seen:
+                    found[payload_id] = frozenset()
+        return found
+
+    def spent(self, keys: Iterable[TotalKey]) -> dict[TotalKey, Decimal]:
+        return spent_in_windows(keys)
+
+
+def spent_in_windows(keys: Iterable[TotalKey]) -> dict[TotalKey, Decimal]:
+    """The spend of many (scope, window, window id) totals, 100 a BatchGetItem; a window with no
+    spend yet has no total and is absent."""
+    wanted = {
+        (budget_key(scope, window), window_id): (scope, window, window_id)
+        for scope, window, window_id in keys
+    }
+    return {
+        wanted[(item.budget, item.window_id)]: item.spent_usd
+        for item in TotalItem.batch_get(list(wanted), consistent_read=True)
+    }
+
+
+def spent_in_window(scope: str, window: str, window_id: str) -> Decimal:
+    try:
+        return TotalItem.get(budget_key(scope, window), window_id, consistent_read=True).spent_usd
+    except TotalItem.DoesNotExist:
+        return Decimal(0)
+
+
+def claims_in_window(scope: str, window: str, window_id: str) -> AppClaims:
+    """An app budget's spend in one window that callers only claimed (request metadata), and who."""
+    try:
+        total = TotalItem.get(budget_key(scope, window), window_id, consistent_read=True)
+    except TotalItem.DoesNotExist:
+        return AppClaims(Decimal(0), frozenset())
+    return AppClaims(total.claimed_usd or Decimal(0), frozenset(total.claimed_by or ()))
+
+
+def protection_of(scope: str) -> str | None:
+    """Why an operator protected `scope` ("protected (<reason>)"), if any budget of it is protected."""
+    for item in BudgetItem.query(scope, consistent_read=True):
+        if item.protected:
+            return f"protected ({item.protected_reason})" if item.protected_reason else "protected"
+    return None
+
+
+def team_session_scopes(team: str) -> tuple[str, ...]:
+    """Session scopes mapped to `team` in the team table (members calling through shared roles)."""
+    return tuple(
+        sorted(
+            item.principal
+            for item in TeamItem.scan(TeamItem.team == team)
+            if item.principal.startswith("session:")
+        )
+    )
+
+
+def load_teams() -> dict[str, str]:
+    """The whole team mapping; it is small (one item per mapped principal)."""
+    return {item.principal: item.team for item in TeamItem.scan()}
+
+
+def team_contact(scope: str) -> str | None:
+    """The contact on the scope's own team item, else on its team's item (`team:<name>`)."""
+    try:
+        item = TeamItem.get(scope)
+    except TeamItem.DoesNotExist:
+        return None
+    team_scope = f"{ScopeKind.TEAM}:{item.team}"
+    if item.contact or scope == team_scope:
+        return item.contact
+    try:
+        return TeamItem.get(team_scope).contact
+    except TeamItem.DoesNotExist:
+        return None
