@@ -141,7 +141,8 @@ $(CHECKOV_STAMP):
 #   NotifierFunction, which SNS invokes asynchronously, has one (NotifierFailuresQueue).
 # - CKV_AWS_117 (not in a VPC): the functions call only AWS APIs; a VPC would add NAT or endpoints.
 # - CKV_AWS_115 (no reserved concurrency): their callers bound them (Firehose, Step Functions, a
-#   schedule, SNS: one NotifierFunction run per event, where a cap would only delay notices);
+#   schedule, SNS: one NotifierFunction run per event, where a cap would only delay notices;
+#   UnloggedSpendFunction: one run per batch job's creation or end, and its schedule);
 #   DenyFunction has it (1), for another reason.
 checkov: $(CHECKOV_STAMP)
 	$(CHECKOV_VENV)/bin/checkov -f template.yaml $(CHECKOV_ARGS) --baseline .checkov.baseline

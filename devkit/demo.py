@@ -3,7 +3,8 @@
 Runs moto as a server on 127.0.0.1, creates the stack from template.yaml, and then:
 0. day one: `budgetkeeper doctor` finds invocation logging off, `logging enable` turns it on, and
    the teams and users are created with `team create` and `user create`;
-1. meters the day's invocation logs offline from S3 (`budgetkeeper meter`);
+1. meters the day's invocation logs offline from S3 (`budgetkeeper meter`), then one batch job
+   and one bedrock-mantle project, which no invocation log records (devkit.demo_unlogged);
 2. streams the same day through the usage calculator in Firehose-shaped batches, hour by hour,
    with budgets set by the `budgetkeeper` CLI, and tells the life of each budget from the
    notifications the workflow publishes: warning, critical, grace, suspension (the deny policy
@@ -34,6 +35,7 @@ from budgetkeeper.core import clock, money
 from budgetkeeper.storage.tables import RollupItem
 from budgetkeeper_cli.main import main as budgetkeeper
 from devkit import demo_data
+from devkit.demo_unlogged import part_unlogged
 from devkit.harness.clock import ManualClock
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, firehose_event, log_message
@@ -446,6 +448,8 @@ def part_seven(stack_name: str, day: date, report: Path) -> None:
     heading("7. The day's report from the rollups, with the window before, and as HTML")
     window = ["--since", day.isoformat(), "--until", day.isoformat()]
     cli("report", "--group-by", "team", "--compare", "previous", *window, "--stack-name", stack_name)
+    say("Batch jobs and bedrock-mantle projects are operations of their own beside the runtime calls:")
+    cli("report", "--group-by", "operation", *window, "--stack-name", stack_name)
     report.parent.mkdir(parents=True, exist_ok=True)
     cli(
         "report",
@@ -561,6 +565,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             day_one(stack, stack_name)
             part_one(stack, records)
+            part_unlogged(stack, stack_name, day_clock)
             part_two(stack, stack_name, waits, day_clock, records, Mailroom(stack, waits, slack, mail_folder))
             part_seven(stack_name, day, args.report)
             if args.console is not None:

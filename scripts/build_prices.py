@@ -75,6 +75,7 @@ LITELLM_FIELDS: Mapping[str, str] = {
 SERVICE_TIER_SUFFIXES: Mapping[ServiceTier, str] = {
     ServiceTier.PRIORITY: "_priority",
     ServiceTier.FLEX: "_flex",
+    ServiceTier.BATCH: "_batches",
 }
 TIER_FIELD = re.compile(r"(?P<field>.+)_above_(?P<thousands>\d+)k_tokens")
 # bedrock_mantle is Bedrock's OpenAI-compatible endpoint, with model ids of its own
@@ -93,8 +94,9 @@ FORMAT = {
     "rows": "one per (model, region, tier), sorted by model, region, then tier",
     "model": "model or inference-profile id as Bedrock logs it, e.g. "
     "anthropic.claude-3-5-sonnet-20240620-v1:0, us.anthropic.claude-sonnet-4-5-20250929-v1:0",
-    "tier": "the service tier the rates are for: standard, priority or flex (LiteLLM's _priority and _flex "
-    "fields; a tier row has no long-context rates: LiteLLM gives none)",
+    "tier": "the service tier the rates are for: standard, priority, flex or batch (LiteLLM's _priority, "
+    "_flex and _batches fields; batch: the rate of batch inference jobs; a tier row has no long-context "
+    "rates: LiteLLM gives none)",
     "region": "the source AWS region the prices apply to, or * where the source names none "
     "(LiteLLM's default price, in practice the us-east-1 list price)",
     "input, output, cache_read, cache_write_5m, cache_write_1h": "USD per 1,000,000 tokens as exact decimal "
@@ -185,7 +187,7 @@ def listed_models(entries: Mapping[str, Any]) -> set[str]:
 
 
 def service_tier_rows(pin: Pin, key: str, entry: Mapping[str, Any], standard: PriceRow) -> Iterator[PriceRow]:
-    """Rows of the priority and flex tiers an entry prices both input and output tokens for."""
+    """Rows of the priority, flex and batch tiers an entry prices both input and output tokens for."""
     for tier, suffix in SERVICE_TIER_SUFFIXES.items():
         try:
             rates = read_rates(entry, suffix)

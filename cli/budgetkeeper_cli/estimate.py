@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from budgetkeeper.domain.scopes import parse_identity_arn
-from budgetkeeper.domain.usage import TokenCounts
+from budgetkeeper.domain.usage import TokenCounts, split_tokens
 from budgetkeeper.pricing.rates import TOKENS_PER_PRICE_UNIT, PriceStatus, PriceTable, price_invocation
 
 RUNTIME_CALLS = frozenset({"InvokeModel", "InvokeModelWithResponseStream", "Converse", "ConverseStream"})
@@ -72,22 +72,6 @@ def count_calls(events: Iterable[Mapping[str, Any]]) -> Counter[Key]:
             continue
         calls[(parse_identity_arn(arn).principal_scope, model_of(model), detail["awsRegion"])] += 1
     return calls
-
-
-def split_tokens(total: TokenCounts, shares: Mapping[Key, int]) -> dict[Key, TokenCounts]:
-    """`total` split in proportion to `shares`, in whole tokens adding up to it (largest remainder)."""
-    whole = sum(shares.values())
-    parts: dict[Key, dict[str, int]] = {key: {} for key in shares}
-    for kind in ("input", "output", "cache_read", "cache_write_5m", "cache_write_1h"):
-        amount = getattr(total, kind)
-        exact = {key: Decimal(amount) * share / whole for key, share in shares.items()}
-        floors = {key: int(value) for key, value in exact.items()}
-        left = amount - sum(floors.values())
-        for key in sorted(exact, key=lambda key: (floors[key] - exact[key], key))[:left]:
-            floors[key] += 1
-        for key, value in floors.items():
-            parts[key][kind] = value
-    return {key: TokenCounts(**counts) for key, counts in parts.items()}
 
 
 def estimate(

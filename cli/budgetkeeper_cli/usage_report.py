@@ -41,6 +41,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from budgetkeeper.core import money
 from budgetkeeper.domain.log_records import MalformedEvent
 from budgetkeeper.domain.scopes import InvalidScope, ScopeKind, is_valid_scope_name, parse_scope
+from budgetkeeper.domain.usage import RUNTIME_OPERATION
 from budgetkeeper.metering.meter import Meter, Metered
 from budgetkeeper.metering.writer import calls_counter
 from budgetkeeper.pricing.rates import InferenceProfiles, PriceBasis, PriceStatus
@@ -50,7 +51,17 @@ from budgetkeeper_cli.errors import CommandFailed, UsageError
 from budgetkeeper_cli.rendering import FORMATS as FORMATS  # re-exported for the meter command
 from budgetkeeper_cli.rendering import Column
 
-GROUP_FIELDS: tuple[str, ...] = ("principal", "role", "app", "team", "model", "region", "day", "hour")
+GROUP_FIELDS: tuple[str, ...] = (
+    "principal",
+    "role",
+    "app",
+    "team",
+    "model",
+    "region",
+    "operation",
+    "day",
+    "hour",
+)
 COUNTER_FIELDS: tuple[str, ...] = (
     "calls",
     "input_tokens",
@@ -88,6 +99,7 @@ _FIELD_VALUE: Mapping[str, Callable[[Metered], str | None]] = {
     "team": lambda m: m.attribution.team,
     "model": lambda m: m.model,
     "region": lambda m: m.invocation.region,
+    "operation": lambda m: RUNTIME_OPERATION,  # invocation logs record runtime calls only
     "day": lambda m: m.invocation.timestamp.date().isoformat(),  # timestamps are UTC
     "hour": lambda m: m.hour,
 }
@@ -100,6 +112,8 @@ _LINE_VALUE: Mapping[str, Callable[[RollupItem], str | None]] = {
     "team": lambda line: line.team,
     "model": lambda line: line.model,
     "region": lambda line: line.region,
+    # A batch job or bedrock-mantle project tokens (usage.OFF_LOG_OPERATIONS), else runtime calls.
+    "operation": lambda line: line.operation or RUNTIME_OPERATION,
     "day": lambda line: line.hour[:10] if line.hour else None,
     "hour": lambda line: line.hour,
 }

@@ -247,7 +247,11 @@ def test_machine_roles_start_evaluations_only_and_operators_start_actions(iam_ev
     evaluations = resolve({"Ref": "BudgetEvaluationStateMachine"}, "defaults")
     operator_actions = resolve({"Ref": "BudgetEnforcementStateMachine"}, "defaults")
     starters = {role for role in stack_roles() if may_start_execution(iam_evaluator, role, evaluations)}
-    assert starters == {"UsageCalculatorFunctionRole", "BudgetMonitorFunctionRole"}
+    assert starters == {
+        "UsageCalculatorFunctionRole",
+        "UnloggedSpendFunctionRole",
+        "BudgetMonitorFunctionRole",
+    }
     assert not [role for role in stack_roles() if may_start_execution(iam_evaluator, role, operator_actions)]
     other_machine = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:budgetkeeper-another"
     assert not any(may_start_execution(iam_evaluator, role, other_machine) for role in stack_roles())

@@ -179,6 +179,7 @@ def test_tiered_products_are_read_at_their_tier(price_list: list[str]) -> None:
         ServiceTier.STANDARD: Decimal("0.80"),
         ServiceTier.PRIORITY: Decimal("1.40"),
         ServiceTier.FLEX: Decimal("0.40"),
+        ServiceTier.BATCH: Decimal("0.40"),
     }
 
 
@@ -186,9 +187,28 @@ def test_an_unmappable_product_is_reported_never_guessed(price_list: list[str]) 
     normalised = normalise(price_list)
     assert normalised.unmapped == {"DeepSeek-R1": 1, "Claude9Mythos": 1}
     assert not any("deepseek" in p.model for p in normalised.prices)
-    # and the batch prices (one on AmazonBedrock, two on AmazonBedrockService) are skipped as no
-    # on-demand price, not read as one
-    assert normalised.skipped == {"not an on-demand token price": 3}
+    # and nothing else is skipped: the batch prices are read at the batch tier (next test)
+    assert normalised.skipped == {}
+
+
+def test_batch_meters_are_read_at_the_batch_tier(price_list: list[str]) -> None:
+    # Given the batch meters (Nova Pro's feature "Batch Inference"; Sonnet 4's usage type naming
+    # batch while its inferenceType says "Input tokens", as the standard meter's does)
+    normalised = normalise(price_list)
+    batch = {
+        (p.model, p.token_kind): p.usd_per_million for p in normalised.prices if p.tier is ServiceTier.BATCH
+    }
+    # Then they are batch prices, never standard ones
+    assert batch == {
+        (NOVA_PRO, "input"): Decimal("0.4"),
+        (SONNET_4, "input"): Decimal("1.5"),
+        (SONNET_4, "output"): Decimal("7.5"),
+    }
+    # And a batch job of Sonnet 4 costs the batch 1.50 / 7.50, its on-demand calls the standard 3 / 15
+    table = PriceTable(price_rows(normalised.prices), version="pricelist-test")
+    tokens = TokenCounts(input=1_000_000, output=1_000_000)
+    assert price_invocation(table, SONNET_4, "us-east-1", tokens, tier=ServiceTier.BATCH).cost_usd == 9
+    assert price_invocation(table, SONNET_4, "us-east-1", tokens).cost_usd == 18
 
 
 def test_the_rows_price_calls_by_endpoint_kind_and_tier(price_list: list[str]) -> None:

@@ -517,10 +517,10 @@ def test_parse_scope_round_trips(text: str, kind: ScopeKind, name: str) -> None:
 
 
 def test_scope_kinds() -> None:
-    assert SCOPE_KINDS == ("user", "apikey", "role", "session", "app", "team", "account")
+    assert SCOPE_KINDS == ("user", "apikey", "role", "session", "app", "team", "account", "project")
 
 
-USE_ONE_OF_KINDS = "use one of user, apikey, role, session, app, team, account"
+USE_ONE_OF_KINDS = "use one of user, apikey, role, session, app, team, account, project"
 
 
 @pytest.mark.parametrize(

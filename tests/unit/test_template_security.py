@@ -37,6 +37,9 @@ WILDCARD_RESOURCE_ALLOWED = {
     "xray:GetSamplingStatisticSummaries": "X-Ray supports no resource-level permissions",
     # SSMParameterReadPolicy (SAM policy template).
     "ssm:DescribeParameters": "SSMParameterReadPolicy; DescribeParameters supports no resource ARN",
+    # UnloggedSpendFunction: bedrock-mantle's token metrics (CloudWatch supports no resource for them).
+    "cloudwatch:GetMetricData": "CloudWatch supports no resource-level permissions for GetMetricData",
+    "cloudwatch:ListMetrics": "CloudWatch supports no resource-level permissions for ListMetrics",
     # DenyFunction: finds an orphaned session policy by path.
     "iam:ListPolicies": "IAM supports no resource for ListPolicies",
     # The state machine's execution logs (Step Functions vended log delivery): AWS documents "*".
@@ -69,6 +72,7 @@ ROLES_USING_THE_KEY = {
     "HistoryReaderPolicy",
     "SelfServiceReadPolicy",  # `budgetkeeper me` reads the tables: kms:Decrypt only
     "UsageCalculatorFunctionRole",
+    "UnloggedSpendFunctionRole",
     "EnforcementFunctionRole",
     "BudgetMonitorFunctionRole",
     "DenyFunctionRole",
@@ -504,6 +508,7 @@ def test_only_the_operators_policy_may_start_operator_actions(deployed):
     assert starters["BudgetEnforcementStateMachine"] == {"OperatorActionsPolicy"}
     assert starters["BudgetEvaluationStateMachine"] == {
         "UsageCalculatorFunctionRole",
+        "UnloggedSpendFunctionRole",
         "BudgetMonitorFunctionRole",
     }
     outputs = yaml_parse(TEMPLATE_PATH.read_text())["Outputs"]

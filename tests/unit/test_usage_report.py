@@ -281,7 +281,7 @@ def test_parse_group_by_names_the_valid_fields() -> None:
     with pytest.raises(UsageError) as raised:
         parse_group_by("principal,user")
     assert "'user'" in str(raised.value)
-    assert "principal, role, app, team, model, region, day, hour" in str(raised.value)
+    assert "principal, role, app, team, model, region, operation, day, hour" in str(raised.value)
 
 
 def test_parse_group_by_rejects_nothing() -> None:

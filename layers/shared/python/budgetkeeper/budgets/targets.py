@@ -21,6 +21,9 @@ class TargetKind(StrEnum):
     ROLE = "role"
     GROUP = "group"
     SESSION = "session"  # sessions on shared roles only, denied one by one (no user/role/group)
+    PROJECT = (
+        "project"  # a bedrock-mantle project: tagged as suspended (budgetkeeper.enforcement.project_tags)
+    )
     NONE = "none"  # nothing in IAM to deny: alert only
     # Every principal the deny would reach is protected or excluded (spare_exempt): the suspension
     # is recorded and named who was spared, and denies nothing.
@@ -80,7 +83,8 @@ def deny_target(
 
     Users and API-key users: the IAM user. Roles: the role. Sessions on shared roles: that session
     alone. Teams: the IAM group named like the team, and every member session mapped to the team
-    (members who call through roles or SSO). Apps: see app_target. Accounts are never denied whole.
+    (members who call through roles or SSO). Apps: see app_target. bedrock-mantle projects: the
+    project (tagged). Accounts are never denied whole.
     """
     parsed = parse_scope(scope)
     kind, name = str(parsed.kind), parsed.name
@@ -99,6 +103,8 @@ def deny_target(
         return Target(
             TargetKind.NONE, why_not=f"team {name} has no IAM group named {name} and no session members"
         )
+    if kind == "project":  # its spend is AWS's metrics of the project: trusted
+        return Target(TargetKind.PROJECT, name)
     if kind == "app":
         return app_target(name, directory, claims or AppClaims(Decimal(0), frozenset()), trusted_over_limit)
     return Target(TargetKind.NONE, why_not=f"a {kind} scope is never denied as a whole")
@@ -194,6 +200,7 @@ def spare_exempt(
             TargetKind.USER: _user_scope(name),
             TargetKind.ROLE: f"{ScopeKind.ROLE}:{name}",
             TargetKind.GROUP: f"{ScopeKind.TEAM}:{name}",
+            TargetKind.PROJECT: f"{ScopeKind.PROJECT}:{name}",
         }.get(target.kind)
         entry = own_scope if target.kind == TargetKind.USER else f"{target.kind}:{name}"
         if own_scope and not keep(entry, own_scope):

@@ -8,6 +8,8 @@ A scope is one string, `kind:name`:
     app:ChatbotApp                   an application
     team:data                        a team
     account:111122223333             an AWS account
+    project:proj_7f3a                a bedrock-mantle project (budgetkeeper.metering.mantle): its tokens, from
+                                     CloudWatch; suspended by tagging the project
 
 Names are local to one account, as IAM names are.
 
@@ -37,6 +39,7 @@ class ScopeKind(StrEnum):
     APP = "app"
     TEAM = "team"
     ACCOUNT = "account"
+    PROJECT = "project"
 
 
 SCOPE_KINDS: tuple[str, ...] = tuple(ScopeKind)
@@ -58,11 +61,13 @@ _SCOPE_EXAMPLES: Mapping[ScopeKind, str] = {
     ScopeKind.APP: "app:ChatbotApp",
     ScopeKind.TEAM: "team:data",
     ScopeKind.ACCOUNT: "account:111122223333",
+    ScopeKind.PROJECT: "project:proj_7f3a",
 }
 # IAM user, role and session names: letters, digits and + = , . @ _ -
 _IAM_NAME = r"[\w+=,.@-]{1,64}"
 _IAM_NAME_PATTERN = re.compile(_IAM_NAME, re.ASCII)
 _ACCOUNT_PATTERN = re.compile(r"\d{12}", re.ASCII)
+_PROJECT_PATTERN = re.compile(r"[\w.-]{1,128}", re.ASCII)
 _IDENTITY_ARN = re.compile(r"arn:(aws(?:-[a-z]+)*):(iam|sts)::(\d{12}):(.+)", re.ASCII)
 _IAM_USER_RESOURCE = re.compile(rf"user/(?:[!-~]*/)?({_IAM_NAME})", re.ASCII)
 _ASSUMED_ROLE_RESOURCE = re.compile(rf"assumed-role/({_IAM_NAME})/({_IAM_NAME})", re.ASCII)
@@ -106,6 +111,10 @@ def parse_scope(text: str) -> Scope:
         )
     if kind is ScopeKind.ACCOUNT and not _ACCOUNT_PATTERN.fullmatch(name):
         raise InvalidScope(f"{name!r} is not a 12-digit AWS account id: type e.g. {example}")
+    if kind is ScopeKind.PROJECT and not _PROJECT_PATTERN.fullmatch(name):
+        raise InvalidScope(
+            f"{name!r} is not a bedrock-mantle project id (letters, digits, _.-): type e.g. {example}"
+        )
     if kind is ScopeKind.SESSION:
         role_name, slash, session_name = name.partition("/")
         if not (
@@ -309,6 +318,15 @@ def _attribution(
     )
 
 
+def project_attribution(project: str, account_id: str, teams: Mapping[str, str]) -> Attribution:
+    """The scopes a bedrock-mantle project's tokens are charged to: the project, the team operators
+    mapped it to, the account. AWS's metrics name the project: trusted, as a caller's ARN is."""
+    scope = f"{ScopeKind.PROJECT}:{project}"
+    team_name = teams.get(scope)
+    team = _TEAM_PREFIX + team_name if team_name else None
+    return _attribution(scope, None, None, team, _ACCOUNT_PREFIX + account_id, False)
+
+
 def _team_name(teams: Mapping[str, str], *scopes: str | None) -> str | None:
     for scope in scopes:
         if scope is not None and scope in teams:
@@ -342,3 +360,8 @@ def _app_name(
             return tagged, True
     claimed = invocation.request_metadata.get(app_metadata_key)
     return (claimed, True) if claimed and is_valid_scope_name(claimed) else (None, False)
+
+
+def project_arn(region: str, account_id: str, project: str, partition: str = "aws") -> str:
+    """The project resource `bedrock-mantle:CreateInference` is authorized on."""
+    return f"arn:{partition}:bedrock-mantle:{region}:{account_id}:project/{project}"

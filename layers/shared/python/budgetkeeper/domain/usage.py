@@ -2,19 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
+from typing import TypeVar
+
+Share = TypeVar("Share", bound=Hashable)
 
 
 class ServiceTier(StrEnum):
-    """The service tier a call was served at, as priced: AWS's API calls the standard one `default`."""
+    """The service tier a call was served at, as priced: AWS's API calls the standard one `default`.
+
+    `batch` is the rate of batch inference jobs (the Price List's feature "Batch Inference"): never
+    named by a runtime call, only by budgetkeeper.metering.batch_jobs."""
 
     STANDARD = "standard"
     PRIORITY = "priority"
     FLEX = "flex"
     RESERVED = "reserved"
+    BATCH = "batch"
+
+
+# The `operation` of usage no invocation log records, as its Invocation and usage line name it: a
+# batch inference job (budgetkeeper.metering.batch_jobs) and bedrock-mantle project tokens
+# (budgetkeeper.metering.mantle). Runtime calls keep the operation their log names (Converse, InvokeModel...).
+BATCH_OPERATION = "batch"
+MANTLE_OPERATION = "mantle"
+OFF_LOG_OPERATIONS = frozenset({BATCH_OPERATION, MANTLE_OPERATION})
+RUNTIME_OPERATION = "runtime"  # what reports show for the lines of runtime calls
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +66,23 @@ class TokenCounts:
             cache_write_5m=self.cache_write_5m + other.cache_write_5m,
             cache_write_1h=self.cache_write_1h + other.cache_write_1h,
         )
+
+
+def split_tokens(total: TokenCounts, shares: Mapping[Share, int]) -> dict[Share, TokenCounts]:
+    """`total` split in proportion to `shares`, in whole tokens adding up to it (largest remainder):
+    how an estimate shares tokens no one attributed (`budgetkeeper estimate`, mantle callers)."""
+    whole = sum(shares.values())
+    parts: dict[Share, dict[str, int]] = {key: {} for key in shares}
+    for kind in ("input", "output", "cache_read", "cache_write_5m", "cache_write_1h"):
+        amount = getattr(total, kind)
+        exact = {key: Decimal(amount) * share / whole for key, share in shares.items()}
+        floors = {key: int(value) for key, value in exact.items()}
+        left = amount - sum(floors.values())
+        for key in sorted(exact, key=lambda key: (floors[key] - exact[key], key))[:left]:  # type: ignore[arg-type]
+            floors[key] += 1
+        for key, value in floors.items():
+            parts[key][kind] = value
+    return {key: TokenCounts(**counts) for key, counts in parts.items()}
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,8 @@ A deny entry is one principal denied in one way:
     session:<role>/<session>  one session, in its role's session policy or, for IAM Identity Center
                               roles, in the permission set's statement
                               (budgetkeeper.enforcement.session_denies)
+    project:<id>              a bedrock-mantle project tagged suspended
+                              (budgetkeeper.enforcement.project_tags)
 Its record (DenyItem) holds the budgets that need it (`holders`, budget keys `scope|window`), so
 two budgets that deny the same principal (an app and its role, a team and a member's session)
 never lift each other's deny: the principal is denied while any holder is left.
@@ -45,6 +47,7 @@ from pynamodb.exceptions import DeleteError, UpdateError
 from budgetkeeper.budgets.targets import Target, TargetKind
 from budgetkeeper.core import clock
 from budgetkeeper.core.windows import iso_utc
+from budgetkeeper.enforcement.project_tags import ProjectTags, TagsUnavailable
 from budgetkeeper.enforcement.session_denies import (
     IdentityCenterConnection,
     Outcome,
@@ -69,6 +72,7 @@ class EntryKind(StrEnum):
     ROLE = "role"
     GROUP = "group"
     SESSION = "session"
+    PROJECT = "project"
 
 
 ATTACHED_KINDS = (EntryKind.USER, EntryKind.ROLE, EntryKind.GROUP)
@@ -99,7 +103,8 @@ class DenyEntry:
 def entries_for(target: Target) -> list[DenyEntry]:
     """The deny entries that carry out a suspension of `target` (enforcement.deny_target)."""
     entries = []
-    if target.kind in (TargetKind.USER, TargetKind.ROLE, TargetKind.GROUP) and target.name:
+    named = (TargetKind.USER, TargetKind.ROLE, TargetKind.GROUP, TargetKind.PROJECT)
+    if target.kind in named and target.name:
         entries.append(DenyEntry(EntryKind(str(target.kind)), target.name))
     entries += [DenyEntry(EntryKind.USER, user) for user in target.users]
     entries += [DenyEntry(EntryKind.SESSION, scope.removeprefix("session:")) for scope in target.sessions]
@@ -143,9 +148,21 @@ class IamDenies:
     iam: Any
     deny_policy_arn: str
     identity_center: Callable[[], IdentityCenterConnection]
+    projects: ProjectTags | None = None  # bedrock-mantle projects of the stack's Region
+
+    def _projects(self) -> ProjectTags:
+        if self.projects is None:
+            raise CannotDeny("bedrock-mantle projects are not connected to this deny book")
+        return self.projects
 
     def holds(self, kind: EntryKind, name: str) -> bool:
-        """Whether the deny policy is attached to that user, role or group (False when it is gone)."""
+        """Whether the deny policy is attached to that user, role or group, or the project carries the
+        suspension tag (False when it is gone)."""
+        if kind is EntryKind.PROJECT:
+            try:
+                return self._projects().suspended(name)
+            except TagsUnavailable:
+                return False
         operation, key = _ATTACHED_LISTINGS[kind]
         try:
             pages = self.iam.get_paginator(operation).paginate(**{key: name}, PathPrefix=_path(self))
@@ -160,6 +177,11 @@ class IamDenies:
             raise
 
     def attach(self, kind: EntryKind, name: str) -> None:
+        if kind is EntryKind.PROJECT:
+            try:
+                return self._projects().suspend(name)
+            except TagsUnavailable as error:
+                raise CannotDeny(str(error)) from error
         operation, key = _ATTACH[kind]
         try:
             getattr(self.iam, operation)(**{key: name}, PolicyArn=self.deny_policy_arn)
@@ -171,6 +193,11 @@ class IamDenies:
             raise
 
     def detach(self, kind: EntryKind, name: str) -> None:
+        if kind is EntryKind.PROJECT:
+            try:
+                return self._projects().lift(name)
+            except TagsUnavailable as error:
+                raise CannotDeny(str(error)) from error
         operation, key = _DETACH[kind]
         try:
             getattr(self.iam, operation)(**{key: name}, PolicyArn=self.deny_policy_arn)
@@ -423,4 +450,6 @@ def describe_entry(key: str) -> str:
     if entry.kind is EntryKind.SESSION:
         role, _, session = entry.name.partition("/")
         return f"session {session} of role {role}"
+    if entry.kind is EntryKind.PROJECT:
+        return f"bedrock-mantle project {entry.name}"
     return f"IAM {entry.kind} {entry.name}"

@@ -23,6 +23,7 @@ from budgetkeeper.core.observability import logger, metrics
 from budgetkeeper.core.settings import Settings
 from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.enforcement.denies import DenyBook, IamDenies, Outcomes, entries_for
+from budgetkeeper.enforcement.project_tags import ProjectTags
 from budgetkeeper.enforcement.runs import SYSTEM_ACTOR
 from budgetkeeper.enforcement.session_denies import IdentityCenterConnection, connect_identity_center
 from budgetkeeper.notify import NotificationEvent, SnsPublisher
@@ -156,6 +157,10 @@ def build_deny_tasks(settings: Settings) -> DenyTasks:
             )
         return connection[0]
 
-    iam = IamDenies(boto3.client("iam"), settings.deny_policy_arn, identity_center)
+    account_id = settings.deny_policy_arn.split(":")[4]
+    projects = ProjectTags(
+        lambda: boto3.client("bedrock-mantle", region_name=settings.region), settings.region, account_id
+    )
+    iam = IamDenies(boto3.client("iam"), settings.deny_policy_arn, identity_center, projects)
     publisher = SnsPublisher.for_stack(settings)
     return DenyTasks(DenyBook(iam), publisher)

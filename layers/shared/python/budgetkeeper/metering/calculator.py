@@ -264,6 +264,14 @@ class UsageCalculator:
             self._write_usage(decoded, report.batch, self.clock())
         return report
 
+    def charge(self, usage_id: str, metered: Sequence[Metered]) -> BatchReport:
+        """Charge usage no invocation log records (a batch job, a mantle metric period) exactly once
+        under `usage_id`: the same writer, scopes, budgets and crossings as a log payload, whose
+        marker a second delivery or a retry finds (its crossings are still acted on, once)."""
+        report = BatchReport()
+        self._write_usage([_DecodedRecord(usage_id, usage_id, list(metered))], report, self.clock())
+        return report
+
     def _write_usage(self, decoded: list[_DecodedRecord], report: BatchReport, now: datetime) -> None:
         minted = MintedNames(self.tunables.app_claims_per_principal, self.tunables.unknown_models_per_batch)
         for record in decoded:
@@ -444,7 +452,7 @@ def cost_by_model_and_team(
     A model not in `named_models` (the priced ones) is the one dimension value UNKNOWN_MODEL_DIMENSION:
     a caller can name any number of models, and each dimension value is a custom metric."""
     costs: dict[str, dict[str, Decimal]] = {"Model": defaultdict(Decimal), "Team": defaultdict(Decimal)}
-    for (_, model, _, _, _, _, _, team), line in applied.lines.items():
+    for (_, model, _, _, _, _, _, team, _), line in applied.lines.items():
         costs["Model"][model if model in named_models else UNKNOWN_MODEL_DIMENSION] += line.cost_usd
         if team:
             costs["Team"][team.removeprefix("team:")] += line.cost_usd

@@ -88,7 +88,13 @@ class Meter:
         """Attribute and price a parsed invocation, or a group of them summed into one (the Athena
         engine's groups: `request_prompt_tokens` is then one request's prompt, see price_invocation)."""
         attribution = self.attribute(invocation)
-        priced = price_invocation(
+        return Metered(
+            invocation, attribution, self.price(invocation, request_prompt_tokens=request_prompt_tokens)
+        )
+
+    def price(self, invocation: Invocation, *, request_prompt_tokens: int | None = None) -> Priced:
+        """What the invocation costs, at its model, source Region and tier (pricing.price_invocation)."""
+        return price_invocation(
             self.prices,
             invocation.model_id,
             invocation.region,
@@ -98,4 +104,3 @@ class Meter:
             request_prompt_tokens=request_prompt_tokens,
             unknown_model_rates=self.unknown_model_rates,
         )
-        return Metered(invocation, attribution, priced)

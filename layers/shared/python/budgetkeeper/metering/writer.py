@@ -41,7 +41,7 @@ from budgetkeeper.core.settings import Tunables
 from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.domain.log_records import LogPayload, PayloadKind
 from budgetkeeper.domain.record_rules import PARTITION_KEY_BYTES_MAX, SORT_KEY_BYTES_MAX, MalformedEvent
-from budgetkeeper.domain.usage import ServiceTier
+from budgetkeeper.domain.usage import OFF_LOG_OPERATIONS, ServiceTier
 from budgetkeeper.metering.meter import Metered
 from budgetkeeper.pricing.rates import LONG_CONTEXT_THRESHOLD_TOKENS, PriceBasis, PriceStatus
 from budgetkeeper.storage.tables import DedupeItem, RollupItem, TotalItem, budget_key
@@ -119,8 +119,9 @@ class TotalDelta:
 
 RollupKey = tuple[str, str, str, str, str]  # scope, hour, model, region, service tier
 TotalKey = tuple[str, str, str]  # scope, window spec, window id
-# hour, model, region, identity ARN, principal, role, app, team (role, app and team may be None)
-LineKey = tuple[str, str, str, str, str, str | None, str | None, str | None]
+# hour, model, region, identity ARN, principal, role, app, team, operation (role, app and team may be
+# None; the operation is None for runtime calls, else usage.OFF_LOG_OPERATIONS: batch jobs, mantle)
+LineKey = tuple[str, str, str, str, str, str | None, str | None, str | None, str | None]
 LINE_PARTITION_PREFIX = "usage#"
 
 
@@ -129,9 +130,17 @@ def line_partition(day: str) -> str:
     return f"{LINE_PARTITION_PREFIX}{day}"
 
 
+def line_key(key: Sequence[str | None]) -> LineKey:
+    """A usage line's key as stored in a journal or a ledger: those written before operations have
+    8 parts (runtime calls)."""
+    return (*key, None) if len(key) == 8 else tuple(key)  # type: ignore[return-value]
+
+
 def line_bucket(key: LineKey) -> str:
-    """A usage line's sort key: its hour, then a digest of the rest (any length, any characters)."""
-    digest = hashlib.sha256(json.dumps(key[1:]).encode()).hexdigest()[:32]
+    """A usage line's sort key: its hour, then a digest of the rest (any length, any characters).
+    A runtime line's digest leaves its operation out: the same bucket as before lines had one."""
+    rest = key[1:] if key[8] is not None else key[1:8]
+    digest = hashlib.sha256(json.dumps(rest).encode()).hexdigest()[:32]
     return f"{key[0]}#{digest}"
 
 
@@ -227,7 +236,7 @@ class UsageDeltas:
             for key, values in document["rollups"]
         }
         # A journal written before usage lines existed has none.
-        lines = {tuple(key): _rollup_from_strings(values) for key, values in document.get("lines", ())}
+        lines = {line_key(key): _rollup_from_strings(values) for key, values in document.get("lines", ())}
         totals = {
             tuple(key): TotalDelta(start, end, calls, Decimal(spent), Decimal(claimed), set(claimers))
             for key, (start, end, calls, spent, claimed, claimers) in document["totals"]
@@ -322,10 +331,12 @@ def usage_deltas(metered: Iterable[Metered], budgets_of: Callable[[str], list[Bu
         delta = rollup_delta(item)
         hour, model, region, tier = item.hour, item.model, invocation.region, invocation.service_tier
         who = item.attribution
-        line_key = (hour, model, region, invocation.identity_arn, who.principal, who.role, who.app, who.team)
-        line = lines.get(line_key)
+        operation = invocation.operation if invocation.operation in OFF_LOG_OPERATIONS else None
+        caller = (invocation.identity_arn, who.principal, who.role, who.app, who.team)
+        line_id: LineKey = (hour, model, region, *caller, operation)
+        line = lines.get(line_id)
         if line is None:
-            lines[line_key] = replace(delta)
+            lines[line_id] = replace(delta)
         else:
             line.merge(delta)
         charged_rollups: list[RollupKey] = []
@@ -353,7 +364,7 @@ def usage_deltas(metered: Iterable[Metered], budgets_of: Callable[[str], list[Bu
                 charged_totals.append((total_key, total.window_start, total.window_end, claimed))
         if delta.estimated_calls:
             long_prompt = invocation.tokens.prompt_total > LONG_CONTEXT_THRESHOLD_TOKENS
-            charged = charged_keys(charged_rollups, line_key, charged_totals, long_prompt)
+            charged = charged_keys(charged_rollups, line_id, charged_totals, long_prompt)
             deltas.add_estimate(EstimateDelta(model, region, str(tier), hour, charged, replace(delta)))
     return deltas
 
@@ -425,7 +436,7 @@ def _estimate_update(bucket: str, estimate: EstimateDelta, retention: int) -> tu
 
 
 def _line_update(key: LineKey, delta: RollupDelta, retention: int) -> tuple[RollupItem, list[Any]]:
-    hour, model, region, identity_arn, principal, role, app, team = key
+    hour, model, region, identity_arn, principal, role, app, team, operation = key
     item = RollupItem(line_partition(hour[:10]), line_bucket(key))
     actions = [
         RollupItem.expires_at.set(_expires_at(hour, retention)),
@@ -436,7 +447,7 @@ def _line_update(key: LineKey, delta: RollupDelta, retention: int) -> tuple[Roll
         RollupItem.principal.set(principal),
         *(
             getattr(RollupItem, name).set(value)
-            for name, value in (("role", role), ("app", app), ("team", team))
+            for name, value in (("role", role), ("app", app), ("team", team), ("operation", operation))
             if value
         ),
     ]
@@ -812,7 +823,7 @@ def correction_deltas(ledger: RollupItem, exact_cost: Decimal, basis: PriceBasis
     deltas = UsageDeltas()
     for key in charged["rollups"]:
         deltas.rollups[tuple(key)] = moved()  # type: ignore[index]
-    deltas.lines[tuple(charged["line"])] = moved()  # type: ignore[index]
+    deltas.lines[line_key(charged["line"])] = moved()
     for scope, window, window_id, start, end, claimed in charged["totals"]:
         difference = exact_cost - estimated
         deltas.totals[(scope, window, window_id)] = TotalDelta(

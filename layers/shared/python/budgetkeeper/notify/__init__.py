@@ -38,6 +38,7 @@ TITLES = {
     "session_policy_rejected": "Session policy in IAM was not Budgetkeeper's Deny: removed",
     "prices_refused": "Price List refresh stored but not activated",
     "billing_drift": "Metered Bedrock spend and the bill disagree",
+    "batch_job_unmetered": "Batch inference job not metered",
 }
 
 
@@ -62,6 +63,27 @@ class NotificationEvent:
     # one pages no one: an operator's own action that failed (the operator sees it end), or a
     # suspension whose principals no longer exist in IAM.
     routine: bool = False
+
+    @classmethod
+    def operator_alert(
+        cls, type: str, scope: str, actor: str, reason: str, at: str, note: str
+    ) -> NotificationEvent:
+        """An alert about no budget window (a price refresh refused, a job not metered)."""
+        return cls(
+            type=type,
+            scope=scope,
+            window=None,
+            window_id=None,
+            spent_usd=None,
+            limit_usd=None,
+            percent=None,
+            refresh_at=None,
+            actor=actor,
+            reason=reason,
+            execution=None,
+            at=at,
+            note=note,
+        )
 
     @property
     def title(self) -> str:

@@ -16,10 +16,11 @@ into `NormalisedPrice`s:
 - the endpoint kind: `global` (usage type or inference type says global), `geographic`
   (cross-region, not global), else `in_region`;
 - the token kind: cache read, cache write (1-hour when it says 1h), output, input;
-- the service tier: priority, flex or reserved when named, else standard;
+- the service tier: batch for the feature "Batch Inference" (or a usage type naming batch), priority,
+  flex or reserved when named, else standard;
 - long context: a usage type or inference type naming long context (or >200K);
 - the unit price, converted to USD per 1M tokens from the unit AWS states (`1K tokens`, `1M tokens`).
-Products that are not on-demand token prices (batch, customisation, provisioned hours, images) are
+Products that are not token prices of inference (customisation, provisioned hours, images) are
 skipped and counted by reason. `price_rows` groups the normalised prices into the calculator's rows,
 keyed by usage type: `inferenceType` alone can be ambiguous (a standard and a batch meter may both
 say "Input tokens"), so two usage types that land on one rate with different prices give no row
@@ -66,7 +67,7 @@ TOKENS_PER_UNIT: Mapping[str, Decimal] = {
     "tokens": Decimal(1),
 }
 _MILLION = Decimal(1_000_000)
-_NOT_ON_DEMAND = re.compile(r"batch|customi[sz]ation|provisioned|training|storage|image|video", re.IGNORECASE)
+_NOT_ON_DEMAND = re.compile(r"customi[sz]ation|provisioned|training|storage|image|video", re.IGNORECASE)
 
 
 class EndpointKind(StrEnum):
@@ -160,7 +161,9 @@ def _token_kind(described: str) -> str | None:
     return None
 
 
-def _tier(described: str) -> ServiceTier:
+def _tier(described: str, feature: str) -> ServiceTier:
+    if "batch" in described or "batch" in feature.lower():
+        return ServiceTier.BATCH
     for tier in (ServiceTier.PRIORITY, ServiceTier.FLEX, ServiceTier.RESERVED):
         if re.search(rf"\b{tier}\b", described):
             return tier
@@ -203,7 +206,7 @@ def normalise(price_list: Iterable[str | Mapping[str, Any]]) -> Normalised:
                         region=attributes["regionCode"],
                         endpoint=_endpoint(described),
                         token_kind=token_kind,
-                        tier=_tier(described),
+                        tier=_tier(described, feature),
                         long_context=_long_context(described),
                         usd_per_million=Decimal(dimension["pricePerUnit"]["USD"]) * _MILLION / per_unit,
                         source=" ".join(

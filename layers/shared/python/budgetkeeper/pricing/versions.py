@@ -375,20 +375,10 @@ def metered_models(since: datetime) -> set[tuple[str, str]]:
 def refusal_event(outcome: RefreshOutcome) -> NotificationEvent:
     """What operators get when a refresh is not activated: the reasons and the diff (first 100 changes)."""
     changes = [change.to_dict() for change in outcome.judgement.changes]
-    return NotificationEvent(
-        type="prices_refused",
-        scope="prices",
-        window=None,
-        window_id=None,
-        spent_usd=None,
-        limit_usd=None,
-        percent=None,
-        refresh_at=None,
-        actor="price-refresh",
-        reason="; ".join(outcome.judgement.refusals),
-        execution=None,
-        at=iso_utc(clock.now()),
-        note=json.dumps({"version": outcome.version, "changes": changes[:100], "change_count": len(changes)}),
+    note = json.dumps({"version": outcome.version, "changes": changes[:100], "change_count": len(changes)})
+    reason = "; ".join(outcome.judgement.refusals)
+    return NotificationEvent.operator_alert(
+        "prices_refused", "prices", "price-refresh", reason, iso_utc(clock.now()), note
     )
 
 

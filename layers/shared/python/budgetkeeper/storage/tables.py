@@ -85,6 +85,8 @@ class RollupItem(Model):
     app = UnicodeAttribute(null=True)
     team = UnicodeAttribute(null=True)
     service_tier = UnicodeAttribute(null=True)  # absent on rows written before tiers: standard
+    operation = UnicodeAttribute(null=True)  # a usage line's: absent for runtime calls (metering.writer)
+    batch_job = UnicodeAttribute(null=True)  # a batch job's creator record, JSON (metering.batch_jobs)
     calls = NumberAttribute(default=0)
     errors = NumberAttribute(default=0)
     unpriced_calls = NumberAttribute(default=0)

@@ -1,0 +1,70 @@
+"""Bedrock spend no invocation log records: batch inference jobs (EventBridge: the job's creation
+through CloudTrail, its end) and bedrock-mantle projects (a schedule reading CloudWatch)."""
+
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from budgetkeeper.core import clock
+from budgetkeeper.core.observability import logger, metrics, tracer
+from budgetkeeper.core.settings import get_settings, load_tunables
+from budgetkeeper.metering.batch_jobs import (
+    CREATE_JOB,
+    STATE_CHANGE,
+    BadJobEvent,
+    BatchJobs,
+    JobNotMetered,
+    job_created,
+    unmetered_event,
+)
+from budgetkeeper.metering.calculator import build_usage_calculator, record_metrics
+from budgetkeeper.metering.mantle import MantleMeter
+from budgetkeeper.notify import SnsPublisher
+from budgetkeeper.storage.tables import bind_tables
+
+CLOUDTRAIL_CALL = "AWS API Call via CloudTrail"
+SCHEDULED = "Scheduled Event"
+
+
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settings = get_settings()
+    tunables = load_tunables(settings)
+    logger.setLevel(tunables.log_level)
+    kind = event.get("detail-type")
+    if kind == SCHEDULED:
+        account = event.get("account") or context.invoked_function_arn.split(":")[4]
+        cloudwatch = boto3.client("cloudwatch", region_name=settings.region)
+        meter = MantleMeter(build_usage_calculator(settings, tunables), cloudwatch, account, settings.region)
+        reports = meter.sweep(clock.now())
+        for report in reports:
+            record_metrics(report)
+        return {"mantle_periods": len(reports), "charged": sum(r.commit.metered_payloads for r in reports)}
+    try:
+        if kind == CLOUDTRAIL_CALL:
+            bind_tables(settings)
+            creator = job_created(event, tunables.usage_retention_days * 86_400)
+            metrics.add_metric(name="BatchJobsRecorded", unit=MetricUnit.Count, value=1)
+            logger.info(f"{CREATE_JOB} recorded", job=creator.job_arn, creator=creator.creator_arn)
+            return {"recorded": creator.job_arn}
+        if kind == STATE_CHANGE:
+            s3 = boto3.client("s3", region_name=settings.region)
+            report = BatchJobs(build_usage_calculator(settings, tunables), s3).ended(event)
+            if report is None:
+                return {"charged": False}
+            record_metrics(report)
+            return {"charged": report.commit.metered_payloads > 0, "cost_usd": str(report.cost_usd)}
+        raise BadJobEvent(f"no rule sends {kind!r} here")
+    except BadJobEvent as error:
+        logger.warning("event not metered", reason=str(error))
+        metrics.add_metric(name="BadBatchJobEvents", unit=MetricUnit.Count, value=1)
+        return {"error": str(error)}
+    except JobNotMetered as error:
+        logger.error("batch job not metered", job=error.job_arn, reason=error.reason)
+        metrics.add_metric(name="BatchJobsNotMetered", unit=MetricUnit.Count, value=1)
+        SnsPublisher.for_stack(settings).publish(unmetered_event(error, clock.now()))
+        return {"not_metered": error.job_arn, "reason": error.reason}
