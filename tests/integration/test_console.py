@@ -26,7 +26,8 @@ from selenium.webdriver.support.expected_conditions import presence_of_element_l
 from selenium.webdriver.support.ui import WebDriverWait
 
 from budgetkeeper.storage.tables import BudgetItem, TeamItem
-from budgetkeeper_cli.console import COOKIE, create_app, start_server
+from budgetkeeper_cli.console.app import COOKIE, create_app
+from budgetkeeper_cli.console.server import start_server
 from budgetkeeper_cli.main import build_parser, main
 from budgetkeeper_cli.stack_config import connect
 from devkit.harness.stack import LocalStack

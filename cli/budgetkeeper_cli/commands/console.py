@@ -70,7 +70,8 @@ def is_loopback(host: str) -> bool:
 @translating_aws_errors
 def run(args: argparse.Namespace) -> int:
     # Imported here: Flask is for this command only.
-    from budgetkeeper_cli.console import console_url, create_app, start_server
+    from budgetkeeper_cli.console.app import console_url, create_app
+    from budgetkeeper_cli.console.server import start_server
 
     needs = NEEDS if args.read_only else (*NEEDS, "operator_machine_arn_value")
     stack = connect(args, needs=needs)

@@ -17,7 +17,8 @@ from datetime import UTC, datetime, timedelta
 from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.metering.usage_lines import HOUR, hour_start, usage_lines
 from budgetkeeper_cli.errors import UsageError
-from budgetkeeper_cli.usage_report import RecordFilter, UsageReport, parse_time_bound
+from budgetkeeper_cli.reports.aggregation import UsageReport
+from budgetkeeper_cli.reports.filters import RecordFilter, parse_time_bound
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,8 +26,9 @@ from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.storage.tables import BudgetItem
 from budgetkeeper_cli.errors import CommandFailed
 from budgetkeeper_cli.rendering import Column, plain_text
-from budgetkeeper_cli.rollup_report import ReportWindow, fill
-from budgetkeeper_cli.usage_report import UsageReport, report_rows
+from budgetkeeper_cli.reports.aggregation import UsageReport
+from budgetkeeper_cli.reports.rollups import ReportWindow, fill
+from budgetkeeper_cli.reports.rows import report_rows
 from budgetkeeper_cli.views import STATUS_COLUMNS, budget_states, status_row
 
 TOP_PRINCIPALS = 10
