@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     notes = [f"window: {window}" + (f", compared with {window.previous()}" if previous is not None else "")]
     notes += left_out_line(rows)
     if html_path is not None:
-        write_html_report(html_path, window, args.arn_pattern, stack.tunables(), now)
+        write_html_report(html_path, window, args.arn_pattern, stack.tunables(), now, args.top)
         notes.append(f"html: {html_path}")
     for line in notes:
         sys.stderr.write(line + "\n")
