@@ -53,7 +53,7 @@ LABELS = {
 }
 
 
-def _shown(name: str, value: Any) -> str:
+def shown_value(name: str, value: Any) -> str:
     if value is None:
         return "default" if name in DEFAULTABLE else "none"
     if name == "limit_usd":
@@ -98,7 +98,7 @@ def _first(*values: Any) -> Any:
 
 def _create(scope: str, window: str, values: dict[str, Any], change: Change) -> str:
     given = ", ".join(
-        f"{LABELS[name]} {_shown(name, value)}" for name, value in values.items() if value is not None
+        f"{LABELS[name]} {shown_value(name, value)}" for name, value in values.items() if value is not None
     )
     try:
         budget_rows.create_budget(scope, window, values, f"budget created: {given}", change)
@@ -119,7 +119,7 @@ def _update(item: BudgetItem, values: dict[str, Any], change: Change) -> tuple[s
         if value is None or value == current:
             continue
         changed[name] = value
-        changes.append(f"{LABELS[name]} {_shown(name, current)} -> {_shown(name, value)}")
+        changes.append(f"{LABELS[name]} {shown_value(name, current)} -> {shown_value(name, value)}")
     if not changed:
         return f"{scope} {window}: nothing to change (revision {item.revision})", None
     try:

@@ -54,6 +54,9 @@ def register(subparsers: Any) -> None:
         "--since", metavar="ISO", help="the usage tabs' window when a page names none, as for `report`"
     )
     parser.add_argument("--until", metavar="ISO", help="(default: the current month so far)")
+    parser.add_argument(
+        "--banner", metavar="TEXT", help="a line shown on top of every page, e.g. which account this is"
+    )
     add_stack_options(parser)
     parser.set_defaults(func=run)
 
@@ -83,7 +86,14 @@ def run(args: argparse.Namespace) -> int:
             "anyone who can reach it and learns the token acts with your AWS credentials, over plain "
             "HTTP (the token travels in clear); prefer 127.0.0.1 and an SSH tunnel\n"
         )
-    app = create_app(stack, token=token, read_only=args.read_only, since=args.since, until=args.until)
+    app = create_app(
+        stack,
+        token=token,
+        read_only=args.read_only,
+        since=args.since,
+        until=args.until,
+        banner=args.banner,
+    )
     server = start_server(app, args.host, args.port)
     url = console_url(args.host, server.server_port, token)
     sys.stdout.write(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -12,28 +13,27 @@ from flask import Flask, Response, abort, redirect, render_template, request
 from pynamodb.exceptions import PynamoDBException
 
 from budgetkeeper.core import clock, money
-from budgetkeeper_cli.budget_changes import budget_values, set_budget
-from budgetkeeper_cli.console.forms import action_request, budget_args
+from budgetkeeper_cli.budget_changes import LABELS, budget_values, set_budget, shown_value
+from budgetkeeper_cli.console.catalog_pages import health_page, prices_page
+from budgetkeeper_cli.console.forms import action_request, budget_args, console_words, date_presets
 from budgetkeeper_cli.console.pages import (
-    TEAMS_CHARTS,
-    TEAMS_TABLES,
     Page,
     consumption_page,
     costs_page,
     enforcement_page,
-    health_page,
-    prices_page,
+    known_scopes,
     scopes_page,
     step_functions_link,
-    usage_page,
+    teams_page,
 )
+from budgetkeeper_cli.console.scope_page import scope_page
 from budgetkeeper_cli.console.security import COOKIE as COOKIE  # the tests read the cookie's name here
 from budgetkeeper_cli.console.security import console_url as console_url
 from budgetkeeper_cli.console.security import guard
 from budgetkeeper_cli.errors import CommandFailed, UsageError
-from budgetkeeper_cli.operator_runs import RunHistory, outcome_text
+from budgetkeeper_cli.operator_runs import ACTIONS, RunHistory, outcome_text
 from budgetkeeper_cli.rendering import render_csv
-from budgetkeeper_cli.reports.html import CHART_SIZES
+from budgetkeeper_cli.reports.html import CHART_SIZES, middle
 from budgetkeeper_cli.reports.rollups import ReportWindow, report_window
 from budgetkeeper_cli.stack_config import Stack, describe_aws_error
 
@@ -60,14 +60,18 @@ def create_app(
     read_only: bool = False,
     since: str | None = None,
     until: str | None = None,
+    banner: str | None = None,
 ) -> Flask:
     """The console for one stack; `token` is asked of every request. `since`/`until`: the usage
-    tabs' window when the page names none (as for `report`; default the current month so far)."""
+    tabs' window when the page names none (as for `report`; default the current month so far).
+    `banner`: a line on top of every page (e.g. that a demo's waits are released at once)."""
     report_window(since, until, clock.now())  # a bad default is refused at start, not on every page
     app = _ConsoleFlask("budgetkeeper_cli", template_folder="templates", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
     app.jinja_env.globals.update(CHART_SIZES, tabs=TABS, read_only=read_only, origin=stack.origin)
+    app.jinja_env.globals.update(one_hour=timedelta(hours=1), banner=banner)
     app.jinja_env.filters["dollars"] = money.dollars
+    app.jinja_env.filters["middle"] = middle
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
     console = Console(stack, secrets.token_urlsafe(32), since, until)
@@ -85,7 +89,7 @@ def create_app(
 
 def _error_page(error: Exception) -> tuple[str, int]:
     if isinstance(error, UsageError):
-        message, code = str(error), 400
+        message, code = console_words(str(error)), 400
     elif isinstance(error, CommandFailed):
         message, code = str(error), 502
     else:
@@ -111,11 +115,14 @@ class Console:
         stack = self.stack
         return {
             "/scopes": lambda: self.show(scopes_page(stack, request.args)),
-            "/teams": lambda: self.show(usage_page("teams", self.window(), TEAMS_CHARTS, TEAMS_TABLES)),
-            "/consumption": lambda: self.show(consumption_page(self.window())),
-            "/costs": lambda: self.show(costs_page(self.window())),
-            "/enforcement": lambda: self.show(enforcement_page(stack)),
-            "/prices": lambda: self.show(prices_page()),
+            "/scope": lambda: self.show(
+                scope_page(stack, request.args.get("name", ""), self.window(), request.args)
+            ),
+            "/teams": lambda: self.show(teams_page(self.window(), request.args)),
+            "/consumption": lambda: self.show(consumption_page(self.window(), request.args)),
+            "/costs": lambda: self.show(costs_page(self.window(), request.args)),
+            "/enforcement": lambda: self.show(enforcement_page(stack, request.args)),
+            "/prices": lambda: self.show(prices_page(request.args, self.window())),
             "/health": lambda: self.show(health_page(stack)),
         }
 
@@ -133,46 +140,65 @@ class Console:
                 },
             )
         return render_template(
-            f"console/{page.tab}.html.j2", page=page, csrf=self.csrf, query=_query_without_csv, **extra
+            f"console/{page.tab}.html.j2",
+            page=page,
+            csrf=self.csrf,
+            query=_query_without_csv,
+            scopes=known_scopes(),
+            presets=date_presets(clock.now()),
+            args=request.args,
+            **extra,
         )
 
     def refused_on_its_form(self, action: str, error: UsageError) -> tuple[Any, int]:
-        """The enforcement tab again, the operator's mistake said on the form they filled in."""
-        refused = {"action": action, "message": str(error), "form": request.form}
-        return self.show(enforcement_page(self.stack), refused=refused), 400
+        """The tab of the form again, the operator's mistake said on it in the console's words."""
+        if action not in (*ACTIONS, "budget"):
+            return _error_page(error)
+        refused = {"action": action, "message": console_words(str(error)), "form": request.form}
+        if action == "budget":
+            return self.show(scopes_page(self.stack, {}), refused=refused), 400
+        return self.show(enforcement_page(self.stack, {}), refused=refused), 400
 
     def confirm(self) -> Any:
         """What the operator asked, checked, for a second look before anything changes."""
         form = request.form
         if form.get("action", "") == "budget":
-            values = budget_values(budget_args(form))
+            try:
+                values = budget_values(budget_args(form))
+            except UsageError as error:
+                return self.refused_on_its_form("budget", error)
+            shown = {
+                LABELS[name]: shown_value(name, value) for name, value in values.items() if value is not None
+            }
             return render_template(
-                "console/confirm.html.j2", form=form, csrf=self.csrf, values=values, act=None
+                "console/confirm.html.j2", form=form, csrf=self.csrf, values=shown, act=None
             )
-        act = action_request(form)
         try:
+            act = action_request(form)
             act.check(self.stack)
         except UsageError as error:
-            return self.refused_on_its_form(act.action, error)
+            return self.refused_on_its_form(form.get("action", ""), error)
         return render_template("console/confirm.html.j2", form=form, csrf=self.csrf, values=None, act=act)
 
     def act(self) -> Any:
         form = request.form
         if form.get("action") == "budget":
-            args = budget_args(form)
-            said, note = set_budget(
-                self.stack,
-                args.scope,
-                args.window,
-                budget_values(args),
-                (form.get("reason") or "").strip() or None,
-            )
+            try:
+                args = budget_args(form)
+                said, note = set_budget(
+                    self.stack,
+                    args.scope,
+                    args.window,
+                    budget_values(args),
+                    (form.get("reason") or "").strip() or None,
+                )
+            except UsageError as error:
+                return self.refused_on_its_form("budget", error)
             return render_template("console/done.html.j2", said=said, note=note)
-        act = action_request(form)
         try:
-            execution_arn = act.start(self.stack)
-        except UsageError as error:  # it changed since the confirmation page
-            return self.refused_on_its_form(act.action, error)
+            execution_arn = action_request(form).start(self.stack)
+        except UsageError as error:  # or it changed since the confirmation page
+            return self.refused_on_its_form(form.get("action", ""), error)
         return redirect("/run?" + urlencode({"arn": execution_arn}), code=303)
 
     def run(self) -> Any:
