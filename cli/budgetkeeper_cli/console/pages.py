@@ -84,8 +84,12 @@ class Section:
     @property
     def table(self) -> Table:
         columns = self.columns
-        if self.shown is not None:
-            columns = [column for column in self.columns if column.key in self.shown]
+        if self.shown is not None:  # and of those, none that is empty in every row
+            columns = [
+                column
+                for column in self.columns
+                if column.key in self.shown and any(row.get(column.key) is not None for row in self.rows)
+            ]
         return html_table(columns, self.rows, self.footer)
 
 
