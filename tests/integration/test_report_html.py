@@ -18,7 +18,7 @@ import pytest
 
 from budgetkeeper.storage.tables import TeamItem
 from budgetkeeper_cli.main import main
-from tests.integration.metered_day import meter_calls, quiet_default_budgets
+from tests.integration.metered_day import ACCOUNT, meter_calls, quiet_default_budgets
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "build" / "test-artifacts"
 HOSTILE_TEAM = "<script>alert(1)</script> \"R&D\" 'quotes'"
@@ -168,6 +168,8 @@ def test_a_three_day_report_shows_every_day_its_budgets_window_and_forecast(
     first = clock().strftime("%Y-%m-%d")
     third = (clock() + timedelta(days=2)).strftime("%Y-%m-%d")
     run(capsys, "budget", "set", "user:alice", "--window", "daily", "--limit", "4", "--stack-name", name)
+    account = f"account:{ACCOUNT}"
+    run(capsys, "budget", "set", account, "--window", "daily", "--limit", "2.5", "--stack-name", name)
     # on the third day at noon (a forecast needs some of the budget's window to have passed)
     clock.set(clock().replace(hour=12) + timedelta(days=2))
     html = tmp_path / "report.html"
@@ -223,6 +225,11 @@ def test_a_three_day_report_shows_every_day_its_budgets_window_and_forecast(
     assert Decimal(bar.get_attribute("data-limit")) == Decimal(budget["limit_usd"]) == 4
     assert budget["forecast_usd"] is not None
     assert Decimal(bar.get_attribute("data-forecast")) == Decimal(budget["forecast_usd"])
+    # The account's daily budget is a line across the day chart, at the limit `status` says
+    status = json.loads(run(capsys, "status", account, "--stack-name", name, "--format", "json"))
+    limit = next(row for row in status["budgets"] if row["window"] == "daily")["limit_usd"]
+    line = browser.find_element("css selector", '[data-chart="day"] g.level[data-kind="budget"]')
+    assert Decimal(line.get_attribute("data-value")) == Decimal(limit) == Decimal("2.5")
     # No label is clipped, and the page fits a 1,400 px window
     assert boxes_outside_their_chart(browser) == []
     assert browser.execute_script("return document.documentElement.scrollWidth") <= 1400

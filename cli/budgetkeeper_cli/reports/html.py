@@ -322,7 +322,7 @@ def _heat_colour(share: float) -> str:
     return f"#{red:02x}{green:02x}{blue:02x}"
 
 
-def _budgets(tunables: Tunables, at: datetime) -> tuple[list[BudgetBar], Table]:
+def _budgets(tunables: Tunables, at: datetime) -> tuple[list[BudgetBar], Table, list[dict[str, Any]]]:
     """Every budget (no operator's suspensions) in the window `at` falls in, the fullest first."""
     items = sorted(
         (item for item in BudgetItem.scan() if not is_manual_window(item.window)),
@@ -333,7 +333,17 @@ def _budgets(tunables: Tunables, at: datetime) -> tuple[list[BudgetBar], Table]:
     pairs.sort(key=lambda pair: (-(pair[1]["percent"] or 0), pair[1]["scope"], pair[1]["window"]))
     bars = [budget_bar(budget, row) for budget, row in pairs if budget is not None]
     columns = [column for column in STATUS_COLUMNS if column.key in BUDGET_COLUMNS]
-    return bars, html_table(columns, [row for _, row in pairs], None)
+    rows = [row for _, row in pairs]
+    return bars, html_table(columns, rows, None), rows
+
+
+def account_levels(rows: Sequence[dict[str, Any]]) -> list[tuple[str, str, Decimal]]:
+    """An account's daily budgets: lines across a chart of everyone's spend per day."""
+    return [
+        ("budget", f"{row['scope']} daily limit", row["limit_usd"])
+        for row in rows
+        if row["scope"].startswith("account:") and row["window"] == "daily" and row["limit_usd"] is not None
+    ]
 
 
 def _pixels(amount: Decimal, budget: Budget) -> float:
@@ -388,10 +398,6 @@ def build_page(
         total_shown=money.dollars(total.cost_usd),
         total_calls=total.calls,
     )
-    page.timelines = [
-        build_time_chart("day", "Spend per day", "day", days, window, previous=previous_days),
-        build_time_chart("hour", "Spend per hour (UTC)", "hour", hours, window),
-    ]
     page.charts = [
         build_chart(
             chart_id,
@@ -407,8 +413,13 @@ def build_page(
     page.heat = build_heat(hours, window)
     page.heat_legend = heat_legend(hours)
     at = budgets_moment(window, now)
-    page.budgets, page.budget_table = _budgets(tunables, at)
+    page.budgets, page.budget_table, budget_rows = _budgets(tunables, at)
     page.budgets_at = iso_utc(at)
+    levels = account_levels(budget_rows) if arn_pattern is None else []
+    page.timelines = [
+        build_time_chart("day", "Spend per day", "day", days, window, previous=previous_days, levels=levels),
+        build_time_chart("hour", "Spend per hour (UTC)", "hour", hours, window),
+    ]
     return page
 
 
