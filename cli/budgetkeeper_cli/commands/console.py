@@ -19,10 +19,12 @@ NEEDS = ("rollups_table", "budgets_table", "totals_table", "audit_table")
 DESCRIPTION = """\
 Serve the operators' web console on this machine: tabs for the scopes and their budgets, spend per
 team and member, consumption per day, hour, model and Region, costs window over window, enforcement
-(who is warned, in grace, suspended or protected; the runs going on; the audit trail), the price
-versions and the doctor's checks; every table exports as CSV. From it an operator sets a budget and
-suspends, restores, protects and unprotects scopes, each after a confirmation, each through the same
-code as the command line (the enforcement workflow, with your STS identity as the actor).
+(who is warned, in grace, suspended or protected; the runs going on; the audit trail), the rates in
+force per Region and tier, and whether metering keeps up with the doctor's checks; a page per scope
+(its spend over time, budgets, audit, members, top models); every table exports as CSV. From it an
+operator sets a budget and suspends, restores, protects and unprotects scopes (buttons on every
+budget's row), each after a confirmation, each through the same code as the command line (the
+enforcement workflow, with your STS identity as the actor).
 
 It needs no AWS resources of its own: it uses your credentials, as every other command does. A random
 access token is printed with the URL at start and asked of every request; changes are POSTs with a

@@ -160,7 +160,7 @@ def middle(text: str, characters: int = LABEL_CHARACTERS) -> str:
 
 def no_value(group: str) -> str:
     """What stands for a group a call has none of: `(no team)`, `(no app)`."""
-    return f"({'no ' + group})"
+    return f"(no {group})"
 
 
 def scope_link(value: Any) -> str | None:
