@@ -350,8 +350,9 @@ def test_a_scope_page_shows_its_spend_budgets_audit_and_members(
     shown = browser.find_element("id", "table-audit").text
     assert audit and all(line["time"] in shown for line in audit)
     assert "team:research" in browser.find_element("id", "table-members").text
-    # and her top model
+    # and her top model (a model is no scope: not a link)
     assert set(drawn_marks(browser, "model")) == {"amazon.nova-pro-v1:0"}
+    assert browser.find_elements("css selector", '[data-chart="model"] svg a') == []
     # A team's page lists its members
     browser.get(f"{console.url}/scope?name=team%3Aresearch")
     assert "user:alice" in browser.find_element("id", "table-members").text

@@ -24,6 +24,7 @@ from budgetkeeper.budgets.rules import Budget, is_manual_window
 from budgetkeeper.core import money
 from budgetkeeper.core.settings import Tunables
 from budgetkeeper.core.windows import iso_utc
+from budgetkeeper.domain.scopes import ScopeKind
 from budgetkeeper.pricing.rates import resolve_model_id
 from budgetkeeper.pricing.versions import active_table
 from budgetkeeper.storage.tables import BudgetItem
@@ -165,11 +166,12 @@ def no_value(group: str) -> str:
 
 def scope_link(value: Any) -> str | None:
     """The console page of a scope (`user:alice`); None for anything that is not one."""
-    if not isinstance(value, str) or ":" not in value or value.startswith(("(", "arn:")):
+    if not isinstance(value, str) or value.partition(":")[0] not in SCOPE_KINDS:
         return None
     return "/scope?" + urlencode({"name": value})
 
 
+SCOPE_KINDS = frozenset(str(kind) for kind in ScopeKind)
 LINKED = frozenset({"scope", "principal", "role", "app", "team"})
 
 
