@@ -50,6 +50,13 @@ GRACE = "4s"
 SENDER = "budgets@example.com"  # the verified SES identity owners' e-mail comes from
 
 
+# The demo's workflow does not wait: say so where a suspension's end time is shown.
+RELEASED_WAITS = (
+    "Demo on moto: the workflow's waits are released at once, so a suspension shown as lasting "
+    "15 minutes ends within seconds, and a grace period does not wait."
+)
+
+
 def say(text: str = "") -> None:
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
@@ -571,6 +578,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.console is not None:
                 heading("8. The operators' web console on the day's data (Ctrl-C ends the demo)")
                 console = ["console", "--stack-name", stack_name, "--port", str(args.console), "--open"]
+                console += ["--banner", RELEASED_WAITS]
                 budgetkeeper([*console, "--since", day.isoformat(), "--until", day.isoformat()])
         slack.close()
     say()

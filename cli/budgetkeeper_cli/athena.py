@@ -36,7 +36,7 @@ from budgetkeeper_cli.history_query import (
     REGION_COLUMN,
     RESULT_COLUMNS,
 )
-from budgetkeeper_cli.usage_report import S3Location, _client_error_text
+from budgetkeeper_cli.reports.sources import S3Location, client_error_text
 
 DEFAULT_WORKGROUP = "primary"
 DEFAULT_DATABASE = "budgetkeeper_history"
@@ -138,7 +138,7 @@ def discover_partitions(s3: Any, root: LogRoot) -> tuple[list[str], list[str]]:
             }
         )
     except ClientError as error:
-        raise CommandFailed(f"cannot list {root.uri}: {_client_error_text(error)}") from None
+        raise CommandFailed(f"cannot list {root.uri}: {client_error_text(error)}") from None
     except BotoCoreError as error:
         raise CommandFailed(
             f"cannot list {root.uri}: {error} (check AWS_PROFILE, credentials and region)"
@@ -235,7 +235,7 @@ def ensure_table(glue: Any, database: str, wanted: dict[str, Any], log: Callable
         return "updated"
     except ClientError as error:
         raise CommandFailed(
-            f"cannot prepare the Glue table {database}.{wanted['Name']}: {_client_error_text(error)}"
+            f"cannot prepare the Glue table {database}.{wanted['Name']}: {client_error_text(error)}"
         ) from None
     except BotoCoreError as error:
         raise CommandFailed(
@@ -305,7 +305,7 @@ def run_query(
         query_id = athena.start_query_execution(**request)["QueryExecutionId"]
     except ClientError as error:
         raise CommandFailed(
-            f"Athena did not start the query (workgroup {workgroup}): {_client_error_text(error)}"
+            f"Athena did not start the query (workgroup {workgroup}): {client_error_text(error)}"
         ) from None
     except BotoCoreError as error:
         raise CommandFailed(
@@ -329,7 +329,7 @@ def run_query(
         raise CommandFailed(f"interrupted: Athena query {query_id} stopped") from None
     except ClientError as error:
         progress.close()
-        raise CommandFailed(f"cannot follow Athena query {query_id}: {_client_error_text(error)}") from None
+        raise CommandFailed(f"cannot follow Athena query {query_id}: {client_error_text(error)}") from None
     progress.close()
     if state == "FAILED":
         error_info = status.get("AthenaError", {})
@@ -371,5 +371,5 @@ def result_rows(athena: Any, query_id: str) -> Iterator[dict[str, str | None]]:
                 yield {name: cell.get("VarCharValue") for name, cell in zip(names, row["Data"], strict=True)}
     except ClientError as error:
         raise CommandFailed(
-            f"cannot read the results of Athena query {query_id}: {_client_error_text(error)}"
+            f"cannot read the results of Athena query {query_id}: {client_error_text(error)}"
         ) from None

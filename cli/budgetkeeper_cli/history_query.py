@@ -43,7 +43,9 @@ from budgetkeeper.domain.log_records import (
 from budgetkeeper.domain.usage import Invocation, ServiceTier, TokenCounts
 from budgetkeeper.metering.meter import Meter
 from budgetkeeper.pricing.rates import PriceTable
-from budgetkeeper_cli.usage_report import BODY_FOLDER, RecordFilter, ScanStats, UsageReport
+from budgetkeeper_cli.reports.aggregation import UsageReport
+from budgetkeeper_cli.reports.filters import RecordFilter
+from budgetkeeper_cli.reports.sources import BODY_FOLDER, ScanStats
 
 # Partition columns of the table (athena.py projects them from the S3 key layout); the record has
 # its own `region`, so they carry a prefix.
@@ -152,7 +154,7 @@ def _tier_named(body: str) -> str:
     )
 
 
-# Offloaded bodies sit in a `data/` folder right below the hour folder (usage_report.BODY_FOLDER), and
+# Offloaded bodies sit in a `data/` folder right below the hour folder (reports.sources.BODY_FOLDER), and
 # only there: a `data` folder in the bucket's own prefix is part of the log root, not a body.
 _BODY_PATH = f"/BedrockModelInvocationLogs/[^/]+/[0-9]{{4}}/[0-9]{{2}}/[0-9]{{2}}/[0-9]{{2}}/{BODY_FOLDER}/"
 

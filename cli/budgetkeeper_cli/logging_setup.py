@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from budgetkeeper_cli.stack_config import Stack
+
 DEFAULT_LOG_GROUP = "/aws/bedrock/modelinvocations"
 LOGGING_ROLE_NAME = "BudgetkeeperBedrockInvocationLogging"
 COLLECTOR_TEMPLATE = "templates/regional-collector.yaml"
@@ -153,3 +155,23 @@ def enable_region(client: Callable[[str, str], Any], state: RegionLogging, accou
         }
     )
     return f"logging on to {state.expected_group} (role {role}; prompt and completion bodies not delivered)"
+
+
+def regions_in_use(stack: Stack, given: tuple[str, ...] | None) -> tuple[str, ...]:
+    if given is not None:
+        return given
+    home = stack.settings.region
+    return (home, *(region for region in stack.tunables().regions if region != home))
+
+
+def check_regions(stack: Stack, regions: tuple[str, ...]) -> list[RegionLogging]:
+    return [
+        check_region(
+            lambda service, region: stack.regional_client(service, region),
+            region,
+            home_region=stack.settings.region,
+            home_group=stack.outputs.get("MeteredLogGroupName", DEFAULT_LOG_GROUP),
+            stream=stack.outputs.get("UsageDeliveryStreamName"),
+        )
+        for region in regions
+    ]

@@ -15,7 +15,7 @@ from budgetkeeper.budgets.rules import MANUAL_WINDOW
 from budgetkeeper.core.windows import InvalidWindow, parse_time_zone, parse_window
 from budgetkeeper.domain.scopes import SCOPE_KINDS, InvalidScope, parse_scope
 from budgetkeeper_cli.errors import UsageError
-from budgetkeeper_cli.usage_report import parse_time_bound
+from budgetkeeper_cli.reports.filters import parse_time_bound
 
 # Step Functions Standard runs last at most a year, and so can a wait inside one.
 MAX_DURATION_SECONDS = 365 * 86_400

@@ -15,7 +15,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from budgetkeeper.budgets.rules import ENFORCING, Budget, Level, Status, is_manual_window
+from budgetkeeper.budgets.rules import ENFORCING, Budget, Level, Status, forecast_spend, is_manual_window
 from budgetkeeper.core import money
 from budgetkeeper.core.settings import Tunables
 from budgetkeeper.core.windows import WindowSpan, iso_utc
@@ -154,6 +154,24 @@ class BudgetState:
     span: WindowSpan | None
     spent: Decimal | None
     level: Level | None
+    at: datetime | None = None  # the moment whose window this is
+
+    @property
+    def status(self) -> str:
+        """The status to show: a warning or critical status of a window that has since rolled over
+        is over (the workflow only moves it at the next batch); a suspension stands until restored."""
+        return str(Status.OK) if self.rolled_over else str(self.item.status)
+
+    @property
+    def rolled_over(self) -> bool:
+        item, span = self.item, self.span
+        return (
+            span is not None
+            and item.status not in ENFORCING
+            and item.status != Status.OK
+            and item.status_window_id is not None
+            and item.status_window_id != span.window_id
+        )
 
     @property
     def is_enforcing(self) -> bool:
@@ -190,11 +208,20 @@ def budget_states(items: Iterable[BudgetItem], tunables: Tunables, now: datetime
     states = []
     for item, budget, span in pending:
         if budget is None or span is None:
-            states.append(BudgetState(item, None, None, None, None))
+            states.append(BudgetState(item, None, None, None, None, now))
             continue
         amount = spent.get((budget_key(item.scope, item.window), span.window_id), Decimal(0))
-        states.append(BudgetState(item, budget, span, amount, budget.level_of(amount)))
+        states.append(BudgetState(item, budget, span, amount, budget.level_of(amount), now))
     return states
+
+
+def _forecast(state: BudgetState) -> Decimal | None:
+    """Spend projected to the window's end at the window's average pace so far (as the calculator
+    forecasts); None before enough of the window has passed."""
+    if state.span is None or state.spent is None or state.at is None:
+        return None
+    projected = forecast_spend(state.spent, state.span, state.at)
+    return projected.quantize(Decimal("0.000001")) if projected is not None else None
 
 
 def status_row(state: BudgetState, execution_status: str | None = None) -> dict[str, Any]:
@@ -213,7 +240,11 @@ def status_row(state: BudgetState, execution_status: str | None = None) -> dict[
         "limit_usd": budget.limit_usd if budget else None,
         "percent": budget.percent_of(state.spent) if budget and state.spent is not None else None,
         "level": state.level.label if state.level is not None else None,
-        "status": item.status,
+        "forecast_usd": _forecast(state),
+        "status": state.status,
+        "status_note": f"{item.status} in window {item.status_window_id}, which has rolled over"
+        if state.rolled_over
+        else None,
         "protected": bool(item.protected),
         "next_refresh": next_change,
         "suspended_by": item.suspended_by if item.status in ENFORCING else None,
@@ -229,8 +260,10 @@ STATUS_COLUMNS: tuple[Column, ...] = (
     Column("spent_usd", "spent", numeric=True, show=money.dollars),
     Column("limit_usd", "limit", numeric=True, show=money.dollars),
     Column("percent", numeric=True, show=_percent),
+    Column("forecast_usd", "forecast", numeric=True, show=money.dollars),
     Column("level"),
     Column("status"),
+    Column("status_note", "status note"),
     Column("protected"),
     Column("next_refresh", "next refresh"),
     Column("suspended_by", "suspended by"),

@@ -26,7 +26,8 @@ from selenium.webdriver.support.expected_conditions import presence_of_element_l
 from selenium.webdriver.support.ui import WebDriverWait
 
 from budgetkeeper.storage.tables import BudgetItem, TeamItem
-from budgetkeeper_cli.console import COOKIE, create_app, start_server
+from budgetkeeper_cli.console.app import COOKIE, create_app
+from budgetkeeper_cli.console.server import start_server
 from budgetkeeper_cli.main import build_parser, main
 from budgetkeeper_cli.stack_config import connect
 from devkit.harness.stack import LocalStack
@@ -194,9 +195,18 @@ def chart_marks(driver, chart: str) -> dict[str, tuple[Decimal, int]]:
 
 def json_marks(rows: list[dict], field: str) -> dict[str, tuple[Decimal, int]]:
     return {
-        row[field] if row[field] is not None else "-": (Decimal(row["cost_usd"]), row["calls"])
+        row[field] if row[field] is not None else f"(no {field})": (Decimal(row["cost_usd"]), row["calls"])
         for row in rows
     }
+
+
+def drawn_marks(driver, chart: str) -> dict[str, tuple[Decimal, int]]:
+    """The marks with calls: a time chart also draws the days and hours without any."""
+    return {label: value for label, value in chart_marks(driver, chart).items() if value[1]}
+
+
+def page_width(driver) -> int:
+    return driver.execute_script("return document.documentElement.scrollWidth")
 
 
 def submit(driver, form_id: str, **fields: str) -> None:
@@ -237,6 +247,7 @@ def test_every_tab_shows_the_reports_json_and_the_enforcement_tab_suspends_and_r
         assert browser.find_elements("id", "error") == [], tab
         assert browser.find_elements("css selector", "main table tbody tr"), f"{tab}: no rows"
         browser.save_screenshot(str(ARTIFACTS / f"console-{tab}.png"))
+        assert page_width(browser) <= 1400, tab
         if tab == "scopes":
             for bar in browser.find_elements("css selector", '[data-chart="budgets"] g.budget'):
                 scope = bar.get_attribute("data-scope")
@@ -253,7 +264,7 @@ def test_every_tab_shows_the_reports_json_and_the_enforcement_tab_suspends_and_r
             tab, []
         ):
             rows = cli_json(capsys, "report", "--group-by", chart, *stack, "--format", "json")
-            assert chart_marks(browser, chart) == json_marks(rows, chart), (tab, chart)
+            assert drawn_marks(browser, chart) == json_marks(rows, chart), (tab, chart)
         if tab == "costs":  # the claimed app's hostile name, as text
             assert f"app:{HOSTILE}" in chart_marks(browser, "app")
             assert browser.find_elements("css selector", "#content img") == []
@@ -282,7 +293,130 @@ def test_every_tab_shows_the_reports_json_and_the_enforcement_tab_suspends_and_r
     browser.get(f"{console.url}/enforcement")
     assert "user:bob" in browser.find_element("id", "attention").text
     browser.save_screenshot(str(ARTIFACTS / "console-enforcement-suspended.png"))
-    # A restore from the same tab removes it
-    submit(browser, "form-restore", scope="user:bob", reason="notebook fixed")
+    assert page_width(browser) <= 1400
+    # The suspended row on the Scopes tab has a Restore button (and its status is the same there)
+    browser.get(f"{console.url}/scopes")
+    browser.save_screenshot(str(ARTIFACTS / "console-scopes-suspended.png"))
+    assert page_width(browser) <= 1400
+    row = next(
+        tr
+        for tr in browser.find_elements("css selector", "#chart-budgets table tbody tr")
+        if tr.find_elements("css selector", "a.button.restore") and "user:bob" in tr.text
+    )
+    assert "suspended" in row.text
+    row.find_element("css selector", "a.button.restore").click()
+    # which opens the restore form filled in for that row: only the reason is asked
+    form = browser.find_element("id", "form-restore")
+    assert form.find_element("name", "scope").get_attribute("value") == "user:bob"
+    assert form.find_element("name", "window").get_attribute("value") == "manual"
+    submit(browser, "form-restore", reason="notebook fixed")
     assert outcome(browser).startswith("user:bob restored (manual): deny lifted from IAM user bob")
     assert console.attached("bob") == []
+
+
+@pytest.mark.browser
+def test_a_scope_page_shows_its_spend_budgets_audit_and_members(
+    console: Console, browser, clock, capsys
+) -> None:
+    stack = ["--stack-name", console.stack_name]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.get(f"{console.url}/?token={TOKEN}")
+    # Scope names are links: alice's from the Scopes tab leads to her page
+    browser.find_element("css selector", '#chart-budgets a[href="/scope?name=user%3Aalice"]').click()
+    assert browser.find_element("id", "scope-name").get_attribute("data-scope") == "user:alice"
+    browser.save_screenshot(str(ARTIFACTS / "console-scope.png"))
+    assert page_width(browser) <= 1400
+    assert browser.find_elements("id", "error") == []
+    # Her spend per day is the report's for her calls
+    rows = cli_json(
+        capsys, "report", "--group-by", "day", "--arn-pattern", "*:user/alice", *stack, "--format", "json"
+    )
+    assert drawn_marks(browser, "day") == json_marks(rows, "day")
+    # with her daily budget's limit and forecast across the chart, as `status` says them
+    status = cli_json(capsys, "status", "user:alice", *stack, "--format", "json")
+    daily = next(row for row in status["budgets"] if row["window"] == "daily")
+    levels = {
+        level.get_attribute("data-kind"): Decimal(level.get_attribute("data-value"))
+        for level in browser.find_elements("css selector", '[data-chart="day"] g.level')
+    }
+    assert levels["budget"] == Decimal(daily["limit_usd"])
+    assert daily["forecast_usd"] is not None and levels["forecast"] == Decimal(daily["forecast_usd"])
+    # her budgets
+    bars = browser.find_elements("css selector", '[data-chart="budgets"] g.budget')
+    assert {bar.get_attribute("data-scope") for bar in bars} == {"user:alice"}
+    assert {bar.get_attribute("data-window") for bar in bars} == {row["window"] for row in status["budgets"]}
+    # her audit trail, newest first, and her team
+    audit = cli_json(capsys, "audit", "user:alice", *stack, "--format", "json")
+    shown = browser.find_element("id", "table-audit").text
+    assert audit and all(line["time"] in shown for line in audit)
+    assert "team:research" in browser.find_element("id", "table-members").text
+    # and her top model (a model is no scope: not a link)
+    assert set(drawn_marks(browser, "model")) == {"amazon.nova-pro-v1:0"}
+    assert browser.find_elements("css selector", '[data-chart="model"] svg a') == []
+    # A team's page lists its members
+    browser.get(f"{console.url}/scope?name=team%3Aresearch")
+    assert "user:alice" in browser.find_element("id", "table-members").text
+    assert page_width(browser) <= 1400
+
+
+def test_the_console_speaks_its_own_words_on_its_forms(console: Console) -> None:
+    client = console.app.test_client()
+    client.get(f"/scopes?token={TOKEN}")
+    csrf = csrf_of(client.get("/scopes").get_data(as_text=True))
+    # A budget form's mistake is said on that form, with its field's label, not a CLI flag
+    bad = client.post(
+        "/confirm", data={"csrf": csrf, "action": "budget", "scope": "user:carol", "limit": "lots"}
+    )
+    html = bad.get_data(as_text=True)
+    on_form = html.split('id="form-budget"', 1)[1].split("</form>", 1)[0]
+    assert bad.status_code == 400 and 'id="refused"' in on_form and "--" not in on_form.split("</p>")[0]
+    assert 'value="lots"' in on_form
+    # A suspension's duration is named as the form names it
+    bad = client.post(
+        "/confirm",
+        data={"csrf": csrf, "action": "suspend", "scope": "user:bob", "reason": "r", "duration": "soon"},
+    )
+    refused = bad.get_data(as_text=True).split('id="refused">', 1)[1].split("</p>", 1)[0]
+    assert "--for" not in refused and "for" in refused
+    # A confirmation says what changes in words
+    confirm = client.post(
+        "/confirm",
+        data={
+            "csrf": csrf,
+            "action": "budget",
+            "scope": "user:carol",
+            "window": "daily",
+            "limit": "7",
+            "warning_percent": "70",
+        },
+    ).get_data(as_text=True)
+    summary = confirm.split('id="summary">', 1)[1].split("</p>", 1)[0]
+    assert "limit 7 USD" in summary and "warning 70%" in summary and "limit_usd" not in summary
+    # The audit trail pages: 50 lines a page, an Older link while more are left
+    for number in range(60):
+        client.post(
+            "/act",
+            data={
+                "csrf": csrf,
+                "action": "budget",
+                "scope": "user:carol",
+                "window": "daily",
+                "limit": str(10 + number),
+                "reason": f"step {number}",
+            },
+        )
+    first = client.get("/enforcement").get_data(as_text=True)
+    assert 'id="audit-older"' in first and "step 59" in first and "step 5<" not in first
+    second = client.get("/enforcement?audit_page=1").get_data(as_text=True)
+    assert 'id="audit-newer"' in second and "step 5<" in second and "step 59" not in second
+    # Health says whether metering keeps up, coloured by result
+    health = client.get("/health").get_data(as_text=True)
+    assert 'data-check="last record metered" data-result="ok"' in health
+    assert 'class="result-ok"' in health
+    # Prices: rates in force, the models in use first, searchable
+    prices = client.get("/prices").get_data(as_text=True)
+    rates = prices.split('id="table-rates"', 1)[1].split("</table>", 1)[0]
+    first_model = rates.split("<tbody>", 1)[1].split("<td>", 2)[1].split("</td>", 1)[0]
+    assert first_model in {model for _, _, model, *_ in CALLS}
+    found = client.get("/prices?q=nova-lite").get_data(as_text=True).split('id="table-rates"', 1)[1]
+    assert "amazon.nova-pro" not in found.split("</table>", 1)[0]

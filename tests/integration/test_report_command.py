@@ -20,7 +20,8 @@ import pytest
 from budgetkeeper.core import clock
 from budgetkeeper.storage.tables import TeamItem
 from budgetkeeper_cli.main import main
-from budgetkeeper_cli.usage_report import GROUP_FIELDS, OTHERS
+from budgetkeeper_cli.reports.aggregation import GROUP_FIELDS
+from budgetkeeper_cli.reports.rows import OTHERS
 from devkit import demo_data
 from devkit.demo import batches
 from devkit.harness.lambdas import invoke

@@ -22,7 +22,7 @@ from budgetkeeper.pricing.rates import PriceTable, price_invocation
 from budgetkeeper_cli import athena, history_query
 from budgetkeeper_cli.athena import LogRoot, QueryProgress
 from budgetkeeper_cli.errors import CommandFailed, UsageError
-from budgetkeeper_cli.usage_report import S3Location
+from budgetkeeper_cli.reports.sources import S3Location
 
 ROOT = LogRoot("org-logs", "bedrock/AWSLogs/")
 DATABASE = "budgetkeeper_history"

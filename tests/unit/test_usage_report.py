@@ -1,4 +1,4 @@
-"""Offline usage reports (budgetkeeper_cli.usage_report): reading, filtering, aggregating, rendering.
+"""Offline usage reports (budgetkeeper_cli.reports): reading, filtering, aggregating, rendering.
 
 Prices are written by hand below, and so is every expected cost: tokens x USD per 1M / 1,000,000.
 """
@@ -21,24 +21,16 @@ from budgetkeeper.core import money
 from budgetkeeper.metering.meter import Meter
 from budgetkeeper.pricing.rates import PriceRow, PriceTable, Rates
 from budgetkeeper_cli.errors import CommandFailed, UsageError
-from budgetkeeper_cli.usage_report import (
-    GROUP_FIELDS,
-    MALFORMED_SHOWN,
-    Progress,
-    RecordFilter,
+from budgetkeeper_cli.reports.aggregation import GROUP_FIELDS, UsageReport, parse_group_by
+from budgetkeeper_cli.reports.filters import RecordFilter, parse_time_bound, record_filter_from_options
+from budgetkeeper_cli.reports.rows import render
+from budgetkeeper_cli.reports.scanning import MALFORMED_SHOWN, Progress, progress_for, scan, summary_lines
+from budgetkeeper_cli.reports.sources import (
     ScanStats,
-    UsageReport,
     iter_lines,
     iter_sources,
     load_teams_file,
-    parse_group_by,
-    parse_time_bound,
-    progress_for,
-    record_filter_from_options,
-    render,
     resolve_inputs,
-    scan,
-    summary_lines,
 )
 
 ACCOUNT = "111122223333"

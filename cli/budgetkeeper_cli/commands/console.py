@@ -19,10 +19,12 @@ NEEDS = ("rollups_table", "budgets_table", "totals_table", "audit_table")
 DESCRIPTION = """\
 Serve the operators' web console on this machine: tabs for the scopes and their budgets, spend per
 team and member, consumption per day, hour, model and Region, costs window over window, enforcement
-(who is warned, in grace, suspended or protected; the runs going on; the audit trail), the price
-versions and the doctor's checks; every table exports as CSV. From it an operator sets a budget and
-suspends, restores, protects and unprotects scopes, each after a confirmation, each through the same
-code as the command line (the enforcement workflow, with your STS identity as the actor).
+(who is warned, in grace, suspended or protected; the runs going on; the audit trail), the rates in
+force per Region and tier, and whether metering keeps up with the doctor's checks; a page per scope
+(its spend over time, budgets, audit, members, top models); every table exports as CSV. From it an
+operator sets a budget and suspends, restores, protects and unprotects scopes (buttons on every
+budget's row), each after a confirmation, each through the same code as the command line (the
+enforcement workflow, with your STS identity as the actor).
 
 It needs no AWS resources of its own: it uses your credentials, as every other command does. A random
 access token is printed with the URL at start and asked of every request; changes are POSTs with a
@@ -54,6 +56,9 @@ def register(subparsers: Any) -> None:
         "--since", metavar="ISO", help="the usage tabs' window when a page names none, as for `report`"
     )
     parser.add_argument("--until", metavar="ISO", help="(default: the current month so far)")
+    parser.add_argument(
+        "--banner", metavar="TEXT", help="a line shown on top of every page, e.g. which account this is"
+    )
     add_stack_options(parser)
     parser.set_defaults(func=run)
 
@@ -70,7 +75,8 @@ def is_loopback(host: str) -> bool:
 @translating_aws_errors
 def run(args: argparse.Namespace) -> int:
     # Imported here: Flask is for this command only.
-    from budgetkeeper_cli.console import console_url, create_app, start_server
+    from budgetkeeper_cli.console.app import console_url, create_app
+    from budgetkeeper_cli.console.server import start_server
 
     needs = NEEDS if args.read_only else (*NEEDS, "operator_machine_arn_value")
     stack = connect(args, needs=needs)
@@ -82,7 +88,14 @@ def run(args: argparse.Namespace) -> int:
             "anyone who can reach it and learns the token acts with your AWS credentials, over plain "
             "HTTP (the token travels in clear); prefer 127.0.0.1 and an SSH tunnel\n"
         )
-    app = create_app(stack, token=token, read_only=args.read_only, since=args.since, until=args.until)
+    app = create_app(
+        stack,
+        token=token,
+        read_only=args.read_only,
+        since=args.since,
+        until=args.until,
+        banner=args.banner,
+    )
     server = start_server(app, args.host, args.port)
     url = console_url(args.host, server.server_port, token)
     sys.stdout.write(

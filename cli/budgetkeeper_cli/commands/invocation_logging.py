@@ -14,10 +14,15 @@ from typing import Any
 
 from budgetkeeper.core.settings import InvalidTunable, tunable_named
 from budgetkeeper_cli.errors import CommandFailed, UsageError
-from budgetkeeper_cli.logging_setup import DEFAULT_LOG_GROUP, RegionLogging, check_region, enable_region
+from budgetkeeper_cli.logging_setup import (
+    RegionLogging,
+    check_regions,
+    enable_region,
+    regions_in_use,
+)
 from budgetkeeper_cli.parsers import add_action, add_actions, add_command, docstring_body
 from budgetkeeper_cli.rendering import FORMATS, Column, render
-from budgetkeeper_cli.stack_config import Stack, add_stack_options, connect, translating_aws_errors
+from budgetkeeper_cli.stack_config import add_stack_options, connect, translating_aws_errors
 
 COLUMNS = (
     Column("region"),
@@ -73,26 +78,6 @@ def regions_option(text: str | None) -> tuple[str, ...] | None:
     if not regions:
         raise UsageError("--regions is empty: type e.g. --regions us-east-1,eu-west-1")
     return tuple(regions)
-
-
-def regions_in_use(stack: Stack, given: tuple[str, ...] | None) -> tuple[str, ...]:
-    if given is not None:
-        return given
-    home = stack.settings.region
-    return (home, *(region for region in stack.tunables().regions if region != home))
-
-
-def check_regions(stack: Stack, regions: tuple[str, ...]) -> list[RegionLogging]:
-    return [
-        check_region(
-            lambda service, region: stack.regional_client(service, region),
-            region,
-            home_region=stack.settings.region,
-            home_group=stack.outputs.get("MeteredLogGroupName", DEFAULT_LOG_GROUP),
-            stream=stack.outputs.get("UsageDeliveryStreamName"),
-        )
-        for region in regions
-    ]
 
 
 def logging_row(state: RegionLogging) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """`budgetkeeper meter`: meter invocation log files or S3 prefixes offline and report usage and cost.
 
 Every record is parsed, attributed and priced by `Meter.meter`, exactly as the usage calculator
-Lambda does it; the report itself is built by `budgetkeeper_cli.usage_report`.
+Lambda does it; the report itself is built by `budgetkeeper_cli.reports`.
 """
 
 from __future__ import annotations
@@ -16,25 +16,17 @@ from budgetkeeper.pricing.rates import PriceTable
 from budgetkeeper_cli import athena, history_query
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 from budgetkeeper_cli.parsers import add_command
-from budgetkeeper_cli.usage_report import (
-    GROUP_FIELDS,
-    RecordFilter,
+from budgetkeeper_cli.reports.aggregation import GROUP_FIELDS, UsageReport, parse_group_by
+from budgetkeeper_cli.reports.filters import RecordFilter, add_report_options, record_filter_from_options
+from budgetkeeper_cli.reports.rows import left_out_line, render_rows, report_rows
+from budgetkeeper_cli.reports.scanning import progress_for, scan, summary_lines
+from budgetkeeper_cli.reports.sources import (
     RegionalProfiles,
     ScanStats,
-    UsageReport,
-    add_report_options,
     iter_sources,
-    left_out_line,
     load_teams_file,
-    parse_group_by,
     parse_s3_uri,
-    progress_for,
-    record_filter_from_options,
-    render_rows,
-    report_rows,
     resolve_inputs,
-    scan,
-    summary_lines,
 )
 
 DESCRIPTION = """\

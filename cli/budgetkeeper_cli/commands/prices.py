@@ -14,7 +14,7 @@ from typing import Any
 from budgetkeeper.core import money
 from budgetkeeper.domain.usage import ServiceTier
 from budgetkeeper.metering.estimates import reprice_estimates
-from budgetkeeper.pricing.rates import TOKEN_KINDS, PriceTable, Rates, resolve_model_id
+from budgetkeeper.pricing.rates import PriceTable, Rates
 from budgetkeeper.pricing.versions import (
     OverrideRefused,
     UnknownPriceVersion,
@@ -24,15 +24,23 @@ from budgetkeeper.pricing.versions import (
     current_table,
     diff,
     load_version,
-    overrides,
     remove_override,
     set_override,
-    versions,
 )
 from budgetkeeper.storage.tables import transaction_connection
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 from budgetkeeper_cli.parsers import add_actions, add_command
-from budgetkeeper_cli.rendering import FORMATS, Column, json_rows, json_text, render
+from budgetkeeper_cli.price_rows import (
+    BUNDLED,
+    CHANGE_COLUMNS,
+    OVERRIDE_COLUMNS,
+    ROW_COLUMNS,
+    VERSION_COLUMNS,
+    override_rows_in_force,
+    price_row,
+    version_rows,
+)
+from budgetkeeper_cli.rendering import FORMATS, json_rows, json_text, render
 from budgetkeeper_cli.stack_config import Stack, add_stack_options, connect, translating_aws_errors
 
 DESCRIPTION = """\
@@ -62,41 +70,6 @@ EXAMPLES = {
     "      --input 1.5 --output 6 --reason 'launched yesterday, not in the Price List yet'\n"
     "  budgetkeeper prices override acme.new-model-v1:0 --region us-east-1 --remove --reason 'priced now'",
 }
-
-VERSION_COLUMNS = (
-    Column("version"),
-    Column("status"),
-    Column("created_at"),
-    Column("rows", numeric=True),
-    Column("refusals"),
-)
-ROW_COLUMNS = (
-    Column("model"),
-    Column("region"),
-    Column("tier"),
-    *(Column(kind, numeric=True) for kind in TOKEN_KINDS),
-    Column("long_context"),
-    Column("source"),
-    Column("as_of"),
-)
-OVERRIDE_COLUMNS = (
-    Column("model"),
-    Column("region"),
-    Column("tier"),
-    *(Column(kind, numeric=True) for kind in TOKEN_KINDS),
-    Column("version"),
-    Column("in_force"),
-    Column("source"),
-)
-BUNDLED = "none (the bundled table)"
-CHANGE_COLUMNS = (
-    Column("model"),
-    Column("region"),
-    Column("tier"),
-    Column("kind"),
-    Column("old", numeric=True),
-    Column("new", numeric=True),
-)
 
 
 def register(subparsers: Any) -> None:
@@ -159,35 +132,6 @@ def _table(version: str | None) -> PriceTable:
         return active_table() if version is None else load_version(version)
     except UnknownPriceVersion:
         raise CommandFailed(f"no price version {version!r}: `budgetkeeper prices show` lists them") from None
-
-
-def price_row(row: Any) -> dict[str, Any]:
-    data = row.to_dict()
-    return {**data, "long_context": None if row.long_context is None else row.long_context.threshold_tokens}
-
-
-def version_rows() -> list[dict[str, Any]]:
-    """The stored price versions, as `prices show` lists them."""
-    return [
-        {
-            "version": item.version,
-            "status": item.status,
-            "created_at": item.created_at,
-            "rows": item.row_count,
-            "refusals": "; ".join(item.refusals or ()) or None,
-        }
-        for item in versions()
-    ]
-
-
-def override_rows_in_force() -> list[dict[str, Any]]:
-    table = active_table()
-    rows = []
-    for row in overrides():
-        priced_by = table.match(resolve_model_id(row.model), row.region, row.tier).row
-        in_force = "yes" if priced_by is None else f"no: {table.version} prices it"
-        rows.append({**row.to_dict(), "in_force": in_force})
-    return rows
 
 
 def _override(args: argparse.Namespace, actor: str) -> str:

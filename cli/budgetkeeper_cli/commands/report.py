@@ -9,21 +9,13 @@ from typing import Any
 
 from budgetkeeper.core import clock
 from budgetkeeper_cli.errors import UsageError
-from budgetkeeper_cli.html_report import write_html_report
 from budgetkeeper_cli.parsers import add_command
-from budgetkeeper_cli.rollup_report import fill, report_window
+from budgetkeeper_cli.reports.aggregation import GROUP_FIELDS, UsageReport, parse_group_by
+from budgetkeeper_cli.reports.filters import add_report_options, max_rows, record_filter_from_options
+from budgetkeeper_cli.reports.html import write_html_report
+from budgetkeeper_cli.reports.rollups import fill, report_window
+from budgetkeeper_cli.reports.rows import left_out_line, render_rows, report_rows
 from budgetkeeper_cli.stack_config import add_stack_options, connect, translating_aws_errors
-from budgetkeeper_cli.usage_report import (
-    GROUP_FIELDS,
-    UsageReport,
-    add_report_options,
-    left_out_line,
-    max_rows,
-    parse_group_by,
-    record_filter_from_options,
-    render_rows,
-    report_rows,
-)
 
 COMPARE_CHOICES = ("previous",)
 
@@ -103,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     notes = [f"window: {window}" + (f", compared with {window.previous()}" if previous is not None else "")]
     notes += left_out_line(rows)
     if html_path is not None:
-        write_html_report(html_path, window, args.arn_pattern, stack.tunables(), now)
+        write_html_report(html_path, window, args.arn_pattern, stack.tunables(), now, args.top)
         notes.append(f"html: {html_path}")
     for line in notes:
         sys.stderr.write(line + "\n")

@@ -11,13 +11,16 @@ covers the current month so far: from its first midnight (UTC) to the end of the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.metering.usage_lines import HOUR, hour_start, usage_lines
+from budgetkeeper.storage.tables import RollupItem
 from budgetkeeper_cli.errors import UsageError
-from budgetkeeper_cli.usage_report import RecordFilter, UsageReport, parse_time_bound
+from budgetkeeper_cli.reports.aggregation import UsageReport
+from budgetkeeper_cli.reports.filters import RecordFilter, parse_time_bound
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,12 +101,20 @@ def report_window(since: str | None, until: str | None, now: datetime) -> Report
     return ReportWindow(start, end)
 
 
-def fill(reports: list[UsageReport], window: ReportWindow, arn_pattern: str | None) -> int:
-    """Add every usage line of the window that the ARN pattern keeps to each report; the line count."""
+def fill(
+    reports: list[UsageReport],
+    window: ReportWindow,
+    arn_pattern: str | None,
+    line_filter: Callable[[RollupItem], bool] | None = None,
+) -> int:
+    """Add every usage line of the window that the ARN pattern (and `line_filter`, e.g. the console's
+    scope, team or model) keeps to each report; the line count."""
     keep = RecordFilter(arn_pattern, window.since, window.until)
     count = 0
     for line in usage_lines(window.since, window.until):
         if not keep.keeps(str(line.identity_arn), hour_start(line)):
+            continue
+        if line_filter is not None and not line_filter(line):
             continue
         count += 1
         for report in reports:
