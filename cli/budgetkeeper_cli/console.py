@@ -32,7 +32,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from budgetkeeper.budgets.rules import ENFORCING, MANUAL_WINDOW, Status
 from budgetkeeper.core import clock, money
 from budgetkeeper.core.windows import iso_utc
-from budgetkeeper.storage.tables import BudgetItem
+from budgetkeeper.storage.readers import MOST_WATCHED, BudgetList, budgets_to_watch
 from budgetkeeper_cli.commands.budget import budget_values, set_budget
 from budgetkeeper_cli.commands.doctor import COLUMNS as DOCTOR_COLUMNS
 from budgetkeeper_cli.commands.doctor import diagnose
@@ -382,9 +382,15 @@ def _budget_args(form: Any) -> argparse.Namespace:
 # ----------------------------------------------------------------------------- pages
 
 
-def _states(stack: Stack) -> list[BudgetState]:
-    items = sorted(BudgetItem.scan(), key=lambda item: (item.scope, item.window))
+def _states(stack: Stack, watched: BudgetList | None = None) -> list[BudgetState]:
+    """The operators' budgets and the watched ones (storage.readers): never every default budget."""
+    items = (watched or budgets_to_watch(MOST_WATCHED)).items
     return budget_states(items, stack.tunables(), clock.now())
+
+
+def _budgets_title(watched: BudgetList) -> str:
+    unread = f"; {watched.more} more watched budgets not read" if watched.more else ""
+    return f"Budgets operators set, and default budgets needing attention{unread}"
 
 
 def _status_rows(stack: Stack, states: Sequence[BudgetState]) -> list[dict[str, Any]]:
@@ -411,7 +417,8 @@ def scopes_page(stack: Stack, args: Any) -> Page:
     status = args.get("status") or ""
     sort = args.get("sort") if args.get("sort") in SORTS else "percent"
     descending = (args.get("order") or ("desc" if sort in ("percent", "spent_usd") else "asc")) == "desc"
-    states = _states(stack)
+    watched = budgets_to_watch(MOST_WATCHED)
+    states = _states(stack, watched)
     pairs = list(zip(states, _status_rows(stack, states), strict=True))
     pairs = [
         (state, row)
@@ -420,7 +427,9 @@ def scopes_page(stack: Stack, args: Any) -> Page:
     ]
     pairs.sort(key=lambda pair: _sort_key(sort)(pair[1]), reverse=descending)
     bars = [budget_bar(state.budget, row) for state, row in pairs if state.budget is not None]
-    page = Page("scopes", [Section("budgets", "Budgets", STATUS_COLUMNS, [row for _, row in pairs])])
+    page = Page(
+        "scopes", [Section("budgets", _budgets_title(watched), STATUS_COLUMNS, [row for _, row in pairs])]
+    )
     page.extra.update(
         bars=bars, q=args.get("q") or "", status=status, sort=sort, descending=descending, statuses=STATUSES
     )

@@ -23,7 +23,7 @@ from budgetkeeper.budgets.rules import Budget, is_manual_window
 from budgetkeeper.core import money
 from budgetkeeper.core.settings import Tunables
 from budgetkeeper.core.windows import iso_utc
-from budgetkeeper.storage.tables import BudgetItem
+from budgetkeeper.storage.readers import MOST_WATCHED, budgets_to_watch
 from budgetkeeper_cli.errors import CommandFailed
 from budgetkeeper_cli.rendering import Column, plain_text
 from budgetkeeper_cli.rollup_report import ReportWindow, fill
@@ -184,11 +184,10 @@ def _heat_colour(share: float) -> str:
 
 
 def _budgets(tunables: Tunables, now: datetime) -> tuple[list[BudgetBar], Table]:
-    """Every budget (no operator's suspensions) in its current window, the fullest first."""
-    items = sorted(
-        (item for item in BudgetItem.scan() if not is_manual_window(item.window)),
-        key=lambda item: (item.scope, item.window),
-    )
+    """The budgets operators set and those needing attention (no operator's suspensions) in their
+    current window, the fullest first."""
+    # The operators' budgets and the watched ones (storage.readers): never every default budget.
+    items = [item for item in budgets_to_watch(MOST_WATCHED).items if not is_manual_window(item.window)]
     states = [state for state in budget_states(items, tunables, now) if state.budget is not None]
     pairs = [(state.budget, status_row(state)) for state in states]
     pairs.sort(key=lambda pair: (-(pair[1]["percent"] or 0), pair[1]["scope"], pair[1]["window"]))
