@@ -206,3 +206,35 @@ def test_the_backfill_indexes_operators_budgets_written_before_the_index_held_th
     assert sorted(indexed) == ["user:dave|monthly", "user:erin|weekly"]
     assert {"user:dave", "user:erin"} <= {item.scope for item in operator_budgets()}
     assert index_operator_budgets() == []
+
+
+def test_the_price_refresh_reads_the_models_priced_in_one_request_not_the_rollups(settings):
+    from budgetkeeper.pricing.versions import METERED_LOOKBACK, metered_models
+    from devkit.harness.logs import DEFAULT_REGION, cloudwatch_payload, converse_message
+    from tests.integration.test_usage_calculator import NOVA, run
+    from tests.timeline import now_iso
+
+    # Given 40 sessions' calls metered by the calculator, of Nova and of a model no table prices
+    run(
+        [
+            cloudwatch_payload(
+                [
+                    converse_message(
+                        f"arn:aws:sts::111122223333:assumed-role/Worker/s{index:05d}",
+                        NOVA if index % 2 else "acme.made-up-v1:0",
+                        1000,
+                        100,
+                        account="111122223333",
+                        timestamp=now_iso(),
+                    )
+                    for index in range(40)
+                ]
+            )
+        ]
+    )
+    # When the refresh asks which models were priced in its look-back
+    with counting_reads() as reads:
+        metered = metered_models(clock.now() - METERED_LOOKBACK)
+    # Then it is Nova alone (the made-up id is no table's), read with one request of one item
+    assert metered == {(NOVA, DEFAULT_REGION)}
+    assert (reads.requests[settings.rollups_table], reads.items[settings.rollups_table]) == (1, 1)

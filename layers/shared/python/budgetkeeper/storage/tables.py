@@ -118,6 +118,8 @@ class RollupItem(Model):
     estimated_cost_usd = DecimalAttribute(null=True)
     # Estimate ledger items only (usage_writer): every item the estimated usage was charged to, as JSON.
     charged = UnicodeAttribute(null=True)
+    # Models-seen items only (metering.models_seen): "<model>|<region>" priced on that day.
+    models_seen = UnicodeSetAttribute(null=True)
     # TTL (epoch seconds): usage_retention_days after the hour; the S3 archive is the long-term record.
     expires_at = NumberAttribute(null=True)
 
@@ -431,6 +433,12 @@ class DynamoUsageStore:
 
     def commit(self, payloads: Sequence[PayloadUsage]) -> CommitResult:
         return self._writer.commit(payloads)
+
+    def record_models_seen(self, seen: Iterable[tuple[str, str, str]]) -> None:
+        """(day, model, region) of calls priced from a table: what the price refresh reads."""
+        from budgetkeeper.storage.models_seen import record_models_seen  # see BudgetBook.load
+
+        record_models_seen(seen, self._tunables.usage_retention_days * 86_400)
 
     def mark_due(self, budgets: Iterable[tuple[str, str]]) -> None:
         """Put budgets in the monitor's sparse index (SWEEP_DUE)."""
