@@ -571,4 +571,4 @@ def index_operator_budgets() -> list[str]:
                 raise
             continue  # deleted meanwhile
         indexed.append(key)
-    return indexed
+    return sorted(indexed)
