@@ -30,16 +30,11 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
-from unittest import mock
-
-import botocore.client
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
@@ -57,6 +52,7 @@ from moto import mock_aws  # noqa: E402
 from budgetkeeper.core import clock  # noqa: E402
 from budgetkeeper.core.settings import Tunables  # noqa: E402
 from devkit.harness.clock import ManualClock  # noqa: E402
+from devkit.harness.dynamodb_reads import counting_reads  # noqa: E402
 from devkit.harness.lambdas import invoke  # noqa: E402
 from devkit.harness.lean_moto import lean  # noqa: E402
 from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event  # noqa: E402
@@ -121,33 +117,8 @@ def run(messages: list[str]) -> tuple[Tally, set[str]]:
 
 @dataclass
 class Reads:
-    requests: int = 0
-    items: int = 0
-
-
-@contextmanager
-def counting_reads() -> Iterator[Reads]:
-    """DynamoDB read requests and the items they read (Query/Scan ScannedCount, BatchGetItem items)."""
-    reads = Reads()
-    original = botocore.client.BaseClient._make_api_call
-
-    def counted(client: Any, operation: str, params: dict[str, Any]) -> Any:
-        response = original(client, operation, params)
-        if client.meta.service_model.service_name == "dynamodb" and operation in READS:
-            reads.requests += 1
-            if operation == "BatchGetItem":
-                reads.items += sum(len(found) for found in response.get("Responses", {}).values())
-            elif operation == "GetItem":
-                reads.items += 1 if "Item" in response else 0
-            else:
-                reads.items += int(response.get("ScannedCount", response.get("Count", 0)))
-        return response
-
-    with mock.patch.object(botocore.client.BaseClient, "_make_api_call", counted):
-        yield reads
-
-
-READS = ("Query", "Scan", "GetItem", "BatchGetItem")
+    requests: int
+    items: int
 
 
 def seed_minted_sessions(sessions: int) -> None:
@@ -214,7 +185,7 @@ def reader_reads(sessions: int) -> dict[str, Reads]:
             for reader, read in readers.items():
                 with quiet_stdout(str(Path(scratch) / "stdout")), counting_reads() as reads:
                     read()
-                found[reader] = reads
+                found[reader] = Reads(reads.requests.total(), reads.items.total())
         parameters.clear_caches()
     return found
 

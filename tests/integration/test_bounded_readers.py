@@ -5,15 +5,8 @@ daily summary read the few, on moto, counting every DynamoDB request and item re
 from __future__ import annotations
 
 import json
-from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
-from unittest import mock
 
-import botocore.client
 import pytest
 
 from budgetkeeper.core import clock
@@ -32,6 +25,7 @@ from budgetkeeper_cli.html_report import build_page
 from budgetkeeper_cli.main import build_parser, main
 from budgetkeeper_cli.rollup_report import report_window
 from budgetkeeper_cli.stack_config import connect
+from devkit.harness.dynamodb_reads import Reads, counting_reads
 from tests.timeline import window_id
 
 MINTED_SESSIONS = 2_500  # two default budget rows each: 5,000 rows
@@ -46,41 +40,6 @@ IN_TROUBLE = {
 
 def operator() -> Change:
     return Change(actor="ops", at=clock.now(), reason="test")
-
-
-@dataclass
-class Reads:
-    """DynamoDB requests and the items they read (what DynamoDB charges for), per table."""
-
-    requests: Counter[str] = field(default_factory=Counter)
-    items: Counter[str] = field(default_factory=Counter)
-
-    def record(self, operation: str, params: dict[str, Any], response: dict[str, Any]) -> None:
-        if operation == "BatchGetItem":
-            for table, items in response.get("Responses", {}).items():
-                self.requests[table] += 1
-                self.items[table] += len(items)
-        elif operation in ("Query", "Scan"):
-            self.requests[params["TableName"]] += 1
-            self.items[params["TableName"]] += int(response.get("ScannedCount", response.get("Count", 0)))
-        elif operation == "GetItem":
-            self.requests[params["TableName"]] += 1
-            self.items[params["TableName"]] += 1 if "Item" in response else 0
-
-
-@contextmanager
-def counting_reads() -> Iterator[Reads]:
-    reads = Reads()
-    original = botocore.client.BaseClient._make_api_call
-
-    def counted(client: Any, operation: str, params: dict[str, Any]) -> Any:
-        response = original(client, operation, params)
-        if client.meta.service_model.service_name == "dynamodb":
-            reads.record(operation, params, response)
-        return response
-
-    with mock.patch.object(botocore.client.BaseClient, "_make_api_call", counted):
-        yield reads
 
 
 @pytest.fixture
