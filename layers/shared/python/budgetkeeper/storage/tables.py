@@ -118,7 +118,7 @@ class RollupItem(Model):
     estimated_cost_usd = DecimalAttribute(null=True)
     # Estimate ledger items only (usage_writer): every item the estimated usage was charged to, as JSON.
     charged = UnicodeAttribute(null=True)
-    # Models-seen items only (metering.models_seen): "<model>|<region>" priced on that day.
+    # Models-seen items only (storage.models_seen): "<model>|<region>" priced on that day.
     models_seen = UnicodeSetAttribute(null=True)
     # TTL (epoch seconds): usage_retention_days after the hour; the S3 archive is the long-term record.
     expires_at = NumberAttribute(null=True)
@@ -158,8 +158,8 @@ class KindIndex(GlobalSecondaryIndex["BudgetItem"]):
     """Sparse: the budgets operators wrote, by scope kind (`index_kind`). Budgets of a window other
     than daily and monthly (only operators write those) are under the scope kind itself, so a batch
     reads them with one query per scope kind, however many scopes it has; an operator's daily and
-    monthly budgets are under `<kind>#set`, which the batch never reads (it gets those by key) and
-    the operators' views read whatever callers mint (storage.readers)."""
+    monthly budgets are under `<kind>#set`, which the batch never reads (it gets those by key). The
+    operators' views (storage.readers) read both: never the default budgets callers mint."""
 
     class Meta:
         index_name = "KindIndex"
