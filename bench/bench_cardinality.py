@@ -13,8 +13,14 @@ DynamoDB's rules); every request the handler makes is sequential, so the request
 duration (at ROUND_TRIP_SECONDS each). EMF lines are read back from the handler's stdout: the
 distinct `Model` dimension values are the custom metrics the batch creates.
 
+Then the readers (storage.readers, storage.models_seen): on a fresh stack per size, N minted
+sessions each with its two default budget rows, a usage line and its day's priced model, beside
+four budgets in trouble and an operator's budget in good shape, every DynamoDB read request and
+item read (what DynamoDB charges for: ScannedCount, BatchGetItem items) of `status`, the console's
+budgets tab, the HTML report, the daily summary and the price refresh's look-back.
+
 Run from the repository root:
-.venv/bin/python bench/bench_cardinality.py [--records N]
+.venv/bin/python bench/bench_cardinality.py [--records N] [--reader-sessions 10,10000]
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,6 +52,7 @@ from moto import mock_aws  # noqa: E402
 from budgetkeeper.core import clock  # noqa: E402
 from budgetkeeper.core.settings import Tunables  # noqa: E402
 from devkit.harness.clock import ManualClock  # noqa: E402
+from devkit.harness.dynamodb_reads import counting_reads  # noqa: E402
 from devkit.harness.lambdas import invoke  # noqa: E402
 from devkit.harness.lean_moto import lean  # noqa: E402
 from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event  # noqa: E402
@@ -106,12 +115,112 @@ def run(messages: list[str]) -> tuple[Tally, set[str]]:
     return tally, models
 
 
+@dataclass
+class Reads:
+    requests: int
+    items: int
+
+
+def seed_minted_sessions(sessions: int) -> None:
+    """`sessions` sessions that spent: their default budgets, a usage line and their priced model
+    (as the calculator leaves them); four budgets in trouble (marked due); an operator's budget."""
+    from budgetkeeper.metering.writer import line_partition
+    from budgetkeeper.storage.budget_rows import Change, create_budget, mark_due
+    from budgetkeeper.storage.models_seen import record_models_seen
+    from budgetkeeper.storage.tables import BudgetItem, RollupItem
+
+    day, hour = NOW.date().isoformat(), NOW.strftime("%Y-%m-%dT%H")
+    with BudgetItem.batch_write() as budgets, RollupItem.batch_write() as rollups:
+        for index in range(sessions):
+            scope = f"session:Worker/s{index:05d}"
+            for window in ("daily", "monthly"):
+                budgets.save(BudgetItem(scope, window, origin="default"))
+            line = {"model": NOVA, "region": "us-east-1", "hour": hour, "calls": 1, "principal": scope}
+            rollups.save(RollupItem(scope, f"{hour}#{NOVA}#us-east-1", **line))
+            rollups.save(RollupItem(line_partition(day), f"{hour}#{index:05d}", **line))
+    record_models_seen([(day, NOVA, "us-east-1")], retention_seconds=400 * 86_400)
+    change = Change(actor="bench", at=NOW)
+    for scope, window, status in (
+        ("user:bob", "daily", "warning"),
+        ("team:data", "weekly", "critical"),
+        ("session:Worker/s00001", "daily", "suspended"),
+        ("session:Worker/s00002", "monthly", "grace"),
+        ("user:alice", "daily", None),
+    ):
+        if not scope.startswith("session:"):
+            create_budget(scope, window, {"limit_usd": Decimal(10)}, "budget set", change)
+        if status:
+            BudgetItem(scope, window).update(actions=[BudgetItem.status.set(status)])
+            mark_due([(scope, window)])
+
+
+def reader_reads(sessions: int) -> dict[str, Reads]:
+    """Each reader's reads with `sessions` minted sessions."""
+    from budgetkeeper.notify.summary import gather_summary
+    from budgetkeeper.pricing.versions import METERED_LOOKBACK, metered_models
+    from budgetkeeper_cli.console.pages import scopes_page
+    from budgetkeeper_cli.main import build_parser
+    from budgetkeeper_cli.main import main as cli
+    from budgetkeeper_cli.reports.html import build_page
+    from budgetkeeper_cli.reports.rollups import report_window
+    from budgetkeeper_cli.stack_config import connect
+
+    found: dict[str, Reads] = {}
+    with clock.use(ManualClock(NOW)), mock_aws(config=MOTO_CONFIG), tempfile.TemporaryDirectory() as scratch:
+        parameters.clear_caches()
+        stack = LocalStack().create()
+        with stack.activated():
+            seed_minted_sessions(sessions)
+            name = stack.publish_outputs()
+            operator = connect(build_parser().parse_args(["console", "--stack-name", name]))
+            readers: dict[str, Callable[[], object]] = {
+                "status": lambda: cli(["status", "--format", "json", "--stack-name", name]),
+                "console budgets": lambda: scopes_page(operator, {}),
+                "html report": lambda: build_page(
+                    report_window(None, None, NOW), None, operator.tunables(), NOW
+                ).budgets,
+                "daily summary": lambda: gather_summary(NOW),
+                "price refresh": lambda: metered_models(NOW - METERED_LOOKBACK),
+            }
+            for reader, read in readers.items():
+                with quiet_stdout(str(Path(scratch) / "stdout")), counting_reads() as reads:
+                    read()
+                found[reader] = Reads(reads.requests.total(), reads.items.total())
+        parameters.clear_caches()
+    return found
+
+
+def print_readers(sizes: list[int]) -> None:
+    counts = " and ".join(f"{size:,}" for size in sizes)
+    print(f"\nreaders: DynamoDB read requests / items read, at {counts} minted sessions")
+    by_size = {size: reader_reads(size) for size in sizes}
+    print(f"{'reader':16}" + "".join(f"{f'{size:,} sessions':>20}" for size in sizes))
+    for reader in by_size[sizes[0]]:
+        cells = [f"{by_size[size][reader].requests} / {by_size[size][reader].items:,}" for size in sizes]
+        print(f"{reader:16}" + "".join(f"{cell:>20}" for cell in cells))
+    print(
+        "the report and the summary also read today's usage lines (one a caller and hour): "
+        "they grow with the sessions that spend today, not with the rows minted before"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1000, help="calls in the batch (default 1,000)")
+    parser.add_argument(
+        "--reader-sessions",
+        default="10,10000",
+        help="minted sessions the readers are measured at, comma-separated (default 10,10000)",
+    )
     arguments = parser.parse_args()
     if arguments.records < 1:
         parser.error("--records takes a whole number of 1 or more")
+    try:
+        sizes = [int(size) for size in arguments.reader_sessions.split(",")]
+    except ValueError:
+        parser.error("--reader-sessions takes whole numbers separated by commas, e.g. 10,10000")
+    if min(sizes) < 3:
+        parser.error("--reader-sessions: at least 3 sessions (two of them are in trouble), e.g. 10,10000")
     os.environ.update(FAKE_CREDENTIALS)
     os.environ.pop("AWS_PROFILE", None)
     lean()
@@ -144,6 +253,7 @@ def main() -> None:
         f"{ROUND_TRIP_SECONDS * 1000:.0f} ms each; target for apps and models: "
         f"at most {TARGET_MULTIPLE}x same"
     )
+    print_readers(sizes)
 
 
 if __name__ == "__main__":

@@ -21,5 +21,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if "Records" in event:  # SNS: budget events
         return notify_records(notifier, event["Records"])
     # EventBridge schedule: the daily summary
-    deliveries = send_daily_summary(notifier, clock.now(), tunables.time_zone, tunables.summary_rows)
+    deliveries = send_daily_summary(notifier, clock.now(), tunables.summary_rows)
     return {"summary": {delivery.channel: delivery.outcome for delivery in deliveries}}

@@ -19,7 +19,7 @@ from moto.sns.models import sns_backends
 from budgetkeeper.core.observability import logger
 from budgetkeeper.notify import NotificationEvent
 from budgetkeeper.notify import notifier as notifier_module
-from budgetkeeper.storage.tables import BudgetItem, TeamItem
+from budgetkeeper.storage.tables import SWEEP_DUE, BudgetItem, TeamItem
 from devkit.harness.lambdas import invoke
 from devkit.harness.slack import LocalSlack
 from devkit.harness.stack import ACCOUNT_ID, REGION, LocalStack
@@ -300,10 +300,16 @@ def test_the_daily_summary_tells_operators_once_a_day(stack, slack):
         alice, "acme.mystery-v1:0", 1000, account="111122223333", timestamp=now_iso()
     )
     invoke("UsageCalculatorFunction", firehose_event([cloudwatch_payload([unknown_call])]))
-    # and budgets suspended, in grace and near their limit
-    BudgetItem("user:bob", "daily", limit_usd=Decimal(1), status="suspended").save()
-    BudgetItem("user:carol", "monthly", limit_usd=Decimal(9), status="grace").save()
-    BudgetItem(f"user:{SCRIPT}", "daily", limit_usd=Decimal(9), status="critical").save()
+    # and budgets suspended, in grace and near their limit (so watched by the monitor, as the
+    # workflow leaves them)
+    for scope, window, status in (
+        ("user:bob", "daily", "suspended"),
+        ("user:carol", "monthly", "grace"),
+        (f"user:{SCRIPT}", "daily", "critical"),
+    ):
+        BudgetItem(
+            scope, window, limit_usd=Decimal(9), status=status, sweep=SWEEP_DUE, sweep_key=f"{scope}|{window}"
+        ).save()
     # When the schedule fires (twice: EventBridge delivers at least once)
     scheduled = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
     invoke("NotifierFunction", scheduled)

@@ -31,6 +31,7 @@ from budgetkeeper.pricing.versions import (
     load_version,
     refresh_from_price_list,
 )
+from budgetkeeper.storage.models_seen import record_models_seen
 from budgetkeeper.storage.tables import AuditItem, PriceVersionItem, RollupItem
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
@@ -132,11 +133,16 @@ def test_a_price_moving_beyond_the_factor_is_stored_not_activated_with_the_diff(
     } in (note["changes"])
 
 
+def seen_days_ago(clock, days: int, model: str) -> None:
+    """`model` priced in us-east-1 `days` ago, as the calculator records it (storage.models_seen)."""
+    day = (clock() - timedelta(days=days)).date().isoformat()
+    record_models_seen([(day, model, "us-east-1")], retention_seconds=400 * 86_400)
+
+
 def test_a_metered_model_no_offer_code_prices_keeps_its_bundled_rate_flagged(settings, stack, clock):
     # Given Claude 3 Haiku metered 29 days ago in us-east-1 (the Price List files do not price it)
-    hour = (clock() - timedelta(days=29)).strftime("%Y-%m-%dT%H")
     haiku = "anthropic.claude-3-haiku-20240307-v1:0"
-    RollupItem("user:alice", f"{hour}#{haiku}#us-east-1", hour=hour, model=haiku, region="us-east-1").save()
+    seen_days_ago(clock, 29, haiku)
     # When the refresh runs
     outcome = run_refresh(stack, response("amazon_bedrock"), response("foundation_models"))
     # Then it is activated, and Haiku keeps the bundled 0.25 / 1.25, flagged as kept
@@ -159,8 +165,7 @@ def test_a_refresh_that_drops_a_metered_model_only_a_version_priced_is_not_activ
         PriceTable([*PriceTable.bundled(), row], version="pricelist-old"), source="test"
     )
     activate("pricelist-old", actor="test")
-    hour = (clock() - timedelta(days=29)).strftime("%Y-%m-%dT%H")
-    RollupItem("user:alice", f"{hour}#{model}#us-east-1", hour=hour, model=model, region="us-east-1").save()
+    seen_days_ago(clock, 29, model)
     # When a refresh without it runs
     outcome = run_refresh(stack, response("amazon_bedrock"), response("foundation_models"))
     # Then it is refused for that model: no rate to keep
@@ -171,9 +176,8 @@ def test_a_refresh_that_drops_a_metered_model_only_a_version_priced_is_not_activ
 
 
 def test_a_model_metered_longer_ago_does_not_hold_a_refresh_back(settings, stack, clock):
-    hour = (clock() - timedelta(days=31)).strftime("%Y-%m-%dT%H")
     haiku = "anthropic.claude-3-haiku-20240307-v1:0"
-    RollupItem("user:alice", f"{hour}#{haiku}#us-east-1", hour=hour, model=haiku, region="us-east-1").save()
+    seen_days_ago(clock, 31, haiku)
     assert run_refresh(stack, response("amazon_bedrock"), response("foundation_models")).activated
 
 

@@ -8,8 +8,9 @@ from typing import Any
 
 from budgetkeeper.budgets.rules import gets_default_budget
 from budgetkeeper.core import clock
-from budgetkeeper.storage.tables import BudgetItem
+from budgetkeeper.storage.readers import MOST_WATCHED, budgets_to_watch, scope_budgets
 from budgetkeeper_cli import options
+from budgetkeeper_cli.errors import UsageError
 from budgetkeeper_cli.parsers import add_command
 from budgetkeeper_cli.rendering import FORMATS, json_rows, json_text, render, render_table
 from budgetkeeper_cli.stack_config import add_stack_options, connect, translating_aws_errors
@@ -61,7 +62,9 @@ suspension ends), and the run handling it.
 With a SCOPE: every budget of the scope, every operator's suspension of it (a row each: window
 `manual`, or `manual#<id>` for one made while another held the scope), and its last audit lines.
 Without: every budget at or over its warning threshold, and every budget on its way to or in a
-suspension (all scopes are read: a scan of the budgets table)."""
+suspension. It reads the budgets operators set and the budgets the monitor watches (its sparse
+index: near or over a threshold, in grace, suspended, restoring), never every default budget, so
+sessions a caller mints do not slow it down; at most --most of the watched ones, the rest counted."""
 
 EPILOG = f"""\
 formats: table; json (with a SCOPE: an object with "budgets" and "audit"); csv (the budget rows
@@ -87,6 +90,13 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("scope", metavar="SCOPE", nargs="?", help="e.g. user:alice (default: every scope)")
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    parser.add_argument(
+        "--most",
+        type=int,
+        default=MOST_WATCHED,
+        metavar="N",
+        help=f"without a SCOPE, read at most N watched budgets (default: {MOST_WATCHED})",
+    )
     add_stack_options(parser)
     parser.set_defaults(func=run)
 
@@ -94,10 +104,16 @@ def register(subparsers: Any) -> None:
 @translating_aws_errors
 def run(args: argparse.Namespace) -> int:
     scope = options.scope(args.scope) if args.scope is not None else None
+    if args.most < 1:
+        raise UsageError(f"--most {args.most} reads nothing: type e.g. --most {MOST_WATCHED}")
     stack = connect(args, needs=NEEDS)
     tunables = stack.tunables()
     now = clock.now()
-    items = list(BudgetItem.query(scope, consistent_read=True)) if scope else list(BudgetItem.scan())
+    if scope:
+        items, unread = scope_budgets(scope), 0
+    else:
+        watched = budgets_to_watch(args.most)
+        items, unread = watched.items, watched.more
     states = budget_states(sorted(items, key=lambda item: (item.scope, item.window)), tunables, now)
     if scope is None:
         states = [state for state in states if state.needs_attention]
@@ -107,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
     rows = [status_row(state, runs.get(state.item.execution_arn or "")) for state in states]
     if scope is None:
         _print_all(rows, args.format)
+        if unread:
+            sys.stderr.write(f"{unread} more watched budgets not read: type --most {args.most + unread}\n")
     else:
         _print_scope(
             scope, rows, [audit_row(item) for item in audit_items(scope, last=AUDIT_LINES)], args.format

@@ -14,7 +14,14 @@ from budgetkeeper.budgets.rules import ENFORCING, MANUAL_WINDOW, Status
 from budgetkeeper.core import clock
 from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.pricing.rates import resolve_model_id
-from budgetkeeper.storage.tables import BudgetItem, RollupItem, TeamItem
+from budgetkeeper.storage.readers import (
+    MOST_WATCHED,
+    BudgetList,
+    budgets_to_watch,
+    operator_budgets,
+    scope_budgets,
+)
+from budgetkeeper.storage.tables import RollupItem, TeamItem
 from budgetkeeper_cli.rendering import Column
 from budgetkeeper_cli.reports.aggregation import UsageReport
 from budgetkeeper_cli.reports.html import (
@@ -108,9 +115,12 @@ class Page:
 # ----------------------------------------------------------------------------- reading
 
 
-def budget_rows(stack: Stack, scope: str | None = None) -> list[tuple[BudgetState, dict[str, Any]]]:
-    """Each budget (of one scope, or all) now, with its `status` row and the state of its run."""
-    found = BudgetItem.query(scope) if scope else BudgetItem.scan()
+def budget_rows(
+    stack: Stack, scope: str | None = None, watched: BudgetList | None = None
+) -> list[tuple[BudgetState, dict[str, Any]]]:
+    """Each budget of one scope, or else the operators' budgets and the watched ones
+    (storage.readers: never every default budget), now, with its `status` row and its run's state."""
+    found = scope_budgets(scope) if scope else (watched or budgets_to_watch(MOST_WATCHED)).items
     items = sorted(found, key=lambda item: (item.scope, item.window))
     states = budget_states(items, stack.tunables(), clock.now())
     runs = execution_statuses(
@@ -121,7 +131,7 @@ def budget_rows(stack: Stack, scope: str | None = None) -> list[tuple[BudgetStat
 
 def known_scopes() -> list[str]:
     """Every scope with a budget or a team, for the scope fields' suggestions."""
-    scopes = {item.scope for item in BudgetItem.scan(attributes_to_get=["scope"])}
+    scopes = {item.scope for item in operator_budgets()}
     for member in TeamItem.scan():
         scopes.update((member.principal, f"team:{member.team}"))
     return sorted(scopes)
@@ -181,20 +191,26 @@ def status_section(section_id: str, title: str, rows: list[dict[str, Any]]) -> S
     )
 
 
+def _budgets_title(watched: BudgetList) -> str:
+    unread = f"; {watched.more} more watched budgets not read" if watched.more else ""
+    return f"Budgets operators set, and default budgets needing attention{unread}"
+
+
 def scopes_page(stack: Stack, args: Any) -> Page:
     """Every budget and operator's suspension: spend, limit, percent, status, next refresh."""
     text = (args.get("q") or "").strip().lower()
     status = args.get("status") or ""
     sort = args.get("sort") if args.get("sort") in SORTS else "percent"
     descending = (args.get("order") or ("desc" if sort in ("percent", "spent_usd") else "asc")) == "desc"
+    watched = budgets_to_watch(MOST_WATCHED)
     pairs = [
         (state, row)
-        for state, row in budget_rows(stack)
+        for state, row in budget_rows(stack, watched=watched)
         if text in row["scope"].lower() and (not status or row["status"] == status)
     ]
     pairs.sort(key=lambda pair: _sort_key(sort)(pair[1]), reverse=descending)
     bars = [budget_bar(state.budget, row) for state, row in pairs if state.budget is not None]
-    page = Page("scopes", [status_section("budgets", "Budgets", [row for _, row in pairs])])
+    page = Page("scopes", [status_section("budgets", _budgets_title(watched), [row for _, row in pairs])])
     page.extra.update(
         bars=bars,
         q=args.get("q") or "",

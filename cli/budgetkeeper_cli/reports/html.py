@@ -27,7 +27,7 @@ from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.domain.scopes import ScopeKind
 from budgetkeeper.pricing.rates import resolve_model_id
 from budgetkeeper.pricing.versions import active_table
-from budgetkeeper.storage.tables import BudgetItem
+from budgetkeeper.storage.readers import MOST_WATCHED, budgets_to_watch
 from budgetkeeper_cli.errors import CommandFailed
 from budgetkeeper_cli.rendering import Column, plain_text
 from budgetkeeper_cli.reports.aggregation import GROUP_FIELDS, ROW_FIELDS, UsageReport
@@ -325,11 +325,10 @@ def _heat_colour(share: float) -> str:
 
 
 def _budgets(tunables: Tunables, at: datetime) -> tuple[list[BudgetBar], Table, list[dict[str, Any]]]:
-    """Every budget (no operator's suspensions) in the window `at` falls in, the fullest first."""
-    items = sorted(
-        (item for item in BudgetItem.scan() if not is_manual_window(item.window)),
-        key=lambda item: (item.scope, item.window),
-    )
+    """The budgets operators set and those needing attention (no operator's suspensions) in the
+    window `at` falls in, the fullest first."""
+    # The operators' budgets and the watched ones (storage.readers): never every default budget.
+    items = [item for item in budgets_to_watch(MOST_WATCHED).items if not is_manual_window(item.window)]
     states = [state for state in budget_states(items, tunables, at) if state.budget is not None]
     pairs = [(state.budget, status_row(state)) for state in states]
     pairs.sort(key=lambda pair: (-(pair[1]["percent"] or 0), pair[1]["scope"], pair[1]["window"]))

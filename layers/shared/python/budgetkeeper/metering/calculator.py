@@ -85,6 +85,8 @@ class UsageStore(Protocol):
 
     def mark_due(self, budgets: Iterable[tuple[str, str]]) -> None: ...
 
+    def record_models_seen(self, seen: Iterable[tuple[str, str, str]]) -> None: ...
+
     def store_default_budgets(self, budgets: Any, scopes: Iterable[str]) -> None: ...
 
 
@@ -288,6 +290,7 @@ class UsageCalculator:
             )
             for record in decoded
         ]
+        priced: set[tuple[str, str, str]] = set()  # (day, model, region): what the price refresh reads
         for record in decoded:
             for item in record.metered:
                 report.metered_events += 1
@@ -299,11 +302,14 @@ class UsageCalculator:
                     report.estimated_models[item.model] += 1
                 else:
                     report.named_models.add(item.model)
+                    if item.priced.status == PriceStatus.PRICED:
+                        priced.add((item.hour[:10], item.model, item.invocation.region))
                     if item.priced.status == PriceStatus.PROVISIONED:
                         report.provisioned_models[item.invocation.model_id] += 1
                     elif item.priced.flagged:
                         report.fallback_calls[str(item.priced.basis)] += 1
         report.commit = self.store.commit(payloads)
+        self.store.record_models_seen(priced)
         report.new_estimated_models = [
             model for model in sorted(report.estimated_models) if first_estimate_of(model, iso_utc(now))
         ]

@@ -306,8 +306,8 @@ def notify_records(notifier: Notifier, records: list[dict[str, Any]]) -> dict[st
     return counts
 
 
-def send_daily_summary(notifier: Notifier, now: Any, time_zone: str, rows: int = 10) -> list[Delivery]:
+def send_daily_summary(notifier: Notifier, now: Any, rows: int = 10) -> list[Delivery]:
     """The scheduled summary, to operators (once per UTC day, however often the schedule fires)."""
     from budgetkeeper.notify.summary import gather_summary, summary_event
 
-    return notifier.notify(summary_event(now), summary=gather_summary(now, time_zone, rows))
+    return notifier.notify(summary_event(now), summary=gather_summary(now, rows))

@@ -1,10 +1,11 @@
 """The operators' daily summary: spend today and this month per team, the top spenders, who is
 suspended, in grace or near a limit, and the unknown models seen today.
 
-Reads: the teams table (scanned), each team's rollups of the month (a query per team), the
-budgets (scanned: one row per budget; a session's default budgets are stored only once it spends,
-so minted session names add none), the totals of the budgets' current windows (a batch get), and
-today's usage lines (one query of the day's partition) for the unknown models.
+Reads, none of it growing with the budget rows callers mint (storage.readers): the teams table
+(scanned: operators' data), each team's rollups of the month (a query per team), today's usage lines
+(one query of the day's partition: today's spend per caller, the top spenders and the unknown
+models), the rollups of the month of each account seen today (a query per account), and the budgets
+the monitor watches (the SweepIndex: suspended, in grace, near a limit), never every budget.
 
 Every list is capped at `rows` rows (the tunable notify/summary_rows), a last row counting the
 rest, and every name at NAME_CHARS: a caller can mint any number of model ids and scope names,
@@ -19,14 +20,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from budgetkeeper.budgets.rules import DEFAULT_BUDGET_KINDS, MANUAL_WINDOW, Status, is_manual_window
-from budgetkeeper.core.windows import iso_utc, parse_window, window_span
-from budgetkeeper.domain.scopes import ScopeKind
+from budgetkeeper.budgets.rules import Status, is_manual_window
+from budgetkeeper.core.windows import iso_utc
+from budgetkeeper.domain.scopes import ScopeKind, parse_identity_arn
 from budgetkeeper.enforcement.runs import SYSTEM_ACTOR
 from budgetkeeper.metering.writer import line_partition
 from budgetkeeper.notify import NotificationEvent
 from budgetkeeper.notify.notices import money
-from budgetkeeper.storage.tables import BudgetItem, RollupItem, TeamItem, TotalItem, budget_key
+from budgetkeeper.storage.readers import due_budgets
+from budgetkeeper.storage.tables import RollupItem, TeamItem
 
 NEAR = (Status.WARNING, Status.CRITICAL)
 NAME_CHARS = 100
@@ -63,7 +65,7 @@ def summary_event(now: datetime) -> NotificationEvent:
     )
 
 
-def gather_summary(now: datetime, default_time_zone: str = "UTC", rows: int = 10) -> dict[str, Any]:
+def gather_summary(now: datetime, rows: int = 10) -> dict[str, Any]:
     day, month = now.date().isoformat(), now.strftime("%Y-%m")
     teams = sorted({f"{ScopeKind.TEAM}:{item.team}" for item in TeamItem.scan()})
     team_rows = []
@@ -75,52 +77,47 @@ def gather_summary(now: datetime, default_time_zone: str = "UTC", rows: int = 10
                 today_spend += rollup.cost_usd
         team_rows.append({"name": team, "today": money(str(today_spend)), "month": money(str(month_spend))})
 
-    budgets = [item for item in BudgetItem.scan() if not is_manual_window(item.window)]
-    current: dict[tuple[str, str], str] = {}
-    for item in budgets:
-        span = window_span(parse_window(item.window), item.time_zone or default_time_zone, now)
-        current[(budget_key(item.scope, item.window), span.window_id)] = item.window
-    spent: dict[str, dict[str, Decimal]] = defaultdict(dict)
-    for total in TotalItem.batch_get(list(current)):
-        spent[total.scope or total.budget.rpartition("|")[0]][current[(total.budget, total.window_id)]] = (
-            total.spent_usd
-        )
-
-    principals = {
-        scope: by_window for scope, by_window in spent.items() if scope.split(":")[0] in DEFAULT_BUDGET_KINDS
-    }
-    top = sorted(
-        ((by_window.get("daily", Decimal(0)), scope) for scope, by_window in principals.items()),
-        reverse=True,
-    )[:rows]
+    by_principal: dict[str, Decimal] = defaultdict(Decimal)
     unknown: dict[str, int] = defaultdict(int)
-    # Calls counted at 0 and calls of models without a price, counted at an estimate
-    not_priced = (RollupItem.unpriced_calls > 0) | (RollupItem.estimated_calls > 0)
-    for line in RollupItem.query(line_partition(day), filter_condition=not_priced):
-        if line.model:
-            unknown[line.model] += int(line.unpriced_calls) + int(line.estimated_calls or 0)
+    accounts: set[str] = set()
+    for line in RollupItem.query(line_partition(day)):
+        by_principal[line.principal or "unknown"] += line.cost_usd
+        if line.identity_arn:
+            accounts.add(parse_identity_arn(line.identity_arn).account or "")
+        # Calls counted at 0 and calls of models without a price, counted at an estimate
+        not_priced = int(line.unpriced_calls) + int(line.estimated_calls or 0)
+        if line.model and not_priced:
+            unknown[line.model] += not_priced
+    month_total = sum(
+        (
+            rollup.cost_usd
+            for account in sorted(accounts - {""})
+            for rollup in RollupItem.query(
+                f"{ScopeKind.ACCOUNT}:{account}", RollupItem.bucket.startswith(f"{month}-")
+            )
+        ),
+        Decimal(0),
+    )
+    top = sorted(((usd, scope) for scope, usd in by_principal.items()), reverse=True)[:rows]
+    budgets = due_budgets().items
 
     def listed(statuses: tuple[str, ...]) -> list[dict[str, str]]:
         return [
             {"name": item.scope, "detail": f"{item.window}, {item.status}"}
-            for item in sorted(budgets, key=lambda item: (item.scope, item.window))
-            if item.status in statuses
+            for item in budgets
+            if item.status in statuses and not is_manual_window(item.window)
         ]
 
     suspended_manually = [
         {"name": item.scope, "detail": f"manual, until {item.suspended_until or 'a restore'}"}
-        for item in BudgetItem.scan(BudgetItem.window.startswith(MANUAL_WINDOW))
-        if item.status == Status.SUSPENDED
+        for item in budgets
+        if is_manual_window(item.window) and item.status == Status.SUSPENDED
     ]
     suspended = listed((Status.SUSPENDED, Status.RESTORING)) + suspended_manually
     grace = listed((Status.GRACE,))
     return {
-        "total_today": money(
-            str(sum((by.get("daily", Decimal(0)) for by in principals.values()), Decimal(0)))
-        ),
-        "total_month": money(
-            str(sum((by.get("monthly", Decimal(0)) for by in principals.values()), Decimal(0)))
-        ),
+        "total_today": money(str(sum(by_principal.values(), Decimal(0)))),
+        "total_month": money(str(month_total)),
         "teams": team_rows,
         "top_scopes": [{"name": _short(scope), "today": money(str(usd))} for usd, scope in top if usd > 0],
         "suspended": capped(suspended, rows),

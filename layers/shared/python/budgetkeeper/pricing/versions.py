@@ -47,7 +47,8 @@ from budgetkeeper.pricing.rates import (
     resolve_model_id,
 )
 from budgetkeeper.storage.budget_rows import Change, write_audit
-from budgetkeeper.storage.tables import PriceVersionItem, RollupItem
+from budgetkeeper.storage.models_seen import models_seen
+from budgetkeeper.storage.tables import PriceVersionItem
 
 _log = logging.getLogger(__name__)
 
@@ -363,13 +364,9 @@ def refresh(
 
 
 def metered_models(since: datetime) -> set[tuple[str, str]]:
-    """(model, region) of every hourly rollup since `since`: what a new version must still price."""
-    hour = since.strftime("%Y-%m-%dT%H")
-    return {
-        (item.model, item.region)
-        for item in RollupItem.scan(RollupItem.hour >= hour, attributes_to_get=["model", "region"])
-        if item.model and item.region
-    }
+    """(model, region) of every call priced from a table since `since`: what a new version must
+    still price (metering.models_seen: one item a day, never a scan of the rollups)."""
+    return models_seen(since, clock.now())
 
 
 def refusal_event(outcome: RefreshOutcome) -> NotificationEvent:

@@ -21,7 +21,7 @@ from budgetkeeper.budgets.rules import DEFAULT_BUDGET_WINDOWS, ENFORCING, Level,
 from budgetkeeper.budgets.targets import Target
 from budgetkeeper.core import clock
 from budgetkeeper.core.windows import iso_utc
-from budgetkeeper.storage.tables import SWEEP_DUE, AuditItem, BudgetItem, budget_key
+from budgetkeeper.storage.tables import SWEEP_DUE, AuditItem, BudgetItem, budget_key, index_kind
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
 
@@ -59,6 +59,15 @@ def _lost_race(error: PutError | UpdateError | DeleteError) -> bool:
 def _next_revision() -> Any:
     """revision + 1; a default budget the usage calculator created has none stored: it reads as 1."""
     return BudgetItem.revision.set((BudgetItem.revision | 1) + 1)
+
+
+def _indexed_by_operator(item: BudgetItem) -> list[Any]:
+    """Actions that put a budget an operator now changes or protects into the KindIndex, where the
+    operators' views read it (storage.readers)."""
+    kind = index_kind(item.scope, item.window, by_operator=True)
+    if kind is None:
+        return []
+    return [BudgetItem.kind.set(kind), BudgetItem.kind_key.set(budget_key(item.scope, item.window))]
 
 
 def _is_enforcing() -> Any:
@@ -478,6 +487,7 @@ def set_protection(item: BudgetItem, protect: bool, change: Change) -> bool:
         BudgetItem.protected.set(protect),
         BudgetItem.protected_by.set(change.actor),
         BudgetItem.protected_reason.set(change.reason or "unprotected"),
+        *(_indexed_by_operator(item) if protect else []),
     ]
     if not protect and not is_manual_window(item.window):
         # A new revision, marked due: an overspend that protection let pass is enforced on the
@@ -513,7 +523,7 @@ def change_budget(item: BudgetItem, changed: dict[str, Any], what: str, change: 
     if limit_changed:
         actions.append(_next_revision())
     if item.origin != "explicit":
-        actions.append(BudgetItem.origin.set("explicit"))
+        actions += [BudgetItem.origin.set("explicit"), *_indexed_by_operator(item)]
     actions.append(BudgetItem.updated_at.set(change.at_iso))
     try:
         item.update(actions=actions, condition=BudgetItem.scope.exists())
@@ -536,3 +546,29 @@ def delete_budget(item: BudgetItem, change: Change) -> None:
             raise BudgetEnforcing(f"{item.scope} {item.window}") from None
         raise
     _operator_audit(item.scope, item.window, status, "deleted", "budget deleted", change)
+
+
+# ----------------------------------------------------------------------------- one-off backfill
+
+
+def index_operator_budgets() -> list[str]:
+    """Put into the KindIndex the operators' budgets written before it held them (weekly and days:N
+    budgets from before the index, daily and monthly ones from before `<kind>#set`): a one-off scan
+    of the budgets table (`budgetkeeper budget reindex`). Returns the keys it indexed."""
+    indexed = []
+    for item in BudgetItem.scan():
+        kind = index_kind(item.scope, item.window, by_operator=item.by_operator)
+        key = budget_key(item.scope, item.window)
+        if kind is None or (item.kind, item.kind_key) == (kind, key):
+            continue
+        try:
+            item.update(
+                actions=[BudgetItem.kind.set(kind), BudgetItem.kind_key.set(key)],
+                condition=BudgetItem.scope.exists(),
+            )
+        except UpdateError as error:
+            if not _lost_race(error):
+                raise
+            continue  # deleted meanwhile
+        indexed.append(key)
+    return sorted(indexed)

@@ -49,6 +49,21 @@ def budget_key(scope: str, window: str) -> str:
     return f"{scope}|{window}"
 
 
+# The KindIndex partition suffix of an operator's daily and monthly budgets.
+OPERATOR_SET = "set"
+
+
+def index_kind(scope: str, window: str, *, by_operator: bool) -> str | None:
+    """A budget's KindIndex partition (see KindIndex); None: not in the index (a default budget no
+    operator changed or protected, an operator's hold)."""
+    kind = scope.split(":", 1)[0]
+    if is_manual_window(window):
+        return None
+    if window not in DEFAULT_BUDGET_WINDOWS:
+        return kind
+    return f"{kind}#{OPERATOR_SET}" if by_operator else None
+
+
 class DecimalAttribute(Attribute[Decimal]):
     """An exact number: pynamodb's NumberAttribute goes through float and would lose cents."""
 
@@ -105,6 +120,8 @@ class RollupItem(Model):
     estimated_cost_usd = DecimalAttribute(null=True)
     # Estimate ledger items only (usage_writer): every item the estimated usage was charged to, as JSON.
     charged = UnicodeAttribute(null=True)
+    # Models-seen items only (storage.models_seen): "<model>|<region>" priced on that day.
+    models_seen = UnicodeSetAttribute(null=True)
     # TTL (epoch seconds): usage_retention_days after the hour; the S3 archive is the long-term record.
     expires_at = NumberAttribute(null=True)
 
@@ -140,8 +157,11 @@ class SweepIndex(GlobalSecondaryIndex["BudgetItem"]):
 
 
 class KindIndex(GlobalSecondaryIndex["BudgetItem"]):
-    """Sparse: budgets of a window other than daily and monthly, by scope kind. Written only by
-    operators, so a batch reads them with one query per scope kind, however many scopes it has."""
+    """Sparse: the budgets operators wrote, by scope kind (`index_kind`). Budgets of a window other
+    than daily and monthly (only operators write those) are under the scope kind itself, so a batch
+    reads them with one query per scope kind, however many scopes it has; an operator's daily and
+    monthly budgets are under `<kind>#set`, which the batch never reads (it gets those by key). The
+    operators' views (storage.readers) read both: never the default budgets callers mint."""
 
     class Meta:
         index_name = "KindIndex"
@@ -201,11 +221,17 @@ class BudgetItem(Model):
     kind_index = KindIndex()
 
     def save(self, *args: Any, **kwargs: Any) -> Any:
-        # A batch reads daily and monthly budgets by key (BatchGetItem), the others through the
-        # KindIndex; an operator's hold (a manual row) is neither: it is never a budget.
-        if self.window not in DEFAULT_BUDGET_WINDOWS and not is_manual_window(self.window):
-            self.kind, self.kind_key = self.scope.split(":", 1)[0], budget_key(self.scope, self.window)
+        # The KindIndex holds what operators wrote (see KindIndex); a default budget stays out of
+        # it until an operator changes it (budget_rows.change_budget).
+        kind = index_kind(self.scope, self.window, by_operator=self.by_operator)
+        if kind is not None:
+            self.kind, self.kind_key = kind, budget_key(self.scope, self.window)
         return super().save(*args, **kwargs)
+
+    @property
+    def by_operator(self) -> bool:
+        """An operator set or protected it (a default budget an operator changed is explicit)."""
+        return self.origin == "explicit" or bool(self.protected)
 
     def notified_level_in(self, window_id: str) -> int:
         """The level already notified in this window at the current revision (0: none)."""
@@ -409,6 +435,12 @@ class DynamoUsageStore:
 
     def commit(self, payloads: Sequence[PayloadUsage]) -> CommitResult:
         return self._writer.commit(payloads)
+
+    def record_models_seen(self, seen: Iterable[tuple[str, str, str]]) -> None:
+        """(day, model, region) of calls priced from a table: what the price refresh reads."""
+        from budgetkeeper.storage.models_seen import record_models_seen  # see BudgetBook.load
+
+        record_models_seen(seen, self._tunables.usage_retention_days * 86_400)
 
     def mark_due(self, budgets: Iterable[tuple[str, str]]) -> None:
         """Put budgets in the monitor's sparse index (SWEEP_DUE)."""
