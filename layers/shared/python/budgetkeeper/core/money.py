@@ -6,11 +6,13 @@ Two readers, two functions:
   Money is kept exact end to end, so its text is too.
 - `money.dollars`: for people (CLI tables, the demo): `$1,234.50`; six places below a cent; below a
   micro-dollar exact, so a nonzero cost is never shown as zero.
+- `money.cents`: for people reading a sentence (audit reasons, the demo's result): `$13.92`, `$0.01`,
+  `<$0.01`; notices word amounts per language in budgetkeeper.notify.locale.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 _CENT = Decimal("0.01")
 _MICRO_DOLLAR = Decimal("0.000001")
@@ -30,3 +32,10 @@ def dollars(value: Decimal) -> str:
     if abs(value) < _CENT:
         return f"${value:.6f}"
     return f"${value:,.2f}"
+
+
+def cents(value: Decimal) -> str:
+    """A dollar amount in cents: `$1,234.50`; a nonzero amount below a cent is `<$0.01`, never `$0.00`."""
+    if value and abs(value) < _CENT:
+        return "<$0.01" if value > 0 else "-<$0.01"
+    return f"${value.quantize(_CENT, ROUND_HALF_UP):,.2f}"

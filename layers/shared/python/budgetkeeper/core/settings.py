@@ -374,6 +374,13 @@ TUNABLES: tuple[Tunable, ...] = (
         "who owners are told to contact (empty: your Bedrock platform team)",
     ),
     Tunable(
+        "console_url",
+        "notify/console_url",
+        "",
+        str.strip,
+        "the console's address, linked from notices (empty: notices point to `budgetkeeper me`)",
+    ),
+    Tunable(
         "operator_language",
         "notify/operator_language",
         "en",
@@ -444,6 +451,7 @@ class Tunables:
     profile_lookups_per_batch: int
     summary_rows: int
     notify_contact: str
+    console_url: str
     operator_language: str
     reconcile_drift_percent: Decimal
     reconcile_drift_min_usd: Decimal

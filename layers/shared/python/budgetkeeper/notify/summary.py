@@ -20,12 +20,12 @@ from decimal import Decimal
 from typing import Any
 
 from budgetkeeper.budgets.rules import DEFAULT_BUDGET_KINDS, MANUAL_WINDOW, Status, is_manual_window
+from budgetkeeper.core.money import exact
 from budgetkeeper.core.windows import iso_utc, parse_window, window_span
 from budgetkeeper.domain.scopes import ScopeKind
 from budgetkeeper.enforcement.runs import SYSTEM_ACTOR
 from budgetkeeper.metering.writer import line_partition
 from budgetkeeper.notify import NotificationEvent
-from budgetkeeper.notify.notices import money
 from budgetkeeper.storage.tables import BudgetItem, RollupItem, TeamItem, TotalItem, budget_key
 
 NEAR = (Status.WARNING, Status.CRITICAL)
@@ -73,7 +73,7 @@ def gather_summary(now: datetime, default_time_zone: str = "UTC", rows: int = 10
             month_spend += rollup.cost_usd
             if rollup.bucket.startswith(day):
                 today_spend += rollup.cost_usd
-        team_rows.append({"name": team, "today": money(str(today_spend)), "month": money(str(month_spend))})
+        team_rows.append({"name": team, "today": exact(today_spend), "month": exact(month_spend)})
 
     budgets = [item for item in BudgetItem.scan() if not is_manual_window(item.window)]
     current: dict[tuple[str, str], str] = {}
@@ -115,14 +115,11 @@ def gather_summary(now: datetime, default_time_zone: str = "UTC", rows: int = 10
     suspended = listed((Status.SUSPENDED, Status.RESTORING)) + suspended_manually
     grace = listed((Status.GRACE,))
     return {
-        "total_today": money(
-            str(sum((by.get("daily", Decimal(0)) for by in principals.values()), Decimal(0)))
-        ),
-        "total_month": money(
-            str(sum((by.get("monthly", Decimal(0)) for by in principals.values()), Decimal(0)))
-        ),
+        # Amounts exact: the renderer writes them in the reader's format (notify.locale).
+        "total_today": exact(sum((by.get("daily", Decimal(0)) for by in principals.values()), Decimal(0))),
+        "total_month": exact(sum((by.get("monthly", Decimal(0)) for by in principals.values()), Decimal(0))),
         "teams": team_rows,
-        "top_scopes": [{"name": _short(scope), "today": money(str(usd))} for usd, scope in top if usd > 0],
+        "top_scopes": [{"name": _short(scope), "today": exact(usd)} for usd, scope in top if usd > 0],
         "suspended": capped(suspended, rows),
         "grace": capped(grace, rows),
         "near": capped(listed(NEAR), rows),
