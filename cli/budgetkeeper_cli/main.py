@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from importlib.metadata import PackageNotFoundError, version
 from collections.abc import Sequence
 
 from budgetkeeper_cli.errors import CommandFailed, UsageError
@@ -32,6 +33,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "me",
     "estimate",
     "reconcile",
+    "notices",
     "console",
 )
 
@@ -42,12 +44,21 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n(try '{self.prog} --help')\n")
 
 
+def installed_version() -> str:
+    """The installed package's version (pyproject.toml's, once installed)."""
+    try:
+        return version("bedrock-budgetkeeper")
+    except PackageNotFoundError:
+        return "unknown (not installed: pip install -e .)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="budgetkeeper",
         description="Meter, price and enforce budgets on Amazon Bedrock usage.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
     for name in COMMAND_MODULES:

@@ -29,6 +29,10 @@ class Words:
     percent: str  # `{number}`
     moment: str  # strftime, then `{zone}`
     windows: Mapping[str, str]  # daily, weekly, monthly, and `days` with `{days}`
+    statuses: Mapping[str, str]  # a budget's status, as the daily summary lists it
+    calls: str  # `{calls}`
+    until: str  # an operator's suspension, `{moment}`
+    until_restore: str  # an operator's suspension with no end
 
 
 WORDS = {
@@ -39,6 +43,16 @@ WORDS = {
         percent="{number}%",
         moment="%Y-%m-%d %H:%M {zone}",
         windows={"daily": "daily", "weekly": "weekly", "monthly": "monthly", "days": "every-{days}-day"},
+        statuses={
+            "warning": "warning",
+            "critical": "critical",
+            "grace": "grace period",
+            "suspended": "suspended",
+            "restoring": "restoring",
+        },
+        calls="{calls} calls",
+        until="manual, until {moment}",
+        until_restore="manual, until a restore",
     ),
     "es": Words(
         decimal_mark=",",
@@ -47,12 +61,22 @@ WORDS = {
         percent="{number} %",
         moment="%d/%m/%Y %H:%M {zone}",
         windows={"daily": "diario", "weekly": "semanal", "monthly": "mensual", "days": "de {days} días"},
+        statuses={
+            "warning": "aviso",
+            "critical": "crítico",
+            "grace": "en gracia",
+            "suspended": "suspendido",
+            "restoring": "restaurándose",
+        },
+        calls="{calls} llamadas",
+        until="manual, hasta el {moment}",
+        until_restore="manual, hasta que se restaure",
     ),
 }
 
 # Event fields that are amounts in USD, moments, percentages and windows.
-MONEY_FIELDS = ("spent", "billed", "limit", "projected")
-MOMENT_FIELDS = ("window_end", "suspend_at", "crosses_at", "next_window_end")
+MONEY_FIELDS = ("spent", "billed", "limit", "projected", "top_model_spent")
+MOMENT_FIELDS = ("window_end", "suspend_at", "crosses_at")
 SUMMARY_MONEY_FIELDS = ("today", "month", "total_today", "total_month")
 
 
@@ -128,17 +152,34 @@ def localize(context: Mapping[str, Any], language: str, time_zone: str = "UTC") 
         values["window"] = window_name(values["window"], language)
     summary = values.get("summary")
     if summary:
-        values["summary"] = _localize_summary(summary, language)
+        values["summary"] = _localize_summary(summary, language, time_zone)
     return values
 
 
-def _localize_summary(summary: Mapping[str, Any], language: str) -> dict[str, Any]:
-    def amounts(row: Mapping[str, Any]) -> dict[str, Any]:
-        return {
+def _localize_summary(summary: Mapping[str, Any], language: str, time_zone: str) -> dict[str, Any]:
+    """The summary's amounts in the reader's format, and each listed row's detail in its words."""
+    words = WORDS[language]
+
+    def row_detail(row: Mapping[str, Any]) -> str | None:
+        if "window" in row:
+            status = words.statuses.get(str(row.get("status")), row.get("status"))
+            return ", ".join(filter(None, (window_name(row["window"], language), status)))
+        if "until" in row:
+            when = moment(row["until"], language, time_zone)
+            return words.until.format(moment=when) if when else words.until_restore
+        if "calls" in row:
+            return words.calls.format(calls=row["calls"])
+        if "more" in row:
+            return f"+{row['more']}"
+        return row.get("detail")
+
+    def localized(row: Mapping[str, Any]) -> dict[str, Any]:
+        values = {
             key: money(item, language) if key in SUMMARY_MONEY_FIELDS else item for key, item in row.items()
         }
+        return {**values, "detail": row_detail(row)}
 
     return {
-        key: [amounts(row) for row in item] if isinstance(item, list) else item
-        for key, item in amounts(summary).items()
+        key: [localized(row) for row in item] if isinstance(item, list) else item
+        for key, item in localized(summary).items()
     }

@@ -144,7 +144,8 @@ def notice_for(
         "window_end": event.refresh_at,
         "actor": actor,
         "reason": person_reason(event),
-        "note": event.note,
+        # Details for operators (which IAM entity, which error), in the words of the step that wrote them.
+        "note": event.note if operator or template not in OWNER_NOTICES else None,
         "run_id": run_id(event.execution),
         "restore_command": restore_command(event, template) if operator else None,
         "self_service": None if operator or template not in OWNER_NOTICES else "budgetkeeper me",

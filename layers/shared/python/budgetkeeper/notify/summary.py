@@ -40,7 +40,7 @@ def capped(rows: list[dict[str, str]], limit: int) -> list[dict[str, str]]:
     """The first `limit` rows, names shortened, and a row counting the others."""
     kept = [{**row, "name": _short(row["name"])} for row in rows[:limit]]
     if len(rows) > limit:
-        kept.append({"name": "…", "detail": f"+{len(rows) - limit}"})
+        kept.append({"name": "…", "more": len(rows) - limit})
     return kept
 
 
@@ -102,13 +102,13 @@ def gather_summary(now: datetime, default_time_zone: str = "UTC", rows: int = 10
 
     def listed(statuses: tuple[str, ...]) -> list[dict[str, str]]:
         return [
-            {"name": item.scope, "detail": f"{item.window}, {item.status}"}
+            {"name": item.scope, "window": item.window, "status": item.status}
             for item in sorted(budgets, key=lambda item: (item.scope, item.window))
             if item.status in statuses
         ]
 
     suspended_manually = [
-        {"name": item.scope, "detail": f"manual, until {item.suspended_until or 'a restore'}"}
+        {"name": item.scope, "until": item.suspended_until}
         for item in BudgetItem.scan(BudgetItem.window.startswith(MANUAL_WINDOW))
         if item.status == Status.SUSPENDED
     ]
@@ -125,7 +125,7 @@ def gather_summary(now: datetime, default_time_zone: str = "UTC", rows: int = 10
         "near": capped(listed(NEAR), rows),
         "unknown_models": capped(
             [
-                {"name": model, "detail": f"{calls} calls"}
+                {"name": model, "calls": calls}
                 for model, calls in sorted(unknown.items(), key=lambda pair: (-pair[1], pair[0]))
             ],
             rows,
