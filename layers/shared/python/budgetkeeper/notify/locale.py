@@ -46,7 +46,7 @@ WORDS = {
         statuses={
             "warning": "warning",
             "critical": "critical",
-            "grace": "grace period",
+            "grace": "grace",
             "suspended": "suspended",
             "restoring": "restoring",
         },
