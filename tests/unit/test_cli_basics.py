@@ -1,0 +1,74 @@
+"""The CLI's own surface: its version, the Region it talks to, and the notice preview."""
+
+from __future__ import annotations
+
+import pytest
+
+from budgetkeeper.notify.render import default_renderer
+from budgetkeeper_cli.errors import CommandFailed
+from budgetkeeper_cli.main import main
+from budgetkeeper_cli.stack_config import aws_session
+
+
+def test_version_is_the_installed_package_s(capsys) -> None:
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.strip() == f"budgetkeeper {version('bedrock-budgetkeeper')}"
+
+
+def test_aws_region_is_honoured_and_wins_over_aws_default_region(monkeypatch) -> None:
+    # Given only AWS_REGION, as the AWS CLI's users set it
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.setenv("AWS_REGION", "eu-west-3")
+    assert aws_session(None).region_name == "eu-west-3"
+    # and with both, AWS_REGION first (the AWS CLI's order); --region above both
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
+    assert aws_session(None).region_name == "eu-west-3"
+    assert aws_session("ap-south-1").region_name == "ap-south-1"
+
+
+def test_no_region_says_every_way_to_give_one(monkeypatch, tmp_path) -> None:
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    with pytest.raises(CommandFailed, match="pass --region, or set AWS_REGION or AWS_DEFAULT_REGION"):
+        aws_session(None)
+
+
+@pytest.mark.parametrize("language", ["en", "es"])
+def test_every_notice_previews_in_both_languages(language, capsys) -> None:
+    assert main(["notices", "preview", "all", "--language", language]) == 0
+    out = capsys.readouterr().out
+    assert (
+        out.count("== ") == len(default_renderer().notices())
+        and "one segment]" in out
+        and "MORE THAN ONE" not in out
+    )
+
+
+def test_the_preview_of_one_notice_in_spanish(capsys) -> None:
+    assert main(["notices", "preview", "suspended", "--language", "es", "--time-zone", "Europe/Madrid"]) == 0
+    out = capsys.readouterr().out
+    assert "Subject: Acceso a Bedrock suspendido: user:alice" in out
+    assert "Gastado: 1.250,75 US$" in out and "Periodo del presupuesto: diario" in out
+    assert "CET" in out or "CEST" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--language", "fr"], "no notices in 'fr': use one of en, es"),
+        (["--time-zone", "Mars/Olympus"], "unknown time zone 'Mars/Olympus'"),
+    ],
+)
+def test_an_unknown_language_or_zone_is_refused_not_replaced(argv, message, capsys) -> None:
+    assert main(["notices", "preview", "warning", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_an_unknown_notice_lists_the_known_ones(capsys) -> None:
+    assert main(["notices", "preview", "warnings"]) == 2
+    assert "no notice 'warnings': use all or one of billing_drift, cannot_suspend" in capsys.readouterr().err
