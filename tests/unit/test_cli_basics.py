@@ -72,3 +72,26 @@ def test_an_unknown_language_or_zone_is_refused_not_replaced(argv, message, caps
 def test_an_unknown_notice_lists_the_known_ones(capsys) -> None:
     assert main(["notices", "preview", "warnings"]) == 2
     assert "no notice 'warnings': use all or one of billing_drift, cannot_suspend" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("name", "parameter"),
+    [
+        ("notify/contact", "notify/contact"),
+        ("notify_contact", "notify/contact"),
+        ("contact", "notify/contact"),
+        ("warning-percent", "thresholds/warning_percent"),
+        ("thresholds/warning_percent", "thresholds/warning_percent"),
+        ("drift_percent", "reconcile/drift_percent"),
+        ("/time_zone/", "time_zone"),
+    ],
+)
+def test_config_takes_every_name_of_a_setting(name, parameter) -> None:
+    from budgetkeeper.core.settings import tunable_named
+
+    assert tunable_named(name).parameter == parameter
+
+
+def test_config_suggests_the_setting_meant(capsys) -> None:
+    assert main(["config", "show", "timezone", "--environment", "dev"]) == 2
+    assert "no setting named 'timezone': did you mean time_zone?" in capsys.readouterr().err
