@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
+from budgetkeeper_cli import rendering
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 
 # Sub-command modules under budgetkeeper_cli.commands, in the order `--help` lists them.
@@ -59,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
+    parser.add_argument(
+        "--wide", action="store_true", help="tables as wide as their cells (default: within 120 columns)"
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
     for name in COMMAND_MODULES:
@@ -69,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    rendering.table_width = None if args.wide else rendering.TABLE_WIDTH
     try:
         return int(args.func(args) or 0)
     except UsageError as error:

@@ -152,16 +152,20 @@ def test_doctor_on_a_fresh_stack_finds_logging_off_says_what_to_fix_and_exits_1(
     assert ("operator alerts", "warn") in found
     assert ("Slack", "warn") in found and ("SES sender", "warn") in found
     assert ("Identity Center", "warn") in found
+    assert ("owners' contact", "warn") in found  # owners would be told to ask "your platform team"
     table = cli("doctor")[1]
-    assert "budgetkeeper logging enable" in table
-    assert table.endswith("5 to know about\n")  # prices: ok, nothing metered yet
+    assert "budgetkeeper logging enable" in table and "budgetkeeper config set contact " in table
+    assert table.endswith("6 to know about\n")  # prices: ok, nothing metered yet
 
 
 def test_doctor_passes_once_logging_is_on_and_parameters_are_good(cli: OperatorCli, stack) -> None:
     cli.ok("logging", "enable")
     out = cli.ok("doctor")  # exit 0: warnings only
     assert "fail" not in out
-    assert out.endswith("0 to fix, 5 to know about\n")
+    assert out.endswith("0 to fix, 6 to know about\n")
+    cli.ok("config", "set", "contact", "platform@example.com")
+    out = cli.ok("doctor")
+    assert "notices tell owners to ask platform@example.com" in out and out.endswith("5 to know about\n")
 
 
 def test_the_regional_collector_forwards_each_payload_unchanged_to_the_home_stream() -> None:

@@ -95,3 +95,30 @@ def test_config_takes_every_name_of_a_setting(name, parameter) -> None:
 def test_config_suggests_the_setting_meant(capsys) -> None:
     assert main(["config", "show", "timezone", "--environment", "dev"]) == 2
     assert "no setting named 'timezone': did you mean time_zone?" in capsys.readouterr().err
+
+
+def test_tables_fit_120_columns_and_wrap_text_unless_wide(monkeypatch) -> None:
+    from budgetkeeper_cli import rendering
+    from budgetkeeper_cli.rendering import Column, render_table
+
+    columns = (Column("check"), Column("detail"), Column("fix"), Column("calls", numeric=True))
+    detail = "model invocation logging is off: calls in us-east-1 are neither metered nor enforced " * 2
+    fix = "budgetkeeper logging enable --regions us-east-1 (or turn it on in the Bedrock console)"
+    rows = [{"check": "logging us-east-1", "detail": detail, "fix": fix, "calls": 123456789}]
+    table = render_table(columns, rows)
+    assert max(len(line) for line in table.splitlines()) <= 120
+    # every word is still there, and the number whole on the first line
+    assert table.split() == render_table(columns, rows).split()
+    assert " ".join(table.split()).count("neither metered nor enforced") >= 1
+    assert "123456789" in table.splitlines()[2]
+    monkeypatch.setattr(rendering, "table_width", None)
+    assert max(len(line) for line in render_table(columns, rows).splitlines()) > 200
+
+
+def test_wide_is_a_flag_of_the_command(capsys) -> None:
+    from budgetkeeper_cli import rendering
+
+    assert main(["--wide", "notices", "preview", "warning", "--part", "sms"]) == 0
+    assert rendering.table_width is None
+    assert main(["notices", "preview", "warning", "--part", "sms"]) == 0
+    assert rendering.table_width == rendering.TABLE_WIDTH

@@ -250,6 +250,20 @@ def _notifications(stack: Stack) -> Iterator[Finding]:
     else:
         yield Finding("SES", OK, f"{quota['Max24HourSend']:.0f} messages a day")
     yield _sender(stack)
+    yield _contact(stack)
+
+
+def _contact(stack: Stack) -> Finding:
+    """Whom owners' notices tell them to ask: `notify/contact`, else a vague "platform team"."""
+    tunables, _ = stack.tunables_and_problems()
+    if tunables.notify_contact:
+        return Finding("owners' contact", OK, f"notices tell owners to ask {tunables.notify_contact}")
+    return Finding(
+        "owners' contact",
+        WARN,
+        "no contact set: notices tell owners only to ask 'your Bedrock platform team'",
+        "budgetkeeper config set contact platform-team@example.com",
+    )
 
 
 def _sender(stack: Stack) -> Finding:
