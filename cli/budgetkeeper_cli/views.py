@@ -7,6 +7,7 @@ Every row is a mapping of plain values for `budgetkeeper_cli.rendering`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -281,8 +282,14 @@ def audit_row(item: AuditItem) -> dict[str, Any]:
     }
 
 
+def _to_the_second(at: str) -> str:
+    """An audit time for people: `2026-11-23T09:00:00Z`; JSON and CSV keep the microseconds that
+    order lines written in one second."""
+    return re.sub(r"\.\d+Z$", "Z", at)
+
+
 AUDIT_COLUMNS: tuple[Column, ...] = (
-    Column("time"),
+    Column("time", show=_to_the_second),
     Column("scope"),
     Column("window"),
     Column("from_status", "from"),

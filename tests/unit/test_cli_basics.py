@@ -122,3 +122,13 @@ def test_wide_is_a_flag_of_the_command(capsys) -> None:
     assert rendering.table_width is None
     assert main(["notices", "preview", "warning", "--part", "sms"]) == 0
     assert rendering.table_width == rendering.TABLE_WIDTH
+
+
+def test_audit_times_are_shown_to_the_second_and_kept_exact_for_machines() -> None:
+    from budgetkeeper_cli.rendering import render
+    from budgetkeeper_cli.views import AUDIT_COLUMNS
+
+    row = {"time": "2026-11-23T09:00:05.123456Z", "scope": "user:alice", "to_status": "suspended"}
+    table = render(AUDIT_COLUMNS, [row], "table")
+    assert "2026-11-23T09:00:05Z" in table and ".123456" not in table
+    assert "2026-11-23T09:00:05.123456Z" in render(AUDIT_COLUMNS, [row], "json")
