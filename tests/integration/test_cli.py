@@ -576,3 +576,17 @@ def test_every_command_has_help_with_examples(path: tuple[str, ...], capsys) -> 
     text = capsys.readouterr().out
     assert "examples:" in text
     assert "--stack-name" in text
+
+
+def test_a_budget_on_a_principal_iam_does_not_have_is_set_with_a_warning(cli: Cli) -> None:
+    # Given no IAM user ghost (the fixture creates alice, bob, carol and dave)
+    code, out, err = cli("budget", "set", "user:ghost", "--window", "daily", "--limit", "5")
+    # Then the budget is set, and the operator is told it can neither see spend nor deny anyone
+    assert code == 0 and "user:ghost daily: budget created" in out
+    assert "warning: there is no IAM user ghost: this budget sees no spend and denies no one" in err
+    # and a language with no notices is said, not silently replaced by English
+    code, _, err = cli("budget", "set", "user:alice", "--window", "daily", "--limit", "5", "--language", "fr")
+    assert code == 0 and "no IAM user" not in err
+    assert "warning: no notices in 'fr' yet: the owner reads them in English (notices exist in en, es" in err
+    # A later change to the ghost's budget says nothing more
+    assert cli("budget", "set", "user:ghost", "--limit", "6")[2] == ""
