@@ -132,3 +132,13 @@ def test_audit_times_are_shown_to_the_second_and_kept_exact_for_machines() -> No
     table = render(AUDIT_COLUMNS, [row], "table")
     assert "2026-11-23T09:00:05Z" in table and ".123456" not in table
     assert "2026-11-23T09:00:05.123456Z" in render(AUDIT_COLUMNS, [row], "json")
+
+
+def test_an_unpriced_model_id_gets_the_ids_meant(capsys) -> None:
+    argv = ["price", "--region", "us-east-1", "--input", "1000", "--output", "10"]
+    assert main([*argv, "--model", "amazon.nova-pro"]) == 0  # an estimate is an answer, not a failure
+    captured = capsys.readouterr()
+    assert "status     estimated" in captured.out
+    assert "no price for amazon.nova-pro: did you mean amazon.nova-pro-v1:0?" in captured.err
+    assert main([*argv, "--model", "amazon.nova-pro-v1:0"]) == 0
+    assert capsys.readouterr().err == ""
