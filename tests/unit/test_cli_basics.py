@@ -142,3 +142,18 @@ def test_an_unpriced_model_id_gets_the_ids_meant(capsys) -> None:
     assert "no price for amazon.nova-pro: did you mean amazon.nova-pro-v1:0?" in captured.err
     assert main([*argv, "--model", "amazon.nova-pro-v1:0"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_money_for_people_in_cents_and_for_machines_exact() -> None:
+    from decimal import Decimal
+
+    from budgetkeeper.core.money import cents, exact
+
+    assert [cents(Decimal(v)) for v in ("13.9249", "0.0100", "0.0049", "0", "1234.5")] == [
+        "$13.92",
+        "$0.01",
+        "<$0.01",
+        "$0.00",
+        "$1,234.50",
+    ]
+    assert exact(Decimal("0.00252000")) == "0.00252"

@@ -157,7 +157,7 @@ def _prices() -> Iterator[Finding]:
         parts.append(f"{sum(flagged.values()):,} priced at a fallback rate ({by_basis})")
     if estimated:
         parts.append(
-            f"{estimated:,} of models without a price at an estimate ({money.dollars(totals.estimated_usd)})"
+            f"{estimated:,} of models without a price at an estimate ({money.cents(totals.estimated_usd)})"
         )
     yield Finding(
         "prices",
