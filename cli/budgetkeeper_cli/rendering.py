@@ -97,7 +97,7 @@ def render_table(columns: Sequence[Column], rows: Sequence[Row], *, footer: Row 
     """Aligned columns under a header and a rule; a footer row (e.g. a total) under a second rule.
 
     Within `table_width` columns: the widest columns of words are narrowed and their cells wrap
-    onto the next lines, between words (`budgetkeeper --wide` keeps every cell on one line)."""
+    onto the next lines, between words where they can (`budgetkeeper --wide`: one line a row)."""
     header = [column.heading for column in columns]
     body = [[column.text(row.get(column.key)) for column in columns] for row in rows]
     tail = [[_footer_text(column, footer) for column in columns]] if footer is not None else []
@@ -152,7 +152,7 @@ def _narrowed(prose: Sequence[bool], widths: list[int], limit: int) -> list[int]
 def _wrapped(cell: str, width: int) -> list[str]:
     if len(cell) <= width:
         return [cell]
-    return textwrap.wrap(cell, width, break_long_words=False, break_on_hyphens=False) or [""]
+    return textwrap.wrap(cell, width, break_long_words=True, break_on_hyphens=False) or [""]
 
 
 def _footer_text(column: Column, footer: Row) -> str:
