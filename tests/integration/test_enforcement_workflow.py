@@ -374,9 +374,11 @@ def describe(stack: LocalStack, execution: dict) -> dict:
 
 
 def test_the_workflow_publishes_facts_not_english_reasons(stack, workflow):
-    # Given alice's daily budget with a five-minute grace period
+    # Given alice's daily budget in Madrid with a five-minute grace period
     stack.client("iam").create_user(UserName="alice")
-    BudgetItem("user:alice", "daily", limit_usd=Decimal(1), grace_seconds=300).save()
+    BudgetItem(
+        "user:alice", "daily", limit_usd=Decimal(1), grace_seconds=300, time_zone="Europe/Madrid"
+    ).save()
     workflow.max_wait_seconds = 3
     # When she spends past the warning, then past the limit
     spend(user_arn("alice"), "0.85")
@@ -389,6 +391,8 @@ def test_the_workflow_publishes_facts_not_english_reasons(stack, workflow):
     assert all(n["reason"] is None for n in by_type.values())
     warning, grace = by_type["warning"], by_type["grace"]
     assert Decimal(warning["spent_usd"]) == Decimal("0.85") and warning["limit_usd"] == "1"
+    # and the budget's time zone, which its readers' times are shown in
+    assert {n["time_zone"] for n in by_type.values()} == {"Europe/Madrid"}
     # and what drove the spend, from the scope's rollups
     assert grace["top_model"] == NOVA_PRO and Decimal(grace["top_model_usd"]) == Decimal("1.05")
     # and when the grace period ends and the suspension follows

@@ -16,6 +16,7 @@ from moto import mock_aws
 from moto.ses.models import ses_backends
 from moto.sns.models import sns_backends
 
+from budgetkeeper.core import clock
 from budgetkeeper.core.observability import logger
 from budgetkeeper.notify import NotificationEvent
 from budgetkeeper.notify import notifier as notifier_module
@@ -131,6 +132,20 @@ def test_one_event_reaches_the_owner_operators_and_slack(stack, slack):
     [payload] = slack.payloads
     assert payload["text"] == "Bedrock access suspended: user:alice"
     assert "climbing" not in json.dumps(payload) and "arn:aws:states" not in json.dumps(payload)
+
+
+def test_times_are_shown_in_the_budget_s_time_zone(stack, slack):
+    # Given alice's Spanish budget, and a suspension of it that ends at 22:00 UTC
+    BudgetItem(
+        "user:alice", "daily", limit_usd=Decimal(1), owner_email="alice@example.com", language="es"
+    ).save()
+    end = (clock.now().replace(hour=22, minute=0, second=0, microsecond=0)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    deliver(budget_event(refresh_at=end, time_zone="Asia/Tokyo"))
+    # Then she and the operators read 07:00 the next day, Tokyo time
+    [mail] = emails()
+    assert "07:00 JST" in mail.body and "22:00" not in mail.body
+    [notice] = operator_notices(stack)
+    assert "07:00 JST" in notice["sms"]
 
 
 def test_an_event_delivered_twice_sends_one_message_per_channel(stack, slack):

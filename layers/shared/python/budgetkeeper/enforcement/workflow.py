@@ -159,7 +159,7 @@ class WorkflowTasks:
                 routine=routine or answer_to_operator,
                 top_model=driver.model if driver else None,
                 top_model_usd=exact(driver.cost_usd) if driver else None,
-                **facts,
+                **{"time_zone": budget.time_zone if budget else None, **facts},
             )
         )
 
@@ -455,16 +455,13 @@ class WorkflowTasks:
             if not budget_rows.record_restored(item, baseline_usd=spent, change=self._change(state)):
                 continue
             # The window that runs now (at a refresh: the new one), not the one that ended.
-            window_end = (
-                None
-                if is_manual_window(window)
-                else iso_utc(Budget.resolve(item, self.tunables).span_at(self.clock()).end)
-            )
+            budget = None if is_manual_window(window) else Budget.resolve(item, self.tunables)
             self._notify(
                 "restored",
                 {**state, "window": window},
                 note=restore.get("note"),
-                refresh_at=window_end,
+                refresh_at=iso_utc(budget.span_at(self.clock()).end) if budget else None,
+                time_zone=budget.time_zone if budget else None,
             )
             metrics.add_metric(name="Restores", unit=MetricUnit.Count, value=1)
         return state

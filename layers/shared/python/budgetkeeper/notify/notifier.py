@@ -60,7 +60,7 @@ class Notifier:
     renderer: Renderer = field(default_factory=default_renderer)
     operator_language: str = "en"
     contact: str | None = None
-    time_zone: str = "UTC"  # times in notices are shown in this zone
+    time_zone: str = "UTC"  # times in notices are shown in the budget's zone, else in this one
     console_url: str | None = None
     sleep: Callable[[float], None] = time.sleep
     retry_delays: tuple[float, ...] = RETRY_DELAYS
@@ -75,8 +75,9 @@ class Notifier:
         operator_notice = notice_for(
             event, contact=owner.email, summary=summary, operator=True, console_url=self.console_url
         )
+        zone = event.time_zone or self.time_zone
         operator_message = self.renderer.render(
-            operator_notice.template, self.operator_language, operator_notice.context, self.time_zone
+            operator_notice.template, self.operator_language, operator_notice.context, zone
         )
         sends: list[tuple[str, Callable[[], None]]] = [
             (
@@ -93,7 +94,7 @@ class Notifier:
             email, address = self.email, owner.email
             owner_notice = notice_for(event, contact=self.contact, console_url=self.console_url)
             owner_message = self.renderer.render(
-                owner_notice.template, owner.language or "en", owner_notice.context, self.time_zone
+                owner_notice.template, owner.language or "en", owner_notice.context, zone
             )
             sends.append(("email", lambda: email.send(address, owner_message)))
         logger.info(
@@ -141,7 +142,8 @@ class Notifier:
         alert = notice_for(
             NotificationEvent(**{**_fields(event), "type": "notification_failed"}), failed_channel=channel
         )
-        message = self.renderer.render(alert.template, self.operator_language, alert.context, self.time_zone)
+        zone = event.time_zone or self.time_zone
+        message = self.renderer.render(alert.template, self.operator_language, alert.context, zone)
         if channel != "sns":
             target, send = "sns", lambda: self.operators.send(message, notice=alert.template, urgent=True)
         elif self.slack is not None:
