@@ -21,6 +21,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -164,7 +165,7 @@ def describe(event: dict[str, Any]) -> str:
     spend = ""
     if event.get("spent_usd") and event.get("limit_usd"):
         spent, limit = Decimal(event["spent_usd"]), Decimal(event["limit_usd"])
-        spend = f": {money.dollars(spent)} of {money.dollars(limit)}"
+        spend = f": {money.cents(spent)} of {money.cents(limit)}"
         spend += f" ({event['percent']}%)"
     extra = f" - {event['note']}" if event.get("note") else ""
     by = f" by {event['actor']}" if event["actor"] not in ("budgetkeeper", "budgetkeeper-monitor") else ""
@@ -280,7 +281,7 @@ def batches(records: Sequence[dict[str, Any]]) -> Iterator[dict[str, Any]]:
 def spend_table(scopes: dict[str, Decimal], title: str, top: int = 8) -> None:
     say(f"  {title}")
     for scope, cost in sorted(scopes.items(), key=lambda item: -item[1])[:top]:
-        say(f"    {scope:<62} {money.dollars(cost):>10}")
+        say(f"    {scope:<62} {money.cents(cost):>10}")
 
 
 def spend_from_tables(scopes: set[str]) -> dict[str, Decimal]:
@@ -302,6 +303,7 @@ def part_one(stack: LocalStack, records: list[dict[str, Any]]) -> None:
     uri = f"s3://{bucket}/AWSLogs/"
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as teams_file:
         json.dump(demo_data.teams(), teams_file)
+    teams_path = Path(teams_file.name)
     err = cli("meter", uri, "--group-by", "principal")
     say("  and on stderr (malformed lines are counted and located, never fatal):")
     for line in err.splitlines():
@@ -315,6 +317,7 @@ def part_one(stack: LocalStack, records: list[dict[str, Any]]) -> None:
         teams_file.name,
         shown_args=["meter", uri, "--group-by", "app,team", "--teams", "teams.json"],
     )
+    teams_path.unlink()
 
 
 def part_two(
@@ -473,6 +476,33 @@ def part_seven(stack_name: str, day: date, report: Path) -> None:
     say(f"HTML report written to {report.resolve()} (open it in a browser; it needs no network)")
 
 
+def part_eight(records: Sequence[dict[str, Any]], day: date) -> None:
+    """What the suspensions saved: the whole day metered offline, against what was metered live
+    (the calls of suspended principals IAM denied never ran, so never reached the logs)."""
+    from budgetkeeper.metering.usage_lines import usage_lines
+
+    heading("8. What the suspensions saved")
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    offline = sum_for(records, "")
+    live = sum((line.cost_usd for line in usage_lines(start, start + timedelta(days=1))), Decimal(0))
+    say(f"  The day's traffic, metered offline as if nothing had stopped it: {money.cents(offline)}")
+    say(f"  Metered live, with the suspensions enforced by IAM:              {money.cents(live)}")
+    say(f"  About {money.cents(offline - live)} was stopped by the suspensions.")
+
+
+def export_lines(endpoint: str, stack_name: str) -> list[str]:
+    """The shell lines that point the `budgetkeeper` CLI at the demo's stack on the local AWS."""
+    from devkit.harness.stack import FAKE_CREDENTIALS
+
+    settings = {
+        "AWS_ENDPOINT_URL": endpoint,
+        **{name: FAKE_CREDENTIALS[name] for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")},
+        "AWS_DEFAULT_REGION": FAKE_CREDENTIALS["AWS_DEFAULT_REGION"],
+        "BUDGETKEEPER_STACK": stack_name,
+    }
+    return [f"export {name}={value}" for name, value in settings.items()]
+
+
 def scopes_of(record: dict[str, Any]) -> list[str]:
     from budgetkeeper.domain.log_records import parse_invocation
     from budgetkeeper.domain.scopes import attribute
@@ -545,7 +575,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     logging.getLogger("moto").setLevel(logging.CRITICAL)
     os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
-    mail_folder = tempfile.mkdtemp(prefix="budgetkeeper-demo-mail-")
+    # Owners' e-mails go next to the report, replaced at each run: nothing is left behind in /tmp.
+    mail_folder = args.report.parent / "demo-mail"
+    shutil.rmtree(mail_folder, ignore_errors=True)
+    mail_folder.mkdir(parents=True)
     with local_aws() as endpoint:
         stack = LocalStack(
             stack_name="budgetkeeper-demo",
@@ -558,6 +591,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Tuned as an operator would, in SSM: the functions' own logs stay out of the narrative.
         stack.client("ssm").put_parameter(Name="/budgetkeeper/demo/log_level", Value="ERROR", Type="String")
         say(f"Local AWS at {endpoint}; stack {stack_name} created from template.yaml.")
+        say("To use the CLI against it from another shell while the demo runs (`make console` keeps it up):")
+        for line in export_lines(endpoint, stack_name):
+            say(f"  {line}")
         # The demo's own clock: it stands at the hour whose logs are arriving, and moves on by hours.
         day_clock = ManualClock(datetime(day.year, day.month, day.day, tzinfo=UTC))
         slack = LocalSlack()
@@ -573,10 +609,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             day_one(stack, stack_name)
             part_one(stack, records)
             part_unlogged(stack, stack_name, day_clock)
-            part_two(stack, stack_name, waits, day_clock, records, Mailroom(stack, waits, slack, mail_folder))
+            part_two(
+                stack,
+                stack_name,
+                waits,
+                day_clock,
+                records,
+                Mailroom(stack, waits, slack, str(mail_folder.resolve())),
+            )
             part_seven(stack_name, day, args.report)
+            part_eight(records, day)
             if args.console is not None:
-                heading("8. The operators' web console on the day's data (Ctrl-C ends the demo)")
+                heading("9. The operators' web console on the day's data (Ctrl-C ends the demo)")
+                say("  The CLI against the same stack, from another shell:")
+                for line in export_lines(endpoint, stack_name):
+                    say(f"    {line}")
                 console = ["console", "--stack-name", stack_name, "--port", str(args.console), "--open"]
                 console += ["--banner", RELEASED_WAITS]
                 budgetkeeper([*console, "--since", day.isoformat(), "--until", day.isoformat()])

@@ -59,7 +59,14 @@ def aws_clients() -> tuple[Any, Any, Any]:
     """S3, Glue and Athena clients, from the usual AWS settings (AWS_PROFILE, AWS_REGION, ...)."""
     import boto3  # here: the local engine needs no boto3 session
 
-    return boto3.client("s3"), boto3.client("glue"), boto3.client("athena")
+    from budgetkeeper_cli.stack_config import aws_region
+
+    region = aws_region()
+    return (
+        boto3.client("s3", region_name=region),
+        boto3.client("glue", region_name=region),
+        boto3.client("athena", region_name=region),
+    )
 
 
 def query_cost_usd(scanned_bytes: int) -> Decimal:

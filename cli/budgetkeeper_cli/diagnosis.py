@@ -106,7 +106,7 @@ def _prices() -> Iterator[Finding]:
         parts.append(f"{sum(flagged.values()):,} priced at a fallback rate ({by_basis})")
     if estimated:
         parts.append(
-            f"{estimated:,} of models without a price at an estimate ({money.dollars(totals.estimated_usd)})"
+            f"{estimated:,} of models without a price at an estimate ({money.cents(totals.estimated_usd)})"
         )
     yield Finding(
         "prices",
@@ -199,6 +199,20 @@ def _notifications(stack: Stack) -> Iterator[Finding]:
     else:
         yield Finding("SES", OK, f"{quota['Max24HourSend']:.0f} messages a day")
     yield _sender(stack)
+    yield _contact(stack)
+
+
+def _contact(stack: Stack) -> Finding:
+    """Whom owners' notices tell them to ask: `notify/contact`, else a vague "platform team"."""
+    tunables, _ = stack.tunables_and_problems()
+    if tunables.notify_contact:
+        return Finding("owners' contact", OK, f"notices tell owners to ask {tunables.notify_contact}")
+    return Finding(
+        "owners' contact",
+        WARN,
+        "no contact set: notices tell owners only to ask 'your Bedrock platform team'",
+        "budgetkeeper config set contact platform-team@example.com",
+    )
 
 
 def _sender(stack: Stack) -> Finding:

@@ -6,7 +6,9 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 
+from budgetkeeper_cli import rendering
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 
 # Sub-command modules under budgetkeeper_cli.commands, in the order `--help` lists them.
@@ -32,6 +34,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "me",
     "estimate",
     "reconcile",
+    "notices",
     "console",
 )
 
@@ -42,11 +45,23 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n(try '{self.prog} --help')\n")
 
 
+def installed_version() -> str:
+    """The installed package's version (pyproject.toml's, once installed)."""
+    try:
+        return version("bedrock-budgetkeeper")
+    except PackageNotFoundError:
+        return "unknown (not installed: pip install -e .)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="budgetkeeper",
         description="Meter, price and enforce budgets on Amazon Bedrock usage.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
+    parser.add_argument(
+        "--wide", action="store_true", help="tables as wide as their cells (default: within 120 columns)"
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
@@ -58,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    rendering.table_width = None if args.wide else rendering.TABLE_WIDTH
     try:
         return int(args.func(args) or 0)
     except UsageError as error:

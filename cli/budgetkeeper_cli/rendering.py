@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -93,23 +94,65 @@ def render_csv(columns: Sequence[Column], rows: Sequence[Row]) -> str:
 
 
 def render_table(columns: Sequence[Column], rows: Sequence[Row], *, footer: Row | None = None) -> str:
-    """Aligned columns under a header and a rule; a footer row (e.g. a total) under a second rule."""
+    """Aligned columns under a header and a rule; a footer row (e.g. a total) under a second rule.
+
+    Within `table_width` columns: the widest columns of words are narrowed and their cells wrap
+    onto the next lines, between words where they can (`budgetkeeper --wide`: one line a row)."""
     header = [column.heading for column in columns]
     body = [[column.text(row.get(column.key)) for column in columns] for row in rows]
     tail = [[_footer_text(column, footer) for column in columns]] if footer is not None else []
     widths = [max(len(cells[i]) for cells in (header, *body, *tail)) for i in range(len(columns))]
+    if table_width is not None:
+        prose = [any(cells[i].count(" ") >= PROSE_SPACES for cells in body) for i in range(len(columns))]
+        widths = _narrowed(prose, widths, table_width)
 
     def line(cells: Sequence[str]) -> str:
-        return "  ".join(
-            cell.rjust(width) if column.numeric else cell.ljust(width)
-            for column, cell, width in zip(columns, cells, widths, strict=True)
-        ).rstrip()
+        wrapped = [_wrapped(cell, width) for cell, width in zip(cells, widths, strict=True)]
+        return "\n".join(
+            "  ".join(
+                (parts[index] if index < len(parts) else "").rjust(width)
+                if column.numeric
+                else (parts[index] if index < len(parts) else "").ljust(width)
+                for column, parts, width in zip(columns, wrapped, widths, strict=True)
+            ).rstrip()
+            for index in range(max(len(parts) for parts in wrapped))
+        )
 
     rule = "  ".join("-" * width for width in widths)
     lines = [line(header), rule, *(line(cells) for cells in body)]
     if tail:
         lines += [rule, line(tail[0])]
     return "\n".join(lines) + "\n"
+
+
+# Tables fit this many columns (a terminal, a ticket, a mail); None: as wide as their cells.
+TABLE_WIDTH = 120
+MIN_WRAPPED_WIDTH = 12
+PROSE_SPACES = 3  # a column with a cell of four words or more is text, and may wrap
+table_width: int | None = TABLE_WIDTH
+
+
+def _narrowed(prose: Sequence[bool], widths: list[int], limit: int) -> list[int]:
+    """Widths that fit `limit`, taken from the widest columns of words (`prose`): names, ids and
+    numbers are never cut, so a table of them only may stay wider."""
+    widths = list(widths)
+    excess = sum(widths) + 2 * (len(widths) - 1) - limit
+    while excess > 0:
+        text = [i for i, is_prose in enumerate(prose) if is_prose and widths[i] > MIN_WRAPPED_WIDTH]
+        if not text:
+            break
+        widest = max(text, key=lambda i: widths[i])
+        others = [widths[i] for i in text if i != widest]
+        step = min(excess, widths[widest] - max([*others, MIN_WRAPPED_WIDTH - 1]) or 1)
+        widths[widest] -= max(step, 1)
+        excess -= max(step, 1)
+    return widths
+
+
+def _wrapped(cell: str, width: int) -> list[str]:
+    if len(cell) <= width:
+        return [cell]
+    return textwrap.wrap(cell, width, break_long_words=True, break_on_hyphens=False) or [""]
 
 
 def _footer_text(column: Column, footer: Row) -> str:

@@ -3,10 +3,12 @@
 The stack is found by `--stack-name`, else `BUDGETKEEPER_STACK`: its CloudFormation outputs name
 the tables, the state machine, the deny policy and the topic. Explicit options (`--budgets-table`,
 ...) name them instead, or override single outputs. Credentials, profile, region and endpoint are
-boto3's own: `AWS_PROFILE`, `AWS_REGION`, `AWS_ENDPOINT_URL` (and the per-service
+boto3's own: `AWS_PROFILE`, `AWS_DEFAULT_REGION`, `AWS_ENDPOINT_URL` (and the per-service
 `AWS_ENDPOINT_URL_<SERVICE>`) work as they do for the AWS CLI, so the same commands run against
-moto. pynamodb reads none of those endpoints, so the DynamoDB endpoint is passed to it through
-`Settings.dynamodb_endpoint`, as `Settings.from_environ` does for the functions.
+moto. `AWS_REGION`, which the AWS CLI reads but the pinned botocore does not, is read here
+(`aws_region`) and wins over `AWS_DEFAULT_REGION`, as it does for the AWS CLI. pynamodb reads none
+of those endpoints, so the DynamoDB endpoint is passed to it through `Settings.dynamodb_endpoint`,
+as `Settings.from_environ` does for the functions.
 
 AWS errors that mean "who are you?" (no credentials, an expired or unknown token) become one clear
 `CommandFailed`, whichever call meets them first: see `aws_errors`.
@@ -120,7 +122,7 @@ def add_stack_options(parser: argparse.ArgumentParser, *, region_option: str = "
         "stack",
         f"which deployment: --stack-name or {STACK_VARIABLE}, or the resources by name.\n"
         "Credentials, profile and endpoint: the usual AWS settings\n"
-        "(AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, ...).",
+        "(AWS_PROFILE, AWS_REGION or AWS_DEFAULT_REGION, AWS_ENDPOINT_URL, ...).",
     )
     group.add_argument(
         "--stack-name",
@@ -131,7 +133,7 @@ def add_stack_options(parser: argparse.ArgumentParser, *, region_option: str = "
         region_option,
         dest="stack_region",
         metavar="REGION",
-        help="AWS region of the stack (default: AWS_REGION or the profile's)",
+        help="AWS region of the stack (default: AWS_REGION, AWS_DEFAULT_REGION or the profile's)",
     )
     for option, field_name, help_text in EXPLICIT_OPTIONS:
         group.add_argument(
@@ -213,6 +215,26 @@ def tunable_fix(problem: RejectedTunable) -> str:
     )
 
 
+NO_REGION = "no AWS region: pass --region, or set AWS_REGION or AWS_DEFAULT_REGION (or a profile's region)"
+
+
+def aws_region() -> str | None:
+    """`AWS_REGION`, which the AWS CLI reads and this botocore ignores: None leaves the choice to
+    botocore (`AWS_DEFAULT_REGION`, then the profile's `region`)."""
+    return os.environ.get("AWS_REGION", "").strip() or None
+
+
+def aws_session(region: str | None) -> boto3.session.Session:
+    """The session of the usual AWS settings, in `region` (the --region option), else AWS_REGION's."""
+    try:
+        session = boto3.session.Session(region_name=region or aws_region())
+    except ProfileNotFound as error:
+        raise CommandFailed(f"{error}: set AWS_PROFILE to a profile in ~/.aws/config") from None
+    if not session.region_name:
+        raise CommandFailed(NO_REGION)
+    return session
+
+
 def connect(
     args: argparse.Namespace, *, needs: tuple[str, ...] = (), environment_only: bool = False
 ) -> Stack:
@@ -222,13 +244,7 @@ def connect(
     them must be given as an option. A command that reads only the environment's parameters
     (`environment_only`) may name it by --environment or BUDGETKEEPER_ENV instead of a stack.
     """
-    region = getattr(args, "stack_region", None)
-    try:
-        session = boto3.session.Session(region_name=region)
-    except ProfileNotFound as error:
-        raise CommandFailed(f"{error}: set AWS_PROFILE to a profile in ~/.aws/config") from None
-    if not session.region_name:
-        raise CommandFailed("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION), or pass --region")
+    session = aws_session(getattr(args, "stack_region", None))
     stack_name = getattr(args, "stack_name", None) or os.environ.get(STACK_VARIABLE) or None
     given = {name: getattr(args, name) for _, name, _ in EXPLICIT_OPTIONS if getattr(args, name, None)}
     outputs: dict[str, str] = {}
@@ -315,9 +331,9 @@ def describe_aws_error(error: BaseException) -> str:
     if isinstance(cause, TokenRetrievalError):
         return f"the AWS session has expired ({cause}): {CREDENTIALS_HINT}"
     if isinstance(cause, NoRegionError):
-        return "no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION), or pass --region"
+        return NO_REGION
     if isinstance(cause, EndpointConnectionError):
-        return f"cannot reach AWS ({cause}): check the network, AWS_REGION and AWS_ENDPOINT_URL"
+        return f"cannot reach AWS ({cause}): check the network, the region and AWS_ENDPOINT_URL"
     if isinstance(cause, ClientError):
         details = cause.response.get("Error", {})
         code = str(details.get("Code", "error"))

@@ -7,6 +7,7 @@ Every row is a mapping of plain values for `budgetkeeper_cli.rendering`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -88,7 +89,7 @@ def budget_row(item: BudgetItem, tunables: Tunables) -> dict[str, Any]:
 BUDGET_COLUMNS: tuple[Column, ...] = (
     Column("scope"),
     Column("window"),
-    Column("limit_usd", "limit", numeric=True, show=money.dollars),
+    Column("limit_usd", "limit", numeric=True, show=money.cents),
     Column("warning_percent", "warn", numeric=True, show=_percent),
     Column("critical_percent", "crit", numeric=True, show=_percent),
     Column("grace_seconds", "grace", numeric=True, show=duration_text),
@@ -257,8 +258,8 @@ STATUS_COLUMNS: tuple[Column, ...] = (
     Column("scope"),
     Column("window"),
     Column("window_id", "window id"),
-    Column("spent_usd", "spent", numeric=True, show=money.dollars),
-    Column("limit_usd", "limit", numeric=True, show=money.dollars),
+    Column("spent_usd", "spent", numeric=True, show=money.cents),
+    Column("limit_usd", "limit", numeric=True, show=money.cents),
     Column("percent", numeric=True, show=_percent),
     Column("forecast_usd", "forecast", numeric=True, show=money.dollars),
     Column("level"),
@@ -314,8 +315,14 @@ def audit_row(item: AuditItem) -> dict[str, Any]:
     }
 
 
+def _to_the_second(at: str) -> str:
+    """An audit time for people: `2026-11-23T09:00:00Z`; JSON and CSV keep the microseconds that
+    order lines written in one second."""
+    return re.sub(r"\.\d+Z$", "Z", at)
+
+
 AUDIT_COLUMNS: tuple[Column, ...] = (
-    Column("time"),
+    Column("time", show=_to_the_second),
     Column("scope"),
     Column("window"),
     Column("from_status", "from"),

@@ -176,7 +176,7 @@ def test_every_budget_crossing_in_one_minute_gets_exactly_one_run_that_enforces_
             "forecast": False,
             "revision": revisions[run["scope"]],
             "actor": "budgetkeeper",
-            "reason": "spend 1.2 USD is 120.0% of 1 USD",
+            "reason": "spend $1.20 is 120.0% of $1.00",
         }
     # And a sample of those very inputs, run through the real state machine, enforces each budget
     by_scope = sorted(runs.items(), key=lambda named: named[1]["scope"])

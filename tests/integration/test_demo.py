@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -59,7 +60,9 @@ def test_the_demo_tells_the_whole_life_of_a_budget(clock, tmp_path):
         "IAM user alice has no deny policy attached any more",
         "BEDROCK ACCESS RESTORED: user:alice (daily)",
         "grace      suspended",
-        "operators (SMS): SUSPENDED: user:alice (USD ",
+        "operators (SMS): SUSPENDED: user:alice ($",
+        "export BUDGETKEEPER_STACK=budgetkeeper-demo",
+        "export AWS_DEFAULT_REGION=us-east-1",
         "alice@example.com (e-mail): Bedrock access suspended: user:alice  -> ",
         "soporte@example.com (e-mail): Acceso a Bedrock suspendido: app:SupportBot",
         "e-mails to owners, as HTML, in ",
@@ -72,9 +75,24 @@ def test_the_demo_tells_the_whole_life_of_a_budget(clock, tmp_path):
     next_day = (clock().date() + timedelta(days=1)).isoformat()
     assert f"daily   {next_day}  $0.00" in out, "status does not show the window after the refresh"
     assert '{"level"' not in out and '"_aws"' not in out  # logs and metrics stay out of the story
-    # It ends with the HTML report of the day, written where it says, and the way to the console
-    last_lines = out.rstrip().splitlines()[-4:]
+    # The CLI's settings for its stack, with the port the local AWS listens on
+    assert re.search(r"export AWS_ENDPOINT_URL=http://127\.0\.0\.1:\d+\n", out), "no export lines"
+    # It writes the HTML report of the day where it says, and owners' e-mails beside it, not in /tmp
     written = f"HTML report written to {tmp_path / 'r.html'} (open it in a browser; it needs no network)"
-    assert written in last_lines
+    assert written in out
+    assert f"e-mails to owners, as HTML, in {tmp_path / 'demo-mail'}" in out
+    assert list((tmp_path / "demo-mail").glob("*.html"))
+    # and ends with what the suspensions saved: the day metered offline, less what was metered live
+    last_lines = out.rstrip().splitlines()[-6:]
+    offline, live, stopped = (
+        Decimal(re.search(pattern, out)[1].replace(",", ""))
+        for pattern in (
+            r"metered offline as if nothing had stopped it: +\$([\d,.]+)",
+            r"Metered live, with the suspensions enforced by IAM: +\$([\d,.]+)",
+            r"About \$([\d,.]+) was stopped by the suspensions\.",
+        )
+    )
+    assert offline > live > 0 and stopped == offline - live
+    assert any("was stopped by the suspensions" in line for line in last_lines)
     assert "`make console` runs this day again and opens it in the operators' web console." in last_lines
     assert "Spend per team" in (tmp_path / "r.html").read_text()

@@ -7,7 +7,7 @@ back from moto IAM.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from budgetkeeper.storage.tables import AuditItem, BudgetItem
@@ -371,3 +371,33 @@ def test_two_runs_evaluating_one_budget_at_once_suspend_it_once(stack, workflow,
 
 def describe(stack: LocalStack, execution: dict) -> dict:
     return stack.client("stepfunctions").describe_execution(executionArn=execution["executionArn"])
+
+
+def test_the_workflow_publishes_facts_not_english_reasons(stack, workflow):
+    # Given alice's daily budget in Madrid with a five-minute grace period
+    stack.client("iam").create_user(UserName="alice")
+    BudgetItem(
+        "user:alice", "daily", limit_usd=Decimal(1), grace_seconds=300, time_zone="Europe/Madrid"
+    ).save()
+    workflow.max_wait_seconds = 3
+    # When she spends past the warning, then past the limit
+    spend(user_arn("alice"), "0.85")
+    finish_all(stack)
+    spend(user_arn("alice"), "0.20")
+    grace_run = exceeded_run(stack)
+    wait_for_state(stack, grace_run["executionArn"], "WaitForRefresh")
+    by_type = {n["type"]: n for n in notifications(stack)}
+    # Then no notice carries the run's English reason: its numbers are fields, worded per reader
+    assert all(n["reason"] is None for n in by_type.values())
+    warning, grace = by_type["warning"], by_type["grace"]
+    assert Decimal(warning["spent_usd"]) == Decimal("0.85") and warning["limit_usd"] == "1"
+    # and the budget's time zone, which its readers' times are shown in
+    assert {n["time_zone"] for n in by_type.values()} == {"Europe/Madrid"}
+    # and what drove the spend, from the scope's rollups
+    assert grace["top_model"] == NOVA_PRO and Decimal(grace["top_model_usd"]) == Decimal("1.05")
+    # and when the grace period ends and the suspension follows
+    at = grace["at"].replace("Z", "+00:00")
+    assert datetime.fromisoformat(grace["suspend_at"].replace("Z", "+00:00")) - datetime.fromisoformat(
+        at
+    ) == (timedelta(seconds=300))
+    finish_all(stack)

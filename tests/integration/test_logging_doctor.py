@@ -152,16 +152,24 @@ def test_doctor_on_a_fresh_stack_finds_logging_off_says_what_to_fix_and_exits_1(
     assert ("operator alerts", "warn") in found
     assert ("Slack", "warn") in found and ("SES sender", "warn") in found
     assert ("Identity Center", "warn") in found
+    assert ("owners' contact", "warn") in found  # owners would be told to ask "your platform team"
+    fixes = " ".join(row["fix"] or "" for row in json.loads(out))
+    assert "budgetkeeper logging enable" in fixes and "budgetkeeper config set contact " in fixes
     table = cli("doctor")[1]
-    assert "budgetkeeper logging enable" in table
-    assert table.endswith("5 to know about\n")  # prices: ok, nothing metered yet
+    assert max(len(line) for line in table.splitlines()) <= 120  # details and fixes wrap
+    assert max(len(line) for line in cli("--wide", "doctor")[1].splitlines()) > 120
+    assert table.endswith("6 to know about\n")  # prices: ok, nothing metered yet
 
 
 def test_doctor_passes_once_logging_is_on_and_parameters_are_good(cli: OperatorCli, stack) -> None:
     cli.ok("logging", "enable")
     out = cli.ok("doctor")  # exit 0: warnings only
     assert "fail" not in out
-    assert out.endswith("0 to fix, 5 to know about\n")
+    assert out.endswith("0 to fix, 6 to know about\n")
+    cli.ok("config", "set", "contact", "platform@example.com")
+    assert cli.ok("doctor").endswith("5 to know about\n")
+    found = {row["check"]: row for row in json.loads(cli.ok("doctor", "--format", "json"))}
+    assert found["owners' contact"]["detail"] == "notices tell owners to ask platform@example.com"
 
 
 def test_the_regional_collector_forwards_each_payload_unchanged_to_the_home_stream() -> None:

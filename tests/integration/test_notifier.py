@@ -16,6 +16,7 @@ from moto import mock_aws
 from moto.ses.models import ses_backends
 from moto.sns.models import sns_backends
 
+from budgetkeeper.core import clock
 from budgetkeeper.core.observability import logger
 from budgetkeeper.notify import NotificationEvent
 from budgetkeeper.notify import notifier as notifier_module
@@ -118,16 +119,33 @@ def test_one_event_reaches_the_owner_operators_and_slack(stack, slack):
     [mail] = emails()
     assert mail.source == SENDER and mail.destinations["ToAddresses"] == ["alice@example.com"]
     assert mail.subject == "Acceso a Bedrock suspendido: user:alice"
-    assert "<!DOCTYPE html>" in mail.body and "&#34;over&#34; &amp; climbing" in mail.body
+    assert "<!DOCTYPE html>" in mail.body and "budgetkeeper me" in mail.body
+    assert "climbing" not in mail.body  # a run's own reason: its fields say it, in her words
     # and operators one notice on their topic (English text for e-mail, one SMS segment), urgent
     [notice] = operator_notices(stack)
     assert notice["notice"] == "suspended" and notice["subject"] == "Bedrock access suspended: user:alice"
     assert notice["urgency"] == "urgent"  # the SMS subscription takes these only
     assert "Who to contact: alice@example.com" in notice["email"]
     assert notice["sms"].startswith("SUSPENDED: user:alice") and len(notice["sms"]) <= 160
+    assert "budgetkeeper restore user:alice --window daily" in notice["email"]  # instead of owner advice
     # and one Slack message
     [payload] = slack.payloads
     assert payload["text"] == "Bedrock access suspended: user:alice"
+    assert "climbing" not in json.dumps(payload) and "arn:aws:states" not in json.dumps(payload)
+
+
+def test_times_are_shown_in_the_budget_s_time_zone(stack, slack):
+    # Given alice's Spanish budget, and a suspension of it that ends at 22:00 UTC
+    BudgetItem(
+        "user:alice", "daily", limit_usd=Decimal(1), owner_email="alice@example.com", language="es"
+    ).save()
+    end = (clock.now().replace(hour=22, minute=0, second=0, microsecond=0)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    deliver(budget_event(refresh_at=end, time_zone="Asia/Tokyo"))
+    # Then she and the operators read 07:00 the next day, Tokyo time
+    [mail] = emails()
+    assert "07:00 JST" in mail.body and "22:00" not in mail.body
+    [notice] = operator_notices(stack)
+    assert "07:00 JST" in notice["sms"]
 
 
 def test_an_event_delivered_twice_sends_one_message_per_channel(stack, slack):
@@ -319,8 +337,8 @@ def test_the_daily_summary_tells_operators_once_a_day(stack, slack):
     assert summary["notice"] == "daily_summary"
     text = summary["email"]
     # (2.40, and the unknown model's 1000 input tokens at the highest rate known, 27.5 per 1M: 0.0275)
-    assert "team:research: USD 2.43 / USD 2.43" in text, text
-    assert "1. user:alice: USD 2.43" in text
+    assert "team:research: $2.43 / $2.43" in text, text
+    assert "1. user:alice: $2.43" in text
     assert "user:bob (daily, suspended)" in text and "user:carol (monthly, grace)" in text
     assert f"user:{SCRIPT} (daily, critical)" in text
     assert "acme.mystery-v1:0 (1 calls)" in text

@@ -18,6 +18,7 @@ from typing import Any
 
 from budgetkeeper.budgets.rules import ENFORCING, gets_default_budget
 from budgetkeeper.core import clock
+from budgetkeeper.domain.scopes import ScopeKind, parse_scope
 from budgetkeeper.storage import budget_rows
 from budgetkeeper.storage.budget_rows import BudgetEnforcing, Change
 from budgetkeeper.storage.tables import BudgetItem
@@ -69,7 +70,7 @@ examples:
   budgetkeeper budget set user:alice --window daily --limit 5
   budgetkeeper budget set apikey:BedrockAPIKey-x7k2 --window days:7@2026-01-05 --limit 30 --grace 90s
   budgetkeeper budget set team:data --window monthly --limit 2000 --owner data-leads@example.com \\
-      --language fr --time-zone Europe/Paris
+      --language es --time-zone Europe/Madrid
   budgetkeeper budget set role:ChatbotApp-BedrockRole --window monthly --dry-run
 """
 
@@ -128,7 +129,11 @@ def register(subparsers: Any) -> None:
         help="wait between exceeding the limit and the suspension: 90s, 15m, 2h, 1d or seconds",
     )
     set_parser.add_argument("--owner", metavar="EMAIL", help="who is told about this budget")
-    set_parser.add_argument("--language", metavar="TAG", help="the owner's language, e.g. en or fr")
+    set_parser.add_argument(
+        "--language",
+        metavar="TAG",
+        help="the owner's language, e.g. en or es (notices exist in en and es; others read English)",
+    )
     set_parser.add_argument(
         "--dry-run",
         action=argparse.BooleanOptionalAction,
@@ -192,11 +197,53 @@ def run_set(args: argparse.Namespace) -> int:
     if values["warning_percent"] is not None and values["critical_percent"] is not None:
         options.thresholds(values["warning_percent"], values["critical_percent"])  # before any request
     stack = connect(args, needs=NEEDS)
+    missing = missing_principal(stack, scope, window)
     said, note = set_budget(stack, scope, window, values, args.reason)
     sys.stdout.write(said + "\n")
     if note:
         sys.stderr.write(f"note: {note}\n")
+    unread = unread_language(values["language"])
+    if unread:
+        sys.stderr.write(f"warning: {unread}\n")
+    if missing:
+        sys.stderr.write(
+            f"warning: {missing}: this budget sees no spend and denies no one until it exists; "
+            "check the name (`budgetkeeper status`, `budgetkeeper user show NAME`)\n"
+        )
     return 0
+
+
+# Scopes that name one IAM principal, which IAM has or not.
+PRINCIPAL_KINDS = frozenset({ScopeKind.USER, ScopeKind.APIKEY, ScopeKind.ROLE, ScopeKind.SESSION})
+
+
+def unread_language(language: str | None) -> str | None:
+    """What the owner will read instead when no notices exist in `language` (the renderer falls
+    back to English for a reader; an operator who chose the language is told now)."""
+    from budgetkeeper.notify.render import DEFAULT_LANGUAGE, default_renderer
+
+    if not language:
+        return None
+    renderer = default_renderer()
+    if renderer.language_for(language) != DEFAULT_LANGUAGE or language.lower().startswith(DEFAULT_LANGUAGE):
+        return None
+    return (
+        f"no notices in {language!r} yet: the owner reads them in English "
+        f"(notices exist in {', '.join(renderer.languages())}; a language is a folder of templates)"
+    )
+
+
+def missing_principal(stack: Stack, scope: str, window: str | None) -> str | None:
+    """For a new budget on a user, API key, role or session: what IAM does not have, if anything
+    (a budget on a principal that does not exist is most often a typo; it may also come first)."""
+    from budgetkeeper.enforcement.principals import why_not_suspendable
+
+    if parse_scope(scope).kind not in PRINCIPAL_KINDS:
+        return None
+    if any(window in (None, item.window) for item in BudgetItem.query(scope, consistent_read=True)):
+        return None  # a change to a budget that exists: its principal was checked when it was set
+    why_not = why_not_suspendable(stack.client("iam"), scope)
+    return why_not.partition(": ")[2] if why_not else None
 
 
 # ----------------------------------------------------------------------------- show, list

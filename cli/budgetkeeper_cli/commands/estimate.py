@@ -45,7 +45,7 @@ COLUMNS = (
     Column("output_tokens", "output", numeric=True),
     Column("cache_read_tokens", "cache read", numeric=True),
     Column("cache_write_tokens", "cache write", numeric=True),
-    Column("cost_usd", "est. cost", numeric=True, show=money.dollars),
+    Column("cost_usd", "est. cost", numeric=True, show=money.cents),
     Column("note"),
 )
 TABLE_KEYS = (
@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.write(render(shown, rows, "table", footer={"principal": "estimated total", "cost_usd": total}))
     sys.stdout.write(
         "by team: "
-        + ", ".join(f"{team} {money.dollars(cost)}" for team, cost in sorted(by_team.items()))
+        + ", ".join(f"{team} {money.cents(cost)}" for team, cost in sorted(by_team.items()))
         + "\n"
         if rows
         else ""

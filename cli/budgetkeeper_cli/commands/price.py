@@ -7,6 +7,7 @@ charged at (status `estimated`, basis `estimate`) and exits 0. Every answer name
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import sys
 from typing import Any
@@ -67,7 +68,19 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
     else:
         sys.stdout.write(render(priced, args.model, args.region, table.version))
+    if priced.status == "estimated":
+        close = similar_models(table, args.model)
+        if close:
+            sys.stderr.write(f"no price for {args.model}: did you mean {' or '.join(close)}?\n")
     return 0
+
+
+def similar_models(table: PriceTable, model_id: str, count: int = 3) -> list[str]:
+    """Priced model ids spelled like `model_id` (a typo, or a version suffix left out)."""
+    known = sorted({row.model for row in table})
+    wanted = model_id.strip().lower()
+    starts = [model for model in known if model.startswith(wanted)]
+    return (starts or difflib.get_close_matches(wanted, known, n=count, cutoff=0.75))[:count]
 
 
 def token_counts(args: argparse.Namespace) -> TokenCounts:

@@ -174,6 +174,16 @@ def forecast_spend(
     return spent + spent * left / elapsed
 
 
+def forecast_crossing(
+    spent: Decimal, projected: Decimal, limit: Decimal, now: datetime, end: datetime
+) -> datetime | None:
+    """When spend growing at the projected pace reaches `limit`: None if it does not by `end`."""
+    if projected < limit or spent >= limit or projected <= spent:
+        return None
+    share = (limit - spent) / (projected - spent)
+    return now + (end - now) * float(share)
+
+
 @dataclass(frozen=True, slots=True)
 class Crossing:
     """A batch moved a budget to a higher level, or its forecast over the limit."""

@@ -1,16 +1,19 @@
 """Money as text: the one place a Decimal dollar amount becomes a string.
 
-Two readers, two functions:
+Two readers, three functions:
 - `money.exact`: for machines (JSON, CSV, the archive, price tables): plain notation, no exponent,
   no rounding, no trailing zeros (`1.8E-7` -> `0.00000018`, `3.750000` -> `3.75`, any zero -> `0`).
   Money is kept exact end to end, so its text is too.
-- `money.dollars`: for people (CLI tables, the demo): `$1,234.50`; six places below a cent; below a
-  micro-dollar exact, so a nonzero cost is never shown as zero.
+- `money.cents`: for people (budgets, status, estimates, audit reasons, the demo): `$13.92`,
+  `$0.01`, `<$0.01`, so a nonzero amount is never shown as zero; notices word amounts per language
+  in budgetkeeper.notify.locale.
+- `money.dollars`: for people reading the cost of single calls (report and meter tables): cents,
+  six places below a cent; below a micro-dollar exact.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 _CENT = Decimal("0.01")
 _MICRO_DOLLAR = Decimal("0.000001")
@@ -30,3 +33,10 @@ def dollars(value: Decimal) -> str:
     if abs(value) < _CENT:
         return f"${value:.6f}"
     return f"${value:,.2f}"
+
+
+def cents(value: Decimal) -> str:
+    """A dollar amount in cents: `$1,234.50`; a nonzero amount below a cent is `<$0.01`, never `$0.00`."""
+    if value and abs(value) < _CENT:
+        return "<$0.01" if value > 0 else "-<$0.01"
+    return f"${value.quantize(_CENT, ROUND_HALF_UP):,.2f}"

@@ -9,6 +9,7 @@ Two kinds:
 
 from __future__ import annotations
 
+import difflib
 import functools
 import os
 import re
@@ -374,6 +375,13 @@ TUNABLES: tuple[Tunable, ...] = (
         "who owners are told to contact (empty: your Bedrock platform team)",
     ),
     Tunable(
+        "console_url",
+        "notify/console_url",
+        "",
+        str.strip,
+        "the console's address, linked from notices (empty: notices point to `budgetkeeper me`)",
+    ),
+    Tunable(
         "operator_language",
         "notify/operator_language",
         "en",
@@ -444,6 +452,7 @@ class Tunables:
     profile_lookups_per_batch: int
     summary_rows: int
     notify_contact: str
+    console_url: str
     operator_language: str
     reconcile_drift_percent: Decimal
     reconcile_drift_min_usd: Decimal
@@ -503,15 +512,30 @@ def thresholds_in_order(warning: Decimal, critical: Decimal) -> bool:
     return warning < critical
 
 
+def _spellings(tunable: Tunable) -> set[str]:
+    """Every name a tunable answers to: its parameter, its field, and its parameter's last part."""
+    return {_plain(tunable.parameter), _plain(tunable.field), _plain(tunable.parameter.rpartition("/")[2])}
+
+
+def _plain(name: str) -> str:
+    return re.sub(r"[/\-_ ]+", "_", name.strip().strip("/").lower())
+
+
 def tunable_named(key: str) -> Tunable:
-    """A tunable by its parameter name (`thresholds/warning_percent`) or field (`warning_percent`)."""
-    cleaned = key.strip().strip("/")
-    for tunable in TUNABLES:
-        if cleaned in (tunable.parameter, tunable.field):
-            return tunable
-    raise InvalidTunable(
-        f"no setting named {key!r}: use one of {', '.join(tunable.parameter for tunable in TUNABLES)}"
-    )
+    """A tunable by any of its names: `thresholds/warning_percent`, `warning_percent`, `warning-percent`;
+    `notify/contact`, `notify_contact` or `contact`. A name two tunables share is refused."""
+    wanted = _plain(key)
+    matches = [tunable for tunable in TUNABLES if wanted in _spellings(tunable)]
+    if len(matches) == 1:
+        return matches[0]
+    names = [tunable.parameter for tunable in TUNABLES]
+    if matches:
+        raise InvalidTunable(
+            f"{key!r} names {' and '.join(t.parameter for t in matches)}: type the whole name"
+        )
+    close = difflib.get_close_matches(key.strip().strip("/"), names, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]}? " if close else ""
+    raise InvalidTunable(f"no setting named {key!r}: {hint}use one of {', '.join(names)}")
 
 
 def check_tunable(tunable: Tunable, raw: str, current: Mapping[str, str]) -> str:

@@ -24,6 +24,7 @@ from decimal import Decimal
 import boto3
 
 from budgetkeeper.budgets.rules import Budget, Level, Status, forecast_spend, is_manual_window
+from budgetkeeper.core.money import cents
 from budgetkeeper.core.settings import Settings, Tunables
 from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.enforcement.runs import (
@@ -157,9 +158,14 @@ def sweep(
             burn = _recent_burn_per_hour(item.scope, now)
             projected = forecast_spend(spent, span, now, recent_burn_per_hour=burn)
             if projected is not None and projected >= budget.limit_usd:
-                reason = f"projected {projected.quantize(Decimal('0.01'))} USD by {iso_utc(span.end)}"
+                reason = f"projected {cents(projected)} by {iso_utc(span.end)}"
                 starter.start(
-                    *evaluation_request(replace(event, forecast=True), actor=MONITOR_ACTOR, reason=reason)
+                    *evaluation_request(
+                        replace(event, forecast=True),
+                        actor=MONITOR_ACTOR,
+                        reason=reason,
+                        projected_usd=projected,
+                    )
                 )
                 report.forecasts.append(label)
                 continue

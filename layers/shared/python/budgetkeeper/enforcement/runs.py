@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from aws_lambda_powertools.metrics import MetricUnit
 
 from budgetkeeper.core import clock
+from budgetkeeper.core.money import cents, exact
 from budgetkeeper.core.observability import logger, metrics
 from budgetkeeper.core.windows import iso_utc
 
@@ -74,10 +75,15 @@ def execution_name(prefix: str, *parts: object) -> str:
 
 
 def evaluation_request(
-    event: ThresholdCrossed, *, actor: str = SYSTEM_ACTOR, reason: str | None = None
+    event: ThresholdCrossed,
+    *,
+    actor: str = SYSTEM_ACTOR,
+    reason: str | None = None,
+    projected_usd: Decimal | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """An evaluation of a crossing. The name leaves out who asked, so the calculator's run and
-    the monitor's backstop for the same crossing are one run."""
+    the monitor's backstop for the same crossing are one run. The reason is the audit's (cents,
+    English); notices word the same facts from the structured fields, in their reader's language."""
     level = "forecast" if event.forecast else event.level
     name = execution_name(level, event.scope, event.window, event.window_id, level, event.revision)
     return name, {
@@ -90,7 +96,8 @@ def evaluation_request(
         "forecast": event.forecast,
         "revision": event.revision,
         "actor": actor,
-        "reason": reason or f"spend {event.spent_usd} USD is {event.percent}% of {event.limit_usd} USD",
+        "reason": reason or f"spend {cents(event.spent_usd)} is {event.percent}% of {cents(event.limit_usd)}",
+        **({"projected_usd": exact(projected_usd)} if projected_usd is not None else {}),
     }
 
 

@@ -13,7 +13,7 @@ import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -31,6 +31,8 @@ from budgetkeeper.budgets.rules import (
     Budget,
     Level,
     Status,
+    forecast_crossing,
+    forecast_spend,
     is_manual_window,
     manual_window,
 )
@@ -48,6 +50,7 @@ from budgetkeeper.budgets.targets import (
     system_role_prefixes,
 )
 from budgetkeeper.core import clock
+from budgetkeeper.core.money import exact
 from budgetkeeper.core.observability import logger, metrics
 from budgetkeeper.core.settings import Settings, Tunables
 from budgetkeeper.core.windows import iso_utc
@@ -55,8 +58,10 @@ from budgetkeeper.domain.scopes import parse_scope
 from budgetkeeper.enforcement.principals import iam_directory
 from budgetkeeper.enforcement.runs import SYSTEM_ACTOR
 from budgetkeeper.notify import NotificationEvent, SnsPublisher
+from budgetkeeper.notify.notices import AUTOMATIC_ACTORS, DRIVEN_NOTICES
 from budgetkeeper.storage import budget_rows
 from budgetkeeper.storage.budget_rows import Change
+from budgetkeeper.storage.spend_drivers import top_model
 from budgetkeeper.storage.tables import (
     BudgetItem,
     bind_tables,
@@ -125,8 +130,16 @@ class WorkflowTasks:
         note: str | None = None,
         dry_run: bool = False,
         routine: bool = False,
+        **facts: str | None,
     ) -> None:
+        """Publish the event. Its reason is a person's only: a run's own reasons are its fields
+        (spent, limit, percent, `facts` such as suspend_at), worded per reader by the notifier."""
         answer_to_operator = state.get("machine") == OPERATOR_MACHINE and event_type in ANSWERS_TO_OPERATORS
+        actor = state.get("actor") or SYSTEM_ACTOR
+        driver = None
+        if budget is not None and spent and event_type in DRIVEN_NOTICES:
+            now = self.clock()
+            driver = top_model(state["scope"], budget.span_at(now).start, now)
         self.publisher.publish(
             NotificationEvent(
                 type=event_type,
@@ -137,15 +150,40 @@ class WorkflowTasks:
                 limit_usd=None if budget is None else str(budget.limit_usd),
                 percent=None if budget is None or spent is None else str(budget.percent_of(spent)),
                 refresh_at=refresh_at or state.get("window_end"),
-                actor=state.get("actor") or SYSTEM_ACTOR,
-                reason=state.get("reason"),
+                actor=actor,
+                reason=None if actor in AUTOMATIC_ACTORS else state.get("reason"),
                 execution=state.get("execution"),
                 at=iso_utc(self.clock()),
                 dry_run=dry_run,
                 note=note,
                 routine=routine or answer_to_operator,
+                top_model=driver.model if driver else None,
+                top_model_usd=exact(driver.cost_usd) if driver else None,
+                **{"time_zone": budget.time_zone if budget else None, **facts},
             )
         )
+
+    def _outlook(
+        self, event_type: str, state: dict[str, Any], budget: Budget, spent: Decimal
+    ) -> dict[str, str | None]:
+        """What comes next, in fields: the grace period's end; the forecast's spend and crossing."""
+        now = self.clock()
+        if event_type == Status.GRACE:
+            return {"suspend_at": iso_utc(now + timedelta(seconds=budget.grace_seconds))}
+        if event_type != "forecast":
+            return {}
+        span = budget.span_at(now)
+        # The monitor projects from the recent burn and says so; the calculator's crossing, from
+        # the window's average.
+        projected = (
+            Decimal(state["projected_usd"])
+            if state.get("projected_usd")
+            else forecast_spend(spent, span, now)
+        )
+        if projected is None:
+            return {}
+        crosses = forecast_crossing(spent, projected, budget.limit_usd, now, span.end)
+        return {"projected_usd": exact(projected), "crosses_at": iso_utc(crosses) if crosses else None}
 
     def _exempt(self, budget: Budget) -> str | None:
         return is_exempt(budget, self.tunables.exclusions, self.system_roles)
@@ -234,10 +272,9 @@ class WorkflowTasks:
             state,
             budget=budget,
             spent=spent,
-            note=outcome.note
-            if outcome.next != Next.GRACE
-            else f"suspension in {budget.grace_seconds} seconds unless the limit is raised",
+            note=outcome.note if outcome.next != Next.GRACE else None,
             dry_run=budget.dry_run,
+            **self._outlook(outcome.event_type, state, budget, spent),
         )
         return {**state, "decision": decision}
 
@@ -417,7 +454,15 @@ class WorkflowTasks:
             )
             if not budget_rows.record_restored(item, baseline_usd=spent, change=self._change(state)):
                 continue
-            self._notify("restored", {**state, "window": window}, note=restore.get("note"))
+            # The window that runs now (at a refresh: the new one), not the one that ended.
+            budget = None if is_manual_window(window) else Budget.resolve(item, self.tunables)
+            self._notify(
+                "restored",
+                {**state, "window": window},
+                note=restore.get("note"),
+                refresh_at=iso_utc(budget.span_at(self.clock()).end) if budget else None,
+                time_zone=budget.time_zone if budget else None,
+            )
             metrics.add_metric(name="Restores", unit=MetricUnit.Count, value=1)
         return state
 

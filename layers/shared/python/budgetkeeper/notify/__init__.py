@@ -63,6 +63,14 @@ class NotificationEvent:
     # one pages no one: an operator's own action that failed (the operator sees it end), or a
     # suspension whose principals no longer exist in IAM.
     routine: bool = False
+    # What the notice says beyond the budget's numbers, in fields (never in words): each reader's
+    # language words them (budgetkeeper.notify.locale).
+    projected_usd: str | None = None  # forecast: the spend projected to the window's end
+    crosses_at: str | None = None  # forecast: when the projection reaches the limit
+    suspend_at: str | None = None  # grace: when the suspension follows, unless the limit is raised
+    top_model: str | None = None  # what drove the window's spend, from the scope's rollups
+    top_model_usd: str | None = None
+    time_zone: str | None = None  # the budget's: its readers' times are shown in it
 
     @classmethod
     def operator_alert(

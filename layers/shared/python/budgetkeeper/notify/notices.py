@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from budgetkeeper.budgets.rules import is_manual_window
-from budgetkeeper.enforcement.runs import SYSTEM_ACTOR
+from budgetkeeper.budgets.rules import MANUAL_WINDOW, is_manual_window
+from budgetkeeper.enforcement.runs import MONITOR_ACTOR, SYSTEM_ACTOR
 from budgetkeeper.notify import NotificationEvent
 
 # Notices a budget's owner gets by e-mail (when an owner can be found); operators get every notice.
@@ -43,6 +42,13 @@ URGENT_NOTICES = frozenset(
         "notification_failed",
     }
 )
+
+# Notices that name what drove the spend (the scope's costliest model in the window).
+DRIVEN_NOTICES = frozenset({"forecast", "warning", "critical", "grace", "suspended", "protected_alert"})
+# Notices of a suspension an operator can end (or of a grace period before one).
+RESTORABLE_NOTICES = frozenset({"grace", "suspended", "manual_suspension"})
+# Actors that are Budgetkeeper itself: their runs' reasons are its own words, not a person's.
+AUTOMATIC_ACTORS = frozenset({SYSTEM_ACTOR, MONITOR_ACTOR})
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,34 +89,28 @@ def transition_key(event: NotificationEvent) -> str:
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
 
 
-def money(value: str | None) -> str | None:
-    if value is None:
+def run_id(execution: str | None) -> str | None:
+    """The run's name, shortened: `warning-3f2a9c1d`, never a whole execution ARN."""
+    if not execution:
         return None
-    try:
-        return f"USD {Decimal(value):,.2f}"
-    except InvalidOperation:
-        return value
+    name = execution.rsplit(":", 1)[-1]
+    prefix, _, digest = name.rpartition("-")
+    return f"{prefix}-{digest[:8]}" if prefix and len(digest) > 8 else name[:40]
 
 
-def percent(value: str | None) -> str | None:
-    if value is None:
+def restore_command(event: NotificationEvent, template: str) -> str | None:
+    """The operator's command that ends this suspension (or the grace period before it)."""
+    if template not in RESTORABLE_NOTICES or event.dry_run:
         return None
-    try:
-        number = Decimal(value)
-    except InvalidOperation:
-        return value
-    return str(number.quantize(Decimal(1))) if number == number.to_integral() or number >= 10 else str(number)
+    window = MANUAL_WINDOW if is_manual_window(event.window) else event.window
+    return (
+        f"budgetkeeper restore {shlex.quote(event.scope)} --window {shlex.quote(str(window))} --reason '...'"
+    )
 
 
-def moment(value: str | None) -> str | None:
-    """An ISO time as people read it: `2026-06-11 00:00 UTC`."""
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return value
-    return parsed.strftime("%Y-%m-%d %H:%M UTC")
+def person_reason(event: NotificationEvent) -> str | None:
+    """The reason, when a person wrote it; a run's own reasons are told by the notice's fields."""
+    return None if event.actor in AUTOMATIC_ACTORS else event.reason
 
 
 def notice_for(
@@ -119,22 +119,37 @@ def notice_for(
     contact: str | None = None,
     failed_channel: str | None = None,
     summary: dict[str, Any] | None = None,
+    operator: bool = False,
+    console_url: str | None = None,
 ) -> Notice:
-    """The template and variables for one event. `actor` is shown only when a person acted."""
+    """The template and variables for one event. `actor` is shown only when a person acted.
+
+    Amounts, times and windows stay raw here: the renderer words them in the reader's language.
+    Operators get the command that restores; owners the command that shows their own spend.
+    """
     template = template_for(event)
     actor = None if event.actor == SYSTEM_ACTOR else event.actor
     context = {
         "scope": event.scope,
         "window": None if is_manual_window(event.window) else event.window,
-        "spent": money(event.spent_usd),
-        "billed": money(event.billed_usd),
-        "limit": money(event.limit_usd),
-        "percent": percent(event.percent),
-        "window_end": moment(event.refresh_at),
+        "spent": event.spent_usd,
+        "billed": event.billed_usd,
+        "limit": event.limit_usd,
+        "percent": event.percent,
+        "projected": event.projected_usd,
+        "crosses_at": event.crosses_at,
+        "suspend_at": event.suspend_at,
+        "top_model": event.top_model,
+        "top_model_spent": event.top_model_usd,
+        "window_end": event.refresh_at,
         "actor": actor,
-        "reason": event.reason,
-        "note": event.note,
-        "execution": event.execution,
+        "reason": person_reason(event),
+        # Details for operators (which IAM entity, which error), in the words of the step that wrote them.
+        "note": event.note if operator or template not in OWNER_NOTICES else None,
+        "run_id": run_id(event.execution),
+        "restore_command": restore_command(event, template) if operator else None,
+        "self_service": None if operator or template not in OWNER_NOTICES else "budgetkeeper me",
+        "console_url": console_url or None,
         "dry_run": event.dry_run,
         "cause": restore_cause(event),
         "contact": contact,

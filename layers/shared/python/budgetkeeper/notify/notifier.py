@@ -60,6 +60,8 @@ class Notifier:
     renderer: Renderer = field(default_factory=default_renderer)
     operator_language: str = "en"
     contact: str | None = None
+    time_zone: str = "UTC"  # times in notices are shown in the budget's zone, else in this one
+    console_url: str | None = None
     sleep: Callable[[float], None] = time.sleep
     retry_delays: tuple[float, ...] = RETRY_DELAYS
 
@@ -70,9 +72,12 @@ class Notifier:
             else Owner(None, None, "none")
         )
         # Operators see who owns the budget; owners see whom to ask.
-        operator_notice = notice_for(event, contact=owner.email, summary=summary)
+        operator_notice = notice_for(
+            event, contact=owner.email, summary=summary, operator=True, console_url=self.console_url
+        )
+        zone = event.time_zone or self.time_zone
         operator_message = self.renderer.render(
-            operator_notice.template, self.operator_language, operator_notice.context
+            operator_notice.template, self.operator_language, operator_notice.context, zone
         )
         sends: list[tuple[str, Callable[[], None]]] = [
             (
@@ -87,9 +92,9 @@ class Notifier:
             sends.append(("slack", lambda: slack.send(operator_message)))
         if self.email is not None and owner.email is not None:
             email, address = self.email, owner.email
-            owner_notice = notice_for(event, contact=self.contact)
+            owner_notice = notice_for(event, contact=self.contact, console_url=self.console_url)
             owner_message = self.renderer.render(
-                owner_notice.template, owner.language or "en", owner_notice.context
+                owner_notice.template, owner.language or "en", owner_notice.context, zone
             )
             sends.append(("email", lambda: email.send(address, owner_message)))
         logger.info(
@@ -137,7 +142,8 @@ class Notifier:
         alert = notice_for(
             NotificationEvent(**{**_fields(event), "type": "notification_failed"}), failed_channel=channel
         )
-        message = self.renderer.render(alert.template, self.operator_language, alert.context)
+        zone = event.time_zone or self.time_zone
+        message = self.renderer.render(alert.template, self.operator_language, alert.context, zone)
         if channel != "sns":
             target, send = "sns", lambda: self.operators.send(message, notice=alert.template, urgent=True)
         elif self.slack is not None:
@@ -268,6 +274,8 @@ def build_notifier(settings: Any, tunables: Any, context: Any) -> Notifier:
         slack=SlackChannel(webhook) if webhook is not None else None,
         operator_language=tunables.operator_language,
         contact=tunables.notify_contact or None,
+        time_zone=tunables.time_zone,
+        console_url=tunables.console_url or None,
         retry_delays=RETRY_DELAYS,
     )
 

@@ -23,6 +23,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 
+from budgetkeeper.notify.locale import localize
+
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 DEFAULT_LANGUAGE = "en"
 
@@ -61,6 +63,10 @@ EMOJIS = {
 
 class TemplateMissing(LookupError):
     """No template for a notice: every notice the notifier sends has one in every language."""
+
+
+class UnknownLanguage(LookupError):
+    """A language no templates exist for, asked for by name (a preview, not a reader's tag)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +169,17 @@ class Renderer:
                 return code
         return DEFAULT_LANGUAGE
 
-    def render(self, notice: str, language: str, context: Mapping[str, Any]) -> Rendered:
+    def exact_language(self, wanted: str) -> str:
+        """`wanted` when templates exist for it, else UnknownLanguage naming those that do."""
+        code = wanted.strip().lower()
+        if code not in self.languages():
+            raise UnknownLanguage(f"no notices in {wanted!r}: use one of {', '.join(self.languages())}")
+        return code
+
+    def render(
+        self, notice: str, language: str, context: Mapping[str, Any], time_zone: str = "UTC"
+    ) -> Rendered:
+        """`notice` in `language`, amounts and times in its format, times in `time_zone`."""
         language = self.language_for(language)
         name = f"{language}/{notice}.j2"
         if not (self._template_dir / name).is_file():
@@ -173,7 +189,7 @@ class Renderer:
             "colour": COLOURS[TONES.get(notice, "grey")],
             "emoji": EMOJIS[TONES.get(notice, "grey")],
             "bar": _bar(context.get("percent")),
-            **context,
+            **localize(context, language, time_zone),
         }
         subject = one_line(self._block(self._text.get_template(name), "subject", values))
         slack_text = self._slack.get_template(name).render(

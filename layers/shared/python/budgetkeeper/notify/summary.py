@@ -21,12 +21,12 @@ from decimal import Decimal
 from typing import Any
 
 from budgetkeeper.budgets.rules import Status, is_manual_window
+from budgetkeeper.core.money import exact
 from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.domain.scopes import ScopeKind, parse_identity_arn
 from budgetkeeper.enforcement.runs import SYSTEM_ACTOR
 from budgetkeeper.metering.writer import line_partition
 from budgetkeeper.notify import NotificationEvent
-from budgetkeeper.notify.notices import money
 from budgetkeeper.storage.readers import due_budgets
 from budgetkeeper.storage.tables import RollupItem, TeamItem
 
@@ -42,7 +42,7 @@ def capped(rows: list[dict[str, str]], limit: int) -> list[dict[str, str]]:
     """The first `limit` rows, names shortened, and a row counting the others."""
     kept = [{**row, "name": _short(row["name"])} for row in rows[:limit]]
     if len(rows) > limit:
-        kept.append({"name": "…", "detail": f"+{len(rows) - limit}"})
+        kept.append({"name": "…", "more": len(rows) - limit})
     return kept
 
 
@@ -75,7 +75,7 @@ def gather_summary(now: datetime, rows: int = 10) -> dict[str, Any]:
             month_spend += rollup.cost_usd
             if rollup.bucket.startswith(day):
                 today_spend += rollup.cost_usd
-        team_rows.append({"name": team, "today": money(str(today_spend)), "month": money(str(month_spend))})
+        team_rows.append({"name": team, "today": exact(today_spend), "month": exact(month_spend)})
 
     by_principal: dict[str, Decimal] = defaultdict(Decimal)
     unknown: dict[str, int] = defaultdict(int)
@@ -103,29 +103,30 @@ def gather_summary(now: datetime, rows: int = 10) -> dict[str, Any]:
 
     def listed(statuses: tuple[str, ...]) -> list[dict[str, str]]:
         return [
-            {"name": item.scope, "detail": f"{item.window}, {item.status}"}
-            for item in budgets
+            {"name": item.scope, "window": item.window, "status": item.status}
+            for item in sorted(budgets, key=lambda item: (item.scope, item.window))
             if item.status in statuses and not is_manual_window(item.window)
         ]
 
     suspended_manually = [
-        {"name": item.scope, "detail": f"manual, until {item.suspended_until or 'a restore'}"}
+        {"name": item.scope, "until": item.suspended_until}
         for item in budgets
         if is_manual_window(item.window) and item.status == Status.SUSPENDED
     ]
     suspended = listed((Status.SUSPENDED, Status.RESTORING)) + suspended_manually
     grace = listed((Status.GRACE,))
     return {
-        "total_today": money(str(sum(by_principal.values(), Decimal(0)))),
-        "total_month": money(str(month_total)),
+        # Amounts exact: the renderer writes them in the reader's format (notify.locale).
+        "total_today": exact(sum(by_principal.values(), Decimal(0))),
+        "total_month": exact(month_total),
         "teams": team_rows,
-        "top_scopes": [{"name": _short(scope), "today": money(str(usd))} for usd, scope in top if usd > 0],
+        "top_scopes": [{"name": _short(scope), "today": exact(usd)} for usd, scope in top if usd > 0],
         "suspended": capped(suspended, rows),
         "grace": capped(grace, rows),
         "near": capped(listed(NEAR), rows),
         "unknown_models": capped(
             [
-                {"name": model, "detail": f"{calls} calls"}
+                {"name": model, "calls": calls}
                 for model, calls in sorted(unknown.items(), key=lambda pair: (-pair[1], pair[0]))
             ],
             rows,

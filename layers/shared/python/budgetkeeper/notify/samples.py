@@ -1,0 +1,123 @@
+"""A sample event for every notice, as the workflow, the monitor and the reconciler publish them.
+
+`budgetkeeper notices preview` renders them so that whoever edits a template sees every notice in
+every language; the rendering tests check the same samples. Times follow the clock.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from budgetkeeper.budgets.rules import manual_window
+from budgetkeeper.core.windows import iso_utc
+from budgetkeeper.enforcement.runs import MONITOR_ACTOR, SYSTEM_ACTOR
+from budgetkeeper.notify import NotificationEvent
+
+SAMPLE_SCOPE = "user:alice"
+SAMPLE_OPERATOR = "arn:aws:iam::123456789012:user/ops-jordan"
+SAMPLE_MODEL = "us.anthropic.claude-sonnet-4-20250514-v1:0"
+_RUN = "arn:aws:states:us-east-1:123456789012:execution:budgetkeeper-enforcement:{}-3f2a9c1d5e7b"
+
+
+def sample_events(now: datetime) -> dict[str, NotificationEvent]:
+    """One event per notice (template name), at `now`: amounts as the workflow writes them."""
+    day_end = iso_utc(now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1))
+
+    def budget_event(
+        kind: str, spent: str | None = None, percent: str | None = None, **fields: Any
+    ) -> NotificationEvent:
+        values: dict[str, Any] = {
+            "type": kind,
+            "scope": SAMPLE_SCOPE,
+            "window": "daily",
+            "window_id": now.date().isoformat(),
+            "spent_usd": spent,
+            "limit_usd": "1234.5",
+            "percent": percent,
+            "refresh_at": day_end,
+            "actor": SYSTEM_ACTOR,
+            "reason": None,
+            "execution": _RUN.format(kind),
+            "at": iso_utc(now),
+            "top_model": SAMPLE_MODEL,
+            "top_model_usd": "912.3371",
+        }
+        return NotificationEvent(**{**values, **fields})
+
+    operator = {"actor": SAMPLE_OPERATOR, "reason": "INC-42: runaway batch job"}
+    quiet = {"limit_usd": None, "top_model": None, "top_model_usd": None}
+    return {
+        "forecast": budget_event(
+            "forecast",
+            "640.125",
+            "51.85",
+            actor=MONITOR_ACTOR,
+            projected_usd="1490.22",
+            crosses_at=iso_utc(now + timedelta(hours=5, minutes=12)),
+        ),
+        "warning": budget_event("warning", "1004.90256", "81.4"),
+        "critical": budget_event("critical", "1150.5", "93.2"),
+        "grace": budget_event(
+            "grace", "1240.00065382", "100.4", suspend_at=iso_utc(now + timedelta(minutes=15))
+        ),
+        "suspended": budget_event("suspended", "1250.75", "101.3", note="denied user alice"),
+        "manual_suspension": budget_event(
+            "suspended",
+            window=manual_window("a1b2"),
+            refresh_at=iso_utc(now + timedelta(hours=2)),
+            **quiet,
+            **operator,
+        ),
+        "restored": budget_event("restored", **quiet),
+        "stood_down": budget_event("stood_down", "1100.2", "89.1"),
+        "protected_alert": budget_event("protected_alert", "1301.8", "105.5"),
+        "cannot_suspend": budget_event("cannot_suspend", "1250.75", "101.3"),
+        "late_spend": budget_event("late_spend", "12.5", "1"),
+        "protected": budget_event("protected", **quiet, **operator),
+        "unprotected": budget_event("unprotected", **quiet, **operator),
+        "workflow_failed": budget_event("workflow_failed", **quiet),
+        "notification_failed": budget_event("notification_failed", **quiet),
+        "deny_reconciled": budget_event("deny_reconciled", **quiet),
+        "session_policy_rejected": budget_event("session_policy_rejected", **quiet),
+        "prices_refused": budget_event(
+            "prices_refused",
+            scope="prices",
+            window=None,
+            actor="price-refresh",
+            reason="the refresh yielded no price rows",
+            **quiet,
+        ),
+        "billing_drift": budget_event(
+            "billing_drift",
+            "20.02",
+            "27.4",
+            scope="account",
+            window="daily",
+            actor="reconciler",
+            reason="metered and billed are more than 5% and 1 USD apart",
+            billed_usd="14.57",
+            limit_usd=None,
+            top_model=None,
+            top_model_usd=None,
+        ),
+        "daily_summary": budget_event("daily_summary", scope="", window=None, **quiet),
+    }
+
+
+def sample_summary() -> dict[str, Any]:
+    """A daily summary's lists, amounts exact as summary.gather_summary writes them."""
+    return {
+        "total_today": "1843.2051",
+        "total_month": "20411.9",
+        "teams": [{"name": "team:data", "today": "912.3371", "month": "10020.5"}],
+        "top_scopes": [{"name": SAMPLE_SCOPE, "today": "1250.75"}, {"name": "role:etl", "today": "0.0042"}],
+        "suspended": [
+            {"name": SAMPLE_SCOPE, "window": "daily", "status": "suspended"},
+            {"name": "user:bob", "until": None},
+        ],
+        "grace": [],
+        "near": [{"name": "role:etl", "window": "monthly", "status": "critical"}],
+        "unknown_models": [{"name": "vendor.new-model-v1", "calls": 3}],
+        "counts": {"suspended": 2, "grace": 0},
+    }
