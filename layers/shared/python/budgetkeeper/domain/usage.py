@@ -1,11 +1,18 @@
-"""Parsed usage: the value types shared by parsing, attribution and pricing."""
+"""Parsed usage: the value types shared by parsing, attribution and pricing.
+
+Every metered record becomes a TokenCounts, an Invocation, a Priced and a Metered: frozen msgspec
+Structs, not dataclasses, because building them was a third of metering's time (issue 31; an
+Invocation builds in 0.16 us instead of 2.35). They compare, hash and construct as the frozen
+dataclasses did; copy one with `msgspec.structs.replace`, list its fields with `__struct_fields__`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+
+import msgspec
 
 
 class ServiceTier(StrEnum):
@@ -17,8 +24,7 @@ class ServiceTier(StrEnum):
     RESERVED = "reserved"
 
 
-@dataclass(frozen=True, slots=True)
-class TokenCounts:
+class TokenCounts(msgspec.Struct, frozen=True):
     """Tokens of one invocation, by how AWS bills them.
 
     `input` is `inputTokenCount`, which for Anthropic models excludes cached tokens: the cache
@@ -51,8 +57,7 @@ class TokenCounts:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Invocation:
+class Invocation(msgspec.Struct, frozen=True):
     """One Bedrock model invocation log record, without prompt or completion bodies."""
 
     request_id: str
@@ -64,6 +69,6 @@ class Invocation:
     model_id: str  # as logged: base id, profile id, or an ARN
     tokens: TokenCounts
     inference_region: str | None = None
-    request_metadata: Mapping[str, str] = field(default_factory=dict)
+    request_metadata: Mapping[str, str] = msgspec.field(default_factory=dict)
     error_code: str | None = None
     service_tier: ServiceTier = ServiceTier.STANDARD  # the tier the request named (records.py)
