@@ -16,7 +16,7 @@ wall time also counts the moments the process waits for a core, which blurred th
 
 Below the ratios, where the time goes: each stage alone, and the two floors no change to the meter's
 own code can go under while every rule holds (decoding with the duplicate-key proof, and building
-the four frozen dataclasses every record becomes).
+the four frozen records every record becomes).
 
 Run from the repository root: .venv/bin/python bench/bench_metering.py [--repeats N] [--profile]
 """
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import dataclasses
 import gc
 import io
 import json
@@ -94,9 +93,9 @@ def outcomes(meter: Meter, lines: Sequence[bytes]) -> tuple[list[Metered | str],
     return results, sum(isinstance(result, str) for result in results)
 
 
-def fields(value: Any) -> tuple[Any, ...]:
-    """A dataclass's field values, in order: what its constructor takes."""
-    return tuple(getattr(value, field.name) for field in dataclasses.fields(value))
+def fields(value: msgspec.Struct) -> tuple[Any, ...]:
+    """A Struct's field values, in order: what its constructor takes."""
+    return msgspec.structs.astuple(value)
 
 
 def main() -> None:
@@ -189,7 +188,7 @@ def main() -> None:
                 invocation.service_tier,
             )
 
-    # The four frozen dataclasses each record becomes, built from fields already at hand.
+    # The four frozen Structs each record becomes, built from fields already at hand.
     fields_of = [
         (fields(m.invocation.tokens), fields(m.invocation), fields(m.priced), fields(m)) for m in metered
     ]

@@ -89,7 +89,7 @@ def estimate(
         total = tokens.get((model, region), TokenCounts())
         all_calls = sum(shares.values())
         average = TokenCounts(
-            **{kind: round(getattr(total, kind) / all_calls) for kind in TokenCounts.__dataclass_fields__}
+            **{kind: round(getattr(total, kind) / all_calls) for kind in TokenCounts.__struct_fields__}
         )
         priced = price_invocation(table, model, region, average)
         rates = priced.rates

@@ -17,6 +17,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+import msgspec
+
 from budgetkeeper.metering.meter import Metered
 from budgetkeeper.pricing.rates import PriceStatus
 
@@ -51,7 +53,7 @@ class MintedNames:
             kept = self.claims.setdefault(who.principal, set())
             if who.app not in kept and len(kept) >= self.app_claims_per_principal:
                 scopes = tuple(OTHER_APP if scope == who.app else scope for scope in who.scopes)
-                item = replace(item, attribution=replace(who, app=OTHER_APP, scopes=scopes))
+                item = msgspec.structs.replace(item, attribution=replace(who, app=OTHER_APP, scopes=scopes))
                 self.folded.app_claims[who.principal] += 1
             else:
                 kept.add(who.app)
@@ -60,6 +62,6 @@ class MintedNames:
             if model not in self.unknown_models:
                 if len(self.unknown_models) >= self.unknown_models_per_batch:
                     self.folded.unknown_model_calls += 1
-                    return replace(item, folded_model=OTHER_UNKNOWN_MODEL)
+                    return msgspec.structs.replace(item, folded_model=OTHER_UNKNOWN_MODEL)
                 self.unknown_models.add(model)
         return item

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import msgspec
+
 from budgetkeeper.domain.log_records import parse_invocation
 from budgetkeeper.domain.scopes import Attribution, attribute, is_application_inference_profile
 from budgetkeeper.domain.usage import Invocation
@@ -24,8 +26,7 @@ from budgetkeeper.pricing.rates import (
 ATTRIBUTIONS_REMEMBERED = 10_000
 
 
-@dataclass(frozen=True, slots=True)
-class Metered:
+class Metered(msgspec.Struct, frozen=True):  # a Struct: one is built per record (domain/usage.py)
     invocation: Invocation
     attribution: Attribution
     priced: Priced

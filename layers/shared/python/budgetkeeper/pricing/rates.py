@@ -60,6 +60,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
+import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
 
 from budgetkeeper.core import clock, money
@@ -595,8 +596,7 @@ class Charge:
         return self.tokens * self.usd_per_million / TOKENS_PER_PRICE_UNIT
 
 
-@dataclass(frozen=True, slots=True)
-class Priced:
+class Priced(msgspec.Struct, frozen=True):  # a Struct: one is built per record (domain/usage.py)
     cost_usd: Decimal
     status: PriceStatus
     model_key: str
