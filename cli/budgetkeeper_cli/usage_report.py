@@ -41,8 +41,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from budgetkeeper.core import money
 from budgetkeeper.domain.log_records import MalformedEvent
 from budgetkeeper.domain.scopes import InvalidScope, ScopeKind, is_valid_scope_name, parse_scope
+from budgetkeeper.metering.deltas import calls_counter
 from budgetkeeper.metering.meter import Meter, Metered
-from budgetkeeper.metering.writer import calls_counter
 from budgetkeeper.pricing.rates import InferenceProfiles, PriceBasis, PriceStatus
 from budgetkeeper.storage.tables import RollupItem
 from budgetkeeper_cli import rendering

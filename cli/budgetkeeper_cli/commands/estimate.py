@@ -18,7 +18,7 @@ from typing import Any
 from budgetkeeper.core import clock, money
 from budgetkeeper.domain.usage import TokenCounts
 from budgetkeeper.pricing.rates import PriceTable
-from budgetkeeper.storage.tables import load_teams
+from budgetkeeper.storage.readers import load_teams
 from budgetkeeper_cli.commands.invocation_logging import regions_in_use, regions_option
 from budgetkeeper_cli.errors import UsageError
 from budgetkeeper_cli.estimate import count_calls, estimate, lookup_events, model_tokens

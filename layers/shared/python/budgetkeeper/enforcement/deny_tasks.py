@@ -19,16 +19,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from budgetkeeper.budgets.targets import ENFORCING, Target, TargetKind
 from budgetkeeper.core import clock
+from budgetkeeper.core.actors import RECONCILER, SYSTEM_ACTOR
 from budgetkeeper.core.observability import logger, metrics
 from budgetkeeper.core.settings import Settings
 from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.enforcement.denies import DenyBook, IamDenies, Outcomes, entries_for
-from budgetkeeper.enforcement.runs import SYSTEM_ACTOR
 from budgetkeeper.enforcement.session_denies import IdentityCenterConnection, connect_identity_center
 from budgetkeeper.notify import NotificationEvent, SnsPublisher
 from budgetkeeper.storage.tables import BudgetItem, bind_tables, budget_key
-
-RECONCILER = "budgetkeeper-reconciler"
 
 
 @dataclass

@@ -24,24 +24,18 @@ from decimal import Decimal
 import boto3
 
 from budgetkeeper.budgets.rules import Budget, Level, Status, forecast_spend, is_manual_window
+from budgetkeeper.core.actors import MONITOR_ACTOR
 from budgetkeeper.core.settings import Settings, Tunables
 from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.enforcement.runs import (
-    MONITOR_ACTOR,
     ThresholdCrossed,
     WorkflowStarter,
     due_restore_request,
     evaluation_request,
 )
 from budgetkeeper.storage import budget_rows
-from budgetkeeper.storage.tables import (
-    SWEEP_DUE,
-    BudgetItem,
-    RollupItem,
-    bind_tables,
-    budget_key,
-    spent_in_windows,
-)
+from budgetkeeper.storage.readers import spent_in_windows
+from budgetkeeper.storage.tables import SWEEP_DUE, BudgetItem, RollupItem, bind_tables, budget_key
 
 # A suspension's end plus this much with no run waiting for it is overdue.
 OVERDUE_AFTER = timedelta(minutes=2)

@@ -48,21 +48,17 @@ from budgetkeeper.budgets.targets import (
     system_role_prefixes,
 )
 from budgetkeeper.core import clock
+from budgetkeeper.core.actors import SYSTEM_ACTOR
 from budgetkeeper.core.observability import logger, metrics
 from budgetkeeper.core.settings import Settings, Tunables
 from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.domain.scopes import parse_scope
 from budgetkeeper.enforcement.principals import iam_directory
-from budgetkeeper.enforcement.runs import SYSTEM_ACTOR
 from budgetkeeper.notify import NotificationEvent, SnsPublisher
 from budgetkeeper.storage import budget_rows
 from budgetkeeper.storage.budget_rows import Change
-from budgetkeeper.storage.tables import (
-    BudgetItem,
-    bind_tables,
-    claims_in_window,
-    spent_in_window,
-)
+from budgetkeeper.storage.readers import claims_in_window, spent_in_window
+from budgetkeeper.storage.tables import BudgetItem, bind_tables
 
 
 class BudgetNotFound(Exception):

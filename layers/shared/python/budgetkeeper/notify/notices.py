@@ -13,7 +13,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from budgetkeeper.budgets.rules import is_manual_window
-from budgetkeeper.enforcement.runs import SYSTEM_ACTOR
+from budgetkeeper.core.actors import SYSTEM_ACTOR
 from budgetkeeper.notify import NotificationEvent
 
 # Notices a budget's owner gets by e-mail (when an owner can be found); operators get every notice.

@@ -20,12 +20,12 @@ from decimal import Decimal
 from typing import Any
 
 from budgetkeeper.budgets.rules import DEFAULT_BUDGET_KINDS, MANUAL_WINDOW, Status, is_manual_window
+from budgetkeeper.core.actors import SYSTEM_ACTOR
 from budgetkeeper.core.windows import iso_utc, parse_window, window_span
 from budgetkeeper.domain.scopes import ScopeKind
-from budgetkeeper.enforcement.runs import SYSTEM_ACTOR
-from budgetkeeper.metering.writer import line_partition
 from budgetkeeper.notify import NotificationEvent
 from budgetkeeper.notify.notices import money
+from budgetkeeper.storage.keys import line_partition
 from budgetkeeper.storage.tables import BudgetItem, RollupItem, TeamItem, TotalItem, budget_key
 
 NEAR = (Status.WARNING, Status.CRITICAL)
