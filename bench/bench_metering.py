@@ -42,7 +42,9 @@ from budgetkeeper.domain.log_records import MalformedEvent, parse_invocation
 from budgetkeeper.domain.record_rules import decode_message
 from budgetkeeper.domain.scopes import attribute
 from budgetkeeper.metering.meter import Meter
-from budgetkeeper.pricing.rates import InferenceProfiles, PriceTable, price_invocation
+from budgetkeeper.pricing.profiles import InferenceProfiles
+from budgetkeeper.pricing.rates import price_invocation
+from budgetkeeper.pricing.table import PriceTable
 from devkit.demo_data import generate_day
 from devkit.demo_data import teams as demo_teams
 from devkit.harness.logs import log_message

@@ -42,7 +42,7 @@ from budgetkeeper.domain.log_records import (
 )
 from budgetkeeper.domain.usage import Invocation, ServiceTier, TokenCounts
 from budgetkeeper.metering.meter import Meter
-from budgetkeeper.pricing.rates import PriceTable
+from budgetkeeper.pricing.table import PriceTable
 from budgetkeeper_cli.usage_report import BODY_FOLDER, RecordFilter, ScanStats, UsageReport
 
 # Partition columns of the table (athena.py projects them from the S3 key layout); the record has

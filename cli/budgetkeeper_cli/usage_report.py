@@ -43,7 +43,9 @@ from budgetkeeper.domain.log_records import MalformedEvent
 from budgetkeeper.domain.scopes import InvalidScope, ScopeKind, is_valid_scope_name, parse_scope
 from budgetkeeper.metering.deltas import calls_counter
 from budgetkeeper.metering.meter import Meter, Metered
-from budgetkeeper.pricing.rates import InferenceProfiles, PriceBasis, PriceStatus
+from budgetkeeper.pricing.profiles import InferenceProfiles
+from budgetkeeper.pricing.rates import PriceStatus
+from budgetkeeper.pricing.table import PriceBasis
 from budgetkeeper.storage.tables import RollupItem
 from budgetkeeper_cli import rendering
 from budgetkeeper_cli.errors import CommandFailed, UsageError

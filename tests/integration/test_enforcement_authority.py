@@ -18,7 +18,7 @@ from decimal import Decimal
 
 import pytest
 
-from budgetkeeper.pricing.rates import InferenceProfiles
+from budgetkeeper.pricing.profiles import InferenceProfiles
 from budgetkeeper.storage.tables import AuditItem, BudgetItem, DenyItem, TeamItem
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event

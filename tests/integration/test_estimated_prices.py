@@ -21,7 +21,8 @@ from botocore.stub import Stubber
 
 from budgetkeeper.domain.usage import TokenCounts
 from budgetkeeper.pricing import price_list
-from budgetkeeper.pricing.rates import PriceBasis, price_invocation
+from budgetkeeper.pricing.rates import price_invocation
+from budgetkeeper.pricing.table import PriceBasis
 from budgetkeeper.pricing.versions import active_version, load_version
 from budgetkeeper.storage.keys import ESTIMATES_PARTITION
 from budgetkeeper.storage.tables import BudgetItem, RollupItem, TotalItem

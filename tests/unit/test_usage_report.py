@@ -19,7 +19,7 @@ import pytest
 
 from budgetkeeper.core import money
 from budgetkeeper.metering.meter import Meter
-from budgetkeeper.pricing.rates import PriceRow, PriceTable, Rates
+from budgetkeeper.pricing.table import PriceRow, PriceTable, Rates
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 from budgetkeeper_cli.usage_report import (
     GROUP_FIELDS,

@@ -22,7 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from budgetkeeper.core import clock, money
 from budgetkeeper.metering.usage_lines import HOUR, usage_lines
-from budgetkeeper.pricing.rates import PriceBasis
+from budgetkeeper.pricing.table import PriceBasis
 from budgetkeeper_cli.commands.invocation_logging import check_regions, regions_in_use, regions_option
 from budgetkeeper_cli.parsers import add_command, docstring_body
 from budgetkeeper_cli.rendering import FORMATS, Column, render

@@ -17,7 +17,7 @@ from typing import Any
 
 from budgetkeeper.core import clock, money
 from budgetkeeper.domain.usage import TokenCounts
-from budgetkeeper.pricing.rates import PriceTable
+from budgetkeeper.pricing.table import PriceTable
 from budgetkeeper.storage.readers import load_teams
 from budgetkeeper_cli.commands.invocation_logging import regions_in_use, regions_option
 from budgetkeeper_cli.errors import UsageError

@@ -14,7 +14,7 @@ from typing import Any
 from budgetkeeper.core import money
 from budgetkeeper.domain.usage import ServiceTier
 from budgetkeeper.metering.estimates import reprice_estimates
-from budgetkeeper.pricing.rates import TOKEN_KINDS, PriceTable, Rates, resolve_model_id
+from budgetkeeper.pricing.table import TOKEN_KINDS, PriceTable, Rates, resolve_model_id
 from budgetkeeper.pricing.versions import (
     OverrideRefused,
     UnknownPriceVersion,

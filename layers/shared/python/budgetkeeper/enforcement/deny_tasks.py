@@ -24,7 +24,7 @@ from budgetkeeper.core.observability import logger, metrics
 from budgetkeeper.core.settings import Settings
 from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.enforcement.denies import DenyBook, IamDenies, Outcomes, entries_for
-from budgetkeeper.enforcement.session_denies import IdentityCenterConnection, connect_identity_center
+from budgetkeeper.enforcement.identity_center import IdentityCenterConnection, connect_identity_center
 from budgetkeeper.notify import NotificationEvent, SnsPublisher
 from budgetkeeper.storage.tables import BudgetItem, bind_tables, budget_key
 

@@ -48,7 +48,9 @@ from budgetkeeper.metering.writer import (
     first_estimate_of,
     payload_slot,
 )
-from budgetkeeper.pricing.rates import InferenceProfiles, PriceStatus, Rates
+from budgetkeeper.pricing.profiles import InferenceProfiles
+from budgetkeeper.pricing.rates import PriceStatus
+from budgetkeeper.pricing.table import Rates
 from budgetkeeper.pricing.versions import ActivePrices
 from budgetkeeper.storage.keys import TotalKey
 from budgetkeeper.storage.readers import load_teams

@@ -18,7 +18,8 @@ from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.domain.record_rules import PARTITION_KEY_BYTES_MAX, SORT_KEY_BYTES_MAX, MalformedEvent
 from budgetkeeper.domain.usage import ServiceTier
 from budgetkeeper.metering.meter import Metered
-from budgetkeeper.pricing.rates import LONG_CONTEXT_THRESHOLD_TOKENS, PriceBasis, PriceStatus
+from budgetkeeper.pricing.rates import PriceStatus
+from budgetkeeper.pricing.table import LONG_CONTEXT_THRESHOLD_TOKENS, PriceBasis
 from budgetkeeper.storage.keys import LineKey, RollupKey, TotalKey, rollup_bucket
 
 if TYPE_CHECKING:

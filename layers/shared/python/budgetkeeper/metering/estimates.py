@@ -26,12 +26,8 @@ from budgetkeeper.core import money
 from budgetkeeper.domain.usage import ServiceTier, TokenCounts
 from budgetkeeper.metering.deltas import correction_deltas
 from budgetkeeper.metering.writer import commit_correction
-from budgetkeeper.pricing.rates import (
-    LONG_CONTEXT_THRESHOLD_TOKENS,
-    PriceStatus,
-    PriceTable,
-    price_invocation,
-)
+from budgetkeeper.pricing.rates import PriceStatus, price_invocation
+from budgetkeeper.pricing.table import LONG_CONTEXT_THRESHOLD_TOKENS, PriceTable
 from budgetkeeper.storage.keys import ESTIMATES_PARTITION
 from budgetkeeper.storage.tables import RollupItem
 

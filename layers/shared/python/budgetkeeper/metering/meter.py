@@ -12,13 +12,9 @@ from dataclasses import dataclass, field
 from budgetkeeper.domain.log_records import parse_invocation
 from budgetkeeper.domain.scopes import Attribution, attribute
 from budgetkeeper.domain.usage import Invocation
-from budgetkeeper.pricing.rates import (
-    InferenceProfiles,
-    Priced,
-    PriceTable,
-    Rates,
-    price_invocation,
-)
+from budgetkeeper.pricing.profiles import InferenceProfiles
+from budgetkeeper.pricing.rates import Priced, price_invocation
+from budgetkeeper.pricing.table import PriceTable, Rates
 
 
 @dataclass(frozen=True, slots=True)
