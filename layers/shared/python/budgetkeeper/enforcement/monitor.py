@@ -34,8 +34,8 @@ from budgetkeeper.enforcement.runs import (
     evaluation_request,
 )
 from budgetkeeper.storage import budget_rows
-from budgetkeeper.storage.readers import spent_in_windows
-from budgetkeeper.storage.tables import SWEEP_DUE, BudgetItem, RollupItem, bind_tables, budget_key
+from budgetkeeper.storage.readers import due_budget_rows, spent_in_hours, spent_in_windows
+from budgetkeeper.storage.tables import BudgetItem, bind_tables, budget_key
 
 # A suspension's end plus this much with no run waiting for it is overdue.
 OVERDUE_AFTER = timedelta(minutes=2)
@@ -61,9 +61,7 @@ def _recent_burn_per_hour(scope: str, now: datetime, hours: int = BURN_RATE_HOUR
     end = now.replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(hours=hours)
     low, high = start.strftime("%Y-%m-%dT%H"), end.strftime("%Y-%m-%dT%H")
-    # Buckets are "<hour>#<model>#<region>": between(low, high) takes the hours low to high - 1.
-    rollups = RollupItem.query(scope, RollupItem.bucket.between(low, high))
-    return sum((item.cost_usd for item in rollups), Decimal(0)) / hours
+    return spent_in_hours(scope, low, high) / hours
 
 
 def sweep(
@@ -74,7 +72,7 @@ def sweep(
     is_running: Callable[[str], bool],
 ) -> SweepReport:
     report = SweepReport()
-    due = list(BudgetItem.sweep_index.query(SWEEP_DUE))
+    due = due_budget_rows()
     # Every total a due budget may be evaluated on, read together: 100 a request, not one each.
     spent_by_window = spent_in_windows(
         _current_window(item, tunables, now) for item in due if _evaluable(item)

@@ -57,7 +57,7 @@ from budgetkeeper.enforcement.principals import iam_directory
 from budgetkeeper.notify import NotificationEvent, SnsPublisher
 from budgetkeeper.storage import budget_rows
 from budgetkeeper.storage.budget_rows import Change
-from budgetkeeper.storage.readers import claims_in_window, spent_in_window
+from budgetkeeper.storage.readers import budget_row, budget_rows_of, claims_in_window, spent_in_window
 from budgetkeeper.storage.tables import BudgetItem, bind_tables
 
 
@@ -95,10 +95,9 @@ class WorkflowTasks:
     # ------------------------------------------------------------------ helpers
 
     def _budget(self, scope: str, window: str) -> tuple[BudgetItem, Budget]:
-        try:
-            item = BudgetItem.get(scope, window, consistent_read=True)
-        except BudgetItem.DoesNotExist as error:
-            raise BudgetNotFound(f"no budget {window} for {scope}") from error
+        item = budget_row(scope, window)
+        if item is None:
+            raise BudgetNotFound(f"no budget {window} for {scope}")
         return item, Budget.resolve(item, self.tunables)
 
     def _change(self, state: dict[str, Any], reason: str | None = None) -> Change:
@@ -366,7 +365,7 @@ class WorkflowTasks:
             raise InvalidRequest("a restore needs a reason")
         scope = state["scope"]
         # A budget in its grace period is restored too: its run is stopped before it suspends.
-        enforcing = [item.window for item in BudgetItem.query(scope) if item.status in ENFORCING]
+        enforcing = [item.window for item in budget_rows_of(scope) if item.status in ENFORCING]
         if state.get("window") == MANUAL_WINDOW:  # every operator's suspension of the scope
             windows = [window for window in enforcing if is_manual_window(window)]
         else:
@@ -379,7 +378,7 @@ class WorkflowTasks:
         self, state: dict[str, Any], *, windows: list[str], stop_others: bool
     ) -> dict[str, Any]:
         scope = state["scope"]
-        rows = {item.window: item for item in BudgetItem.query(scope, consistent_read=True)}
+        rows = {item.window: item for item in budget_rows_of(scope, consistent_read=True)}
         restoring = [rows[window] for window in windows if window in rows]
         if stop_others:
             for item in restoring:
@@ -391,7 +390,7 @@ class WorkflowTasks:
         # another scope still holds stays. The note only tells people why access may not come back.
         still = [
             item.window
-            for item in BudgetItem.query(scope, consistent_read=True)
+            for item in budget_rows_of(scope, consistent_read=True)
             if item.status == Status.SUSPENDED and item.window not in windows
         ]
         note = f"still suspended by {', '.join(still)}" if still else None
@@ -401,9 +400,8 @@ class WorkflowTasks:
         scope = state["scope"]
         restore = state["restore"]
         for window in restore["windows"]:
-            try:
-                item = BudgetItem.get(scope, window, consistent_read=True)
-            except BudgetItem.DoesNotExist:
+            item = budget_row(scope, window)
+            if item is None:
                 continue
             window_id = item.status_window_id
             spent = (
@@ -440,7 +438,7 @@ class WorkflowTasks:
         scope, protect = state["scope"], state["action"] == "protect"
         if protect and not state.get("reason"):
             raise InvalidRequest("protecting a scope needs a reason")
-        items = list(BudgetItem.query(scope))
+        items = budget_rows_of(scope)
         if state.get("window"):
             items = [item for item in items if item.window == state["window"]]
         if not items:

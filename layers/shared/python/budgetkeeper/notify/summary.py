@@ -19,14 +19,19 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from budgetkeeper.budgets.rules import DEFAULT_BUDGET_KINDS, MANUAL_WINDOW, Status, is_manual_window
+from budgetkeeper.budgets.rules import DEFAULT_BUDGET_KINDS, Status, is_manual_window
 from budgetkeeper.core.actors import SYSTEM_ACTOR
 from budgetkeeper.core.windows import iso_utc, parse_window, window_span
-from budgetkeeper.domain.scopes import ScopeKind
 from budgetkeeper.notify import NotificationEvent
 from budgetkeeper.notify.notices import money
-from budgetkeeper.storage.keys import line_partition
-from budgetkeeper.storage.tables import BudgetItem, RollupItem, TeamItem, TotalItem, budget_key
+from budgetkeeper.storage.readers import (
+    all_budget_rows,
+    manual_suspension_rows,
+    rollup_costs,
+    spent_in_windows,
+    team_scopes,
+    unpriced_calls_by_model,
+)
 
 NEAR = (Status.WARNING, Status.CRITICAL)
 NAME_CHARS = 100
@@ -65,26 +70,27 @@ def summary_event(now: datetime) -> NotificationEvent:
 
 def gather_summary(now: datetime, default_time_zone: str = "UTC", rows: int = 10) -> dict[str, Any]:
     day, month = now.date().isoformat(), now.strftime("%Y-%m")
-    teams = sorted({f"{ScopeKind.TEAM}:{item.team}" for item in TeamItem.scan()})
     team_rows = []
-    for team in teams:
+    for team in team_scopes():
         month_spend = today_spend = Decimal(0)
-        for rollup in RollupItem.query(team, RollupItem.bucket.startswith(f"{month}-")):
-            month_spend += rollup.cost_usd
-            if rollup.bucket.startswith(day):
-                today_spend += rollup.cost_usd
+        for bucket, cost_usd in rollup_costs(team, f"{month}-"):
+            month_spend += cost_usd
+            if bucket.startswith(day):
+                today_spend += cost_usd
         team_rows.append({"name": team, "today": money(str(today_spend)), "month": money(str(month_spend))})
 
-    budgets = [item for item in BudgetItem.scan() if not is_manual_window(item.window)]
-    current: dict[tuple[str, str], str] = {}
-    for item in budgets:
-        span = window_span(parse_window(item.window), item.time_zone or default_time_zone, now)
-        current[(budget_key(item.scope, item.window), span.window_id)] = item.window
-    spent: dict[str, dict[str, Decimal]] = defaultdict(dict)
-    for total in TotalItem.batch_get(list(current)):
-        spent[total.scope or total.budget.rpartition("|")[0]][current[(total.budget, total.window_id)]] = (
-            total.spent_usd
+    budgets = [item for item in all_budget_rows() if not is_manual_window(item.window)]
+    current = [
+        (
+            item.scope,
+            item.window,
+            window_span(parse_window(item.window), item.time_zone or default_time_zone, now).window_id,
         )
+        for item in budgets
+    ]
+    spent: dict[str, dict[str, Decimal]] = defaultdict(dict)
+    for (scope, window, _), spent_usd in spent_in_windows(current, consistent_read=False).items():
+        spent[scope][window] = spent_usd
 
     principals = {
         scope: by_window for scope, by_window in spent.items() if scope.split(":")[0] in DEFAULT_BUDGET_KINDS
@@ -93,12 +99,7 @@ def gather_summary(now: datetime, default_time_zone: str = "UTC", rows: int = 10
         ((by_window.get("daily", Decimal(0)), scope) for scope, by_window in principals.items()),
         reverse=True,
     )[:rows]
-    unknown: dict[str, int] = defaultdict(int)
-    # Calls counted at 0 and calls of models without a price, counted at an estimate
-    not_priced = (RollupItem.unpriced_calls > 0) | (RollupItem.estimated_calls > 0)
-    for line in RollupItem.query(line_partition(day), filter_condition=not_priced):
-        if line.model:
-            unknown[line.model] += int(line.unpriced_calls) + int(line.estimated_calls or 0)
+    unknown = unpriced_calls_by_model(day)
 
     def listed(statuses: tuple[str, ...]) -> list[dict[str, str]]:
         return [
@@ -109,7 +110,7 @@ def gather_summary(now: datetime, default_time_zone: str = "UTC", rows: int = 10
 
     suspended_manually = [
         {"name": item.scope, "detail": f"manual, until {item.suspended_until or 'a restore'}"}
-        for item in BudgetItem.scan(BudgetItem.window.startswith(MANUAL_WINDOW))
+        for item in manual_suspension_rows()
         if item.status == Status.SUSPENDED
     ]
     suspended = listed((Status.SUSPENDED, Status.RESTORING)) + suspended_manually

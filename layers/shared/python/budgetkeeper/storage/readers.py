@@ -1,19 +1,80 @@
-"""Reads of the budget, totals and team tables that several packages ask: spend in windows, an app's
-claims, a scope's protection, team members and contacts. The rules that use them take the answers,
-so they are testable without DynamoDB."""
+"""Reads of the budget, totals, rollups and team tables that the use cases ask (the monitor, the
+workflow, the daily summary, the calculator): budget rows, spend in windows and hours, an app's
+claims, a scope's protection, teams and their contacts, today's unpriced models. The rules that
+use them take the answers, so they are testable without DynamoDB."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from decimal import Decimal
 
+from budgetkeeper.budgets.rules import MANUAL_WINDOW
 from budgetkeeper.budgets.targets import AppClaims
 from budgetkeeper.domain.scopes import ScopeKind
-from budgetkeeper.storage.keys import TotalKey
-from budgetkeeper.storage.tables import BudgetItem, TeamItem, TotalItem, budget_key
+from budgetkeeper.storage.keys import TotalKey, line_partition
+from budgetkeeper.storage.tables import SWEEP_DUE, BudgetItem, RollupItem, TeamItem, TotalItem, budget_key
 
 
-def spent_in_windows(keys: Iterable[TotalKey]) -> dict[TotalKey, Decimal]:
+def budget_row(scope: str, window: str) -> BudgetItem | None:
+    """One budget's row, read consistently; None when there is no such budget."""
+    try:
+        return BudgetItem.get(scope, window, consistent_read=True)
+    except BudgetItem.DoesNotExist:
+        return None
+
+
+def budget_rows_of(scope: str, *, consistent_read: bool = False) -> list[BudgetItem]:
+    """Every budget row of one scope (one per window, manual suspensions included)."""
+    return list(BudgetItem.query(scope, consistent_read=consistent_read))
+
+
+def due_budget_rows() -> list[BudgetItem]:
+    """The budgets the monitor must look at: those marked due in the sparse sweep index."""
+    return list(BudgetItem.sweep_index.query(SWEEP_DUE))
+
+
+def all_budget_rows() -> list[BudgetItem]:
+    """Every budget row (one per budget; a session's defaults are stored only once it spends)."""
+    return list(BudgetItem.scan())
+
+
+def manual_suspension_rows() -> list[BudgetItem]:
+    """The rows of operators' suspensions (`manual`, `manual#<hold>`), whatever their status."""
+    return list(BudgetItem.scan(BudgetItem.window.startswith(MANUAL_WINDOW)))
+
+
+def spent_in_hours(scope: str, low_hour: str, high_hour: str) -> Decimal:
+    """A scope's spend from its hourly rollups in the hours `low_hour` to `high_hour` - 1
+    (`YYYY-MM-DDTHH`): buckets are `<hour>#<model>#<region>`, so between() stops before `high_hour`."""
+    rollups = RollupItem.query(scope, RollupItem.bucket.between(low_hour, high_hour))
+    return sum((item.cost_usd for item in rollups), Decimal(0))
+
+
+def rollup_costs(scope: str, bucket_prefix: str) -> list[tuple[str, Decimal]]:
+    """(bucket, cost) of a scope's hourly rollups whose bucket starts with `bucket_prefix`."""
+    return [
+        (rollup.bucket, rollup.cost_usd)
+        for rollup in RollupItem.query(scope, RollupItem.bucket.startswith(bucket_prefix))
+    ]
+
+
+def unpriced_calls_by_model(day: str) -> dict[str, int]:
+    """Calls of one UTC day counted at 0 or at an estimate, by model, from the day's usage lines."""
+    calls: dict[str, int] = defaultdict(int)
+    not_priced = (RollupItem.unpriced_calls > 0) | (RollupItem.estimated_calls > 0)
+    for line in RollupItem.query(line_partition(day), filter_condition=not_priced):
+        if line.model:
+            calls[line.model] += int(line.unpriced_calls) + int(line.estimated_calls or 0)
+    return calls
+
+
+def team_scopes() -> list[str]:
+    """`team:<name>` of every team the team table maps a principal to, sorted."""
+    return sorted({f"{ScopeKind.TEAM}:{item.team}" for item in TeamItem.scan()})
+
+
+def spent_in_windows(keys: Iterable[TotalKey], *, consistent_read: bool = True) -> dict[TotalKey, Decimal]:
     """The spend of many (scope, window, window id) totals, 100 a BatchGetItem; a window with no
     spend yet has no total and is absent."""
     wanted = {
@@ -22,7 +83,7 @@ def spent_in_windows(keys: Iterable[TotalKey]) -> dict[TotalKey, Decimal]:
     }
     return {
         wanted[(item.budget, item.window_id)]: item.spent_usd
-        for item in TotalItem.batch_get(list(wanted), consistent_read=True)
+        for item in TotalItem.batch_get(list(wanted), consistent_read=consistent_read)
     }
 
 
