@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -44,10 +45,11 @@ def readers(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
 def test_the_summary_totals_principals_lists_statuses_and_caps_unknown_models(readers):
     now = product_clock.now()
     today = now.date().isoformat()
+    last_month = (now - timedelta(days=40)).date().isoformat()  # outside this month: not counted
     day_id, month_id = window_id("daily"), window_id("monthly")
     readers["teams"] = ["team:ml"]
     readers["rollups"] = {
-        "team:ml": [(f"{today}T09#m#us-east-1", Decimal("2.5")), ("2000-01-01T00#m#r", Decimal("1"))]
+        "team:ml": [(f"{today}T09#m#us-east-1", Decimal("2.5")), (f"{last_month}T00#m#r", Decimal("1"))]
     }
     readers["budgets"] = [
         BudgetItem("user:alice", "daily", status=str(Status.SUSPENDED)),

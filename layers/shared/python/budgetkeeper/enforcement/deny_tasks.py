@@ -25,6 +25,7 @@ from budgetkeeper.core.settings import Settings
 from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.enforcement.denies import DenyBook, IamDenies, Outcomes, entries_for
 from budgetkeeper.enforcement.identity_center import IdentityCenterConnection, connect_identity_center
+from budgetkeeper.enforcement.state import WorkflowState, workflow_state
 from budgetkeeper.notify import NotificationEvent, SnsPublisher
 from budgetkeeper.storage.tables import BudgetItem, bind_tables, budget_key
 
@@ -34,7 +35,7 @@ class DenyTasks:
     book: DenyBook
     publisher: SnsPublisher
 
-    def apply_denies(self, state: dict[str, Any]) -> dict[str, Any]:
+    def apply_denies(self, state: WorkflowState) -> WorkflowState:
         """Deny what the decision names, held by this budget (`scope|window`); dry run writes nothing."""
         decision = state["decision"]
         target = Target.from_dict(decision["target"])
@@ -60,12 +61,13 @@ class DenyTasks:
             },
         }
 
-    def release_denies(self, state: dict[str, Any]) -> dict[str, Any]:
+    def release_denies(self, state: WorkflowState) -> WorkflowState:
         """Take this run's budgets out of every deny record: a deny no budget holds is lifted.
 
         What is lifted is what the records say was applied, whatever the settings say now.
         """
-        windows = (state.get("restore") or {}).get("windows") or [state["window"]]
+        restore = state.get("restore")
+        windows = (restore["windows"] if restore else None) or [state["window"]]
         outcome = self.book.release(budget_key(state["scope"], window) for window in windows)
         self._alert_rejected(outcome, state.get("execution"))
         return {**state, "released": {"lifted": outcome.lifted, "kept": outcome.kept}}
@@ -123,7 +125,7 @@ def is_enforcing(holder: str) -> bool:
         return False
 
 
-DENY_TASKS: dict[str, Callable[[DenyTasks, dict[str, Any]], dict[str, Any]]] = {
+DENY_TASKS: dict[str, Callable[[DenyTasks, WorkflowState], WorkflowState]] = {
     "apply_denies": DenyTasks.apply_denies,
     "release_denies": DenyTasks.release_denies,
 }
@@ -136,7 +138,7 @@ def run_deny_task(tasks: DenyTasks, event: dict[str, Any]) -> dict[str, Any]:
     task = DENY_TASKS.get(event.get("task", ""))
     if task is None:
         raise ValueError(f"unknown deny task {event.get('task')!r}")
-    return task(tasks, {**event["state"], "execution": event.get("execution")})
+    return dict(task(tasks, workflow_state(event)))
 
 
 def build_deny_tasks(settings: Settings) -> DenyTasks:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
@@ -54,6 +54,7 @@ from budgetkeeper.core.settings import Settings, Tunables
 from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.domain.scopes import parse_scope
 from budgetkeeper.enforcement.principals import iam_directory
+from budgetkeeper.enforcement.state import Decision, WorkflowState, window_end_of, workflow_state
 from budgetkeeper.notify import NotificationEvent, SnsPublisher
 from budgetkeeper.storage import budget_rows
 from budgetkeeper.storage.budget_rows import Change
@@ -100,7 +101,7 @@ class WorkflowTasks:
             raise BudgetNotFound(f"no budget {window} for {scope}")
         return item, Budget.resolve(item, self.tunables)
 
-    def _change(self, state: dict[str, Any], reason: str | None = None) -> Change:
+    def _change(self, state: WorkflowState, reason: str | None = None) -> Change:
         """Who and why, from the run's input: what a budget row's audit line records."""
         return Change(
             actor=state.get("actor") or SYSTEM_ACTOR,
@@ -112,7 +113,7 @@ class WorkflowTasks:
     def _notify(
         self,
         event_type: str,
-        state: dict[str, Any],
+        state: WorkflowState,
         *,
         budget: Budget | None = None,
         spent: Decimal | None = None,
@@ -158,7 +159,7 @@ class WorkflowTasks:
 
     # ------------------------------------------------------------------ automatic path
 
-    def evaluate(self, state: dict[str, Any], attempts: int = 3) -> dict[str, Any]:
+    def evaluate(self, state: WorkflowState, attempts: int = 3) -> WorkflowState:
         """Decide what a crossing calls for now; notify-only outcomes are recorded here.
 
         Two runs may evaluate one budget at once (a late warning run and the exceeded run): the
@@ -181,7 +182,7 @@ class WorkflowTasks:
         target, spared = self._target(
             scope, deny_target(scope, self.directory, claims=claims, trusted_over_limit=trusted_over_limit)
         )
-        window_closed = datetime.fromisoformat(state["window_end"]) <= self.clock()
+        window_closed = datetime.fromisoformat(window_end_of(state)) <= self.clock()
         outcome = evaluate(
             budget,
             spent_for_level,
@@ -193,7 +194,7 @@ class WorkflowTasks:
             exempt_because=self._exempt(budget),
             target=target,
         )
-        decision = {
+        decision: Decision = {
             "next": str(outcome.next),
             "target": target.to_dict(),
             "spared": list(spared),
@@ -201,7 +202,9 @@ class WorkflowTasks:
             "grace_seconds": budget.grace_seconds,
             "note": outcome.note,
         }
-        logger.info("evaluated", scope=scope, window=window, spent=str(spent), **decision)
+        logger.info(
+            "evaluated", scope=scope, window=window, spent=str(spent), **cast(dict[str, Any], decision)
+        )
         if outcome.next == Next.NOTHING:
             return {**state, "decision": decision}
         assert outcome.event_type is not None
@@ -236,19 +239,23 @@ class WorkflowTasks:
         )
         return {**state, "decision": decision}
 
-    def reevaluate(self, state: dict[str, Any]) -> dict[str, Any]:
+    def reevaluate(self, state: WorkflowState) -> WorkflowState:
         """After the grace period: suspend, or stand down if the situation changed meanwhile."""
         scope, window, window_id = state["scope"], state["window"], state["window_id"]
         item, budget = self._budget(scope, window)
         spent = spent_in_window(scope, window, window_id)
-        window_ended = datetime.fromisoformat(state["window_end"]) <= self.clock()
+        window_ended = datetime.fromisoformat(window_end_of(state)) <= self.clock()
         stand_down = still_exceeded(budget, spent, self._exempt(budget), window_ended=window_ended)
-        decision = dict(state["decision"])
+        decision = state["decision"].copy()
         if stand_down is None:
             # Protection or an exclusion added during the grace period spares its principal too.
             target, spared = self._target(scope, Target.from_dict(decision["target"]))
             decision.update(
-                next="suspend", target=target.to_dict(), spared=[*(decision.get("spared") or ()), *spared]
+                {
+                    "next": "suspend",
+                    "target": target.to_dict(),
+                    "spared": [*(decision.get("spared") or ()), *spared],
+                }
             )
             return {**state, "decision": decision}
         decision["next"] = "stand_down"
@@ -261,7 +268,7 @@ class WorkflowTasks:
 
     # ------------------------------------------------------------------ operators
 
-    def prepare_manual_suspend(self, state: dict[str, Any]) -> dict[str, Any]:
+    def prepare_manual_suspend(self, state: WorkflowState) -> WorkflowState:
         scope = state["scope"]
         if not state.get("reason"):
             raise InvalidRequest("a suspension needs a reason")
@@ -291,7 +298,7 @@ class WorkflowTasks:
             },
         }
 
-    def _reserve_manual_row(self, scope: str, state: dict[str, Any]) -> str:
+    def _reserve_manual_row(self, scope: str, state: WorkflowState) -> str:
         """The row of this operator's suspension, reserved before its denies are applied.
 
         Each operator's suspension is its own row and its own holder of its denies, so one that
@@ -306,12 +313,12 @@ class WorkflowTasks:
             raise BudgetChangedMeanwhile(f"{scope} {window} is held by another run")
         return window
 
-    def _drop_manual_reservation(self, state: dict[str, Any]) -> None:
+    def _drop_manual_reservation(self, state: WorkflowState) -> None:
         """A manual suspension that applied nothing leaves no row behind."""
         if is_manual_window(state.get("window")):
             budget_rows.drop_manual_reservation(state["scope"], state["window"], self._change(state))
 
-    def record_suspended(self, state: dict[str, Any]) -> dict[str, Any]:
+    def record_suspended(self, state: WorkflowState) -> WorkflowState:
         """The denies are applied (or, in dry run, would be): record it and say when it ends."""
         scope, window = state["scope"], state["window"]
         target = Target.from_dict(state["decision"]["target"])
@@ -346,11 +353,11 @@ class WorkflowTasks:
         metrics.add_metric(name="Suspensions", unit=MetricUnit.Count, value=1)
         return {**state, "suspension": {"restore_at": restore_at}}
 
-    def prepare_restore(self, state: dict[str, Any]) -> dict[str, Any]:
+    def prepare_restore(self, state: WorkflowState) -> WorkflowState:
         """At the refresh (or a manual suspension's end): this window's denies are released next."""
         return self._prepare_restore(state, windows=[state["window"]], stop_others=False)
 
-    def prepare_due_restore(self, state: dict[str, Any]) -> dict[str, Any]:
+    def prepare_due_restore(self, state: WorkflowState) -> WorkflowState:
         """The monitor's backstop restore, on the evaluation machine: only one the budget's record
         calls for (its suspension's end has passed, or a restore claimed it and did not finish)."""
         item, _ = self._budget(state["scope"], state["window"])
@@ -359,7 +366,7 @@ class WorkflowTasks:
             raise InvalidRequest(f"no restore is due for {state['scope']} {state['window']}: {why_not}")
         return self._prepare_restore(state, windows=[state["window"]], stop_others=False)
 
-    def prepare_emergency_restore(self, state: dict[str, Any]) -> dict[str, Any]:
+    def prepare_emergency_restore(self, state: WorkflowState) -> WorkflowState:
         """An operator's restore: ends every suspension of the scope (or of one window) at once."""
         if not state.get("reason"):
             raise InvalidRequest("a restore needs a reason")
@@ -375,8 +382,8 @@ class WorkflowTasks:
         return self._prepare_restore(state, windows=windows, stop_others=True)
 
     def _prepare_restore(
-        self, state: dict[str, Any], *, windows: list[str], stop_others: bool
-    ) -> dict[str, Any]:
+        self, state: WorkflowState, *, windows: list[str], stop_others: bool
+    ) -> WorkflowState:
         scope = state["scope"]
         rows = {item.window: item for item in budget_rows_of(scope, consistent_read=True)}
         restoring = [rows[window] for window in windows if window in rows]
@@ -396,7 +403,7 @@ class WorkflowTasks:
         note = f"still suspended by {', '.join(still)}" if still else None
         return {**state, "restore": {"windows": windows, "note": note}}
 
-    def record_restored(self, state: dict[str, Any]) -> dict[str, Any]:
+    def record_restored(self, state: WorkflowState) -> WorkflowState:
         scope = state["scope"]
         restore = state["restore"]
         for window in restore["windows"]:
@@ -415,7 +422,7 @@ class WorkflowTasks:
             metrics.add_metric(name="Restores", unit=MetricUnit.Count, value=1)
         return state
 
-    def report_cannot_suspend(self, state: dict[str, Any]) -> dict[str, Any]:
+    def report_cannot_suspend(self, state: WorkflowState) -> WorkflowState:
         """Every deny fell back to an alert (or there was none to apply): nothing was suspended; say why."""
         scope, window = state["scope"], state["window"]
         alerts = state.get("denies", {}).get("alert_only", [])
@@ -434,7 +441,7 @@ class WorkflowTasks:
             self._notify("cannot_suspend", state, note=reasons, routine=routine)
         return state
 
-    def set_protection(self, state: dict[str, Any]) -> dict[str, Any]:
+    def set_protection(self, state: WorkflowState) -> WorkflowState:
         scope, protect = state["scope"], state["action"] == "protect"
         if protect and not state.get("reason"):
             raise InvalidRequest("protecting a scope needs a reason")
@@ -448,7 +455,7 @@ class WorkflowTasks:
         self._notify("protected" if protect else "unprotected", state)
         return state
 
-    def report_failure(self, state: dict[str, Any]) -> dict[str, Any]:
+    def report_failure(self, state: WorkflowState) -> WorkflowState:
         failure = state.get("failure") or {}
         logger.error("workflow failed", scope=state.get("scope"), failure=failure)
         self._drop_manual_reservation(state)
@@ -522,18 +529,17 @@ def run_task_once(
 
     @idempotent_function(data_keyword_argument="event", persistence_store=persistence, config=config)
     def run_once(event: dict[str, Any]) -> dict[str, Any]:
-        return run_task(build_workflow_tasks(settings, tunables), event)
+        return dict(run_task(build_workflow_tasks(settings, tunables), event))
 
     return run_once(event=event)
 
 
-def run_task(tasks: WorkflowTasks, event: dict[str, Any]) -> dict[str, Any]:
-    """The Lambda task entry: `{"task": name, "state": {...}, "execution": arn}`."""
+def run_task(tasks: WorkflowTasks, event: dict[str, Any]) -> WorkflowState:
+    """The Lambda task entry: `{"task": name, "state": {...}, "execution": arn}`, its state checked."""
     task = TASKS.get(event.get("task", ""))
     if task is None:
         raise InvalidRequest(f"unknown task {event.get('task')!r}")
-    state = {**event["state"], "execution": event.get("execution")}
-    return task(tasks, state)
+    return task(tasks, workflow_state(event))
 
 
 def build_workflow_tasks(settings: Settings, tunables: Tunables) -> WorkflowTasks:
