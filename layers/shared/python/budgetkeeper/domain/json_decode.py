@@ -23,7 +23,7 @@ def decode_unambiguous(message: str | bytes) -> dict[str, Any] | None:
         canonical = _encode(document)
     except _REFUSED:
         return None
-    if type(message) is bytes:
+    if isinstance(message, bytes):
         if b"\\u003" in message or message.count(b":") != canonical.count(b":"):
             return None
     elif "\\u003" in message or message.count(":") != canonical.count(b":"):

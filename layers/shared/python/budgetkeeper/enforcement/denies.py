@@ -83,7 +83,7 @@ class Outcomes:
     applied: list[str] = field(default_factory=list)  # entry keys denied for the holder
     lifted: list[str] = field(default_factory=list)  # released entries no budget holds any more
     kept: dict[str, list[str]] = field(default_factory=dict)  # released entries others still hold
-    alert_only: list[dict[str, str]] = field(default_factory=list)  # entries that could not be denied
+    alert_only: list[dict[str, Any]] = field(default_factory=list)  # entries that could not be denied
     fixes: list[str] = field(default_factory=list)  # what reconcile (or a converge) had to change
     rejected: list[dict[str, Any]] = field(default_factory=list)  # session policies read back, not ours
 

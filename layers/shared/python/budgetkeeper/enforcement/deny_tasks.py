@@ -78,7 +78,7 @@ class DenyTasks:
         metrics.add_metric(name="DenyFixes", unit=MetricUnit.Count, value=len(outcome.fixes))
         self._alert_rejected(outcome, None)
         for refused in outcome.alert_only:  # IAM refuses (a quota): the next sweep tries again
-            logger.error("deny not reconciled", **refused)
+            logger.error("deny not reconciled", extra=refused)
         for fix in outcome.fixes:
             logger.warning("deny reconciled", fix=fix)
             self._publish("deny_reconciled", fix.split(": ", 1)[0], fix, None)

@@ -102,11 +102,11 @@ class UsageDeltas:
                     mine[key].merge(rollup)  # type: ignore[index]
                 else:
                     mine[key] = replace(rollup)  # type: ignore[index]  # a copy: `other` stays as it is
-        for key, total in other.totals.items():
-            if key in self.totals:
-                self.totals[key].merge(total)
+        for total_key, total in other.totals.items():
+            if total_key in self.totals:
+                self.totals[total_key].merge(total)
             else:
-                self.totals[key] = replace(total)
+                self.totals[total_key] = replace(total)
         for bucket, estimate in other.estimates.items():
             self.add_estimate(estimate, bucket)
 
@@ -183,16 +183,20 @@ class UsageDeltas:
             tuple(key): TotalDelta(start, end, calls, Decimal(spent), Decimal(claimed), set(claimers))
             for key, (start, end, calls, spent, claimed, claimers) in document["totals"]
         }
-        deltas = cls(rollups=rollups, totals=totals, lines=lines)  # type: ignore[arg-type]
+        deltas = cls(rollups=rollups, totals=totals, lines=lines)
         for key, values in document.get("estimates", ()):  # none in journals written before estimates
-            deltas.add_estimate(EstimateDelta(*key, usage=_rollup_from_strings(values)))
+            model, region, tier, hour, charged = key
+            deltas.add_estimate(
+                EstimateDelta(model, region, tier, hour, charged, _rollup_from_strings(values))
+            )
         return deltas
 
 
 def _rollup_from_strings(values: dict[str, str]) -> RollupDelta:
-    return RollupDelta(
-        **{n: (Decimal(v) if n in RollupDelta.DECIMALS else int(v)) for n, v in values.items()}
-    )
+    counters: dict[str, Any] = {
+        n: (Decimal(v) if n in RollupDelta.DECIMALS else int(v)) for n, v in values.items()
+    }
+    return RollupDelta(**counters)
 
 
 def calls_counter(basis: PriceBasis) -> str:
@@ -340,8 +344,8 @@ def correction_deltas(ledger: RollupItem, exact_cost: Decimal, basis: PriceBasis
 
     deltas = UsageDeltas()
     for key in charged["rollups"]:
-        deltas.rollups[tuple(key)] = moved()  # type: ignore[index]
-    deltas.lines[tuple(charged["line"])] = moved()  # type: ignore[index]
+        deltas.rollups[tuple(key)] = moved()
+    deltas.lines[tuple(charged["line"])] = moved()
     for scope, window, window_id, start, end, claimed in charged["totals"]:
         difference = exact_cost - estimated
         deltas.totals[(scope, window, window_id)] = TotalDelta(

@@ -261,7 +261,10 @@ def price_rows(prices: Iterable[NormalisedPrice], skipped: Counter[str] | None =
 def _rates(kinds: Mapping[str, NormalisedPrice]) -> Rates | None:
     if "input" not in kinds or "output" not in kinds:
         return None
-    return Rates(**{kind: kinds[kind].usd_per_million if kind in kinds else None for kind in TOKEN_KINDS})
+    prices: dict[str, Any] = {
+        kind: kinds[kind].usd_per_million if kind in kinds else None for kind in TOKEN_KINDS
+    }
+    return Rates(**prices)
 
 
 class PricingClient(Protocol):

@@ -105,7 +105,8 @@ class InferenceProfiles:
                 self.deferred += 1
                 return False
             self._lookups_left -= 1
-        for cache in (self._model_ids, self._tags, self._failed_at):
+        caches: tuple[dict[Any, Any], ...] = (self._model_ids, self._tags, self._failed_at)
+        for cache in caches:
             if len(cache) >= PROFILE_CACHE_ENTRIES:
                 del cache[next(iter(cache))]  # the oldest entry
         return True

@@ -358,18 +358,7 @@ class PriceTable:
                 and endpoint_class(ref := resolve_model_id(row.model)) == kind
                 and (vendor is None or vendor_of(ref) == vendor)
             ]
-            self._estimates[cache_key] = (
-                None
-                if not same
-                else Rates(
-                    **{
-                        kind_: max(
-                            (rate for r in same if (rate := getattr(r, kind_)) is not None), default=None
-                        )
-                        for kind_ in TOKEN_KINDS
-                    }
-                )
-            )
+            self._estimates[cache_key] = _highest_rates(same)
         return self._estimates[cache_key]
 
     def _match_in_region(self, ref: ModelRef, region: str, tier: ServiceTier) -> PriceMatch:
@@ -427,7 +416,7 @@ def _highest_rates(rates: Iterable[Rates]) -> Rates | None:
     known = list(rates)
     if not known:
         return None
-    highest = {
+    highest: dict[str, Any] = {
         kind: max((rate for each in known if (rate := getattr(each, kind)) is not None), default=None)
         for kind in TOKEN_KINDS
     }
