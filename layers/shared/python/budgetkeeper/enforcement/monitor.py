@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import boto3
 
@@ -80,28 +81,10 @@ def sweep(
     for item in due:
         report.budgets += 1
         label = budget_key(item.scope, item.window)
-        if item.status == Status.SUSPENDED:
-            if _overdue(item, now) and not (item.execution_arn and is_running(item.execution_arn)):
-                starter.start(
-                    *due_restore_request(
-                        item.scope,
-                        item.window,
-                        reason=f"suspension ended at {item.suspended_until}, no run waiting to restore it",
-                        occasion=(item.suspended_until, item.revision),
-                    )
-                )
-                report.restores.append(label)
-            continue
-        if item.status == Status.RESTORING:
-            if _restoring_too_long(item, now):
-                starter.start(
-                    *due_restore_request(
-                        item.scope,
-                        item.window,
-                        reason=f"a restore claimed it at {item.updated_at} and did not finish",
-                        occasion=("restoring", item.updated_at),
-                    )
-                )
+        if item.status in (Status.SUSPENDED, Status.RESTORING):
+            restore = _due_restore(item, now, is_running)
+            if restore is not None:
+                starter.start(*restore)
                 report.restores.append(label)
             continue
         if item.status == Status.GRACE:
@@ -158,6 +141,30 @@ def sweep(
         if item.status == Status.OK and level == Level.OK and budget_rows.clear_due(item):
             report.cleared.append(label)
     return report
+
+
+def _due_restore(
+    item: BudgetItem, now: datetime, is_running: Callable[[str], bool]
+) -> tuple[str, dict[str, Any]] | None:
+    """The restore run a suspended or restoring budget calls for now, if any: a suspension past its
+    end with no run waiting for it, or a restore that claimed the budget and did not finish."""
+    if item.status == Status.SUSPENDED:
+        if _overdue(item, now) and not (item.execution_arn and is_running(item.execution_arn)):
+            return due_restore_request(
+                item.scope,
+                item.window,
+                reason=f"suspension ended at {item.suspended_until}, no run waiting to restore it",
+                occasion=(item.suspended_until, item.revision),
+            )
+        return None
+    if _restoring_too_long(item, now):
+        return due_restore_request(
+            item.scope,
+            item.window,
+            reason=f"a restore claimed it at {item.updated_at} and did not finish",
+            occasion=("restoring", item.updated_at),
+        )
+    return None
 
 
 def _evaluable(item: BudgetItem) -> bool:
