@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from budgetkeeper.enforcement.state import InvalidState, workflow_state
-from budgetkeeper.enforcement.workflow import run_task
+from budgetkeeper.enforcement.workflow_entry import run_task
 
 
 def event(**state: object) -> dict[str, object]:

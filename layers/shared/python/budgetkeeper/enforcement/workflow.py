@@ -9,7 +9,6 @@ it expects, and a repeated step finds its work done.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,13 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-import boto3
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
 
 from budgetkeeper.budgets.rules import (
     ENFORCING,
@@ -45,21 +38,19 @@ from budgetkeeper.budgets.targets import (
     is_exempt,
     spare_exempt,
     still_exceeded,
-    system_role_prefixes,
 )
 from budgetkeeper.core import clock
 from budgetkeeper.core.actors import SYSTEM_ACTOR
 from budgetkeeper.core.observability import logger, metrics
-from budgetkeeper.core.settings import Settings, Tunables
+from budgetkeeper.core.settings import Tunables
 from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.domain.scopes import parse_scope
-from budgetkeeper.enforcement.principals import iam_directory
-from budgetkeeper.enforcement.state import Decision, WorkflowState, window_end_of, workflow_state
+from budgetkeeper.enforcement.state import Decision, WorkflowState, window_end_of
 from budgetkeeper.notify import NotificationEvent, SnsPublisher
 from budgetkeeper.storage import budget_rows
 from budgetkeeper.storage.budget_rows import Change
 from budgetkeeper.storage.readers import budget_row, budget_rows_of, claims_in_window, spent_in_window
-from budgetkeeper.storage.tables import BudgetItem, bind_tables
+from budgetkeeper.storage.tables import BudgetItem
 
 
 class BudgetNotFound(Exception):
@@ -503,60 +494,3 @@ def describe_target(target: Target) -> str:
     if target.kind == TargetKind.SPARED:
         return "nothing denied: every principal it reaches is protected or excluded"
     return "; ".join(parts) or "nothing in IAM"
-
-
-# A task's result is kept this long: Step Functions retries a failed Lambda task within minutes.
-IDEMPOTENCY_SECONDS = 24 * 3600
-
-
-@functools.cache
-def _idempotency(table_name: str) -> tuple[DynamoDBPersistenceLayer, IdempotencyConfig]:
-    return DynamoDBPersistenceLayer(table_name=table_name), IdempotencyConfig(
-        expires_after_seconds=IDEMPOTENCY_SECONDS, raise_on_no_idempotency_key=True
-    )
-
-
-def run_task_once(
-    settings: Settings, tunables: Tunables, event: dict[str, Any], context: Any
-) -> dict[str, Any]:
-    """run_task, once per identical task event (execution, task and state).
-
-    Step Functions retries a task whose Lambda call failed in transit; the retry returns the first
-    run's result instead of notifying and auditing a second time.
-    """
-    persistence, config = _idempotency(settings.idempotency_table)
-    config.register_lambda_context(context)
-
-    @idempotent_function(data_keyword_argument="event", persistence_store=persistence, config=config)
-    def run_once(event: dict[str, Any]) -> dict[str, Any]:
-        return dict(run_task(build_workflow_tasks(settings, tunables), event))
-
-    return run_once(event=event)
-
-
-def run_task(tasks: WorkflowTasks, event: dict[str, Any]) -> WorkflowState:
-    """The Lambda task entry: `{"task": name, "state": {...}, "execution": arn}`, its state checked."""
-    task = TASKS.get(event.get("task", ""))
-    if task is None:
-        raise InvalidRequest(f"unknown task {event.get('task')!r}")
-    return task(tasks, workflow_state(event))
-
-
-def build_workflow_tasks(settings: Settings, tunables: Tunables) -> WorkflowTasks:
-    """Wire the workflow's tasks to DynamoDB, SNS, IAM (read-only) and Step Functions."""
-    bind_tables(settings)
-    sfn = boto3.client("stepfunctions", region_name=settings.region)
-
-    def stop_execution(execution_arn: str, cause: str) -> None:
-        try:
-            sfn.stop_execution(executionArn=execution_arn, error="Restored", cause=cause[:32_000])
-        except sfn.exceptions.ExecutionDoesNotExist:
-            logger.warning("no such execution to stop", execution_arn=execution_arn)
-
-    return WorkflowTasks(
-        tunables=tunables,
-        publisher=SnsPublisher.for_stack(settings),
-        directory=iam_directory(boto3.client("iam")),
-        stop_execution=stop_execution,
-        system_roles=system_role_prefixes(settings.stack_name),
-    )
