@@ -54,6 +54,10 @@ iam-evaluator: $(IAM_EVALUATOR_STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	@# The import contract (pyproject.toml, [tool.importlinter]): layers, one direction, no cycles.
+	PYTHONPATH=.:layers/shared/python:cli $(BIN)/lint-imports
+	@# Types (pyproject.toml, [tool.mypy]): the layer, the handlers and the CLI.
+	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml templates/regional-collector.yaml
 	$(BIN)/sam validate --lint --template-file template.yaml
 

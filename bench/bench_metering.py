@@ -50,7 +50,9 @@ from budgetkeeper.domain.log_records import MalformedEvent, parse_invocation
 from budgetkeeper.domain.record_rules import decode_message
 from budgetkeeper.domain.usage import Invocation, TokenCounts
 from budgetkeeper.metering.meter import Meter, Metered
-from budgetkeeper.pricing.rates import InferenceProfiles, Priced, PriceTable, price_invocation
+from budgetkeeper.pricing.profiles import InferenceProfiles
+from budgetkeeper.pricing.rates import Priced, price_invocation
+from budgetkeeper.pricing.table import PriceTable
 from devkit.demo_data import generate_day
 from devkit.demo_data import teams as demo_teams
 from devkit.harness.logs import log_message

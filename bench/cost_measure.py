@@ -37,7 +37,7 @@ from moto import mock_aws
 from budgetkeeper.core import clock
 from budgetkeeper.domain.log_records import MalformedEvent
 from budgetkeeper.metering.meter import Meter
-from budgetkeeper.pricing.rates import PriceTable
+from budgetkeeper.pricing.table import PriceTable
 from budgetkeeper.storage.tables import BudgetItem
 from devkit.demo_data import teams as demo_teams
 from devkit.harness import workflow as harness_workflow

@@ -513,7 +513,7 @@ def scopes_of(record: dict[str, Any]) -> list[str]:
 
 def sum_for(records: Sequence[dict[str, Any]], identity_part: str) -> Decimal:
     from budgetkeeper.metering.meter import Meter
-    from budgetkeeper.pricing.rates import PriceTable
+    from budgetkeeper.pricing.table import PriceTable
 
     meter = Meter(prices=PriceTable.bundled(), teams={})
     return sum(

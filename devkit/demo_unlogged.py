@@ -20,7 +20,8 @@ from budgetkeeper.metering.mantle import (
     ProjectUsage,
     caller_estimate,
 )
-from budgetkeeper.pricing.rates import PriceTable, price_invocation
+from budgetkeeper.pricing.rates import price_invocation
+from budgetkeeper.pricing.table import PriceTable
 from budgetkeeper.storage.tables import RollupItem
 from devkit import demo_data
 from devkit.harness.bedrock_events import (

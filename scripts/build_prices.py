@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from budgetkeeper.domain.usage import ServiceTier
-from budgetkeeper.pricing.rates import (
+from budgetkeeper.pricing.table import (
     ANY_REGION,
     GLOBAL_PREFIX,
     GOVCLOUD_PREFIX,

@@ -1,4 +1,5 @@
-"""Import every built handler from .aws-sam/build in a clean interpreter, as Lambda would.
+"""Import every built handler, and every module of the layer, from .aws-sam/build in a clean
+interpreter, as Lambda would.
 
 Each function runs in a fresh `python3.12 -I -S` (the Lambda runtime's version, no site-packages,
 no venv) with only its code directory and its layers' `python/` folders on the path, so a missing
@@ -33,6 +34,13 @@ sys.path[:0] = json.loads(os.environ["PROBE_PATH"])
 module_name, attribute = os.environ["PROBE_HANDLER"].rsplit(".", 1)
 handler = getattr(importlib.import_module(module_name), attribute)
 assert callable(handler), f"{attribute} is not callable"
+# Every module of the layer imports from the build, not only those this handler reaches: a package
+# left out of the layer, or a module importing what the layer does not ship, fails here.
+import pkgutil, budgetkeeper
+for module in pkgutil.walk_packages(budgetkeeper.__path__, "budgetkeeper."):
+    importlib.import_module(module.name)
+from budgetkeeper.pricing.table import PriceTable
+assert len(PriceTable.bundled()), "the bundled price table is not in the layer"
 if "budgetkeeper.notify.render" in sys.modules:
     # The notifier's templates are data in the layer: each language renders there too.
     from budgetkeeper.notify.render import default_renderer

@@ -26,7 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 from budgetkeeper.domain.usage import ServiceTier
-from budgetkeeper.pricing.rates import ANY_REGION, TOKEN_KINDS, PriceTable, Rates
+from budgetkeeper.pricing.table import ANY_REGION, TOKEN_KINDS, PriceTable, Rates
 
 # genai-prices' price fields, by our token kind.
 THEIR_FIELDS: Mapping[str, str] = {

@@ -13,8 +13,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from budgetkeeper.core import clock, money
 from budgetkeeper.metering.usage_lines import HOUR, usage_lines
-from budgetkeeper.pricing.rates import PriceBasis
-from budgetkeeper_cli.logging_setup import check_regions, regions_in_use
+from budgetkeeper.pricing.table import PriceBasis
+from budgetkeeper_cli.bedrock_logging import check_regions, regions_in_use
 from budgetkeeper_cli.rendering import Column
 from budgetkeeper_cli.reports.aggregation import Totals
 from budgetkeeper_cli.stack_config import (

@@ -21,7 +21,8 @@ from typing import Any
 
 from budgetkeeper.domain.scopes import parse_identity_arn
 from budgetkeeper.domain.usage import TokenCounts, split_tokens
-from budgetkeeper.pricing.rates import TOKENS_PER_PRICE_UNIT, PriceStatus, PriceTable, price_invocation
+from budgetkeeper.pricing.rates import PriceStatus, price_invocation
+from budgetkeeper.pricing.table import TOKENS_PER_PRICE_UNIT, PriceTable
 
 RUNTIME_CALLS = frozenset({"InvokeModel", "InvokeModelWithResponseStream", "Converse", "ConverseStream"})
 BEDROCK_SOURCE = "bedrock.amazonaws.com"

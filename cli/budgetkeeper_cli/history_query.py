@@ -42,7 +42,7 @@ from budgetkeeper.domain.log_records import (
 )
 from budgetkeeper.domain.usage import Invocation, ServiceTier, TokenCounts
 from budgetkeeper.metering.meter import Meter
-from budgetkeeper.pricing.rates import PriceTable
+from budgetkeeper.pricing.table import PriceTable
 from budgetkeeper_cli.reports.aggregation import UsageReport
 from budgetkeeper_cli.reports.filters import RecordFilter
 from budgetkeeper_cli.reports.sources import BODY_FOLDER, ScanStats

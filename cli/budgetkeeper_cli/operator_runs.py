@@ -86,7 +86,9 @@ class RunHistory:
             self.outputs[exited["name"]] = _json_object(exited.get("output"))
         if kind in TERMINAL_EVENTS:
             self.status = TERMINAL_EVENTS[kind]
-            details = next((value for key, value in event.items() if key.endswith("EventDetails")), {})
+            details: dict[str, Any] = next(
+                (value for key, value in event.items() if key.endswith("EventDetails")), {}
+            )
             self.error, self.cause = details.get("error"), details.get("cause")
 
     @property

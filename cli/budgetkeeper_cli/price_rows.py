@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from budgetkeeper.pricing.rates import TOKEN_KINDS, resolve_model_id
+from budgetkeeper.pricing.table import TOKEN_KINDS, resolve_model_id
 from budgetkeeper.pricing.versions import (
     active_table,
     overrides,

@@ -6,7 +6,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from budgetkeeper.core.observability import logger, metrics, tracer
 from budgetkeeper.core.settings import get_settings, load_tunables
-from budgetkeeper.enforcement.workflow import run_task_once
+from budgetkeeper.enforcement.workflow_entry import run_task_once
 
 
 @metrics.log_metrics

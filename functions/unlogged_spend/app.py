@@ -53,11 +53,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             return {"recorded": creator.job_arn}
         if kind == STATE_CHANGE:
             s3 = boto3.client("s3", region_name=settings.region)
-            report = BatchJobs(build_usage_calculator(settings, tunables), s3).ended(event)
-            if report is None:
+            charged = BatchJobs(build_usage_calculator(settings, tunables), s3).ended(event)
+            if charged is None:
                 return {"charged": False}
-            record_metrics(report)
-            return {"charged": report.commit.metered_payloads > 0, "cost_usd": str(report.cost_usd)}
+            record_metrics(charged)
+            return {"charged": charged.commit.metered_payloads > 0, "cost_usd": str(charged.cost_usd)}
         raise BadJobEvent(f"no rule sends {kind!r} here")
     except BadJobEvent as error:
         logger.warning("event not metered", reason=str(error))

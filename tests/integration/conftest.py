@@ -10,7 +10,7 @@ from moto import mock_aws
 
 from budgetkeeper.core.settings import Settings
 from budgetkeeper.enforcement.denies import DenyBook, IamDenies
-from budgetkeeper.enforcement.session_denies import IdentityCenterConnection
+from budgetkeeper.enforcement.identity_center import IdentityCenterConnection
 from devkit.harness.stack import LocalStack
 from devkit.harness.workflow import WaitControl, real_handlers
 

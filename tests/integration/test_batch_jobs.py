@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from budgetkeeper.enforcement.runs import WorkflowStarter
-from budgetkeeper.metering.writer import line_partition
+from budgetkeeper.storage.keys import line_partition
 from budgetkeeper.storage.tables import BudgetItem, RollupItem, TotalItem
 from devkit.harness.bedrock_events import (
     batch_job_created,

@@ -35,6 +35,9 @@ from devkit.harness.workflow import (
 from tests.integration.test_enforcement_workflow import nova_pro_call
 from tests.timeline import window_id
 
+# Among the longest tests (subprocesses, real workflows on moto): `-m 'not slow'` skips them.
+pytestmark = pytest.mark.slow
+
 BUDGETS, CROSSING = (int(count) for count in os.environ.get("CROSSINGS_AT_SCALE", "2000:200").split(":"))
 EVENTS_PER_PAYLOAD = 25
 PAYLOADS_PER_BATCH = 20  # 500 invocations a Firehose batch

@@ -16,6 +16,9 @@ import pytest
 
 from tests.checkout import ROOT, checkout_env
 
+# Among the longest tests (subprocesses, real workflows on moto): `-m 'not slow'` skips them.
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.e2e
 def test_the_demo_tells_the_whole_life_of_a_budget(clock, tmp_path):

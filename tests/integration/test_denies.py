@@ -22,7 +22,7 @@ from budgetkeeper.enforcement.denies import (
     EntryKind,
     Outcomes,
 )
-from budgetkeeper.enforcement.session_denies import (
+from budgetkeeper.enforcement.role_sessions import (
     POLICY_NAME_PREFIX,
     POLICY_PATH,
     session_policy_name,

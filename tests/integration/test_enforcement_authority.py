@@ -18,7 +18,7 @@ from decimal import Decimal
 
 import pytest
 
-from budgetkeeper.pricing.rates import InferenceProfiles
+from budgetkeeper.pricing.profiles import InferenceProfiles
 from budgetkeeper.storage.tables import AuditItem, BudgetItem, DenyItem, TeamItem
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
@@ -88,7 +88,7 @@ def test_a_timed_manual_suspension_ending_lifts_only_itself(stack, settings, cap
     assert wait_for_execution(stack, timed)["status"] == "SUCCEEDED"
     # Then mallory is still denied, by the open-ended one, and its row is still there
     assert denied_now(stack) == {"user:mallory"}
-    (left,) = [item for item in BudgetItem.query("user:mallory")]
+    (left,) = list(BudgetItem.query("user:mallory"))
     assert (left.status, left.suspended_until, left.suspended_reason) == (
         "suspended",
         None,

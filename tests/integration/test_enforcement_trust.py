@@ -50,7 +50,7 @@ def session_arn(role: str, session: str) -> str:
 
 def denied_now(stack) -> set[str]:
     """Every principal the deny policy is attached to, and every session a session policy denies."""
-    from budgetkeeper.enforcement.session_denies import suspended_sessions
+    from budgetkeeper.enforcement.role_sessions import suspended_sessions
 
     iam = stack.client("iam")
     entities = iam.list_entities_for_policy(PolicyArn=stack.physical_ids["BedrockDenyPolicy"])

@@ -10,12 +10,17 @@ import json
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+import pytest
+
 from budgetkeeper.storage.tables import AuditItem, BudgetItem
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
 from devkit.harness.stack import LocalStack
 from devkit.harness.workflow import wait_for_execution, wait_for_state
 from tests.timeline import now_iso
+
+# Among the longest tests (subprocesses, real workflows on moto): `-m 'not slow'` skips them.
+pytestmark = pytest.mark.slow
 
 ACCOUNT = "111122223333"
 NOVA_PRO = "amazon.nova-pro-v1:0"  # USD 0.80 input, 3.20 output per 1M tokens

@@ -20,10 +20,11 @@ import pytest
 from botocore.stub import Stubber
 
 from budgetkeeper.domain.usage import TokenCounts
-from budgetkeeper.metering.writer import ESTIMATES_PARTITION
 from budgetkeeper.pricing import price_list
-from budgetkeeper.pricing.rates import PriceBasis, price_invocation
+from budgetkeeper.pricing.rates import price_invocation
+from budgetkeeper.pricing.table import PriceBasis
 from budgetkeeper.pricing.versions import active_version, load_version
+from budgetkeeper.storage.keys import ESTIMATES_PARTITION
 from budgetkeeper.storage.tables import BudgetItem, RollupItem, TotalItem
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event

@@ -34,8 +34,8 @@ from budgetkeeper.metering.mantle import (
     caller_estimate,
     settled_periods,
 )
-from budgetkeeper.metering.writer import line_partition
-from budgetkeeper.pricing.rates import PriceTable
+from budgetkeeper.pricing.table import PriceTable
+from budgetkeeper.storage.keys import line_partition
 from budgetkeeper.storage.tables import BudgetItem, RollupItem, TotalItem
 from devkit.harness.bedrock_events import scheduled_event
 from devkit.harness.lambdas import invoke

@@ -22,7 +22,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from budgetkeeper.pricing.rates import InferenceProfiles
+from budgetkeeper.pricing.profiles import InferenceProfiles
 from budgetkeeper_cli import athena
 from budgetkeeper_cli.main import main
 from devkit import demo_data

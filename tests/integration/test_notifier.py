@@ -348,7 +348,7 @@ def test_the_daily_summary_tells_operators_once_a_day(stack, slack):
 
 
 def test_a_summary_with_3000_unknown_models_is_delivered_on_every_channel(stack, slack):
-    from budgetkeeper.metering.writer import line_partition
+    from budgetkeeper.storage.keys import line_partition
     from budgetkeeper.storage.tables import RollupItem
 
     # Given a caller who spent today, and today's usage lines naming 3,000 made-up models of 90

@@ -23,7 +23,8 @@ from budgetkeeper.domain.usage import ServiceTier, TokenCounts
 from budgetkeeper.metering import calculator
 from budgetkeeper.notify import SnsPublisher
 from budgetkeeper.pricing import versions as price_versions
-from budgetkeeper.pricing.rates import PriceBasis, PriceRow, PriceTable, Rates, price_invocation
+from budgetkeeper.pricing.rates import price_invocation
+from budgetkeeper.pricing.table import PriceBasis, PriceRow, PriceTable, Rates
 from budgetkeeper.pricing.versions import (
     ActivePrices,
     activate,

@@ -28,24 +28,24 @@ from budgetkeeper.domain.policies import (
     session_deny_document,
     sso_users_of,
 )
-from budgetkeeper.enforcement.session_denies import (
+from budgetkeeper.enforcement.identity_center import (
+    IdentityCenter,
+    IdentityCenterConnection,
+    InlinePolicyNotAsWritten,
+    connect_identity_center,
+)
+from budgetkeeper.enforcement.role_sessions import (
     MAX_POLICY_VERSIONS,
     OPT_IN_TAG_KEY,
     OPT_IN_TAG_VALUE,
     POLICY_PATH,
-    IdentityCenter,
-    IdentityCenterConnection,
-    InlinePolicyNotAsWritten,
-    Outcome,
     RoleNotOptedIn,
     SessionPolicyRejected,
-    connect_identity_center,
-    deny_session_scope,
     restore_session,
-    restore_session_scope,
     session_policy_name,
     suspend_session,
 )
+from budgetkeeper.enforcement.session_denies import Outcome, deny_session_scope, restore_session_scope
 from tests.iam_eval import Principal, invoke_model_denied, policy_size, role_session, sso_session
 from tests.opt_in import OPTED_IN
 

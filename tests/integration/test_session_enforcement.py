@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
 from budgetkeeper.enforcement.denies import DenyEntry, EntryKind
-from budgetkeeper.enforcement.session_denies import session_policy_name
+from budgetkeeper.enforcement.role_sessions import session_policy_name
 from budgetkeeper.storage.tables import BudgetItem, TeamItem
 from devkit.harness.stack import LocalStack
 from devkit.harness.workflow import real_handlers, wait_for_state

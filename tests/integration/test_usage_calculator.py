@@ -16,7 +16,7 @@ import pytest
 from pynamodb.transactions import TransactWrite
 
 from budgetkeeper.metering import calculator
-from budgetkeeper.pricing.rates import PriceTable
+from budgetkeeper.pricing.table import PriceTable
 from budgetkeeper.storage.tables import BudgetItem, RollupItem, TeamItem, TotalItem
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import (

@@ -8,14 +8,9 @@ from decimal import Decimal
 import pytest
 from pynamodb.transactions import TransactWrite
 
-from budgetkeeper.metering.writer import (
-    PayloadUsage,
-    RollupDelta,
-    TotalDelta,
-    UsageDeltas,
-    UsageWriter,
-    marker_slot,
-)
+from budgetkeeper.metering.deltas import RollupDelta, TotalDelta, UsageDeltas
+from budgetkeeper.metering.writer import PayloadUsage, UsageWriter
+from budgetkeeper.storage.keys import marker_slot
 from budgetkeeper.storage.tables import DedupeItem, RollupItem, TotalItem, transaction_connection
 
 HOUR = "2026-11-23T10"

@@ -55,7 +55,7 @@ CALLERS: dict[str, tuple[str, str, str | None]] = {
     ),
 }
 TEAM_MEMBERS = {"user:alice", f"session:{SHARED_ROLE}/carol", f"session:{SSO_ROLE}/priya@example.com"}
-TEAM_MAP = {scope: TEAM for scope in TEAM_MEMBERS} | {f"app:{TEAM_APP}": TEAM}
+TEAM_MAP = dict.fromkeys(TEAM_MEMBERS, TEAM) | {f"app:{TEAM_APP}": TEAM}
 GROUP_MEMBERS = {"user:alice"}  # IAM group `data`
 TEAM_SESSIONS = {scope for scope in TEAM_MEMBERS if scope.startswith("session:")}
 # What a claim says: requestMetadata.app, or the `app` tag of a profile the caller made.

@@ -44,9 +44,9 @@ from budgetkeeper.budgets.rules import ENFORCING
 from budgetkeeper.core import clock as product_clock
 from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.enforcement.denies import IamDenies
+from budgetkeeper.enforcement.identity_center import connect_identity_center
 from budgetkeeper.enforcement.runs import WorkflowStarter, operator_request
-from budgetkeeper.enforcement.session_denies import connect_identity_center
-from budgetkeeper.pricing.rates import InferenceProfiles
+from budgetkeeper.pricing.profiles import InferenceProfiles
 from budgetkeeper.storage import budget_rows
 from budgetkeeper.storage.tables import BudgetItem, DenyItem, TeamItem, TotalItem
 from devkit.harness.clock import ManualClock

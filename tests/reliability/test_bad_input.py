@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from budgetkeeper.domain.log_records import MAX_TOKENS_PER_CALL
 from budgetkeeper.metering import calculator
-from budgetkeeper.pricing.rates import InferenceProfiles
+from budgetkeeper.pricing.profiles import InferenceProfiles
 from budgetkeeper.storage.tables import RollupItem, TotalItem
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event

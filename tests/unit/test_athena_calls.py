@@ -18,7 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from budgetkeeper.domain.usage import TokenCounts
-from budgetkeeper.pricing.rates import PriceTable, price_invocation
+from budgetkeeper.pricing.rates import price_invocation
+from budgetkeeper.pricing.table import PriceTable
 from budgetkeeper_cli import athena, history_query
 from budgetkeeper_cli.athena import LogRoot, QueryProgress
 from budgetkeeper_cli.errors import CommandFailed, UsageError

@@ -6,7 +6,7 @@ from datetime import date
 from decimal import Decimal
 
 from budgetkeeper.domain.usage import ServiceTier
-from budgetkeeper.pricing.rates import ANY_REGION, PriceRow, PriceTable, Rates
+from budgetkeeper.pricing.table import ANY_REGION, PriceRow, PriceTable, Rates
 from scripts.cross_check_prices import Disagreement, compare, current_price, their_rates
 
 D = Decimal

@@ -21,7 +21,7 @@ import pytest
 from budgetkeeper.domain import json_decode, record_rules
 from budgetkeeper.domain.log_records import MalformedEvent, parse_invocation
 from budgetkeeper.metering.meter import Meter
-from budgetkeeper.pricing.rates import PriceTable
+from budgetkeeper.pricing.table import PriceTable
 from devkit.demo_data import generate_day
 from devkit.demo_data import teams as demo_teams
 from devkit.harness.logs import invocation_log_names, load_invocation_log, log_message

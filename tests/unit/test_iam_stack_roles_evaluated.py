@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from budgetkeeper.enforcement.session_denies import OPT_IN_TAG_KEY, OPT_IN_TAG_VALUE
+from budgetkeeper.enforcement.role_sessions import OPT_IN_TAG_KEY, OPT_IN_TAG_VALUE
 from tests.deployed_template import (
     EVERYTHING_SET,
     KMS_KEY_ARN,

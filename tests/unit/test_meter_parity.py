@@ -21,7 +21,8 @@ import pytest
 from budgetkeeper.domain.log_records import MalformedEvent, parse_invocation
 from budgetkeeper.domain.scopes import attribute
 from budgetkeeper.metering.meter import Meter, Metered
-from budgetkeeper.pricing.rates import PriceTable, price_invocation
+from budgetkeeper.pricing.rates import price_invocation
+from budgetkeeper.pricing.table import PriceTable
 from devkit.demo_data import generate_day
 from devkit.demo_data import teams as demo_teams
 from devkit.harness.logs import invocation_log_names, load_invocation_log, log_message

@@ -35,16 +35,10 @@ from budgetkeeper.domain.policies import (
     unescape_condition,
 )
 from budgetkeeper.domain.scopes import InvalidScope
-from budgetkeeper.enforcement.session_denies import (
-    POLICY_NAME_LIMIT,
-    IdentityCenterConnection,
-    Outcome,
-    connect_identity_center,
-    deny_session_scope,
-    parse_session_scope,
-    permission_set_name,
-    session_policy_name,
-)
+from budgetkeeper.enforcement.identity_center import IdentityCenterConnection, connect_identity_center
+from budgetkeeper.enforcement.role_sessions import POLICY_NAME_LIMIT, session_policy_name
+from budgetkeeper.enforcement.session_denies import Outcome, deny_session_scope
+from budgetkeeper.enforcement.session_scopes import parse_session_scope, permission_set_name
 from tests.iam_eval import Principal, document_fits, invoke_model_denied, policy_size, role_session
 
 ROLE_ID = "AROA3XFRBF535PLBIFPI4"

@@ -21,7 +21,8 @@ from budgetkeeper.pricing.price_list import (
     price_rows,
     service_codes,
 )
-from budgetkeeper.pricing.rates import PriceStatus, PriceTable, price_invocation
+from budgetkeeper.pricing.rates import PriceStatus, price_invocation
+from budgetkeeper.pricing.table import PriceTable
 
 RESPONSES = Path(__file__).parent / "price_list"
 SONNET_45 = "anthropic.claude-sonnet-4-5-20250929-v1:0"

@@ -18,19 +18,15 @@ from botocore.stub import Stubber
 
 import budgetkeeper_cli.main as cli
 from budgetkeeper.domain.usage import ServiceTier, TokenCounts
-from budgetkeeper.pricing.rates import (
+from budgetkeeper.pricing.profiles import PROFILE_TAGS_TTL, RETRY_FAILED_LOOKUP_AFTER, InferenceProfiles
+from budgetkeeper.pricing.rates import Priced, PriceStatus, price_invocation
+from budgetkeeper.pricing.table import (
     PROFILE_PREFIXES,
-    PROFILE_TAGS_TTL,
-    RETRY_FAILED_LOOKUP_AFTER,
     TOKEN_KINDS,
-    InferenceProfiles,
     ModelKind,
     PriceBasis,
-    Priced,
-    PriceStatus,
     PriceTable,
     Rates,
-    price_invocation,
     resolve_model_id,
 )
 

@@ -23,7 +23,7 @@ from budgetkeeper.domain.record_rules import (
 )
 from budgetkeeper.domain.scopes import parse_identity_arn
 from budgetkeeper.domain.usage import ServiceTier
-from budgetkeeper.metering.writer import rollup_bucket
+from budgetkeeper.storage.keys import rollup_bucket
 from devkit.harness.logs import load_invocation_log, log_message
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from samtranslator.yaml_helper import yaml_parse
 
-from budgetkeeper.enforcement.session_denies import OPT_IN_TAG_KEY, OPT_IN_TAG_VALUE
+from budgetkeeper.enforcement.role_sessions import OPT_IN_TAG_KEY, OPT_IN_TAG_VALUE
 from devkit.harness.template import TEMPLATE_PATH
 from tests.deployed_template import DEPLOYMENTS, KMS_KEY_ARN, MANAGED_POLICIES
 from tests.deployed_template import as_list as _as_list

@@ -19,7 +19,7 @@ import pytest
 
 from budgetkeeper.core import money
 from budgetkeeper.metering.meter import Meter
-from budgetkeeper.pricing.rates import PriceRow, PriceTable, Rates
+from budgetkeeper.pricing.table import PriceRow, PriceTable, Rates
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 from budgetkeeper_cli.reports.aggregation import GROUP_FIELDS, UsageReport, parse_group_by
 from budgetkeeper_cli.reports.filters import RecordFilter, parse_time_bound, record_filter_from_options

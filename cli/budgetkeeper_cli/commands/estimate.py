@@ -17,12 +17,12 @@ from typing import Any
 
 from budgetkeeper.core import clock, money
 from budgetkeeper.domain.usage import TokenCounts
-from budgetkeeper.pricing.rates import PriceTable
-from budgetkeeper.storage.tables import load_teams
+from budgetkeeper.pricing.table import PriceTable
+from budgetkeeper.storage.readers import load_teams
+from budgetkeeper_cli.bedrock_logging import regions_in_use
 from budgetkeeper_cli.commands.invocation_logging import regions_option
 from budgetkeeper_cli.errors import UsageError
 from budgetkeeper_cli.estimate import count_calls, estimate, lookup_events, model_tokens
-from budgetkeeper_cli.logging_setup import regions_in_use
 from budgetkeeper_cli.parsers import add_command, docstring_body
 from budgetkeeper_cli.rendering import FORMATS, Column, json_rows, json_text, render
 from budgetkeeper_cli.reports.filters import parse_time_bound

@@ -13,13 +13,13 @@ import sys
 from typing import Any
 
 from budgetkeeper.core.settings import InvalidTunable, tunable_named
-from budgetkeeper_cli.errors import CommandFailed, UsageError
-from budgetkeeper_cli.logging_setup import (
+from budgetkeeper_cli.bedrock_logging import (
     RegionLogging,
     check_regions,
     enable_region,
     regions_in_use,
 )
+from budgetkeeper_cli.errors import CommandFailed, UsageError
 from budgetkeeper_cli.parsers import add_action, add_actions, add_command, docstring_body
 from budgetkeeper_cli.rendering import FORMATS, Column, render
 from budgetkeeper_cli.stack_config import add_stack_options, connect, translating_aws_errors

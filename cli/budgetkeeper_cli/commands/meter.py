@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from budgetkeeper.metering.meter import Meter
-from budgetkeeper.pricing.rates import PriceTable
+from budgetkeeper.pricing.table import PriceTable
 from budgetkeeper_cli import athena, history_query
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 from budgetkeeper_cli.parsers import add_command

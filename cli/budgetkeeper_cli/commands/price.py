@@ -14,7 +14,9 @@ from typing import Any
 
 from budgetkeeper.core import money
 from budgetkeeper.domain.usage import TokenCounts
-from budgetkeeper.pricing.rates import InferenceProfiles, Priced, PriceTable, price_invocation
+from budgetkeeper.pricing.profiles import InferenceProfiles
+from budgetkeeper.pricing.rates import Priced, price_invocation
+from budgetkeeper.pricing.table import PriceTable
 from budgetkeeper_cli.errors import UsageError
 
 # Option, TokenCounts field, help; --input and --output are required.

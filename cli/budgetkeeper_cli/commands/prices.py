@@ -14,7 +14,7 @@ from typing import Any
 from budgetkeeper.core import money
 from budgetkeeper.domain.usage import ServiceTier
 from budgetkeeper.metering.estimates import reprice_estimates
-from budgetkeeper.pricing.rates import PriceTable, Rates
+from budgetkeeper.pricing.table import PriceTable, Rates
 from budgetkeeper.pricing.versions import (
     OverrideRefused,
     UnknownPriceVersion,

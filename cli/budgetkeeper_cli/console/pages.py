@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from budgetkeeper.budgets.rules import ENFORCING, MANUAL_WINDOW, Status
 from budgetkeeper.core import clock
 from budgetkeeper.core.windows import iso_utc
-from budgetkeeper.pricing.rates import resolve_model_id
+from budgetkeeper.pricing.table import resolve_model_id
 from budgetkeeper.storage.readers import (
     MOST_WATCHED,
     BudgetList,

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from budgetkeeper.domain.usage import RUNTIME_OPERATION
+from budgetkeeper.metering.deltas import calls_counter
 from budgetkeeper.metering.meter import Metered
-from budgetkeeper.metering.writer import calls_counter
-from budgetkeeper.pricing.rates import PriceBasis
+from budgetkeeper.pricing.table import PriceBasis
 from budgetkeeper.storage.tables import RollupItem
 from budgetkeeper_cli.errors import UsageError
 

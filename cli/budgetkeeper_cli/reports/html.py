@@ -25,7 +25,7 @@ from budgetkeeper.core import money
 from budgetkeeper.core.settings import Tunables
 from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.domain.scopes import ScopeKind
-from budgetkeeper.pricing.rates import resolve_model_id
+from budgetkeeper.pricing.table import resolve_model_id
 from budgetkeeper.pricing.versions import active_table
 from budgetkeeper.storage.readers import MOST_WATCHED, budgets_to_watch
 from budgetkeeper_cli.errors import CommandFailed

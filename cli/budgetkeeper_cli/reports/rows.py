@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from budgetkeeper.core import money
-from budgetkeeper.pricing.rates import PriceBasis
+from budgetkeeper.pricing.table import PriceBasis
 from budgetkeeper_cli import rendering
 from budgetkeeper_cli.rendering import Column
 from budgetkeeper_cli.reports.aggregation import ROW_FIELDS, ReportRow, Totals, UsageReport

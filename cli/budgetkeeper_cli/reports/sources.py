@@ -22,7 +22,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from budgetkeeper.domain.scopes import InvalidScope, ScopeKind, is_valid_scope_name, parse_scope
 from budgetkeeper.metering.meter import Metered
-from budgetkeeper.pricing.rates import InferenceProfiles, PriceStatus
+from budgetkeeper.pricing.profiles import InferenceProfiles
+from budgetkeeper.pricing.rates import PriceStatus
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 
 # Files a directory walk reads; a file named on the command line is read whatever its name.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from budgetkeeper.pricing.rates import TOKEN_KINDS, PriceTable, resolve_model_id
+from budgetkeeper.pricing.table import TOKEN_KINDS, PriceTable, resolve_model_id
 from budgetkeeper_cli.reports.aggregation import Totals, UsageReport
 
 KINDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")

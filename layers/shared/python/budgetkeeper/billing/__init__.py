@@ -1,3 +1,3 @@
 """Reconciliation of metered spend with what AWS bills (Cost Explorer, the Cost and Usage Report).
-Imports metering, storage, domain and core; never enforcement.
+Imports metering, storage, notify, domain and core; nothing imports it but its handler and the CLI.
 """

@@ -1,21 +1,5 @@
 """Reconciliation: what Budgetkeeper metered against what AWS bills, per day, at two levels.
-
-- **Per service and day**, against Cost Explorer (`GetCostAndUsage`, daily, usage records only,
-  grouped by SERVICE). Third-party models bill under their own service names ("Claude (Amazon
-  Bedrock Edition)" and the like), so every service whose name says Bedrock is summed (but Amazon
-  Bedrock AgentCore, which bills agent runtime compute, not model calls). The metered side is the
-  day's usage lines (`budgetkeeper.metering.usage_lines`), every account and Region summed.
-- **Per IAM principal and day**, against the CUR 2.0 data export's `line_item_iam_principal`
-  (AWS's cost allocation by IAM principal for Bedrock), read with one Athena query (`cur_query`).
-  A principal billed as a user or a role session is compared with that principal's usage lines; one
-  billed under an IAM role's own ARN, with every session of the role. Spend billed to a principal
-  Budgetkeeper never metered (the OpenAI-compatible endpoint, batch jobs, agents) is `unmetered`.
-
-A day is `pending` while the bill has no data for it: Cost Explorer lags a day or so (a day with
-no cost of any service yet), and so does the CUR (no line item of the day yet); it is never drift.
-Otherwise a day is `drift` when metered and billed are further apart than `drift_percent` of the
-bill and by at least `drift_min_usd` (a cent apart on a dollar is noise, not drift); operators get
-a `billing_drift` event with both numbers.
+docs/architecture.md, "Reconciliation (billing.reconcile)", tells the rest.
 """
 
 from __future__ import annotations

@@ -61,22 +61,50 @@ ENFORCING = frozenset({Status.GRACE, Status.SUSPENDED, Status.RESTORING})
 
 
 class BudgetRecord(Protocol):
-    """What a stored budget item offers (store.BudgetItem); None means "use the tunable"."""
+    """What a stored budget item offers (store.BudgetItem); None means "use the tunable". Read-only:
+    properties, so that a stored row's attributes stand for them."""
 
-    scope: str
-    window: str
-    limit_usd: Decimal | None
-    time_zone: str | None
-    warning_percent: Decimal | None
-    critical_percent: Decimal | None
-    grace_seconds: int | None
-    origin: str
-    protected: bool
-    dry_run: bool | None
-    status: str
-    revision: int
-    owner_email: str | None
-    language: str | None
+    @property
+    def scope(self) -> str: ...
+
+    @property
+    def window(self) -> str: ...
+
+    @property
+    def limit_usd(self) -> Decimal | None: ...
+
+    @property
+    def time_zone(self) -> str | None: ...
+
+    @property
+    def warning_percent(self) -> Decimal | None: ...
+
+    @property
+    def critical_percent(self) -> Decimal | None: ...
+
+    @property
+    def grace_seconds(self) -> float | None: ...  # a DynamoDB number: read as int()
+
+    @property
+    def origin(self) -> str: ...
+
+    @property
+    def protected(self) -> bool: ...
+
+    @property
+    def dry_run(self) -> bool | None: ...
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def revision(self) -> float: ...
+
+    @property
+    def owner_email(self) -> str | None: ...
+
+    @property
+    def language(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)

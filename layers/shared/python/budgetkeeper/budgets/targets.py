@@ -194,7 +194,8 @@ def spare_exempt(
             spared.append(f"{entry} is {why}: not denied for {asked_by}")
         return why is None
 
-    name, member_users = target.name, ()
+    name: str | None = target.name
+    member_users: tuple[str, ...] = ()
     if name is not None:
         own_scope = {
             TargetKind.USER: _user_scope(name),

@@ -1,30 +1,5 @@
 """A log message decoded fast, where that provably gives what the strict decoder gives.
-
-The strict decoder (`record_rules.decode_message`: `json.loads` with a hook on every object, so a key
-twice in any object is refused) costs about 1.3 times a bare `json.loads`; orjson and msgspec decode
-the same line in about 0.4 of it, but keep the last of two equal keys silently (neither can refuse
-them: msgspec/msgspec#648, ijl/orjson#456). So a line is taken from them only when a cheap check
-proves it has no duplicate key. Two proofs, the cheaper first:
-
-- A line that is its own re-encoding: orjson decodes it and re-encodes the document compactly, each
-  member once; when that is the line byte for byte but for the whitespace JSON allows around the
-  value (Bedrock writes compact JSON, as orjson does), the line has each member once too, and
-  `json.loads` reads it as the same document (orjson writes floats that read back exactly; an
-  integer beyond 64 bits, which orjson decodes as a float, is re-encoded as a float and differs).
-  Comparing costs a memcmp.
-- Otherwise (spaces, escapes orjson does not write; a line with a space after its first key comes
-  straight here): msgspec decodes it (an integer beyond 64 bits stays an integer) and orjson
-  re-encodes it. Every colon of a JSON text is either a member's separator or a character inside a
-  string, and the re-encoding writes every colon in its strings as a colon; so when the line holds
-  no `\\u003a` escape (a colon written as an escape), its colons and the re-encoding's are as many
-  exactly when no member was dropped, that is when no key appears twice.
-
-Anything else goes to the strict decoder, which decides and words the error: a line both refuse
-(not JSON, NaN, numbers out of range, lone surrogates, the int-string limit), one nested deeper than
-orjson encodes (254 levels, far inside what `json.loads` reads, so both agree on depth), integers
-beyond 64 bits (orjson does not encode them), a `\\u003` escape, a colon count that differs, or a
-top level that is not an object. tests/unit/test_fast_decode.py checks the parity on the sample
-logs, a demo day, the bad events and hostile texts.
+docs/architecture.md, "The fast decoder (domain.json_decode)", tells the rest.
 """
 
 from __future__ import annotations
@@ -40,7 +15,7 @@ _REFUSED = (msgspec.DecodeError, orjson.JSONDecodeError, orjson.JSONEncodeError,
 
 def decode_unambiguous(message: str | bytes) -> dict[str, Any] | None:
     """The message as a JSON object when it has no key twice in any object; None: ask the strict decoder."""
-    line = message if type(message) is bytes else message.encode("utf-8", "surrogatepass")
+    line = message if type(message) is bytes else message.encode("utf-8", "surrogatepass")  # type: ignore[union-attr]
     try:
         if _first_member_compact(line):
             document = orjson.loads(line)

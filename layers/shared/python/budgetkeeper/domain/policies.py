@@ -1,28 +1,5 @@
 """The one builder of Budgetkeeper's IAM policy documents: Deny statements only, pure, no AWS.
-
-The workflow may write policies under `/budgetkeeper/` and the permission sets it is given: IAM
-cannot restrict what such a document says, so every document Budgetkeeper writes is built here and
-the tests check that only Deny statements come out; and `session_deny_problems` says what a per-role
-document read back from IAM may hold, so that one written or changed by anything else is caught.
-
-Documents:
-- The per-role session deny (a customer-managed policy at `/budgetkeeper/`, one per role): a Deny
-  of `BEDROCK_DENY_ACTIONS` whose condition lists the suspended sessions by `aws:userid`
-  (`ROLEID:session`, the RoleId from `GetRole`), and, for roles whose callers set a source
-  identity, a second Deny by `aws:SourceIdentity`. The document is the state: `session_denies_of`
-  reads the suspended sessions back from it.
-- The IAM Identity Center statement: a Deny by `aws:userid` `*:user` (an SSO session's name is the
-  user's name; the role id differs in every account the permission set is provisioned to, hence the
-  wildcard), merged into the permission set's inline policy with `merge_statement` and taken out
-  with `remove_statement`, leaving every customer statement as it was.
-
-Caller-chosen names are escaped before they go into a condition: IAM's `StringLike` treats `*` and
-`?` as wildcards, and `${...}` as a policy variable, so `*`, `?` and `$` become the policy variables
-`${*}`, `${?}` and `${$}` (IAM's special-character variables; they need policy Version 2012-10-17,
-which every document here has). A session name can then never widen the deny.
-
-Sizes are counted as IAM counts them, without whitespace: documents are serialized compactly
-(`compact_json`) and that exact text is both counted and written.
+docs/architecture.md, "Policy documents (domain.policies)", tells the rest.
 """
 
 from __future__ import annotations

@@ -1,31 +1,5 @@
 """What one invocation log message may hold before it is metered: the rules every decoder keeps.
-
-A message's fields become DynamoDB keys (scopes, the rollup sort key `<hour>#<model>#<region>`),
-CloudWatch dimensions and notices. A message that breaks a rule is one malformed event
-(`MalformedEvent`, with the rule it broke as its reason): the calculator quarantines it verbatim and
-counts it, and its neighbours in the batch are metered. Nothing a message holds may fail the batch.
-
-The rules, and where each limit comes from:
-- JSON: one object, no key twice in any object (which of two `identity` keys is the caller is
-  ambiguous, and other readers, Athena among them, may choose differently: charged to nobody), and
-  nested no deeper than the decoder manages (Python's json raises RecursionError near 1,000 levels;
-  Bedrock's own bodies nest a few levels). Any failure of the decoder is this event's failure.
-- `modelId`: printable ASCII without spaces, at most MAX_MODEL_ID_CHARS. Bedrock's API allows 2,048
-  characters, but its pattern (an ARN of a partition, a region of at most 20 characters, an account
-  and named parts of at most 63 characters each) bounds every id it accepts far below 512, and
-  512 keeps the rollup sort key under DynamoDB's 1,024-byte limit (ROLLUP_SORT_KEY_BYTES_MAX).
-- `region`: `[a-z0-9-]{1,20}`, the region part of a Bedrock ARN.
-- `accountId`: 12 digits.
-- `identity.arn`: printable, at most MAX_IDENTITY_ARN_BYTES in UTF-8. IAM bounds a path at 512 and
-  a user, role or session name at 64 characters, so a real caller ARN stays under about 700; an ARN
-  of a form we do not know becomes the scope `unknown:<arn>`, a partition key (2,048 bytes at most).
-- `requestMetadata`: a map of strings, keys of 1 to 256 and values of at most 256 characters
-  (Bedrock's limits on request metadata); the app claim is one of these values.
-- `timestamp`: ISO 8601 with a time zone, between EARLIEST_TIMESTAMP and LATEST_TIMESTAMP, so every
-  budget window around it (up to 999 days) stays inside what `datetime` can represent.
-
-`decode_message` is the one place a message is decoded: a faster decoder swapped in there must keep
-these rules (tests/unit/test_record_rules.py states them as cases).
+docs/architecture.md, "Record rules (domain.record_rules)", tells the rest.
 """
 
 from __future__ import annotations

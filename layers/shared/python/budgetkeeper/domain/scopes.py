@@ -1,23 +1,5 @@
 """Scopes: what spend is charged to and what a budget applies to. The one module that splits ARNs.
-
-A scope is one string, `kind:name`:
-    user:alice                       an IAM user (the IAM path is not part of the name)
-    apikey:BedrockAPIKey-x7k2        an IAM user behind a long-term Bedrock API key
-    role:ChatbotApp-BedrockRole      an IAM role, over all of its sessions
-    session:<role name>/<session>    one role session, e.g. session:AWSReservedSSO_Dev_1a2b/bob@example.com
-    app:ChatbotApp                   an application
-    team:data                        a team
-    account:111122223333             an AWS account
-    project:proj_7f3a                a bedrock-mantle project (budgetkeeper.metering.mantle): its tokens, from
-                                     CloudWatch; suspended by tagging the project
-
-Names are local to one account, as IAM names are.
-
-Principals that no budget can name are charged under `unknown:<identity ARN>` (and still to their
-account): ARNs of a form this module does not know, and federated users (GetFederationToken), whose
-permissions come from an IAM user the ARN does not name. The raw ARN is kept so an operator can see
-who it was; nothing is guessed from it. The root user is the account itself: its principal scope is
-`account:<id>`, since IAM policies cannot restrict root.
+docs/architecture.md, "Scopes and trust (domain.scopes)", tells the rest.
 """
 
 from __future__ import annotations

@@ -84,7 +84,7 @@ def split_tokens(total: TokenCounts, shares: Mapping[Share, int]) -> dict[Share,
         exact = {key: Decimal(amount) * share / whole for key, share in shares.items()}
         floors = {key: int(value) for key, value in exact.items()}
         left = amount - sum(floors.values())
-        for key in sorted(exact, key=lambda key: (floors[key] - exact[key], key))[:left]:  # type: ignore[arg-type]
+        for key in sorted(exact, key=lambda key: (floors[key] - exact[key], key))[:left]:
             floors[key] += 1
         for key, value in floors.items():
             parts[key][kind] = value

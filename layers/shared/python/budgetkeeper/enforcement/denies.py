@@ -1,36 +1,6 @@
 """Every deny Budgetkeeper applies, through its record: written before IAM is changed, confirmed
 after, and lifted only when no budget holds it any more.
-
-A deny entry is one principal denied in one way:
-    user:<name>               the deny policy attached to an IAM user (users, API-key users)
-    role:<name>               the deny policy attached to a role (every session of it)
-    group:<name>              the deny policy attached to an IAM group (a team's members)
-    session:<role>/<session>  one session, in its role's session policy or, for IAM Identity Center
-                              roles, in the permission set's statement
-                              (budgetkeeper.enforcement.session_denies)
-    project:<id>              a bedrock-mantle project tagged suspended
-                              (budgetkeeper.enforcement.project_tags)
-Its record (DenyItem) holds the budgets that need it (`holders`, budget keys `scope|window`), so
-two budgets that deny the same principal (an app and its role, a team and a member's session)
-never lift each other's deny: the principal is denied while any holder is left.
-
-IAM is made to agree with the records one IAM object at a time (`DenyBook.converge`): a user, role
-or group carries the deny policy exactly when its record has a holder, and a role's session policy
-(or a permission set's statement) lists exactly the sessions whose records have one. So:
-- apply(holder, entries): the holder goes into each record first, then IAM is converged, then each
-  record is marked applied. A failure anywhere leaves records that say at least as much as IAM.
-- release(holders): the holders come out of every record, IAM is converged, then records left
-  with no holder are deleted. A restore thus removes exactly what was applied, whatever a setting
-  (dry run) says now.
-- reconcile(): every IAM object with a record, and every one that carries a deny of ours, is
-  converged: an orphaned deny is removed, a held deny missing from IAM is put back, and a holder
-  whose budget is no longer enforcing is dropped. Session policies under /budgetkeeper/ that no
-  held session needs (attached to nothing, or their role has no held session) are deleted, and
-  the others read back like new ones. Each fix is reported.
-A session policy read back from IAM that is not our Deny is removed by
-budgetkeeper.enforcement.session_denies; it is reported in `Outcomes.rejected` (the caller alerts)
-and its sessions count as not denied.
-They all run in one function with a reserved concurrency of one: IAM has no conditional writes.
+docs/architecture.md, "Deny records (enforcement.denies)", tells the rest.
 """
 
 from __future__ import annotations
@@ -46,20 +16,18 @@ from pynamodb.exceptions import DeleteError, UpdateError
 
 from budgetkeeper.budgets.targets import Target, TargetKind
 from budgetkeeper.core import clock
+from budgetkeeper.core.errors import error_code
 from budgetkeeper.core.windows import iso_utc
+from budgetkeeper.enforcement.identity_center import IdentityCenterConnection
 from budgetkeeper.enforcement.project_tags import ProjectTags, TagsUnavailable
-from budgetkeeper.enforcement.session_denies import (
-    IdentityCenterConnection,
-    Outcome,
+from budgetkeeper.enforcement.role_sessions import (
     SessionPolicyRejected,
     SessionPolicySweep,
-    deny_session_scope,
-    is_sso_role,
-    permission_set_name,
-    restore_session_scope,
     suspended_sessions,
     sweep_session_policies,
 )
+from budgetkeeper.enforcement.session_denies import Outcome, deny_session_scope, restore_session_scope
+from budgetkeeper.enforcement.session_scopes import is_sso_role, permission_set_name
 from budgetkeeper.storage.tables import DenyItem
 
 # A holder whose budget is not enforcing is dropped by the reconciler only after this long: a
@@ -118,7 +86,7 @@ class Outcomes:
     applied: list[str] = field(default_factory=list)  # entry keys denied for the holder
     lifted: list[str] = field(default_factory=list)  # released entries no budget holds any more
     kept: dict[str, list[str]] = field(default_factory=dict)  # released entries others still hold
-    alert_only: list[dict[str, str]] = field(default_factory=list)  # entries that could not be denied
+    alert_only: list[dict[str, Any]] = field(default_factory=list)  # entries that could not be denied
     fixes: list[str] = field(default_factory=list)  # what reconcile (or a converge) had to change
     rejected: list[dict[str, Any]] = field(default_factory=list)  # session policies read back, not ours
 
@@ -172,7 +140,7 @@ class IamDenies:
                 for policy in page["AttachedPolicies"]
             )
         except ClientError as error:
-            if _code(error) == "NoSuchEntity":
+            if error_code(error) == "NoSuchEntity":
                 return False
             raise
 
@@ -186,9 +154,9 @@ class IamDenies:
         try:
             getattr(self.iam, operation)(**{key: name}, PolicyArn=self.deny_policy_arn)
         except ClientError as error:
-            if _code(error) == "NoSuchEntity":
+            if error_code(error) == "NoSuchEntity":
                 raise PrincipalGone(f"{kind} {name} no longer exists in IAM") from error
-            if _code(error) in ("LimitExceeded", "UnmodifiableEntity"):
+            if error_code(error) in ("LimitExceeded", "UnmodifiableEntity"):
                 raise CannotDeny(f"cannot attach the deny policy to {kind} {name}: {error}") from error
             raise
 
@@ -202,7 +170,7 @@ class IamDenies:
         try:
             getattr(self.iam, operation)(**{key: name}, PolicyArn=self.deny_policy_arn)
         except ClientError as error:
-            if _code(error) != "NoSuchEntity":  # already detached, or the principal is gone
+            if error_code(error) != "NoSuchEntity":  # already detached, or the principal is gone
                 raise
 
     def attached_principals(self) -> set[tuple[EntryKind, str]]:
@@ -261,10 +229,6 @@ def _path(iam_denies: IamDenies) -> str:
     # arn:aws:iam::123456789012:policy/budgetkeeper/<name>: list only policies under our path.
     resource = iam_denies.deny_policy_arn.split(":policy", 1)[1]
     return resource.rsplit("/", 1)[0] + "/"
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
 
 
 @dataclass

@@ -19,17 +19,16 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from budgetkeeper.budgets.targets import ENFORCING, Target, TargetKind
 from budgetkeeper.core import clock
+from budgetkeeper.core.actors import RECONCILER, SYSTEM_ACTOR
 from budgetkeeper.core.observability import logger, metrics
 from budgetkeeper.core.settings import Settings
 from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.enforcement.denies import DenyBook, IamDenies, Outcomes, entries_for
+from budgetkeeper.enforcement.identity_center import IdentityCenterConnection, connect_identity_center
 from budgetkeeper.enforcement.project_tags import ProjectTags
-from budgetkeeper.enforcement.runs import SYSTEM_ACTOR
-from budgetkeeper.enforcement.session_denies import IdentityCenterConnection, connect_identity_center
+from budgetkeeper.enforcement.state import WorkflowState, workflow_state
 from budgetkeeper.notify import NotificationEvent, SnsPublisher
 from budgetkeeper.storage.tables import BudgetItem, bind_tables, budget_key
-
-RECONCILER = "budgetkeeper-reconciler"
 
 
 @dataclass
@@ -37,7 +36,7 @@ class DenyTasks:
     book: DenyBook
     publisher: SnsPublisher
 
-    def apply_denies(self, state: dict[str, Any]) -> dict[str, Any]:
+    def apply_denies(self, state: WorkflowState) -> WorkflowState:
         """Deny what the decision names, held by this budget (`scope|window`); dry run writes nothing."""
         decision = state["decision"]
         target = Target.from_dict(decision["target"])
@@ -63,12 +62,13 @@ class DenyTasks:
             },
         }
 
-    def release_denies(self, state: dict[str, Any]) -> dict[str, Any]:
+    def release_denies(self, state: WorkflowState) -> WorkflowState:
         """Take this run's budgets out of every deny record: a deny no budget holds is lifted.
 
         What is lifted is what the records say was applied, whatever the settings say now.
         """
-        windows = (state.get("restore") or {}).get("windows") or [state["window"]]
+        restore = state.get("restore")
+        windows = (restore["windows"] if restore else None) or [state["window"]]
         outcome = self.book.release(budget_key(state["scope"], window) for window in windows)
         self._alert_rejected(outcome, state.get("execution"))
         return {**state, "released": {"lifted": outcome.lifted, "kept": outcome.kept}}
@@ -79,7 +79,7 @@ class DenyTasks:
         metrics.add_metric(name="DenyFixes", unit=MetricUnit.Count, value=len(outcome.fixes))
         self._alert_rejected(outcome, None)
         for refused in outcome.alert_only:  # IAM refuses (a quota): the next sweep tries again
-            logger.error("deny not reconciled", **refused)
+            logger.error("deny not reconciled", extra=refused)
         for fix in outcome.fixes:
             logger.warning("deny reconciled", fix=fix)
             self._publish("deny_reconciled", fix.split(": ", 1)[0], fix, None)
@@ -126,7 +126,7 @@ def is_enforcing(holder: str) -> bool:
         return False
 
 
-DENY_TASKS: dict[str, Callable[[DenyTasks, dict[str, Any]], dict[str, Any]]] = {
+DENY_TASKS: dict[str, Callable[[DenyTasks, WorkflowState], WorkflowState]] = {
     "apply_denies": DenyTasks.apply_denies,
     "release_denies": DenyTasks.release_denies,
 }
@@ -139,7 +139,7 @@ def run_deny_task(tasks: DenyTasks, event: dict[str, Any]) -> dict[str, Any]:
     task = DENY_TASKS.get(event.get("task", ""))
     if task is None:
         raise ValueError(f"unknown deny task {event.get('task')!r}")
-    return task(tasks, {**event["state"], "execution": event.get("execution")})
+    return dict(task(tasks, workflow_state(event)))
 
 
 def build_deny_tasks(settings: Settings) -> DenyTasks:
@@ -159,7 +159,10 @@ def build_deny_tasks(settings: Settings) -> DenyTasks:
 
     account_id = settings.deny_policy_arn.split(":")[4]
     projects = ProjectTags(
-        lambda: boto3.client("bedrock-mantle", region_name=settings.region), settings.region, account_id
+        # no client stubs: the pinned botocore has no bedrock-mantle model (project_tags says what then)
+        lambda: boto3.client("bedrock-mantle", region_name=settings.region),  # type: ignore[call-overload]
+        settings.region,
+        account_id,
     )
     iam = IamDenies(boto3.client("iam"), settings.deny_policy_arn, identity_center, projects)
     publisher = SnsPublisher.for_stack(settings)

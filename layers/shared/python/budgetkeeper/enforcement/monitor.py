@@ -20,29 +20,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import boto3
 
 from budgetkeeper.budgets.rules import Budget, Level, Status, forecast_spend, is_manual_window
+from budgetkeeper.core.actors import MONITOR_ACTOR
 from budgetkeeper.core.money import cents
 from budgetkeeper.core.settings import Settings, Tunables
 from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.enforcement.runs import (
-    MONITOR_ACTOR,
     ThresholdCrossed,
     WorkflowStarter,
     due_restore_request,
     evaluation_request,
 )
 from budgetkeeper.storage import budget_rows
-from budgetkeeper.storage.tables import (
-    SWEEP_DUE,
-    BudgetItem,
-    RollupItem,
-    bind_tables,
-    budget_key,
-    spent_in_windows,
-)
+from budgetkeeper.storage.readers import due_budget_rows, spent_in_hours, spent_in_windows
+from budgetkeeper.storage.tables import BudgetItem, bind_tables, budget_key
 
 # A suspension's end plus this much with no run waiting for it is overdue.
 OVERDUE_AFTER = timedelta(minutes=2)
@@ -68,9 +63,7 @@ def _recent_burn_per_hour(scope: str, now: datetime, hours: int = BURN_RATE_HOUR
     end = now.replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(hours=hours)
     low, high = start.strftime("%Y-%m-%dT%H"), end.strftime("%Y-%m-%dT%H")
-    # Buckets are "<hour>#<model>#<region>": between(low, high) takes the hours low to high - 1.
-    rollups = RollupItem.query(scope, RollupItem.bucket.between(low, high))
-    return sum((item.cost_usd for item in rollups), Decimal(0)) / hours
+    return spent_in_hours(scope, low, high) / hours
 
 
 def sweep(
@@ -81,7 +74,7 @@ def sweep(
     is_running: Callable[[str], bool],
 ) -> SweepReport:
     report = SweepReport()
-    due = list(BudgetItem.sweep_index.query(SWEEP_DUE))
+    due = due_budget_rows()
     # Every total a due budget may be evaluated on, read together: 100 a request, not one each.
     spent_by_window = spent_in_windows(
         _current_window(item, tunables, now) for item in due if _evaluable(item)
@@ -89,28 +82,10 @@ def sweep(
     for item in due:
         report.budgets += 1
         label = budget_key(item.scope, item.window)
-        if item.status == Status.SUSPENDED:
-            if _overdue(item, now) and not (item.execution_arn and is_running(item.execution_arn)):
-                starter.start(
-                    *due_restore_request(
-                        item.scope,
-                        item.window,
-                        reason=f"suspension ended at {item.suspended_until}, no run waiting to restore it",
-                        occasion=(item.suspended_until, item.revision),
-                    )
-                )
-                report.restores.append(label)
-            continue
-        if item.status == Status.RESTORING:
-            if _restoring_too_long(item, now):
-                starter.start(
-                    *due_restore_request(
-                        item.scope,
-                        item.window,
-                        reason=f"a restore claimed it at {item.updated_at} and did not finish",
-                        occasion=("restoring", item.updated_at),
-                    )
-                )
+        if item.status in (Status.SUSPENDED, Status.RESTORING):
+            restore = _due_restore(item, now, is_running)
+            if restore is not None:
+                starter.start(*restore)
                 report.restores.append(label)
             continue
         if item.status == Status.GRACE:
@@ -172,6 +147,30 @@ def sweep(
         if item.status == Status.OK and level == Level.OK and budget_rows.clear_due(item):
             report.cleared.append(label)
     return report
+
+
+def _due_restore(
+    item: BudgetItem, now: datetime, is_running: Callable[[str], bool]
+) -> tuple[str, dict[str, Any]] | None:
+    """The restore run a suspended or restoring budget calls for now, if any: a suspension past its
+    end with no run waiting for it, or a restore that claimed the budget and did not finish."""
+    if item.status == Status.SUSPENDED:
+        if _overdue(item, now) and not (item.execution_arn and is_running(item.execution_arn)):
+            return due_restore_request(
+                item.scope,
+                item.window,
+                reason=f"suspension ended at {item.suspended_until}, no run waiting to restore it",
+                occasion=(item.suspended_until, item.revision),
+            )
+        return None
+    if _restoring_too_long(item, now):
+        return due_restore_request(
+            item.scope,
+            item.window,
+            reason=f"a restore claimed it at {item.updated_at} and did not finish",
+            occasion=("restoring", item.updated_at),
+        )
+    return None
 
 
 def _evaluable(item: BudgetItem) -> bool:

@@ -8,10 +8,10 @@ from typing import Any
 
 from budgetkeeper.budgets.targets import Directory, Target, TargetKind, deny_target
 from budgetkeeper.domain.scopes import ScopeKind, parse_scope
-from budgetkeeper.storage.tables import protection_of, team_session_scopes
+from budgetkeeper.storage.readers import protection_of, team_session_scopes
 
 
-def _exists(iam: Any, operation: str, **name: str) -> bool:
+def _exists(iam: Any, operation: str, **name: Any) -> bool:
     try:
         getattr(iam, operation)(**name)
     except iam.exceptions.NoSuchEntityException:

@@ -22,13 +22,10 @@ from typing import Any, Protocol
 from aws_lambda_powertools.metrics import MetricUnit
 
 from budgetkeeper.core import clock
+from budgetkeeper.core.actors import MONITOR_ACTOR, SYSTEM_ACTOR
 from budgetkeeper.core.money import cents, exact
 from budgetkeeper.core.observability import logger, metrics
 from budgetkeeper.core.windows import iso_utc
-
-# Who a run acts for when no operator started it.
-SYSTEM_ACTOR = "budgetkeeper"
-MONITOR_ACTOR = "budgetkeeper-monitor"
 
 EXECUTION_NAME_LIMIT = 80
 _EXECUTION_NAME_FORBIDDEN = re.compile(r"[^A-Za-z0-9_-]")

@@ -9,21 +9,14 @@ it expects, and a repeated step finds its work done.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-import boto3
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
 
 from budgetkeeper.budgets.rules import (
     ENFORCING,
@@ -47,27 +40,22 @@ from budgetkeeper.budgets.targets import (
     is_exempt,
     spare_exempt,
     still_exceeded,
-    system_role_prefixes,
 )
 from budgetkeeper.core import clock
+from budgetkeeper.core.actors import SYSTEM_ACTOR
 from budgetkeeper.core.money import exact
 from budgetkeeper.core.observability import logger, metrics
-from budgetkeeper.core.settings import Settings, Tunables
+from budgetkeeper.core.settings import Tunables
 from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.domain.scopes import parse_scope
-from budgetkeeper.enforcement.principals import iam_directory
-from budgetkeeper.enforcement.runs import SYSTEM_ACTOR
+from budgetkeeper.enforcement.state import Decision, WorkflowState, window_end_of
 from budgetkeeper.notify import NotificationEvent, SnsPublisher
 from budgetkeeper.notify.notices import AUTOMATIC_ACTORS, DRIVEN_NOTICES
 from budgetkeeper.storage import budget_rows
 from budgetkeeper.storage.budget_rows import Change
+from budgetkeeper.storage.readers import budget_row, budget_rows_of, claims_in_window, spent_in_window
 from budgetkeeper.storage.spend_drivers import top_model
-from budgetkeeper.storage.tables import (
-    BudgetItem,
-    bind_tables,
-    claims_in_window,
-    spent_in_window,
-)
+from budgetkeeper.storage.tables import BudgetItem
 
 
 class BudgetNotFound(Exception):
@@ -104,13 +92,12 @@ class WorkflowTasks:
     # ------------------------------------------------------------------ helpers
 
     def _budget(self, scope: str, window: str) -> tuple[BudgetItem, Budget]:
-        try:
-            item = BudgetItem.get(scope, window, consistent_read=True)
-        except BudgetItem.DoesNotExist as error:
-            raise BudgetNotFound(f"no budget {window} for {scope}") from error
+        item = budget_row(scope, window)
+        if item is None:
+            raise BudgetNotFound(f"no budget {window} for {scope}")
         return item, Budget.resolve(item, self.tunables)
 
-    def _change(self, state: dict[str, Any], reason: str | None = None) -> Change:
+    def _change(self, state: WorkflowState, reason: str | None = None) -> Change:
         """Who and why, from the run's input: what a budget row's audit line records."""
         return Change(
             actor=state.get("actor") or SYSTEM_ACTOR,
@@ -122,7 +109,7 @@ class WorkflowTasks:
     def _notify(
         self,
         event_type: str,
-        state: dict[str, Any],
+        state: WorkflowState,
         *,
         budget: Budget | None = None,
         spent: Decimal | None = None,
@@ -164,8 +151,8 @@ class WorkflowTasks:
         )
 
     def _outlook(
-        self, event_type: str, state: dict[str, Any], budget: Budget, spent: Decimal
-    ) -> dict[str, str | None]:
+        self, event_type: str, state: WorkflowState, budget: Budget, spent: Decimal
+    ) -> dict[str, Any]:
         """What comes next, in fields: the grace period's end; the forecast's spend and crossing."""
         now = self.clock()
         if event_type == Status.GRACE:
@@ -175,11 +162,8 @@ class WorkflowTasks:
         span = budget.span_at(now)
         # The monitor projects from the recent burn and says so; the calculator's crossing, from
         # the window's average.
-        projected = (
-            Decimal(state["projected_usd"])
-            if state.get("projected_usd")
-            else forecast_spend(spent, span, now)
-        )
+        given = state.get("projected_usd")
+        projected = Decimal(given) if given else forecast_spend(spent, span, now)
         if projected is None:
             return {}
         crosses = forecast_crossing(spent, projected, budget.limit_usd, now, span.end)
@@ -201,7 +185,7 @@ class WorkflowTasks:
 
     # ------------------------------------------------------------------ automatic path
 
-    def evaluate(self, state: dict[str, Any], attempts: int = 3) -> dict[str, Any]:
+    def evaluate(self, state: WorkflowState, attempts: int = 3) -> WorkflowState:
         """Decide what a crossing calls for now; notify-only outcomes are recorded here.
 
         Two runs may evaluate one budget at once (a late warning run and the exceeded run): the
@@ -224,7 +208,7 @@ class WorkflowTasks:
         target, spared = self._target(
             scope, deny_target(scope, self.directory, claims=claims, trusted_over_limit=trusted_over_limit)
         )
-        window_closed = datetime.fromisoformat(state["window_end"]) <= self.clock()
+        window_closed = datetime.fromisoformat(window_end_of(state)) <= self.clock()
         outcome = evaluate(
             budget,
             spent_for_level,
@@ -236,7 +220,7 @@ class WorkflowTasks:
             exempt_because=self._exempt(budget),
             target=target,
         )
-        decision = {
+        decision: Decision = {
             "next": str(outcome.next),
             "target": target.to_dict(),
             "spared": list(spared),
@@ -244,7 +228,9 @@ class WorkflowTasks:
             "grace_seconds": budget.grace_seconds,
             "note": outcome.note,
         }
-        logger.info("evaluated", scope=scope, window=window, spent=str(spent), **decision)
+        logger.info(
+            "evaluated", scope=scope, window=window, spent=str(spent), **cast(dict[str, Any], decision)
+        )
         if outcome.next == Next.NOTHING:
             return {**state, "decision": decision}
         assert outcome.event_type is not None
@@ -278,19 +264,23 @@ class WorkflowTasks:
         )
         return {**state, "decision": decision}
 
-    def reevaluate(self, state: dict[str, Any]) -> dict[str, Any]:
+    def reevaluate(self, state: WorkflowState) -> WorkflowState:
         """After the grace period: suspend, or stand down if the situation changed meanwhile."""
         scope, window, window_id = state["scope"], state["window"], state["window_id"]
         item, budget = self._budget(scope, window)
         spent = spent_in_window(scope, window, window_id)
-        window_ended = datetime.fromisoformat(state["window_end"]) <= self.clock()
+        window_ended = datetime.fromisoformat(window_end_of(state)) <= self.clock()
         stand_down = still_exceeded(budget, spent, self._exempt(budget), window_ended=window_ended)
-        decision = dict(state["decision"])
+        decision = state["decision"].copy()
         if stand_down is None:
             # Protection or an exclusion added during the grace period spares its principal too.
             target, spared = self._target(scope, Target.from_dict(decision["target"]))
             decision.update(
-                next="suspend", target=target.to_dict(), spared=[*(decision.get("spared") or ()), *spared]
+                {
+                    "next": "suspend",
+                    "target": target.to_dict(),
+                    "spared": [*(decision.get("spared") or ()), *spared],
+                }
             )
             return {**state, "decision": decision}
         decision["next"] = "stand_down"
@@ -303,7 +293,7 @@ class WorkflowTasks:
 
     # ------------------------------------------------------------------ operators
 
-    def prepare_manual_suspend(self, state: dict[str, Any]) -> dict[str, Any]:
+    def prepare_manual_suspend(self, state: WorkflowState) -> WorkflowState:
         scope = state["scope"]
         if not state.get("reason"):
             raise InvalidRequest("a suspension needs a reason")
@@ -333,7 +323,7 @@ class WorkflowTasks:
             },
         }
 
-    def _reserve_manual_row(self, scope: str, state: dict[str, Any]) -> str:
+    def _reserve_manual_row(self, scope: str, state: WorkflowState) -> str:
         """The row of this operator's suspension, reserved before its denies are applied.
 
         Each operator's suspension is its own row and its own holder of its denies, so one that
@@ -348,12 +338,12 @@ class WorkflowTasks:
             raise BudgetChangedMeanwhile(f"{scope} {window} is held by another run")
         return window
 
-    def _drop_manual_reservation(self, state: dict[str, Any]) -> None:
+    def _drop_manual_reservation(self, state: WorkflowState) -> None:
         """A manual suspension that applied nothing leaves no row behind."""
         if is_manual_window(state.get("window")):
             budget_rows.drop_manual_reservation(state["scope"], state["window"], self._change(state))
 
-    def record_suspended(self, state: dict[str, Any]) -> dict[str, Any]:
+    def record_suspended(self, state: WorkflowState) -> WorkflowState:
         """The denies are applied (or, in dry run, would be): record it and say when it ends."""
         scope, window = state["scope"], state["window"]
         target = Target.from_dict(state["decision"]["target"])
@@ -388,11 +378,11 @@ class WorkflowTasks:
         metrics.add_metric(name="Suspensions", unit=MetricUnit.Count, value=1)
         return {**state, "suspension": {"restore_at": restore_at}}
 
-    def prepare_restore(self, state: dict[str, Any]) -> dict[str, Any]:
+    def prepare_restore(self, state: WorkflowState) -> WorkflowState:
         """At the refresh (or a manual suspension's end): this window's denies are released next."""
         return self._prepare_restore(state, windows=[state["window"]], stop_others=False)
 
-    def prepare_due_restore(self, state: dict[str, Any]) -> dict[str, Any]:
+    def prepare_due_restore(self, state: WorkflowState) -> WorkflowState:
         """The monitor's backstop restore, on the evaluation machine: only one the budget's record
         calls for (its suspension's end has passed, or a restore claimed it and did not finish)."""
         item, _ = self._budget(state["scope"], state["window"])
@@ -401,13 +391,13 @@ class WorkflowTasks:
             raise InvalidRequest(f"no restore is due for {state['scope']} {state['window']}: {why_not}")
         return self._prepare_restore(state, windows=[state["window"]], stop_others=False)
 
-    def prepare_emergency_restore(self, state: dict[str, Any]) -> dict[str, Any]:
+    def prepare_emergency_restore(self, state: WorkflowState) -> WorkflowState:
         """An operator's restore: ends every suspension of the scope (or of one window) at once."""
         if not state.get("reason"):
             raise InvalidRequest("a restore needs a reason")
         scope = state["scope"]
         # A budget in its grace period is restored too: its run is stopped before it suspends.
-        enforcing = [item.window for item in BudgetItem.query(scope) if item.status in ENFORCING]
+        enforcing = [item.window for item in budget_rows_of(scope) if item.status in ENFORCING]
         if state.get("window") == MANUAL_WINDOW:  # every operator's suspension of the scope
             windows = [window for window in enforcing if is_manual_window(window)]
         else:
@@ -417,10 +407,10 @@ class WorkflowTasks:
         return self._prepare_restore(state, windows=windows, stop_others=True)
 
     def _prepare_restore(
-        self, state: dict[str, Any], *, windows: list[str], stop_others: bool
-    ) -> dict[str, Any]:
+        self, state: WorkflowState, *, windows: list[str], stop_others: bool
+    ) -> WorkflowState:
         scope = state["scope"]
-        rows = {item.window: item for item in BudgetItem.query(scope, consistent_read=True)}
+        rows = {item.window: item for item in budget_rows_of(scope, consistent_read=True)}
         restoring = [rows[window] for window in windows if window in rows]
         if stop_others:
             for item in restoring:
@@ -432,19 +422,18 @@ class WorkflowTasks:
         # another scope still holds stays. The note only tells people why access may not come back.
         still = [
             item.window
-            for item in BudgetItem.query(scope, consistent_read=True)
+            for item in budget_rows_of(scope, consistent_read=True)
             if item.status == Status.SUSPENDED and item.window not in windows
         ]
         note = f"still suspended by {', '.join(still)}" if still else None
         return {**state, "restore": {"windows": windows, "note": note}}
 
-    def record_restored(self, state: dict[str, Any]) -> dict[str, Any]:
+    def record_restored(self, state: WorkflowState) -> WorkflowState:
         scope = state["scope"]
         restore = state["restore"]
         for window in restore["windows"]:
-            try:
-                item = BudgetItem.get(scope, window, consistent_read=True)
-            except BudgetItem.DoesNotExist:
+            item = budget_row(scope, window)
+            if item is None:
                 continue
             window_id = item.status_window_id
             spent = (
@@ -466,7 +455,7 @@ class WorkflowTasks:
             metrics.add_metric(name="Restores", unit=MetricUnit.Count, value=1)
         return state
 
-    def report_cannot_suspend(self, state: dict[str, Any]) -> dict[str, Any]:
+    def report_cannot_suspend(self, state: WorkflowState) -> WorkflowState:
         """Every deny fell back to an alert (or there was none to apply): nothing was suspended; say why."""
         scope, window = state["scope"], state["window"]
         alerts = state.get("denies", {}).get("alert_only", [])
@@ -485,11 +474,11 @@ class WorkflowTasks:
             self._notify("cannot_suspend", state, note=reasons, routine=routine)
         return state
 
-    def set_protection(self, state: dict[str, Any]) -> dict[str, Any]:
+    def set_protection(self, state: WorkflowState) -> WorkflowState:
         scope, protect = state["scope"], state["action"] == "protect"
         if protect and not state.get("reason"):
             raise InvalidRequest("protecting a scope needs a reason")
-        items = list(BudgetItem.query(scope))
+        items = budget_rows_of(scope)
         if state.get("window"):
             items = [item for item in items if item.window == state["window"]]
         if not items:
@@ -499,7 +488,7 @@ class WorkflowTasks:
         self._notify("protected" if protect else "unprotected", state)
         return state
 
-    def report_failure(self, state: dict[str, Any]) -> dict[str, Any]:
+    def report_failure(self, state: WorkflowState) -> WorkflowState:
         failure = state.get("failure") or {}
         logger.error("workflow failed", scope=state.get("scope"), failure=failure)
         self._drop_manual_reservation(state)
@@ -547,61 +536,3 @@ def describe_target(target: Target) -> str:
     if target.kind == TargetKind.SPARED:
         return "nothing denied: every principal it reaches is protected or excluded"
     return "; ".join(parts) or "nothing in IAM"
-
-
-# A task's result is kept this long: Step Functions retries a failed Lambda task within minutes.
-IDEMPOTENCY_SECONDS = 24 * 3600
-
-
-@functools.cache
-def _idempotency(table_name: str) -> tuple[DynamoDBPersistenceLayer, IdempotencyConfig]:
-    return DynamoDBPersistenceLayer(table_name=table_name), IdempotencyConfig(
-        expires_after_seconds=IDEMPOTENCY_SECONDS, raise_on_no_idempotency_key=True
-    )
-
-
-def run_task_once(
-    settings: Settings, tunables: Tunables, event: dict[str, Any], context: Any
-) -> dict[str, Any]:
-    """run_task, once per identical task event (execution, task and state).
-
-    Step Functions retries a task whose Lambda call failed in transit; the retry returns the first
-    run's result instead of notifying and auditing a second time.
-    """
-    persistence, config = _idempotency(settings.idempotency_table)
-    config.register_lambda_context(context)
-
-    @idempotent_function(data_keyword_argument="event", persistence_store=persistence, config=config)
-    def run_once(event: dict[str, Any]) -> dict[str, Any]:
-        return run_task(build_workflow_tasks(settings, tunables), event)
-
-    return run_once(event=event)
-
-
-def run_task(tasks: WorkflowTasks, event: dict[str, Any]) -> dict[str, Any]:
-    """The Lambda task entry: `{"task": name, "state": {...}, "execution": arn}`."""
-    task = TASKS.get(event.get("task", ""))
-    if task is None:
-        raise InvalidRequest(f"unknown task {event.get('task')!r}")
-    state = {**event["state"], "execution": event.get("execution")}
-    return task(tasks, state)
-
-
-def build_workflow_tasks(settings: Settings, tunables: Tunables) -> WorkflowTasks:
-    """Wire the workflow's tasks to DynamoDB, SNS, IAM (read-only) and Step Functions."""
-    bind_tables(settings)
-    sfn = boto3.client("stepfunctions", region_name=settings.region)
-
-    def stop_execution(execution_arn: str, cause: str) -> None:
-        try:
-            sfn.stop_execution(executionArn=execution_arn, error="Restored", cause=cause[:32_000])
-        except sfn.exceptions.ExecutionDoesNotExist:
-            logger.warning("no such execution to stop", execution_arn=execution_arn)
-
-    return WorkflowTasks(
-        tunables=tunables,
-        publisher=SnsPublisher.for_stack(settings),
-        directory=iam_directory(boto3.client("iam")),
-        stop_execution=stop_execution,
-        system_roles=system_role_prefixes(settings.stack_name),
-    )

@@ -33,7 +33,7 @@ class BadEvent:
     event_id: str
     reason: str
     message: str  # verbatim
-    slot: str | None = None  # the payload's marker slot (usage_writer.payload_slot)
+    slot: str | None = None  # the payload's marker slot (metering.writer.payload_slot)
 
     def to_line(self) -> str:
         return json.dumps(

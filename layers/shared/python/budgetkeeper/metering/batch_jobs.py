@@ -32,7 +32,7 @@ from budgetkeeper.domain.usage import BATCH_OPERATION, Invocation, ServiceTier, 
 from budgetkeeper.metering.calculator import BatchReport, UsageCalculator
 from budgetkeeper.metering.meter import Meter, Metered
 from budgetkeeper.notify import NotificationEvent
-from budgetkeeper.pricing.rates import LONG_CONTEXT_THRESHOLD_TOKENS
+from budgetkeeper.pricing.table import LONG_CONTEXT_THRESHOLD_TOKENS
 from budgetkeeper.storage.tables import RollupItem
 
 CREATE_JOB = "CreateModelInvocationJob"

@@ -38,21 +38,23 @@ from budgetkeeper.domain.log_records import (
 from budgetkeeper.enforcement.runs import ThresholdCrossed, ThresholdPublisher, WorkflowStarter
 from budgetkeeper.metering.archive import ArchiveBucket, BadEvent, enriched_line, gzip_lines
 from budgetkeeper.metering.caps import Folded, MintedNames
+from budgetkeeper.metering.deltas import UsageDeltas, check_store_keys, usage_deltas
 from budgetkeeper.metering.meter import Meter, Metered
+from budgetkeeper.metering.repository import DynamoUsageStore
 from budgetkeeper.metering.writer import (
     CommitResult,
     PayloadUsage,
-    TotalKey,
-    UsageDeltas,
     UsageWriter,
-    check_store_keys,
     first_estimate_of,
     payload_slot,
-    usage_deltas,
 )
-from budgetkeeper.pricing.rates import InferenceProfiles, PriceStatus, Rates
+from budgetkeeper.pricing.profiles import InferenceProfiles
+from budgetkeeper.pricing.rates import PriceStatus
+from budgetkeeper.pricing.table import Rates
 from budgetkeeper.pricing.versions import ActivePrices
-from budgetkeeper.storage.tables import DynamoUsageStore, bind_tables, load_teams, transaction_connection
+from budgetkeeper.storage.keys import TotalKey
+from budgetkeeper.storage.readers import load_teams
+from budgetkeeper.storage.tables import bind_tables, transaction_connection
 
 OK, DROPPED, FAILED = "Ok", "Dropped", "ProcessingFailed"
 # Lambda's synchronous response limit is 6 MB; keep a margin for the JSON around the records.
@@ -131,7 +133,7 @@ class _DecodedRecord:
     payload_id: str
     metered: list[Metered]
     quarantined: frozenset[str] = frozenset()  # ids of the payload's events left out
-    slot: str | None = None  # its marker slot (usage_writer.payload_slot)
+    slot: str | None = None  # its marker slot (metering.writer.payload_slot)
 
 
 def redriven_payload_id(event: BadEvent) -> str:

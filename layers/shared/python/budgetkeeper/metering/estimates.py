@@ -24,13 +24,11 @@ from pynamodb.connection import Connection
 
 from budgetkeeper.core import money
 from budgetkeeper.domain.usage import ServiceTier, TokenCounts
-from budgetkeeper.metering.writer import ESTIMATES_PARTITION, commit_correction, correction_deltas
-from budgetkeeper.pricing.rates import (
-    LONG_CONTEXT_THRESHOLD_TOKENS,
-    PriceStatus,
-    PriceTable,
-    price_invocation,
-)
+from budgetkeeper.metering.deltas import correction_deltas
+from budgetkeeper.metering.writer import commit_correction
+from budgetkeeper.pricing.rates import PriceStatus, price_invocation
+from budgetkeeper.pricing.table import LONG_CONTEXT_THRESHOLD_TOKENS, PriceTable
+from budgetkeeper.storage.keys import ESTIMATES_PARTITION
 from budgetkeeper.storage.tables import RollupItem
 
 MAX_ATTEMPTS = 3  # per ledger item: a calculator adding to it in between makes us read it again

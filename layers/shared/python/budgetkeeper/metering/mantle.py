@@ -28,7 +28,8 @@ from budgetkeeper.domain.scopes import project_arn, project_attribution
 from budgetkeeper.domain.usage import MANTLE_OPERATION, Invocation, TokenCounts, split_tokens
 from budgetkeeper.metering.calculator import BatchReport, UsageCalculator
 from budgetkeeper.metering.meter import Metered
-from budgetkeeper.pricing.rates import PriceTable, price_invocation
+from budgetkeeper.pricing.rates import price_invocation
+from budgetkeeper.pricing.table import PriceTable
 
 NAMESPACE = "AWS/BedrockMantle"
 # The Project+Model level's dimensions, as the bedrock-mantle metrics page names the levels.

@@ -14,13 +14,9 @@ import msgspec
 from budgetkeeper.domain.log_records import parse_invocation
 from budgetkeeper.domain.scopes import Attribution, attribute, is_application_inference_profile
 from budgetkeeper.domain.usage import Invocation
-from budgetkeeper.pricing.rates import (
-    InferenceProfiles,
-    Priced,
-    PriceTable,
-    Rates,
-    price_invocation,
-)
+from budgetkeeper.pricing.profiles import InferenceProfiles
+from budgetkeeper.pricing.rates import Priced, price_invocation
+from budgetkeeper.pricing.table import PriceTable, Rates
 
 # Attributions one meter remembers; beyond it (a long offline run over many callers) it starts over.
 ATTRIBUTIONS_REMEMBERED = 10_000

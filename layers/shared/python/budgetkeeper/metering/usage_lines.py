@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-from budgetkeeper.metering.writer import line_partition
+from budgetkeeper.storage.keys import line_partition
 from budgetkeeper.storage.tables import RollupItem
 
 HOUR = timedelta(hours=1)

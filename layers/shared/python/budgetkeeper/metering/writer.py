@@ -1,484 +1,39 @@
-"""Usage deltas and their exactly-once writer.
-
-Metered invocations become deltas (`usage_deltas`): hourly rollups per scope, usage lines and
-window totals per budget, aggregated by item key. A usage line is the finest hourly rollup: one item
-per hour, model, region, caller (identity ARN) and attribution (principal, role, app, team), in the
-rollups table under the day's partition (`usage#YYYY-MM-DD`), so that a report over a time range
-reads a few day partitions and can group and filter by every field at once. `UsageWriter` adds
-them to the rollups and totals tables exactly once per CloudWatch Logs payload, through markers in
-the dedupe table, and a journal (the deltas' `to_bytes` format) when a group of payloads is too
-large for one transaction. Usage charged at an estimate (an unknown model) also goes to an estimate
-ledger item in the same transaction, and `commit_correction` applies its exact re-pricing once
-(budgetkeeper.metering.estimates).
-
-Markers are grouped: a CloudWatch Logs payload is marked by an 8-byte digest of its id in a slot
-item shared by the payloads whose first event falls in the same minute (`seen#<minute>#<shard>`),
-so a batch claims its payloads with a handful of items instead of one per payload. Payloads
-without event timestamps (Firehose-extracted messages, redriven events) keep a marker of their own,
-and so does a payload with quarantined events, for the redrive to know which ones were left out.
+"""The exactly-once usage writer: adds usage deltas (metering.deltas) to the rollups and totals
+tables once per CloudWatch Logs payload, through markers in the dedupe table, and a journal when a
+group of payloads is too large for one transaction; and applies an estimate's exact re-pricing once
+(`commit_correction`, metering.estimates). docs/architecture.md, "Exactly once", tells how markers
+are grouped in slots.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from decimal import Decimal
-from typing import Any, ClassVar
+from dataclasses import dataclass, field
 
 from pynamodb.connection import Connection
 from pynamodb.exceptions import PutError, TransactWriteError
-from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
-from budgetkeeper.budgets.rules import Budget
 from budgetkeeper.core import clock
 from budgetkeeper.core.settings import Tunables
-from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.domain.log_records import LogPayload, PayloadKind
-from budgetkeeper.domain.record_rules import PARTITION_KEY_BYTES_MAX, SORT_KEY_BYTES_MAX, MalformedEvent
-from budgetkeeper.domain.usage import OFF_LOG_OPERATIONS, ServiceTier
-from budgetkeeper.metering.meter import Metered
-from budgetkeeper.pricing.rates import LONG_CONTEXT_THRESHOLD_TOKENS, PriceBasis, PriceStatus
-from budgetkeeper.storage.tables import DedupeItem, RollupItem, TotalItem, budget_key
+from budgetkeeper.metering.deltas import UsageDeltas
+from budgetkeeper.metering.updates import table_updates
+from budgetkeeper.storage.keys import (
+    ESTIMATED_MODELS_PARTITION,
+    marker_slot,
+    payload_digest,
+    payload_marker_id,
+)
+from budgetkeeper.storage.tables import DedupeItem, RollupItem
 
 # DynamoDB's limit on the items of one TransactWriteItems request.
 TRANSACTION_ITEM_LIMIT = 100
 # Rollups and totals expire (TTL) this long after their hour or window: the tunable's default.
 DEFAULT_RETENTION_SECONDS = Tunables.defaults().usage_retention_days * 86_400
 # Slot items per minute: bounds a slot's size (what each update of it is charged on) and contention.
-MARKER_SHARDS = 4
-
-
-# ----------------------------------------------------------------------------- deltas
-
-
-@dataclass(slots=True)
-class RollupDelta:
-    calls: int = 0
-    errors: int = 0
-    unpriced_calls: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_5m_tokens: int = 0
-    cache_write_1h_tokens: int = 0
-    cost_usd: Decimal = field(default_factory=Decimal)
-    region_fallback_calls: int = 0
-    tier_fallback_calls: int = 0
-    kept_bundled_calls: int = 0
-    estimated_calls: int = 0
-    estimated_cost_usd: Decimal = field(default_factory=Decimal)
-
-    # Written on every update; the flag counters (FLAGS) only when not zero.
-    ALWAYS: ClassVar[tuple[str, ...]] = (
-        "calls",
-        "errors",
-        "unpriced_calls",
-        "input_tokens",
-        "output_tokens",
-        "cache_read_tokens",
-        "cache_write_5m_tokens",
-        "cache_write_1h_tokens",
-        "cost_usd",
-    )
-    FLAGS: ClassVar[tuple[str, ...]] = (
-        "region_fallback_calls",
-        "tier_fallback_calls",
-        "kept_bundled_calls",
-        "estimated_calls",
-        "estimated_cost_usd",
-    )
-    COUNTERS: ClassVar[tuple[str, ...]] = ALWAYS + FLAGS
-    DECIMALS: ClassVar[frozenset[str]] = frozenset({"cost_usd", "estimated_cost_usd"})
-
-    def merge(self, other: RollupDelta) -> None:
-        for name in self.COUNTERS:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-
-
-@dataclass(slots=True)
-class TotalDelta:
-    window_start: str
-    window_end: str
-    calls: int = 0
-    spent_usd: Decimal = field(default_factory=Decimal)
-    claimed_usd: Decimal = field(default_factory=Decimal)  # an app's spend only claimed by callers
-    claimers: set[str] = field(default_factory=set)  # the principals who claimed it
-
-    def merge(self, other: TotalDelta) -> None:
-        self.calls += other.calls
-        self.spent_usd += other.spent_usd
-        self.claimed_usd += other.claimed_usd
-        self.claimers = self.claimers | other.claimers  # a new set: copies share the old one
-
-
-RollupKey = tuple[str, str, str, str, str]  # scope, hour, model, region, service tier
-TotalKey = tuple[str, str, str]  # scope, window spec, window id
-# hour, model, region, identity ARN, principal, role, app, team, operation (role, app and team may be
-# None; the operation is None for runtime calls, else usage.OFF_LOG_OPERATIONS: batch jobs, mantle)
-LineKey = tuple[str, str, str, str, str, str | None, str | None, str | None, str | None]
-LINE_PARTITION_PREFIX = "usage#"
-
-
-def line_partition(day: str) -> str:
-    """The rollups-table partition of the usage lines of one UTC day (`YYYY-MM-DD`)."""
-    return f"{LINE_PARTITION_PREFIX}{day}"
-
-
-def line_key(key: Sequence[str | None]) -> LineKey:
-    """A usage line's key as stored in a journal or a ledger: those written before operations have
-    8 parts (runtime calls)."""
-    return (*key, None) if len(key) == 8 else tuple(key)  # type: ignore[return-value]
-
-
-def line_bucket(key: LineKey) -> str:
-    """A usage line's sort key: its hour, then a digest of the rest (any length, any characters).
-    A runtime line's digest leaves its operation out: the same bucket as before lines had one."""
-    rest = key[1:] if key[8] is not None else key[1:8]
-    digest = hashlib.sha256(json.dumps(rest).encode()).hexdigest()[:32]
-    return f"{key[0]}#{digest}"
-
-
-@dataclass(slots=True)
-class UsageDeltas:
-    """What a set of payloads adds to the tables, aggregated by item key."""
-
-    rollups: dict[RollupKey, RollupDelta] = field(default_factory=dict)
-    totals: dict[TotalKey, TotalDelta] = field(default_factory=dict)
-    lines: dict[LineKey, RollupDelta] = field(default_factory=dict)
-    estimates: dict[str, EstimateDelta] = field(default_factory=dict)  # by ledger bucket
-
-    def merge(self, other: UsageDeltas) -> None:
-        for mine, theirs in ((self.rollups, other.rollups), (self.lines, other.lines)):
-            for key, rollup in theirs.items():
-                if key in mine:
-                    mine[key].merge(rollup)  # type: ignore[index]
-                else:
-                    mine[key] = replace(rollup)  # type: ignore[index]  # a copy: `other` stays as it is
-        for key, total in other.totals.items():
-            if key in self.totals:
-                self.totals[key].merge(total)
-            else:
-                self.totals[key] = replace(total)
-        for bucket, estimate in other.estimates.items():
-            self.add_estimate(estimate, bucket)
-
-    def add_estimate(self, estimate: EstimateDelta, bucket: str | None = None) -> None:
-        bucket = bucket or estimate.bucket
-        if bucket in self.estimates:
-            self.estimates[bucket].usage.merge(estimate.usage)
-        else:
-            self.estimates[bucket] = replace(estimate, usage=replace(estimate.usage))
-
-    @property
-    def item_count(self) -> int:
-        return len(self.rollups) + len(self.totals) + len(self.lines) + len(self.estimates)
-
-    def split(self, max_items: int) -> list[UsageDeltas]:
-        """Deterministic chunks of at most `max_items` item keys each."""
-        chunks: list[UsageDeltas] = []
-        entries: list[tuple[str, Any, Any]] = [("rollups", k, d) for k, d in self.rollups.items()]
-        entries += [("totals", k, d) for k, d in self.totals.items()]
-        entries += [("lines", k, d) for k, d in self.lines.items()]
-        entries += [("estimates", k, d) for k, d in self.estimates.items()]
-        for start in range(0, len(entries), max_items):
-            chunk = UsageDeltas()
-            for kind, key, delta in entries[start : start + max_items]:
-                getattr(chunk, kind)[key] = delta
-            chunks.append(chunk)
-        return chunks
-
-    def to_bytes(self) -> bytes:
-        document = {
-            "rollups": [
-                [list(key), {n: str(getattr(d, n)) for n in RollupDelta.COUNTERS}]
-                for key, d in self.rollups.items()
-            ],
-            "totals": [
-                [
-                    list(key),
-                    [
-                        d.window_start,
-                        d.window_end,
-                        d.calls,
-                        str(d.spent_usd),
-                        str(d.claimed_usd),
-                        sorted(d.claimers),
-                    ],
-                ]
-                for key, d in self.totals.items()
-            ],
-            "lines": [
-                [list(key), {n: str(getattr(d, n)) for n in RollupDelta.COUNTERS}]
-                for key, d in self.lines.items()
-            ],
-            "estimates": [
-                [
-                    [e.model, e.region, e.tier, e.hour, e.charged],
-                    {n: str(getattr(e.usage, n)) for n in RollupDelta.COUNTERS},
-                ]
-                for e in self.estimates.values()
-            ],
-        }
-        return gzip.compress(json.dumps(document, separators=(",", ":")).encode(), mtime=0)
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> UsageDeltas:
-        document = json.loads(gzip.decompress(data))
-        rollups = {
-            # A journal written before tiers has 4-part keys: its usage was all standard.
-            (tuple(key) if len(key) == 5 else (*key, str(ServiceTier.STANDARD))): _rollup_from_strings(values)
-            for key, values in document["rollups"]
-        }
-        # A journal written before usage lines existed has none.
-        lines = {line_key(key): _rollup_from_strings(values) for key, values in document.get("lines", ())}
-        totals = {
-            tuple(key): TotalDelta(start, end, calls, Decimal(spent), Decimal(claimed), set(claimers))
-            for key, (start, end, calls, spent, claimed, claimers) in document["totals"]
-        }
-        deltas = cls(rollups=rollups, totals=totals, lines=lines)  # type: ignore[arg-type]
-        for key, values in document.get("estimates", ()):  # none in journals written before estimates
-            deltas.add_estimate(EstimateDelta(*key, usage=_rollup_from_strings(values)))
-        return deltas
-
-
-def _rollup_from_strings(values: dict[str, str]) -> RollupDelta:
-    return RollupDelta(
-        **{n: (Decimal(v) if n in RollupDelta.DECIMALS else int(v)) for n, v in values.items()}
-    )
-
-
-def calls_counter(basis: PriceBasis) -> str:
-    """The RollupDelta counter (and RollupItem attribute) of calls priced at `basis` (not exact)."""
-    return "estimated_calls" if basis is PriceBasis.ESTIMATE else f"{basis}_calls"
-
-
-def rollup_delta(metered: Metered) -> RollupDelta:
-    tokens = metered.invocation.tokens
-    priced = metered.priced
-    delta = RollupDelta(
-        calls=1,
-        errors=1 if metered.invocation.error_code else 0,
-        unpriced_calls=0 if priced.status in (PriceStatus.PRICED, PriceStatus.ESTIMATED) else 1,
-        input_tokens=tokens.input,
-        output_tokens=tokens.output,
-        cache_read_tokens=tokens.cache_read,
-        cache_write_5m_tokens=tokens.cache_write_5m,
-        cache_write_1h_tokens=tokens.cache_write_1h,
-        cost_usd=priced.cost_usd,
-    )
-    if priced.basis is PriceBasis.ESTIMATE:
-        delta.estimated_calls, delta.estimated_cost_usd = 1, priced.cost_usd
-    elif priced.flagged:
-        setattr(delta, calls_counter(priced.basis), 1)
-    return delta
-
-
-# ----------------------------------------------------------------------------- estimate ledger
-# Usage charged at an estimate (an unknown model) is also written to a ledger item that lists every
-# item it was charged to (budgetkeeper.metering.estimates re-prices it): one per model, Region, tier, hour,
-# caller and set of budget windows, in the rollups table's ESTIMATES partition.
-
-ESTIMATES_PARTITION = "estimates"
-
-
-@dataclass(slots=True)
-class EstimateDelta:
-    model: str
-    region: str
-    tier: str
-    hour: str
-    charged: str  # JSON: the rollup, line and total keys the usage was charged to (`charged_keys`)
-    usage: RollupDelta
-
-    @property
-    def bucket(self) -> str:
-        digest = hashlib.sha256(f"{self.model}|{self.region}|{self.tier}|{self.charged}".encode()).hexdigest()
-        return f"{self.hour}#{digest[:32]}"
-
-
-def charged_keys(
-    rollups: list[RollupKey], line: LineKey, totals: list[tuple[TotalKey, str, str, bool]], long_prompt: bool
-) -> str:
-    """The ledger's record of what estimated usage was charged to; `totals` with each window's start
-    and end and whether the charge was an app claim. `long_prompt`: the calls' prompts exceeded
-    pricing.LONG_CONTEXT_THRESHOLD_TOKENS (a ledger item holds calls on one side of it only)."""
-    return json.dumps(
-        {
-            "rollups": [list(key) for key in rollups],
-            "line": list(line),
-            "totals": [[*key, start, end, claimed] for key, start, end, claimed in totals],
-            "long_prompt": long_prompt,
-        },
-        separators=(",", ":"),
-    )
-
-
-def usage_deltas(metered: Iterable[Metered], budgets_of: Callable[[str], list[Budget]]) -> UsageDeltas:
-    """Hourly rollups for every scope charged, and window totals for every budget of those scopes.
-
-    A record counts in the window of its own timestamp, even when that window has closed.
-    """
-    deltas = UsageDeltas()
-    rollups, totals, lines = deltas.rollups, deltas.totals, deltas.lines
-    for item in metered:
-        invocation = item.invocation
-        delta = rollup_delta(item)
-        hour, model, region, tier = item.hour, item.model, invocation.region, invocation.service_tier
-        who = item.attribution
-        operation = invocation.operation if invocation.operation in OFF_LOG_OPERATIONS else None
-        caller = (invocation.identity_arn, who.principal, who.role, who.app, who.team)
-        line_id: LineKey = (hour, model, region, *caller, operation)
-        line = lines.get(line_id)
-        if line is None:
-            lines[line_id] = replace(delta)
-        else:
-            line.merge(delta)
-        charged_rollups: list[RollupKey] = []
-        charged_totals: list[tuple[TotalKey, str, str, bool]] = []
-        for scope in item.attribution.scopes:
-            key = (scope, hour, model, region, str(tier))
-            charged_rollups.append(key)
-            existing = rollups.get(key)
-            if existing is None:
-                rollups[key] = replace(delta)  # a copy: `delta` is added to every scope's rollup
-            else:
-                existing.merge(delta)
-            for budget in budgets_of(scope):
-                span = budget.span_at(invocation.timestamp)
-                total_key = (scope, budget.window, span.window_id)
-                total = totals.get(total_key)
-                if total is None:
-                    total = totals[total_key] = TotalDelta(iso_utc(span.start), iso_utc(span.end))
-                total.calls += 1
-                total.spent_usd += delta.cost_usd
-                claimed = scope == item.attribution.app and item.attribution.app_claimed
-                if claimed:
-                    total.claimed_usd += delta.cost_usd
-                    total.claimers.add(item.attribution.principal)
-                charged_totals.append((total_key, total.window_start, total.window_end, claimed))
-        if delta.estimated_calls:
-            long_prompt = invocation.tokens.prompt_total > LONG_CONTEXT_THRESHOLD_TOKENS
-            charged = charged_keys(charged_rollups, line_id, charged_totals, long_prompt)
-            deltas.add_estimate(EstimateDelta(model, region, str(tier), hour, charged, replace(delta)))
-    return deltas
-
-
-# ----------------------------------------------------------------------------- table updates
-
-
-def rollup_bucket(hour: str, model: str, region: str, tier: str) -> str:
-    """A rollup's sort key: `<hour>#<model>#<region>`, and `#<tier>` for a tier other than standard."""
-    tier_part = "" if tier == ServiceTier.STANDARD else f"#{tier}"
-    return f"{hour}#{model}#{region}{tier_part}"
-
-
-# Room left in a partition key after a scope for a totals key's `|<window spec>` (`days:999@...`).
-_WINDOW_SUFFIX_BYTES = 32
-
-
-def check_store_keys(metered: Metered) -> None:
-    """MalformedEvent when a key this call would write is over DynamoDB's limits: the store would
-    reject the whole transaction, everyone's counters with it. The parse rules (record_rules) keep
-    every field in bounds; this is the last check, on the keys themselves."""
-    invocation = metered.invocation
-    bucket = rollup_bucket(metered.hour, metered.model, invocation.region, invocation.service_tier)
-    if len(bucket.encode()) > SORT_KEY_BYTES_MAX:
-        raise MalformedEvent(f"rollup sort key of {len(bucket.encode())} bytes is over DynamoDB's limit")
-    for scope in metered.attribution.scopes:
-        if len(scope.encode()) > PARTITION_KEY_BYTES_MAX - _WINDOW_SUFFIX_BYTES:
-            raise MalformedEvent(f"scope of {len(scope.encode())} bytes is over DynamoDB's key limit")
-
-
-def _expires_at(moment: str, retention_seconds: int) -> int:
-    """When a row of an hour (`YYYY-MM-DDTHH`) or a window ending at `moment` (ISO) expires (TTL)."""
-    at = datetime.fromisoformat(moment if len(moment) > 13 else f"{moment}:00+00:00")
-    return int(at.timestamp()) + retention_seconds
-
-
-def _rollup_update(key: RollupKey, delta: RollupDelta, retention: int) -> tuple[RollupItem, list[Any]]:
-    scope, hour, model, region, tier = key
-    item = RollupItem(scope, rollup_bucket(hour, model, region, tier))
-    actions = [
-        RollupItem.expires_at.set(_expires_at(hour, retention)),
-        RollupItem.hour.set(hour),
-        RollupItem.model.set(model),
-        RollupItem.region.set(region),
-        RollupItem.service_tier.set(tier),
-    ]
-    return item, actions + _counter_actions(delta)
-
-
-def _counter_actions(delta: RollupDelta) -> list[Any]:
-    return [
-        getattr(RollupItem, name).add(value)
-        for name in RollupDelta.COUNTERS
-        if (value := getattr(delta, name)) or name in RollupDelta.ALWAYS
-    ]
-
-
-def _estimate_update(bucket: str, estimate: EstimateDelta, retention: int) -> tuple[RollupItem, list[Any]]:
-    item = RollupItem(ESTIMATES_PARTITION, bucket)
-    actions = [
-        RollupItem.expires_at.set(_expires_at(estimate.hour, retention)),
-        RollupItem.hour.set(estimate.hour),
-        RollupItem.model.set(estimate.model),
-        RollupItem.region.set(estimate.region),
-        RollupItem.service_tier.set(estimate.tier),
-        RollupItem.charged.set(estimate.charged),
-    ]
-    return item, actions + _counter_actions(estimate.usage)
-
-
-def _line_update(key: LineKey, delta: RollupDelta, retention: int) -> tuple[RollupItem, list[Any]]:
-    hour, model, region, identity_arn, principal, role, app, team, operation = key
-    item = RollupItem(line_partition(hour[:10]), line_bucket(key))
-    actions = [
-        RollupItem.expires_at.set(_expires_at(hour, retention)),
-        RollupItem.hour.set(hour),
-        RollupItem.model.set(model),
-        RollupItem.region.set(region),
-        RollupItem.identity_arn.set(identity_arn),
-        RollupItem.principal.set(principal),
-        *(
-            getattr(RollupItem, name).set(value)
-            for name, value in (("role", role), ("app", app), ("team", team), ("operation", operation))
-            if value
-        ),
-    ]
-    return item, actions + _counter_actions(delta)
-
-
-def _total_update(key: TotalKey, delta: TotalDelta, retention: int) -> tuple[TotalItem, list[Any]]:
-    scope, window, window_id = key
-    item = TotalItem(budget_key(scope, window), window_id)
-    actions = [
-        TotalItem.expires_at.set(_expires_at(delta.window_end, retention)),
-        TotalItem.scope.set(scope),
-        TotalItem.window.set(window),
-        TotalItem.window_start.set(delta.window_start),
-        TotalItem.window_end.set(delta.window_end),
-        TotalItem.calls.add(delta.calls),
-        TotalItem.spent_usd.add(delta.spent_usd),
-        *([TotalItem.claimed_usd.add(delta.claimed_usd)] if delta.claimed_usd else []),
-        *([TotalItem.claimed_by.add(delta.claimers)] if delta.claimers else []),
-    ]
-    return item, actions
-
-
-def _updates(deltas: UsageDeltas, retention_seconds: int) -> list[tuple[Model, list[Any]]]:
-    """The updates of every item; each sets its TTL `retention_seconds` after its hour or window."""
-    return [
-        *(_rollup_update(k, d, retention_seconds) for k, d in deltas.rollups.items()),
-        *(_total_update(k, d, retention_seconds) for k, d in deltas.totals.items()),
-        *(_line_update(k, d, retention_seconds) for k, d in deltas.lines.items()),
-        *(_estimate_update(k, d, retention_seconds) for k, d in deltas.estimates.items()),
-    ]
 
 
 # ----------------------------------------------------------------------------- exactly-once writer
@@ -497,23 +52,11 @@ class PayloadUsage:
     slot: str | None = None
 
 
-def marker_slot(payload_id: str, first_event_ms: int) -> str:
-    """The slot item of a payload (a sha256 hex id) whose first event was logged at `first_event_ms`."""
-    minute = datetime.fromtimestamp(first_event_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M")
-    return f"seen#{minute}#{int(payload_id[0], 16) % MARKER_SHARDS}"
-
-
 def payload_slot(payload: LogPayload) -> str | None:
     """A decoded payload's marker slot: None unless it is a CloudWatch Logs payload with events."""
     if payload.kind != PayloadKind.DATA_MESSAGE or not payload.events:
         return None
     return marker_slot(payload.payload_id, min(event.timestamp_ms for event in payload.events))
-
-
-def payload_digest(payload_id: str) -> bytes:
-    """What a slot holds of a payload id: its first 8 bytes (a collision within one minute and shard
-    has odds of about n^2 / 2^65)."""
-    return bytes.fromhex(payload_id[:16])
 
 
 @dataclass(slots=True)
@@ -682,7 +225,7 @@ class UsageWriter:
             with TransactWrite(connection=self._connection) as transaction:
                 for claim in claims:
                     self._claim(transaction, claim, markers, None, expires_at)
-                for item, actions in _updates(combined, self._retention_seconds):
+                for item, actions in table_updates(combined, self._retention_seconds):
                     transaction.update(item, actions=actions)
         except TransactWriteError as error:
             raise _as_concurrent_claim(error) from error
@@ -737,7 +280,7 @@ class UsageWriter:
                     transaction.save(
                         DedupeItem(chunk_id, expires_at=expires_at), condition=DedupeItem.id.does_not_exist()
                     )
-                    for item, actions in _updates(chunk, self._retention_seconds):
+                    for item, actions in table_updates(chunk, self._retention_seconds):
                         transaction.update(item, actions=actions)
             except TransactWriteError as error:
                 if _cancelled_on_first_item(error):
@@ -746,10 +289,6 @@ class UsageWriter:
             result.transactions += 1
             result.items_written += chunk.item_count + 1
             result.applied.merge(chunk)
-
-
-def payload_marker_id(payload_id: str) -> str:
-    return f"payload#{payload_id}"
 
 
 def _combine(payloads: Iterable[PayloadUsage]) -> UsageDeltas:
@@ -806,32 +345,6 @@ def _as_concurrent_claim(error: TransactWriteError) -> Exception:
 # ----------------------------------------------------------------------------- estimate corrections
 
 
-def correction_deltas(ledger: RollupItem, exact_cost: Decimal, basis: PriceBasis) -> UsageDeltas:
-    """What re-pricing one ledger item changes: every item it was charged to gets the difference
-    between the exact cost and the estimate, and its calls move from `estimated` to `basis`."""
-    charged = json.loads(str(ledger.charged))
-    calls, estimated = int(ledger.calls), ledger.cost_usd
-
-    def moved() -> RollupDelta:
-        delta = RollupDelta(
-            cost_usd=exact_cost - estimated, estimated_calls=-calls, estimated_cost_usd=-estimated
-        )
-        if basis is not PriceBasis.EXACT:
-            setattr(delta, calls_counter(basis), calls)
-        return delta
-
-    deltas = UsageDeltas()
-    for key in charged["rollups"]:
-        deltas.rollups[tuple(key)] = moved()  # type: ignore[index]
-    deltas.lines[line_key(charged["line"])] = moved()
-    for scope, window, window_id, start, end, claimed in charged["totals"]:
-        difference = exact_cost - estimated
-        deltas.totals[(scope, window, window_id)] = TotalDelta(
-            start, end, spent_usd=difference, claimed_usd=difference if claimed else Decimal(0)
-        )
-    return deltas
-
-
 def commit_correction(
     connection: Connection, ledger: RollupItem, deltas: UsageDeltas, retention_seconds: int
 ) -> bool:
@@ -842,16 +355,13 @@ def commit_correction(
     try:
         with TransactWrite(connection=connection) as transaction:
             transaction.delete(RollupItem(ledger.scope, ledger.bucket), condition=unchanged)
-            for item, actions in _updates(deltas, retention_seconds):
+            for item, actions in table_updates(deltas, retention_seconds):
                 transaction.update(item, actions=actions)
     except TransactWriteError as error:
         if _cancelled_on_first_item(error):
             return False
         raise
     return True
-
-
-ESTIMATED_MODELS_PARTITION = "estimated-models"
 
 
 def first_estimate_of(model: str, at: str) -> bool:

@@ -1,7 +1,7 @@
-"""Notification events: one structured event per budget transition, to one publisher.
-
-The workflow publishes every event to the budget-events SNS topic as JSON; renderers and channels
-(e-mail, SMS, Slack) subscribe to it. The event is the contract between them.
+"""Notification events: one structured event per budget transition, to one publisher. The workflow
+publishes every event to the budget-events SNS topic as JSON; renderers and channels (e-mail, SMS,
+Slack) subscribe to it: the event is the contract between them. Imports storage, budgets, domain
+and core; never enforcement.
 """
 
 from __future__ import annotations

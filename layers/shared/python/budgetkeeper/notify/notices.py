@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from budgetkeeper.budgets.rules import MANUAL_WINDOW, is_manual_window
-from budgetkeeper.enforcement.runs import MONITOR_ACTOR, SYSTEM_ACTOR
+from budgetkeeper.core.actors import MONITOR_ACTOR, SYSTEM_ACTOR
 from budgetkeeper.notify import NotificationEvent
 
 # Notices a budget's owner gets by e-mail (when an owner can be found); operators get every notice.

@@ -236,7 +236,8 @@ def build_notifier(settings: Any, tunables: Any, context: Any) -> Notifier:
     """Wire the notifier to SES, SNS, SSM, IAM (tags, read-only) and DynamoDB."""
     import boto3
 
-    from budgetkeeper.storage.tables import BudgetItem, bind_tables, team_contact
+    from budgetkeeper.storage.readers import team_contact
+    from budgetkeeper.storage.tables import BudgetItem, bind_tables
 
     bind_tables(settings)
     iam = boto3.client("iam")

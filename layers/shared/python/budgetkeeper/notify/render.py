@@ -138,7 +138,11 @@ class Renderer:
 
     def __init__(self, template_dir: Path = TEMPLATE_DIR) -> None:
         loader = FileSystemLoader(str(template_dir))
-        common = {"loader": loader, "undefined": StrictUndefined, "keep_trailing_newline": False}
+        common: dict[str, Any] = {
+            "loader": loader,
+            "undefined": StrictUndefined,
+            "keep_trailing_newline": False,
+        }
         self._html = Environment(autoescape=True, **common)
         self._text = Environment(autoescape=False, **common)
         self._slack = Environment(autoescape=False, finalize=_json_string, **common)

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from budgetkeeper.budgets.rules import manual_window
+from budgetkeeper.core.actors import MONITOR_ACTOR, SYSTEM_ACTOR
 from budgetkeeper.core.windows import iso_utc
-from budgetkeeper.enforcement.runs import MONITOR_ACTOR, SYSTEM_ACTOR
 from budgetkeeper.notify import NotificationEvent
 
 SAMPLE_SCOPE = "user:alice"

@@ -21,14 +21,12 @@ from decimal import Decimal
 from typing import Any
 
 from budgetkeeper.budgets.rules import Status, is_manual_window
+from budgetkeeper.core.actors import SYSTEM_ACTOR
 from budgetkeeper.core.money import exact
 from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.domain.scopes import ScopeKind, parse_identity_arn
-from budgetkeeper.enforcement.runs import SYSTEM_ACTOR
-from budgetkeeper.metering.writer import line_partition
 from budgetkeeper.notify import NotificationEvent
-from budgetkeeper.storage.readers import due_budgets
-from budgetkeeper.storage.tables import RollupItem, TeamItem
+from budgetkeeper.storage.readers import due_budgets, rollup_costs, team_scopes, usage_lines_of_day
 
 NEAR = (Status.WARNING, Status.CRITICAL)
 NAME_CHARS = 100
@@ -38,7 +36,7 @@ def _short(name: str) -> str:
     return name if len(name) <= NAME_CHARS else name[: NAME_CHARS - 1] + "…"
 
 
-def capped(rows: list[dict[str, str]], limit: int) -> list[dict[str, str]]:
+def capped(rows: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
     """The first `limit` rows, names shortened, and a row counting the others."""
     kept = [{**row, "name": _short(row["name"])} for row in rows[:limit]]
     if len(rows) > limit:
@@ -67,20 +65,19 @@ def summary_event(now: datetime) -> NotificationEvent:
 
 def gather_summary(now: datetime, rows: int = 10) -> dict[str, Any]:
     day, month = now.date().isoformat(), now.strftime("%Y-%m")
-    teams = sorted({f"{ScopeKind.TEAM}:{item.team}" for item in TeamItem.scan()})
     team_rows = []
-    for team in teams:
+    for team in team_scopes():
         month_spend = today_spend = Decimal(0)
-        for rollup in RollupItem.query(team, RollupItem.bucket.startswith(f"{month}-")):
-            month_spend += rollup.cost_usd
-            if rollup.bucket.startswith(day):
-                today_spend += rollup.cost_usd
+        for bucket, cost_usd in rollup_costs(team, f"{month}-"):
+            month_spend += cost_usd
+            if bucket.startswith(day):
+                today_spend += cost_usd
         team_rows.append({"name": team, "today": exact(today_spend), "month": exact(month_spend)})
 
     by_principal: dict[str, Decimal] = defaultdict(Decimal)
     unknown: dict[str, int] = defaultdict(int)
     accounts: set[str] = set()
-    for line in RollupItem.query(line_partition(day)):
+    for line in usage_lines_of_day(day):
         by_principal[line.principal or "unknown"] += line.cost_usd
         if line.identity_arn:
             accounts.add(parse_identity_arn(line.identity_arn).account or "")
@@ -90,11 +87,9 @@ def gather_summary(now: datetime, rows: int = 10) -> dict[str, Any]:
             unknown[line.model] += not_priced
     month_total = sum(
         (
-            rollup.cost_usd
+            cost_usd
             for account in sorted(accounts - {""})
-            for rollup in RollupItem.query(
-                f"{ScopeKind.ACCOUNT}:{account}", RollupItem.bucket.startswith(f"{month}-")
-            )
+            for _, cost_usd in rollup_costs(f"{ScopeKind.ACCOUNT}:{account}", f"{month}-")
         ),
         Decimal(0),
     )

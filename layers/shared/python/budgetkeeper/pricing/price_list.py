@@ -1,30 +1,5 @@
 """The AWS Price List, normalised into price rows: what the daily price refresh reads.
-
-The Price List API (`pricing` client, served from us-east-1) lists Bedrock token prices under
-several offer (service) codes, which the refresh discovers with `pricing:DescribeServices` rather
-than trusting a list (`service_codes`): `AmazonBedrock` (Amazon and open-weight models, prices per
-1K tokens), `AmazonBedrockFoundationModels` (Marketplace models, per 1M tokens) and
-`AmazonBedrockService` (where current Claude rates are published, third-party measurements of
-2026: shared facts, more_facts.md). Each product names its Region by `regionCode`, what it meters in
-`usagetype` and, on some codes, `inferenceType`, and its model by display name or only in the usage
-type. This module reads them, as `get_products` returns them (each `PriceList` entry a JSON string),
-into `NormalisedPrice`s:
-
-- the model: the display name through the curated map prices/price-list-models.json, else the
-  usage type's model part (`USE1-Claude4Sonnet-input-tokens`) through the same file's
-  `usage_type_models`; a product neither names is reported (`unmapped`), never guessed;
-- the endpoint kind: `global` (usage type or inference type says global), `geographic`
-  (cross-region, not global), else `in_region`;
-- the token kind: cache read, cache write (1-hour when it says 1h), output, input;
-- the service tier: batch for the feature "Batch Inference" (or a usage type naming batch), priority,
-  flex or reserved when named, else standard;
-- long context: a usage type or inference type naming long context (or >200K);
-- the unit price, converted to USD per 1M tokens from the unit AWS states (`1K tokens`, `1M tokens`).
-Products that are not token prices of inference (customisation, provisioned hours, images) are
-skipped and counted by reason. `price_rows` groups the normalised prices into the calculator's rows,
-keyed by usage type: `inferenceType` alone can be ambiguous (a standard and a batch meter may both
-say "Input tokens"), so two usage types that land on one rate with different prices give no row
-(counted in `skipped`) rather than the one read last.
+docs/architecture.md, "The Price List (pricing.price_list)", tells the rest.
 """
 
 from __future__ import annotations
@@ -42,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from budgetkeeper.domain.usage import ServiceTier
-from budgetkeeper.pricing.rates import (
+from budgetkeeper.pricing.table import (
     GEOGRAPHIC_KEY_PREFIX,
     GLOBAL_PREFIX,
     LONG_CONTEXT_THRESHOLD_TOKENS,
@@ -288,7 +263,10 @@ def price_rows(prices: Iterable[NormalisedPrice], skipped: Counter[str] | None =
 def _rates(kinds: Mapping[str, NormalisedPrice]) -> Rates | None:
     if "input" not in kinds or "output" not in kinds:
         return None
-    return Rates(**{kind: kinds[kind].usd_per_million if kind in kinds else None for kind in TOKEN_KINDS})
+    prices: dict[str, Any] = {
+        kind: kinds[kind].usd_per_million if kind in kinds else None for kind in TOKEN_KINDS
+    }
+    return Rates(**prices)
 
 
 class PricingClient(Protocol):

@@ -1,22 +1,5 @@
 """Price versions: a Price List refresh stored, judged, activated; the calculator's active table.
-
-A refresh becomes a new version in the prices table (`PriceVersionItem`), always. It is activated
-only when it is safe (`refusals`):
-- it has rows;
-- no unit price moved by more than `max_factor` (up or down) from the active table's for the same
-  (model key, region, tier) and token kind;
-- every (model, region) metered in the last 30 days that the active table prices, it prices too.
-Otherwise it is stored with status `refused`, and operators get the diff on the events topic.
-`budgetkeeper prices activate VERSION` activates any stored version by hand.
-
-The calculator prices with the active version (`ActivePrices`, cached per container for
-`CACHE_TTL`), and falls back to the bundled table when there is none or it cannot be read.
-
-Operator overrides (`budgetkeeper prices override`) price a model that has no price anywhere
-(neither the active version nor the bundled table): rows kept in the prices table under
-OVERRIDES, audited (scope `prices`), read on the same cached path, and used only where the table
-the calculator prices with has no row, so a version that prices the model later wins. A call an
-override priced names it as its `price_version` (`override-<time set>`).
+docs/architecture.md, "Price versions (pricing.versions)", tells the rest.
 """
 
 from __future__ import annotations
@@ -37,7 +20,7 @@ from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.domain.usage import ServiceTier
 from budgetkeeper.notify import NotificationEvent
 from budgetkeeper.pricing.price_list import fetch_price_list, normalise, price_rows, service_codes
-from budgetkeeper.pricing.rates import (
+from budgetkeeper.pricing.table import (
     TOKEN_KINDS,
     ModelKind,
     PriceBasis,

@@ -1,4 +1,4 @@
-"""The DynamoDB tables: one pynamodb model per table (tables), the budget rows' reads and writes
-(budget_rows), the operators' bounded reads of budgets (readers) and the models priced each day
-(models_seen). The only package that defines table schemas.
+"""The DynamoDB tables: one pynamodb model per table (tables), the keys of the usage rows (keys),
+reads several packages share (readers) and the budget and audit rows' reads and writes
+(budget_rows). The only package that defines table schemas. Imports budgets, domain and core.
 """

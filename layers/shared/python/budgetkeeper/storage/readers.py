@@ -1,26 +1,29 @@
-"""Bounded reads of the budgets table for what operators look at: `status`, the console, the HTML
-report and the daily summary.
-
-A caller mints session names at will, and each session that spends gets default budget rows: no
-read here grows with those. Each reads a sparse index instead of scanning the table:
-- `operator_budgets`: the budgets operators wrote, from the KindIndex, two queries per scope kind
-  (the kind's other-window budgets and its `#set` daily and monthly ones); its size is what
-  operators wrote;
-- `due_budgets`: the budgets the monitor watches, from the SweepIndex (near or over a threshold, in
-  grace, suspended, restoring, and operators' suspensions), at most `limit` of them and a count of
-  the rest (a COUNT query, which returns no items);
-- `budgets_to_watch`: both, once each.
-A default budget appears in these only while it needs attention; `scope_budgets` reads any one
-scope (one query).
-"""
+"""Reads of the tables that the use cases and the operators' views ask, so that rules take answers
+and are testable without DynamoDB: budget rows, spend in windows and hours, an app's claims, a
+scope's protection, teams and their contacts, usage lines; and the bounded reads of what operators
+look at (`status`, the console, the HTML report, the daily summary), which read sparse indexes and
+never grow with the default budgets callers mint (docs/architecture.md, "Bounded readers")."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 
-from budgetkeeper.domain.scopes import SCOPE_KINDS
-from budgetkeeper.storage.tables import OPERATOR_SET, SWEEP_DUE, BudgetItem
+from budgetkeeper.budgets.rules import MANUAL_WINDOW
+from budgetkeeper.budgets.targets import AppClaims
+from budgetkeeper.domain.scopes import SCOPE_KINDS, ScopeKind
+from budgetkeeper.storage.keys import TotalKey, line_partition
+from budgetkeeper.storage.tables import (
+    OPERATOR_SET,
+    SWEEP_DUE,
+    BudgetItem,
+    RollupItem,
+    TeamItem,
+    TotalItem,
+    budget_key,
+)
 
 # Watched budgets the operators' views read at most; the rest are counted, not read.
 MOST_WATCHED = 500
@@ -63,3 +66,134 @@ def budgets_to_watch(limit: int | None = None) -> BudgetList:
 def scope_budgets(scope: str) -> list[BudgetItem]:
     """Every row of one scope: its budgets, default or not, and its operators' suspensions."""
     return list(BudgetItem.query(scope, consistent_read=True))
+
+
+def budget_row(scope: str, window: str) -> BudgetItem | None:
+    """One budget's row, read consistently; None when there is no such budget."""
+    try:
+        return BudgetItem.get(scope, window, consistent_read=True)
+    except BudgetItem.DoesNotExist:
+        return None
+
+
+def budget_rows_of(scope: str, *, consistent_read: bool = False) -> list[BudgetItem]:
+    """Every budget row of one scope (one per window, manual suspensions included)."""
+    return list(BudgetItem.query(scope, consistent_read=consistent_read))
+
+
+def due_budget_rows() -> list[BudgetItem]:
+    """The budgets the monitor must look at: those marked due in the sparse sweep index."""
+    return list(BudgetItem.sweep_index.query(SWEEP_DUE))
+
+
+def all_budget_rows() -> list[BudgetItem]:
+    """Every budget row (one per budget; a session's defaults are stored only once it spends)."""
+    return list(BudgetItem.scan())
+
+
+def manual_suspension_rows() -> list[BudgetItem]:
+    """The rows of operators' suspensions (`manual`, `manual#<hold>`), whatever their status."""
+    return list(BudgetItem.scan(BudgetItem.window.startswith(MANUAL_WINDOW)))
+
+
+def spent_in_hours(scope: str, low_hour: str, high_hour: str) -> Decimal:
+    """A scope's spend from its hourly rollups in the hours `low_hour` to `high_hour` - 1
+    (`YYYY-MM-DDTHH`): buckets are `<hour>#<model>#<region>`, so between() stops before `high_hour`."""
+    rollups = RollupItem.query(scope, RollupItem.bucket.between(low_hour, high_hour))
+    return sum((item.cost_usd for item in rollups), Decimal(0))
+
+
+def rollup_costs(scope: str, bucket_prefix: str) -> list[tuple[str, Decimal]]:
+    """(bucket, cost) of a scope's hourly rollups whose bucket starts with `bucket_prefix`."""
+    return [
+        (rollup.bucket, rollup.cost_usd)
+        for rollup in RollupItem.query(scope, RollupItem.bucket.startswith(bucket_prefix))
+    ]
+
+
+def unpriced_calls_by_model(day: str) -> dict[str, int]:
+    """Calls of one UTC day counted at 0 or at an estimate, by model, from the day's usage lines."""
+    calls: dict[str, int] = defaultdict(int)
+    not_priced = (RollupItem.unpriced_calls > 0) | (RollupItem.estimated_calls > 0)
+    for line in RollupItem.query(line_partition(day), filter_condition=not_priced):
+        if line.model:
+            calls[line.model] += int(line.unpriced_calls) + int(line.estimated_calls or 0)
+    return calls
+
+
+def team_scopes() -> list[str]:
+    """`team:<name>` of every team the team table maps a principal to, sorted."""
+    return sorted({f"{ScopeKind.TEAM}:{item.team}" for item in TeamItem.scan()})
+
+
+def spent_in_windows(keys: Iterable[TotalKey], *, consistent_read: bool = True) -> dict[TotalKey, Decimal]:
+    """The spend of many (scope, window, window id) totals, 100 a BatchGetItem; a window with no
+    spend yet has no total and is absent."""
+    wanted = {
+        (budget_key(scope, window), window_id): (scope, window, window_id)
+        for scope, window, window_id in keys
+    }
+    return {
+        wanted[(item.budget, item.window_id)]: item.spent_usd
+        for item in TotalItem.batch_get(list(wanted), consistent_read=consistent_read)
+    }
+
+
+def spent_in_window(scope: str, window: str, window_id: str) -> Decimal:
+    try:
+        return TotalItem.get(budget_key(scope, window), window_id, consistent_read=True).spent_usd
+    except TotalItem.DoesNotExist:
+        return Decimal(0)
+
+
+def claims_in_window(scope: str, window: str, window_id: str) -> AppClaims:
+    """An app budget's spend in one window that callers only claimed (request metadata), and who."""
+    try:
+        total = TotalItem.get(budget_key(scope, window), window_id, consistent_read=True)
+    except TotalItem.DoesNotExist:
+        return AppClaims(Decimal(0), frozenset())
+    return AppClaims(total.claimed_usd or Decimal(0), frozenset(total.claimed_by or ()))
+
+
+def protection_of(scope: str) -> str | None:
+    """Why an operator protected `scope` ("protected (<reason>)"), if any budget of it is protected."""
+    for item in BudgetItem.query(scope, consistent_read=True):
+        if item.protected:
+            return f"protected ({item.protected_reason})" if item.protected_reason else "protected"
+    return None
+
+
+def team_session_scopes(team: str) -> tuple[str, ...]:
+    """Session scopes mapped to `team` in the team table (members calling through shared roles)."""
+    return tuple(
+        sorted(
+            item.principal
+            for item in TeamItem.scan(TeamItem.team == team)
+            if item.principal.startswith("session:")
+        )
+    )
+
+
+def load_teams() -> dict[str, str]:
+    """The whole team mapping; it is small (one item per mapped principal)."""
+    return {item.principal: item.team for item in TeamItem.scan()}
+
+
+def team_contact(scope: str) -> str | None:
+    """The contact on the scope's own team item, else on its team's item (`team:<name>`)."""
+    try:
+        item = TeamItem.get(scope)
+    except TeamItem.DoesNotExist:
+        return None
+    team_scope = f"{ScopeKind.TEAM}:{item.team}"
+    if item.contact or scope == team_scope:
+        return item.contact
+    try:
+        return TeamItem.get(team_scope).contact
+    except TeamItem.DoesNotExist:
+        return None
+
+
+def usage_lines_of_day(day: str) -> list[RollupItem]:
+    """Every usage line of one UTC day (one per hour, model, Region, caller and attribution)."""
+    return list(RollupItem.query(line_partition(day)))

@@ -1,15 +1,12 @@
-"""DynamoDB storage: one pynamodb model per table, their binding, and reads of budgets and teams.
-
-Table names and the endpoint are bound from settings by `bind_tables()` (called by each handler
-and by the local harness), never at import time. The exactly-once usage writer is
-`budgetkeeper.metering.writer`.
-"""
+"""DynamoDB storage: one pynamodb model per table and their binding. Table names and the endpoint
+are bound from settings by `bind_tables()` (called by each handler and by the local harness), never
+at import time. Reads several packages share are in storage.readers; the keys of the usage rows in
+storage.keys."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pynamodb.attributes import (
     Attribute,
@@ -26,19 +23,8 @@ from pynamodb.constants import NUMBER
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
-from budgetkeeper.budgets.rules import (
-    DEFAULT_BUDGET_WINDOWS,
-    Budget,
-    Status,
-    gets_default_budget,
-    is_manual_window,
-)
-from budgetkeeper.budgets.targets import AppClaims
-from budgetkeeper.core.settings import Settings, Tunables
-from budgetkeeper.domain.scopes import ScopeKind
-
-if TYPE_CHECKING:  # types only: usage_writer imports the models from here
-    from budgetkeeper.metering.writer import CommitResult, PayloadUsage, TotalKey, UsageWriter
+from budgetkeeper.budgets.rules import DEFAULT_BUDGET_WINDOWS, Status, is_manual_window
+from budgetkeeper.core.settings import Settings
 
 # The value of BudgetItem.sweep on budgets the monitor must look at.
 SWEEP_DUE = "due"
@@ -358,185 +344,3 @@ def bind_tables(settings: Settings) -> None:
 
 def transaction_connection(settings: Settings) -> Connection:
     return Connection(region=settings.region, host=settings.dynamodb_endpoint)
-
-
-class BudgetBook:
-    """The budgets of the scopes in one batch, read once per batch: the daily and monthly ones by
-    key (BatchGetItem, 100 a request), the others with one query per scope kind (KindIndex), so the
-    requests grow with the scopes a hundred at a time, never one sequential query per scope.
-
-    A principal seen without any budget gets the default budgets, stored with `origin=default` and
-    no limit of their own, so they follow the default limits an operator sets in SSM. A session (a
-    name any caller of AssumeRole picks) gets them in memory first: its totals count from its first
-    call, and the rows are stored only once a window's spend reaches `default_budget_floor_usd` or
-    crosses a threshold (`store_pending`), so minted session names create no budget rows.
-    """
-
-    def __init__(self, budgets: dict[str, list[Budget]], pending: set[str] | None = None) -> None:
-        self._budgets = budgets
-        self.pending = pending or set()  # session scopes whose default budgets are not stored yet
-
-    @classmethod
-    def load(cls, scopes: Iterable[str], tunables: Tunables, now_iso: str) -> BudgetBook:
-        # budget_rows writes this module's models: imported when called, not at import.
-        from budgetkeeper.storage.budget_rows import create_default_budgets
-
-        wanted = sorted(set(scopes))
-        found: dict[str, list[BudgetItem]] = {}
-        keys = [(scope, window) for scope in wanted for window in DEFAULT_BUDGET_WINDOWS]
-        for item in BudgetItem.batch_get(keys, consistent_read=True):
-            found.setdefault(item.scope, []).append(item)
-        wanted_set = set(wanted)
-        for kind in sorted({scope.split(":", 1)[0] for scope in wanted}):
-            for item in BudgetItem.kind_index.query(kind):
-                if item.scope in wanted_set:
-                    found.setdefault(item.scope, []).append(item)
-        budgets: dict[str, list[Budget]] = {}
-        pending: set[str] = set()
-        for scope in wanted:
-            items = sorted(found.get(scope, ()), key=lambda item: item.window)
-            if not items and gets_default_budget(scope):
-                if scope.startswith(f"{ScopeKind.SESSION}:"):
-                    items = [BudgetItem(scope, window, origin="default") for window in DEFAULT_BUDGET_WINDOWS]
-                    pending.add(scope)
-                else:
-                    items = create_default_budgets(scope, now_iso)
-            budgets[scope] = [Budget.resolve(item, tunables) for item in items]
-        return cls(budgets, pending)
-
-    def store_pending(self, scopes: Iterable[str], now_iso: str) -> None:
-        """Store the default budgets of these sessions (pending ones only)."""
-        from budgetkeeper.storage.budget_rows import create_default_budgets  # see load
-
-        for scope in sorted(set(scopes) & self.pending):
-            create_default_budgets(scope, now_iso)
-            self.pending.discard(scope)
-
-    def for_scope(self, scope: str) -> list[Budget]:
-        return self._budgets.get(scope, [])
-
-    def all(self) -> list[Budget]:
-        return [budget for budgets in self._budgets.values() for budget in budgets]
-
-
-class DynamoUsageStore:
-    """The calculator's view of DynamoDB: budgets, the exactly-once writer, totals read back."""
-
-    def __init__(self, writer: UsageWriter, tunables: Tunables, now_iso: str) -> None:
-        self._writer = writer
-        self._tunables = tunables
-        self._now_iso = now_iso
-
-    def load_budgets(self, scopes: Iterable[str]) -> BudgetBook:
-        return BudgetBook.load(scopes, self._tunables, self._now_iso)
-
-    def store_default_budgets(self, budgets: BudgetBook, scopes: Iterable[str]) -> None:
-        budgets.store_pending(scopes, self._now_iso)
-
-    def commit(self, payloads: Sequence[PayloadUsage]) -> CommitResult:
-        return self._writer.commit(payloads)
-
-    def record_models_seen(self, seen: Iterable[tuple[str, str, str]]) -> None:
-        """(day, model, region) of calls priced from a table: what the price refresh reads."""
-        from budgetkeeper.storage.models_seen import record_models_seen  # see BudgetBook.load
-
-        record_models_seen(seen, self._tunables.usage_retention_days * 86_400)
-
-    def mark_due(self, budgets: Iterable[tuple[str, str]]) -> None:
-        """Put budgets in the monitor's sparse index (SWEEP_DUE)."""
-        from budgetkeeper.storage.budget_rows import mark_due  # see BudgetBook.load
-
-        mark_due(budgets)
-
-    def quarantined_events(self, payloads: Iterable[tuple[str, str | None]]) -> dict[str, frozenset[str]]:
-        """The events each metered payload left out (quarantined); a payload not metered is absent.
-
-        `payloads` are (payload id, marker slot or None) pairs: a payload found only in its slot was
-        metered with none of its events left out.
-        """
-        from budgetkeeper.metering.writer import payload_digest, payload_marker_id  # see BudgetBook.load
-
-        slots = dict(payloads)
-        keys = {payload_marker_id(payload_id): payload_id for payload_id in slots}
-        found = {
-            keys[marker.id]: frozenset(marker.quarantined or ())
-            for marker in DedupeItem.batch_get(list(keys), consistent_read=True)
-        }
-        wanted = {slot for payload_id, slot in slots.items() if slot and payload_id not in found}
-        for item in DedupeItem.batch_get(sorted(wanted), consistent_read=True):
-            seen = item.seen or set()
-            for payload_id, slot in slots.items():
-                if slot == item.id and payload_id not in found and payload_digest(payload_id) in seen:
-                    found[payload_id] = frozenset()
-        return found
-
-    def spent(self, keys: Iterable[TotalKey]) -> dict[TotalKey, Decimal]:
-        return spent_in_windows(keys)
-
-
-def spent_in_windows(keys: Iterable[TotalKey]) -> dict[TotalKey, Decimal]:
-    """The spend of many (scope, window, window id) totals, 100 a BatchGetItem; a window with no
-    spend yet has no total and is absent."""
-    wanted = {
-        (budget_key(scope, window), window_id): (scope, window, window_id)
-        for scope, window, window_id in keys
-    }
-    return {
-        wanted[(item.budget, item.window_id)]: item.spent_usd
-        for item in TotalItem.batch_get(list(wanted), consistent_read=True)
-    }
-
-
-def spent_in_window(scope: str, window: str, window_id: str) -> Decimal:
-    try:
-        return TotalItem.get(budget_key(scope, window), window_id, consistent_read=True).spent_usd
-    except TotalItem.DoesNotExist:
-        return Decimal(0)
-
-
-def claims_in_window(scope: str, window: str, window_id: str) -> AppClaims:
-    """An app budget's spend in one window that callers only claimed (request metadata), and who."""
-    try:
-        total = TotalItem.get(budget_key(scope, window), window_id, consistent_read=True)
-    except TotalItem.DoesNotExist:
-        return AppClaims(Decimal(0), frozenset())
-    return AppClaims(total.claimed_usd or Decimal(0), frozenset(total.claimed_by or ()))
-
-
-def protection_of(scope: str) -> str | None:
-    """Why an operator protected `scope` ("protected (<reason>)"), if any budget of it is protected."""
-    for item in BudgetItem.query(scope, consistent_read=True):
-        if item.protected:
-            return f"protected ({item.protected_reason})" if item.protected_reason else "protected"
-    return None
-
-
-def team_session_scopes(team: str) -> tuple[str, ...]:
-    """Session scopes mapped to `team` in the team table (members calling through shared roles)."""
-    return tuple(
-        sorted(
-            item.principal
-            for item in TeamItem.scan(TeamItem.team == team)
-            if item.principal.startswith("session:")
-        )
-    )
-
-
-def load_teams() -> dict[str, str]:
-    """The whole team mapping; it is small (one item per mapped principal)."""
-    return {item.principal: item.team for item in TeamItem.scan()}
-
-
-def team_contact(scope: str) -> str | None:
-    """The contact on the scope's own team item, else on its team's item (`team:<name>`)."""
-    try:
-        item = TeamItem.get(scope)
-    except TeamItem.DoesNotExist:
-        return None
-    team_scope = f"{ScopeKind.TEAM}:{item.team}"
-    if item.contact or scope == team_scope:
-        return item.contact
-    try:
-        return TeamItem.get(team_scope).contact
-    except TeamItem.DoesNotExist:
-        return None
