@@ -27,6 +27,7 @@ EVERYTHING_SET = {
     "KmsKeyArn": KMS_KEY_ARN,
     "IdentityCenterAdminRoleArn": "arn:aws:iam::999999999999:role/BudgetkeeperSso",
     "IdentityCenterRegion": "eu-west-1",
+    "OrganizationId": "o-a1b2c3d4e5",
     "NotificationSender": "budgets@example.com",
     "OperatorAlertEmail": "ops@example.com",
     "OperatorAlertPhone": "+15555550100",

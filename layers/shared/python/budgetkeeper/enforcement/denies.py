@@ -8,6 +8,11 @@ A deny entry is one principal denied in one way:
     session:<role>/<session>  one session, in its role's session policy or, for IAM Identity Center
                               roles, in the permission set's statement
                               (budgetkeeper.enforcement.session_denies)
+In organization mode the name of a member account's principal starts with its account:
+`user:111122223333/alice`, `session:111122223333/<role>/<session>` (domain.scopes.split_account);
+its IAM writes go through that account's enforcement role (budgetkeeper.enforcement.accounts). An
+account whose role cannot be assumed keeps its records, and its denies are retried at each reconcile
+(`Outcomes.pending`, which the caller alerts): never silently skipped.
 Its record (DenyItem) holds the budgets that need it (`holders`, budget keys `scope|window`), so
 two budgets that deny the same principal (an app and its role, a team and a member's session)
 never lift each other's deny: the principal is denied while any holder is left.
@@ -45,6 +50,7 @@ from pynamodb.exceptions import DeleteError, UpdateError
 from budgetkeeper.budgets.targets import Target, TargetKind
 from budgetkeeper.core import clock
 from budgetkeeper.core.windows import iso_utc
+from budgetkeeper.domain.scopes import split_account
 from budgetkeeper.enforcement.session_denies import (
     IdentityCenterConnection,
     Outcome,
@@ -91,8 +97,8 @@ class DenyEntry:
     @property
     def iam_object(self) -> tuple[EntryKind, str]:
         """What one IAM write changes: the principal itself, or a role's set of denied sessions."""
-        if self.kind is EntryKind.SESSION:
-            return EntryKind.SESSION, self.name.split("/", 1)[0]
+        if self.kind is EntryKind.SESSION:  # `[<account>/]<role>/<session>`
+            return EntryKind.SESSION, self.name.rsplit("/", 1)[0]
         return self.kind, self.name
 
 
@@ -116,6 +122,7 @@ class Outcomes:
     alert_only: list[dict[str, str]] = field(default_factory=list)  # entries that could not be denied
     fixes: list[str] = field(default_factory=list)  # what reconcile (or a converge) had to change
     rejected: list[dict[str, Any]] = field(default_factory=list)  # session policies read back, not ours
+    pending: list[dict[str, str]] = field(default_factory=list)  # held in a member account not reachable now
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -125,6 +132,7 @@ class Outcomes:
             "alert_only": self.alert_only,
             "fixes": self.fixes,
             "rejected": self.rejected,
+            "pending": self.pending,
         }
 
 
@@ -134,6 +142,15 @@ class CannotDeny(Exception):
 
 class PrincipalGone(CannotDeny):
     """The user, role or group no longer exists in IAM: there is nothing left to deny."""
+
+
+class MemberAccountUnreachable(Exception):
+    """A member account's enforcement role cannot be assumed now: the deny stays recorded and is
+    retried, and operators are told (not CannotDeny: the account may be reachable next time)."""
+
+    def __init__(self, account: str, message: str) -> None:
+        super().__init__(message)
+        self.account = account
 
 
 @dataclass
@@ -244,13 +261,15 @@ def _code(error: ClientError) -> str:
 class DenyBook:
     """The deny records (DenyItem) and IAM, kept in agreement. The one writer of deny records."""
 
-    iam: IamDenies
+    iam: IamDenies  # the stack's own account
+    # A member account's IamDenies (budgetkeeper.enforcement.accounts); None: one-account stack.
+    member_accounts: Callable[[str], IamDenies] | None = None
 
     # ------------------------------------------------------------------ the workflow's steps
 
     def apply(self, holder: str, entries: Iterable[DenyEntry]) -> Outcomes:
         """Deny `entries` on behalf of `holder` (a budget key `scope|window`)."""
-        entries = sorted(set(entries))
+        entries = sorted({self._in_own_words(entry) for entry in entries})
         outcomes = Outcomes()
         now = iso_utc(clock.now())
         for entry in entries:  # recorded before IAM is touched
@@ -259,7 +278,9 @@ class DenyBook:
         for iam_object in sorted({entry.iam_object for entry in entries}):
             failed |= self.converge(iam_object, outcomes)
         for entry in entries:
-            if entry.key in failed:
+            if isinstance(failed.get(entry.key), MemberAccountUnreachable):
+                outcomes.pending.append(_pending(entry.key, failed.pop(entry.key)))  # the record stays
+            elif entry.key in failed:
                 self._drop_holders(entry.key, {holder})
                 error = failed[entry.key]
                 gone = isinstance(error, PrincipalGone)
@@ -319,7 +340,9 @@ class DenyBook:
         gone = []
         for iam_object in sorted(objects):
             for key, error in self.converge(iam_object, outcomes).items():
-                if isinstance(error, PrincipalGone):  # released and told once, not retried every sweep
+                if isinstance(error, MemberAccountUnreachable):
+                    outcomes.pending.append(_pending(key, error))
+                elif isinstance(error, PrincipalGone):  # released and told once, not retried every sweep
                     gone.append(key)
                     self._drop_holders(key, set(self.holders_of(DenyEntry.from_key(key))))
                     outcomes.fixes.append(f"{key}: {error}: its deny record was released")
@@ -333,30 +356,52 @@ class DenyBook:
     def converge(self, iam_object: tuple[EntryKind, str], outcomes: Outcomes) -> dict[str, Exception]:
         """Make one IAM object carry exactly the denies its records hold; the entries that could not."""
         kind, name = iam_object
+        account, local_name = split_account(name)
+        try:
+            iam = self._iam_in(account)
+        except MemberAccountUnreachable as error:
+            if kind is EntryKind.SESSION:
+                return {f"{kind}:{name}/{session}": error for session in self._held_sessions(name)}
+            return {DenyEntry(kind, name).key: error}
         if kind is EntryKind.SESSION:
-            return self._converge_sessions(name, outcomes)
+            return self._converge_sessions(iam, name, local_name, outcomes)
         wanted = bool(self.holders_of(DenyEntry(kind, name)))
-        held = self.iam.holds(kind, name)
+        held = iam.holds(kind, local_name)
         try:
             if wanted and not held:
-                self.iam.attach(kind, name)
+                iam.attach(kind, local_name)
                 outcomes.fixes.append(f"{kind}:{name}: deny attached")
             elif held and not wanted:
-                self.iam.detach(kind, name)
+                iam.detach(kind, local_name)
                 outcomes.fixes.append(f"{kind}:{name}: deny detached (no budget holds it)")
         except CannotDeny as error:
             return {DenyEntry(kind, name).key: error}
         return {}
 
-    def _converge_sessions(self, role_name: str, outcomes: Outcomes) -> dict[str, Exception]:
+    def _in_own_words(self, entry: DenyEntry) -> DenyEntry:
+        """The stack's own account's principals are named without it: one record per principal."""
+        account, local_name = split_account(entry.name, session=entry.kind is EntryKind.SESSION)
+        own_account = self.iam.deny_policy_arn.split(":")[4]
+        return DenyEntry(entry.kind, local_name) if account == own_account else entry
+
+    def _iam_in(self, account: str | None) -> IamDenies:
+        if account is None:
+            return self.iam
+        if self.member_accounts is None:
+            raise MemberAccountUnreachable(account, f"account {account}: organization mode is not set up")
+        return self.member_accounts(account)
+
+    def _converge_sessions(
+        self, iam: IamDenies, role_name: str, local_role_name: str, outcomes: Outcomes
+    ) -> dict[str, Exception]:
         prefix = f"{EntryKind.SESSION}:{role_name}/"
         wanted = self._held_sessions(role_name)
-        denied = self.iam.denied_sessions(role_name)
+        denied = iam.denied_sessions(local_role_name)
         failed: dict[str, Exception] = {}
         # Lifts first: they make room in a session policy close to IAM's size limit.
         for session in sorted(denied - wanted):
             try:
-                self.iam.lift_session(role_name, session)
+                iam.lift_session(local_role_name, session)
                 outcomes.fixes.append(f"{prefix}{session}: session deny lifted (no budget holds it)")
             except SessionPolicyRejected as error:  # removed: every session of the role is undenied
                 outcomes.rejected.append(error.to_dict())
@@ -364,7 +409,7 @@ class DenyBook:
                 break
         for session in sorted(wanted - denied):
             try:
-                self.iam.deny_session(role_name, session)
+                iam.deny_session(local_role_name, session)
                 outcomes.fixes.append(f"{prefix}{session}: session denied")
             except CannotDeny as error:
                 failed[f"{prefix}{session}"] = error
@@ -415,6 +460,10 @@ class DenyBook:
             except DeleteError as error:
                 if error.cause_response_code != "ConditionalCheckFailedException":
                     raise  # else: held again meanwhile, the record stays
+
+
+def _pending(key: str, error: MemberAccountUnreachable) -> dict[str, str]:
+    return {"entry": key, "account": error.account, "message": str(error)}
 
 
 def describe_entry(key: str) -> str:
