@@ -6,6 +6,7 @@ Budgetkeeper stack and its DenyFunction run, is another account of the same orga
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,12 @@ import pytest
 from budgetkeeper.domain.policies import BEDROCK_DENY_ACTIONS
 from budgetkeeper.enforcement.session_denies import OPT_IN_TAG_KEY, OPT_IN_TAG_VALUE
 from devkit.harness.template import TEMPLATE_PATH, load_template
-from tests.deployed_template import concrete_plain_template, concrete_template, role_policies
+from tests.deployed_template import (
+    concrete_plain_template,
+    concrete_template,
+    role_policies,
+    stack_role_request,
+)
 from tests.iam_eval import ACCOUNT, REGION, Principal, Request, iam_user, role_session
 
 MEMBER_TEMPLATE_PATH = Path(TEMPLATE_PATH).parent / "templates" / "member-account.yaml"
@@ -232,3 +238,39 @@ def test_the_central_deny_function_may_assume_the_role(iam_evaluator):
 )
 def test_no_other_principal_may_assume_the_role(iam_evaluator, principal):
     assert not may_assume(iam_evaluator, principal)
+
+
+# --- the central side: the DenyFunction's grant (template.yaml, OrganizationId set) ------------------
+
+
+@pytest.mark.parametrize(
+    ("role", "resource_organization", "allowed"),
+    [
+        ("arn:aws:iam::444455556666:role/BudgetkeeperEnforcement", ORGANIZATION, True),
+        ("arn:aws:iam::444455556666:role/BudgetkeeperEnforcement", "o-zzzzzzzzzz", False),
+        ("arn:aws:iam::444455556666:role/OrganizationAccountAccessRole", ORGANIZATION, False),
+        ("arn:aws:iam::444455556666:role/budgetkeeper/BudgetkeeperEnforcement", ORGANIZATION, False),
+    ],
+    ids=["member-role", "outside-the-organization", "another-role", "another-path"],
+)
+def test_the_deny_function_assumes_only_member_enforcement_roles_of_its_organization(
+    iam_evaluator, role, resource_organization, allowed
+):
+    # The central stack resolved in the evaluator's account; the member account is another one
+    template = concrete_template("everything-set")
+    central_role = template["resolve"]({"Fn::GetAtt": ["DenyFunctionRole", "Arn"]})
+    trust = member({"CentralDenyFunctionRoleArn": central_role})["Resources"]["EnforcementRole"]["Properties"]
+    request = stack_role_request(
+        "everything-set",
+        "DenyFunctionRole",
+        "sts:AssumeRole",
+        role,
+        {"aws:ResourceOrgID": resource_organization},
+    )
+    request = replace(
+        request,
+        principal=in_organization(request.principal),
+        resource_policy=trust["AssumeRolePolicyDocument"],
+        resource_account="444455556666",
+    )
+    assert iam_evaluator.decide(request).allowed is allowed, iam_evaluator.decide(request)
