@@ -10,7 +10,6 @@ by botocore's Stubber.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from decimal import Decimal
 
 import boto3
@@ -20,7 +19,6 @@ from botocore.stub import Stubber
 from budgetkeeper.budgets.targets import Target, TargetKind, deny_target
 from budgetkeeper.enforcement import deny_tasks
 from budgetkeeper.enforcement.accounts import MEMBER_ROLE_NAME
-from budgetkeeper.enforcement.denies import STALE_HOLDER_AFTER
 from budgetkeeper.enforcement.principals import iam_directory
 from budgetkeeper.storage.tables import BudgetItem, DenyItem
 from devkit.harness.lambdas import invoke
@@ -142,7 +140,7 @@ class RefusedAssumeRole:
         return client
 
 
-def test_a_member_role_that_cannot_be_assumed_is_alerted_and_retried(stack, member, monkeypatch, clock):
+def test_a_member_role_that_cannot_be_assumed_is_alerted_and_retried(stack, member, monkeypatch):
     sts = RefusedAssumeRole()
     monkeypatch.setattr(deny_tasks.boto3, "client", sts.client)
     BudgetItem(ALICE, "daily", limit_usd=Decimal("1"), status="suspended").save()
@@ -157,7 +155,6 @@ def test_a_member_role_that_cannot_be_assumed_is_alerted_and_retried(stack, memb
     (told,) = [n for n in notifications(stack) if n["type"] == "member_account_unreachable"]
     assert told["scope"] == f"account:{MEMBER}" and ALICE in told["note"] and "AccessDenied" in told["note"]
     # When the reconciler runs while the role is still refused: told again, still held
-    clock.advance(STALE_HOLDER_AFTER + timedelta(seconds=1))
     report = invoke("DenyFunction", {"task": "reconcile"})
     assert [pending["entry"] for pending in report["pending"]] == [ALICE]
     assert len([n for n in notifications(stack) if n["type"] == "member_account_unreachable"]) == 2
@@ -166,3 +163,24 @@ def test_a_member_role_that_cannot_be_assumed_is_alerted_and_retried(stack, memb
     report = invoke("DenyFunction", {"task": "reconcile"})
     assert report["pending"] == [] and f"{ALICE}: deny attached" in report["fixes"]
     assert member_denied(member) == {"alice"}
+
+
+def test_a_release_in_an_unreachable_member_account_is_kept_until_the_reconciler_lifts_it(
+    stack, member, monkeypatch
+):
+    apply_denies(stack, ALICE)
+    sts = RefusedAssumeRole()
+    monkeypatch.setattr(deny_tasks.boto3, "client", sts.client)
+    # When the budget's window refreshes while the member role is refused
+    state = invoke("DenyFunction", {"task": "release_denies", "state": {"scope": ALICE, "window": "daily"}})
+    # Then alice is still denied there, so nothing says lifted; the record stays, without a holder
+    assert state["released"]["lifted"] == [] and member_denied(member) == {"alice"}
+    assert {item.entry: item.holders for item in DenyItem.scan()} == {ALICE: None}
+    assert [n["scope"] for n in notifications(stack) if n["type"] == "member_account_unreachable"] == [
+        f"account:{MEMBER}"
+    ]
+    # And the first reconcile that reaches the account lifts the deny and forgets the record
+    sts.refusing = False
+    report = invoke("DenyFunction", {"task": "reconcile"})
+    assert f"{ALICE}: deny detached (no budget holds it)" in report["fixes"]
+    assert member_denied(member) == set() and list(DenyItem.scan()) == []

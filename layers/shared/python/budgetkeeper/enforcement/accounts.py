@@ -33,12 +33,19 @@ class MemberAccounts:
 
     home: IamDenies
     sts: Any
-    _reached: dict[str, IamDenies] = field(default_factory=dict)
+    # Per invocation: an account refused once is not asked again until the next invocation.
+    _reached: dict[str, IamDenies | MemberAccountUnreachable] = field(default_factory=dict)
 
     def __call__(self, account: str) -> IamDenies:
-        if account not in self._reached:  # a failure is not kept: the next call tries again
-            self._reached[account] = self._assume(account)
-        return self._reached[account]
+        if account not in self._reached:
+            try:
+                self._reached[account] = self._assume(account)
+            except MemberAccountUnreachable as error:
+                self._reached[account] = error
+        reached = self._reached[account]
+        if isinstance(reached, MemberAccountUnreachable):
+            raise reached
+        return reached
 
     def _assume(self, account: str) -> IamDenies:
         partition = self.home.deny_policy_arn.split(":")[1]

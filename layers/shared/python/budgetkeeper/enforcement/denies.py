@@ -277,17 +277,18 @@ class DenyBook:
         failed: dict[str, Exception] = {}
         for iam_object in sorted({entry.iam_object for entry in entries}):
             failed |= self.converge(iam_object, outcomes)
+        pending = _unreachable(failed, outcomes)  # held and recorded: the reconciler applies them later
         for entry in entries:
-            if isinstance(failed.get(entry.key), MemberAccountUnreachable):
-                outcomes.pending.append(_pending(entry.key, failed.pop(entry.key)))  # the record stays
-            elif entry.key in failed:
+            if entry.key in pending:
+                continue
+            if entry.key in failed:
                 self._drop_holders(entry.key, {holder})
                 error = failed[entry.key]
                 gone = isinstance(error, PrincipalGone)
                 outcomes.alert_only.append({"entry": entry.key, "message": str(error), "gone": gone})
             elif self._confirm(entry.key, holder):
                 outcomes.applied.append(entry.key)
-        self._delete_unheld(failed)
+        self._delete_unheld(key for key in failed if key not in pending)
         return outcomes
 
     def release(self, holders: Iterable[str]) -> Outcomes:
@@ -304,9 +305,13 @@ class DenyBook:
                     outcomes.kept[item.entry] = others
                 else:
                     outcomes.lifted.append(item.entry)
+        failed: dict[str, Exception] = {}
         for iam_object in sorted({entry.iam_object for entry in touched}):
-            self.converge(iam_object, outcomes)
-        self._delete_unheld(entry.key for entry in touched)
+            failed |= self.converge(iam_object, outcomes)
+        # A lift in an unreachable member account keeps its record: the reconciler lifts it later.
+        unreachable = _unreachable(failed, outcomes)
+        outcomes.lifted = [key for key in outcomes.lifted if key not in unreachable]
+        self._delete_unheld(entry.key for entry in touched if entry.key not in unreachable)
         return outcomes
 
     def holders_of(self, entry: DenyEntry) -> frozenset[str]:
@@ -338,17 +343,21 @@ class DenyBook:
         objects = {DenyEntry.from_key(item.entry).iam_object for item in records}
         objects |= self.iam.attached_principals()
         gone = []
+        failed: dict[str, Exception] = {}
         for iam_object in sorted(objects):
-            for key, error in self.converge(iam_object, outcomes).items():
-                if isinstance(error, MemberAccountUnreachable):
-                    outcomes.pending.append(_pending(key, error))
-                elif isinstance(error, PrincipalGone):  # released and told once, not retried every sweep
-                    gone.append(key)
-                    self._drop_holders(key, set(self.holders_of(DenyEntry.from_key(key))))
-                    outcomes.fixes.append(f"{key}: {error}: its deny record was released")
-                else:
-                    outcomes.alert_only.append({"entry": key, "message": str(error)})
-        self._delete_unheld([item.entry for item in records] + gone)
+            failed |= self.converge(iam_object, outcomes)
+        unreachable = _unreachable(failed, outcomes)
+        for key, error in failed.items():
+            if key in unreachable:
+                continue
+            if isinstance(error, PrincipalGone):  # released and told once, not retried every sweep
+                gone.append(key)
+                self._drop_holders(key, set(self.holders_of(DenyEntry.from_key(key))))
+                outcomes.fixes.append(f"{key}: {error}: its deny record was released")
+            else:
+                outcomes.alert_only.append({"entry": key, "message": str(error)})
+        settled = [item.entry for item in records if item.entry not in unreachable]
+        self._delete_unheld(settled + gone)
         return outcomes
 
     # ------------------------------------------------------------------ IAM from the records
@@ -360,8 +369,9 @@ class DenyBook:
         try:
             iam = self._iam_in(account)
         except MemberAccountUnreachable as error:
-            if kind is EntryKind.SESSION:
-                return {f"{kind}:{name}/{session}": error for session in self._held_sessions(name)}
+            if kind is EntryKind.SESSION:  # every session record of the role, held or being lifted
+                prefix = f"{kind}:{name}/"
+                return {item.entry: error for item in DenyItem.scan(DenyItem.entry.startswith(prefix))}
             return {DenyEntry(kind, name).key: error}
         if kind is EntryKind.SESSION:
             return self._converge_sessions(iam, name, local_name, outcomes)
@@ -462,8 +472,14 @@ class DenyBook:
                     raise  # else: held again meanwhile, the record stays
 
 
-def _pending(key: str, error: MemberAccountUnreachable) -> dict[str, str]:
-    return {"entry": key, "account": error.account, "message": str(error)}
+def _unreachable(failed: dict[str, Exception], outcomes: Outcomes) -> set[str]:
+    """The entries of `failed` in a member account not reachable now, put in `outcomes.pending`."""
+    unreachable = {key: e for key, e in failed.items() if isinstance(e, MemberAccountUnreachable)}
+    outcomes.pending += [
+        {"entry": key, "account": error.account, "message": str(error)}
+        for key, error in sorted(unreachable.items())
+    ]
+    return set(unreachable)
 
 
 def describe_entry(key: str) -> str:

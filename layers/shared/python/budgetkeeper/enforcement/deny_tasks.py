@@ -74,6 +74,7 @@ class DenyTasks:
         windows = (state.get("restore") or {}).get("windows") or [state["window"]]
         outcome = self.book.release(budget_key(state["scope"], window) for window in windows)
         self._alert_rejected(outcome, state.get("execution"))
+        self._alert_unreachable(outcome, state.get("execution"))
         return {**state, "released": {"lifted": outcome.lifted, "kept": outcome.kept}}
 
     def reconcile(self) -> dict[str, Any]:
