@@ -371,7 +371,8 @@ class DenyBook:
         except MemberAccountUnreachable as error:
             if kind is EntryKind.SESSION:  # every session record of the role, held or being lifted
                 prefix = f"{kind}:{name}/"
-                return {item.entry: error for item in DenyItem.scan(DenyItem.entry.startswith(prefix))}
+                records = DenyItem.scan(DenyItem.entry.startswith(prefix), consistent_read=True)
+                return {item.entry: error for item in records}
             return {DenyEntry(kind, name).key: error}
         if kind is EntryKind.SESSION:
             return self._converge_sessions(iam, name, local_name, outcomes)

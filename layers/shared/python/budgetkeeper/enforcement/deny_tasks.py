@@ -109,9 +109,9 @@ class DenyTasks:
         for account in accounts:
             pending = [p for p in outcome.pending if p["account"] == account]
             note = (
-                f"{pending[0]['message']}. Not yet denied there: {', '.join(p['entry'] for p in pending)}. "
-                f"The denies stay recorded and are tried again at every reconcile until the "
-                f"{MEMBER_ROLE_NAME} role of account {account} can be assumed."
+                f"{pending[0]['message']}. Not yet denied or lifted there as their records say: "
+                f"{', '.join(p['entry'] for p in pending)}. They stay recorded and are tried again at "
+                f"every reconcile until the {MEMBER_ROLE_NAME} role of account {account} can be assumed."
             )
             logger.error("member account unreachable", account=account, entries=[p["entry"] for p in pending])
             self._publish("member_account_unreachable", f"account:{account}", note, execution)
