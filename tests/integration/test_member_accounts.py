@@ -19,7 +19,7 @@ from botocore.stub import Stubber
 from budgetkeeper.budgets.targets import Target, TargetKind, deny_target
 from budgetkeeper.enforcement import deny_tasks
 from budgetkeeper.enforcement.accounts import MEMBER_ROLE_NAME
-from budgetkeeper.enforcement.principals import iam_directory
+from budgetkeeper.enforcement.principals import iam_directory, why_not_suspendable
 from budgetkeeper.storage.tables import BudgetItem, DenyItem
 from devkit.harness.lambdas import invoke
 from devkit.harness.stack import ACCOUNT_ID
@@ -184,3 +184,14 @@ def test_a_release_in_an_unreachable_member_account_is_kept_until_the_reconciler
     report = invoke("DenyFunction", {"task": "reconcile"})
     assert f"{ALICE}: deny detached (no budget holds it)" in report["fixes"]
     assert member_denied(member) == set() and list(DenyItem.scan()) == []
+
+
+@pytest.mark.parametrize("scope", [ALICE, f"session:{MEMBER}/Shared/bob", f"role:{MEMBER}/App-BedrockRole"])
+def test_an_operator_may_suspend_a_member_accounts_principal(stack, scope):
+    # The operator's credentials see only the central account's IAM: the check leaves a member
+    # account's principal to the DenyFunction instead of calling it missing
+    assert why_not_suspendable(stack.client("iam"), scope) is None
+    assert (
+        why_not_suspendable(stack.client("iam"), "user:nobody")
+        == "cannot suspend user:nobody: there is no IAM user nobody"
+    )
