@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from budgetkeeper.domain.policies import BEDROCK_DENY_ACTIONS
+from budgetkeeper.enforcement.accounts import MEMBER_DENY_POLICY, MEMBER_ROLE_NAME, member_role_arn
 from budgetkeeper.enforcement.session_denies import OPT_IN_TAG_KEY, OPT_IN_TAG_VALUE
 from devkit.harness.template import TEMPLATE_PATH, load_template
 from tests.deployed_template import (
@@ -56,6 +57,14 @@ def test_the_member_deny_policy_is_the_central_stacks_document():
     assert here["PolicyDocument"] == central
     assert here["PolicyDocument"]["Statement"][0]["Action"] == list(BEDROCK_DENY_ACTIONS)
     assert here["Path"] == "/budgetkeeper/"
+
+
+def test_the_names_the_deny_function_reaches_are_the_templates():
+    resources = member()["Resources"]
+    assert member_role_arn("aws", ACCOUNT) == ENFORCEMENT_ROLE
+    assert resources["EnforcementRole"]["Properties"]["RoleName"] == MEMBER_ROLE_NAME
+    policy = resources["BedrockDenyPolicy"]["Properties"]
+    assert f"policy{policy['Path']}{policy['ManagedPolicyName']}" == MEMBER_DENY_POLICY
 
 
 def test_iam_resources_exist_once_per_account_in_the_enforcement_region():
