@@ -27,6 +27,7 @@ EVERYTHING_SET = {
     "KmsKeyArn": KMS_KEY_ARN,
     "IdentityCenterAdminRoleArn": "arn:aws:iam::999999999999:role/BudgetkeeperSso",
     "IdentityCenterRegion": "eu-west-1",
+    "OrganizationId": "o-a1b2c3d4e5",
     "NotificationSender": "budgets@example.com",
     "OperatorAlertEmail": "ops@example.com",
     "OperatorAlertPhone": "+15555550100",
@@ -328,3 +329,25 @@ def may_start_execution(
 def stack_roles(deployment: str = "defaults") -> list[str]:
     """The logical ids of the stack's roles."""
     return sorted(of_type(concrete_template(deployment), "AWS::IAM::Role"))
+
+
+def concrete_plain_template(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, Any]:
+    """A plain CloudFormation template (no SAM), its conditions evaluated and intrinsics resolved
+    as `concrete_template` does: for the templates under templates/."""
+    values = {name: str(spec.get("Default", "")) for name, spec in template["Parameters"].items()}
+    values.update(parameters)
+    conditions = {**template.get("Conditions", {})}
+    # A pseudo parameter in a condition is compared with its value, as CloudFormation would.
+    values_with_pseudo = {**values, **PSEUDO_PARAMETERS}
+    present = {
+        name: resource
+        for name, resource in template["Resources"].items()
+        if "Condition" not in resource
+        or _condition(conditions[resource["Condition"]], values_with_pseudo, conditions)
+    }
+    resources = _resolve(present, values_with_pseudo, conditions)
+    resolver = _Resolver(resources, values)
+    resolved = {
+        name: {**r, "Properties": resolver.resolve(r.get("Properties", {}))} for name, r in resources.items()
+    }
+    return {"Resources": resolved, "Parameters": values, "resolve": resolver.resolve}

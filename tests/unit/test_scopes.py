@@ -20,6 +20,7 @@ from budgetkeeper.domain.scopes import (
     is_application_inference_profile,
     parse_identity_arn,
     parse_scope,
+    split_account,
 )
 from budgetkeeper.domain.usage import Invocation, TokenCounts
 from devkit.harness.logs import load_invocation_log, log_message
@@ -556,6 +557,21 @@ USE_ONE_OF_KINDS = "use one of user, apikey, role, session, app, team, account, 
             "unknown:arn:aws:sts::xxxx",
             f"unknown scope kind 'unknown' in 'unknown:arn:aws:sts::xxxx': {USE_ONE_OF_KINDS}",
         ),
+        (
+            "user:prod/alice",
+            "'prod' in 'user:prod/alice' is not a 12-digit AWS account id: type e.g. user:alice, "
+            "or user:111122223333/alice for a member account's",
+        ),
+        (
+            "user:111122223333/BedrockAPIKey-x7k2",
+            "IAM user '111122223333/BedrockAPIKey-x7k2' is a Bedrock API-key user: "
+            "type apikey:111122223333/BedrockAPIKey-x7k2",
+        ),
+        (
+            "session:111122223333/Shared/bob/x",
+            "session scope 'session:111122223333/Shared/bob/x' needs <role name>/<session name>: "
+            "type e.g. session:AWSReservedSSO_Dev_1a2b/bob@example.com",
+        ),
     ],
 )
 def test_parse_scope_errors_say_what_to_type(text: str, message: str) -> None:
@@ -563,6 +579,33 @@ def test_parse_scope_errors_say_what_to_type(text: str, message: str) -> None:
         parse_scope(text)
 
     assert str(raised.value) == message
+
+
+@pytest.mark.parametrize(
+    ("text", "account", "local_name"),
+    [
+        ("user:alice", None, "alice"),
+        ("user:111122223333/alice", "111122223333", "alice"),
+        ("apikey:111122223333/BedrockAPIKey-x7k2", "111122223333", "BedrockAPIKey-x7k2"),
+        ("role:111122223333/ChatbotApp-BedrockRole", "111122223333", "ChatbotApp-BedrockRole"),
+        ("session:Shared/bob", None, "Shared/bob"),
+        # A role may be named with 12 digits: one slash is still <role>/<session>
+        ("session:111122223333/bob", None, "111122223333/bob"),
+        ("session:111122223333/Shared/bob", "111122223333", "Shared/bob"),
+    ],
+)
+def test_a_member_accounts_principal_names_its_account(
+    text: str, account: str | None, local_name: str
+) -> None:
+    scope = parse_scope(text)
+    assert str(scope) == text
+    assert split_account(scope.name, session=scope.kind is ScopeKind.SESSION) == (account, local_name)
+
+
+def test_team_and_app_names_name_no_account() -> None:
+    # Not IAM principals: a slash in their names is part of the name, as it was
+    assert str(parse_scope("team:data/eng")) == "team:data/eng"
+    assert str(parse_scope("app:111122223333/chat")) == "app:111122223333/chat"
 
 
 def test_attributed_scopes_parse_back_to_themselves() -> None:

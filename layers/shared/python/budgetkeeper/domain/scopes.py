@@ -25,6 +25,8 @@ class ScopeKind(StrEnum):
 
 
 SCOPE_KINDS: tuple[str, ...] = tuple(ScopeKind)
+# The IAM principals, whose names may name a member account (split_account).
+ACCOUNT_QUALIFIED_KINDS = frozenset({ScopeKind.USER, ScopeKind.APIKEY, ScopeKind.ROLE, ScopeKind.SESSION})
 UNKNOWN_SCOPE_KIND = "unknown"  # recorded and reported, never budgeted: see the module docstring
 API_KEY_USER_PREFIX = "BedrockAPIKey-"
 SSO_ROLE_PREFIX = "AWSReservedSSO_"
@@ -93,28 +95,46 @@ def parse_scope(text: str) -> Scope:
         )
     if kind is ScopeKind.ACCOUNT and not _ACCOUNT_PATTERN.fullmatch(name):
         raise InvalidScope(f"{name!r} is not a 12-digit AWS account id: type e.g. {example}")
-    if kind is ScopeKind.PROJECT and not _PROJECT_PATTERN.fullmatch(name):
+    account, local_name = None, name
+    if kind in ACCOUNT_QUALIFIED_KINDS:
+        account, local_name = split_account(name, session=kind is ScopeKind.SESSION)
+    if account is not None and not _ACCOUNT_PATTERN.fullmatch(account):
         raise InvalidScope(
-            f"{name!r} is not a bedrock-mantle project id (letters, digits, _.-): type e.g. {example}"
+            f"{account!r} in {text!r} is not a 12-digit AWS account id: type e.g. {example}, "
+            f"or {kind}:111122223333/{example.split(':', 1)[1]} for a member account's"
         )
     if kind is ScopeKind.SESSION:
-        role_name, slash, session_name = name.partition("/")
+        role_name, slash, session_name = local_name.partition("/")
         if not (
             slash and _IAM_NAME_PATTERN.fullmatch(role_name) and _IAM_NAME_PATTERN.fullmatch(session_name)
         ):
             raise InvalidScope(
                 f"session scope {text!r} needs <role name>/<session name>: type e.g. {example}"
             )
-    if kind in (ScopeKind.USER, ScopeKind.APIKEY, ScopeKind.ROLE) and not _IAM_NAME_PATTERN.fullmatch(name):
+    if kind in (ScopeKind.USER, ScopeKind.APIKEY, ScopeKind.ROLE) and not _IAM_NAME_PATTERN.fullmatch(
+        local_name
+    ):
         raise InvalidScope(f"{name!r} is not an IAM name (letters, digits, +=,.@_-): type e.g. {example}")
-    if kind is ScopeKind.USER and name.startswith(API_KEY_USER_PREFIX):
+    if kind is ScopeKind.USER and local_name.startswith(API_KEY_USER_PREFIX):
         raise InvalidScope(f"IAM user {name!r} is a Bedrock API-key user: type apikey:{name}")
-    if kind is ScopeKind.APIKEY and not name.startswith(API_KEY_USER_PREFIX):
+    if kind is ScopeKind.APIKEY and not local_name.startswith(API_KEY_USER_PREFIX):
         raise InvalidScope(
             f"API-key users are IAM users named {API_KEY_USER_PREFIX}...: type e.g. {example}, "
             f"or user:{name} for another IAM user"
         )
     return Scope(kind, name)
+
+
+def split_account(name: str, *, session: bool = False) -> tuple[str | None, str]:
+    """`111122223333/alice` -> ("111122223333", "alice"); a name of the stack's own account -> (None, name).
+
+    IAM names have no slash; a session's name is `<role>/<session>`, so it names an account when it
+    has two. The account part is returned as written: parse_scope checks it is 12 digits.
+    """
+    if name.count("/") != (2 if session else 1):
+        return None, name
+    account, _, local_name = name.partition("/")
+    return account, local_name
 
 
 def is_valid_scope_name(name: str) -> bool:

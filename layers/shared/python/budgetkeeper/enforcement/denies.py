@@ -18,6 +18,7 @@ from budgetkeeper.budgets.targets import Target, TargetKind
 from budgetkeeper.core import clock
 from budgetkeeper.core.errors import error_code
 from budgetkeeper.core.windows import iso_utc
+from budgetkeeper.domain.scopes import split_account
 from budgetkeeper.enforcement.identity_center import IdentityCenterConnection
 from budgetkeeper.enforcement.project_tags import ProjectTags, TagsUnavailable
 from budgetkeeper.enforcement.role_sessions import (
@@ -63,8 +64,8 @@ class DenyEntry:
     @property
     def iam_object(self) -> tuple[EntryKind, str]:
         """What one IAM write changes: the principal itself, or a role's set of denied sessions."""
-        if self.kind is EntryKind.SESSION:
-            return EntryKind.SESSION, self.name.split("/", 1)[0]
+        if self.kind is EntryKind.SESSION:  # `[<account>/]<role>/<session>`
+            return EntryKind.SESSION, self.name.rsplit("/", 1)[0]
         return self.kind, self.name
 
 
@@ -89,6 +90,7 @@ class Outcomes:
     alert_only: list[dict[str, Any]] = field(default_factory=list)  # entries that could not be denied
     fixes: list[str] = field(default_factory=list)  # what reconcile (or a converge) had to change
     rejected: list[dict[str, Any]] = field(default_factory=list)  # session policies read back, not ours
+    pending: list[dict[str, str]] = field(default_factory=list)  # held in a member account not reachable now
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -98,6 +100,7 @@ class Outcomes:
             "alert_only": self.alert_only,
             "fixes": self.fixes,
             "rejected": self.rejected,
+            "pending": self.pending,
         }
 
 
@@ -107,6 +110,15 @@ class CannotDeny(Exception):
 
 class PrincipalGone(CannotDeny):
     """The user, role or group no longer exists in IAM: there is nothing left to deny."""
+
+
+class MemberAccountUnreachable(Exception):
+    """A member account's enforcement role cannot be assumed now: the deny stays recorded and is
+    retried, and operators are told (not CannotDeny: the account may be reachable next time)."""
+
+    def __init__(self, account: str, message: str) -> None:
+        super().__init__(message)
+        self.account = account
 
 
 @dataclass
@@ -235,13 +247,15 @@ def _path(iam_denies: IamDenies) -> str:
 class DenyBook:
     """The deny records (DenyItem) and IAM, kept in agreement. The one writer of deny records."""
 
-    iam: IamDenies
+    iam: IamDenies  # the stack's own account
+    # A member account's IamDenies (budgetkeeper.enforcement.accounts); None: one-account stack.
+    member_accounts: Callable[[str], IamDenies] | None = None
 
     # ------------------------------------------------------------------ the workflow's steps
 
     def apply(self, holder: str, entries: Iterable[DenyEntry]) -> Outcomes:
         """Deny `entries` on behalf of `holder` (a budget key `scope|window`)."""
-        entries = sorted(set(entries))
+        entries = sorted({self._in_own_words(entry) for entry in entries})
         outcomes = Outcomes()
         now = iso_utc(clock.now())
         for entry in entries:  # recorded before IAM is touched
@@ -249,7 +263,10 @@ class DenyBook:
         failed: dict[str, Exception] = {}
         for iam_object in sorted({entry.iam_object for entry in entries}):
             failed |= self.converge(iam_object, outcomes)
+        pending = _unreachable(failed, outcomes)  # held and recorded: the reconciler applies them later
         for entry in entries:
+            if entry.key in pending:
+                continue
             if entry.key in failed:
                 self._drop_holders(entry.key, {holder})
                 error = failed[entry.key]
@@ -257,7 +274,7 @@ class DenyBook:
                 outcomes.alert_only.append({"entry": entry.key, "message": str(error), "gone": gone})
             elif self._confirm(entry.key, holder):
                 outcomes.applied.append(entry.key)
-        self._delete_unheld(failed)
+        self._delete_unheld(key for key in failed if key not in pending)
         return outcomes
 
     def release(self, holders: Iterable[str]) -> Outcomes:
@@ -274,9 +291,13 @@ class DenyBook:
                     outcomes.kept[item.entry] = others
                 else:
                     outcomes.lifted.append(item.entry)
+        failed: dict[str, Exception] = {}
         for iam_object in sorted({entry.iam_object for entry in touched}):
-            self.converge(iam_object, outcomes)
-        self._delete_unheld(entry.key for entry in touched)
+            failed |= self.converge(iam_object, outcomes)
+        # A lift in an unreachable member account keeps its record: the reconciler lifts it later.
+        unreachable = _unreachable(failed, outcomes)
+        outcomes.lifted = [key for key in outcomes.lifted if key not in unreachable]
+        self._delete_unheld(entry.key for entry in touched if entry.key not in unreachable)
         return outcomes
 
     def holders_of(self, entry: DenyEntry) -> frozenset[str]:
@@ -308,15 +329,21 @@ class DenyBook:
         objects = {DenyEntry.from_key(item.entry).iam_object for item in records}
         objects |= self.iam.attached_principals()
         gone = []
+        failed: dict[str, Exception] = {}
         for iam_object in sorted(objects):
-            for key, error in self.converge(iam_object, outcomes).items():
-                if isinstance(error, PrincipalGone):  # released and told once, not retried every sweep
-                    gone.append(key)
-                    self._drop_holders(key, set(self.holders_of(DenyEntry.from_key(key))))
-                    outcomes.fixes.append(f"{key}: {error}: its deny record was released")
-                else:
-                    outcomes.alert_only.append({"entry": key, "message": str(error)})
-        self._delete_unheld([item.entry for item in records] + gone)
+            failed |= self.converge(iam_object, outcomes)
+        unreachable = _unreachable(failed, outcomes)
+        for key, error in failed.items():
+            if key in unreachable:
+                continue
+            if isinstance(error, PrincipalGone):  # released and told once, not retried every sweep
+                gone.append(key)
+                self._drop_holders(key, set(self.holders_of(DenyEntry.from_key(key))))
+                outcomes.fixes.append(f"{key}: {error}: its deny record was released")
+            else:
+                outcomes.alert_only.append({"entry": key, "message": str(error)})
+        settled = [item.entry for item in records if item.entry not in unreachable]
+        self._delete_unheld(settled + gone)
         return outcomes
 
     # ------------------------------------------------------------------ IAM from the records
@@ -324,30 +351,54 @@ class DenyBook:
     def converge(self, iam_object: tuple[EntryKind, str], outcomes: Outcomes) -> dict[str, Exception]:
         """Make one IAM object carry exactly the denies its records hold; the entries that could not."""
         kind, name = iam_object
+        account, local_name = split_account(name)
+        try:
+            iam = self._iam_in(account)
+        except MemberAccountUnreachable as error:
+            if kind is EntryKind.SESSION:  # every session record of the role, held or being lifted
+                prefix = f"{kind}:{name}/"
+                records = DenyItem.scan(DenyItem.entry.startswith(prefix), consistent_read=True)
+                return {item.entry: error for item in records}
+            return {DenyEntry(kind, name).key: error}
         if kind is EntryKind.SESSION:
-            return self._converge_sessions(name, outcomes)
+            return self._converge_sessions(iam, name, local_name, outcomes)
         wanted = bool(self.holders_of(DenyEntry(kind, name)))
-        held = self.iam.holds(kind, name)
+        held = iam.holds(kind, local_name)
         try:
             if wanted and not held:
-                self.iam.attach(kind, name)
+                iam.attach(kind, local_name)
                 outcomes.fixes.append(f"{kind}:{name}: deny attached")
             elif held and not wanted:
-                self.iam.detach(kind, name)
+                iam.detach(kind, local_name)
                 outcomes.fixes.append(f"{kind}:{name}: deny detached (no budget holds it)")
         except CannotDeny as error:
             return {DenyEntry(kind, name).key: error}
         return {}
 
-    def _converge_sessions(self, role_name: str, outcomes: Outcomes) -> dict[str, Exception]:
+    def _in_own_words(self, entry: DenyEntry) -> DenyEntry:
+        """The stack's own account's principals are named without it: one record per principal."""
+        account, local_name = split_account(entry.name, session=entry.kind is EntryKind.SESSION)
+        own_account = self.iam.deny_policy_arn.split(":")[4]
+        return DenyEntry(entry.kind, local_name) if account == own_account else entry
+
+    def _iam_in(self, account: str | None) -> IamDenies:
+        if account is None:
+            return self.iam
+        if self.member_accounts is None:
+            raise MemberAccountUnreachable(account, f"account {account}: organization mode is not set up")
+        return self.member_accounts(account)
+
+    def _converge_sessions(
+        self, iam: IamDenies, role_name: str, local_role_name: str, outcomes: Outcomes
+    ) -> dict[str, Exception]:
         prefix = f"{EntryKind.SESSION}:{role_name}/"
         wanted = self._held_sessions(role_name)
-        denied = self.iam.denied_sessions(role_name)
+        denied = iam.denied_sessions(local_role_name)
         failed: dict[str, Exception] = {}
         # Lifts first: they make room in a session policy close to IAM's size limit.
         for session in sorted(denied - wanted):
             try:
-                self.iam.lift_session(role_name, session)
+                iam.lift_session(local_role_name, session)
                 outcomes.fixes.append(f"{prefix}{session}: session deny lifted (no budget holds it)")
             except SessionPolicyRejected as error:  # removed: every session of the role is undenied
                 outcomes.rejected.append(error.to_dict())
@@ -355,7 +406,7 @@ class DenyBook:
                 break
         for session in sorted(wanted - denied):
             try:
-                self.iam.deny_session(role_name, session)
+                iam.deny_session(local_role_name, session)
                 outcomes.fixes.append(f"{prefix}{session}: session denied")
             except CannotDeny as error:
                 failed[f"{prefix}{session}"] = error
@@ -406,6 +457,16 @@ class DenyBook:
             except DeleteError as error:
                 if error.cause_response_code != "ConditionalCheckFailedException":
                     raise  # else: held again meanwhile, the record stays
+
+
+def _unreachable(failed: dict[str, Exception], outcomes: Outcomes) -> set[str]:
+    """The entries of `failed` in a member account not reachable now, put in `outcomes.pending`."""
+    unreachable = {key: e for key, e in failed.items() if isinstance(e, MemberAccountUnreachable)}
+    outcomes.pending += [
+        {"entry": key, "account": error.account, "message": str(error)}
+        for key, error in sorted(unreachable.items())
+    ]
+    return set(unreachable)
 
 
 def describe_entry(key: str) -> str:

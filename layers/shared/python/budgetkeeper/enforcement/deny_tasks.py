@@ -23,6 +23,7 @@ from budgetkeeper.core.actors import RECONCILER, SYSTEM_ACTOR
 from budgetkeeper.core.observability import logger, metrics
 from budgetkeeper.core.settings import Settings
 from budgetkeeper.core.windows import iso_utc
+from budgetkeeper.enforcement.accounts import MEMBER_ROLE_NAME, MemberAccounts
 from budgetkeeper.enforcement.denies import DenyBook, IamDenies, Outcomes, entries_for
 from budgetkeeper.enforcement.identity_center import IdentityCenterConnection, connect_identity_center
 from budgetkeeper.enforcement.project_tags import ProjectTags
@@ -51,14 +52,17 @@ class DenyTasks:
             }
         outcome = self.book.apply(budget_key(state["scope"], state["window"]), entries)
         self._alert_rejected(outcome, state.get("execution"))
+        self._alert_unreachable(outcome, state.get("execution"))
         for failed in outcome.alert_only:
             logger.warning("cannot deny", entry=failed["entry"], detail=failed["message"])
         return {
             **state,
             "denies": {
-                "suspended": bool(outcome.applied) or spared,
+                # A deny pending in an unreachable member account is held, and retried until applied.
+                "suspended": bool(outcome.applied or outcome.pending) or spared,
                 "applied": outcome.applied,
                 "alert_only": outcome.alert_only,
+                "pending": outcome.pending,
             },
         }
 
@@ -71,6 +75,7 @@ class DenyTasks:
         windows = (restore["windows"] if restore else None) or [state["window"]]
         outcome = self.book.release(budget_key(state["scope"], window) for window in windows)
         self._alert_rejected(outcome, state.get("execution"))
+        self._alert_unreachable(outcome, state.get("execution"))
         return {**state, "released": {"lifted": outcome.lifted, "kept": outcome.kept}}
 
     def reconcile(self) -> dict[str, Any]:
@@ -78,6 +83,7 @@ class DenyTasks:
         outcome = self.book.reconcile(is_enforcing)
         metrics.add_metric(name="DenyFixes", unit=MetricUnit.Count, value=len(outcome.fixes))
         self._alert_rejected(outcome, None)
+        self._alert_unreachable(outcome, None)
         for refused in outcome.alert_only:  # IAM refuses (a quota): the next sweep tries again
             logger.error("deny not reconciled", extra=refused)
         for fix in outcome.fixes:
@@ -96,6 +102,20 @@ class DenyTasks:
             )
             logger.error("session policy rejected", **rejected)
             self._publish("session_policy_rejected", f"role:{rejected['role']}", note, execution)
+
+    def _alert_unreachable(self, outcome: Outcomes, execution: str | None) -> None:
+        """Each member account whose role could not be assumed, told to operators at every try."""
+        accounts = sorted({pending["account"] for pending in outcome.pending})
+        metrics.add_metric(name="MemberAccountsUnreachable", unit=MetricUnit.Count, value=len(accounts))
+        for account in accounts:
+            pending = [p for p in outcome.pending if p["account"] == account]
+            note = (
+                f"{pending[0]['message']}. Not yet denied or lifted there as their records say: "
+                f"{', '.join(p['entry'] for p in pending)}. They stay recorded and are tried again at "
+                f"every reconcile until the {MEMBER_ROLE_NAME} role of account {account} can be assumed."
+            )
+            logger.error("member account unreachable", account=account, entries=[p["entry"] for p in pending])
+            self._publish("member_account_unreachable", f"account:{account}", note, execution)
 
     def _publish(self, event_type: str, scope: str, note: str, execution: str | None) -> None:
         self.publisher.publish(
@@ -166,4 +186,4 @@ def build_deny_tasks(settings: Settings) -> DenyTasks:
     )
     iam = IamDenies(boto3.client("iam"), settings.deny_policy_arn, identity_center, projects)
     publisher = SnsPublisher.for_stack(settings)
-    return DenyTasks(DenyBook(iam), publisher)
+    return DenyTasks(DenyBook(iam, MemberAccounts(iam, boto3.client("sts"))), publisher)

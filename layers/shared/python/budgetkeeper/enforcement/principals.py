@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from budgetkeeper.budgets.targets import Directory, Target, TargetKind, deny_target
-from budgetkeeper.domain.scopes import ScopeKind, parse_scope
+from budgetkeeper.domain.scopes import ScopeKind, parse_scope, split_account
 from budgetkeeper.storage.readers import protection_of, team_session_scopes
 
 
@@ -54,12 +54,19 @@ def why_not_suspendable(iam: Any, scope: str) -> str | None:
 
 
 def _missing(iam: Any, target: Target) -> str | None:
+    # A member account's principal (organization mode) is not in this account's IAM: the
+    # DenyFunction, which alone may reach that account, reports it if it is gone.
+    if target.name and split_account(target.name)[0] is not None:
+        return None
     if target.kind == TargetKind.USER and not _exists(iam, "get_user", UserName=target.name):
         return f"there is no IAM user {target.name}"
     if target.kind == TargetKind.ROLE and not _exists(iam, "get_role", RoleName=target.name):
         return f"there is no IAM role {target.name}"
     if target.kind == TargetKind.SESSION:
-        roles = sorted({session.removeprefix("session:").split("/", 1)[0] for session in target.sessions})
+        names = [session.removeprefix("session:") for session in target.sessions]
+        if any(split_account(name, session=True)[0] is not None for name in names):
+            return None
+        roles = sorted({name.split("/", 1)[0] for name in names})
         if not any(_exists(iam, "get_role", RoleName=role) for role in roles):
             return f"there is no IAM role {', '.join(roles)} (the role its sessions are on)"
     return None

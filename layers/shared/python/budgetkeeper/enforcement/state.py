@@ -30,6 +30,7 @@ class Denies(TypedDict, total=False):
     applied: list[Any]
     alert_only: list[dict[str, Any]]
     would_apply: list[str]
+    pending: list[dict[str, str]]  # held in a member account not reachable now: retried
 
 
 class Restore(TypedDict):

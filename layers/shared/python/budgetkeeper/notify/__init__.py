@@ -36,6 +36,7 @@ TITLES = {
     "workflow_failed": "Budget workflow failed",
     "deny_reconciled": "IAM deny corrected to match the records",
     "session_policy_rejected": "Session policy in IAM was not Budgetkeeper's Deny: removed",
+    "member_account_unreachable": "Member account unreachable: its denies are not applied yet",
     "prices_refused": "Price List refresh stored but not activated",
     "billing_drift": "Metered Bedrock spend and the bill disagree",
     "batch_job_unmetered": "Batch inference job not metered",

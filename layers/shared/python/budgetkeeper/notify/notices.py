@@ -40,6 +40,7 @@ URGENT_NOTICES = frozenset(
         "protected_alert",
         "workflow_failed",
         "notification_failed",
+        "member_account_unreachable",
     }
 )
 
