@@ -95,10 +95,11 @@ test-scale: $(STAMP)
 
 # The model-based enforcement test (tests/model): `make test` runs it briefly and derandomized; here
 # it runs longer, from a fixed seed and then from a fresh one it prints (CI, at most 5 minutes on 2
-# cores); `make explore` runs until a failure or Ctrl-C. A failure prints the shortest sequence
-# found and the seed: `make explore SEED=<seed>` runs from it again.
+# cores: each run's two explorations side by side, a failure's shrinking cut at a minute);
+# `make explore` runs until a failure or Ctrl-C. A failure prints the shortest sequence found and
+# the seed: `make explore SEED=<seed>` runs from it again (and shrinks for up to 5 minutes).
 EXPLORE_FIXED_SEED := 26
-EXPLORE_BUDGET := MODEL_EXAMPLES=10 MODEL_STEPS=20
+EXPLORE_BUDGET := MODEL_EXAMPLES=15 MODEL_STEPS=12 MODEL_SHRINK_SECONDS=60
 MODEL_PYTEST := $(BIN)/pytest -q -p no:cacheprovider -n 2 -m model tests/model
 
 test-explore: $(STAMP)
