@@ -484,7 +484,9 @@ def part_eight(records: Sequence[dict[str, Any]], day: date) -> None:
     heading("8. What the suspensions saved")
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     offline = sum_for(records, "")
-    live = sum((line.cost_usd for line in usage_lines(start, start + timedelta(days=1))), Decimal(0))
+    # Runtime calls only: the batch job and the mantle project of 1b are not in the offline logs.
+    lines = usage_lines(start, start + timedelta(days=1))
+    live = sum((line.cost_usd for line in lines if not line.operation), Decimal(0))
     say(f"  The day's traffic, metered offline as if nothing had stopped it: {money.cents(offline)}")
     say(f"  Metered live, with the suspensions enforced by IAM:              {money.cents(live)}")
     say(f"  About {money.cents(offline - live)} was stopped by the suspensions.")

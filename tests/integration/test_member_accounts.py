@@ -78,7 +78,7 @@ def member(stack, settings):
 def apply_denies(stack, scope: str, execution: str = "run-1") -> dict:
     """The workflow's apply step, on the real DenyFunction handler, for a budget of `scope`."""
     target = deny_target(scope, iam_directory(stack.client("iam")))
-    state = {"scope": scope, "window": "daily", "decision": {"target": target.to_dict()}}
+    state = {"scope": scope, "window": "daily", "decision": {"next": "suspend", "target": target.to_dict()}}
     return invoke("DenyFunction", {"task": "apply_denies", "state": state, "execution": execution})
 
 

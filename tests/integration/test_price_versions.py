@@ -319,7 +319,7 @@ def test_an_override_prices_an_unknown_model_through_the_calculator_within_the_c
     [nova] = meter([converse_message(ALICE, NOVA_PRO, 1_000, 100, timestamp=now_iso())])
     assert nova["price_version"] == PriceTable.bundled().version
     # And `prices show` lists the override as in force, and the audit keeps who set it and why
-    _, listing, _ = cli("prices", "show")
+    _, listing, _ = cli("--wide", "prices", "show")
     assert NEW_MODEL in listing and "launched today" in listing
     [line] = AuditItem.query("prices")
     assert line.to_status == "override" and line.from_status == "no price"

@@ -71,7 +71,10 @@ def test_an_unknown_language_or_zone_is_refused_not_replaced(argv, message, caps
 
 def test_an_unknown_notice_lists_the_known_ones(capsys) -> None:
     assert main(["notices", "preview", "warnings"]) == 2
-    assert "no notice 'warnings': use all or one of billing_drift, cannot_suspend" in capsys.readouterr().err
+    assert (
+        "no notice 'warnings': use all or one of batch_job_unmetered, billing_drift, cannot_suspend"
+        in capsys.readouterr().err
+    )
 
 
 @pytest.mark.parametrize(

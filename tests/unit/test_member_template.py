@@ -13,7 +13,7 @@ import pytest
 
 from budgetkeeper.domain.policies import BEDROCK_DENY_ACTIONS
 from budgetkeeper.enforcement.accounts import MEMBER_DENY_POLICY, MEMBER_ROLE_NAME, member_role_arn
-from budgetkeeper.enforcement.session_denies import OPT_IN_TAG_KEY, OPT_IN_TAG_VALUE
+from budgetkeeper.enforcement.role_sessions import OPT_IN_TAG_KEY, OPT_IN_TAG_VALUE
 from devkit.harness.template import TEMPLATE_PATH, load_template
 from tests.deployed_template import (
     concrete_plain_template,

@@ -34,6 +34,8 @@ DATES_ARE_DATA = {
     "unit/test_cross_check_prices.py": "as-of and start dates of prices, data compared offline",
     "unit/test_record_rules.py": "timestamps of fixed records at the edges the parser refuses",
     "unit/test_fast_decode.py": "the day of generated records metered offline, which asks no clock",
+    "unit/test_budget_status.py": "a fixed window span given to the pure status rule, which asks no clock",
+    "unit/test_chart_labels.py": "a fixed report window drawn on a time axis, which asks no clock",
     "unit/test_meter_parity.py": "the day of generated records metered offline, which asks no clock",
     "unit/test_notice_words.py": "moments formatted per language and zone; samples follow the clock",
     "unit/test_cli_basics.py": "an audit line's time, formatted for people and kept for machines",

@@ -101,6 +101,21 @@ def sample_events(now: datetime) -> dict[str, NotificationEvent]:
             top_model=None,
             top_model_usd=None,
         ),
+        "batch_job_unmetered": budget_event(
+            "batch_job_unmetered",
+            scope="user:alice",
+            window=None,
+            actor="batch-jobs",
+            reason="the job's manifest.json.out is missing",
+            **quiet,
+        ),
+        "member_account_unreachable": budget_event(
+            "member_account_unreachable",
+            scope="account:111122223333",
+            window=None,
+            note="AccessDenied: not authorized to perform sts:AssumeRole",
+            **quiet,
+        ),
         "daily_summary": budget_event("daily_summary", scope="", window=None, **quiet),
     }
 
