@@ -14,6 +14,7 @@ from budgetkeeper.pricing.profiles import InferenceProfiles
 from budgetkeeper.storage.budget_rows import Change, create_budget
 from budgetkeeper.storage.tables import BudgetItem, RollupItem, TotalItem
 from devkit.harness.logs import cloudwatch_payload, converse_message
+from devkit.harness.template import load_template
 from tests.integration.test_usage_calculator import ACCOUNT, NOVA, expected_cost, run
 from tests.timeline import now_iso, window_id
 
@@ -42,6 +43,27 @@ def emf_lines(capsys) -> list[dict]:
     return [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
 
 
+def emitted_metric(emf: dict, name: str) -> tuple[str, str]:
+    """(namespace, metric name) of one metric of an EMF line."""
+    [directive] = emf["_aws"]["CloudWatchMetrics"]
+    assert name in {metric["Name"] for metric in directive["Metrics"]}
+    return directive["Namespace"], name
+
+
+def watched_by(alarm: str) -> set[tuple[str, str]]:
+    """The metrics an alarm of template.yaml reads, as (namespace, name). Their one dimension is
+    the service Powertools adds in Lambda (the template's POWERTOOLS_SERVICE_NAME; unset here)."""
+    template = load_template()
+    service = template["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+    metrics = [
+        query["MetricStat"]["Metric"]
+        for query in template["Resources"][alarm]["Properties"]["Metrics"]
+        if "MetricStat" in query
+    ]
+    assert all(metric["Dimensions"] == [{"Name": "service", "Value": service}] for metric in metrics)
+    return {(metric["Namespace"], metric["MetricName"]) for metric in metrics}
+
+
 def test_claims_beyond_the_cap_are_charged_to_app_other_and_counted(settings, capsys):
     # Given one caller claiming 5 more apps than the cap, one call each
     cap = DEFAULTS.app_claims_per_principal
@@ -56,6 +78,8 @@ def test_claims_beyond_the_cap_are_charged_to_app_other_and_counted(settings, ca
     # and operators see how many were folded
     [counts] = [line for line in emf_lines(capsys) if "AppClaimsFolded" in line]
     assert counts["AppClaimsFolded"] == [5.0]
+    # and the alarm that tells them watches that very metric, in the namespace and service it has
+    assert emitted_metric(counts, "AppClaimsFolded") in watched_by("CallerCapsAlarm")
 
 
 def test_unknown_models_beyond_the_cap_are_one_row_and_one_metric(settings, capsys):
@@ -67,8 +91,13 @@ def test_unknown_models_beyond_the_cap_are_one_row_and_one_metric(settings, caps
     models = {r.model: int(r.calls) for r in RollupItem.query("session:Worker/mallory")}
     assert models == {**{f"acme.made-up-{i}-v1:0": 1 for i in range(cap)}, OTHER_UNKNOWN_MODEL: 3, NOVA: 1}
     # and CloudWatch gets one Model dimension for all unpriced models, whatever their number
-    dimensions = {line["Model"] for line in emf_lines(capsys) if "Model" in line}
+    lines = emf_lines(capsys)
+    dimensions = {line["Model"] for line in lines if "Model" in line}
     assert dimensions == {"unknown", NOVA}
+    # and operators are alerted of the 3 folded, by the alarm that reads that metric
+    [counts] = [line for line in lines if "UnknownModelsFolded" in line]
+    assert counts["UnknownModelsFolded"] == [3.0]
+    assert emitted_metric(counts, "UnknownModelsFolded") in watched_by("CallerCapsAlarm")
 
 
 def test_a_new_session_gets_stored_default_budgets_only_above_the_floor(settings):
