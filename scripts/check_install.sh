@@ -7,6 +7,8 @@ python="${1:-python3}"
 venv="$(mktemp -d)/venv"
 trap 'rm -rf "$(dirname "$venv")"' EXIT
 "$python" -m venv "$venv"
+# setuptools builds in ./build/lib and keeps files of modules since moved: start it clean.
+rm -rf build/lib build/bdist.*
 "$venv/bin/pip" install --quiet --disable-pip-version-check .
 # Asked from another folder, so that this checkout's own folders are not on the import path.
 for kit in moto devkit cfnlint; do
@@ -20,13 +22,13 @@ done
 "$venv/bin/budgetkeeper" meter events/invocation_logs/ --group-by principal,model
 # The HTML report's template is package data: it must be installed with the command.
 (cd "$(dirname "$venv")" && "$venv/bin/python" -c \
-  "import budgetkeeper_cli.html_report as h; h._ENVIRONMENT.get_template('report.html.j2')")
+  "import budgetkeeper_cli.reports.html as h; h._ENVIRONMENT.get_template('report.html.j2')")
 # The console's templates are package data too, and its command is there.
 "$venv/bin/budgetkeeper" console --help >/dev/null
 (cd "$(dirname "$venv")" && "$venv/bin/python" -c "
-from budgetkeeper_cli.console import TABS, _ConsoleFlask
-app = _ConsoleFlask('budgetkeeper_cli.console', template_folder='templates')
-for name in ['console/base.html.j2', 'console/confirm.html.j2', 'console/run.html.j2'] + [f'console/{tab}.html.j2' for tab, _ in TABS]:
+from budgetkeeper_cli.console.app import TABS, _ConsoleFlask
+app = _ConsoleFlask('budgetkeeper_cli', template_folder='templates')
+for name in ['console/base.html.j2', 'console/confirm.html.j2', 'console/run.html.j2', 'console/scope.html.j2'] + [f'console/{tab}.html.j2' for tab, _ in TABS]:
     app.jinja_env.get_template(name)
 ")
 # The notice templates ship as package data: every language renders from the installed package.
