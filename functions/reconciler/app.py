@@ -6,7 +6,8 @@ import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from budgetkeeper.billing.reconcile import CurSource, daily
+from budgetkeeper.billing.cur import CurSource
+from budgetkeeper.billing.reconcile import daily
 from budgetkeeper.core.observability import logger, metrics, tracer
 from budgetkeeper.core.settings import get_settings, load_tunables
 from budgetkeeper.notify import SnsPublisher

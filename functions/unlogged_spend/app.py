@@ -19,7 +19,8 @@ from budgetkeeper.metering.batch_jobs import (
     job_created,
     unmetered_event,
 )
-from budgetkeeper.metering.calculator import build_usage_calculator, record_metrics
+from budgetkeeper.metering.batch_metrics import record_metrics
+from budgetkeeper.metering.calculator import build_usage_calculator
 from budgetkeeper.metering.mantle import MantleMeter
 from budgetkeeper.notify import SnsPublisher
 from budgetkeeper.storage.tables import bind_tables

@@ -19,7 +19,8 @@ import duckdb
 import pytest
 from botocore.stub import ANY, Stubber
 
-from budgetkeeper.billing.reconcile import CurSource, cost_explorer_request, cur_query
+from budgetkeeper.billing.cur import CurSource, cur_query
+from budgetkeeper.billing.reconcile import cost_explorer_request
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
 from devkit.harness.stack import LocalStack

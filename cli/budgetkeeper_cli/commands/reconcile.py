@@ -7,7 +7,8 @@ import sys
 from datetime import date, timedelta
 from typing import Any
 
-from budgetkeeper.billing.reconcile import CurSource, Level, Limits, ReconcileFailed, reconcile
+from budgetkeeper.billing.cur import CurSource, ReconcileFailed
+from budgetkeeper.billing.reconcile import Level, Limits, reconcile
 from budgetkeeper.core import clock
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 from budgetkeeper_cli.parsers import add_command

@@ -11,21 +11,20 @@ from __future__ import annotations
 import base64
 import functools
 import json
-from collections import Counter, defaultdict
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
 import boto3
-from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException
 
 from budgetkeeper.budgets.rules import Budget, crossing
 from budgetkeeper.core import clock
-from budgetkeeper.core.observability import logger, metrics
+from budgetkeeper.core.observability import logger
 from budgetkeeper.core.settings import Settings, Tunables
 from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.domain.log_records import (
@@ -59,9 +58,6 @@ from budgetkeeper.storage.tables import bind_tables, transaction_connection
 OK, DROPPED, FAILED = "Ok", "Dropped", "ProcessingFailed"
 # Lambda's synchronous response limit is 6 MB; keep a margin for the JSON around the records.
 RESPONSE_BUDGET_BYTES = 5_500_000
-# The EMF Model dimension of every unpriced model, and how many unknown ids a batch's log line names.
-UNKNOWN_MODEL_DIMENSION = "unknown"
-LOGGED_UNKNOWN_MODELS = 20
 # Failures that are not about one event: they fail the batch, and Firehose delivers it again.
 AWS_ERRORS = (ClientError, BotoCoreError, PynamoDBException)
 
@@ -450,83 +446,6 @@ def unknown_model_rates(tunables: Tunables) -> Rates | None:
     """The operators' rate for models the price table does not know, if they set one."""
     rate = tunables.unknown_model_usd_per_million
     return None if rate is None else Rates(input=rate[0], output=rate[1])
-
-
-def cost_by_model_and_team(
-    applied: UsageDeltas, named_models: Collection[str]
-) -> dict[str, dict[str, Decimal]]:
-    """The cost this batch added (never a redelivery's), by model and by team (calls with a team).
-
-    A model not in `named_models` (the priced ones) is the one dimension value UNKNOWN_MODEL_DIMENSION:
-    a caller can name any number of models, and each dimension value is a custom metric."""
-    costs: dict[str, dict[str, Decimal]] = {"Model": defaultdict(Decimal), "Team": defaultdict(Decimal)}
-    for (_, model, _, _, _, _, _, team, _), line in applied.lines.items():
-        costs["Model"][model if model in named_models else UNKNOWN_MODEL_DIMENSION] += line.cost_usd
-        if team:
-            costs["Team"][team.removeprefix("team:")] += line.cost_usd
-    return costs
-
-
-def record_metrics(report: BatchReport) -> None:
-    """EMF metrics of one batch; the unknown models are logged by id so operators can add prices."""
-    counts = {
-        "RecordsMetered": report.metered_events,
-        "BadEvents": report.bad_events,
-        "FailedRecords": report.failed_records,
-        "DedupeHits": report.commit.duplicate_payloads,
-        "UnknownModelCalls": sum(report.unknown_models.values()),
-        "EstimatedCalls": sum(report.estimated_models.values()),
-        "FallbackPricedCalls": sum(report.fallback_calls.values()),
-        "ProvisionedModelCalls": sum(report.provisioned_models.values()),
-        "ArchiveOverflowRecords": report.overflow_records,
-        "DynamoDBTransactions": report.commit.transactions,
-        "ProfileLookupsDeferred": report.profile_lookups_deferred,
-    }
-    for name, value in counts.items():
-        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
-    metrics.add_metric(name="CostMeteredUSD", unit=MetricUnit.NoUnit, value=float(report.cost_usd))
-    # One EMF line per model and per team (a dimension value per line), flushed here; unlike
-    # single_metric, a flush honours POWERTOOLS_METRICS_DISABLED.
-    for dimension, costs in cost_by_model_and_team(report.commit.applied, report.named_models).items():
-        for value, cost in sorted(costs.items()):
-            line = EphemeralMetrics(namespace=metrics.provider.namespace)
-            line.add_dimension(name=dimension, value=value)
-            line.add_metric(name="CostMeteredUSD", unit=MetricUnit.NoUnit, value=float(cost))
-            line.flush_metrics()
-    if report.unknown_models:
-        # The most called ones by id, so operators can add their prices; a count of the rest.
-        named = dict(report.unknown_models.most_common(LOGGED_UNKNOWN_MODELS))
-        others = len(report.unknown_models) - len(named)
-        logger.warning("unknown models priced at zero", models=named, other_models=others)
-    folded = report.folded
-    metrics.add_metric(name="AppClaimsFolded", unit=MetricUnit.Count, value=folded.app_claims.total())
-    metrics.add_metric(name="UnknownModelsFolded", unit=MetricUnit.Count, value=folded.unknown_model_calls)
-    if folded.app_claims:
-        logger.warning(
-            "app claims over the per-principal cap charged to app:(other)",
-            principals=dict(folded.app_claims.most_common(LOGGED_UNKNOWN_MODELS)),
-            principal_count=len(folded.app_claims),
-        )
-    for model in report.new_estimated_models:  # once per model, ever (usage_writer.first_estimate_of)
-        logger.warning(
-            "new model without a price: charged at a conservative estimate until its price arrives",
-            model=model,
-            calls=report.estimated_models[model],
-        )
-    if report.fallback_calls:
-        logger.warning("calls priced at a fallback rate", calls=dict(report.fallback_calls))
-    if report.bad_events:
-        logger.warning("bad events quarantined", count=report.bad_events, location=report.quarantine_uri)
-
-
-def record_failure(batch_id: str, error: Exception) -> None:
-    """A batch that raised: Firehose invokes the function again with the same records (then writes
-    them under `processing-failed/`), and the payload markers make that retry finish what this one
-    began without counting anything twice."""
-    logger.exception(
-        "batch not metered: Firehose delivers it again", batch=batch_id, error=describe_error(error)
-    )
-    metrics.add_metric(name="BatchesFailed", unit=MetricUnit.Count, value=1)
 
 
 def describe_error(error: BaseException) -> str:

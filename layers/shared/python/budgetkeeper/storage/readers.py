@@ -6,12 +6,10 @@ never grow with the default budgets callers mint (docs/architecture.md, "Bounded
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from budgetkeeper.budgets.rules import MANUAL_WINDOW
 from budgetkeeper.budgets.targets import AppClaims
 from budgetkeeper.domain.scopes import SCOPE_KINDS, ScopeKind
 from budgetkeeper.storage.keys import TotalKey, line_partition
@@ -86,16 +84,6 @@ def due_budget_rows() -> list[BudgetItem]:
     return list(BudgetItem.sweep_index.query(SWEEP_DUE))
 
 
-def all_budget_rows() -> list[BudgetItem]:
-    """Every budget row (one per budget; a session's defaults are stored only once it spends)."""
-    return list(BudgetItem.scan())
-
-
-def manual_suspension_rows() -> list[BudgetItem]:
-    """The rows of operators' suspensions (`manual`, `manual#<hold>`), whatever their status."""
-    return list(BudgetItem.scan(BudgetItem.window.startswith(MANUAL_WINDOW)))
-
-
 def spent_in_hours(scope: str, low_hour: str, high_hour: str) -> Decimal:
     """A scope's spend from its hourly rollups in the hours `low_hour` to `high_hour` - 1
     (`YYYY-MM-DDTHH`): buckets are `<hour>#<model>#<region>`, so between() stops before `high_hour`."""
@@ -109,16 +97,6 @@ def rollup_costs(scope: str, bucket_prefix: str) -> list[tuple[str, Decimal]]:
         (rollup.bucket, rollup.cost_usd)
         for rollup in RollupItem.query(scope, RollupItem.bucket.startswith(bucket_prefix))
     ]
-
-
-def unpriced_calls_by_model(day: str) -> dict[str, int]:
-    """Calls of one UTC day counted at 0 or at an estimate, by model, from the day's usage lines."""
-    calls: dict[str, int] = defaultdict(int)
-    not_priced = (RollupItem.unpriced_calls > 0) | (RollupItem.estimated_calls > 0)
-    for line in RollupItem.query(line_partition(day), filter_condition=not_priced):
-        if line.model:
-            calls[line.model] += int(line.unpriced_calls) + int(line.estimated_calls or 0)
-    return calls
 
 
 def team_scopes() -> list[str]:
