@@ -2,7 +2,7 @@
 
 The source says each Retry/Catch policy once, with YAML anchors. Step Functions gets plain JSON:
 `sam package` uploads the file named by DefinitionUri as it is, so nothing on the deploy path would
-resolve the anchors. tests/unit/test_state_machines.py checks the committed JSON is what this writes.
+resolve the anchors. tests/unit/template/test_state_machines.py checks the committed JSON is what this writes.
 """
 
 from __future__ import annotations

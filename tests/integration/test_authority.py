@@ -1,7 +1,7 @@
 """Who may start what, on the real state machine definition: each machine takes only its own actions.
 
 IAM lets the usage calculator and the monitor start the evaluation machine only, and only holders
-of the operators' policy start the operators' machine (tests/unit/test_template_security.py). Here:
+of the operators' policy start the operators' machine (tests/unit/template/test_template_security.py). Here:
 whatever the input says, the evaluation machine does no operator's action, and a due restore lifts
 only a suspension whose record calls for it.
 """

@@ -521,7 +521,7 @@ def test_credentials_failing_in_pynamodb_are_reported_the_same_way(
 
 
 # --------------------------------------------------------------------------- usage errors
-# Errors found in the arguments alone are tested without AWS in tests/unit/test_cli_parsing.py.
+# Errors found in the arguments alone are tested without AWS in tests/unit/cli/test_cli_parsing.py.
 
 
 def test_an_unknown_scope_kind_exits_2_says_what_to_type_and_changes_nothing(cli: Cli) -> None:

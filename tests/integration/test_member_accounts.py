@@ -25,7 +25,7 @@ from devkit.harness.lambdas import invoke
 from devkit.harness.stack import ACCOUNT_ID
 from devkit.harness.template import load_template
 from tests.integration.test_enforcement_workflow import notifications
-from tests.unit.test_member_template import MEMBER_TEMPLATE_PATH
+from tests.unit.template.test_member_template import MEMBER_TEMPLATE_PATH
 
 MEMBER = "111122223333"
 ALICE = f"user:{MEMBER}/alice"

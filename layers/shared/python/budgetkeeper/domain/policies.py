@@ -14,7 +14,7 @@ POLICY_VERSION = "2012-10-17"
 
 # The one list of actions a suspension denies: every action of the Bedrock services (bedrock,
 # bedrock-agentcore, bedrock-mantle, bedrock-websearch) that starts billed work, as IAM can express it.
-# template.yaml's BedrockDenyPolicy lists the same actions, and tests/unit/test_deny_coverage.py
+# template.yaml's BedrockDenyPolicy lists the same actions, and tests/unit/enforcement/test_deny_coverage.py
 # compares the list with the Service Authorization Reference as the pinned cfn-lint knows it: an
 # action there that is neither denied here nor reviewed as unable to spend fails the tests. Wildcards
 # keep the per-role session policy small (each entry is repeated in every statement).

@@ -1,7 +1,7 @@
 """Actions of the Bedrock services that a suspension does not deny, each reviewed: why it cannot spend.
 
-tests/unit/test_deny_coverage.py checks every action of the Service Authorization Reference (as the
-pinned cfn-lint ships it, in its lowercase spelling) for the `bedrock*` prefixes: it is denied by
+test_deny_coverage.py (beside this file) checks every action of the Service Authorization Reference
+(as the pinned cfn-lint ships it, in its lowercase spelling) for the `bedrock*` prefixes: it is denied by
 `budgetkeeper.domain.policies.BEDROCK_DENY_ACTIONS` or listed here. A new AWS action, after a cfn-lint
 upgrade, fails that test until someone decides: deny it (policies.py and template.yaml) or add it
 here with its reason. Each was reviewed for what it starts that AWS bills (model calls, embeddings,

@@ -2,7 +2,7 @@
 
 The Service Authorization Reference, as the pinned cfn-lint ships it (`Policies.json`), lists every
 IAM action. Each action of a `bedrock*` prefix is denied by `BEDROCK_DENY_ACTIONS` or reviewed in
-`tests/unit/bedrock_actions_reviewed.py` as unable to spend. A new action is a failure here, not a
+`tests/unit/enforcement/bedrock_actions_reviewed.py` as unable to spend. A new action is a failure here, not a
 silent gap.
 """
 
@@ -19,7 +19,7 @@ import pytest
 from budgetkeeper.domain.policies import BEDROCK_DENY_ACTIONS, SessionDenies, session_deny_document
 from devkit.harness.template import load_template
 from tests.iam_eval import document_fits
-from tests.unit.bedrock_actions_reviewed import NOT_SPENDING
+from tests.unit.enforcement.bedrock_actions_reviewed import NOT_SPENDING
 
 ROLE_ID = "AROA3XFRBF535PLBIFPI4"
 

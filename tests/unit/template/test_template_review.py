@@ -16,7 +16,7 @@ import pytest
 from devkit.harness.template import REPO_ROOT, load_template
 from tests.deployed_template import DEPLOYMENTS
 from tests.deployed_template import expanded_sam as _expanded_sam
-from tests.unit.test_template_security import _allow_statements, _as_list, _deployed
+from tests.unit.template.test_template_security import _allow_statements, _as_list, _deployed
 
 # The only S3 actions a request for which carries `s3:prefix` (Service Authorization Reference).
 ACTIONS_WITH_S3_PREFIX = {"s3:ListBucket", "s3:ListBucketVersions", "s3:ListBucketMultipartUploads"}

@@ -24,7 +24,7 @@ from budgetkeeper.notify.samples import SAMPLE_MODEL, sample_events, sample_summ
 
 RENDERER = Renderer()
 NOTICES = RENDERER.notices()
-ARTIFACTS = Path(__file__).resolve().parents[2] / "build" / "test-artifacts" / "notices"
+ARTIFACTS = Path(__file__).resolve().parents[3] / "build" / "test-artifacts" / "notices"
 # Words both languages write alike: names of products and services, and a few words of both.
 NAMES = ("bedrock", "budgetkeeper", "iam", "aws", "cloudtrail", "step", "functions", "slack", "openai", "api")
 SHARED_WORDS = frozenset((*NAMES, "utc", "us", "no", "a", "monitor", "manual", "compatible"))

@@ -27,7 +27,7 @@ from devkit.demo_data import generate_day
 from devkit.demo_data import teams as demo_teams
 from devkit.harness.logs import invocation_log_names, load_invocation_log, log_message
 from tests.reliability.test_bad_input import BAD_EVENTS
-from tests.unit.test_fast_decode import HOSTILE_TEXTS, standard_library_only
+from tests.unit.domain.test_fast_decode import HOSTILE_TEXTS, standard_library_only
 
 PRICES = PriceTable.bundled()
 TEAMS = demo_teams()

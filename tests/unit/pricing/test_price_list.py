@@ -1,4 +1,4 @@
-"""The Price List normaliser, fed through botocore's Stubber with responses kept in tests/unit/price_list/.
+"""The Price List normaliser, fed through botocore's Stubber with responses kept in price_list/ beside it.
 
 Expected unit prices (USD per 1M tokens) are written here by hand from the files' figures and units.
 """

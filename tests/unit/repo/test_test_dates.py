@@ -13,36 +13,36 @@ from pathlib import Path
 
 import pytest
 
-TESTS = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parents[2]
 DATE = re.compile(r"(?<!\d)(19|20)\d{2}-\d{2}-\d{2}")
 # Dates that are not days: IAM's policy language version, and a window's anchor (`days:7@2026-01-05`).
 NOT_A_DAY = re.compile(r"2012-10-17|days:\d+@\d{4}-\d{2}-\d{2}")
 
 DATES_ARE_DATA = {
     "conftest.py": "PINNED_MOMENT, the one place where the tests' clock is set",
-    "unit/test_windows.py": "window arithmetic on moments the test names",
-    "unit/test_records.py": "timestamps parsed out of fixed log records",
-    "unit/test_scopes.py": "attribution of a fixed invocation, which does not depend on its time",
-    "unit/test_usage_report.py": "offline reports over fixed records, with explicit --since/--until",
-    "unit/test_enforcement.py": "run names computed from window ids the test gives",
+    "unit/core/test_windows.py": "window arithmetic on moments the test names",
+    "unit/domain/test_records.py": "timestamps parsed out of fixed log records",
+    "unit/domain/test_scopes.py": "attribution of a fixed invocation, which does not depend on its time",
+    "unit/cli/test_usage_report.py": "offline reports over fixed records, with explicit --since/--until",
+    "unit/enforcement/test_enforcement.py": "run names computed from window ids the test gives",
     "integration/test_meter_command.py": "offline metering of fixed log files",
     "integration/test_meter_athena.py": "both engines over a fixed past day of logs",
-    "unit/test_athena_calls.py": "an Athena result row's hour, a fixed epoch read back",
+    "unit/cli/test_athena_calls.py": "an Athena result row's hour, a fixed epoch read back",
     "integration/test_usage_writer.py": "the writer stores the window ids it is handed, asks no clock",
     "integration/test_calendar_edges.py": "calendar edges, each test pinning its own clock",
-    "unit/test_test_dates.py": "the guard's own sample of what it catches",
-    "unit/test_cross_check_prices.py": "as-of and start dates of prices, data compared offline",
-    "unit/test_record_rules.py": "timestamps of fixed records at the edges the parser refuses",
-    "unit/test_fast_decode.py": "the day of generated records metered offline, which asks no clock",
-    "unit/test_budget_status.py": "a fixed window span given to the pure status rule, which asks no clock",
-    "unit/test_chart_labels.py": "a fixed report window drawn on a time axis, which asks no clock",
-    "unit/test_meter_parity.py": "the day of generated records metered offline, which asks no clock",
-    "unit/test_notice_words.py": "moments formatted per language and zone; samples follow the clock",
-    "unit/test_cli_basics.py": "an audit line's time, formatted for people and kept for machines",
+    "unit/repo/test_test_dates.py": "the guard's own sample of what it catches",
+    "unit/pricing/test_cross_check_prices.py": "as-of and start dates of prices, data compared offline",
+    "unit/domain/test_record_rules.py": "timestamps of fixed records at the edges the parser refuses",
+    "unit/domain/test_fast_decode.py": "the day of generated records metered offline; it asks no clock",
+    "unit/budgets/test_budget_status.py": "a fixed window span given to the pure status rule (no clock)",
+    "unit/cli/test_chart_labels.py": "a fixed report window drawn on a time axis, which asks no clock",
+    "unit/metering/test_meter_parity.py": "the day of generated records metered offline; it asks no clock",
+    "unit/notify/test_notice_words.py": "moments formatted per language and zone; samples follow the clock",
+    "unit/cli/test_cli_basics.py": "an audit line's time, formatted for people and kept for machines",
 }
 SYSTEM_CLOCK = re.compile(r"\b(datetime\.now|datetime\.utcnow|date\.today|time\.time|time\.gmtime)\(")
 SYSTEM_CLOCK_ALLOWED = {
-    "unit/test_test_dates.py": "this file names the calls it looks for",
+    "unit/repo/test_test_dates.py": "this file names the calls it looks for",
     "integration/test_tunables.py": "moves Powertools' own cache clock, which is not the product's",
 }
 
