@@ -24,17 +24,13 @@ from botocore.stub import Stubber
 
 from budgetkeeper.core import clock as product_clock
 from budgetkeeper.domain.scopes import project_arn
-from budgetkeeper.domain.usage import TokenCounts
 from budgetkeeper.enforcement.project_tags import SUSPENDED_TAG
 from budgetkeeper.metering.mantle import (
     MODEL_DIMENSION,
     NAMESPACE,
     PROJECT_DIMENSION,
-    ProjectUsage,
-    caller_estimate,
     settled_periods,
 )
-from budgetkeeper.pricing.table import PriceTable
 from budgetkeeper.storage.keys import line_partition
 from budgetkeeper.storage.tables import BudgetItem, RollupItem, TotalItem
 from devkit.harness.bedrock_events import scheduled_event
@@ -165,17 +161,6 @@ def test_a_project_budget_crossing_runs_the_workflow_and_the_project_is_denied(
         assert wait_for_execution(stack, run["executionArn"])["status"] == "SUCCEEDED"
         assert mantle.tags[arn] == {}
         assert ("TagResource", arn) in mantle.calls and ("UntagResource", arn) in mantle.calls
-
-
-def test_a_callers_share_of_a_project_is_an_estimate_adding_up_to_the_project():
-    # Given a project's 1,000,001 input tokens in a period and its callers' CloudTrail calls, 2 to 1
-    usage = ProjectUsage("proj_a", GPT_OSS, product_clock.now(), TokenCounts(input=1_000_001))
-    calls = {"user:alice": 2, "user:bob": 1}
-    shares = caller_estimate(usage, calls, PriceTable.bundled(), "us-east-1")
-    # Then each share is labelled an estimate, and the shares add up to the project's tokens
-    assert all(share.estimate for share in shares)
-    assert [(s.caller, s.tokens.input) for s in shares] == [("user:alice", 666_667), ("user:bob", 333_334)]
-    assert [s.cost_usd for s in shares] == [666_667 * IN_RATE / MILLION, 333_334 * IN_RATE / MILLION]
 
 
 def test_settled_periods_end_before_the_settle_delay():
