@@ -41,9 +41,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     kind = event.get("detail-type")
     if kind == SCHEDULED:
         account = event.get("account") or context.invoked_function_arn.split(":")[4]
-        cloudwatch = boto3.client("cloudwatch", region_name=settings.region)
-        meter = MantleMeter(build_usage_calculator(settings, tunables), cloudwatch, account, settings.region)
-        reports = meter.sweep(clock.now())
+        calculator = build_usage_calculator(settings, tunables)
+        reports = []
+        # The stack's Region and the others in use (their collectors forward events, not metrics).
+        for region in dict.fromkeys((settings.region, *tunables.regions)):
+            cloudwatch = boto3.client("cloudwatch", region_name=region)
+            reports += MantleMeter(calculator, cloudwatch, account, region).sweep(clock.now())
         for report in reports:
             record_metrics(report)
         return {"mantle_periods": len(reports), "charged": sum(r.commit.metered_payloads for r in reports)}
