@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -145,22 +145,22 @@ def project_callers(project: str, first_hour: str, last_hour: str) -> ProjectCal
     by_hour_model: dict[tuple[str, str, str], dict[str, int]] = defaultdict(dict)
     for count in counts:
         by_hour_model[(count.hour, count.model, count.region)][count.principal] = count.calls
-    totals: dict[tuple[str | None, str, str], list[Any]] = {}
+    summed: dict[tuple[str | None, str, str], CallerShare] = {}
     for rollup in project_rollups(project, first_hour, last_hour):
         key = (str(rollup.hour), str(rollup.model), str(rollup.region))
         for share in caller_estimate(
             project, key[1], key[2], rollup.token_counts(), rollup.cost_usd, by_hour_model.get(key, {})
         ):
-            summed = totals.setdefault(
-                (share.caller, share.model, share.region), [0, TokenCounts(), Decimal(0)]
+            before = summed.get((share.caller, share.model, share.region))
+            summed[(share.caller, share.model, share.region)] = (
+                share
+                if before is None
+                else replace(
+                    before,
+                    calls=before.calls + share.calls,
+                    tokens=before.tokens + share.tokens,
+                    cost_usd=before.cost_usd + share.cost_usd,
+                )
             )
-            summed[0] += share.calls
-            summed[1] += share.tokens
-            summed[2] += share.cost_usd
-    shares = [
-        CallerShare(caller, project, model, region, calls, tokens, cost)
-        for (caller, model, region), (calls, tokens, cost) in sorted(
-            totals.items(), key=lambda item: (item[0][0] is None, item[0][0] or "", item[0][1], item[0][2])
-        )
-    ]
+    shares = sorted(summed.values(), key=lambda s: (s.caller is None, s.caller or "", s.model, s.region))
     return ProjectCallers(project, shares, counts_truncated=len(counts) >= MAX_COUNTS_READ)
