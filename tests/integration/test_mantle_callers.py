@@ -151,3 +151,24 @@ def test_a_split_adds_up_to_the_project_in_whole_tokens_and_exact_dollars():
     assert [(s.caller, s.tokens.input) for s in shares] == [("user:alice", 666_667), ("user:bob", 333_334)]
     assert sum(s.cost_usd for s in shares) == cost(1_000_001, 0)
     assert shares[0].cost_usd == cost(1_000_001, 0) * 2 / 3 and all(s.estimate for s in shares)
+
+
+def test_doctor_warns_while_a_metered_project_has_no_caller_counted(metered_project, stack, capsys):
+    cli = OperatorCli(stack, capsys)
+
+    def mantle_row() -> dict:
+        _, out, _ = cli("doctor", "--format", "json")
+        [row] = [row for row in json.loads(out) if row["check"] == "mantle callers"]
+        return row
+
+    # Given proj_a metered and no trail delivering its calls: doctor warns, with what to do
+    row = mantle_row()
+    assert (
+        row["result"] == "warn"
+        and "1 of 1 bedrock-mantle project(s)" in row["detail"]
+        and "(proj_a)" in row["detail"]
+    )
+    assert "AWS::BedrockMantle::Project" in row["fix"]
+    # When a call of it is counted, doctor is content
+    call(ALICE)
+    assert mantle_row()["result"] == "ok"
