@@ -13,13 +13,8 @@ from decimal import Decimal
 from budgetkeeper.core import money
 from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.domain.usage import TokenCounts
-from budgetkeeper.metering.mantle import (
-    MODEL_DIMENSION,
-    NAMESPACE,
-    PROJECT_DIMENSION,
-    ProjectUsage,
-    caller_estimate,
-)
+from budgetkeeper.metering.mantle import MODEL_DIMENSION, NAMESPACE, PROJECT_DIMENSION
+from budgetkeeper.metering.mantle_callers import project_callers
 from budgetkeeper.pricing.rates import price_invocation
 from budgetkeeper.pricing.table import PriceTable
 from budgetkeeper.storage.tables import RollupItem
@@ -28,6 +23,7 @@ from devkit.harness.bedrock_events import (
     batch_job_created,
     batch_job_ended,
     batch_manifest,
+    mantle_inference,
     scheduled_event,
     write_batch_outputs,
 )
@@ -43,7 +39,8 @@ OUTPUT = "s3://demo-batch-output/digests/"
 JOB_RECORDS, JOB_INPUT, JOB_OUTPUT = 20_000, 40_000_000, 8_000_000
 PROJECT, MANTLE_MODEL = "proj_research", "openai.gpt-oss-120b-1:0"
 PROJECT_INPUT, PROJECT_OUTPUT = 6_000_000, 1_500_000
-CLOUDTRAIL_CALLS = {"user:bob": 30, "user:carol": 20}  # the project's callers, as CloudTrail counts them
+# The project's callers' CreateInference calls, as a trail logging bedrock-mantle data events sends them.
+PROJECT_CALLS = {f"arn:aws:iam::{ACCOUNT}:user/bob": 30, f"arn:aws:iam::{ACCOUNT}:user/carol": 20}
 
 
 def part_unlogged(stack: LocalStack, stack_name: str, day: ManualClock) -> None:
@@ -118,10 +115,18 @@ def part_unlogged(stack: LocalStack, stack_name: str, day: ManualClock) -> None:
         "          Over its budget, the project would be tagged suspended, "
         "and MantleProjectGuardPolicy denies it."
     )
-    project_usage = ProjectUsage(
-        PROJECT, MANTLE_MODEL, period, TokenCounts(input=PROJECT_INPUT, output=PROJECT_OUTPUT)
-    )
-    shares = caller_estimate(project_usage, CLOUDTRAIL_CALLS, PriceTable.bundled(), "us-east-1")
+    called = iso_utc(period + timedelta(minutes=1))
+    for caller, calls in PROJECT_CALLS.items():
+        for _ in range(calls):
+            invoke(
+                "UnloggedSpendFunction",
+                mantle_inference(caller, PROJECT, MANTLE_MODEL, called, account=ACCOUNT),
+            )
+    hour = period.strftime("%Y-%m-%dT%H")
+    shares = project_callers(PROJECT, hour, hour).shares
     told = ", ".join(f"{share.caller} about {money.dollars(share.cost_usd)}" for share in shares)
-    say(f"          Who spent it, an ESTIMATE from their CloudTrail calls (never used to deny): {told}.")
+    say(
+        "          Who spent it, an ESTIMATE from their CreateInference calls in CloudTrail "
+        f"(never used to deny): {told}."
+    )
     day.set(midnight)

@@ -12,8 +12,11 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from budgetkeeper.core import clock, money
-from budgetkeeper.metering.usage_lines import HOUR, usage_lines
+from budgetkeeper.domain.usage import MANTLE_OPERATION
+from budgetkeeper.metering.usage_lines import HOUR, HOUR_FORMAT, usage_lines
 from budgetkeeper.pricing.table import PriceBasis
+from budgetkeeper.storage.mantle_calls import call_counts
+from budgetkeeper.storage.tables import RollupItem
 from budgetkeeper_cli.bedrock_logging import check_regions, regions_in_use
 from budgetkeeper_cli.rendering import Column
 from budgetkeeper_cli.reports.aggregation import Totals
@@ -42,12 +45,14 @@ class Finding:
 
 
 def diagnose(stack: Stack, regions: tuple[str, ...] | None) -> Iterator[Finding]:
+    week = _LastWeek()
     checks: tuple[tuple[str, Callable[[], Iterator[Finding]]], ...] = (
         ("logging", lambda: _logging(stack, regions)),
         ("tables", lambda: _tables(stack)),
         ("state machines", lambda: _state_machines(stack)),
         ("deny policy", lambda: _deny_policy(stack)),
-        ("prices", _prices),
+        ("prices", lambda: _prices(week)),
+        ("mantle callers", lambda: _mantle_callers(week)),
         ("parameters", lambda: _tunables(stack)),
         ("notifications", lambda: _notifications(stack)),
         ("Slack", lambda: _slack(stack)),
@@ -87,11 +92,25 @@ def _tables(stack: Stack) -> Iterator[Finding]:
 PRICES_LOOKBACK = timedelta(days=7)
 
 
-def _prices() -> Iterator[Finding]:
+class _LastWeek:
+    """The usage lines of the last PRICES_LOOKBACK, read once for the checks that need them."""
+
+    def __init__(self) -> None:
+        self.until = clock.now().replace(minute=0, second=0, microsecond=0) + HOUR
+        self.since = self.until - PRICES_LOOKBACK
+        self._lines: list[RollupItem] | None = None
+
+    @property
+    def lines(self) -> list[RollupItem]:
+        if self._lines is None:
+            self._lines = list(usage_lines(self.since, self.until))
+        return self._lines
+
+
+def _prices(week: _LastWeek) -> Iterator[Finding]:
     """How many metered calls of the last PRICES_LOOKBACK were not priced exactly, from the usage lines."""
-    until = clock.now().replace(minute=0, second=0, microsecond=0) + HOUR
     totals = Totals()
-    for line in usage_lines(until - PRICES_LOOKBACK, until):
+    for line in week.lines:
         totals.add_line(line)
     flagged = +totals.flagged
     if not flagged:
@@ -114,6 +133,37 @@ def _prices() -> Iterator[Finding]:
         f"of {totals.calls:,} calls in the last 7 days: {'; '.join(parts)}",
         "the daily price refresh supplies the rows it finds; for the others, "
         "budgetkeeper prices override MODEL --region REGION --input N --output N --reason WHY",
+    )
+
+
+def _mantle_callers(week: _LastWeek) -> Iterator[Finding]:
+    """Whether the bedrock-mantle projects metered lately have callers counted (CloudTrail data
+    events): without them `estimate --project` cannot say who spent a project's spend."""
+    projects = sorted(
+        {
+            str(line.principal).removeprefix("project:")
+            for line in week.lines
+            if line.operation == MANTLE_OPERATION
+        }
+    )
+    if not projects:
+        return
+    first, last = week.since.strftime(HOUR_FORMAT), (week.until - HOUR).strftime(HOUR_FORMAT)
+    uncounted = [project for project in projects if not any(call_counts(project, first, last, limit=1))]
+    if not uncounted:
+        detail = (
+            f"callers counted for the {len(projects):,} bedrock-mantle project(s) metered in the last 7 days"
+        )
+        yield Finding("mantle callers", OK, detail)
+        return
+    yield Finding(
+        "mantle callers",
+        WARN,
+        f"{len(uncounted):,} of {len(projects):,} bedrock-mantle project(s) metered in the last 7 days "
+        f"have no caller counted ({', '.join(uncounted[:5])}{', ...' if len(uncounted) > 5 else ''}): "
+        "`budgetkeeper estimate --project` cannot say who spent them (their spend is metered all the same)",
+        "log bedrock-mantle data events with a trail: an advanced event selector for "
+        "AWS::BedrockMantle::Project (README, 'Who in a project spent it')",
     )
 
 

@@ -1,6 +1,8 @@
 """What AWS sends and writes for Bedrock spend no invocation log records, as its references show it:
 the EventBridge events of a batch inference job (its CreateModelInvocationJob call through
-CloudTrail, its state change), the outputs the job writes to S3, and the schedule's event."""
+CloudTrail, its state change), the outputs the job writes to S3, a bedrock-mantle CreateInference
+call (a CloudTrail data event, as AWS's "Monitor bedrock-mantle API calls using CloudTrail" shows
+it) and the schedule's event."""
 
 from __future__ import annotations
 
@@ -115,4 +117,56 @@ def scheduled_event(account: str, at: str, region: str = REGION) -> dict[str, An
         "region": region,
         "resources": [],
         "detail": {},
+    }
+
+
+def mantle_inference(
+    caller: str,
+    project: str,
+    model: str,
+    at: str,
+    *,
+    account: str,
+    region: str = REGION,
+    error_code: str | None = None,
+) -> dict[str, Any]:
+    """The "AWS API Call via CloudTrail" event of a bedrock-mantle CreateInference call (a data event
+    a trail logs for AWS::BedrockMantle::Project)."""
+    return {
+        "version": "0",
+        "id": f"mantle-{project}-{at}",
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.bedrock-mantle",
+        "account": account,
+        "time": at,
+        "region": region,
+        "resources": [],
+        "detail": {
+            "eventVersion": "1.08",
+            "userIdentity": {"type": "IAMUser", "arn": caller, "accountId": account},
+            "eventTime": at,
+            "eventSource": "bedrock-mantle.amazonaws.com",
+            "eventName": "CreateInference",
+            "awsRegion": region,
+            "requestParameters": {
+                "model": model,
+                "stream": False,
+                "service_tier": "default",
+                "callWithBearerToken": False,
+            },
+            "responseElements": None,
+            **({"errorCode": error_code} if error_code else {}),
+            "readOnly": False,
+            "eventType": "AwsApiCall",
+            "managementEvent": False,
+            "recipientAccountId": account,
+            "eventCategory": "Data",
+            "resources": [
+                {
+                    "accountId": account,
+                    "type": "AWS::BedrockMantle::Project",
+                    "ARN": f"arn:aws:bedrock-mantle:{region}:{account}:project/{project}",
+                }
+            ],
+        },
     }

@@ -1,5 +1,6 @@
 """Bedrock spend no invocation log records: batch inference jobs (EventBridge: the job's creation
-through CloudTrail, its end) and bedrock-mantle projects (a schedule reading CloudWatch)."""
+through CloudTrail, its end) and bedrock-mantle projects (a schedule reading CloudWatch; each
+CreateInference call CloudTrail delivers counted to its caller, for the per-caller estimate)."""
 
 from typing import Any
 
@@ -22,6 +23,7 @@ from budgetkeeper.metering.batch_jobs import (
 from budgetkeeper.metering.batch_metrics import record_metrics
 from budgetkeeper.metering.calculator import build_usage_calculator
 from budgetkeeper.metering.mantle import MantleMeter
+from budgetkeeper.metering.mantle_callers import CREATE_INFERENCE, BadMantleEvent, record_call
 from budgetkeeper.notify import SnsPublisher
 from budgetkeeper.storage.tables import bind_tables
 
@@ -39,13 +41,21 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     kind = event.get("detail-type")
     if kind == SCHEDULED:
         account = event.get("account") or context.invoked_function_arn.split(":")[4]
-        cloudwatch = boto3.client("cloudwatch", region_name=settings.region)
-        meter = MantleMeter(build_usage_calculator(settings, tunables), cloudwatch, account, settings.region)
-        reports = meter.sweep(clock.now())
+        calculator = build_usage_calculator(settings, tunables)
+        reports = []
+        # The stack's Region and the others in use (their collectors forward events, not metrics).
+        for region in dict.fromkeys((settings.region, *tunables.regions)):
+            cloudwatch = boto3.client("cloudwatch", region_name=region)
+            reports += MantleMeter(calculator, cloudwatch, account, region).sweep(clock.now())
         for report in reports:
             record_metrics(report)
         return {"mantle_periods": len(reports), "charged": sum(r.commit.metered_payloads for r in reports)}
     try:
+        if kind == CLOUDTRAIL_CALL and (event.get("detail") or {}).get("eventName") == CREATE_INFERENCE:
+            bind_tables(settings)
+            call = record_call(event, tunables.usage_retention_days * 86_400)
+            metrics.add_metric(name="MantleCallsCounted", unit=MetricUnit.Count, value=1)
+            return {"counted": call.project}
         if kind == CLOUDTRAIL_CALL:
             bind_tables(settings)
             creator = job_created(event, tunables.usage_retention_days * 86_400)
@@ -60,9 +70,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             record_metrics(charged)
             return {"charged": charged.commit.metered_payloads > 0, "cost_usd": str(charged.cost_usd)}
         raise BadJobEvent(f"no rule sends {kind!r} here")
-    except BadJobEvent as error:
+    except (BadJobEvent, BadMantleEvent) as error:
         logger.warning("event not metered", reason=str(error))
-        metrics.add_metric(name="BadBatchJobEvents", unit=MetricUnit.Count, value=1)
+        name = "BadMantleCallEvents" if isinstance(error, BadMantleEvent) else "BadBatchJobEvents"
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
         return {"error": str(error)}
     except JobNotMetered as error:
         logger.error("batch job not metered", job=error.job_arn, reason=error.reason)

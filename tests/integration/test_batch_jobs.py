@@ -35,9 +35,14 @@ JOB = f"arn:aws:bedrock:us-east-1:{ACCOUNT}:model-invocation-job/abc123xyz"
 SONNET_45 = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 BUCKET, PREFIX = "batch-out", "results"
 MILLION = Decimal(1_000_000)
-# The batch rates of the model (input, output); cache tokens have no batch rate: charged as input.
+# The batch rates of the model (input, output); it has no batch cache rates: its cache tokens are
+# charged at its on-demand cache rates (read, 5-minute write), flagged.
 BATCH_IN, BATCH_OUT = Decimal("1.65"), Decimal("8.25")
 ON_DEMAND_IN, ON_DEMAND_OUT = Decimal("3.30"), Decimal("16.50")
+ON_DEMAND_CACHE_READ, ON_DEMAND_CACHE_WRITE = Decimal("0.33"), Decimal("4.125")
+# A model whose batch row has cache rates (GLM 5.3, US profile): input, output, cache read, cache write.
+GLM = "us.zai.glm-5.3"
+GLM_BATCH = (Decimal("0.924"), Decimal("2.904"), Decimal("0.1716"), Decimal("1.155"))
 
 
 OUTPUT = f"s3://{BUCKET}/{PREFIX}/"
@@ -77,24 +82,54 @@ def test_a_completed_job_is_charged_once_to_its_creator_at_the_batch_rate(settin
     write_outputs(stack, batch_manifest(1_000_000, 200_000, 100), records)
     # When the job's end is delivered, then delivered again, then the function is retried with it
     outcomes = [invoke("UnloggedSpendFunction", ended()) for _ in range(3)]
-    # Then alice is charged once, at the batch rate, to the nano-dollar
-    expected = (1_000_000 * BATCH_IN + 200_000 * BATCH_OUT + 50_000 * BATCH_IN) / MILLION
-    assert expected == Decimal("3.3825")
+    # Then alice is charged once, at the batch rate (its cache reads at the on-demand cache-read
+    # rate: the model has no batch cache rate), to the nano-dollar
+    expected = (1_000_000 * BATCH_IN + 200_000 * BATCH_OUT + 50_000 * ON_DEMAND_CACHE_READ) / MILLION
+    assert expected == Decimal("3.3165")
     assert alice_daily() == expected
     assert [outcome["charged"] for outcome in outcomes] == [True, False, False]
-    # And that is half the on-demand price of the same tokens
-    assert expected * 2 == (1_050_000 * ON_DEMAND_IN + 200_000 * ON_DEMAND_OUT) / MILLION
-    # And her rollup shows the batch tier, her usage line the batch operation
+    # And its input and output are half the on-demand price of the same tokens
+    assert (expected - 50_000 * ON_DEMAND_CACHE_READ / MILLION) * 2 == (
+        1_000_000 * ON_DEMAND_IN + 200_000 * ON_DEMAND_OUT
+    ) / MILLION
+    # And her rollup shows the batch tier, flagged for the cache tokens priced off the batch tier;
+    # her usage line the batch operation
     [rollup] = RollupItem.query("user:alice")
     assert (rollup.service_tier, rollup.calls, rollup.cache_read_tokens) == ("batch", 1, 50_000)
+    assert rollup.tier_fallback_calls == 1
     [line] = RollupItem.query(line_partition(now_iso()[:10]))
     assert (line.operation, line.identity_arn, line.cost_usd) == ("batch", ALICE, expected)
+
+
+def test_a_job_of_a_model_with_batch_cache_rates_prices_its_cache_tokens_at_them(settings, stack, clock):
+    # Given alice's GLM 5.3 job: 400K input and 100K output tokens by its manifest, and in its
+    # records 80K cache-read and 20K cache-write tokens
+    job = batch_job_created(ALICE, JOB, GLM, OUTPUT, now_iso(), account=ACCOUNT)
+    invoke("UnloggedSpendFunction", job)
+    usage = {"input_tokens": 4_000, "output_tokens": 1_000}
+    records = [{**usage, "cache_read_input_tokens": 800, "cache_creation_input_tokens": 200}] * 100
+    write_outputs(stack, batch_manifest(400_000, 100_000, 100), records)
+    # When the job ends
+    assert invoke("UnloggedSpendFunction", ended())["charged"]
+    # Then every token kind is charged at the model's batch rate, to the nano-dollar, unflagged
+    batch_in, batch_out, batch_read, batch_write = GLM_BATCH
+    expected = (
+        400_000 * batch_in + 100_000 * batch_out + 80_000 * batch_read + 20_000 * batch_write
+    ) / MILLION
+    assert expected == Decimal("0.696828")
+    assert alice_daily() == expected
+    [rollup] = RollupItem.query("user:alice")
+    assert (rollup.service_tier, rollup.cache_write_5m_tokens, rollup.tier_fallback_calls) == (
+        "batch",
+        20_000,
+        None,
+    )
 
 
 def test_a_crossing_by_a_job_starts_the_workflow_also_when_the_first_attempt_died(
     settings, stack, clock, monkeypatch
 ):
-    # Given alice's daily budget of 1 USD and a job of hers that costs 3.3825 USD
+    # Given alice's daily budget of 1 USD and a job of hers that costs 3.3 USD
     BudgetItem("user:alice", "daily", limit_usd=Decimal(1), grace_seconds=0).save()
     invoke("UnloggedSpendFunction", created())
     write_outputs(stack, batch_manifest(1_000_000, 200_000, 100), [])

@@ -54,7 +54,8 @@ def test_the_demo_tells_the_whole_life_of_a_budget(clock, tmp_path):
         "dave is charged $1.26 at the batch rate (on demand the same tokens cost $2.52)",
         "The same event delivered again charged nothing.",
         "project:proj_research is charged $1.80 of its 20 USD daily budget.",
-        "an ESTIMATE from their CloudTrail calls (never used to deny)",
+        "an ESTIMATE from their CreateInference calls in CloudTrail "
+        "(never used to deny): user:bob about $1.08, user:carol about $0.72.",
         "BUDGET WARNING: user:alice (daily)",
         "BUDGET EXCEEDED: SUSPENSION FOLLOWS THE GRACE PERIOD: user:alice (daily)",
         "BEDROCK ACCESS SUSPENDED: user:alice (daily)",

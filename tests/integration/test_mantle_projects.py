@@ -24,17 +24,13 @@ from botocore.stub import Stubber
 
 from budgetkeeper.core import clock as product_clock
 from budgetkeeper.domain.scopes import project_arn
-from budgetkeeper.domain.usage import TokenCounts
 from budgetkeeper.enforcement.project_tags import SUSPENDED_TAG
 from budgetkeeper.metering.mantle import (
     MODEL_DIMENSION,
     NAMESPACE,
     PROJECT_DIMENSION,
-    ProjectUsage,
-    caller_estimate,
     settled_periods,
 )
-from budgetkeeper.pricing.table import PriceTable
 from budgetkeeper.storage.keys import line_partition
 from budgetkeeper.storage.tables import BudgetItem, RollupItem, TotalItem
 from devkit.harness.bedrock_events import scheduled_event
@@ -167,19 +163,41 @@ def test_a_project_budget_crossing_runs_the_workflow_and_the_project_is_denied(
         assert ("TagResource", arn) in mantle.calls and ("UntagResource", arn) in mantle.calls
 
 
-def test_a_callers_share_of_a_project_is_an_estimate_adding_up_to_the_project():
-    # Given a project's 1,000,001 input tokens in a period and its callers' CloudTrail calls, 2 to 1
-    usage = ProjectUsage("proj_a", GPT_OSS, product_clock.now(), TokenCounts(input=1_000_001))
-    calls = {"user:alice": 2, "user:bob": 1}
-    shares = caller_estimate(usage, calls, PriceTable.bundled(), "us-east-1")
-    # Then each share is labelled an estimate, and the shares add up to the project's tokens
-    assert all(share.estimate for share in shares)
-    assert [(s.caller, s.tokens.input) for s in shares] == [("user:alice", 666_667), ("user:bob", 333_334)]
-    assert [s.cost_usd for s in shares] == [666_667 * IN_RATE / MILLION, 333_334 * IN_RATE / MILLION]
-
-
 def test_settled_periods_end_before_the_settle_delay():
     now = product_clock.now()
     periods = settled_periods(now)
     assert periods[-1] + timedelta(minutes=5) <= now - timedelta(minutes=10)
     assert len(periods) == 24 and periods == sorted(periods)
+
+
+def test_a_sweep_reads_the_metrics_of_every_region_in_use(settings, stack, clock, monkeypatch):
+    # Given eu-west-1 in the `regions` setting, and a project there with tokens in the latest period
+    stack.client("ssm").put_parameter(Name="/budgetkeeper/local/regions", Value="eu-west-1", Type="String")
+    period = settled_periods(product_clock.now())[-1]
+    clients = {
+        region: boto3.client("cloudwatch", region_name=region) for region in ("us-east-1", "eu-west-1")
+    }
+    real = boto3.client
+
+    def client(*args: Any, **kwargs: Any) -> Any:
+        name = args[0] if args else kwargs.get("service_name")
+        return clients[kwargs["region_name"]] if name == "cloudwatch" else real(*args, **kwargs)
+
+    monkeypatch.setattr(boto3, "client", client)
+    with Stubber(clients["us-east-1"]) as home, Stubber(clients["eu-west-1"]) as away:
+        home.add_response("list_metrics", {"Metrics": []})
+        away.add_response("list_metrics", {"Metrics": [metric("proj_eu", GPT_OSS)]})
+        results = [
+            {"Id": f"q{kind}", "Timestamps": [period], "Values": [float(value)]}
+            for kind, value in enumerate((1_000_000, 100_000))
+        ]
+        away.add_response("get_metric_data", {"MetricDataResults": results})
+        # When the schedule's sweep runs in the home Region
+        assert sweep()["charged"] == 1
+        home.assert_no_pending_responses()
+        away.assert_no_pending_responses()
+    # Then the eu-west-1 project is charged, in eu-west-1, as its own project ARN
+    [rollup] = RollupItem.query("project:proj_eu")
+    assert (rollup.region, rollup.cost_usd) == ("eu-west-1", cost(1_000_000, 100_000))
+    [line] = RollupItem.query(line_partition(period.strftime("%Y-%m-%d")))
+    assert line.identity_arn == project_arn("eu-west-1", ACCOUNT, "proj_eu")

@@ -32,6 +32,7 @@ from budgetkeeper.pricing.table import (
 
 MILLION = 1_000_000
 SONNET_45 = "anthropic.claude-sonnet-4-5-20250929-v1:0"
+SONNET_45_US = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 CLAUDE_3_HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 LLAMA_3_70B = "meta.llama3-70b-instruct-v1:0"
 APP_PROFILE_ARN = "arn:aws:bedrock:us-east-1:111122223333:application-inference-profile/a1b2c3d4e5f6"
@@ -782,3 +783,30 @@ def test_a_regional_row_and_the_fallback_regions_own_call_are_exact(table: Price
     virginia = price(table, "amazon.nova-pro-v1:0", "us-east-1", input=1000)
     assert (paris.basis, paris.cost_usd) == (PriceBasis.EXACT, usd("5.20", 1000))
     assert (virginia.basis, virginia.cost_usd) == (PriceBasis.EXACT, usd("0.80", 1000))
+
+
+# --- batch cache tokens ---------------------------------------------------------------------------
+
+
+def test_batch_cache_tokens_without_a_batch_cache_rate_are_charged_at_the_standard_one_and_flagged(
+    table: PriceTable,
+) -> None:
+    # Given a Claude Sonnet 4.5 batch call with cache reads and writes: its batch row has no cache rates
+    tokens = TokenCounts(input=10_000, output=2_000, cache_read=4_000, cache_write_5m=1_000)
+    priced = price_invocation(table, SONNET_45_US, "us-east-1", tokens, tier=ServiceTier.BATCH)
+    # Then input and output are at the batch rates, the cache kinds at the on-demand ones, flagged
+    expected = usd("1.65", 10_000) + usd("8.25", 2_000) + usd("0.33", 4_000) + usd("4.125", 1_000)
+    assert priced.cost_usd == expected == Decimal("0.038445")
+    assert priced.basis is PriceBasis.TIER_FALLBACK and priced.tier is ServiceTier.BATCH
+    assert priced.note == "no batch price for cache_read, cache_write_5m: charged at the standard rate"
+    # And the charges shown add up to the cost, each at the rate charged
+    assert [(c.kind, c.usd_per_million) for c in priced.charges()][2:] == [
+        ("cache_read", Decimal("0.33")),
+        ("cache_write_5m", Decimal("4.125")),
+    ]
+    assert sum(charge.cost_usd for charge in priced.charges()) == priced.cost_usd
+    # And without cache tokens the same call is exact
+    plain = price_invocation(
+        table, SONNET_45_US, "us-east-1", TokenCounts(input=10_000), tier=ServiceTier.BATCH
+    )
+    assert (plain.basis, plain.cost_usd) == (PriceBasis.EXACT, usd("1.65", 10_000))

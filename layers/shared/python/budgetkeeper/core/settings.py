@@ -327,7 +327,8 @@ TUNABLES: tuple[Tunable, ...] = (
         "regions",
         "",
         _parse_regions,
-        "comma-separated Bedrock Regions in use besides the stack's (logging check and doctor look at each)",
+        "comma-separated Bedrock Regions in use besides the stack's (logging check and doctor look at each; "
+        "the mantle sweep reads their bedrock-mantle metrics)",
     ),
     Tunable(
         "dedupe_ttl_days", "dedupe_ttl_days", "7", _parse_int, "how long a metered payload's marker is kept"

@@ -95,6 +95,10 @@ def parse_scope(text: str) -> Scope:
         )
     if kind is ScopeKind.ACCOUNT and not _ACCOUNT_PATTERN.fullmatch(name):
         raise InvalidScope(f"{name!r} is not a 12-digit AWS account id: type e.g. {example}")
+    if kind is ScopeKind.PROJECT and not _PROJECT_PATTERN.fullmatch(name):
+        raise InvalidScope(
+            f"{name!r} is not a bedrock-mantle project id (letters, digits, _.-): type e.g. {example}"
+        )
     account, local_name = None, name
     if kind in ACCOUNT_QUALIFIED_KINDS:
         account, local_name = split_account(name, session=kind is ScopeKind.SESSION)

@@ -23,7 +23,7 @@ from decimal import Decimal
 from pynamodb.connection import Connection
 
 from budgetkeeper.core import money
-from budgetkeeper.domain.usage import ServiceTier, TokenCounts
+from budgetkeeper.domain.usage import ServiceTier
 from budgetkeeper.metering.deltas import correction_deltas
 from budgetkeeper.metering.writer import commit_correction
 from budgetkeeper.pricing.rates import PriceStatus, price_invocation
@@ -50,16 +50,6 @@ class RepriceReport:
         }
 
 
-def _tokens(item: RollupItem) -> TokenCounts:
-    return TokenCounts(
-        input=int(item.input_tokens),
-        output=int(item.output_tokens),
-        cache_read=int(item.cache_read_tokens),
-        cache_write_5m=int(item.cache_write_5m_tokens),
-        cache_write_1h=int(item.cache_write_1h_tokens),
-    )
-
-
 def _long_prompt(item: RollupItem) -> bool:
     return '"long_prompt":true' in str(item.charged)
 
@@ -74,7 +64,7 @@ def reprice_estimates(table: PriceTable, connection: Connection, retention_secon
                 table,
                 str(item.model),
                 str(item.region),
-                _tokens(item),
+                item.token_counts(),
                 tier=ServiceTier(item.service_tier or ServiceTier.STANDARD),
                 request_prompt_tokens=LONG_CONTEXT_THRESHOLD_TOKENS + 1 if _long_prompt(item) else 0,
             )

@@ -11,8 +11,8 @@ is charged once. Budgets on `project:<id>` work as on any scope; a project's sus
 project (budgetkeeper.enforcement.project_tags).
 
 What a project's tokens cost is exact (AWS's own metrics); who in a project spent them is not in
-the metrics. `caller_estimate` splits a project's tokens by each caller's CloudTrail calls: an
-estimate, labelled so, never a reason to deny anyone.
+the metrics: metering.mantle_callers estimates it from CloudTrail, labelled so, never a reason to
+deny anyone.
 """
 
 from __future__ import annotations
@@ -21,15 +21,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from budgetkeeper.domain.scopes import project_arn, project_attribution
-from budgetkeeper.domain.usage import MANTLE_OPERATION, Invocation, TokenCounts, split_tokens
+from budgetkeeper.domain.usage import MANTLE_OPERATION, Invocation, TokenCounts
 from budgetkeeper.metering.calculator import BatchReport, UsageCalculator
 from budgetkeeper.metering.meter import Metered
-from budgetkeeper.pricing.rates import price_invocation
-from budgetkeeper.pricing.table import PriceTable
 
 NAMESPACE = "AWS/BedrockMantle"
 # The Project+Model level's dimensions, as the bedrock-mantle metrics page names the levels.
@@ -163,35 +160,3 @@ class MantleMeter:
 def usage_id(region: str, period_start: datetime) -> str:
     """The id the writer marks one Region's metric period under."""
     return f"mantle#{region}#{period_start.strftime('%Y-%m-%dT%H:%M')}"
-
-
-@dataclass(frozen=True, slots=True)
-class CallerShare:
-    """A caller's share of a project's tokens and their cost: an estimate, never a reason to deny."""
-
-    caller: str  # principal scope
-    project: str
-    calls: int
-    tokens: TokenCounts
-    cost_usd: Decimal
-    estimate: bool = True
-
-
-def caller_estimate(
-    usage: ProjectUsage, calls: Mapping[str, int], prices: PriceTable, region: str
-) -> list[CallerShare]:
-    """A project's tokens of one model split among its callers (principal scopes) by their share of
-    its calls in CloudTrail, and priced: an estimate (callers are assumed to send calls of one
-    size), labelled so."""
-    if not sum(calls.values()):
-        return []
-    return [
-        CallerShare(
-            caller,
-            usage.project,
-            calls[caller],
-            share,
-            price_invocation(prices, usage.model, region, share, request_prompt_tokens=0).cost_usd,
-        )
-        for caller, share in sorted(split_tokens(usage.tokens, calls).items())
-    ]

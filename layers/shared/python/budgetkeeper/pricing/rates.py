@@ -18,6 +18,7 @@ from budgetkeeper.core import money
 from budgetkeeper.domain.usage import ServiceTier, TokenCounts
 from budgetkeeper.pricing.profiles import InferenceProfiles
 from budgetkeeper.pricing.table import (
+    TOKEN_KINDS,
     TOKENS_PER_PRICE_UNIT,
     ZERO_USD,
     ModelKind,
@@ -63,6 +64,9 @@ class Priced(msgspec.Struct, frozen=True):  # a Struct: one is built per record 
     tier: ServiceTier = ServiceTier.STANDARD  # the service tier priced
     basis: PriceBasis = PriceBasis.EXACT
     estimate: Rates | None = None  # the rates of an estimate (status `estimated`, no row)
+    # The rates charged when they are not the row's own: a batch row's cache kinds it has no price
+    # for, charged at the standard row's (_cache_at_standard_rates).
+    borrowed: Rates | None = None
 
     @property
     def flagged(self) -> bool:
@@ -72,6 +76,8 @@ class Priced(msgspec.Struct, frozen=True):  # a Struct: one is built per record 
     @property
     def rates(self) -> Rates | None:
         """The rates charged: the row's, or its long-context tier's, or the estimate's."""
+        if self.borrowed is not None:
+            return self.borrowed
         if self.row is None:
             return self.estimate
         tier = self.row.long_context
@@ -148,7 +154,10 @@ def price_invocation(
     if match.row is None:
         return _estimated(table, ref, region, tokens, tier, match.note, unknown_model_rates)
     prompt = tokens.prompt_total if request_prompt_tokens is None else request_prompt_tokens
-    return _charge(match, ref.key, tokens, prompt)
+    priced = _charge(match, ref.key, tokens, prompt)
+    if tier is ServiceTier.BATCH and priced.tier is tier:
+        return _cache_at_standard_rates(table, ref, region, priced, prompt)
+    return priced
 
 
 def _estimated(
@@ -191,12 +200,56 @@ def _unknown(
     return Priced(ZERO_USD, PriceStatus.UNKNOWN_MODEL, model_key, None, tokens, note, tier=tier)
 
 
+CACHE_KINDS = ("cache_read", "cache_write_5m", "cache_write_1h")
+
+
+def _rates_for(row: PriceRow, prompt_tokens: int) -> tuple[Rates, bool]:
+    """The row's rates for a request with this prompt, and whether they are its long-context ones."""
+    tier = row.long_context
+    long_context = tier is not None and prompt_tokens > tier.threshold_tokens
+    return (tier.rates if tier is not None and long_context else row.rates), long_context
+
+
+def _cache_at_standard_rates(
+    table: PriceTable, ref: ModelRef, region: str, priced: Priced, prompt_tokens: int
+) -> Priced:
+    """A batch row prices cache tokens only when its source gives a price for them. A cache kind it
+    has no price for is charged at the model's standard rate for that kind (batch is never dearer
+    than on demand: a conservative bound, where the batch input rate, the stand-in `_charge` uses,
+    is neither AWS's price nor a bound) and flagged `tier_fallback`, as a call whose tier has no
+    price at all. (Flex and priority keep the stand-in: priority is dearer than standard.)"""
+    own = priced.rates
+    assert own is not None and priced.row is not None
+    missing = [kind for kind in CACHE_KINDS if getattr(priced.tokens, kind) and getattr(own, kind) is None]
+    if not missing:
+        return priced
+    standard = table.match(ref, region, ServiceTier.STANDARD).row
+    if standard is None:
+        return priced  # no standard row either: the tier's stand-in rates, as noted
+    standard_rates, _ = _rates_for(standard, prompt_tokens)
+    charged = dict(zip(TOKEN_KINDS, (rate for rate, _ in standard_rates.charged), strict=True))
+    borrowed = Rates(
+        input=own.input,
+        output=own.output,
+        **{kind: charged[kind] if kind in missing else getattr(own, kind) for kind in CACHE_KINDS},
+    )
+    cost = sum((count * usd for _, count, usd, _ in borrowed.billed(priced.tokens)), ZERO_USD)
+    stand_ins = tuple(f"no {kind} price:" for kind in missing)  # _charge's notes, replaced by this one
+    notes = [note for note in (priced.note or "").split("; ") if note and not note.startswith(stand_ins)]
+    why = f"no {priced.tier} price for {', '.join(missing)}: charged at the standard rate"
+    return msgspec.structs.replace(
+        priced,
+        cost_usd=cost / TOKENS_PER_PRICE_UNIT,
+        note="; ".join([*notes, why]),
+        basis=PriceBasis.TIER_FALLBACK if priced.basis is PriceBasis.EXACT else priced.basis,
+        borrowed=borrowed,
+    )
+
+
 def _charge(match: PriceMatch, model_key: str, tokens: TokenCounts, prompt_tokens: int) -> Priced:
     row = match.row
     assert row is not None
-    tier = row.long_context
-    long_context = tier is not None and prompt_tokens > tier.threshold_tokens
-    rates = tier.rates if tier is not None and long_context else row.rates
+    rates, long_context = _rates_for(row, prompt_tokens)
     total = ZERO_USD
     notes = [match.note] if match.note else []
     for kind, count, usd_per_million, rate_of in rates.billed(tokens):

@@ -25,6 +25,7 @@ from pynamodb.models import Model
 
 from budgetkeeper.budgets.rules import DEFAULT_BUDGET_WINDOWS, Status, is_manual_window
 from budgetkeeper.core.settings import Settings
+from budgetkeeper.domain.usage import TokenCounts
 
 # The value of BudgetItem.sweep on budgets the monitor must look at.
 SWEEP_DUE = "due"
@@ -110,6 +111,15 @@ class RollupItem(Model):
     models_seen = UnicodeSetAttribute(null=True)
     # TTL (epoch seconds): usage_retention_days after the hour; the S3 archive is the long-term record.
     expires_at = NumberAttribute(null=True)
+
+    def token_counts(self) -> TokenCounts:
+        return TokenCounts(
+            input=int(self.input_tokens),
+            output=int(self.output_tokens),
+            cache_read=int(self.cache_read_tokens),
+            cache_write_5m=int(self.cache_write_5m_tokens),
+            cache_write_1h=int(self.cache_write_1h_tokens),
+        )
 
 
 class TotalItem(Model):
