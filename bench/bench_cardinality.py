@@ -50,7 +50,7 @@ from bench_calculator import (  # noqa: E402  (it puts the repository and the la
 from moto import mock_aws  # noqa: E402
 
 from budgetkeeper.core import clock  # noqa: E402
-from budgetkeeper.core.settings import Tunables  # noqa: E402
+from budgetkeeper.core.tunables import Tunables  # noqa: E402
 from devkit.harness.clock import ManualClock  # noqa: E402
 from devkit.harness.dynamodb_reads import counting_reads  # noqa: E402
 from devkit.harness.lambdas import invoke  # noqa: E402
@@ -228,7 +228,7 @@ def main() -> None:
     print("bench_cardinality: one batch of calls whose names vary, through the real calculator on moto")
     print(f"command: {command()}")
     print(
-        f"caps (settings.py defaults): limits/app_claims_per_principal {tunables.app_claims_per_principal}, "
+        f"caps (tunables.py defaults): limits/app_claims_per_principal {tunables.app_claims_per_principal}, "
         f"limits/unknown_models_per_batch {tunables.unknown_models_per_batch}, "
         f"default_budget/session_floor_usd {tunables.default_budget_floor_usd}"
     )

@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from budgetkeeper.budgets.rules import ENFORCING, Budget, Level, Status, forecast_spend, is_manual_window
 from budgetkeeper.core import money
-from budgetkeeper.core.settings import Tunables
+from budgetkeeper.core.tunables import Tunables
 from budgetkeeper.core.windows import WindowSpan, iso_utc
 from budgetkeeper.storage.budget_rows import audit_at
 from budgetkeeper.storage.tables import AuditItem, BudgetItem, TotalItem, budget_key

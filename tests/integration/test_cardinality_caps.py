@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from budgetkeeper.core import clock
-from budgetkeeper.core.settings import Tunables
+from budgetkeeper.core.tunables import Tunables
 from budgetkeeper.metering.caps import OTHER_APP, OTHER_UNKNOWN_MODEL
 from budgetkeeper.pricing.profiles import InferenceProfiles
 from budgetkeeper.storage.budget_rows import Change, create_budget

@@ -27,7 +27,8 @@ import boto3
 from budgetkeeper.budgets.rules import Budget, Level, Status, forecast_spend, is_manual_window
 from budgetkeeper.core.actors import MONITOR_ACTOR
 from budgetkeeper.core.money import cents
-from budgetkeeper.core.settings import Settings, Tunables
+from budgetkeeper.core.settings import Settings
+from budgetkeeper.core.tunables import Tunables
 from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.enforcement.runs import (
     ThresholdCrossed,

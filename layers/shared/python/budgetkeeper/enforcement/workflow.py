@@ -42,7 +42,7 @@ from budgetkeeper.budgets.targets import (
 from budgetkeeper.core import clock
 from budgetkeeper.core.actors import SYSTEM_ACTOR
 from budgetkeeper.core.observability import logger, metrics
-from budgetkeeper.core.settings import Tunables
+from budgetkeeper.core.tunables import Tunables
 from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.domain.scopes import parse_scope
 from budgetkeeper.enforcement.state import Decision, WorkflowState, window_end_of
