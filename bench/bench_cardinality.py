@@ -124,7 +124,8 @@ class Reads:
 def seed_minted_sessions(sessions: int) -> None:
     """`sessions` sessions that spent: their default budgets, a usage line and their priced model
     (as the calculator leaves them); four budgets in trouble (marked due); an operator's budget."""
-    from budgetkeeper.storage.budget_rows import Change, create_budget, mark_due
+    from budgetkeeper.storage.audit_rows import Change
+    from budgetkeeper.storage.budget_rows import create_budget, mark_due
     from budgetkeeper.storage.keys import line_partition
     from budgetkeeper.storage.models_seen import record_models_seen
     from budgetkeeper.storage.tables import BudgetItem, RollupItem

@@ -20,7 +20,7 @@ from budgetkeeper.budgets.rules import ENFORCING, Budget, Level, Status, forecas
 from budgetkeeper.core import money
 from budgetkeeper.core.tunables import Tunables
 from budgetkeeper.core.windows import WindowSpan, iso_utc
-from budgetkeeper.storage.budget_rows import audit_at
+from budgetkeeper.storage.audit_rows import audit_at
 from budgetkeeper.storage.tables import AuditItem, BudgetItem, TotalItem, budget_key
 from budgetkeeper_cli.options import duration_text
 from budgetkeeper_cli.rendering import Column

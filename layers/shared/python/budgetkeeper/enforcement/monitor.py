@@ -37,6 +37,7 @@ from budgetkeeper.enforcement.runs import (
     evaluation_request,
 )
 from budgetkeeper.storage import budget_rows
+from budgetkeeper.storage.audit_rows import Change
 from budgetkeeper.storage.readers import due_budget_rows, spent_in_hours, spent_in_windows
 from budgetkeeper.storage.tables import BudgetItem, bind_tables, budget_key
 
@@ -92,7 +93,7 @@ def sweep(
         if item.status == Status.GRACE:
             if item.execution_arn and is_running(item.execution_arn):
                 continue
-            change = budget_rows.Change(
+            change = Change(
                 actor=MONITOR_ACTOR,
                 at=now,
                 reason="the run that started the grace period ended without suspending",

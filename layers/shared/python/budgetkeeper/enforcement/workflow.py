@@ -49,7 +49,7 @@ from budgetkeeper.enforcement.state import Decision, WorkflowState, window_end_o
 from budgetkeeper.enforcement.workflow_notices import outlook, suspension_note, workflow_notice
 from budgetkeeper.notify import SnsPublisher
 from budgetkeeper.storage import budget_rows
-from budgetkeeper.storage.budget_rows import Change
+from budgetkeeper.storage.audit_rows import Change
 from budgetkeeper.storage.readers import budget_row, budget_rows_of, claims_in_window, spent_in_window
 from budgetkeeper.storage.tables import BudgetItem
 
