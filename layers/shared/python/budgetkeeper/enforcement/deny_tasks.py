@@ -118,21 +118,10 @@ class DenyTasks:
             self._publish("member_account_unreachable", f"account:{account}", note, execution)
 
     def _publish(self, event_type: str, scope: str, note: str, execution: str | None) -> None:
+        actor = RECONCILER if execution is None else SYSTEM_ACTOR
         self.publisher.publish(
-            NotificationEvent(
-                type=event_type,
-                scope=scope,
-                window=None,
-                window_id=None,
-                spent_usd=None,
-                limit_usd=None,
-                percent=None,
-                refresh_at=None,
-                actor=RECONCILER if execution is None else SYSTEM_ACTOR,
-                reason=None,
-                execution=execution,
-                at=iso_utc(clock.now()),
-                note=note,
+            NotificationEvent.operator_alert(
+                event_type, scope, actor, None, iso_utc(clock.now()), note, execution=execution
             )
         )
 

@@ -8,21 +8,18 @@ the CLI call these; they read rows themselves. A transition's audit line
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
-
-from pynamodb.exceptions import DeleteError, PutError, UpdateError
 
 from budgetkeeper.budgets.rules import DEFAULT_BUDGET_WINDOWS, ENFORCING, Level, Status, is_manual_window
 from budgetkeeper.budgets.targets import Target
 from budgetkeeper.core import clock
 from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.storage.audit_rows import Change, write_audit, write_operator_audit
+from budgetkeeper.storage.conditional import won
 from budgetkeeper.storage.tables import SWEEP_DUE, BudgetItem, budget_key, index_kind
-
-CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
 class BudgetExists(Exception):
@@ -35,18 +32,6 @@ class BudgetGone(Exception):
 
 class BudgetEnforcing(Exception):
     """The budget started a suspension meanwhile: it is not deleted."""
-
-
-def _won(write: Callable[..., object], *arguments: Any, **keywords: Any) -> bool:
-    """Make a conditional write (an item's update, save or delete); False when its condition
-    failed: another run or operator changed the row meanwhile."""
-    try:
-        write(*arguments, **keywords)
-    except (PutError, UpdateError, DeleteError) as error:
-        if error.cause_response_code == CONDITION_FAILED:
-            return False
-        raise
-    return True
 
 
 def _next_revision() -> Any:
@@ -81,7 +66,7 @@ def create_budget(scope: str, window: str, values: dict[str, Any], what: str, ch
         updated_at=change.at_iso,
         **{name: value for name, value in values.items() if value is not None},
     )
-    if not _won(item.save, condition=BudgetItem.scope.does_not_exist()):
+    if not won(item.save, condition=BudgetItem.scope.does_not_exist()):
         raise BudgetExists(f"{scope} {window}")
     write_operator_audit(scope, window, "-", item.status, what, change)
     return item
@@ -110,7 +95,7 @@ def create_default_budgets(scope: str, now_iso: str) -> list[BudgetItem]:
     for window in DEFAULT_BUDGET_WINDOWS:
         item = BudgetItem(scope, window, origin="default", created_at=now_iso, updated_at=now_iso)
         fields = (BudgetItem.origin, BudgetItem.created_at, BudgetItem.updated_at)
-        if not _won(
+        if not won(
             _calculator_update,
             scope,
             window,
@@ -138,7 +123,7 @@ def mark_due(budgets: Iterable[tuple[str, str]]) -> None:
 
 def clear_due(item: BudgetItem) -> bool:
     """Take an ok budget out of the sweep; False if a run moved its status meanwhile."""
-    return _won(
+    return won(
         item.update,
         actions=[BudgetItem.sweep.remove(), BudgetItem.sweep_key.remove()],
         condition=(BudgetItem.status == str(Status.OK)) | BudgetItem.status.does_not_exist(),
@@ -149,7 +134,7 @@ def reset_for_new_window(item: BudgetItem, window_id: str) -> bool:
     """A warning or critical status of another window: ok in `window_id`, unless a run moved it."""
     if item.status not in (Status.WARNING, Status.CRITICAL) or item.status_window_id == window_id:
         return False
-    return _won(
+    return won(
         item.update,
         actions=[BudgetItem.status.set(str(Status.OK)), BudgetItem.status_window_id.set(window_id)],
         condition=(BudgetItem.status == item.status) & (BudgetItem.status_window_id == item.status_window_id),
@@ -212,7 +197,7 @@ def record_notified(
         ]
         if to_status == Status.GRACE:
             actions.append(BudgetItem.execution_arn.set(change.execution_arn))
-    if not _won(item.update, actions=actions, condition=_unchanged(item)):
+    if not won(item.update, actions=actions, condition=_unchanged(item)):
         return False
     if to_status is not None:
         write_audit(item.scope, item.window, from_status, item.status, change)
@@ -222,7 +207,7 @@ def record_notified(
 def _leave_grace(item: BudgetItem, to_status: Status, change: Change) -> bool:
     if item.status != Status.GRACE:
         return False
-    if not _won(
+    if not won(
         item.update,
         actions=[BudgetItem.status.set(str(to_status)), BudgetItem.execution_arn.remove()],
         condition=BudgetItem.status == str(Status.GRACE),
@@ -244,7 +229,7 @@ def recover_from_grace(item: BudgetItem, change: Change) -> bool:
         return False
     if is_manual_window(item.window):  # an operator's suspension whose run died before it applied
         return drop_manual_reservation(item.scope, item.window, change)
-    if not _won(
+    if not won(
         item.update,
         actions=[
             BudgetItem.status.set(str(Status.CRITICAL)),
@@ -291,7 +276,7 @@ def reserve_manual_suspension(scope: str, window: str, change: Change) -> bool:
         sweep=SWEEP_DUE,
         sweep_key=budget_key(scope, window),
     )
-    return _won(item.save, condition=BudgetItem.scope.does_not_exist() | _run_holds(change))
+    return won(item.save, condition=BudgetItem.scope.does_not_exist() | _run_holds(change))
 
 
 def _run_holds(change: Change) -> Any:
@@ -302,7 +287,7 @@ def _run_holds(change: Change) -> Any:
 def drop_manual_reservation(scope: str, window: str, change: Change) -> bool:
     """The run that reserved an operator's suspension row applied nothing (it failed, or nothing
     could be denied): the row goes; False if it is not this run's reservation (any more)."""
-    if not _won(BudgetItem(scope, window).delete, condition=_run_holds(change)):
+    if not won(BudgetItem(scope, window).delete, condition=_run_holds(change)):
         return False
     write_audit(scope, window, Status.GRACE, "-", replace(change, reason="nothing was suspended"))
     return True
@@ -351,7 +336,7 @@ def claim_for_restore(item: BudgetItem) -> bool:
         return True  # this step is running again
     if item.status not in (Status.SUSPENDED, Status.GRACE):
         return False
-    return _won(
+    return won(
         item.update,
         actions=[
             BudgetItem.status.set(str(Status.RESTORING)),
@@ -371,9 +356,9 @@ def record_restored(item: BudgetItem, *, baseline_usd: Decimal, change: Change) 
     # `restoring` is this run's own claim: the transition people see is from suspended.
     from_status = Status.SUSPENDED if item.status == Status.RESTORING else Status(item.status)
     if is_manual_window(item.window):
-        restored = _won(item.delete, condition=_is_enforcing())
+        restored = won(item.delete, condition=_is_enforcing())
     else:
-        restored = _won(
+        restored = won(
             item.update,
             actions=[
                 BudgetItem.status.set(str(Status.OK)),
@@ -410,7 +395,7 @@ def set_protection(item: BudgetItem, protect: bool, change: Change) -> bool:
             BudgetItem.sweep.set(SWEEP_DUE),
             BudgetItem.sweep_key.set(budget_key(item.scope, item.window)),
         ]
-    if not _won(item.update, actions=actions, condition=BudgetItem.scope.exists()):
+    if not won(item.update, actions=actions, condition=BudgetItem.scope.exists()):
         return False
     label = "protected" if protect else "unprotected"
     write_audit(item.scope, item.window, item.status, f"{item.status} ({label})", change)
@@ -434,7 +419,7 @@ def change_budget(item: BudgetItem, changed: dict[str, Any], what: str, change: 
     if item.origin != "explicit":
         actions += [BudgetItem.origin.set("explicit"), *_indexed_by_operator(item)]
     actions.append(BudgetItem.updated_at.set(change.at_iso))
-    if not _won(item.update, actions=actions, condition=BudgetItem.scope.exists()):
+    if not won(item.update, actions=actions, condition=BudgetItem.scope.exists()):
         raise BudgetGone(f"{item.scope} {item.window}")
     summary = what + (f", revision {revision} -> {item.revision}" if limit_changed else "")
     write_operator_audit(
@@ -446,7 +431,7 @@ def change_budget(item: BudgetItem, changed: dict[str, Any], what: str, change: 
 def delete_budget(item: BudgetItem, change: Change) -> None:
     """Delete a budget that is not on its way to or in a suspension (its deny would have no row)."""
     status = item.status
-    if not _won(item.delete, condition=~_is_enforcing()):
+    if not won(item.delete, condition=~_is_enforcing()):
         raise BudgetEnforcing(f"{item.scope} {item.window}")
     write_operator_audit(item.scope, item.window, status, "deleted", "budget deleted", change)
 
@@ -464,7 +449,7 @@ def index_operator_budgets() -> list[str]:
         key = budget_key(item.scope, item.window)
         if kind is None or (item.kind, item.kind_key) == (kind, key):
             continue
-        if _won(
+        if won(
             item.update,
             actions=[BudgetItem.kind.set(kind), BudgetItem.kind_key.set(key)],
             condition=BudgetItem.scope.exists(),
