@@ -191,8 +191,8 @@ def budget_states(items: Iterable[BudgetItem], tunables: Tunables, now: datetime
         if is_manual_window(item.window):
             pending.append((item, None, None))
             continue
-        budget = Budget.resolve(item, tunables)
-        pending.append((item, budget, budget.span_at(now)))
+        resolved = Budget.resolve(item, tunables)
+        pending.append((item, resolved, resolved.span_at(now)))
     # One BatchGetItem per scope kind: the self-service policy grants each kind in a statement of its
     # own, and IAM checks all the keys of one request against one statement (`budgetkeeper me`).
     keys_by_kind: dict[str, set[tuple[str, str]]] = {}

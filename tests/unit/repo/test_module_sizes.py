@@ -1,5 +1,6 @@
 """No module of the layer or the CLI grows past 500 lines (issue 27): one that does holds several
-concepts and is split along its seams (docs/architecture.md, "What make lint and the tests hold")."""
+concepts and is split along its seams (docs/architecture.md, "What `make lint` and the tests hold
+the code to")."""
 
 from __future__ import annotations
 

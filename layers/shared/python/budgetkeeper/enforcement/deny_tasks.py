@@ -17,7 +17,8 @@ from typing import Any
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 
-from budgetkeeper.budgets.targets import ENFORCING, Target, TargetKind
+from budgetkeeper.budgets.rules import ENFORCING
+from budgetkeeper.budgets.targets import Target, TargetKind
 from budgetkeeper.core import clock
 from budgetkeeper.core.actors import RECONCILER, SYSTEM_ACTOR
 from budgetkeeper.core.observability import logger, metrics
