@@ -50,7 +50,7 @@ from bench_calculator import (  # noqa: E402  (it puts the repository and the la
 from moto import mock_aws  # noqa: E402
 
 from budgetkeeper.core import clock  # noqa: E402
-from budgetkeeper.core.settings import Tunables  # noqa: E402
+from budgetkeeper.core.tunables import Tunables  # noqa: E402
 from devkit.harness.clock import ManualClock  # noqa: E402
 from devkit.harness.dynamodb_reads import counting_reads  # noqa: E402
 from devkit.harness.lambdas import invoke  # noqa: E402
@@ -124,7 +124,8 @@ class Reads:
 def seed_minted_sessions(sessions: int) -> None:
     """`sessions` sessions that spent: their default budgets, a usage line and their priced model
     (as the calculator leaves them); four budgets in trouble (marked due); an operator's budget."""
-    from budgetkeeper.storage.budget_rows import Change, create_budget, mark_due
+    from budgetkeeper.storage.audit_rows import Change
+    from budgetkeeper.storage.budget_rows import create_budget, mark_due
     from budgetkeeper.storage.keys import line_partition
     from budgetkeeper.storage.models_seen import record_models_seen
     from budgetkeeper.storage.tables import BudgetItem, RollupItem
@@ -228,7 +229,7 @@ def main() -> None:
     print("bench_cardinality: one batch of calls whose names vary, through the real calculator on moto")
     print(f"command: {command()}")
     print(
-        f"caps (settings.py defaults): limits/app_claims_per_principal {tunables.app_claims_per_principal}, "
+        f"caps (tunables.py defaults): limits/app_claims_per_principal {tunables.app_claims_per_principal}, "
         f"limits/unknown_models_per_batch {tunables.unknown_models_per_batch}, "
         f"default_budget/session_floor_usd {tunables.default_budget_floor_usd}"
     )

@@ -12,7 +12,8 @@ from typing import Any
 from budgetkeeper.budgets.rules import ENFORCING, Status
 from budgetkeeper.core import clock
 from budgetkeeper.storage import budget_rows
-from budgetkeeper.storage.budget_rows import BudgetExists, BudgetGone, Change
+from budgetkeeper.storage.audit_rows import Change
+from budgetkeeper.storage.budget_rows import BudgetExists, BudgetGone
 from budgetkeeper.storage.tables import BudgetItem
 from budgetkeeper_cli import options
 from budgetkeeper_cli.errors import CommandFailed, UsageError

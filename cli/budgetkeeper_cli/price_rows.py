@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from budgetkeeper.pricing.table import TOKEN_KINDS, resolve_model_id
 from budgetkeeper.pricing.versions import (
@@ -64,7 +64,8 @@ def version_rows() -> list[dict[str, Any]]:
             "status": item.status,
             "created_at": item.created_at,
             "rows": item.row_count,
-            "refusals": "; ".join(item.refusals or ()) or None,
+            # pynamodb's stubs type a ListAttribute's elements as the attribute class, not str.
+            "refusals": "; ".join(cast(list[str], item.refusals or [])) or None,
         }
         for item in versions()
     ]

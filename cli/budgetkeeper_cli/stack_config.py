@@ -38,7 +38,8 @@ from botocore.exceptions import (
 )
 from pynamodb.exceptions import PynamoDBException
 
-from budgetkeeper.core.settings import RejectedTunable, Settings, Tunables
+from budgetkeeper.core.settings import Settings
+from budgetkeeper.core.tunables import RejectedTunable, Tunables
 from budgetkeeper.storage.tables import bind_tables
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 

@@ -18,9 +18,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from budgetkeeper.budgets.rules import ENFORCING, Budget, Level, Status, forecast_spend, is_manual_window
 from budgetkeeper.core import money
-from budgetkeeper.core.settings import Tunables
+from budgetkeeper.core.tunables import Tunables
 from budgetkeeper.core.windows import WindowSpan, iso_utc
-from budgetkeeper.storage.budget_rows import audit_at
+from budgetkeeper.storage.audit_rows import audit_at
 from budgetkeeper.storage.tables import AuditItem, BudgetItem, TotalItem, budget_key
 from budgetkeeper_cli.options import duration_text
 from budgetkeeper_cli.rendering import Column
@@ -191,8 +191,8 @@ def budget_states(items: Iterable[BudgetItem], tunables: Tunables, now: datetime
         if is_manual_window(item.window):
             pending.append((item, None, None))
             continue
-        budget = Budget.resolve(item, tunables)
-        pending.append((item, budget, budget.span_at(now)))
+        resolved = Budget.resolve(item, tunables)
+        pending.append((item, resolved, resolved.span_at(now)))
     # One BatchGetItem per scope kind: the self-service policy grants each kind in a statement of its
     # own, and IAM checks all the keys of one request against one statement (`budgetkeeper me`).
     keys_by_kind: dict[str, set[tuple[str, str]]] = {}

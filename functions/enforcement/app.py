@@ -5,7 +5,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from budgetkeeper.core.observability import logger, metrics, tracer
-from budgetkeeper.core.settings import get_settings, load_tunables
+from budgetkeeper.core.settings import get_settings
+from budgetkeeper.core.tunables import load_tunables
 from budgetkeeper.enforcement.workflow_entry import run_task_once
 
 

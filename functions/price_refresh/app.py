@@ -8,7 +8,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from budgetkeeper.core.observability import logger, metrics, tracer
-from budgetkeeper.core.settings import get_settings, load_tunables
+from budgetkeeper.core.settings import get_settings
+from budgetkeeper.core.tunables import load_tunables
 from budgetkeeper.metering.estimates import reprice_estimates
 from budgetkeeper.notify import SnsPublisher
 from budgetkeeper.pricing.price_list import PRICING_API_REGION

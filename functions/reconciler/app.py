@@ -9,7 +9,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from budgetkeeper.billing.cur import CurSource
 from budgetkeeper.billing.reconcile import daily
 from budgetkeeper.core.observability import logger, metrics, tracer
-from budgetkeeper.core.settings import get_settings, load_tunables
+from budgetkeeper.core.settings import get_settings
+from budgetkeeper.core.tunables import load_tunables
 from budgetkeeper.notify import SnsPublisher
 from budgetkeeper.storage.tables import bind_tables
 

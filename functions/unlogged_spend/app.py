@@ -10,7 +10,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from budgetkeeper.core import clock
 from budgetkeeper.core.observability import logger, metrics, tracer
-from budgetkeeper.core.settings import get_settings, load_tunables
+from budgetkeeper.core.settings import get_settings
+from budgetkeeper.core.tunables import load_tunables
 from budgetkeeper.metering.batch_jobs import (
     CREATE_JOB,
     STATE_CHANGE,

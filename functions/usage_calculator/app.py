@@ -5,7 +5,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from budgetkeeper.core.observability import logger, metrics, tracer
-from budgetkeeper.core.settings import get_settings, load_tunables
+from budgetkeeper.core.settings import get_settings
+from budgetkeeper.core.tunables import load_tunables
 from budgetkeeper.metering.batch_metrics import record_failure, record_metrics
 from budgetkeeper.metering.calculator import build_usage_calculator
 
@@ -13,7 +14,7 @@ from budgetkeeper.metering.calculator import build_usage_calculator
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 @logger.inject_lambda_context
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # The event as a dict: Powertools' data_classes package imports every event class it has
     # (about 120 ms of a cold start) for the two fields read here.
     settings = get_settings()

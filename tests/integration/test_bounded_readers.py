@@ -11,8 +11,8 @@ import pytest
 
 from budgetkeeper.core import clock
 from budgetkeeper.domain.scopes import SCOPE_KINDS
+from budgetkeeper.storage.audit_rows import Change
 from budgetkeeper.storage.budget_rows import (
-    Change,
     create_budget,
     create_default_budgets,
     index_operator_budgets,

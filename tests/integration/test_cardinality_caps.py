@@ -8,10 +8,11 @@ from datetime import datetime
 from decimal import Decimal
 
 from budgetkeeper.core import clock
-from budgetkeeper.core.settings import Tunables
+from budgetkeeper.core.tunables import Tunables
 from budgetkeeper.metering.caps import OTHER_APP, OTHER_UNKNOWN_MODEL
 from budgetkeeper.pricing.profiles import InferenceProfiles
-from budgetkeeper.storage.budget_rows import Change, create_budget
+from budgetkeeper.storage.audit_rows import Change
+from budgetkeeper.storage.budget_rows import create_budget
 from budgetkeeper.storage.tables import BudgetItem, RollupItem, TotalItem
 from devkit.harness.logs import cloudwatch_payload, converse_message
 from devkit.harness.template import load_template

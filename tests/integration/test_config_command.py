@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from budgetkeeper.core.settings import TUNABLES, load_tunables
+from budgetkeeper.core.tunables import TUNABLES, load_tunables
 from tests.integration.cli_runner import OperatorCli
 
 

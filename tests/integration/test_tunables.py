@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.parameters import base
 from aws_lambda_powertools.utilities.parameters.ssm import SSMProvider
 from botocore.exceptions import EndpointConnectionError
 
-from budgetkeeper.core.settings import TUNABLES_MAX_AGE_SECONDS, load_tunables
+from budgetkeeper.core.tunables import TUNABLES_MAX_AGE_SECONDS, load_tunables
 from budgetkeeper.storage.tables import TotalItem
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
@@ -30,7 +30,7 @@ def test_parameters_override_defaults_and_a_change_applies_once_the_cache_expire
     put(stack, settings, "grace_seconds", "60")
     tunables = load_tunables(settings)
     assert (tunables.warning_percent, tunables.grace_seconds) == (Decimal(50), 60)
-    assert tunables.critical_percent == Decimal(90)  # not set: the default from settings.py
+    assert tunables.critical_percent == Decimal(90)  # not set: the default from core/tunables.py
     put(stack, settings, "thresholds/warning_percent", "60")
     assert load_tunables(settings).warning_percent == Decimal(50)  # cached for max_age
     assert TUNABLES_MAX_AGE_SECONDS <= 60

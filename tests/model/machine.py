@@ -55,6 +55,7 @@ from budgetkeeper.enforcement.identity_center import connect_identity_center
 from budgetkeeper.enforcement.runs import WorkflowStarter, operator_request
 from budgetkeeper.pricing.profiles import InferenceProfiles
 from budgetkeeper.storage import budget_rows
+from budgetkeeper.storage.audit_rows import Change
 from budgetkeeper.storage.tables import BudgetItem, DenyItem, TeamItem, TotalItem
 from devkit.harness.clock import ManualClock
 from devkit.harness.lambdas import invoke
@@ -392,7 +393,7 @@ class EnforcementModel(RuleBasedStateMachine):
         """An operator sets, raises or lowers a budget (what `budgetkeeper budget set` writes),
         and maybe protects the scope."""
         self._log(f"set_budget({scope!r}, {window!r}, {limit!r}, {grace!r}, {protect!r})")
-        change = budget_rows.Change(actor=OPERATOR, at=self.clock(), reason="model")
+        change = Change(actor=OPERATOR, at=self.clock(), reason="model")
         try:
             item = BudgetItem.get(scope, window, consistent_read=True)
         except BudgetItem.DoesNotExist:

@@ -20,7 +20,8 @@ from budgetkeeper.budgets.rules import ENFORCING, gets_default_budget
 from budgetkeeper.core import clock
 from budgetkeeper.domain.scopes import ScopeKind, parse_scope
 from budgetkeeper.storage import budget_rows
-from budgetkeeper.storage.budget_rows import BudgetEnforcing, Change
+from budgetkeeper.storage.audit_rows import Change
+from budgetkeeper.storage.budget_rows import BudgetEnforcing
 from budgetkeeper.storage.tables import BudgetItem
 from budgetkeeper_cli import options
 from budgetkeeper_cli.budget_changes import budget_values, only_window, set_budget

@@ -1,6 +1,6 @@
 """`budgetkeeper config show|set|reset [KEY]`: the deployment's tunables in SSM Parameter Store.
 
-The names, defaults, meanings and readers are `budgetkeeper.core.settings.TUNABLES`, the one place
+The names, defaults, meanings and readers are `budgetkeeper.core.tunables.TUNABLES`, the one place
 they are declared. `set` checks a value as the functions will read it (and the thresholds against
 each other) before it writes; `reset` deletes the parameter, so the default applies again.
 """
@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import Any
 
-from budgetkeeper.core.settings import TUNABLES, InvalidTunable, Tunable, check_tunable, tunable_named
+from budgetkeeper.core.tunables import TUNABLES, InvalidTunable, Tunable, check_tunable, tunable_named
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 from budgetkeeper_cli.parsers import add_action, add_actions, add_command
 from budgetkeeper_cli.rendering import FORMATS, Column, render

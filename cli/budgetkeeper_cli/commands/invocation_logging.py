@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Any
 
-from budgetkeeper.core.settings import InvalidTunable, tunable_named
+from budgetkeeper.core.tunables import InvalidTunable, tunable_named
 from budgetkeeper_cli.bedrock_logging import (
     RegionLogging,
     check_regions,

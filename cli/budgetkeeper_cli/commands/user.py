@@ -17,7 +17,8 @@ from budgetkeeper.core import clock
 from budgetkeeper.core.tags import EMAIL_TAG, LANGUAGE_TAG, PERSON_TAG, TEAM_TAG, TOOL_TAG, USER_TAG
 from budgetkeeper.domain.scopes import InvalidScope, parse_scope
 from budgetkeeper.storage import budget_rows
-from budgetkeeper.storage.budget_rows import BudgetEnforcing, BudgetExists, Change
+from budgetkeeper.storage.audit_rows import Change
+from budgetkeeper.storage.budget_rows import BudgetEnforcing, BudgetExists
 from budgetkeeper.storage.tables import BudgetItem
 from budgetkeeper_cli import options
 from budgetkeeper_cli.commands.budget import restore_before_delete

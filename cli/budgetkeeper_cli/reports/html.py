@@ -22,7 +22,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from budgetkeeper.budgets.rules import Budget, is_manual_window
 from budgetkeeper.core import money
-from budgetkeeper.core.settings import Tunables
+from budgetkeeper.core.tunables import Tunables
 from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.domain.scopes import ScopeKind
 from budgetkeeper.pricing.table import resolve_model_id

@@ -90,7 +90,7 @@ def test_an_unknown_notice_lists_the_known_ones(capsys) -> None:
     ],
 )
 def test_config_takes_every_name_of_a_setting(name, parameter) -> None:
-    from budgetkeeper.core.settings import tunable_named
+    from budgetkeeper.core.tunables import tunable_named
 
     assert tunable_named(name).parameter == parameter
 

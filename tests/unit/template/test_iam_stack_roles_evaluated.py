@@ -268,7 +268,7 @@ def test_machine_roles_start_evaluations_only_and_operators_start_actions(iam_ev
 
 
 def test_the_monitor_adds_audit_lines_and_removes_none(iam_evaluator):
-    # recover_from_grace and the other moves of the sweep write an audit line (budget_rows.write_audit)
+    # recover_from_grace and the other moves of the sweep write an audit line (audit_rows.write_audit)
     audit = resolve({"Fn::GetAtt": ["AuditTable", "Arn"]}, "defaults")
 
     def may(action: str) -> bool:

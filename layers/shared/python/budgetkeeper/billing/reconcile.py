@@ -23,7 +23,7 @@ from budgetkeeper.billing.cur import (
     run_athena_query,
 )
 from budgetkeeper.core import clock, money
-from budgetkeeper.core.settings import Tunables
+from budgetkeeper.core.tunables import Tunables
 from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.domain.scopes import billed_principal_scope, parse_identity_arn
 from budgetkeeper.metering.usage_lines import usage_lines

@@ -8,7 +8,7 @@ from decimal import Decimal
 from enum import IntEnum, StrEnum
 from typing import Any, Protocol
 
-from budgetkeeper.core.settings import Tunables
+from budgetkeeper.core.tunables import Tunables
 from budgetkeeper.core.windows import DAILY, MONTHLY, WindowSpan, parse_window, window_span
 
 HUNDRED = Decimal(100)

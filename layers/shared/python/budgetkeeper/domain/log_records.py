@@ -25,8 +25,9 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+# What parse_invocation raises for a record it refuses: part of this module's interface, re-exported.
+from budgetkeeper.domain.record_rules import MalformedEvent as MalformedEvent
 from budgetkeeper.domain.record_rules import (
-    MalformedEvent,
     RecordError,
     check_account,
     check_identity_arn,

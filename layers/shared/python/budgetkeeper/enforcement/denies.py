@@ -12,7 +12,6 @@ from enum import StrEnum
 from typing import Any
 
 from botocore.exceptions import ClientError
-from pynamodb.exceptions import DeleteError, UpdateError
 
 from budgetkeeper.budgets.targets import Target, TargetKind
 from budgetkeeper.core import clock
@@ -29,6 +28,7 @@ from budgetkeeper.enforcement.role_sessions import (
 )
 from budgetkeeper.enforcement.session_denies import Outcome, deny_session_scope, restore_session_scope
 from budgetkeeper.enforcement.session_scopes import is_sso_role, permission_set_name
+from budgetkeeper.storage.conditional import won
 from budgetkeeper.storage.tables import DenyItem
 
 # A holder whose budget is not enforcing is dropped by the reconciler only after this long: a
@@ -433,15 +433,11 @@ class DenyBook:
     @staticmethod
     def _confirm(key: str, holder: str) -> bool:
         """Mark the record applied, if `holder` still holds it (a release may have come between)."""
-        try:
-            DenyItem(key).update(
-                actions=[DenyItem.applied.set(True)], condition=DenyItem.holders.contains(holder)
-            )
-        except UpdateError as error:
-            if error.cause_response_code != "ConditionalCheckFailedException":
-                raise
-            return False
-        return True
+        return won(
+            DenyItem(key).update,
+            actions=[DenyItem.applied.set(True)],
+            condition=DenyItem.holders.contains(holder),
+        )
 
     @staticmethod
     def _drop_holders(key: str, holders: set[str]) -> None:
@@ -452,11 +448,8 @@ class DenyBook:
     @staticmethod
     def _delete_unheld(keys: Iterable[str]) -> None:
         for key in set(keys):
-            try:
-                DenyItem(key).delete(condition=DenyItem.holders.does_not_exist())
-            except DeleteError as error:
-                if error.cause_response_code != "ConditionalCheckFailedException":
-                    raise  # else: held again meanwhile, the record stays
+            # Not won: held again meanwhile, the record stays.
+            won(DenyItem(key).delete, condition=DenyItem.holders.does_not_exist())
 
 
 def _unreachable(failed: dict[str, Exception], outcomes: Outcomes) -> set[str]:

@@ -17,7 +17,8 @@ from typing import Any
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 
-from budgetkeeper.budgets.targets import ENFORCING, Target, TargetKind
+from budgetkeeper.budgets.rules import ENFORCING
+from budgetkeeper.budgets.targets import Target, TargetKind
 from budgetkeeper.core import clock
 from budgetkeeper.core.actors import RECONCILER, SYSTEM_ACTOR
 from budgetkeeper.core.observability import logger, metrics
@@ -118,21 +119,10 @@ class DenyTasks:
             self._publish("member_account_unreachable", f"account:{account}", note, execution)
 
     def _publish(self, event_type: str, scope: str, note: str, execution: str | None) -> None:
+        actor = RECONCILER if execution is None else SYSTEM_ACTOR
         self.publisher.publish(
-            NotificationEvent(
-                type=event_type,
-                scope=scope,
-                window=None,
-                window_id=None,
-                spent_usd=None,
-                limit_usd=None,
-                percent=None,
-                refresh_at=None,
-                actor=RECONCILER if execution is None else SYSTEM_ACTOR,
-                reason=None,
-                execution=execution,
-                at=iso_utc(clock.now()),
-                note=note,
+            NotificationEvent.operator_alert(
+                event_type, scope, actor, None, iso_utc(clock.now()), note, execution=execution
             )
         )
 

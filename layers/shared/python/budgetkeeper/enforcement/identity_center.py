@@ -111,22 +111,11 @@ class IdentityCenter:
                 request_id,
             )
 
-        def with_user(existing: str | None) -> str | None:
-            return check_size(
-                merge_statement(existing, sso_deny_statement(sso_users_of(existing) | {user_name})),
-                PERMISSION_SET_INLINE_POLICY_LIMIT,
-                f"inline policy of permission set {permission_set_name}",
-            )
-
-        written = self._write_checked(permission_set_name, arn, with_user)
-        request_id = self._provision(arn)
-        return SsoDenyResult(
-            True,
-            f"{user_name} denied in permission set {permission_set_name}",
+        return self._deny_users(
             permission_set_name,
             arn,
-            sso_users_of(written),
-            request_id,
+            lambda denied: denied | {user_name},
+            f"{user_name} denied in permission set {permission_set_name}",
         )
 
     def restore_session(self, permission_set_name: str, user_name: str) -> SsoDenyResult:
@@ -142,8 +131,25 @@ class IdentityCenter:
                 users,
             )
 
-        def without_user(existing: str | None) -> str | None:
-            wanted = sso_users_of(existing) - {user_name}
+        return self._deny_users(
+            permission_set_name,
+            arn,
+            lambda denied: denied - {user_name},
+            f"{user_name} restored in permission set {permission_set_name}",
+        )
+
+    def _deny_users(
+        self,
+        permission_set_name: str,
+        arn: str,
+        change: Callable[[frozenset[str]], frozenset[str]],
+        message: str,
+    ) -> SsoDenyResult:
+        """Make our statement deny `change(the users it denies now)` (none: the statement goes),
+        then re-provision the set."""
+
+        def with_statement(existing: str | None) -> str | None:
+            wanted = change(sso_users_of(existing))
             if not wanted:
                 return remove_statement(existing, SSO_DENY_SID)
             return check_size(
@@ -152,16 +158,9 @@ class IdentityCenter:
                 f"inline policy of permission set {permission_set_name}",
             )
 
-        written = self._write_checked(permission_set_name, arn, without_user)
+        written = self._write_checked(permission_set_name, arn, with_statement)
         request_id = self._provision(arn)
-        return SsoDenyResult(
-            True,
-            f"{user_name} restored in permission set {permission_set_name}",
-            permission_set_name,
-            arn,
-            sso_users_of(written),
-            request_id,
-        )
+        return SsoDenyResult(True, message, permission_set_name, arn, sso_users_of(written), request_id)
 
     def _write_checked(
         self, permission_set_name: str, arn: str, change: Callable[[str | None], str | None]

@@ -27,7 +27,8 @@ import boto3
 from budgetkeeper.budgets.rules import Budget, Level, Status, forecast_spend, is_manual_window
 from budgetkeeper.core.actors import MONITOR_ACTOR
 from budgetkeeper.core.money import cents
-from budgetkeeper.core.settings import Settings, Tunables
+from budgetkeeper.core.settings import Settings
+from budgetkeeper.core.tunables import Tunables
 from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.enforcement.runs import (
     ThresholdCrossed,
@@ -36,6 +37,7 @@ from budgetkeeper.enforcement.runs import (
     evaluation_request,
 )
 from budgetkeeper.storage import budget_rows
+from budgetkeeper.storage.audit_rows import Change
 from budgetkeeper.storage.readers import due_budget_rows, spent_in_hours, spent_in_windows
 from budgetkeeper.storage.tables import BudgetItem, bind_tables, budget_key
 
@@ -91,7 +93,7 @@ def sweep(
         if item.status == Status.GRACE:
             if item.execution_arn and is_running(item.execution_arn):
                 continue
-            change = budget_rows.Change(
+            change = Change(
                 actor=MONITOR_ACTOR,
                 at=now,
                 reason="the run that started the grace period ended without suspending",

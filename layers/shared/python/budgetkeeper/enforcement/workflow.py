@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
@@ -24,8 +24,6 @@ from budgetkeeper.budgets.rules import (
     Budget,
     Level,
     Status,
-    forecast_crossing,
-    forecast_spend,
     is_manual_window,
     manual_window,
 )
@@ -43,18 +41,16 @@ from budgetkeeper.budgets.targets import (
 )
 from budgetkeeper.core import clock
 from budgetkeeper.core.actors import SYSTEM_ACTOR
-from budgetkeeper.core.money import exact
 from budgetkeeper.core.observability import logger, metrics
-from budgetkeeper.core.settings import Tunables
+from budgetkeeper.core.tunables import Tunables
 from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.domain.scopes import parse_scope
 from budgetkeeper.enforcement.state import Decision, WorkflowState, window_end_of
-from budgetkeeper.notify import NotificationEvent, SnsPublisher
-from budgetkeeper.notify.notices import AUTOMATIC_ACTORS, DRIVEN_NOTICES
+from budgetkeeper.enforcement.workflow_notices import outlook, suspension_note, workflow_notice
+from budgetkeeper.notify import SnsPublisher
 from budgetkeeper.storage import budget_rows
-from budgetkeeper.storage.budget_rows import Change
+from budgetkeeper.storage.audit_rows import Change
 from budgetkeeper.storage.readers import budget_row, budget_rows_of, claims_in_window, spent_in_window
-from budgetkeeper.storage.spend_drivers import top_model
 from budgetkeeper.storage.tables import BudgetItem
 
 
@@ -68,14 +64,6 @@ class BudgetChangedMeanwhile(Exception):
 
 class InvalidRequest(Exception):
     """An operator's input is missing something or names something that cannot be done."""
-
-
-# What the state machine's Admit step writes into `machine`: the operators' machine, from its own
-# definition (template.yaml's DefinitionSubstitutions), never from a run's input.
-OPERATOR_MACHINE = "operator"
-# An operator's own action that failed or could not suspend is answered to the operator (the CLI
-# and the console show how the run ended): a routine notice, never a page.
-ANSWERS_TO_OPERATORS = frozenset({"cannot_suspend", "workflow_failed"})
 
 
 @dataclass
@@ -106,68 +94,9 @@ class WorkflowTasks:
             execution_arn=state.get("execution"),
         )
 
-    def _notify(
-        self,
-        event_type: str,
-        state: WorkflowState,
-        *,
-        budget: Budget | None = None,
-        spent: Decimal | None = None,
-        refresh_at: str | None = None,
-        note: str | None = None,
-        dry_run: bool = False,
-        routine: bool = False,
-        **facts: str | None,
-    ) -> None:
-        """Publish the event. Its reason is a person's only: a run's own reasons are its fields
-        (spent, limit, percent, `facts` such as suspend_at), worded per reader by the notifier."""
-        answer_to_operator = state.get("machine") == OPERATOR_MACHINE and event_type in ANSWERS_TO_OPERATORS
-        actor = state.get("actor") or SYSTEM_ACTOR
-        driver = None
-        if budget is not None and spent and event_type in DRIVEN_NOTICES:
-            now = self.clock()
-            driver = top_model(state["scope"], budget.span_at(now).start, now)
-        self.publisher.publish(
-            NotificationEvent(
-                type=event_type,
-                scope=state["scope"],
-                window=state.get("window"),
-                window_id=state.get("window_id"),
-                spent_usd=None if spent is None else str(spent),
-                limit_usd=None if budget is None else str(budget.limit_usd),
-                percent=None if budget is None or spent is None else str(budget.percent_of(spent)),
-                refresh_at=refresh_at or state.get("window_end"),
-                actor=actor,
-                reason=None if actor in AUTOMATIC_ACTORS else state.get("reason"),
-                execution=state.get("execution"),
-                at=iso_utc(self.clock()),
-                dry_run=dry_run,
-                note=note,
-                routine=routine or answer_to_operator,
-                top_model=driver.model if driver else None,
-                top_model_usd=exact(driver.cost_usd) if driver else None,
-                **{"time_zone": budget.time_zone if budget else None, **facts},
-            )
-        )
-
-    def _outlook(
-        self, event_type: str, state: WorkflowState, budget: Budget, spent: Decimal
-    ) -> dict[str, Any]:
-        """What comes next, in fields: the grace period's end; the forecast's spend and crossing."""
-        now = self.clock()
-        if event_type == Status.GRACE:
-            return {"suspend_at": iso_utc(now + timedelta(seconds=budget.grace_seconds))}
-        if event_type != "forecast":
-            return {}
-        span = budget.span_at(now)
-        # The monitor projects from the recent burn and says so; the calculator's crossing, from
-        # the window's average.
-        given = state.get("projected_usd")
-        projected = Decimal(given) if given else forecast_spend(spent, span, now)
-        if projected is None:
-            return {}
-        crosses = forecast_crossing(spent, projected, budget.limit_usd, now, span.end)
-        return {"projected_usd": exact(projected), "crosses_at": iso_utc(crosses) if crosses else None}
+    def _notify(self, event_type: str, state: WorkflowState, **fields: Any) -> None:
+        """Publish this run's notice (workflow_notices.workflow_notice: its fields and keywords)."""
+        self.publisher.publish(workflow_notice(event_type, state, self.clock(), **fields))
 
     def _exempt(self, budget: Budget) -> str | None:
         return is_exempt(budget, self.tunables.exclusions, self.system_roles)
@@ -260,7 +189,7 @@ class WorkflowTasks:
             spent=spent,
             note=outcome.note if outcome.next != Next.GRACE else None,
             dry_run=budget.dry_run,
-            **self._outlook(outcome.event_type, state, budget, spent),
+            **outlook(outcome.event_type, state, budget, spent, self.clock()),
         )
         return {**state, "decision": decision}
 
@@ -366,12 +295,7 @@ class WorkflowTasks:
             )
         budget = None if is_manual_window(window) else Budget.resolve(item, self.tunables)
         spent = None if budget is None else spent_in_window(scope, window, state["window_id"])
-        note = describe_target(target) + ("" if restore_at else "; no end: only a restore")
-        fallbacks = [entry["message"] for entry in state.get("denies", {}).get("alert_only", [])]
-        if fallbacks:
-            note += "; alert only for: " + "; ".join(fallbacks)
-        if spared:
-            note += "; spared: " + spared
+        note = suspension_note(state, target, restore_at, spared)
         self._notify(
             "suspended", state, budget=budget, spent=spent, refresh_at=restore_at, note=note, dry_run=dry_run
         )
@@ -527,12 +451,3 @@ def why_no_restore_is_due(item: BudgetItem, now: datetime) -> str | None:
     if datetime.fromisoformat(item.suspended_until) > now:
         return f"its suspension ends at {item.suspended_until}"
     return None
-
-
-def describe_target(target: Target) -> str:
-    parts = [f"deny policy on IAM {target.kind} {target.name}"] if target.name else []
-    if target.sessions:
-        parts.append(f"{len(target.sessions)} session(s) denied alone: {', '.join(target.sessions)}")
-    if target.kind == TargetKind.SPARED:
-        return "nothing denied: every principal it reaches is protected or excluded"
-    return "; ".join(parts) or "nothing in IAM"

@@ -16,7 +16,8 @@ from aws_lambda_powertools.utilities.idempotency import (
 
 from budgetkeeper.budgets.targets import system_role_prefixes
 from budgetkeeper.core.observability import logger
-from budgetkeeper.core.settings import Settings, Tunables
+from budgetkeeper.core.settings import Settings
+from budgetkeeper.core.tunables import Tunables
 from budgetkeeper.enforcement.principals import iam_directory
 from budgetkeeper.enforcement.state import WorkflowState, workflow_state
 from budgetkeeper.enforcement.workflow import TASKS, InvalidRequest, WorkflowTasks

@@ -25,7 +25,8 @@ from pynamodb.exceptions import PynamoDBException
 from budgetkeeper.budgets.rules import Budget, crossing
 from budgetkeeper.core import clock
 from budgetkeeper.core.observability import logger
-from budgetkeeper.core.settings import Settings, Tunables
+from budgetkeeper.core.settings import Settings
+from budgetkeeper.core.tunables import Tunables
 from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.domain.log_records import (
     MalformedEvent,

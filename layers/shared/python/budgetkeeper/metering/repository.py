@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
 from budgetkeeper.budgets.rules import DEFAULT_BUDGET_WINDOWS, Budget, gets_default_budget
-from budgetkeeper.core.settings import Tunables
+from budgetkeeper.core.tunables import Tunables
 from budgetkeeper.domain.scopes import ScopeKind
 from budgetkeeper.metering.writer import CommitResult, PayloadUsage, UsageWriter
 from budgetkeeper.storage.budget_rows import create_default_budgets, mark_due

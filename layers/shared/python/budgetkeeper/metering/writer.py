@@ -17,7 +17,7 @@ from pynamodb.exceptions import PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from budgetkeeper.core import clock
-from budgetkeeper.core.settings import Tunables
+from budgetkeeper.core.tunables import Tunables
 from budgetkeeper.domain.log_records import LogPayload, PayloadKind
 from budgetkeeper.metering.deltas import UsageDeltas
 from budgetkeeper.metering.updates import table_updates

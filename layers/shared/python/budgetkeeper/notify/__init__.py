@@ -75,9 +75,17 @@ class NotificationEvent:
 
     @classmethod
     def operator_alert(
-        cls, type: str, scope: str, actor: str, reason: str, at: str, note: str
+        cls,
+        type: str,
+        scope: str,
+        actor: str,
+        reason: str | None,
+        at: str,
+        note: str,
+        execution: str | None = None,
     ) -> NotificationEvent:
-        """An alert about no budget window (a price refresh refused, a job not metered)."""
+        """An alert about no budget window (a price refresh refused, a job not metered, a deny the
+        reconciler fixed)."""
         return cls(
             type=type,
             scope=scope,
@@ -89,7 +97,7 @@ class NotificationEvent:
             refresh_at=None,
             actor=actor,
             reason=reason,
-            execution=None,
+            execution=execution,
             at=at,
             note=note,
         )

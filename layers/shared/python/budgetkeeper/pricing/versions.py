@@ -29,7 +29,7 @@ from budgetkeeper.pricing.table import (
     Rates,
     resolve_model_id,
 )
-from budgetkeeper.storage.budget_rows import Change, write_audit
+from budgetkeeper.storage.audit_rows import Change, write_audit
 from budgetkeeper.storage.models_seen import models_seen
 from budgetkeeper.storage.tables import PriceVersionItem
 

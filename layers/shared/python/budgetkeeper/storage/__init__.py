@@ -1,4 +1,5 @@
 """The DynamoDB tables: one pynamodb model per table (tables), the keys of the usage rows (keys),
-reads several packages share (readers) and the budget and audit rows' reads and writes
-(budget_rows). The only package that defines table schemas. Imports budgets, domain and core.
+reads several packages share (readers), the writes of budget rows (budget_rows) and of audit lines
+(audit_rows), and conditional writes read one way (conditional). The only package that defines
+table schemas. Imports budgets, domain and core.
 """

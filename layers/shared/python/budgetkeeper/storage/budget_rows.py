@@ -1,29 +1,25 @@
-"""Budget rows and their audit lines: the one module that writes them.
+"""Budget rows: the one module that writes them.
 
-Every write to the budgets table and the audit table is a function here, named for what it means,
-with the condition that guards it beside it. The workflow's tasks, the monitor, the usage
-calculator's store and the CLI call these; they read rows themselves. A transition's audit line
-is written after the row, and only when the row's write won.
+Every write to the budgets table is a function here, named for what it means, with the condition
+that guards it beside it. The workflow's tasks, the monitor, the usage calculator's repository and
+the CLI call these; they read rows themselves. A transition's audit line
+(storage.audit_rows) is written after the row, and only when the row's write won.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
-
-from pynamodb.exceptions import DeleteError, PutError, UpdateError
 
 from budgetkeeper.budgets.rules import DEFAULT_BUDGET_WINDOWS, ENFORCING, Level, Status, is_manual_window
 from budgetkeeper.budgets.targets import Target
 from budgetkeeper.core import clock
 from budgetkeeper.core.windows import iso_utc
-from budgetkeeper.storage.tables import SWEEP_DUE, AuditItem, BudgetItem, budget_key, index_kind
-
-CONDITION_FAILED = "ConditionalCheckFailedException"
+from budgetkeeper.storage.audit_rows import Change, write_audit, write_operator_audit
+from budgetkeeper.storage.conditional import won
+from budgetkeeper.storage.tables import SWEEP_DUE, BudgetItem, budget_key, index_kind
 
 
 class BudgetExists(Exception):
@@ -36,24 +32,6 @@ class BudgetGone(Exception):
 
 class BudgetEnforcing(Exception):
     """The budget started a suspension meanwhile: it is not deleted."""
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """Who changes a budget row, when and why: what its audit line records."""
-
-    actor: str
-    at: datetime
-    reason: str | None = None
-    execution_arn: str | None = None
-
-    @property
-    def at_iso(self) -> str:
-        return iso_utc(self.at)
-
-
-def _lost_race(error: PutError | UpdateError | DeleteError) -> bool:
-    return error.cause_response_code == CONDITION_FAILED
 
 
 def _next_revision() -> Any:
@@ -75,41 +53,6 @@ def _is_enforcing() -> Any:
     return BudgetItem.status.is_in(*sorted(str(status) for status in ENFORCING))
 
 
-# ----------------------------------------------------------------------------- audit lines
-
-
-def audit_at(at: datetime) -> str:
-    """The time part of an audit line's sort key; readers query time ranges with it."""
-    return f"{at.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%fZ}"
-
-
-def audit_key(at: datetime) -> str:
-    """An audit line's sort key `<time>#<id>`: in time order, and unique for lines at one moment."""
-    return f"{audit_at(at)}#{uuid.uuid4().hex[:8]}"
-
-
-def write_audit(scope: str, window: str, from_status: str, to_status: str, change: Change) -> None:
-    """One line of a budget's history; the system never deletes these."""
-    AuditItem(
-        scope,
-        audit_key(change.at),
-        window=window,
-        from_status=str(from_status),
-        to_status=str(to_status),
-        actor=change.actor,
-        reason=change.reason,
-        execution_arn=change.execution_arn,
-    ).save()
-
-
-def _operator_audit(
-    scope: str, window: str, from_status: str, to_status: str, what: str, change: Change
-) -> None:
-    """An operator's edit: what was done, then the reason they gave (when they gave one)."""
-    reason = f"{what}; {change.reason.strip()}" if change.reason and change.reason.strip() else what
-    write_audit(scope, window, from_status, to_status, replace(change, reason=reason))
-
-
 # ----------------------------------------------------------------------------- creating
 
 
@@ -123,13 +66,9 @@ def create_budget(scope: str, window: str, values: dict[str, Any], what: str, ch
         updated_at=change.at_iso,
         **{name: value for name, value in values.items() if value is not None},
     )
-    try:
-        item.save(condition=BudgetItem.scope.does_not_exist())
-    except PutError as error:
-        if _lost_race(error):
-            raise BudgetExists(f"{scope} {window}") from None
-        raise
-    _operator_audit(scope, window, "-", item.status, what, change)
+    if not won(item.save, condition=BudgetItem.scope.does_not_exist()):
+        raise BudgetExists(f"{scope} {window}")
+    write_operator_audit(scope, window, "-", item.status, what, change)
     return item
 
 
@@ -156,16 +95,13 @@ def create_default_budgets(scope: str, now_iso: str) -> list[BudgetItem]:
     for window in DEFAULT_BUDGET_WINDOWS:
         item = BudgetItem(scope, window, origin="default", created_at=now_iso, updated_at=now_iso)
         fields = (BudgetItem.origin, BudgetItem.created_at, BudgetItem.updated_at)
-        try:
-            _calculator_update(
-                scope,
-                window,
-                [field.set(getattr(item, field.attr_name)) for field in fields],
-                BudgetItem.scope.does_not_exist(),
-            )
-        except UpdateError as error:
-            if not _lost_race(error):
-                raise
+        if not won(
+            _calculator_update,
+            scope,
+            window,
+            [field.set(getattr(item, field.attr_name)) for field in fields],
+            BudgetItem.scope.does_not_exist(),
+        ):
             item = BudgetItem.get(scope, window, consistent_read=True)
         items.append(item)
     return items
@@ -187,33 +123,22 @@ def mark_due(budgets: Iterable[tuple[str, str]]) -> None:
 
 def clear_due(item: BudgetItem) -> bool:
     """Take an ok budget out of the sweep; False if a run moved its status meanwhile."""
-    try:
-        item.update(
-            actions=[BudgetItem.sweep.remove(), BudgetItem.sweep_key.remove()],
-            condition=(BudgetItem.status == str(Status.OK)) | BudgetItem.status.does_not_exist(),
-        )
-    except UpdateError as error:
-        if _lost_race(error):
-            return False
-        raise
-    return True
+    return won(
+        item.update,
+        actions=[BudgetItem.sweep.remove(), BudgetItem.sweep_key.remove()],
+        condition=(BudgetItem.status == str(Status.OK)) | BudgetItem.status.does_not_exist(),
+    )
 
 
 def reset_for_new_window(item: BudgetItem, window_id: str) -> bool:
     """A warning or critical status of another window: ok in `window_id`, unless a run moved it."""
     if item.status not in (Status.WARNING, Status.CRITICAL) or item.status_window_id == window_id:
         return False
-    try:
-        item.update(
-            actions=[BudgetItem.status.set(str(Status.OK)), BudgetItem.status_window_id.set(window_id)],
-            condition=(BudgetItem.status == item.status)
-            & (BudgetItem.status_window_id == item.status_window_id),
-        )
-    except UpdateError as error:
-        if _lost_race(error):
-            return False
-        raise
-    return True
+    return won(
+        item.update,
+        actions=[BudgetItem.status.set(str(Status.OK)), BudgetItem.status_window_id.set(window_id)],
+        condition=(BudgetItem.status == item.status) & (BudgetItem.status_window_id == item.status_window_id),
+    )
 
 
 # ----------------------------------------------------------------------------- the workflow's transitions
@@ -272,12 +197,8 @@ def record_notified(
         ]
         if to_status == Status.GRACE:
             actions.append(BudgetItem.execution_arn.set(change.execution_arn))
-    try:
-        item.update(actions=actions, condition=_unchanged(item))
-    except UpdateError as error:
-        if _lost_race(error):
-            return False
-        raise
+    if not won(item.update, actions=actions, condition=_unchanged(item)):
+        return False
     if to_status is not None:
         write_audit(item.scope, item.window, from_status, item.status, change)
     return True
@@ -286,15 +207,12 @@ def record_notified(
 def _leave_grace(item: BudgetItem, to_status: Status, change: Change) -> bool:
     if item.status != Status.GRACE:
         return False
-    try:
-        item.update(
-            actions=[BudgetItem.status.set(str(to_status)), BudgetItem.execution_arn.remove()],
-            condition=BudgetItem.status == str(Status.GRACE),
-        )
-    except UpdateError as error:
-        if _lost_race(error):
-            return False
-        raise
+    if not won(
+        item.update,
+        actions=[BudgetItem.status.set(str(to_status)), BudgetItem.execution_arn.remove()],
+        condition=BudgetItem.status == str(Status.GRACE),
+    ):
+        return False
     write_audit(item.scope, item.window, Status.GRACE, to_status, change)
     return True
 
@@ -311,25 +229,22 @@ def recover_from_grace(item: BudgetItem, change: Change) -> bool:
         return False
     if is_manual_window(item.window):  # an operator's suspension whose run died before it applied
         return drop_manual_reservation(item.scope, item.window, change)
-    try:
-        item.update(
-            actions=[
-                BudgetItem.status.set(str(Status.CRITICAL)),
-                BudgetItem.notified_level.set(int(Level.CRITICAL)),
-                BudgetItem.execution_arn.remove(),
-                BudgetItem.updated_at.set(change.at_iso),
-            ],
-            condition=(BudgetItem.status == str(Status.GRACE))
-            & (
-                BudgetItem.execution_arn == item.execution_arn
-                if item.execution_arn
-                else BudgetItem.execution_arn.does_not_exist()
-            ),
-        )
-    except UpdateError as error:
-        if _lost_race(error):
-            return False
-        raise
+    if not won(
+        item.update,
+        actions=[
+            BudgetItem.status.set(str(Status.CRITICAL)),
+            BudgetItem.notified_level.set(int(Level.CRITICAL)),
+            BudgetItem.execution_arn.remove(),
+            BudgetItem.updated_at.set(change.at_iso),
+        ],
+        condition=(BudgetItem.status == str(Status.GRACE))
+        & (
+            BudgetItem.execution_arn == item.execution_arn
+            if item.execution_arn
+            else BudgetItem.execution_arn.does_not_exist()
+        ),
+    ):
+        return False
     write_audit(item.scope, item.window, Status.GRACE, Status.CRITICAL, change)
     return True
 
@@ -361,13 +276,7 @@ def reserve_manual_suspension(scope: str, window: str, change: Change) -> bool:
         sweep=SWEEP_DUE,
         sweep_key=budget_key(scope, window),
     )
-    try:
-        item.save(condition=BudgetItem.scope.does_not_exist() | _run_holds(change))
-    except PutError as error:
-        if _lost_race(error):
-            return False
-        raise
-    return True
+    return won(item.save, condition=BudgetItem.scope.does_not_exist() | _run_holds(change))
 
 
 def _run_holds(change: Change) -> Any:
@@ -378,12 +287,8 @@ def _run_holds(change: Change) -> Any:
 def drop_manual_reservation(scope: str, window: str, change: Change) -> bool:
     """The run that reserved an operator's suspension row applied nothing (it failed, or nothing
     could be denied): the row goes; False if it is not this run's reservation (any more)."""
-    try:
-        BudgetItem(scope, window).delete(condition=_run_holds(change))
-    except DeleteError as error:
-        if _lost_race(error):
-            return False
-        raise
+    if not won(BudgetItem(scope, window).delete, condition=_run_holds(change)):
+        return False
     write_audit(scope, window, Status.GRACE, "-", replace(change, reason="nothing was suspended"))
     return True
 
@@ -431,20 +336,15 @@ def claim_for_restore(item: BudgetItem) -> bool:
         return True  # this step is running again
     if item.status not in (Status.SUSPENDED, Status.GRACE):
         return False
-    try:
-        item.update(
-            actions=[
-                BudgetItem.status.set(str(Status.RESTORING)),
-                # When the claim was made: a restore that died after it is finished by the monitor.
-                BudgetItem.updated_at.set(iso_utc(clock.now())),
-            ],
-            condition=BudgetItem.status == item.status,
-        )
-    except UpdateError as error:
-        if _lost_race(error):
-            return False
-        raise
-    return True
+    return won(
+        item.update,
+        actions=[
+            BudgetItem.status.set(str(Status.RESTORING)),
+            # When the claim was made: a restore that died after it is finished by the monitor.
+            BudgetItem.updated_at.set(iso_utc(clock.now())),
+        ],
+        condition=BudgetItem.status == item.status,
+    )
 
 
 def record_restored(item: BudgetItem, *, baseline_usd: Decimal, change: Change) -> bool:
@@ -455,28 +355,26 @@ def record_restored(item: BudgetItem, *, baseline_usd: Decimal, change: Change) 
         return False
     # `restoring` is this run's own claim: the transition people see is from suspended.
     from_status = Status.SUSPENDED if item.status == Status.RESTORING else Status(item.status)
-    try:
-        if is_manual_window(item.window):
-            item.delete(condition=_is_enforcing())
-        else:
-            item.update(
-                actions=[
-                    BudgetItem.status.set(str(Status.OK)),
-                    _next_revision(),
-                    BudgetItem.baseline_usd.set(baseline_usd),
-                    BudgetItem.baseline_window_id.set(item.status_window_id),
-                    BudgetItem.suspended_until.remove(),
-                    BudgetItem.execution_arn.remove(),
-                    BudgetItem.sweep.remove(),
-                    BudgetItem.sweep_key.remove(),
-                    BudgetItem.updated_at.set(change.at_iso),
-                ],
-                condition=_is_enforcing(),
-            )
-    except (UpdateError, DeleteError) as error:
-        if _lost_race(error):
-            return False
-        raise
+    if is_manual_window(item.window):
+        restored = won(item.delete, condition=_is_enforcing())
+    else:
+        restored = won(
+            item.update,
+            actions=[
+                BudgetItem.status.set(str(Status.OK)),
+                _next_revision(),
+                BudgetItem.baseline_usd.set(baseline_usd),
+                BudgetItem.baseline_window_id.set(item.status_window_id),
+                BudgetItem.suspended_until.remove(),
+                BudgetItem.execution_arn.remove(),
+                BudgetItem.sweep.remove(),
+                BudgetItem.sweep_key.remove(),
+                BudgetItem.updated_at.set(change.at_iso),
+            ],
+            condition=_is_enforcing(),
+        )
+    if not restored:
+        return False
     write_audit(item.scope, item.window, from_status, Status.OK, change)
     return True
 
@@ -497,12 +395,8 @@ def set_protection(item: BudgetItem, protect: bool, change: Change) -> bool:
             BudgetItem.sweep.set(SWEEP_DUE),
             BudgetItem.sweep_key.set(budget_key(item.scope, item.window)),
         ]
-    try:
-        item.update(actions=actions, condition=BudgetItem.scope.exists())
-    except UpdateError as error:
-        if _lost_race(error):
-            return False
-        raise
+    if not won(item.update, actions=actions, condition=BudgetItem.scope.exists()):
+        return False
     label = "protected" if protect else "unprotected"
     write_audit(item.scope, item.window, item.status, f"{item.status} ({label})", change)
     return True
@@ -525,27 +419,21 @@ def change_budget(item: BudgetItem, changed: dict[str, Any], what: str, change: 
     if item.origin != "explicit":
         actions += [BudgetItem.origin.set("explicit"), *_indexed_by_operator(item)]
     actions.append(BudgetItem.updated_at.set(change.at_iso))
-    try:
-        item.update(actions=actions, condition=BudgetItem.scope.exists())
-    except UpdateError as error:
-        if _lost_race(error):
-            raise BudgetGone(f"{item.scope} {item.window}") from None
-        raise
+    if not won(item.update, actions=actions, condition=BudgetItem.scope.exists()):
+        raise BudgetGone(f"{item.scope} {item.window}")
     summary = what + (f", revision {revision} -> {item.revision}" if limit_changed else "")
-    _operator_audit(item.scope, item.window, item.status, item.status, f"budget changed: {summary}", change)
+    write_operator_audit(
+        item.scope, item.window, item.status, item.status, f"budget changed: {summary}", change
+    )
     return summary
 
 
 def delete_budget(item: BudgetItem, change: Change) -> None:
     """Delete a budget that is not on its way to or in a suspension (its deny would have no row)."""
     status = item.status
-    try:
-        item.delete(condition=~_is_enforcing())
-    except DeleteError as error:
-        if _lost_race(error):
-            raise BudgetEnforcing(f"{item.scope} {item.window}") from None
-        raise
-    _operator_audit(item.scope, item.window, status, "deleted", "budget deleted", change)
+    if not won(item.delete, condition=~_is_enforcing()):
+        raise BudgetEnforcing(f"{item.scope} {item.window}")
+    write_operator_audit(item.scope, item.window, status, "deleted", "budget deleted", change)
 
 
 # ----------------------------------------------------------------------------- one-off backfill
@@ -561,14 +449,10 @@ def index_operator_budgets() -> list[str]:
         key = budget_key(item.scope, item.window)
         if kind is None or (item.kind, item.kind_key) == (kind, key):
             continue
-        try:
-            item.update(
-                actions=[BudgetItem.kind.set(kind), BudgetItem.kind_key.set(key)],
-                condition=BudgetItem.scope.exists(),
-            )
-        except UpdateError as error:
-            if not _lost_race(error):
-                raise
-            continue  # deleted meanwhile
-        indexed.append(key)
+        if won(
+            item.update,
+            actions=[BudgetItem.kind.set(kind), BudgetItem.kind_key.set(key)],
+            condition=BudgetItem.scope.exists(),
+        ):  # else deleted meanwhile
+            indexed.append(key)
     return sorted(indexed)
