@@ -56,6 +56,7 @@ class LocalStack:
     function_arns: dict[str, str] = field(default_factory=dict)
     table_ids: set[str] = field(default_factory=set)
     stream_arns: dict[str, str] = field(default_factory=dict)
+    destination_arns: dict[str, str] = field(default_factory=dict)  # CloudWatch Logs destinations
 
     def client(self, service: str) -> Any:
         return boto3.client(service, region_name=REGION, endpoint_url=self.endpoint_url)
@@ -73,6 +74,9 @@ class LocalStack:
             self.physical_ids[logical_id] = name
         for logical_id in resources_of_type(template, "AWS::KinesisFirehose::DeliveryStream"):
             self._create_delivery_stream(logical_id)
+        for logical_id, resource in resources_of_type(template, "AWS::Logs::Destination").items():
+            if self._condition_holds(resource.get("Condition")):
+                self._create_destination(logical_id, resource["Properties"])
         for logical_id, resource in resources_of_type(template, "AWS::Logs::SubscriptionFilter").items():
             self._create_subscription(logical_id, resource["Properties"])
         for logical_id in resources_of_type(template, "AWS::SNS::Topic"):
@@ -141,6 +145,21 @@ class LocalStack:
         self.stream_arns[logical_id] = firehose.describe_delivery_stream(DeliveryStreamName=name)[
             "DeliveryStreamDescription"
         ]["DeliveryStreamARN"]
+
+    def _create_destination(self, logical_id: str, properties: Mapping[str, Any]) -> None:
+        """A CloudWatch Logs destination and its access policy, as the template writes them."""
+        logs = self.client("logs")
+        name = self._resolve(properties["DestinationName"])
+        destination = logs.put_destination(
+            destinationName=name,
+            targetArn=self._resolve(properties["TargetArn"]),
+            roleArn=self._harness_role(),
+        )["destination"]
+        logs.put_destination_policy(
+            destinationName=name, accessPolicy=self._resolve(properties["DestinationPolicy"])
+        )
+        self.physical_ids[logical_id] = name
+        self.destination_arns[logical_id] = destination["arn"]
 
     def _create_subscription(self, logical_id: str, properties: Mapping[str, Any]) -> None:
         """The subscription of the invocation log group; the group is the account's (it must exist
@@ -320,6 +339,8 @@ class LocalStack:
                 return self.physical_ids[logical_id].rsplit(":", 1)[-1]
             if attribute == "Arn" and logical_id in self.stream_arns:
                 return self.stream_arns[logical_id]
+            if attribute == "Arn" and logical_id in self.destination_arns:
+                return self.destination_arns[logical_id]
             if attribute == "Arn" and logical_id in self.table_ids:
                 return f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{self.physical_ids[logical_id]}"
         raise ValueError(f"the harness cannot resolve {value!r} yet")

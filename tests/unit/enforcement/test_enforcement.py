@@ -49,7 +49,7 @@ def test_execution_names_differ_by_level_window_and_revision():
 DIRECTORY = Directory(
     role_exists=lambda role: role == "ChatbotApp-BedrockRole",
     group_exists=lambda group: group == "data",
-    team_sessions=lambda team: ("session:Shared/vik",) if team in ("data", "ml") else (),
+    mapped_identities=lambda scope: ("session:Shared/vik", "user:bob") if scope in ("team:data", "team:ml") else (),
     protection=lambda scope: None,
     group_members=lambda group: (),
 )

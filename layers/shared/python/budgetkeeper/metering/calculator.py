@@ -52,7 +52,7 @@ from budgetkeeper.pricing.rates import PriceStatus
 from budgetkeeper.pricing.table import Rates
 from budgetkeeper.pricing.versions import ActivePrices
 from budgetkeeper.storage.keys import TotalKey
-from budgetkeeper.storage.readers import load_teams
+from budgetkeeper.storage.readers import load_people, load_teams
 from budgetkeeper.storage.tables import bind_tables, transaction_connection
 
 OK, DROPPED, FAILED = "Ok", "Dropped", "ProcessingFailed"
@@ -427,6 +427,8 @@ def build_usage_calculator(settings: Settings, tunables: Tunables) -> UsageCalcu
         meter=Meter(
             prices=prices,
             teams=load_teams(),
+            people=load_people(),
+            home_account=settings.qualifying_account,
             profiles=_inference_profiles(settings.region),
             registered_profiles=dict(tunables.app_profiles),
             unknown_model_rates=unknown_model_rates(tunables),

@@ -47,6 +47,9 @@ class Meter:
     profiles: InferenceProfiles | None = None
     registered_profiles: Mapping[str, str] = field(default_factory=dict)  # profile ARN -> app
     unknown_model_rates: Rates | None = None  # the operators' rate for models the table lacks
+    people: Mapping[str, str] = field(default_factory=dict)  # principal scope -> person
+    # Organization mode: the central account, whose principals keep unqualified scopes (attribute).
+    home_account: str | None = None
     # Attributions by caller, account and request metadata: callers repeat from record to record.
     _attributions: dict[tuple[str, str, tuple[tuple[str, str], ...]], Attribution] = field(
         default_factory=dict, init=False, repr=False, compare=False
@@ -77,6 +80,8 @@ class Meter:
             teams=self.teams,
             profile_tags=self.profiles.tags_for if self.profiles else None,
             registered_profiles=self.registered_profiles,
+            people=self.people,
+            home_account=self.home_account,
         )
 
     def meter_invocation(

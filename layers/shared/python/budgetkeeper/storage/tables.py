@@ -271,13 +271,15 @@ class DedupeItem(Model):
 
 
 class TeamItem(Model):
-    """Which team a principal (or role, or app) scope belongs to."""
+    """Which team a principal (or role, or app) scope belongs to, and which person a principal is:
+    operators' mapping, which may join identities of several accounts (organization mode)."""
 
     class Meta:
         table_name = "unbound-teams"
 
     principal = UnicodeAttribute(hash_key=True)
-    team = UnicodeAttribute()
+    team = UnicodeAttribute(null=True)  # absent on an identity mapped to a person only
+    person = UnicodeAttribute(null=True)
     # Who to tell about this scope's budgets when no owner is known; on the team's own item
     # (`principal` = the team scope), the team's contact.
     contact = UnicodeAttribute(null=True)
