@@ -19,6 +19,7 @@ from typing import Any
 
 import boto3
 
+from budgetkeeper.core import clock
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import DEFAULT_LOG_GROUP, cloudwatch_payload, firehose_event
 from devkit.harness.stack import ACCOUNT_ID, REGION, LocalStack
@@ -92,8 +93,10 @@ class MemberAccount:
         }
         iam.create_role(RoleName=role["RoleName"], AssumeRolePolicyDocument=json.dumps(trust))
         self.client("logs").create_log_group(logGroupName=self.log_group)
-        subscription = resources["InvocationLogSubscription"]["Properties"]
-        self.subscribe(stack.destination_arns["OrganizationLogDestination"], subscription["FilterPattern"])
+        destination = stack.destination_arns.get("OrganizationLogDestination")
+        if destination is not None:  # a stack without OrganizationId has none: no subscription then
+            subscription = resources["InvocationLogSubscription"]["Properties"]
+            self.subscribe(destination, subscription["FilterPattern"])
         return self
 
     def subscribe(self, destination_arn: str, filter_pattern: str) -> None:
@@ -115,13 +118,16 @@ class MemberAccount:
             )
         self.destination_arn, self.filter_pattern = destination_arn, filter_pattern
 
-    def log_invocations(self, messages: list[str], *, timestamp_ms: int) -> Any:
+    def log_invocations(self, messages: list[str]) -> Any:
         """Bedrock writes `messages` to this account's invocation log; CloudWatch Logs delivers the
         matching ones through the destination. The usage calculator's Firehose response, or None
         when the log group has no subscription (nothing is delivered then)."""
         logs = self.client("logs")
         stream = "aws/bedrock/modelinvocations"
-        if not logs.describe_log_streams(logGroupName=self.log_group, logStreamNamePrefix=stream)["logStreams"]:
+        timestamp_ms = int(clock.now().timestamp() * 1000)
+        if not logs.describe_log_streams(logGroupName=self.log_group, logStreamNamePrefix=stream)[
+            "logStreams"
+        ]:
             logs.create_log_stream(logGroupName=self.log_group, logStreamName=stream)
         logs.put_log_events(
             logGroupName=self.log_group,
@@ -130,9 +136,15 @@ class MemberAccount:
         )
         if self.destination_arn is None:
             return None
-        matching = [message for message in messages if _matches_invocation_filter(message, self.filter_pattern)]
+        matching = [
+            message for message in messages if _matches_invocation_filter(message, self.filter_pattern)
+        ]
         payload = cloudwatch_payload(
-            matching, log_group=self.log_group, log_stream=stream, owner=self.account_id, timestamp_ms=timestamp_ms
+            matching,
+            log_group=self.log_group,
+            log_stream=stream,
+            owner=self.account_id,
+            timestamp_ms=timestamp_ms,
         )
         central_logs = boto3.client("logs", region_name=self.destination_arn.split(":")[3])
         name = self.destination_arn.rsplit(":", 1)[-1]

@@ -9,7 +9,6 @@ by botocore's Stubber.
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 
 import boto3
@@ -18,59 +17,22 @@ from botocore.stub import Stubber
 
 from budgetkeeper.budgets.targets import Target, TargetKind, deny_target
 from budgetkeeper.enforcement import deny_tasks
-from budgetkeeper.enforcement.accounts import MEMBER_ROLE_NAME
 from budgetkeeper.enforcement.principals import iam_directory, why_not_suspendable
 from budgetkeeper.storage.tables import BudgetItem, DenyItem
 from devkit.harness.lambdas import invoke
+from devkit.harness.organization import MemberAccount
 from devkit.harness.stack import ACCOUNT_ID
-from devkit.harness.template import load_template
 from tests.integration.test_enforcement_workflow import notifications
-from tests.unit.template.test_member_template import MEMBER_TEMPLATE_PATH
 
 MEMBER = "111122223333"
 ALICE = f"user:{MEMBER}/alice"
 MEMBER_DENY = f"arn:aws:iam::{MEMBER}:policy/budgetkeeper/BudgetkeeperBedrockDeny"
 
 
-def member_iam():
-    """An administrator's IAM client in the member account."""
-    sts = boto3.client("sts", region_name="us-east-1")
-    credentials = sts.assume_role(
-        RoleArn=f"arn:aws:iam::{MEMBER}:role/OrganizationAccountAccessRole", RoleSessionName="admin"
-    )["Credentials"]
-    return boto3.client(
-        "iam",
-        region_name="us-east-1",
-        aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"],
-        aws_session_token=credentials["SessionToken"],
-    )
-
-
 @pytest.fixture
 def member(stack, settings):
     """The member account as the member stack leaves it, and alice, one of its IAM users."""
-    resources = load_template(MEMBER_TEMPLATE_PATH)["Resources"]
-    iam = member_iam()
-    policy = resources["BedrockDenyPolicy"]["Properties"]
-    iam.create_policy(
-        PolicyName=policy["ManagedPolicyName"],
-        Path=policy["Path"],
-        PolicyDocument=json.dumps(policy["PolicyDocument"]),
-    )
-    central_role = f"arn:aws:iam::{ACCOUNT_ID}:role/{settings.stack_name}-DenyFunctionRole"
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT_ID}:root"},
-                "Action": "sts:AssumeRole",
-                "Condition": {"ArnEquals": {"aws:PrincipalArn": central_role}},
-            }
-        ],
-    }
-    iam.create_role(RoleName=MEMBER_ROLE_NAME, AssumeRolePolicyDocument=json.dumps(trust))
+    iam = MemberAccount(MEMBER).deploy(stack).client("iam")
     iam.create_user(UserName="alice")
     return iam
 

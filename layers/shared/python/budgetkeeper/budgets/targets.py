@@ -114,7 +114,7 @@ def deny_target(
             return Target(TargetKind.SESSION, sessions=sessions, users=users)
         return Target(
             TargetKind.NONE,
-            why_not=f"team {name} has no IAM group named {name}, no session members and no member account's users",
+            why_not=f"team {name} has no IAM group named {name} and no session members",
         )
     if kind == "person":
         identities = directory.mapped_identities(scope)

@@ -1,0 +1,160 @@
+"""Organization mode end to end: two member accounts and the central stack (moto's 123456789012,
+created with OrganizationId). Members' calls reach the central calculator through the CloudWatch
+Logs destination (devkit/harness/organization.py plays AWS's delivery), are charged to
+account-qualified scopes, and budgets of people, teams and accounts spanning the accounts are
+enforced in each account through its BudgetkeeperEnforcement role.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+from aws_lambda_powertools.utilities import parameters
+from moto import mock_aws
+
+from budgetkeeper.storage.tables import BudgetItem, TeamItem, TotalItem
+from devkit.harness.logs import converse_message
+from devkit.harness.organization import ORGANIZATION_ID, MemberAccount, SubscriptionRefused
+from devkit.harness.stack import ACCOUNT_ID, LocalStack
+from devkit.harness.workflow import wait_for_state
+from tests.integration.conftest import MOTO_CONFIG
+from tests.integration.test_enforcement_workflow import executions, finish_all, notifications
+from tests.timeline import now_iso, window_id
+
+MEMBER_A, MEMBER_B = "111122223333", "444455556666"
+NOVA_PRO = "amazon.nova-pro-v1:0"
+MEMBER_DENY = "policy/budgetkeeper/BudgetkeeperBedrockDeny"
+
+
+@pytest.fixture
+def stack(aws_env: None) -> Iterator[LocalStack]:
+    """The central stack in organization mode (overrides conftest's one-account stack)."""
+    with mock_aws(config=MOTO_CONFIG):
+        parameters.clear_caches()
+        yield LocalStack(parameters={"OrganizationId": ORGANIZATION_ID}).create()
+        parameters.clear_caches()
+
+
+@pytest.fixture
+def members(stack: LocalStack, settings) -> dict[str, MemberAccount]:
+    return {account: MemberAccount(account).deploy(stack) for account in (MEMBER_A, MEMBER_B)}
+
+
+def call(account: str, who: str, usd: str) -> str:
+    """A Converse call by IAM user `who` of `account` worth exactly `usd` (Nova Pro input, 0.80 per 1M)."""
+    tokens = int(Decimal(usd) / Decimal("0.0000008"))
+    arn = f"arn:aws:iam::{account}:user/{who}"
+    return converse_message(arn, NOVA_PRO, tokens, account=account, timestamp=now_iso())
+
+
+def spent(scope: str) -> Decimal | None:
+    try:
+        return TotalItem.get(f"{scope}|daily", window_id("daily")).spent_usd
+    except TotalItem.DoesNotExist:
+        return None
+
+
+def denied_users(member: MemberAccount) -> set[str]:
+    arn = f"arn:aws:iam::{member.account_id}:{MEMBER_DENY}"
+    entities = member.client("iam").list_entities_for_policy(PolicyArn=arn)
+    return {user["UserName"] for user in entities["PolicyUsers"]}
+
+
+def test_a_member_accounts_calls_reach_the_calculator_through_the_destination(stack, members):
+    for scope in (f"user:{MEMBER_A}/alice", f"account:{MEMBER_A}", "user:alice"):
+        BudgetItem(scope, "daily", limit_usd=Decimal(100)).save()  # totals are kept for budgets
+    destination = stack.destination_arns["OrganizationLogDestination"]
+    assert (
+        destination == f"arn:aws:logs:us-east-1:{ACCOUNT_ID}:destination:{stack.stack_name}-invocation-logs"
+    )
+    # When alice of member account A calls Bedrock (and a line that is not an invocation record
+    # lands in the same log group, which the subscription's filter keeps back)
+    response = members[MEMBER_A].log_invocations([call(MEMBER_A, "alice", "0.25"), "START RequestId: x"])
+    # Then the calculator metered it, once, as delivered: a payload owned by the member account
+    assert [record["result"] for record in response["records"]] == ["Ok"]
+    (archived,) = stack.client("s3").list_objects_v2(Bucket=stack.physical_ids["ArchiveBucket"])["Contents"]
+    body = stack.client("s3").get_object(Bucket=stack.physical_ids["ArchiveBucket"], Key=archived["Key"])
+    payload = json.loads(gzip.decompress(body["Body"].read()))
+    assert (payload["owner"], len(payload["logEvents"])) == (MEMBER_A, 1)
+    # And charged to her account-qualified scope and her account, not to the central account's alice
+    assert spent(f"user:{MEMBER_A}/alice") == Decimal("0.25")
+    assert spent(f"account:{MEMBER_A}") == Decimal("0.25")
+    assert spent("user:alice") is None
+
+
+def test_the_central_accounts_own_calls_keep_their_unqualified_scopes(stack, members):
+    for scope in ("user:alice", f"user:{ACCOUNT_ID}/alice"):
+        BudgetItem(scope, "daily", limit_usd=Decimal(100)).save()
+    from devkit.harness.lambdas import invoke
+    from devkit.harness.logs import cloudwatch_payload, firehose_event
+
+    invoke(
+        "UsageCalculatorFunction",
+        firehose_event([cloudwatch_payload([call(ACCOUNT_ID, "alice", "0.5")], owner=ACCOUNT_ID)]),
+    )
+    assert spent("user:alice") == Decimal("0.5")
+    assert spent(f"user:{ACCOUNT_ID}/alice") is None
+
+
+def test_an_account_outside_the_organization_cannot_subscribe(stack, settings):
+    stranger = MemberAccount("777788889999", organization_id="o-zzzzzzzzzz")
+    with pytest.raises(SubscriptionRefused, match="AccessDeniedException"):
+        stranger.deploy(stack)
+
+
+def test_a_person_over_budget_across_two_accounts_is_denied_in_both(stack, members, workflow):
+    # Given alice has an IAM user in each member account, both mapped by operators to one person
+    for account, member in members.items():
+        member.client("iam").create_user(UserName="alice")
+        TeamItem(f"user:{account}/alice", person="alice.martin").save()
+    BudgetItem("person:alice.martin", "daily", limit_usd=Decimal(1), grace_seconds=0).save()
+    # When she spends 0.60 in each account: under the limit in each, over it as one person
+    workflow.max_wait_seconds = 3
+    members[MEMBER_A].log_invocations([call(MEMBER_A, "alice", "0.60")])
+    finish_all(stack)
+    members[MEMBER_B].log_invocations([call(MEMBER_B, "alice", "0.60")])
+    assert spent("person:alice.martin") == Decimal("1.20")
+    run = next(e for e in executions(stack) if e["name"].startswith("exceeded"))
+    wait_for_state(stack, run["executionArn"], "WaitForRefresh")
+    # Then she is denied in both accounts, each through its own enforcement role
+    assert denied_users(members[MEMBER_A]) == {"alice"} and denied_users(members[MEMBER_B]) == {"alice"}
+    assert (
+        stack.client("iam").list_entities_for_policy(PolicyArn=stack.physical_ids["BedrockDenyPolicy"])[
+            "PolicyUsers"
+        ]
+        == []
+    )
+    suspended = [n for n in notifications(stack) if n["type"] == "suspended"]
+    assert [n["scope"] for n in suspended] == ["person:alice.martin"]
+    # And the window's refresh lifts both
+    finish_all(stack)
+    assert denied_users(members[MEMBER_A]) == set() and denied_users(members[MEMBER_B]) == set()
+
+
+def test_a_team_spanning_two_accounts_is_denied_in_each(stack, members, workflow):
+    members[MEMBER_A].client("iam").create_user(UserName="carol")
+    members[MEMBER_B].client("iam").create_user(UserName="dan")
+    TeamItem(f"user:{MEMBER_A}/carol", team="data").save()
+    TeamItem(f"user:{MEMBER_B}/dan", team="data").save()
+    BudgetItem("team:data", "daily", limit_usd=Decimal(1), grace_seconds=0).save()
+    workflow.max_wait_seconds = 3
+    members[MEMBER_A].log_invocations([call(MEMBER_A, "carol", "0.55")])
+    finish_all(stack)
+    members[MEMBER_B].log_invocations([call(MEMBER_B, "dan", "0.55")])
+    assert spent("team:data") == Decimal("1.10")
+    run = next(e for e in executions(stack) if e["name"].startswith("exceeded"))
+    wait_for_state(stack, run["executionArn"], "WaitForRefresh")
+    assert denied_users(members[MEMBER_A]) == {"carol"} and denied_users(members[MEMBER_B]) == {"dan"}
+
+
+def test_an_account_budget_counts_that_accounts_calls_and_warns(stack, members, workflow):
+    BudgetItem(f"account:{MEMBER_B}", "daily", limit_usd=Decimal(1), grace_seconds=0).save()
+    members[MEMBER_A].log_invocations([call(MEMBER_A, "alice", "0.90")])
+    members[MEMBER_B].log_invocations([call(MEMBER_B, "bob", "0.75")])
+    finish_all(stack)
+    assert spent(f"account:{MEMBER_B}") == Decimal("0.75")
+    assert [(n["type"], n["scope"]) for n in notifications(stack)] == [("warning", f"account:{MEMBER_B}")]
