@@ -9,6 +9,7 @@ by botocore's Stubber.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import boto3
@@ -116,15 +117,47 @@ def test_a_member_role_that_cannot_be_assumed_is_alerted_and_retried(stack, memb
     # ... and operators are told, urgently, which account and what is not denied there
     (told,) = [n for n in notifications(stack) if n["type"] == "member_account_unreachable"]
     assert told["scope"] == f"account:{MEMBER}" and ALICE in told["note"] and "AccessDenied" in told["note"]
-    # When the reconciler runs while the role is still refused: told again, still held
+    # When the reconciler runs while the role is still refused: still held, retried, not told again
     report = invoke("DenyFunction", {"task": "reconcile"})
     assert [pending["entry"] for pending in report["pending"]] == [ALICE]
-    assert len([n for n in notifications(stack) if n["type"] == "member_account_unreachable"]) == 2
+    assert unreachable_notices(stack) == 1
     # And once the role can be assumed, the next reconcile denies alice in her account
     sts.refusing = False
     report = invoke("DenyFunction", {"task": "reconcile"})
     assert report["pending"] == [] and f"{ALICE}: deny attached" in report["fixes"]
     assert member_denied(member) == {"alice"}
+
+
+def unreachable_notices(stack) -> int:
+    return len([n for n in notifications(stack) if n["type"] == "member_account_unreachable"])
+
+
+def test_an_unreachable_member_account_is_told_once_an_episode_then_reminded_daily(
+    stack, member, monkeypatch, clock
+):
+    sts = RefusedAssumeRole()
+    monkeypatch.setattr(deny_tasks.boto3, "client", sts.client)
+    BudgetItem(ALICE, "daily", limit_usd=Decimal("1"), status="suspended").save()
+    apply_denies(stack, ALICE)
+    assert unreachable_notices(stack) == 1
+    # Every sweep of the next day retries the account; none tells operators again ...
+    for _ in range(3):
+        clock.advance(timedelta(hours=7))
+        assert [p["entry"] for p in invoke("DenyFunction", {"task": "reconcile"})["pending"]] == [ALICE]
+    assert unreachable_notices(stack) == 1
+    # ... until a day has passed since they were told: then a reminder
+    clock.advance(timedelta(hours=4))
+    invoke("DenyFunction", {"task": "reconcile"})
+    assert unreachable_notices(stack) == 2
+    # Once the role can be assumed the deny is attached and the episode is over
+    sts.refusing = False
+    assert invoke("DenyFunction", {"task": "reconcile"})["pending"] == []
+    assert member_denied(member) == {"alice"}
+    # And when it is refused again, an hour later, that is a new episode: told at once
+    sts.refusing = True
+    clock.advance(timedelta(hours=1))
+    invoke("DenyFunction", {"task": "reconcile"})
+    assert unreachable_notices(stack) == 3
 
 
 def test_a_release_in_an_unreachable_member_account_is_kept_until_the_reconciler_lifts_it(

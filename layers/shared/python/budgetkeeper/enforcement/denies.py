@@ -34,6 +34,9 @@ from budgetkeeper.storage.tables import DenyItem
 # A holder whose budget is not enforcing is dropped by the reconciler only after this long: a
 # manual suspension's row is written after its deny is applied.
 STALE_HOLDER_AFTER = timedelta(minutes=15)
+# An unreachable member account is told once when an entry is first held up there, then reminded
+# at most this often while it stays so (every sweep retries it; the metric counts every try).
+UNREACHABLE_REMINDER_AFTER = timedelta(days=1)
 
 
 class EntryKind(StrEnum):
@@ -343,6 +346,9 @@ class DenyBook:
             else:
                 outcomes.alert_only.append({"entry": key, "message": str(error)})
         settled = [item.entry for item in records if item.entry not in unreachable]
+        for item in records:  # reached again: the episode is over, a new one is told at once
+            if item.unreachable_told_at and item.entry not in unreachable:
+                self._update_if_exists(item.entry, [DenyItem.unreachable_told_at.remove()])
         self._delete_unheld(settled + gone)
         return outcomes
 
@@ -430,18 +436,39 @@ class DenyBook:
 
     # ------------------------------------------------------------------ records
 
+    def accounts_to_tell(self, pending: Iterable[dict[str, str]]) -> set[str]:
+        """The member accounts of `pending` entries operators are to be told about now: an entry
+        not told yet, or told longer ago than UNREACHABLE_REMINDER_AFTER (marked told here)."""
+        now = clock.now()
+        due = DenyItem.unreachable_told_at.does_not_exist() | (
+            DenyItem.unreachable_told_at < iso_utc(now - UNREACHABLE_REMINDER_AFTER)
+        )
+        accounts = set()
+        for entry in pending:
+            if self._update_if_exists(entry["entry"], [DenyItem.unreachable_told_at.set(iso_utc(now))], due):
+                accounts.add(entry["account"])
+        return accounts
+
     @staticmethod
-    def _confirm(key: str, holder: str) -> bool:
-        """Mark the record applied, if `holder` still holds it (a release may have come between)."""
+    def _update_if_exists(key: str, actions: list[Any], condition: Any = None) -> bool:
+        """Update the record `key` if it exists (and `condition` holds); whether it was updated."""
+        exists = DenyItem.entry.exists()
         try:
             DenyItem(key).update(
-                actions=[DenyItem.applied.set(True)], condition=DenyItem.holders.contains(holder)
+                actions=actions, condition=exists if condition is None else exists & condition
             )
         except UpdateError as error:
             if error.cause_response_code != "ConditionalCheckFailedException":
                 raise
             return False
         return True
+
+    @staticmethod
+    def _confirm(key: str, holder: str) -> bool:
+        """Mark the record applied, if `holder` still holds it (a release may have come between)."""
+        return DenyBook._update_if_exists(
+            key, [DenyItem.applied.set(True)], DenyItem.holders.contains(holder)
+        )
 
     @staticmethod
     def _drop_holders(key: str, holders: set[str]) -> None:

@@ -296,6 +296,8 @@ class DenyItem(Model):
     holders = UnicodeSetAttribute(null=True)  # budget keys scope|window; absent when none is left
     applied = BooleanAttribute(default=False)  # IAM was seen to hold it after it was recorded
     updated_at = UnicodeAttribute(null=True)
+    # When operators were last told its member account could not be reached; gone once it was.
+    unreachable_told_at = UnicodeAttribute(null=True)
 
 
 class PriceVersionItem(Model):
