@@ -12,10 +12,14 @@ import json
 from collections.abc import Iterator
 from decimal import Decimal
 
+import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
+from botocore.stub import Stubber
 from moto import mock_aws
 
+from budgetkeeper.metering import calculator
+from budgetkeeper.metering.org_units import OrganizationUnits
 from budgetkeeper.storage.tables import BudgetItem, TeamItem, TotalItem
 from devkit.harness.logs import converse_message
 from devkit.harness.organization import ORGANIZATION_ID, MemberAccount, SubscriptionRefused
@@ -158,3 +162,50 @@ def test_an_account_budget_counts_that_accounts_calls_and_warns(stack, members, 
     finish_all(stack)
     assert spent(f"account:{MEMBER_B}") == Decimal("0.75")
     assert [(n["type"], n["scope"]) for n in notifications(stack)] == [("warning", f"account:{MEMBER_B}")]
+
+
+PRODUCT_OU, PLATFORM_OU = "ou-ab12-11111111", "ou-ab12-22222222"  # product sits in platform
+
+
+def organizations_answering(stubbed) -> OrganizationUnits:
+    """AWS Organizations as the management account reads it (moto knows no accounts it did not
+    create), played by botocore's Stubber: each (child, parent) pair, asked in order."""
+    client = boto3.client("organizations", region_name="us-east-1")
+    stubber = Stubber(client)
+    for child, parent in stubbed:
+        kind = "ROOT" if parent.startswith("r-") else "ORGANIZATIONAL_UNIT"
+        stubber.add_response("list_parents", {"Parents": [{"Id": parent, "Type": kind}]}, {"ChildId": child})
+    stubber.activate()
+    return OrganizationUnits(client)
+
+
+def test_an_ou_budget_counts_the_accounts_under_it_nested_or_not(stack, members, monkeypatch):
+    units = organizations_answering(
+        [
+            (MEMBER_A, PRODUCT_OU),
+            (PRODUCT_OU, PLATFORM_OU),
+            (PLATFORM_OU, "r-ab12"),
+            (MEMBER_B, PLATFORM_OU),
+            (PLATFORM_OU, "r-ab12"),
+        ]
+    )
+    monkeypatch.setattr(calculator, "_organization_units", lambda: units)
+    for scope in (f"ou:{PRODUCT_OU}", f"ou:{PLATFORM_OU}"):
+        BudgetItem(scope, "daily", limit_usd=Decimal(100)).save()
+    members[MEMBER_A].log_invocations([call(MEMBER_A, "alice", "0.25")])
+    members[MEMBER_B].log_invocations([call(MEMBER_B, "bob", "0.50")])
+    members[MEMBER_A].log_invocations([call(MEMBER_A, "carol", "0.125")])  # A's OUs from the cache
+    assert spent(f"ou:{PRODUCT_OU}") == Decimal("0.375")
+    assert spent(f"ou:{PLATFORM_OU}") == Decimal("0.875")
+
+
+def test_an_organization_it_cannot_read_charges_no_ou_and_meters_on(stack, members, monkeypatch):
+    client = boto3.client("organizations", region_name="us-east-1")
+    stubber = Stubber(client)
+    stubber.add_client_error("list_parents", "AccessDeniedException", "not the management account", 400)
+    stubber.activate()
+    monkeypatch.setattr(calculator, "_organization_units", lambda: OrganizationUnits(client))
+    BudgetItem(f"user:{MEMBER_A}/alice", "daily", limit_usd=Decimal(100)).save()
+    response = members[MEMBER_A].log_invocations([call(MEMBER_A, "alice", "0.25")])
+    assert [record["result"] for record in response["records"]] == ["Ok"]
+    assert spent(f"user:{MEMBER_A}/alice") == Decimal("0.25")

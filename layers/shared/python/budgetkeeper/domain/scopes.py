@@ -24,6 +24,8 @@ class ScopeKind(StrEnum):
     PROJECT = "project"
     # Identities (of one or several accounts) operators mapped to one person: the teams table's `person`.
     PERSON = "person"
+    # An organizational unit of AWS Organizations: the accounts under it (metering.org_units).
+    OU = "ou"
 
 
 SCOPE_KINDS: tuple[str, ...] = tuple(ScopeKind)
@@ -39,6 +41,7 @@ _APP_PREFIX = f"{ScopeKind.APP.value}:"
 _TEAM_PREFIX = f"{ScopeKind.TEAM.value}:"
 _ACCOUNT_PREFIX = f"{ScopeKind.ACCOUNT.value}:"
 _PERSON_PREFIX = f"{ScopeKind.PERSON.value}:"
+_OU_PREFIX = f"{ScopeKind.OU.value}:"
 
 _SCOPE_EXAMPLES: Mapping[ScopeKind, str] = {
     ScopeKind.USER: "user:alice",
@@ -50,11 +53,13 @@ _SCOPE_EXAMPLES: Mapping[ScopeKind, str] = {
     ScopeKind.ACCOUNT: "account:111122223333",
     ScopeKind.PROJECT: "project:proj_7f3a",
     ScopeKind.PERSON: "person:alice.martin",
+    ScopeKind.OU: "ou:ou-ab12-cdef3456",
 }
 # IAM user, role and session names: letters, digits and + = , . @ _ -
 _IAM_NAME = r"[\w+=,.@-]{1,64}"
 _IAM_NAME_PATTERN = re.compile(_IAM_NAME, re.ASCII)
 _ACCOUNT_PATTERN = re.compile(r"\d{12}", re.ASCII)
+_OU_PATTERN = re.compile(r"ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}", re.ASCII)
 _PROJECT_PATTERN = re.compile(r"[\w.-]{1,128}", re.ASCII)
 _IDENTITY_ARN = re.compile(r"arn:(aws(?:-[a-z]+)*):(iam|sts)::(\d{12}):(.+)", re.ASCII)
 _IAM_USER_RESOURCE = re.compile(rf"user/(?:[!-~]*/)?({_IAM_NAME})", re.ASCII)
@@ -99,6 +104,8 @@ def parse_scope(text: str) -> Scope:
         )
     if kind is ScopeKind.ACCOUNT and not _ACCOUNT_PATTERN.fullmatch(name):
         raise InvalidScope(f"{name!r} is not a 12-digit AWS account id: type e.g. {example}")
+    if kind is ScopeKind.OU and not _OU_PATTERN.fullmatch(name):
+        raise InvalidScope(f"{name!r} is not an organizational unit id (ou-...): type e.g. {example}")
     account, local_name = None, name
     if kind in ACCOUNT_QUALIFIED_KINDS:
         account, local_name = split_account(name, session=kind is ScopeKind.SESSION)
@@ -266,8 +273,9 @@ def is_application_inference_profile(model_id: str) -> bool:
 class Attribution:
     """The scopes one invocation is charged to; every field is a scope string, None when unknown.
 
-    `scopes` holds each of them once, in the order principal, role, app, team, person, account (the
-    root user's principal scope is its account scope).
+    `scopes` holds each of them once, in the order principal, role, app, team, person, account, then
+    the account's organizational units, nearest first (the root user's principal scope is its
+    account scope).
     """
 
     principal: str
@@ -281,6 +289,7 @@ class Attribution:
     # and never a way into the app's team.
     app_claimed: bool = False
     person: str | None = None  # the person operators mapped the principal to, in any account
+    org_units: tuple[str, ...] = ()  # `ou:<id>` of the OUs above the caller's account
 
 
 def attribute(
@@ -292,6 +301,7 @@ def attribute(
     registered_profiles: Mapping[str, str] | None = None,
     people: Mapping[str, str] | None = None,
     home_account: str | None = None,
+    org_units: Callable[[str], tuple[str, ...]] | None = None,
 ) -> Attribution:
     """Charge an invocation to its principal, role, app, team and account.
 
@@ -307,7 +317,8 @@ def attribute(
     In organization mode (`home_account` set), a principal of another account is named with its
     account, read from the caller's ARN (AWS signs it; the record's `accountId` is not used): a
     member's `user:alice` is `user:111122223333/alice`, not the central account's alice. `people`
-    maps principal scopes, so named, to the person operators say they are.
+    maps principal scopes, so named, to the person operators say they are; `org_units(account)`
+    gives the ids of the OUs above the caller's account (its ARN's, again).
     """
     principal = parse_identity_arn(invocation.identity_arn)
     principal_scope, role_scope = principal.principal_scope, principal.role_scope
@@ -322,8 +333,16 @@ def attribute(
     team = _TEAM_PREFIX + team_name if team_name else None
     person_name = (people or {}).get(principal_scope)
     person = _PERSON_PREFIX + person_name if person_name else None
+    units = org_units(principal.account) if org_units is not None and principal.account else ()
     return _attribution(
-        principal_scope, role_scope, app, team, _ACCOUNT_PREFIX + invocation.account_id, claimed, person
+        principal_scope,
+        role_scope,
+        app,
+        team,
+        _ACCOUNT_PREFIX + invocation.account_id,
+        claimed,
+        person,
+        tuple(_OU_PREFIX + unit for unit in units),
     )
 
 
@@ -336,10 +355,11 @@ def _attribution(
     account: str,
     claimed: bool,
     person: str | None = None,
+    org_units: tuple[str, ...] = (),
 ) -> Attribution:
     # Cached: callers repeat, and building the frozen dataclass costs more than the lookup.
     # Scope kinds differ, so only a root principal (its scope is its account's) can repeat one.
-    charged = (principal, role, app, team, person, account if account != principal else None)
+    charged = (principal, role, app, team, person, account if account != principal else None, *org_units)
     return Attribution(
         principal=principal,
         role=role,
@@ -349,6 +369,7 @@ def _attribution(
         scopes=tuple(filter(None, charged)),
         app_claimed=claimed,
         person=person,
+        org_units=org_units,
     )
 
 

@@ -39,6 +39,7 @@ from budgetkeeper.metering.archive import ArchiveBucket, BadEvent, enriched_line
 from budgetkeeper.metering.caps import Folded, MintedNames
 from budgetkeeper.metering.deltas import UsageDeltas, check_store_keys, usage_deltas
 from budgetkeeper.metering.meter import Meter, Metered
+from budgetkeeper.metering.org_units import OrganizationUnits
 from budgetkeeper.metering.repository import DynamoUsageStore
 from budgetkeeper.metering.writer import (
     CommitResult,
@@ -408,6 +409,12 @@ def _inference_profiles(region: str) -> InferenceProfiles:
 
 
 @functools.cache
+def _organization_units() -> OrganizationUnits:
+    # One per container: each account's OUs are re-read at most every OU_CACHE_TTL.
+    return OrganizationUnits(boto3.client("organizations"))
+
+
+@functools.cache
 def _active_prices(enabled: bool) -> ActivePrices:
     # One per container: the active price version is re-read at most every CACHE_TTL.
     return ActivePrices(enabled=enabled)
@@ -429,6 +436,7 @@ def build_usage_calculator(settings: Settings, tunables: Tunables) -> UsageCalcu
             teams=load_teams(),
             people=load_people(),
             home_account=settings.qualifying_account,
+            org_units=_organization_units().of if settings.organization_id else None,
             profiles=_inference_profiles(settings.region),
             registered_profiles=dict(tunables.app_profiles),
             unknown_model_rates=unknown_model_rates(tunables),
