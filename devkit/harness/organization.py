@@ -76,7 +76,7 @@ class MemberAccount:
             PolicyDocument=json.dumps(policy["PolicyDocument"]),
         )
         role = resources["EnforcementRole"]["Properties"]
-        central_role = f"arn:aws:iam::{ACCOUNT_ID}:role/{stack.stack_name}-DenyFunctionRole"
+        central_role = f"arn:aws:iam::{ACCOUNT_ID}:role/{stack.physical_name('DenyFunctionRole')}"
         trust = {
             "Version": "2012-10-17",
             "Statement": [

@@ -341,6 +341,9 @@ class LocalStack:
                 return self.stream_arns[logical_id]
             if attribute == "Arn" and logical_id in self.destination_arns:
                 return self.destination_arns[logical_id]
+            if attribute == "Arn" and logical_id.removesuffix("Role") in self.function_arns:
+                # the role SAM makes for a function (the harness's functions run in-process)
+                return f"arn:aws:iam::{ACCOUNT_ID}:role/{self.physical_name(logical_id)}"
             if attribute == "Arn" and logical_id in self.table_ids:
                 return f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{self.physical_ids[logical_id]}"
         raise ValueError(f"the harness cannot resolve {value!r} yet")

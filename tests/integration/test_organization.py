@@ -11,6 +11,7 @@ import gzip
 import json
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 import boto3
 import pytest
@@ -18,15 +19,19 @@ from aws_lambda_powertools.utilities import parameters
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from budgetkeeper.enforcement import deny_tasks
 from budgetkeeper.metering import calculator
 from budgetkeeper.metering.org_units import OrganizationUnits
 from budgetkeeper.storage.tables import BudgetItem, TeamItem, TotalItem
+from budgetkeeper_cli.stack_config import Stack
 from devkit.harness.logs import converse_message
-from devkit.harness.organization import ORGANIZATION_ID, MemberAccount, SubscriptionRefused
+from devkit.harness.organization import MemberAccount, SubscriptionRefused
 from devkit.harness.stack import ACCOUNT_ID, LocalStack
 from devkit.harness.workflow import wait_for_state
+from tests.integration.cli_runner import OperatorCli
 from tests.integration.conftest import MOTO_CONFIG
 from tests.integration.test_enforcement_workflow import executions, finish_all, notifications
+from tests.integration.test_member_accounts import RefusedAssumeRole, apply_denies
 from tests.timeline import now_iso, window_id
 
 MEMBER_A, MEMBER_B = "111122223333", "444455556666"
@@ -39,13 +44,17 @@ def stack(aws_env: None) -> Iterator[LocalStack]:
     """The central stack in organization mode (overrides conftest's one-account stack)."""
     with mock_aws(config=MOTO_CONFIG):
         parameters.clear_caches()
-        yield LocalStack(parameters={"OrganizationId": ORGANIZATION_ID}).create()
+        # The central account is the organization's management account (moto names the organization)
+        organizations = boto3.client("organizations", region_name="us-east-1")
+        organization = organizations.create_organization(FeatureSet="ALL")["Organization"]
+        yield LocalStack(parameters={"OrganizationId": organization["Id"]}).create()
         parameters.clear_caches()
 
 
 @pytest.fixture
 def members(stack: LocalStack, settings) -> dict[str, MemberAccount]:
-    return {account: MemberAccount(account).deploy(stack) for account in (MEMBER_A, MEMBER_B)}
+    organization = stack.parameters["OrganizationId"]
+    return {account: MemberAccount(account, organization).deploy(stack) for account in (MEMBER_A, MEMBER_B)}
 
 
 def call(account: str, who: str, usd: str) -> str:
@@ -105,7 +114,7 @@ def test_the_central_accounts_own_calls_keep_their_unqualified_scopes(stack, mem
 
 
 def test_an_account_outside_the_organization_cannot_subscribe(stack, settings):
-    stranger = MemberAccount("777788889999", organization_id="o-zzzzzzzzzz")
+    stranger = MemberAccount("777788889999", organization_id="o-zzzzzzzzzz")  # another organization
     with pytest.raises(SubscriptionRefused, match="AccessDeniedException"):
         stranger.deploy(stack)
 
@@ -209,3 +218,100 @@ def test_an_organization_it_cannot_read_charges_no_ou_and_meters_on(stack, membe
     response = members[MEMBER_A].log_invocations([call(MEMBER_A, "alice", "0.25")])
     assert [record["result"] for record in response["records"]] == ["Ok"]
     assert spent(f"user:{MEMBER_A}/alice") == Decimal("0.25")
+
+
+# --- budgetkeeper person, org ----------------------------------------------------------------------
+
+
+def test_operators_map_a_persons_identities_across_accounts_with_the_cli(stack, members, capsys):
+    cli = OperatorCli(stack, capsys)
+    cli.ok("team", "create", "data", "--member", f"user:{MEMBER_A}/alice")
+    assert cli.ok("person", "add", "alice.martin", f"user:{MEMBER_A}/alice") == (
+        f"user:{MEMBER_A}/alice is person alice.martin\n"
+    )
+    cli.ok("person", "add", "alice.martin", "user:alice")
+    assert "alice.martin" in cli.ok("person", "list") and f"user:{MEMBER_A}/alice" in cli.ok("person", "list")
+    # One item holds both mappings: the team stays when the person is added, and the other way round
+    item = TeamItem.get(f"user:{MEMBER_A}/alice")
+    assert (item.team, item.person) == ("data", "alice.martin")
+    cli.ok("person", "remove", "alice.martin", f"user:{MEMBER_A}/alice")
+    assert TeamItem.get(f"user:{MEMBER_A}/alice").team == "data"
+    # What cannot be one person's says what to type instead
+    err = cli.fails(2, "person", "add", "alice.martin", f"role:{MEMBER_A}/App-BedrockRole")
+    assert "type one of user:..., apikey:..., session:..." in err
+    err = cli.fails(1, "person", "remove", "bob", "user:alice")
+    assert "user:alice is mapped to person alice.martin, not bob" in err
+
+
+def test_org_enable_checks_trusted_access_and_prints_the_stack_set_commands(stack, settings, capsys):
+    cli = OperatorCli(stack, capsys)
+    # Without trusted access for StackSets: told how to turn it on
+    err = cli.fails(1, "org", "enable")
+    assert "aws cloudformation activate-organizations-access" in err
+    organizations = boto3.client("organizations", region_name="us-east-1")
+    organizations.enable_aws_service_access(
+        ServicePrincipal="member.org.stacksets.cloudformation.amazonaws.com"
+    )
+    out = cli.ok("org", "enable", "--regions", "us-east-1", "eu-west-1")
+    destination = stack.destination_arns["OrganizationLogDestination"]
+    organization = stack.parameters["OrganizationId"]
+    assert "this account is the management account" in out
+    assert f"ParameterKey=LogDestinationArn,ParameterValue={destination}" in out
+    assert f"ParameterKey=OrganizationId,ParameterValue={organization}" in out
+    assert f"ParameterValue=arn:aws:iam::{ACCOUNT_ID}:role/" in out
+    root = organizations.list_roots()["Roots"][0]["Id"]
+    assert f"--deployment-targets OrganizationalUnitIds={root} --regions us-east-1 eu-west-1" in out
+
+
+def test_org_enable_on_a_stack_without_organization_mode_says_how_to_deploy_it(aws_env, capsys):
+    with mock_aws(config=MOTO_CONFIG):
+        organization = boto3.client("organizations", region_name="us-east-1").create_organization(
+            FeatureSet="ALL"
+        )["Organization"]
+        cli = OperatorCli(LocalStack().create(), capsys)
+        err = cli.fails(1, "org", "enable")
+    assert f"sam deploy --parameter-overrides OrganizationId={organization['Id']}" in err
+
+
+class OrganizationsListing:
+    """moto's Organizations client, but list_accounts answered by botocore's Stubber: moto gives the
+    accounts it creates ids of its own, and the members here have theirs."""
+
+    def __init__(self, moto_client: Any, accounts: list[str]) -> None:
+        self._moto = moto_client
+        self._stubbed = boto3.client("organizations", region_name="us-east-1")
+        stubber = Stubber(self._stubbed)
+        listed = [{"Id": a, "Name": f"account {a}", "Status": "ACTIVE"} for a in [ACCOUNT_ID, *accounts]]
+        stubber.add_response("list_accounts", {"Accounts": listed})
+        stubber.activate()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stubbed if name == "get_paginator" else self._moto, name)
+
+
+def organizations_listing(accounts: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    original = Stack.client
+
+    def client(self: Stack, service: str) -> Any:
+        real = original(self, service)
+        return OrganizationsListing(real, accounts) if service == "organizations" else real
+
+    monkeypatch.setattr(Stack, "client", client)
+
+
+def test_org_status_shows_each_accounts_metering_and_enforcement_role(stack, members, capsys, monkeypatch):
+    monkeypatch.setattr(deny_tasks.boto3, "client", RefusedAssumeRole().client)
+    for account in (MEMBER_A, MEMBER_B):
+        BudgetItem(f"account:{account}", "daily", limit_usd=Decimal(100)).save()
+    members[MEMBER_A].log_invocations([call(MEMBER_A, "alice", "0.25")])
+    members[MEMBER_B].client("iam").create_user(UserName="bob")
+    BudgetItem(f"user:{MEMBER_B}/bob", "daily", limit_usd=Decimal(1), status="suspended").save()
+    apply_denies(stack, f"user:{MEMBER_B}/bob")  # B's enforcement role refuses the DenyFunction
+    cli = OperatorCli(stack, capsys)
+    organizations_listing([MEMBER_B, MEMBER_A], monkeypatch)
+    rows = {row["account"]: row for row in json.loads(cli.ok("org", "status", "--format", "json"))}
+    assert list(rows) == [ACCOUNT_ID, MEMBER_A, MEMBER_B]
+    assert rows[MEMBER_A]["last_metered"] == f"{now_iso()[:13]}:00Z"
+    assert rows[MEMBER_A]["enforcement_role"] == "not needed yet (no deny there)"
+    assert rows[MEMBER_B]["last_metered"] == "never" and rows[MEMBER_B]["denies"] == 1
+    assert rows[MEMBER_B]["enforcement_role"].startswith("NOT ASSUMABLE (operators told ")
