@@ -332,21 +332,27 @@ class LocalStack:
             condition, when_true, when_false = value["Fn::If"]
             return self._resolve(when_true if self._condition_holds(condition) else when_false)
         if "Fn::GetAtt" in value:
-            logical_id, attribute = value["Fn::GetAtt"]
-            if attribute == "Arn" and logical_id in self.function_arns:
-                return self.function_arns[logical_id]
-            if attribute == "Name":  # a state machine's name: the last part of its ARN
-                return self.physical_ids[logical_id].rsplit(":", 1)[-1]
-            if attribute == "Arn" and logical_id in self.stream_arns:
-                return self.stream_arns[logical_id]
-            if attribute == "Arn" and logical_id in self.destination_arns:
-                return self.destination_arns[logical_id]
-            if attribute == "Arn" and logical_id.removesuffix("Role") in self.function_arns:
-                # the role SAM makes for a function (the harness's functions run in-process)
-                return f"arn:aws:iam::{ACCOUNT_ID}:role/{self.physical_name(logical_id)}"
-            if attribute == "Arn" and logical_id in self.table_ids:
-                return f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{self.physical_ids[logical_id]}"
+            found = self._attribute(*value["Fn::GetAtt"])
+            if found is not None:
+                return found
         raise ValueError(f"the harness cannot resolve {value!r} yet")
+
+    def _attribute(self, logical_id: str, attribute: str) -> str | None:
+        """`Fn::GetAtt` of a resource the harness made; None for one it cannot resolve."""
+        if attribute == "Arn" and logical_id in self.function_arns:
+            return self.function_arns[logical_id]
+        if attribute == "Name":  # a state machine's name: the last part of its ARN
+            return self.physical_ids[logical_id].rsplit(":", 1)[-1]
+        if attribute == "Arn" and logical_id in self.stream_arns:
+            return self.stream_arns[logical_id]
+        if attribute == "Arn" and logical_id in self.destination_arns:
+            return self.destination_arns[logical_id]
+        if attribute == "Arn" and logical_id.removesuffix("Role") in self.function_arns:
+            # the role SAM makes for a function (the harness's functions run in-process)
+            return f"arn:aws:iam::{ACCOUNT_ID}:role/{self.physical_name(logical_id)}"
+        if attribute == "Arn" and logical_id in self.table_ids:
+            return f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{self.physical_ids[logical_id]}"
+        return None
 
     def _resolve_name(self, name: str) -> str:
         """`${Name}` in an Fn::Sub: a pseudo parameter, a parameter, or a resource's physical id."""
