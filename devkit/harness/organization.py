@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import boto3
 
@@ -29,6 +30,14 @@ ORGANIZATION_ID = "o-a1b2c3d4e5"
 MEMBER_TEMPLATE_PATH = Path(TEMPLATE_PATH).parent / "templates" / "member-account.yaml"
 # The role AWS Organizations creates in an account it creates: the administrator's way in.
 ADMIN_ROLE = "OrganizationAccountAccessRole"
+
+
+def join_organization(account_id: str, name: str) -> None:
+    """Make `account_id` an account of the organization moto holds (the caller's, its management
+    account). moto gives the accounts it creates ids of its own; the members here have theirs."""
+    organizations = boto3.client("organizations", region_name=REGION)
+    with mock.patch("moto.organizations.models.utils.make_random_account_id", return_value=account_id):
+        organizations.create_account(AccountName=name, Email=f"aws+{name}@example.com")
 
 
 class SubscriptionRefused(RuntimeError):

@@ -11,7 +11,6 @@ import gzip
 import json
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
 
 import boto3
 import pytest
@@ -23,9 +22,8 @@ from budgetkeeper.enforcement import deny_tasks
 from budgetkeeper.metering import calculator
 from budgetkeeper.metering.org_units import OrganizationUnits
 from budgetkeeper.storage.tables import BudgetItem, TeamItem, TotalItem
-from budgetkeeper_cli.stack_config import Stack
 from devkit.harness.logs import converse_message
-from devkit.harness.organization import MemberAccount, SubscriptionRefused
+from devkit.harness.organization import MemberAccount, SubscriptionRefused, join_organization
 from devkit.harness.stack import ACCOUNT_ID, LocalStack
 from devkit.harness.workflow import wait_for_state
 from tests.integration.cli_runner import OperatorCli
@@ -54,6 +52,8 @@ def stack(aws_env: None) -> Iterator[LocalStack]:
 @pytest.fixture
 def members(stack: LocalStack, settings) -> dict[str, MemberAccount]:
     organization = stack.parameters["OrganizationId"]
+    for account, name in ((MEMBER_B, "research"), (MEMBER_A, "product")):
+        join_organization(account, name)
     return {account: MemberAccount(account, organization).deploy(stack) for account in (MEMBER_A, MEMBER_B)}
 
 
@@ -273,32 +273,6 @@ def test_org_enable_on_a_stack_without_organization_mode_says_how_to_deploy_it(a
     assert f"sam deploy --parameter-overrides OrganizationId={organization['Id']}" in err
 
 
-class OrganizationsListing:
-    """moto's Organizations client, but list_accounts answered by botocore's Stubber: moto gives the
-    accounts it creates ids of its own, and the members here have theirs."""
-
-    def __init__(self, moto_client: Any, accounts: list[str]) -> None:
-        self._moto = moto_client
-        self._stubbed = boto3.client("organizations", region_name="us-east-1")
-        stubber = Stubber(self._stubbed)
-        listed = [{"Id": a, "Name": f"account {a}", "Status": "ACTIVE"} for a in [ACCOUNT_ID, *accounts]]
-        stubber.add_response("list_accounts", {"Accounts": listed})
-        stubber.activate()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stubbed if name == "get_paginator" else self._moto, name)
-
-
-def organizations_listing(accounts: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    original = Stack.client
-
-    def client(self: Stack, service: str) -> Any:
-        real = original(self, service)
-        return OrganizationsListing(real, accounts) if service == "organizations" else real
-
-    monkeypatch.setattr(Stack, "client", client)
-
-
 def test_org_status_shows_each_accounts_metering_and_enforcement_role(stack, members, capsys, monkeypatch):
     monkeypatch.setattr(deny_tasks.boto3, "client", RefusedAssumeRole().client)
     for account in (MEMBER_A, MEMBER_B):
@@ -308,7 +282,6 @@ def test_org_status_shows_each_accounts_metering_and_enforcement_role(stack, mem
     BudgetItem(f"user:{MEMBER_B}/bob", "daily", limit_usd=Decimal(1), status="suspended").save()
     apply_denies(stack, f"user:{MEMBER_B}/bob")  # B's enforcement role refuses the DenyFunction
     cli = OperatorCli(stack, capsys)
-    organizations_listing([MEMBER_B, MEMBER_A], monkeypatch)
     rows = {row["account"]: row for row in json.loads(cli.ok("org", "status", "--format", "json"))}
     assert list(rows) == [ACCOUNT_ID, MEMBER_A, MEMBER_B]
     assert rows[MEMBER_A]["last_metered"] == f"{now_iso()[:13]}:00Z"

@@ -202,7 +202,7 @@ def run_status(args: argparse.Namespace) -> int:
         elif told:
             role = f"NOT ASSUMABLE (operators told {told})"
         elif held[account]:
-            role = "assumed at the last reconcile"
+            role = "reached (its denies are in place)"
         else:
             role = "not needed yet (no deny there)"
         rows.append(
