@@ -119,28 +119,33 @@ def test_an_account_outside_the_organization_cannot_subscribe(stack, settings):
         stranger.deploy(stack)
 
 
+def over_budget_across_accounts(
+    stack, workflow, members, scope: str, spends: dict[str, tuple[str, str]]
+) -> None:
+    """A daily budget of 1 USD on `scope`; each account's (user, USD) metered in turn, each under
+    the limit alone; then the exceeded run, waiting for the refresh with its denies in place."""
+    BudgetItem(scope, "daily", limit_usd=Decimal(1), grace_seconds=0).save()
+    workflow.max_wait_seconds = 3
+    for account, (user, usd) in spends.items():
+        finish_all(stack)
+        members[account].log_invocations([call(account, user, usd)])
+    run = next(e for e in executions(stack) if e["name"].startswith("exceeded"))
+    wait_for_state(stack, run["executionArn"], "WaitForRefresh")
+
+
 def test_a_person_over_budget_across_two_accounts_is_denied_in_both(stack, members, workflow):
     # Given alice has an IAM user in each member account, both mapped by operators to one person
     for account, member in members.items():
         member.client("iam").create_user(UserName="alice")
         TeamItem(f"user:{account}/alice", person="alice.martin").save()
-    BudgetItem("person:alice.martin", "daily", limit_usd=Decimal(1), grace_seconds=0).save()
     # When she spends 0.60 in each account: under the limit in each, over it as one person
-    workflow.max_wait_seconds = 3
-    members[MEMBER_A].log_invocations([call(MEMBER_A, "alice", "0.60")])
-    finish_all(stack)
-    members[MEMBER_B].log_invocations([call(MEMBER_B, "alice", "0.60")])
+    spends = {MEMBER_A: ("alice", "0.60"), MEMBER_B: ("alice", "0.60")}
+    over_budget_across_accounts(stack, workflow, members, "person:alice.martin", spends)
     assert spent("person:alice.martin") == Decimal("1.20")
-    run = next(e for e in executions(stack) if e["name"].startswith("exceeded"))
-    wait_for_state(stack, run["executionArn"], "WaitForRefresh")
-    # Then she is denied in both accounts, each through its own enforcement role
+    # Then she is denied in both accounts, each through its own enforcement role, and not centrally
     assert denied_users(members[MEMBER_A]) == {"alice"} and denied_users(members[MEMBER_B]) == {"alice"}
-    assert (
-        stack.client("iam").list_entities_for_policy(PolicyArn=stack.physical_ids["BedrockDenyPolicy"])[
-            "PolicyUsers"
-        ]
-        == []
-    )
+    central = stack.client("iam").list_entities_for_policy(PolicyArn=stack.physical_ids["BedrockDenyPolicy"])
+    assert central["PolicyUsers"] == []
     suspended = [n for n in notifications(stack) if n["type"] == "suspended"]
     assert [n["scope"] for n in suspended] == ["person:alice.martin"]
     # And the window's refresh lifts both
@@ -153,14 +158,9 @@ def test_a_team_spanning_two_accounts_is_denied_in_each(stack, members, workflow
     members[MEMBER_B].client("iam").create_user(UserName="dan")
     TeamItem(f"user:{MEMBER_A}/carol", team="data").save()
     TeamItem(f"user:{MEMBER_B}/dan", team="data").save()
-    BudgetItem("team:data", "daily", limit_usd=Decimal(1), grace_seconds=0).save()
-    workflow.max_wait_seconds = 3
-    members[MEMBER_A].log_invocations([call(MEMBER_A, "carol", "0.55")])
-    finish_all(stack)
-    members[MEMBER_B].log_invocations([call(MEMBER_B, "dan", "0.55")])
+    spends = {MEMBER_A: ("carol", "0.55"), MEMBER_B: ("dan", "0.55")}
+    over_budget_across_accounts(stack, workflow, members, "team:data", spends)
     assert spent("team:data") == Decimal("1.10")
-    run = next(e for e in executions(stack) if e["name"].startswith("exceeded"))
-    wait_for_state(stack, run["executionArn"], "WaitForRefresh")
     assert denied_users(members[MEMBER_A]) == {"carol"} and denied_users(members[MEMBER_B]) == {"dan"}
 
 
