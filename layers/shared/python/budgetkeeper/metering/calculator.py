@@ -53,7 +53,7 @@ from budgetkeeper.pricing.rates import PriceStatus
 from budgetkeeper.pricing.table import Rates
 from budgetkeeper.pricing.versions import ActivePrices
 from budgetkeeper.storage.keys import TotalKey
-from budgetkeeper.storage.readers import load_people, load_teams
+from budgetkeeper.storage.readers import load_teams_and_people
 from budgetkeeper.storage.tables import bind_tables, transaction_connection
 
 OK, DROPPED, FAILED = "Ok", "Dropped", "ProcessingFailed"
@@ -425,6 +425,7 @@ def build_usage_calculator(settings: Settings, tunables: Tunables) -> UsageCalcu
     bind_tables(settings)
     prices = _active_prices(settings.prices_table is not None).table()
     now = clock.now()
+    teams, people = load_teams_and_people()
     writer = UsageWriter(
         transaction_connection(settings),
         ttl_seconds=tunables.dedupe_ttl_days * 86_400,
@@ -433,8 +434,8 @@ def build_usage_calculator(settings: Settings, tunables: Tunables) -> UsageCalcu
     return UsageCalculator(
         meter=Meter(
             prices=prices,
-            teams=load_teams(),
-            people=load_people(),
+            teams=teams,
+            people=people,
             home_account=settings.qualifying_account,
             org_units=_organization_units().of if settings.organization_id else None,
             profiles=_inference_profiles(settings.region),

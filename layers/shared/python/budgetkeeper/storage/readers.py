@@ -150,12 +150,19 @@ def mapped_identities(scope: str) -> tuple[str, ...]:
 
 def load_teams() -> dict[str, str]:
     """The whole team mapping; it is small (one item per mapped principal)."""
-    return {item.principal: item.team for item in TeamItem.scan() if item.team}
+    return load_teams_and_people()[0]
 
 
-def load_people() -> dict[str, str]:
-    """Principal scope -> the person operators mapped it to (organization mode joins accounts so)."""
-    return {item.principal: item.person for item in TeamItem.scan() if item.person}
+def load_teams_and_people() -> tuple[dict[str, str], dict[str, str]]:
+    """Principal scope -> team, and principal scope -> the person operators mapped it to (who may
+    have identities in several accounts), from one read of the teams table."""
+    teams, people = {}, {}
+    for item in TeamItem.scan():
+        if item.team:
+            teams[item.principal] = item.team
+        if item.person:
+            people[item.principal] = item.person
+    return teams, people
 
 
 def team_contact(scope: str) -> str | None:
