@@ -99,6 +99,24 @@ def test_a_member_accounts_calls_reach_the_calculator_through_the_destination(st
     assert spent("user:alice") is None
 
 
+def test_a_member_log_naming_a_caller_of_another_account_charges_no_one(stack, members):
+    # Whoever may write to a member's log group may write any caller into it: CloudWatch Logs
+    # names the account whose log it is, and only that account's callers are charged
+    for scope in ("user:alice", f"user:{MEMBER_B}/bob", f"user:{MEMBER_A}/carol"):
+        BudgetItem(scope, "daily", limit_usd=Decimal(100)).save()
+    claims = [call(ACCOUNT_ID, "alice", "0.50"), call(MEMBER_B, "bob", "0.50")]
+    members[MEMBER_A].log_invocations([*claims, call(MEMBER_A, "carol", "0.25")])
+    assert spent("user:alice") is None and spent(f"user:{MEMBER_B}/bob") is None
+    assert spent(f"user:{MEMBER_A}/carol") == Decimal("0.25")
+    (quarantined,) = stack.client("s3").list_objects_v2(
+        Bucket=stack.physical_ids["ArchiveBucket"], Prefix="quarantine/"
+    )["Contents"]
+    body = stack.client("s3").get_object(Bucket=stack.physical_ids["ArchiveBucket"], Key=quarantined["Key"])
+    text = body["Body"].read().decode()
+    assert f"caller of account {ACCOUNT_ID} in the log of account {MEMBER_A}: not charged" in text
+    assert f"caller of account {MEMBER_B} in the log of account {MEMBER_A}: not charged" in text
+
+
 def test_the_central_accounts_own_calls_keep_their_unqualified_scopes(stack, members):
     for scope in ("user:alice", f"user:{ACCOUNT_ID}/alice"):
         BudgetItem(scope, "daily", limit_usd=Decimal(100)).save()

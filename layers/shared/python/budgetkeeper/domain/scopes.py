@@ -322,6 +322,9 @@ def attribute(
     """
     principal = parse_identity_arn(invocation.identity_arn)
     principal_scope, role_scope = principal.principal_scope, principal.role_scope
+    account = invocation.account_id
+    if home_account is not None and principal.account is not None:
+        account = principal.account  # the record's accountId is only a claim
     if home_account is not None and principal.account not in (None, home_account):
         principal_scope = qualified_scope(principal_scope, principal.account)
         role_scope = role_scope and qualified_scope(role_scope, principal.account)
@@ -339,7 +342,7 @@ def attribute(
         role_scope,
         app,
         team,
-        _ACCOUNT_PREFIX + invocation.account_id,
+        _ACCOUNT_PREFIX + account,
         claimed,
         person,
         tuple(_OU_PREFIX + unit for unit in units),

@@ -34,6 +34,7 @@ from budgetkeeper.domain.log_records import (
     decode_base64,
     decode_firehose_data,
 )
+from budgetkeeper.domain.scopes import parse_identity_arn
 from budgetkeeper.enforcement.runs import ThresholdCrossed, ThresholdPublisher, WorkflowStarter
 from budgetkeeper.metering.archive import ArchiveBucket, BadEvent, enriched_line, gzip_lines
 from budgetkeeper.metering.caps import Folded, MintedNames
@@ -188,7 +189,7 @@ class UsageCalculator:
             slot = payload_slot(payload)
             for event in payload.events:
                 try:
-                    metered.append(self.meter_event(event.message))
+                    metered.append(self.meter_event(event.message, owner=payload.owner))
                 except MalformedEvent as error:
                     bad.append(
                         BadEvent(
@@ -217,15 +218,23 @@ class UsageCalculator:
             report.profile_lookups_deferred = self.meter.profiles.deferred
         return report
 
-    def meter_event(self, message: str) -> Metered:
+    def meter_event(self, message: str, owner: str | None = None) -> Metered:
         """Parse, attribute and price one log message, and check the keys it would write.
 
         Any failure that comes from the message is MalformedEvent, so it is quarantined with its
         reason and its neighbours are metered; only AWS's own errors (the store or a service
         unreachable, throttled beyond retries) are left to fail the batch, which Firehose retries.
+        In organization mode a member account's log reaches this stack: whoever may write to that
+        log group may write any caller into it, so a caller of another account than the log's
+        `owner` (which CloudWatch Logs sets) is a claim, quarantined, never charged.
         """
         try:
             metered = self.meter.meter(message)
+            caller_account = parse_identity_arn(metered.invocation.identity_arn).account
+            if self.meter.home_account is not None and owner is not None and caller_account != owner:
+                raise MalformedEvent(
+                    f"caller of account {caller_account} in the log of account {owner}: not charged"
+                )
             check_store_keys(metered)
         except (MalformedEvent, *AWS_ERRORS):
             raise
