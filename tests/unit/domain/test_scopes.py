@@ -518,10 +518,21 @@ def test_parse_scope_round_trips(text: str, kind: ScopeKind, name: str) -> None:
 
 
 def test_scope_kinds() -> None:
-    assert SCOPE_KINDS == ("user", "apikey", "role", "session", "app", "team", "account", "project", "person")
+    assert SCOPE_KINDS == (
+        "user",
+        "apikey",
+        "role",
+        "session",
+        "app",
+        "team",
+        "account",
+        "project",
+        "person",
+        "ou",
+    )
 
 
-USE_ONE_OF_KINDS = "use one of user, apikey, role, session, app, team, account, project, person"
+USE_ONE_OF_KINDS = "use one of user, apikey, role, session, app, team, account, project, person, ou"
 
 
 @pytest.mark.parametrize(
