@@ -197,7 +197,9 @@ class Directory:
         except TeamItem.DoesNotExist:
             raise CommandFailed(f"{scope} is in no team") from None
         if item.team != team:
-            raise CommandFailed(f"{scope} is in team {item.team}, not {team}")
+            raise CommandFailed(
+                f"{scope} is in {f'team {item.team}' if item.team else 'no team'}, not {team}"
+            )
         _forget(item, TeamItem.team, condition=TeamItem.team == team)
         user = _user_of_scope(scope)
         if user is not None and self.group_exists(team):
