@@ -306,3 +306,17 @@ def test_org_status_shows_each_accounts_metering_and_enforcement_role(stack, mem
     assert rows[MEMBER_A]["enforcement_role"] == "not needed yet (no deny there)"
     assert rows[MEMBER_B]["last_metered"] == "never" and rows[MEMBER_B]["denies"] == 1
     assert rows[MEMBER_B]["enforcement_role"].startswith("NOT ASSUMABLE (operators told ")
+
+
+def test_doctor_names_budgets_written_for_a_member_principal_without_its_account(stack, settings, capsys):
+    stack.client("iam").create_user(UserName="bob")
+    for scope in ("user:alice", "user:bob", f"user:{MEMBER_A}/alice", "team:data"):
+        BudgetItem(scope, "daily", limit_usd=Decimal(10)).save()
+    cli = OperatorCli(stack, capsys)
+    _, out, _ = cli("doctor", "--format", "json")
+    findings = [row for row in json.loads(out) if row["check"] == "organization"]
+    assert [(row["result"], row["detail"]) for row in findings] == [
+        ("warn", "budget user:alice receives no spend: there is no IAM user alice in this account"),
+        ("ok", f"organization {stack.parameters['OrganizationId']}: `budgetkeeper org status` per account"),
+    ]
+    assert findings[0]["fix"] == "a member account's is user:<account>/alice: budgetkeeper budget set it there"
