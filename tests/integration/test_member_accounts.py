@@ -128,6 +128,16 @@ def test_a_member_role_that_cannot_be_assumed_is_alerted_and_retried(stack, memb
     assert member_denied(member) == {"alice"}
 
 
+def test_the_reconciler_lifts_a_deny_no_record_holds_in_a_member_account(stack, member):
+    member.create_user(UserName="mallory")
+    apply_denies(stack, ALICE)
+    # Someone attached the deny policy on mallory there by hand: no budget holds it
+    member.attach_user_policy(UserName="mallory", PolicyArn=MEMBER_DENY)
+    report = invoke("DenyFunction", {"task": "reconcile"})
+    assert f"user:{MEMBER}/mallory: deny detached (no budget holds it)" in report["fixes"]
+    assert member_denied(member) == {"alice"}
+
+
 def unreachable_notices(stack) -> int:
     return len([n for n in notifications(stack) if n["type"] == "member_account_unreachable"])
 

@@ -319,4 +319,6 @@ def test_doctor_names_budgets_written_for_a_member_principal_without_its_account
         ("warn", "budget user:alice receives no spend: there is no IAM user alice in this account"),
         ("ok", f"organization {stack.parameters['OrganizationId']}: `budgetkeeper org status` per account"),
     ]
-    assert findings[0]["fix"] == "a member account's is user:<account>/alice: budgetkeeper budget set it there"
+    assert findings[0]["fix"] == (
+        "a member account's is user:<account>/alice: budgetkeeper budget set it there"
+    )

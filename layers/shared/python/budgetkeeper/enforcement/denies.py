@@ -5,6 +5,7 @@ docs/architecture.md, "Deny records (enforcement.denies)", tells the rest.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -330,7 +331,7 @@ class DenyBook:
         outcomes.fixes += sweep.removed
         outcomes.rejected += [rejected.to_dict() for rejected in sweep.rejected]
         objects = {DenyEntry.from_key(item.entry).iam_object for item in records}
-        objects |= self.iam.attached_principals()
+        objects |= self.iam.attached_principals() | self._attached_in_member_accounts(objects)
         gone = []
         failed: dict[str, Exception] = {}
         for iam_object in sorted(objects):
@@ -386,6 +387,18 @@ class DenyBook:
         account, local_name = split_account(entry.name, session=entry.kind is EntryKind.SESSION)
         own_account = self.iam.deny_policy_arn.split(":")[4]
         return DenyEntry(entry.kind, local_name) if account == own_account else entry
+
+    def _attached_in_member_accounts(self, objects: set[tuple[EntryKind, str]]) -> set[tuple[EntryKind, str]]:
+        """Where the deny policy is attached in each member account the records name (orphans too);
+        an account not reachable now is left to `converge`, which holds its records and tells."""
+        accounts = {split_account(name, session=kind is EntryKind.SESSION)[0] for kind, name in objects}
+        found: set[tuple[EntryKind, str]] = set()
+        for account in sorted(filter(None, accounts)):
+            with contextlib.suppress(MemberAccountUnreachable):
+                found |= {
+                    (kind, f"{account}/{name}") for kind, name in self._iam_in(account).attached_principals()
+                }
+        return found
 
     def _iam_in(self, account: str | None) -> IamDenies:
         if account is None:
