@@ -192,15 +192,7 @@ class Directory:
         return previous if previous != team else None
 
     def unmap_member(self, scope: str, team: str) -> None:
-        try:
-            item = TeamItem.get(scope, consistent_read=True)
-        except TeamItem.DoesNotExist:
-            raise CommandFailed(f"{scope} is in no team") from None
-        if item.team != team:
-            raise CommandFailed(
-                f"{scope} is in {f'team {item.team}' if item.team else 'no team'}, not {team}"
-            )
-        _forget(item, TeamItem.team, condition=TeamItem.team == team)
+        _unmap(scope, TeamItem.team, team)
         user = _user_of_scope(scope)
         if user is not None and self.group_exists(team):
             self._leave_group(user, team)
@@ -227,16 +219,7 @@ class Directory:
 
     @staticmethod
     def unmap_person(scope: str, person: str) -> None:
-        try:
-            item = TeamItem.get(scope, consistent_read=True)
-        except TeamItem.DoesNotExist:
-            raise CommandFailed(f"{scope} is mapped to no person") from None
-        if item.person != person:
-            raise CommandFailed(
-                f"{scope} is mapped to "
-                f"{f'person {item.person}' if item.person else 'no person'}, not {person}"
-            )
-        _forget(item, TeamItem.person, condition=TeamItem.person == person)
+        _unmap(scope, TeamItem.person, person)
 
     def _leave_group(self, user: str, team: str) -> None:
         with contextlib.suppress(self.iam.exceptions.NoSuchEntityException):  # not a member
@@ -325,10 +308,21 @@ def _user_of_scope(scope: str) -> str | None:
     return name
 
 
-def _forget(item: TeamItem, attribute: Any, *, condition: Any) -> None:
-    """Take the team or the person off a mapping; the item goes when nothing is left on it."""
+def _unmap(scope: str, attribute: Any, value: str) -> None:
+    """Take `scope` out of its team or off its person (`attribute`), which must be `value`; the item
+    goes when nothing is left on it."""
+    what = attribute.attr_name  # "team" or "person"
+    try:
+        item = TeamItem.get(scope, consistent_read=True)
+    except TeamItem.DoesNotExist:
+        item = None
+    mapped = getattr(item, what) if item is not None else None
+    if item is None or mapped != value:
+        raise CommandFailed(
+            f"{scope} is mapped to {f'{what} {mapped}' if mapped else f'no {what}'}, not {value}"
+        )
     other = TeamItem.person if attribute is TeamItem.team else TeamItem.team
     if getattr(item, other.attr_name) is None and not item.contact:
-        item.delete(condition=condition)
+        item.delete(condition=attribute == value)
     else:
-        item.update(actions=[attribute.remove()], condition=condition)
+        item.update(actions=[attribute.remove()], condition=attribute == value)
