@@ -318,9 +318,8 @@ def _unmap(scope: str, attribute: Any, value: str) -> None:
         item = None
     mapped = getattr(item, what) if item is not None else None
     if item is None or mapped != value:
-        raise CommandFailed(
-            f"{scope} is mapped to {f'{what} {mapped}' if mapped else f'no {what}'}, not {value}"
-        )
+        verb = "is in" if attribute is TeamItem.team else "is mapped to"
+        raise CommandFailed(f"{scope} {verb} {f'{what} {mapped}, not {value}' if mapped else f'no {what}'}")
     other = TeamItem.person if attribute is TeamItem.team else TeamItem.team
     if getattr(item, other.attr_name) is None and not item.contact:
         item.delete(condition=attribute == value)
