@@ -10,10 +10,11 @@ PY312_DIR := $(patsubst %/,%,$(dir $(firstword $(wildcard /root/.pyenv/versions/
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help venv iam-evaluator console test test-clock test-scale test-explore explore check-install checkov checkov-baseline lint build check-build unit demo bench prices asl fmt clean
+.PHONY: help venv iam-evaluator console demo-org test test-clock test-scale test-explore explore check-install checkov checkov-baseline lint build check-build unit demo bench prices asl fmt clean
 
 help:
 	@echo "make demo    run a day of Bedrock traffic through the stack on moto and tell what happened"
+	@echo "make demo-org organization mode: one person over budget across two accounts, denied in both"
 	@echo "make test    lint, validate and build the SAM template, then run every test"
 	@echo "make test-clock  the time-sensitive tests again, with the machine's clock at a month end and a DST change"
 	@echo "make test-scale  the crossings test at 10,000 budgets, 1,000 crossing in one minute (about 4 minutes)"
@@ -172,6 +173,10 @@ checkov-baseline: $(CHECKOV_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m devkit.demo
+
+# Organization mode: two member accounts, one person over budget across both, denied in both.
+demo-org: $(STAMP)
+	$(BIN)/python -m devkit.demo_org
 
 # The demo's day on moto, then `budgetkeeper console` on it (the workflow still running) until Ctrl-C.
 CONSOLE_PORT ?= 8765

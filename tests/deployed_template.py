@@ -244,6 +244,7 @@ class _Resolver:
             "AWS::Logs::LogGroup": service_arn.format(service="logs") + f"log-group:{name}:*",
             "AWS::KinesisFirehose::DeliveryStream": service_arn.format(service="firehose")
             + f"deliverystream/{name}",
+            "AWS::Logs::Destination": service_arn.format(service="logs") + f"destination:{name}",
         }
         if attribute == "Arn" and kind in arns:
             return arns[kind]
@@ -265,6 +266,7 @@ class _Resolver:
             "QueueName",
             "LogGroupName",
             "ManagedPolicyName",
+            "DestinationName",
             "StateMachineName",
             "DeliveryStreamName",
         ):

@@ -12,7 +12,9 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from budgetkeeper.core import clock, money
+from budgetkeeper.domain.scopes import ScopeKind, split_account
 from budgetkeeper.domain.usage import MANTLE_OPERATION
+from budgetkeeper.enforcement.principals import why_not_suspendable
 from budgetkeeper.metering.usage_lines import HOUR, HOUR_FORMAT, usage_lines
 from budgetkeeper.pricing.table import PriceBasis
 from budgetkeeper.storage.mantle_calls import call_counts
@@ -26,11 +28,13 @@ from budgetkeeper_cli.stack_config import (
     describe_aws_error,
     tunable_fix,
 )
+from budgetkeeper_cli.views import budget_items
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 COLUMNS = (Column("check"), Column("result"), Column("detail"), Column("fix"))
 NO_ROLE = "none"  # the IdentityCenterAdminRoleInUse output of a stack deployed without the role
 NO_SENDER = "none"  # the NotificationSenderInUse output of a stack deployed without a sender
+NO_ORGANIZATION = "none"  # the OrganizationIdInUse output of a one-account stack
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +61,7 @@ def diagnose(stack: Stack, regions: tuple[str, ...] | None) -> Iterator[Finding]
         ("notifications", lambda: _notifications(stack)),
         ("Slack", lambda: _slack(stack)),
         ("Identity Center", lambda: _identity_center(stack)),
+        ("organization", lambda: _organization(stack)),
     )
     for name, check in checks:
         try:
@@ -318,3 +323,26 @@ def _identity_center(stack: Stack) -> Iterator[Finding]:
         )
     else:
         yield Finding("Identity Center", OK, f"SSO sessions are denied through {role}")
+
+
+def _organization(stack: Stack) -> Iterator[Finding]:
+    """Organization mode: budgets written for a member account's principal without its account,
+    which receive no spend now that a member's calls are charged to `user:<account>/<name>`."""
+    organization = stack.outputs.get("OrganizationIdInUse", NO_ORGANIZATION)
+    if organization == NO_ORGANIZATION:
+        return
+    iam = stack.client("iam")
+    unqualified = (ScopeKind.USER, ScopeKind.APIKEY, ScopeKind.ROLE, ScopeKind.SESSION)
+    for scope in sorted({item.scope for item in budget_items()}):
+        kind, _, name = scope.partition(":")
+        if kind not in unqualified or split_account(name, session=kind == ScopeKind.SESSION)[0]:
+            continue
+        missing = why_not_suspendable(iam, scope)
+        if missing and "there is no IAM" in missing:
+            yield Finding(
+                "organization",
+                WARN,
+                f"budget {scope} receives no spend: {missing.split(': ', 1)[1]} in this account",
+                f"a member account's is {kind}:<account>/{name}: budgetkeeper budget set it there",
+            )
+    yield Finding("organization", OK, f"organization {organization}: `budgetkeeper org status` per account")

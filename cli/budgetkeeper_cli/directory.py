@@ -3,6 +3,9 @@
 - A team is the IAM group named like it (the group a team budget denies), under the path
   `/budgetkeeper/teams/`, created on first use with an inline policy that allows Bedrock inference,
   and the teams table's mapping of member scopes to it (what the metering charges to the team).
+- A person (`person:NAME`) is the teams table's `person` on the identities operators say are one
+  human, in one account or several (organization mode): the metering charges each of their calls
+  to the person as well, and a person's budget denies every one of those identities.
 - A user is an IAM user under `/budgetkeeper/users/`, tagged with its person, team, e-mail and
   language (`budgetkeeper.core.tags`), a member of its team's group and mapped to its team.
 - All keys of one IAM user log the same identity, so an API key is made for one (user, tool): the
@@ -23,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from budgetkeeper.core.tags import USER_TAG, tag_list, tags_of
-from budgetkeeper.domain.scopes import API_KEY_USER_PREFIX, ScopeKind
+from budgetkeeper.domain.scopes import API_KEY_USER_PREFIX, ScopeKind, split_account
 from budgetkeeper.storage.tables import TeamItem
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 
@@ -153,7 +156,7 @@ class Directory:
         for page in self.iam.get_paginator("list_groups").paginate(PathPrefix=TEAM_GROUP_PATH):
             for group in page["Groups"]:
                 teams.setdefault(group["GroupName"], [])
-        for item in TeamItem.scan():
+        for item in TeamItem.scan(TeamItem.team.exists()):
             teams.setdefault(item.team, []).append(item.principal)
         return {team: sorted(members) for team, members in sorted(teams.items())}
 
@@ -185,20 +188,38 @@ class Directory:
                 ) from None
             if previous and previous != team and self.group_exists(previous):
                 self._leave_group(user, previous)
-        TeamItem(scope, team=team).save()
+        TeamItem(scope).update(actions=[TeamItem.team.set(team)])  # keeps the scope's person
         return previous if previous != team else None
 
     def unmap_member(self, scope: str, team: str) -> None:
-        try:
-            item = TeamItem.get(scope, consistent_read=True)
-        except TeamItem.DoesNotExist:
-            raise CommandFailed(f"{scope} is in no team") from None
-        if item.team != team:
-            raise CommandFailed(f"{scope} is in team {item.team}, not {team}")
-        item.delete(condition=TeamItem.team == team)
+        _unmap(scope, TeamItem.team, team)
         user = _user_of_scope(scope)
         if user is not None and self.group_exists(team):
             self._leave_group(user, team)
+
+    # ------------------------------------------------------------------ people
+
+    @staticmethod
+    def people() -> dict[str, list[str]]:
+        """Every person with the identities mapped to them."""
+        people: dict[str, list[str]] = {}
+        for item in TeamItem.scan(TeamItem.person.exists()):
+            people.setdefault(item.person, []).append(item.principal)
+        return {person: sorted(identities) for person, identities in sorted(people.items())}
+
+    @staticmethod
+    def map_person(scope: str, person: str) -> str | None:
+        """Map the identity `scope` to `person`; returns the person it was mapped to before."""
+        try:
+            previous: str | None = TeamItem.get(scope, consistent_read=True).person
+        except TeamItem.DoesNotExist:
+            previous = None
+        TeamItem(scope).update(actions=[TeamItem.person.set(person)])  # keeps the scope's team
+        return previous if previous != person else None
+
+    @staticmethod
+    def unmap_person(scope: str, person: str) -> None:
+        _unmap(scope, TeamItem.person, person)
 
     def _leave_group(self, user: str, team: str) -> None:
         with contextlib.suppress(self.iam.exceptions.NoSuchEntityException):  # not a member
@@ -280,5 +301,27 @@ class Directory:
 
 
 def _user_of_scope(scope: str) -> str | None:
+    """The central account's IAM user a scope names (a member account's is in no group here)."""
     kind, _, name = scope.partition(":")
-    return name if kind in (ScopeKind.USER, ScopeKind.APIKEY) else None
+    if kind not in (ScopeKind.USER, ScopeKind.APIKEY) or split_account(name)[0] is not None:
+        return None
+    return name
+
+
+def _unmap(scope: str, attribute: Any, value: str) -> None:
+    """Take `scope` out of its team or off its person (`attribute`), which must be `value`; the item
+    goes when nothing is left on it."""
+    what = attribute.attr_name  # "team" or "person"
+    try:
+        item = TeamItem.get(scope, consistent_read=True)
+    except TeamItem.DoesNotExist:
+        item = None
+    mapped = getattr(item, what) if item is not None else None
+    if item is None or mapped != value:
+        verb = "is in" if attribute is TeamItem.team else "is mapped to"
+        raise CommandFailed(f"{scope} {verb} {f'{what} {mapped}, not {value}' if mapped else f'no {what}'}")
+    other = TeamItem.person if attribute is TeamItem.team else TeamItem.team
+    if getattr(item, other.attr_name) is None and not item.contact:
+        item.delete(condition=attribute == value)
+    else:
+        item.update(actions=[attribute.remove()], condition=attribute == value)

@@ -29,6 +29,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "config",
     "team",
     "user",
+    "person",
+    "org",
     "invocation_logging",
     "doctor",
     "me",

@@ -56,6 +56,7 @@ class LocalStack:
     function_arns: dict[str, str] = field(default_factory=dict)
     table_ids: set[str] = field(default_factory=set)
     stream_arns: dict[str, str] = field(default_factory=dict)
+    destination_arns: dict[str, str] = field(default_factory=dict)  # CloudWatch Logs destinations
 
     def client(self, service: str) -> Any:
         return boto3.client(service, region_name=REGION, endpoint_url=self.endpoint_url)
@@ -73,6 +74,9 @@ class LocalStack:
             self.physical_ids[logical_id] = name
         for logical_id in resources_of_type(template, "AWS::KinesisFirehose::DeliveryStream"):
             self._create_delivery_stream(logical_id)
+        for logical_id, resource in resources_of_type(template, "AWS::Logs::Destination").items():
+            if self._condition_holds(resource.get("Condition")):
+                self._create_destination(logical_id, resource["Properties"])
         for logical_id, resource in resources_of_type(template, "AWS::Logs::SubscriptionFilter").items():
             self._create_subscription(logical_id, resource["Properties"])
         for logical_id in resources_of_type(template, "AWS::SNS::Topic"):
@@ -141,6 +145,21 @@ class LocalStack:
         self.stream_arns[logical_id] = firehose.describe_delivery_stream(DeliveryStreamName=name)[
             "DeliveryStreamDescription"
         ]["DeliveryStreamARN"]
+
+    def _create_destination(self, logical_id: str, properties: Mapping[str, Any]) -> None:
+        """A CloudWatch Logs destination and its access policy, as the template writes them."""
+        logs = self.client("logs")
+        name = self._resolve(properties["DestinationName"])
+        destination = logs.put_destination(
+            destinationName=name,
+            targetArn=self._resolve(properties["TargetArn"]),
+            roleArn=self._harness_role(),
+        )["destination"]
+        logs.put_destination_policy(
+            destinationName=name, accessPolicy=self._resolve(properties["DestinationPolicy"])
+        )
+        self.physical_ids[logical_id] = name
+        self.destination_arns[logical_id] = destination["arn"]
 
     def _create_subscription(self, logical_id: str, properties: Mapping[str, Any]) -> None:
         """The subscription of the invocation log group; the group is the account's (it must exist
@@ -313,16 +332,27 @@ class LocalStack:
             condition, when_true, when_false = value["Fn::If"]
             return self._resolve(when_true if self._condition_holds(condition) else when_false)
         if "Fn::GetAtt" in value:
-            logical_id, attribute = value["Fn::GetAtt"]
-            if attribute == "Arn" and logical_id in self.function_arns:
-                return self.function_arns[logical_id]
-            if attribute == "Name":  # a state machine's name: the last part of its ARN
-                return self.physical_ids[logical_id].rsplit(":", 1)[-1]
-            if attribute == "Arn" and logical_id in self.stream_arns:
-                return self.stream_arns[logical_id]
-            if attribute == "Arn" and logical_id in self.table_ids:
-                return f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{self.physical_ids[logical_id]}"
+            found = self._attribute(*value["Fn::GetAtt"])
+            if found is not None:
+                return found
         raise ValueError(f"the harness cannot resolve {value!r} yet")
+
+    def _attribute(self, logical_id: str, attribute: str) -> str | None:
+        """`Fn::GetAtt` of a resource the harness made; None for one it cannot resolve."""
+        if attribute == "Arn" and logical_id in self.function_arns:
+            return self.function_arns[logical_id]
+        if attribute == "Name":  # a state machine's name: the last part of its ARN
+            return self.physical_ids[logical_id].rsplit(":", 1)[-1]
+        if attribute == "Arn" and logical_id in self.stream_arns:
+            return self.stream_arns[logical_id]
+        if attribute == "Arn" and logical_id in self.destination_arns:
+            return self.destination_arns[logical_id]
+        if attribute == "Arn" and logical_id.removesuffix("Role") in self.function_arns:
+            # the role SAM makes for a function (the harness's functions run in-process)
+            return f"arn:aws:iam::{ACCOUNT_ID}:role/{self.physical_name(logical_id)}"
+        if attribute == "Arn" and logical_id in self.table_ids:
+            return f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{self.physical_ids[logical_id]}"
+        return None
 
     def _resolve_name(self, name: str) -> str:
         """`${Name}` in an Fn::Sub: a pseudo parameter, a parameter, or a resource's physical id."""

@@ -9,7 +9,8 @@ from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
 from budgetkeeper.core.settings import Settings
-from budgetkeeper.enforcement.denies import DenyBook, IamDenies
+from budgetkeeper.enforcement.denies import DenyBook
+from budgetkeeper.enforcement.iam_denies import IamDenies
 from budgetkeeper.enforcement.identity_center import IdentityCenterConnection
 from devkit.harness.stack import LocalStack
 from devkit.harness.workflow import WaitControl, real_handlers

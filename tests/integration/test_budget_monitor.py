@@ -9,7 +9,8 @@ import pytest
 
 from budgetkeeper.core import clock
 from budgetkeeper.core.windows import iso_utc
-from budgetkeeper.enforcement.denies import DenyEntry, EntryKind
+from budgetkeeper.enforcement.denies import DenyEntry
+from budgetkeeper.enforcement.iam_denies import EntryKind
 from budgetkeeper.enforcement.runs import WorkflowStarter
 from budgetkeeper.storage.tables import BudgetItem, RollupItem, TotalItem
 from devkit.harness.lambdas import invoke

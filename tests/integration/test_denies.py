@@ -15,13 +15,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from budgetkeeper.domain.policies import session_deny_problems
-from budgetkeeper.enforcement.denies import (
-    STALE_HOLDER_AFTER,
-    DenyBook,
-    DenyEntry,
-    EntryKind,
-    Outcomes,
-)
+from budgetkeeper.enforcement.denies import STALE_HOLDER_AFTER, DenyBook, DenyEntry, Outcomes
+from budgetkeeper.enforcement.iam_denies import EntryKind
 from budgetkeeper.enforcement.role_sessions import (
     POLICY_NAME_PREFIX,
     POLICY_PATH,

@@ -115,7 +115,7 @@ def test_a_failure_while_denying_a_member_session_leaves_no_deny_behind(stack, w
     def throttled(self, role_name, session):
         raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "GetRole")
 
-    from budgetkeeper.enforcement.denies import IamDenies
+    from budgetkeeper.enforcement.iam_denies import IamDenies
 
     monkeypatch.setattr(IamDenies, "deny_session", throttled)
     spend(session_arn(SHARED_ROLE, "alice"), "1.5")

@@ -9,7 +9,7 @@ by botocore's Stubber.
 
 from __future__ import annotations
 
-import json
+from datetime import timedelta
 from decimal import Decimal
 
 import boto3
@@ -18,59 +18,22 @@ from botocore.stub import Stubber
 
 from budgetkeeper.budgets.targets import Target, TargetKind, deny_target
 from budgetkeeper.enforcement import deny_tasks
-from budgetkeeper.enforcement.accounts import MEMBER_ROLE_NAME
 from budgetkeeper.enforcement.principals import iam_directory, why_not_suspendable
 from budgetkeeper.storage.tables import BudgetItem, DenyItem
 from devkit.harness.lambdas import invoke
+from devkit.harness.organization import MemberAccount
 from devkit.harness.stack import ACCOUNT_ID
-from devkit.harness.template import load_template
 from tests.integration.test_enforcement_workflow import notifications
-from tests.unit.template.test_member_template import MEMBER_TEMPLATE_PATH
 
 MEMBER = "111122223333"
 ALICE = f"user:{MEMBER}/alice"
 MEMBER_DENY = f"arn:aws:iam::{MEMBER}:policy/budgetkeeper/BudgetkeeperBedrockDeny"
 
 
-def member_iam():
-    """An administrator's IAM client in the member account."""
-    sts = boto3.client("sts", region_name="us-east-1")
-    credentials = sts.assume_role(
-        RoleArn=f"arn:aws:iam::{MEMBER}:role/OrganizationAccountAccessRole", RoleSessionName="admin"
-    )["Credentials"]
-    return boto3.client(
-        "iam",
-        region_name="us-east-1",
-        aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"],
-        aws_session_token=credentials["SessionToken"],
-    )
-
-
 @pytest.fixture
 def member(stack, settings):
     """The member account as the member stack leaves it, and alice, one of its IAM users."""
-    resources = load_template(MEMBER_TEMPLATE_PATH)["Resources"]
-    iam = member_iam()
-    policy = resources["BedrockDenyPolicy"]["Properties"]
-    iam.create_policy(
-        PolicyName=policy["ManagedPolicyName"],
-        Path=policy["Path"],
-        PolicyDocument=json.dumps(policy["PolicyDocument"]),
-    )
-    central_role = f"arn:aws:iam::{ACCOUNT_ID}:role/{settings.stack_name}-DenyFunctionRole"
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT_ID}:root"},
-                "Action": "sts:AssumeRole",
-                "Condition": {"ArnEquals": {"aws:PrincipalArn": central_role}},
-            }
-        ],
-    }
-    iam.create_role(RoleName=MEMBER_ROLE_NAME, AssumeRolePolicyDocument=json.dumps(trust))
+    iam = MemberAccount(MEMBER).deploy(stack).client("iam")
     iam.create_user(UserName="alice")
     return iam
 
@@ -154,15 +117,57 @@ def test_a_member_role_that_cannot_be_assumed_is_alerted_and_retried(stack, memb
     # ... and operators are told, urgently, which account and what is not denied there
     (told,) = [n for n in notifications(stack) if n["type"] == "member_account_unreachable"]
     assert told["scope"] == f"account:{MEMBER}" and ALICE in told["note"] and "AccessDenied" in told["note"]
-    # When the reconciler runs while the role is still refused: told again, still held
+    # When the reconciler runs while the role is still refused: still held, retried, not told again
     report = invoke("DenyFunction", {"task": "reconcile"})
     assert [pending["entry"] for pending in report["pending"]] == [ALICE]
-    assert len([n for n in notifications(stack) if n["type"] == "member_account_unreachable"]) == 2
+    assert unreachable_notices(stack) == 1
     # And once the role can be assumed, the next reconcile denies alice in her account
     sts.refusing = False
     report = invoke("DenyFunction", {"task": "reconcile"})
     assert report["pending"] == [] and f"{ALICE}: deny attached" in report["fixes"]
     assert member_denied(member) == {"alice"}
+
+
+def test_the_reconciler_lifts_a_deny_no_record_holds_in_a_member_account(stack, member):
+    member.create_user(UserName="mallory")
+    apply_denies(stack, ALICE)
+    # Someone attached the deny policy on mallory there by hand: no budget holds it
+    member.attach_user_policy(UserName="mallory", PolicyArn=MEMBER_DENY)
+    report = invoke("DenyFunction", {"task": "reconcile"})
+    assert f"user:{MEMBER}/mallory: deny detached (no budget holds it)" in report["fixes"]
+    assert member_denied(member) == {"alice"}
+
+
+def unreachable_notices(stack) -> int:
+    return len([n for n in notifications(stack) if n["type"] == "member_account_unreachable"])
+
+
+def test_an_unreachable_member_account_is_told_once_an_episode_then_reminded_daily(
+    stack, member, monkeypatch, clock
+):
+    sts = RefusedAssumeRole()
+    monkeypatch.setattr(deny_tasks.boto3, "client", sts.client)
+    BudgetItem(ALICE, "daily", limit_usd=Decimal("1"), status="suspended").save()
+    apply_denies(stack, ALICE)
+    assert unreachable_notices(stack) == 1
+    # Every sweep of the next day retries the account; none tells operators again ...
+    for _ in range(3):
+        clock.advance(timedelta(hours=7))
+        assert [p["entry"] for p in invoke("DenyFunction", {"task": "reconcile"})["pending"]] == [ALICE]
+    assert unreachable_notices(stack) == 1
+    # ... until a day has passed since they were told: then a reminder
+    clock.advance(timedelta(hours=4))
+    invoke("DenyFunction", {"task": "reconcile"})
+    assert unreachable_notices(stack) == 2
+    # Once the role can be assumed the deny is attached and the episode is over
+    sts.refusing = False
+    assert invoke("DenyFunction", {"task": "reconcile"})["pending"] == []
+    assert member_denied(member) == {"alice"}
+    # And when it is refused again, an hour later, that is a new episode: told at once
+    sts.refusing = True
+    clock.advance(timedelta(hours=1))
+    invoke("DenyFunction", {"task": "reconcile"})
+    assert unreachable_notices(stack) == 3
 
 
 def test_a_release_in_an_unreachable_member_account_is_kept_until_the_reconciler_lifts_it(

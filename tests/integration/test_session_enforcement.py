@@ -15,7 +15,8 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
-from budgetkeeper.enforcement.denies import DenyEntry, EntryKind
+from budgetkeeper.enforcement.denies import DenyEntry
+from budgetkeeper.enforcement.iam_denies import EntryKind
 from budgetkeeper.enforcement.role_sessions import session_policy_name
 from budgetkeeper.storage.tables import BudgetItem, TeamItem
 from devkit.harness.stack import LocalStack

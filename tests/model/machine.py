@@ -50,7 +50,7 @@ import devkit.harness.workflow as harness_workflow
 from budgetkeeper.budgets.rules import ENFORCING
 from budgetkeeper.core import clock as product_clock
 from budgetkeeper.core.windows import iso_utc
-from budgetkeeper.enforcement.denies import IamDenies
+from budgetkeeper.enforcement.iam_denies import IamDenies
 from budgetkeeper.enforcement.identity_center import connect_identity_center
 from budgetkeeper.enforcement.runs import WorkflowStarter, operator_request
 from budgetkeeper.pricing.profiles import InferenceProfiles

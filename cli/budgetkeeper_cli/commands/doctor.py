@@ -4,7 +4,8 @@ Checks: model invocation logging in each Region in use (and that the metering re
 stack's tables, state machine, deny policy, how many calls of the last days were priced at a
 fallback rate or an estimate (pricing.PriceBasis), the tunables in SSM, the notification topic and who is
 subscribed to it, SES sending and its sender, the Slack webhook's parameter (its value is never read
-or printed), and the IAM Identity Center role. A `fail` is something that stops metering or
+or printed), the IAM Identity Center role, and in organization mode the budgets of a member
+account's principal written without its account. A `fail` is something that stops metering or
 enforcement, or a secret stored in the clear (exit 1); a `warn` is something an operator should know
 (exit 0).
 """

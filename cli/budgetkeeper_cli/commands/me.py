@@ -79,12 +79,15 @@ def _team_of(*scopes: str | None) -> str | None:
         if scope is None:
             continue
         try:
-            return f"{ScopeKind.TEAM}:{TeamItem.get(scope).team}"
+            team = TeamItem.get(scope).team  # None on an identity mapped to a person only
         except TeamItem.DoesNotExist:
             continue
         except PynamoDBException as error:
             if not _denied(error):
                 raise
+            continue
+        if team:
+            return f"{ScopeKind.TEAM}:{team}"
     return None
 
 

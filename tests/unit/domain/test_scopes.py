@@ -518,10 +518,21 @@ def test_parse_scope_round_trips(text: str, kind: ScopeKind, name: str) -> None:
 
 
 def test_scope_kinds() -> None:
-    assert SCOPE_KINDS == ("user", "apikey", "role", "session", "app", "team", "account", "project")
+    assert SCOPE_KINDS == (
+        "user",
+        "apikey",
+        "role",
+        "session",
+        "app",
+        "team",
+        "account",
+        "project",
+        "person",
+        "ou",
+    )
 
 
-USE_ONE_OF_KINDS = "use one of user, apikey, role, session, app, team, account, project"
+USE_ONE_OF_KINDS = "use one of user, apikey, role, session, app, team, account, project, person, ou"
 
 
 @pytest.mark.parametrize(
@@ -612,3 +623,52 @@ def test_attributed_scopes_parse_back_to_themselves() -> None:
     attribution = attribute_fixture("app_role_chatbot", teams={"app:ChatbotApp": "support"})
 
     assert [str(parse_scope(scope)) for scope in attribution.scopes] == list(attribution.scopes)
+
+
+# --- organization mode: member accounts' principals, people ----------------------------------------
+
+CENTRAL = "999988887777"
+
+
+@pytest.mark.parametrize(
+    ("arn", "principal", "role"),
+    [
+        (f"arn:aws:iam::{ACCOUNT}:user/alice", f"user:{ACCOUNT}/alice", None),
+        (f"arn:aws:iam::{ACCOUNT}:user/BedrockAPIKey-x7k2", f"apikey:{ACCOUNT}/BedrockAPIKey-x7k2", None),
+        (
+            f"arn:aws:sts::{ACCOUNT}:assumed-role/ChatbotApp-BedrockRole/fn",
+            f"session:{ACCOUNT}/ChatbotApp-BedrockRole/fn",
+            f"role:{ACCOUNT}/ChatbotApp-BedrockRole",
+        ),
+        (f"arn:aws:iam::{ACCOUNT}:root", f"account:{ACCOUNT}", None),
+        (f"arn:aws:iam::{CENTRAL}:user/alice", "user:alice", None),
+    ],
+)
+def test_a_member_accounts_principal_is_named_with_its_account(arn, principal, role):
+    attribution = attribute(invocation(arn), teams=NO_TEAMS, home_account=CENTRAL)
+    assert (attribution.principal, attribution.role) == (principal, role)
+    # Every scope a member's call is charged to names a principal that parse_scope accepts
+    for scope in attribution.scopes:
+        assert str(parse_scope(scope)) == scope
+
+
+def test_a_person_and_a_team_join_identities_of_several_accounts():
+    people = {f"user:{ACCOUNT}/alice": "alice.martin", "user:alice": "alice.martin"}
+    teams = {f"user:{ACCOUNT}/alice": "data"}
+    member = attribute(
+        invocation(f"arn:aws:iam::{ACCOUNT}:user/alice"), teams=teams, people=people, home_account=CENTRAL
+    )
+    central = attribute(
+        invocation(f"arn:aws:iam::{CENTRAL}:user/alice"), teams=teams, people=people, home_account=CENTRAL
+    )
+    assert member.scopes == (
+        f"user:{ACCOUNT}/alice",
+        "team:data",
+        "person:alice.martin",
+        f"account:{ACCOUNT}",
+    )
+    assert central.person == "person:alice.martin" and central.team is None
+    # Without organization mode nothing is qualified: a one-account stack is unchanged
+    assert (
+        attribute(invocation(f"arn:aws:iam::{ACCOUNT}:user/alice"), teams=NO_TEAMS).principal == "user:alice"
+    )

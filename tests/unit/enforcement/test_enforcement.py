@@ -46,10 +46,18 @@ def test_execution_names_differ_by_level_window_and_revision():
     assert len(names) == 4
 
 
+MAPPED = {  # the teams table: team and person members, some of member account 111122223333
+    "team:data": ("session:Shared/vik", "user:111122223333/carol", "user:bob"),
+    "team:ml": ("session:Shared/vik",),
+    "team:edge": ("user:111122223333/carol",),
+    "person:alice.martin": ("apikey:BedrockAPIKey-x7k2", "session:111122223333/Shared/alice", "user:alice"),
+    "person:shared": ("role:Analytics", "user:alice"),
+}
+
 DIRECTORY = Directory(
     role_exists=lambda role: role == "ChatbotApp-BedrockRole",
     group_exists=lambda group: group == "data",
-    team_sessions=lambda team: ("session:Shared/vik",) if team in ("data", "ml") else (),
+    mapped_identities=lambda scope: MAPPED.get(scope, ()),
     protection=lambda scope: None,
     group_members=lambda group: (),
 )
@@ -62,8 +70,22 @@ DIRECTORY = Directory(
         ("apikey:BedrockAPIKey-x7k2", Target(TargetKind.USER, "BedrockAPIKey-x7k2")),
         ("role:Analytics", Target(TargetKind.ROLE, "Analytics")),
         ("session:Shared/bob", Target(TargetKind.SESSION, sessions=("session:Shared/bob",))),
-        ("team:data", Target(TargetKind.GROUP, "data", sessions=("session:Shared/vik",))),
+        # The group holds the central account's users; a member account's are denied one by one
+        (
+            "team:data",
+            Target(TargetKind.GROUP, "data", sessions=("session:Shared/vik",), users=("111122223333/carol",)),
+        ),
         ("team:ml", Target(TargetKind.SESSION, sessions=("session:Shared/vik",))),
+        ("team:edge", Target(TargetKind.SESSION, users=("111122223333/carol",))),
+        # A person: every identity mapped to them, in whichever account
+        (
+            "person:alice.martin",
+            Target(
+                TargetKind.SESSION,
+                sessions=("session:111122223333/Shared/alice",),
+                users=("BedrockAPIKey-x7k2", "alice"),
+            ),
+        ),
         ("app:ChatbotApp", Target(TargetKind.ROLE, "ChatbotApp-BedrockRole")),
     ],
 )
@@ -71,7 +93,9 @@ def test_what_a_suspension_denies(scope, expected):
     assert deny_target(scope, DIRECTORY) == expected
 
 
-@pytest.mark.parametrize("scope", ["app:ReportBuilder", "account:111122223333", "team:nobody"])
+@pytest.mark.parametrize(
+    "scope", ["app:ReportBuilder", "account:111122223333", "team:nobody", "person:nobody", "person:shared"]
+)
 def test_scopes_with_nothing_to_deny_say_why(scope):
     target = deny_target(scope, DIRECTORY)
     assert target.kind == TargetKind.NONE and target.why_not

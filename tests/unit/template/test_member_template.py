@@ -6,15 +6,16 @@ Budgetkeeper stack and its DenyFunction run, is another account of the same orga
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
 from budgetkeeper.domain.policies import BEDROCK_DENY_ACTIONS
 from budgetkeeper.enforcement.accounts import MEMBER_DENY_POLICY, MEMBER_ROLE_NAME, member_role_arn
 from budgetkeeper.enforcement.role_sessions import OPT_IN_TAG_KEY, OPT_IN_TAG_VALUE
-from devkit.harness.template import TEMPLATE_PATH, load_template
+from devkit.harness.organization import MEMBER_TEMPLATE_PATH
+from devkit.harness.template import load_template
 from tests.deployed_template import (
     concrete_plain_template,
     concrete_template,
@@ -23,7 +24,6 @@ from tests.deployed_template import (
 )
 from tests.iam_eval import ACCOUNT, REGION, Principal, Request, iam_user, role_session
 
-MEMBER_TEMPLATE_PATH = Path(TEMPLATE_PATH).parent / "templates" / "member-account.yaml"
 CENTRAL = "111122223333"
 ORGANIZATION = "o-a1b2c3d4e5"
 CENTRAL_DENY_ROLE = f"arn:aws:iam::{CENTRAL}:role/budgetkeeper-DenyFunctionRole-1A2B3C4D5E6F"
@@ -283,3 +283,64 @@ def test_the_deny_function_assumes_only_member_enforcement_roles_of_its_organiza
         resource_account="444455556666",
     )
     assert iam_evaluator.decide(request).allowed is allowed, iam_evaluator.decide(request)
+
+
+# --- the central side: the log destination the member stacks subscribe to -------------------------
+
+
+@pytest.mark.parametrize(
+    ("principal", "allowed"),
+    [
+        (in_organization(iam_user("admin", account="444455556666")), True),
+        (
+            in_organization(
+                role_session("StackSets", "deploy", role_id="AROASTACKSETEXEC0001", account="444455556666")
+            ),
+            True,
+        ),
+        (in_organization(iam_user("admin", account="777788889999"), "o-zzzzzzzzzz"), False),
+        (iam_user("admin", account="777788889999"), False),
+    ],
+    ids=["member-admin", "member-stackset-role", "another-organization", "no-organization"],
+)
+def test_only_the_organizations_accounts_may_subscribe_to_the_log_destination(
+    iam_evaluator, principal, allowed
+):
+    template = concrete_template("everything-set")
+    destination = central_destination(template)
+    arn = template["resolve"]({"Fn::GetAtt": ["OrganizationLogDestination", "Arn"]})
+    policy = json.loads(destination["DestinationPolicy"])
+    assert policy["Statement"][0]["Resource"] == arn
+    request = Request(
+        principal,
+        "logs:PutSubscriptionFilter",
+        arn,
+        identity_policies={
+            "MaySubscribeAnywhere": {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "logs:PutSubscriptionFilter", "Resource": "*"}],
+            }
+        },
+        resource_policy=policy,
+        resource_account=ACCOUNT,
+    )
+    assert iam_evaluator.decide(request).allowed is allowed, iam_evaluator.decide(request)
+
+
+def test_the_log_destination_writes_only_to_the_usage_stream():
+    template = concrete_template("everything-set")
+    role = template["Resources"]["OrganizationLogDestinationRole"]["Properties"]
+    stream = template["resolve"]({"Fn::GetAtt": ["UsageDeliveryStream", "Arn"]})
+    (policy,) = role["Policies"]
+    assert policy["PolicyDocument"]["Statement"] == [
+        {"Effect": "Allow", "Action": ["firehose:PutRecord", "firehose:PutRecordBatch"], "Resource": stream}
+    ]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "logs.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceOrgID": "o-a1b2c3d4e5"}}
+    assert central_destination(template)["TargetArn"] == stream
+
+
+def central_destination(template: dict) -> dict:
+    """The destination's properties (not an IAM resource, so concrete_template leaves it out), resolved."""
+    return template["resolve"](load_template()["Resources"]["OrganizationLogDestination"]["Properties"])

@@ -53,6 +53,9 @@ WILDCARD_RESOURCE_ALLOWED = {
     "logs:DescribeLogGroups": "Step Functions log delivery: DescribeLogGroups lists the account's groups",
     # OperatorActionsPolicy: the Step Functions console lists the machines to open the operators' one.
     "states:ListStateMachines": "Step Functions supports no resource for ListStateMachines",
+    # UsageCalculatorFunction, organization mode: the OUs above an account (metering.org_units). Its
+    # account and OU ARNs name the management account, which the stack does not know.
+    "organizations:ListParents": "Organizations ARNs name the management account the stack does not know",
     # PriceRefreshFunction reads Bedrock's prices from the Price List API.
     "pricing:GetProducts": "the Price List API supports no resource-level permissions",
     "pricing:DescribeServices": "the Price List API supports no resource-level permissions",

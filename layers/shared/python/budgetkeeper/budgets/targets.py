@@ -13,7 +13,13 @@ from enum import StrEnum
 from typing import Any
 
 from budgetkeeper.budgets.rules import ENFORCING, Budget, Level, Status
-from budgetkeeper.domain.scopes import API_KEY_USER_PREFIX, APP_ROLE_SUFFIX, ScopeKind, parse_scope
+from budgetkeeper.domain.scopes import (
+    API_KEY_USER_PREFIX,
+    APP_ROLE_SUFFIX,
+    ScopeKind,
+    parse_scope,
+    split_account,
+)
 
 
 class TargetKind(StrEnum):
@@ -71,7 +77,8 @@ class Directory:
 
     role_exists: Callable[[str], bool]
     group_exists: Callable[[str], bool]
-    team_sessions: Callable[[str], tuple[str, ...]]  # session scopes mapped to a team
+    # The principal scopes the team table maps to a team or a person (`team:data`, `person:alice.martin`).
+    mapped_identities: Callable[[str], tuple[str, ...]]
     protection: Callable[[str], str | None]  # why an operator protected a scope (its budgets), or None
     group_members: Callable[[str], tuple[str, ...]]  # the IAM user names in an IAM group
 
@@ -82,9 +89,11 @@ def deny_target(
     """What to deny for `scope`.
 
     Users and API-key users: the IAM user. Roles: the role. Sessions on shared roles: that session
-    alone. Teams: the IAM group named like the team, and every member session mapped to the team
-    (members who call through roles or SSO). Apps: see app_target. bedrock-mantle projects: the
-    project (tagged). Accounts are never denied whole.
+    alone. Teams: the IAM group named like the team (the central account's), every member session
+    mapped to the team (members who call through roles or SSO) and every member account's user
+    mapped to it. People: every identity operators mapped to the person, in whichever account.
+    Apps: see app_target. bedrock-mantle projects: the project (tagged). Accounts are never denied
+    whole.
     """
     parsed = parse_scope(scope)
     kind, name = str(parsed.kind), parsed.name
@@ -95,14 +104,26 @@ def deny_target(
     if kind == "session":
         return Target(TargetKind.SESSION, sessions=(scope,))
     if kind == "team":
-        sessions = directory.team_sessions(name)
+        identities = directory.mapped_identities(scope)
+        sessions = _sessions(identities)
+        # The group holds the central account's users; another account's are denied one by one.
+        users = tuple(user for user in _users(identities) if split_account(user)[0] is not None)
         if directory.group_exists(name):
-            return Target(TargetKind.GROUP, name, sessions=sessions)
-        if sessions:
-            return Target(TargetKind.SESSION, sessions=sessions)
+            return Target(TargetKind.GROUP, name, sessions=sessions, users=users)
+        if sessions or users:
+            return Target(TargetKind.SESSION, sessions=sessions, users=users)
         return Target(
-            TargetKind.NONE, why_not=f"team {name} has no IAM group named {name} and no session members"
+            TargetKind.NONE,
+            why_not=f"team {name} has no IAM group named {name} and no session members",
         )
+    if kind == "person":
+        identities = directory.mapped_identities(scope)
+        if not identities:
+            return Target(TargetKind.NONE, why_not=f"no identity is mapped to person {name}")
+        roles = [identity for identity in identities if identity.startswith(f"{ScopeKind.ROLE}:")]
+        if roles:  # a role is shared by whoever may assume it: never one person's
+            return Target(TargetKind.NONE, why_not=f"person {name} is mapped to roles ({', '.join(roles)})")
+        return Target(TargetKind.SESSION, sessions=_sessions(identities), users=_users(identities))
     if kind == "project":  # its spend is AWS's metrics of the project: trusted
         return Target(TargetKind.PROJECT, name)
     if kind == "app":
@@ -132,6 +153,16 @@ def app_target(name: str, directory: Directory, claims: AppClaims, trusted_over_
     if trusted_over_limit:
         why = f"app {name} has no role {role}"
     return Target(TargetKind.NONE, why_not=why)
+
+
+def _sessions(scopes: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(scope for scope in scopes if scope.startswith(f"{ScopeKind.SESSION}:"))
+
+
+def _users(scopes: tuple[str, ...]) -> tuple[str, ...]:
+    """IAM user names (account-qualified for a member account's) of the user and API-key scopes."""
+    prefixes = (f"{ScopeKind.USER}:", f"{ScopeKind.APIKEY}:")
+    return tuple(scope.split(":", 1)[1] for scope in scopes if scope.startswith(prefixes))
 
 
 # AWS service-linked roles act for AWS services: denying them breaks the service, not a spender.

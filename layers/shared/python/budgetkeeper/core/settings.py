@@ -54,6 +54,16 @@ class Settings:
     cur_table: str | None = None
     cur_workgroup: str = "primary"
     cur_output_location: str | None = None  # None: the workgroup's own result location
+    # Organization mode (docs/organization.md): the organization, and this stack's own account, whose
+    # principals keep unqualified scopes while other accounts' are named with their account.
+    organization_id: str | None = None
+    home_account_id: str | None = None
+
+    @property
+    def qualifying_account(self) -> str | None:
+        """In organization mode, the account whose principals are named without it; else None
+        (a one-account stack names every principal without its account)."""
+        return self.home_account_id if self.organization_id else None
 
     @property
     def parameter_prefix(self) -> str:
@@ -124,6 +134,8 @@ class Settings:
             cur_table=environ.get("CUR_TABLE") or None,
             cur_workgroup=environ.get("CUR_WORKGROUP") or "primary",
             cur_output_location=environ.get("CUR_OUTPUT_LOCATION") or None,
+            organization_id=environ.get("ORGANIZATION_ID") or None,
+            home_account_id=environ.get("HOME_ACCOUNT_ID") or None,
         )
 
 

@@ -22,6 +22,10 @@ class ScopeKind(StrEnum):
     TEAM = "team"
     ACCOUNT = "account"
     PROJECT = "project"
+    # Identities (of one or several accounts) operators mapped to one person: the teams table's `person`.
+    PERSON = "person"
+    # An organizational unit of AWS Organizations: the accounts under it (metering.org_units).
+    OU = "ou"
 
 
 SCOPE_KINDS: tuple[str, ...] = tuple(ScopeKind)
@@ -36,6 +40,8 @@ APP_TAG = "app"
 _APP_PREFIX = f"{ScopeKind.APP.value}:"
 _TEAM_PREFIX = f"{ScopeKind.TEAM.value}:"
 _ACCOUNT_PREFIX = f"{ScopeKind.ACCOUNT.value}:"
+_PERSON_PREFIX = f"{ScopeKind.PERSON.value}:"
+_OU_PREFIX = f"{ScopeKind.OU.value}:"
 
 _SCOPE_EXAMPLES: Mapping[ScopeKind, str] = {
     ScopeKind.USER: "user:alice",
@@ -46,11 +52,14 @@ _SCOPE_EXAMPLES: Mapping[ScopeKind, str] = {
     ScopeKind.TEAM: "team:data",
     ScopeKind.ACCOUNT: "account:111122223333",
     ScopeKind.PROJECT: "project:proj_7f3a",
+    ScopeKind.PERSON: "person:alice.martin",
+    ScopeKind.OU: "ou:ou-ab12-cdef3456",
 }
 # IAM user, role and session names: letters, digits and + = , . @ _ -
 _IAM_NAME = r"[\w+=,.@-]{1,64}"
 _IAM_NAME_PATTERN = re.compile(_IAM_NAME, re.ASCII)
 _ACCOUNT_PATTERN = re.compile(r"\d{12}", re.ASCII)
+_OU_PATTERN = re.compile(r"ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}", re.ASCII)
 _PROJECT_PATTERN = re.compile(r"[\w.-]{1,128}", re.ASCII)
 _IDENTITY_ARN = re.compile(r"arn:(aws(?:-[a-z]+)*):(iam|sts)::(\d{12}):(.+)", re.ASCII)
 _IAM_USER_RESOURCE = re.compile(rf"user/(?:[!-~]*/)?({_IAM_NAME})", re.ASCII)
@@ -99,6 +108,8 @@ def parse_scope(text: str) -> Scope:
         raise InvalidScope(
             f"{name!r} is not a bedrock-mantle project id (letters, digits, _.-): type e.g. {example}"
         )
+    if kind is ScopeKind.OU and not _OU_PATTERN.fullmatch(name):
+        raise InvalidScope(f"{name!r} is not an organizational unit id (ou-...): type e.g. {example}")
     account, local_name = None, name
     if kind in ACCOUNT_QUALIFIED_KINDS:
         account, local_name = split_account(name, session=kind is ScopeKind.SESSION)
@@ -139,6 +150,14 @@ def split_account(name: str, *, session: bool = False) -> tuple[str | None, str]
         return None, name
     account, _, local_name = name.partition("/")
     return account, local_name
+
+
+def qualified_scope(scope: str, account: str) -> str:
+    """`user:alice` of a member account -> `user:111122223333/alice` (and role, API key, session)."""
+    kind, _, name = scope.partition(":")
+    if kind not in ACCOUNT_QUALIFIED_KINDS:
+        return scope
+    return f"{kind}:{account}/{name}"
 
 
 def is_valid_scope_name(name: str) -> bool:
@@ -258,8 +277,9 @@ def is_application_inference_profile(model_id: str) -> bool:
 class Attribution:
     """The scopes one invocation is charged to; every field is a scope string, None when unknown.
 
-    `scopes` holds each of them once, in the order principal, role, app, team, account (the root
-    user's principal scope is its account scope).
+    `scopes` holds each of them once, in the order principal, role, app, team, person, account, then
+    the account's organizational units, nearest first (the root user's principal scope is its
+    account scope).
     """
 
     principal: str
@@ -272,6 +292,8 @@ class Attribution:
     # for reports and its budget, never a reason to deny the app's own role (enforcement.app_target),
     # and never a way into the app's team.
     app_claimed: bool = False
+    person: str | None = None  # the person operators mapped the principal to, in any account
+    org_units: tuple[str, ...] = ()  # `ou:<id>` of the OUs above the caller's account
 
 
 def attribute(
@@ -281,6 +303,9 @@ def attribute(
     profile_tags: Callable[[str], Mapping[str, str]] | None = None,
     app_metadata_key: str = "app",
     registered_profiles: Mapping[str, str] | None = None,
+    people: Mapping[str, str] | None = None,
+    home_account: str | None = None,
+    org_units: Callable[[str], tuple[str, ...]] | None = None,
 ) -> Attribution:
     """Charge an invocation to its principal, role, app, team and account.
 
@@ -292,27 +317,56 @@ def attribute(
     `requestMetadata[app_metadata_key]`. The team is `teams` of the principal scope, else of the
     role scope, else of the app scope when the app is not a claim: a claim reaches its app only,
     never the team an operator mapped the app to.
+
+    In organization mode (`home_account` set), a principal of another account is named with its
+    account, read from the caller's ARN (AWS signs it; the record's `accountId` is not used): a
+    member's `user:alice` is `user:111122223333/alice`, not the central account's alice. `people`
+    maps principal scopes, so named, to the person operators say they are; `org_units(account)`
+    gives the ids of the OUs above the caller's account (its ARN's, again).
     """
     principal = parse_identity_arn(invocation.identity_arn)
     principal_scope, role_scope = principal.principal_scope, principal.role_scope
+    account = invocation.account_id
+    if home_account is not None and principal.account is not None:
+        account = principal.account  # the record's accountId is only a claim
+    if home_account is not None and principal.account not in (None, home_account):
+        principal_scope = qualified_scope(principal_scope, principal.account)
+        role_scope = role_scope and qualified_scope(role_scope, principal.account)
     app_name, claimed = _app_name(
         invocation, principal.role_name, registered_profiles or {}, profile_tags, app_metadata_key
     )
     app = _APP_PREFIX + app_name if app_name else None
     team_name = _team_name(teams, principal_scope, role_scope, None if claimed else app)
     team = _TEAM_PREFIX + team_name if team_name else None
+    person_name = (people or {}).get(principal_scope)
+    person = _PERSON_PREFIX + person_name if person_name else None
+    units = org_units(principal.account) if org_units is not None and principal.account else ()
     return _attribution(
-        principal_scope, role_scope, app, team, _ACCOUNT_PREFIX + invocation.account_id, claimed
+        principal_scope,
+        role_scope,
+        app,
+        team,
+        _ACCOUNT_PREFIX + account,
+        claimed,
+        person,
+        tuple(_OU_PREFIX + unit for unit in units),
     )
 
 
 @functools.lru_cache(maxsize=4096)
 def _attribution(
-    principal: str, role: str | None, app: str | None, team: str | None, account: str, claimed: bool
+    principal: str,
+    role: str | None,
+    app: str | None,
+    team: str | None,
+    account: str,
+    claimed: bool,
+    person: str | None = None,
+    org_units: tuple[str, ...] = (),
 ) -> Attribution:
     # Cached: callers repeat, and building the frozen dataclass costs more than the lookup.
     # Scope kinds differ, so only a root principal (its scope is its account's) can repeat one.
-    charged = (principal, role, app, team, account if account != principal else None)
+    charged = (principal, role, app, team, person, account if account != principal else None, *org_units)
     return Attribution(
         principal=principal,
         role=role,
@@ -321,6 +375,8 @@ def _attribution(
         account=account,
         scopes=tuple(filter(None, charged)),
         app_claimed=claimed,
+        person=person,
+        org_units=org_units,
     )
 
 

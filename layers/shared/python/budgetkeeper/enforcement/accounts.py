@@ -15,7 +15,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from budgetkeeper.enforcement.denies import IamDenies, MemberAccountUnreachable
+from budgetkeeper.enforcement.denies import MemberAccountUnreachable
+from budgetkeeper.enforcement.iam_denies import IamDenies
 
 # The names templates/member-account.yaml gives them, the same in every member account.
 MEMBER_ROLE_NAME = "BudgetkeeperEnforcement"

@@ -5,46 +5,34 @@ docs/architecture.md, "Deny records (enforcement.denies)", tells the rest.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
-
-from botocore.exceptions import ClientError
 
 from budgetkeeper.budgets.targets import Target, TargetKind
 from budgetkeeper.core import clock
-from budgetkeeper.core.errors import error_code
 from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.domain.scopes import split_account
-from budgetkeeper.enforcement.identity_center import IdentityCenterConnection
-from budgetkeeper.enforcement.project_tags import ProjectTags, TagsUnavailable
+from budgetkeeper.enforcement.iam_denies import (
+    CannotDeny,
+    EntryKind,
+    IamDenies,
+    PrincipalGone,
+)
 from budgetkeeper.enforcement.role_sessions import (
     SessionPolicyRejected,
-    SessionPolicySweep,
-    suspended_sessions,
-    sweep_session_policies,
 )
-from budgetkeeper.enforcement.session_denies import Outcome, deny_session_scope, restore_session_scope
-from budgetkeeper.enforcement.session_scopes import is_sso_role, permission_set_name
 from budgetkeeper.storage.conditional import won
 from budgetkeeper.storage.tables import DenyItem
 
 # A holder whose budget is not enforcing is dropped by the reconciler only after this long: a
 # manual suspension's row is written after its deny is applied.
 STALE_HOLDER_AFTER = timedelta(minutes=15)
-
-
-class EntryKind(StrEnum):
-    USER = "user"
-    ROLE = "role"
-    GROUP = "group"
-    SESSION = "session"
-    PROJECT = "project"
-
-
-ATTACHED_KINDS = (EntryKind.USER, EntryKind.ROLE, EntryKind.GROUP)
+# An unreachable member account is told once when an entry is first held up there, then reminded
+# at most this often while it stays so (every sweep retries it; the metric counts every try).
+UNREACHABLE_REMINDER_AFTER = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -104,14 +92,6 @@ class Outcomes:
         }
 
 
-class CannotDeny(Exception):
-    """IAM refuses this deny for good (a quota, an unmodifiable role): an alert, not a retry."""
-
-
-class PrincipalGone(CannotDeny):
-    """The user, role or group no longer exists in IAM: there is nothing left to deny."""
-
-
 class MemberAccountUnreachable(Exception):
     """A member account's enforcement role cannot be assumed now: the deny stays recorded and is
     retried, and operators are told (not CannotDeny: the account may be reachable next time)."""
@@ -119,128 +99,6 @@ class MemberAccountUnreachable(Exception):
     def __init__(self, account: str, message: str) -> None:
         super().__init__(message)
         self.account = account
-
-
-@dataclass
-class IamDenies:
-    """IAM as the records need it: the deny policy on users, roles and groups; session denies."""
-
-    iam: Any
-    deny_policy_arn: str
-    identity_center: Callable[[], IdentityCenterConnection]
-    projects: ProjectTags | None = None  # bedrock-mantle projects of the stack's Region
-
-    def _projects(self) -> ProjectTags:
-        if self.projects is None:
-            raise CannotDeny("bedrock-mantle projects are not connected to this deny book")
-        return self.projects
-
-    def holds(self, kind: EntryKind, name: str) -> bool:
-        """Whether the deny policy is attached to that user, role or group, or the project carries the
-        suspension tag (False when it is gone)."""
-        if kind is EntryKind.PROJECT:
-            try:
-                return self._projects().suspended(name)
-            except TagsUnavailable:
-                return False
-        operation, key = _ATTACHED_LISTINGS[kind]
-        try:
-            pages = self.iam.get_paginator(operation).paginate(**{key: name}, PathPrefix=_path(self))
-            return any(
-                policy["PolicyArn"] == self.deny_policy_arn
-                for page in pages
-                for policy in page["AttachedPolicies"]
-            )
-        except ClientError as error:
-            if error_code(error) == "NoSuchEntity":
-                return False
-            raise
-
-    def attach(self, kind: EntryKind, name: str) -> None:
-        if kind is EntryKind.PROJECT:
-            try:
-                return self._projects().suspend(name)
-            except TagsUnavailable as error:
-                raise CannotDeny(str(error)) from error
-        operation, key = _ATTACH[kind]
-        try:
-            getattr(self.iam, operation)(**{key: name}, PolicyArn=self.deny_policy_arn)
-        except ClientError as error:
-            if error_code(error) == "NoSuchEntity":
-                raise PrincipalGone(f"{kind} {name} no longer exists in IAM") from error
-            if error_code(error) in ("LimitExceeded", "UnmodifiableEntity"):
-                raise CannotDeny(f"cannot attach the deny policy to {kind} {name}: {error}") from error
-            raise
-
-    def detach(self, kind: EntryKind, name: str) -> None:
-        if kind is EntryKind.PROJECT:
-            try:
-                return self._projects().lift(name)
-            except TagsUnavailable as error:
-                raise CannotDeny(str(error)) from error
-        operation, key = _DETACH[kind]
-        try:
-            getattr(self.iam, operation)(**{key: name}, PolicyArn=self.deny_policy_arn)
-        except ClientError as error:
-            if error_code(error) != "NoSuchEntity":  # already detached, or the principal is gone
-                raise
-
-    def attached_principals(self) -> set[tuple[EntryKind, str]]:
-        """Every user, role and group the deny policy is attached to now."""
-        found: set[tuple[EntryKind, str]] = set()
-        pages = self.iam.get_paginator("list_entities_for_policy").paginate(PolicyArn=self.deny_policy_arn)
-        for page in pages:
-            found |= {(EntryKind.USER, user["UserName"]) for user in page.get("PolicyUsers", [])}
-            found |= {(EntryKind.ROLE, role["RoleName"]) for role in page.get("PolicyRoles", [])}
-            found |= {(EntryKind.GROUP, group["GroupName"]) for group in page.get("PolicyGroups", [])}
-        return found
-
-    def denied_sessions(self, role_name: str) -> set[str]:
-        if is_sso_role(role_name):
-            center = self.identity_center().center
-            permission_set = permission_set_name(role_name)
-            if center is None or permission_set is None:
-                return set()
-            return set(center.suspended_users(permission_set))
-        return set(suspended_sessions(self.iam, role_name))
-
-    def deny_session(self, role_name: str, session: str) -> None:
-        outcome = deny_session_scope(
-            f"session:{role_name}/{session}", iam=self.iam, identity_center=self.identity_center()
-        )
-        if outcome.outcome is Outcome.ALERT_ONLY:
-            raise CannotDeny(outcome.message)
-
-    def lift_session(self, role_name: str, session: str) -> None:
-        restore_session_scope(
-            f"session:{role_name}/{session}", iam=self.iam, identity_center=self.identity_center()
-        )
-
-    def sweep_session_policies(self, is_held: Callable[[str], bool]) -> SessionPolicySweep:
-        return sweep_session_policies(self.iam, is_held)
-
-
-_ATTACHED_LISTINGS = {
-    EntryKind.USER: ("list_attached_user_policies", "UserName"),
-    EntryKind.ROLE: ("list_attached_role_policies", "RoleName"),
-    EntryKind.GROUP: ("list_attached_group_policies", "GroupName"),
-}
-_ATTACH = {
-    EntryKind.USER: ("attach_user_policy", "UserName"),
-    EntryKind.ROLE: ("attach_role_policy", "RoleName"),
-    EntryKind.GROUP: ("attach_group_policy", "GroupName"),
-}
-_DETACH = {
-    EntryKind.USER: ("detach_user_policy", "UserName"),
-    EntryKind.ROLE: ("detach_role_policy", "RoleName"),
-    EntryKind.GROUP: ("detach_group_policy", "GroupName"),
-}
-
-
-def _path(iam_denies: IamDenies) -> str:
-    # arn:aws:iam::123456789012:policy/budgetkeeper/<name>: list only policies under our path.
-    resource = iam_denies.deny_policy_arn.split(":policy", 1)[1]
-    return resource.rsplit("/", 1)[0] + "/"
 
 
 @dataclass
@@ -327,7 +185,7 @@ class DenyBook:
         outcomes.fixes += sweep.removed
         outcomes.rejected += [rejected.to_dict() for rejected in sweep.rejected]
         objects = {DenyEntry.from_key(item.entry).iam_object for item in records}
-        objects |= self.iam.attached_principals()
+        objects |= self.iam.attached_principals() | self._attached_in_member_accounts(objects)
         gone = []
         failed: dict[str, Exception] = {}
         for iam_object in sorted(objects):
@@ -343,6 +201,9 @@ class DenyBook:
             else:
                 outcomes.alert_only.append({"entry": key, "message": str(error)})
         settled = [item.entry for item in records if item.entry not in unreachable]
+        for item in records:  # reached again: the episode is over, a new one is told at once
+            if item.unreachable_told_at and item.entry not in unreachable:
+                self._update_if_exists(item.entry, [DenyItem.unreachable_told_at.remove()])
         self._delete_unheld(settled + gone)
         return outcomes
 
@@ -380,6 +241,18 @@ class DenyBook:
         account, local_name = split_account(entry.name, session=entry.kind is EntryKind.SESSION)
         own_account = self.iam.deny_policy_arn.split(":")[4]
         return DenyEntry(entry.kind, local_name) if account == own_account else entry
+
+    def _attached_in_member_accounts(self, objects: set[tuple[EntryKind, str]]) -> set[tuple[EntryKind, str]]:
+        """Where the deny policy is attached in each member account the records name (orphans too);
+        an account not reachable now is left to `converge`, which holds its records and tells."""
+        accounts = {split_account(name, session=kind is EntryKind.SESSION)[0] for kind, name in objects}
+        found: set[tuple[EntryKind, str]] = set()
+        for account in sorted(filter(None, accounts)):
+            with contextlib.suppress(MemberAccountUnreachable):
+                found |= {
+                    (kind, f"{account}/{name}") for kind, name in self._iam_in(account).attached_principals()
+                }
+        return found
 
     def _iam_in(self, account: str | None) -> IamDenies:
         if account is None:
@@ -430,13 +303,34 @@ class DenyBook:
 
     # ------------------------------------------------------------------ records
 
+    def accounts_to_tell(self, pending: Iterable[dict[str, str]]) -> set[str]:
+        """The member accounts of `pending` entries operators are to be told about now: an entry
+        not told yet, or told longer ago than UNREACHABLE_REMINDER_AFTER (marked told here)."""
+        now = clock.now()
+        due = DenyItem.unreachable_told_at.does_not_exist() | (
+            DenyItem.unreachable_told_at < iso_utc(now - UNREACHABLE_REMINDER_AFTER)
+        )
+        accounts = set()
+        for entry in pending:
+            if self._update_if_exists(entry["entry"], [DenyItem.unreachable_told_at.set(iso_utc(now))], due):
+                accounts.add(entry["account"])
+        return accounts
+
+    @staticmethod
+    def _update_if_exists(key: str, actions: list[Any], condition: Any = None) -> bool:
+        """Update the record `key` if it exists (and `condition` holds); whether it was updated."""
+        exists = DenyItem.entry.exists()
+        return won(
+            DenyItem(key).update,
+            actions=actions,
+            condition=exists if condition is None else exists & condition,
+        )
+
     @staticmethod
     def _confirm(key: str, holder: str) -> bool:
         """Mark the record applied, if `holder` still holds it (a release may have come between)."""
-        return won(
-            DenyItem(key).update,
-            actions=[DenyItem.applied.set(True)],
-            condition=DenyItem.holders.contains(holder),
+        return DenyBook._update_if_exists(
+            key, [DenyItem.applied.set(True)], DenyItem.holders.contains(holder)
         )
 
     @staticmethod

@@ -25,7 +25,8 @@ from budgetkeeper.core.observability import logger, metrics
 from budgetkeeper.core.settings import Settings
 from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.enforcement.accounts import MEMBER_ROLE_NAME, MemberAccounts
-from budgetkeeper.enforcement.denies import DenyBook, IamDenies, Outcomes, entries_for
+from budgetkeeper.enforcement.denies import DenyBook, Outcomes, entries_for
+from budgetkeeper.enforcement.iam_denies import IamDenies
 from budgetkeeper.enforcement.identity_center import IdentityCenterConnection, connect_identity_center
 from budgetkeeper.enforcement.project_tags import ProjectTags
 from budgetkeeper.enforcement.state import WorkflowState, workflow_state
@@ -105,17 +106,22 @@ class DenyTasks:
             self._publish("session_policy_rejected", f"role:{rejected['role']}", note, execution)
 
     def _alert_unreachable(self, outcome: Outcomes, execution: str | None) -> None:
-        """Each member account whose role could not be assumed, told to operators at every try."""
+        """Each member account whose role could not be assumed: logged and counted at every try,
+        told to operators once an episode (an entry newly held up there), then at most daily."""
         accounts = sorted({pending["account"] for pending in outcome.pending})
         metrics.add_metric(name="MemberAccountsUnreachable", unit=MetricUnit.Count, value=len(accounts))
+        to_tell = self.book.accounts_to_tell(outcome.pending)
         for account in accounts:
             pending = [p for p in outcome.pending if p["account"] == account]
+            logger.error("member account unreachable", account=account, entries=[p["entry"] for p in pending])
+            if account not in to_tell:
+                continue
             note = (
                 f"{pending[0]['message']}. Not yet denied or lifted there as their records say: "
                 f"{', '.join(p['entry'] for p in pending)}. They stay recorded and are tried again at "
-                f"every reconcile until the {MEMBER_ROLE_NAME} role of account {account} can be assumed."
+                f"every reconcile until the {MEMBER_ROLE_NAME} role of account {account} can be assumed; "
+                "you are reminded daily while it cannot."
             )
-            logger.error("member account unreachable", account=account, entries=[p["entry"] for p in pending])
             self._publish("member_account_unreachable", f"account:{account}", note, execution)
 
     def _publish(self, event_type: str, scope: str, note: str, execution: str | None) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from budgetkeeper.budgets.targets import Directory, Target, TargetKind, deny_target
 from budgetkeeper.domain.scopes import ScopeKind, parse_scope, split_account
-from budgetkeeper.storage.readers import protection_of, team_session_scopes
+from budgetkeeper.storage.readers import mapped_identities, protection_of
 
 
 def _exists(iam: Any, operation: str, **name: Any) -> bool:
@@ -24,7 +24,7 @@ def iam_directory(iam: Any) -> Directory:
     return Directory(
         role_exists=lambda role: _exists(iam, "get_role", RoleName=role),
         group_exists=lambda group: _exists(iam, "get_group", GroupName=group, MaxItems=1),
-        team_sessions=team_session_scopes,
+        mapped_identities=mapped_identities,
         protection=protection_of,
         group_members=lambda group: _group_members(iam, group),
     )
@@ -62,7 +62,7 @@ def _missing(iam: Any, target: Target) -> str | None:
         return f"there is no IAM user {target.name}"
     if target.kind == TargetKind.ROLE and not _exists(iam, "get_role", RoleName=target.name):
         return f"there is no IAM role {target.name}"
-    if target.kind == TargetKind.SESSION:
+    if target.kind == TargetKind.SESSION and target.sessions:
         names = [session.removeprefix("session:") for session in target.sessions]
         if any(split_account(name, session=True)[0] is not None for name in names):
             return None

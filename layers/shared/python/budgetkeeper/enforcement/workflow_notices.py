@@ -102,6 +102,8 @@ def describe_target(target: Target) -> str:
     parts = [f"deny policy on IAM {target.kind} {target.name}"] if target.name else []
     if target.sessions:
         parts.append(f"{len(target.sessions)} session(s) denied alone: {', '.join(target.sessions)}")
+    if target.users:  # a member account's names its account: `111122223333/alice`
+        parts.append(f"deny policy on IAM user(s) {', '.join(target.users)}")
     if target.kind == TargetKind.SPARED:
         return "nothing denied: every principal it reaches is protected or excluded"
     return "; ".join(parts) or "nothing in IAM"

@@ -35,11 +35,13 @@ from budgetkeeper.domain.log_records import (
     decode_base64,
     decode_firehose_data,
 )
+from budgetkeeper.domain.scopes import parse_identity_arn
 from budgetkeeper.enforcement.runs import ThresholdCrossed, ThresholdPublisher, WorkflowStarter
 from budgetkeeper.metering.archive import ArchiveBucket, BadEvent, enriched_line, gzip_lines
 from budgetkeeper.metering.caps import Folded, MintedNames
 from budgetkeeper.metering.deltas import UsageDeltas, check_store_keys, usage_deltas
 from budgetkeeper.metering.meter import Meter, Metered
+from budgetkeeper.metering.org_units import OrganizationUnits
 from budgetkeeper.metering.repository import DynamoUsageStore
 from budgetkeeper.metering.writer import (
     CommitResult,
@@ -53,7 +55,7 @@ from budgetkeeper.pricing.rates import PriceStatus
 from budgetkeeper.pricing.table import Rates
 from budgetkeeper.pricing.versions import ActivePrices
 from budgetkeeper.storage.keys import TotalKey
-from budgetkeeper.storage.readers import load_teams
+from budgetkeeper.storage.readers import load_teams_and_people
 from budgetkeeper.storage.tables import bind_tables, transaction_connection
 
 OK, DROPPED, FAILED = "Ok", "Dropped", "ProcessingFailed"
@@ -188,7 +190,7 @@ class UsageCalculator:
             slot = payload_slot(payload)
             for event in payload.events:
                 try:
-                    metered.append(self.meter_event(event.message))
+                    metered.append(self.meter_event(event.message, owner=payload.owner))
                 except MalformedEvent as error:
                     bad.append(
                         BadEvent(
@@ -217,15 +219,23 @@ class UsageCalculator:
             report.profile_lookups_deferred = self.meter.profiles.deferred
         return report
 
-    def meter_event(self, message: str) -> Metered:
+    def meter_event(self, message: str, owner: str | None = None) -> Metered:
         """Parse, attribute and price one log message, and check the keys it would write.
 
         Any failure that comes from the message is MalformedEvent, so it is quarantined with its
         reason and its neighbours are metered; only AWS's own errors (the store or a service
         unreachable, throttled beyond retries) are left to fail the batch, which Firehose retries.
+        In organization mode a member account's log reaches this stack: whoever may write to that
+        log group may write any caller into it, so a caller of another account than the log's
+        `owner` (which CloudWatch Logs sets) is a claim, quarantined, never charged.
         """
         try:
             metered = self.meter.meter(message)
+            caller_account = parse_identity_arn(metered.invocation.identity_arn).account
+            if self.meter.home_account is not None and owner is not None and caller_account != owner:
+                raise MalformedEvent(
+                    f"caller of account {caller_account} in the log of account {owner}: not charged"
+                )
             check_store_keys(metered)
         except (MalformedEvent, *AWS_ERRORS):
             raise
@@ -409,6 +419,12 @@ def _inference_profiles(region: str) -> InferenceProfiles:
 
 
 @functools.cache
+def _organization_units() -> OrganizationUnits:
+    # One per container: each account's OUs are re-read at most every OU_CACHE_TTL.
+    return OrganizationUnits(boto3.client("organizations"))
+
+
+@functools.cache
 def _active_prices(enabled: bool) -> ActivePrices:
     # One per container: the active price version is re-read at most every CACHE_TTL.
     return ActivePrices(enabled=enabled)
@@ -419,6 +435,7 @@ def build_usage_calculator(settings: Settings, tunables: Tunables) -> UsageCalcu
     bind_tables(settings)
     prices = _active_prices(settings.prices_table is not None).table()
     now = clock.now()
+    teams, people = load_teams_and_people()
     writer = UsageWriter(
         transaction_connection(settings),
         ttl_seconds=tunables.dedupe_ttl_days * 86_400,
@@ -427,7 +444,10 @@ def build_usage_calculator(settings: Settings, tunables: Tunables) -> UsageCalcu
     return UsageCalculator(
         meter=Meter(
             prices=prices,
-            teams=load_teams(),
+            teams=teams,
+            people=people,
+            home_account=settings.qualifying_account,
+            org_units=_organization_units().of if settings.organization_id else None,
             profiles=_inference_profiles(settings.region),
             registered_profiles=dict(tunables.app_profiles),
             unknown_model_rates=unknown_model_rates(tunables),

@@ -6,7 +6,7 @@ attribute the same record the same way.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import msgspec
@@ -47,6 +47,10 @@ class Meter:
     profiles: InferenceProfiles | None = None
     registered_profiles: Mapping[str, str] = field(default_factory=dict)  # profile ARN -> app
     unknown_model_rates: Rates | None = None  # the operators' rate for models the table lacks
+    people: Mapping[str, str] = field(default_factory=dict)  # principal scope -> person
+    # Organization mode: the central account, whose principals keep unqualified scopes (attribute).
+    home_account: str | None = None
+    org_units: Callable[[str], tuple[str, ...]] | None = None  # account -> OU ids (metering.org_units)
     # Attributions by caller, account and request metadata: callers repeat from record to record.
     _attributions: dict[tuple[str, str, tuple[tuple[str, str], ...]], Attribution] = field(
         default_factory=dict, init=False, repr=False, compare=False
@@ -77,6 +81,9 @@ class Meter:
             teams=self.teams,
             profile_tags=self.profiles.tags_for if self.profiles else None,
             registered_profiles=self.registered_profiles,
+            people=self.people,
+            home_account=self.home_account,
+            org_units=self.org_units,
         )
 
     def meter_invocation(

@@ -101,7 +101,7 @@ def rollup_costs(scope: str, bucket_prefix: str) -> list[tuple[str, Decimal]]:
 
 def team_scopes() -> list[str]:
     """`team:<name>` of every team the team table maps a principal to, sorted."""
-    return sorted({f"{ScopeKind.TEAM}:{item.team}" for item in TeamItem.scan()})
+    return sorted({f"{ScopeKind.TEAM}:{item.team}" for item in TeamItem.scan() if item.team})
 
 
 def spent_in_windows(keys: Iterable[TotalKey], *, consistent_read: bool = True) -> dict[TotalKey, Decimal]:
@@ -141,20 +141,28 @@ def protection_of(scope: str) -> str | None:
     return None
 
 
-def team_session_scopes(team: str) -> tuple[str, ...]:
-    """Session scopes mapped to `team` in the team table (members calling through shared roles)."""
-    return tuple(
-        sorted(
-            item.principal
-            for item in TeamItem.scan(TeamItem.team == team)
-            if item.principal.startswith("session:")
-        )
-    )
+def mapped_identities(scope: str) -> tuple[str, ...]:
+    """The principal scopes the team table maps to a team (`team:<name>`) or a person (`person:<name>`)."""
+    kind, _, name = scope.partition(":")
+    attribute = TeamItem.person if kind == ScopeKind.PERSON else TeamItem.team
+    return tuple(sorted(item.principal for item in TeamItem.scan(attribute == name)))
 
 
 def load_teams() -> dict[str, str]:
     """The whole team mapping; it is small (one item per mapped principal)."""
-    return {item.principal: item.team for item in TeamItem.scan()}
+    return load_teams_and_people()[0]
+
+
+def load_teams_and_people() -> tuple[dict[str, str], dict[str, str]]:
+    """Principal scope -> team, and principal scope -> the person operators mapped it to (who may
+    have identities in several accounts), from one read of the teams table."""
+    teams, people = {}, {}
+    for item in TeamItem.scan():
+        if item.team:
+            teams[item.principal] = item.team
+        if item.person:
+            people[item.principal] = item.person
+    return teams, people
 
 
 def team_contact(scope: str) -> str | None:
@@ -164,7 +172,7 @@ def team_contact(scope: str) -> str | None:
     except TeamItem.DoesNotExist:
         return None
     team_scope = f"{ScopeKind.TEAM}:{item.team}"
-    if item.contact or scope == team_scope:
+    if item.contact or item.team is None or scope == team_scope:
         return item.contact
     try:
         return TeamItem.get(team_scope).contact

@@ -281,13 +281,15 @@ class DedupeItem(Model):
 
 
 class TeamItem(Model):
-    """Which team a principal (or role, or app) scope belongs to."""
+    """Which team a principal (or role, or app) scope belongs to, and which person a principal is:
+    operators' mapping, which may join identities of several accounts (organization mode)."""
 
     class Meta:
         table_name = "unbound-teams"
 
     principal = UnicodeAttribute(hash_key=True)
-    team = UnicodeAttribute()
+    team = UnicodeAttribute(null=True)  # absent on an identity mapped to a person only
+    person = UnicodeAttribute(null=True)
     # Who to tell about this scope's budgets when no owner is known; on the team's own item
     # (`principal` = the team scope), the team's contact.
     contact = UnicodeAttribute(null=True)
@@ -304,6 +306,8 @@ class DenyItem(Model):
     holders = UnicodeSetAttribute(null=True)  # budget keys scope|window; absent when none is left
     applied = BooleanAttribute(default=False)  # IAM was seen to hold it after it was recorded
     updated_at = UnicodeAttribute(null=True)
+    # When operators were last told its member account could not be reached; gone once it was.
+    unreachable_told_at = UnicodeAttribute(null=True)
 
 
 class PriceVersionItem(Model):
