@@ -20,7 +20,7 @@ from budgetkeeper.notify.render import (
     fits_one_segment,
     sms_segment_limit,
 )
-from budgetkeeper.notify.samples import SAMPLE_MODEL, sample_events, sample_summary
+from budgetkeeper.notify.samples import SAMPLE_APP, SAMPLE_MODEL, sample_events, sample_summary
 
 RENDERER = Renderer()
 NOTICES = RENDERER.notices()
@@ -77,7 +77,7 @@ def words(notice, text: str) -> set[str]:
     summary_names = [
         row["name"] for rows in sample_summary().values() if isinstance(rows, list) for row in rows
     ]
-    data = [context[name] for name in ("scope", "actor", "top_model", "reason", "note")]
+    data = [context[name] for name in ("scope", "actor", "top_model", "top_app", "reason", "note")]
     for value in sorted(filter(None, [*data, *summary_names]), key=len, reverse=True):
         text = text.replace(str(value), " ")
     text = re.sub(r"\S*[:/@]\S+|\S*\.\.\.\S*", " ", text)  # identifiers shortened in an SMS
@@ -193,9 +193,13 @@ def test_restored_at_the_refresh_names_the_new_window_and_no_old_reason():
 
 @pytest.mark.parametrize("name", ["warning", "suspended", "grace", "forecast"])
 def test_what_drove_the_spend_and_what_to_do_next(name):
-    # Owners read the top model and the command that shows their spend
+    # Owners read the top model and app and the command that shows their spend
     _, rendered = render(name, "es")
     assert SAMPLE_MODEL in rendered.text and "912,34 US$" in rendered.text
+    assert f"Aplicación con más gasto: {SAMPLE_APP} (701,05 US$)" in rendered.text
+    assert SAMPLE_APP in rendered.html and SAMPLE_APP in str(rendered.slack)
+    _, english = render(name, "en")
+    assert f"Top app: {SAMPLE_APP} ($701.05)" in english.text
     assert "budgetkeeper me" in rendered.text and "budgetkeeper me" in rendered.html
     # The footer names the run, never its ARN
     assert "arn:aws:states" not in rendered.text + rendered.html + str(rendered.slack)

@@ -54,7 +54,7 @@ from budgetkeeper.notify.notices import AUTOMATIC_ACTORS, DRIVEN_NOTICES
 from budgetkeeper.storage import budget_rows
 from budgetkeeper.storage.budget_rows import Change
 from budgetkeeper.storage.readers import budget_row, budget_rows_of, claims_in_window, spent_in_window
-from budgetkeeper.storage.spend_drivers import top_model
+from budgetkeeper.storage.spend_drivers import top_app, top_model
 from budgetkeeper.storage.tables import BudgetItem
 
 
@@ -123,10 +123,11 @@ class WorkflowTasks:
         (spent, limit, percent, `facts` such as suspend_at), worded per reader by the notifier."""
         answer_to_operator = state.get("machine") == OPERATOR_MACHINE and event_type in ANSWERS_TO_OPERATORS
         actor = state.get("actor") or SYSTEM_ACTOR
-        driver = None
+        model = app = None
         if budget is not None and spent and event_type in DRIVEN_NOTICES:
             now = self.clock()
-            driver = top_model(state["scope"], budget.span_at(now).start, now)
+            model = top_model(state["scope"], budget.span_at(now).start, now)
+            app = top_app(state["scope"], budget.span_at(now).start, now)
         self.publisher.publish(
             NotificationEvent(
                 type=event_type,
@@ -144,8 +145,10 @@ class WorkflowTasks:
                 dry_run=dry_run,
                 note=note,
                 routine=routine or answer_to_operator,
-                top_model=driver.model if driver else None,
-                top_model_usd=exact(driver.cost_usd) if driver else None,
+                top_model=model.name if model else None,
+                top_model_usd=exact(model.cost_usd) if model else None,
+                top_app=app.name if app else None,
+                top_app_usd=exact(app.cost_usd) if app else None,
                 **{"time_zone": budget.time_zone if budget else None, **facts},
             )
         )

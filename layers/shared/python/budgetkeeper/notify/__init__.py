@@ -71,6 +71,8 @@ class NotificationEvent:
     suspend_at: str | None = None  # grace: when the suspension follows, unless the limit is raised
     top_model: str | None = None  # what drove the window's spend, from the scope's rollups
     top_model_usd: str | None = None
+    top_app: str | None = None  # the app whose calls cost the scope most, from the usage lines
+    top_app_usd: str | None = None
     time_zone: str | None = None  # the budget's: its readers' times are shown in it
 
     @classmethod

@@ -75,7 +75,7 @@ WORDS = {
 }
 
 # Event fields that are amounts in USD, moments, percentages and windows.
-MONEY_FIELDS = ("spent", "billed", "limit", "projected", "top_model_spent")
+MONEY_FIELDS = ("spent", "billed", "limit", "projected", "top_model_spent", "top_app_spent")
 MOMENT_FIELDS = ("window_end", "suspend_at", "crosses_at")
 SUMMARY_MONEY_FIELDS = ("today", "month", "total_today", "total_month")
 

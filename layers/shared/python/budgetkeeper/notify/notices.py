@@ -44,7 +44,7 @@ URGENT_NOTICES = frozenset(
     }
 )
 
-# Notices that name what drove the spend (the scope's costliest model in the window).
+# Notices that name what drove the spend (the scope's costliest model and app in the window).
 DRIVEN_NOTICES = frozenset({"forecast", "warning", "critical", "grace", "suspended", "protected_alert"})
 # Notices of a suspension an operator can end (or of a grace period before one).
 RESTORABLE_NOTICES = frozenset({"grace", "suspended", "manual_suspension"})
@@ -142,6 +142,8 @@ def notice_for(
         "suspend_at": event.suspend_at,
         "top_model": event.top_model,
         "top_model_spent": event.top_model_usd,
+        "top_app": event.top_app,
+        "top_app_spent": event.top_app_usd,
         "window_end": event.refresh_at,
         "actor": actor,
         "reason": person_reason(event),

@@ -17,6 +17,7 @@ from budgetkeeper.notify import NotificationEvent
 SAMPLE_SCOPE = "user:alice"
 SAMPLE_OPERATOR = "arn:aws:iam::123456789012:user/ops-jordan"
 SAMPLE_MODEL = "us.anthropic.claude-sonnet-4-20250514-v1:0"
+SAMPLE_APP = "app:ResearchAssistant"
 _RUN = "arn:aws:states:us-east-1:123456789012:execution:budgetkeeper-enforcement:{}-3f2a9c1d5e7b"
 
 
@@ -42,11 +43,14 @@ def sample_events(now: datetime) -> dict[str, NotificationEvent]:
             "at": iso_utc(now),
             "top_model": SAMPLE_MODEL,
             "top_model_usd": "912.3371",
+            "top_app": SAMPLE_APP,
+            "top_app_usd": "701.0488",
         }
         return NotificationEvent(**{**values, **fields})
 
     operator = {"actor": SAMPLE_OPERATOR, "reason": "INC-42: runaway batch job"}
-    quiet = {"limit_usd": None, "top_model": None, "top_model_usd": None}
+    no_drivers = {"top_model": None, "top_model_usd": None, "top_app": None, "top_app_usd": None}
+    quiet = {"limit_usd": None, **no_drivers}
     return {
         "forecast": budget_event(
             "forecast",
@@ -98,8 +102,7 @@ def sample_events(now: datetime) -> dict[str, NotificationEvent]:
             reason="metered and billed are more than 5% and 1 USD apart",
             billed_usd="14.57",
             limit_usd=None,
-            top_model=None,
-            top_model_usd=None,
+            **no_drivers,
         ),
         "batch_job_unmetered": budget_event(
             "batch_job_unmetered",
