@@ -232,7 +232,7 @@ def test_budget_set_takes_every_option_and_list_shows_them_in_each_format(cli: C
     cli.ok(
         "budget", "set", "apikey:BedrockAPIKey-x7k2", "--window", "days:7@2026-01-05", "--limit", "30",
         "--time-zone", "America/New_York", "--warning-percent", "50", "--critical-percent", "80",
-        "--grace", "1h30m", "--owner", "ops@example.com", "--language", "fr", "--dry-run",
+        "--grace", "1h30m", "--owner", "ops@example.com", "--language", "fr", "--dry-run", "--allow-missing",
     )  # fmt: skip
     cli.ok("budget", "set", "user:bob", "--window", "daily", "--limit", "5")
     # When they are listed
@@ -579,10 +579,19 @@ def test_every_command_has_help_with_examples(path: tuple[str, ...], capsys) -> 
     assert "--stack-name" in text
 
 
-def test_a_budget_on_a_principal_iam_does_not_have_is_set_with_a_warning(cli: Cli) -> None:
+def test_a_budget_on_a_principal_iam_does_not_have_is_refused_unless_allowed(cli: Cli) -> None:
     # Given no IAM user ghost (the fixture creates alice, bob, carol and dave)
     code, out, err = cli("budget", "set", "user:ghost", "--window", "daily", "--limit", "5")
-    # Then the budget is set, and the operator is told it can neither see spend nor deny anyone
+    # Then the budget is refused, with what to type to set it anyway, and nothing is written
+    assert (code, out) == (2, "")
+    assert "there is no IAM user ghost: a budget on it would see no spend and deny no one" in err
+    assert "type e.g. budgetkeeper budget set user:ghost --window daily --limit 5 --allow-missing" in err
+    assert list(BudgetItem.query("user:ghost")) == []
+    # When the operator allows it (a budget set before the user is created)
+    code, out, err = cli(
+        "budget", "set", "user:ghost", "--window", "daily", "--limit", "5", "--allow-missing"
+    )
+    # Then it is set, and the operator is told it can neither see spend nor deny anyone
     assert code == 0 and "user:ghost daily: budget created" in out
     assert "warning: there is no IAM user ghost: this budget sees no spend and denies no one" in err
     # and a language with no notices is said, not silently replaced by English
