@@ -35,6 +35,7 @@ from typing import Any
 from budgetkeeper.core import clock, money
 from budgetkeeper.storage.tables import RollupItem
 from budgetkeeper_cli.main import main as budgetkeeper
+from budgetkeeper_cli.rendering import counted
 from devkit import demo_data
 from devkit.demo_unlogged import part_unlogged
 from devkit.harness.clock import ManualClock
@@ -393,7 +394,8 @@ def part_two(
         settle(stack)
         if blocked:
             say(
-                f"  [{hour:02d}:00] {blocked} calls by suspended principals were denied by IAM (never logged)"
+                f"  [{hour:02d}:00] {counted(blocked, 'call')} by suspended principals were denied by IAM "
+                "(never logged)"
             )
         told = tell(f"{hour:02d}:59")
         if any(event["type"] == "suspended" and event["scope"] == "user:alice" for event in told):

@@ -173,6 +173,11 @@ def render(
     raise UsageError(f"unknown format {output_format!r}: use one of {', '.join(FORMATS)}")
 
 
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """`1 call`, `2 calls`, `1,204 calls`: a count with its noun in agreement."""
+    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
+
+
 def key_value_table(pairs: Sequence[tuple[str, str]]) -> str:
     """`name  value` lines with the names aligned, for one record shown to people."""
     width = max((len(name) for name, _ in pairs), default=0)

@@ -359,4 +359,4 @@ def test_a_regional_fallback_is_flagged_in_the_json_and_the_table(
     [mumbai] = [line for line in table.splitlines() if line.startswith("ap-south-1")]
     assert mumbai.split()[-2:] == ["region_fallback", "x1"] and "price basis" in table.splitlines()[0]
     # And the summary counts it
-    assert "1 calls at a fallback rate (region_fallback x1)" in err
+    assert "1 call at a fallback rate (region_fallback x1)" in err

@@ -28,7 +28,7 @@ from budgetkeeper_cli.budget_changes import budget_values, only_window, set_budg
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 from budgetkeeper_cli.operator_runs import DEFAULT_TIMEOUT_SECONDS, ActionRequest, run_action
 from budgetkeeper_cli.parsers import add_action, add_actions, add_command
-from budgetkeeper_cli.rendering import FORMATS, json_text, key_value_table, render, render_csv
+from budgetkeeper_cli.rendering import FORMATS, counted, json_text, key_value_table, render, render_csv
 from budgetkeeper_cli.stack_config import Stack, add_stack_options, connect, translating_aws_errors
 from budgetkeeper_cli.views import (
     BUDGET_COLUMNS,
@@ -370,5 +370,5 @@ def run_reindex(args: argparse.Namespace) -> int:
     connect(args, needs=("budgets_table",))
     indexed = budget_rows.index_operator_budgets()
     sys.stdout.write("".join(f"{key}: indexed\n" for key in indexed))
-    sys.stdout.write(f"{len(indexed)} budgets indexed; every operator's budget is in the index\n")
+    sys.stdout.write(f"{counted(len(indexed), 'budget')} indexed; every operator's budget is in the index\n")
     return 0

@@ -255,7 +255,7 @@ def test_unknown_models_are_estimated_apart_and_provisioned_ones_counted_at_zero
     assert stats.provisioned_calls == 1
     summary = summary_lines(stats, price_version="hand-1", filtered=False)[-1]
     assert "2 calls of models without a price, at an estimate (example.unlisted-v1:0 x2)" in summary
-    assert "1 provisioned-model calls" in summary
+    assert "1 provisioned-model call, " in summary
     # And the table shows the estimate and the basis, as the JSON does
     table = render(report, "table")
     assert "price basis" in table.splitlines()[0] and "estimate x2" in table
@@ -590,7 +590,7 @@ def test_progress_updates_one_line_on_a_terminal_and_clears_it(day_file: Path) -
     progress.close()
     text = terminal.getvalue()
     assert "\n" not in text
-    assert "\rmetering: 1 files, 5 records, " in text
+    assert "\rmetering: 1 file, 5 records, " in text
     assert text.endswith("\r\x1b[K")
 
 

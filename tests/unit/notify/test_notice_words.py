@@ -247,3 +247,28 @@ def test_times_follow_the_clock():
     # The samples' times come from the clock the tests set, never a fixed date
     events = sample_events(datetime(2031, 3, 4, 12, tzinfo=UTC))
     assert events["grace"].suspend_at.startswith("2031-03-04T12:15")
+
+
+def render_summary(language: str, **changes) -> str:
+    """The daily summary's text and SMS, with some of the sample summary's values changed."""
+    event = sample_events(clock.now())["daily_summary"]
+    notice = notice_for(event, summary={**sample_summary(), **changes})
+    rendered = RENDERER.render(notice.template, language, notice.context)
+    return f"{rendered.text}\n{rendered.sms}"
+
+
+@pytest.mark.parametrize(
+    ("count", "spanish", "english"),
+    [(1, "1 suspendido,", "1 suspended,"), (2, "2 suspendidos,", "2 suspended,")],
+)
+def test_counts_agree_with_their_number_in_both_languages(count, spanish, english):
+    # Given a day with `count` suspended scopes and a model without a price called `count` times
+    unknown = [{"name": "vendor.new-model-v1", "calls": count}]
+    changes = {"counts": {"suspended": count, "grace": 0}, "unknown_models": unknown}
+    # Then each language writes the count with its noun in agreement
+    es, en = render_summary("es", **changes), render_summary("en", **changes)
+    assert spanish in es and english in en
+    calls = "llamada" if count == 1 else "llamadas"
+    assert f"vendor.new-model-v1 ({count} {calls})" in es
+    assert f"vendor.new-model-v1 ({count} {'call' if count == 1 else 'calls'})" in en
+    assert not re.search(r"\b1 (suspendidos|llamadas|calls)\b", es + en)
