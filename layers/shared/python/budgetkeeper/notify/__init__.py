@@ -15,6 +15,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
 from budgetkeeper.core.observability import logger, metrics
+from budgetkeeper.notify.causes import causes_text
 
 if TYPE_CHECKING:
     from budgetkeeper.core.settings import Settings
@@ -74,10 +75,13 @@ class NotificationEvent:
     top_app: str | None = None  # the app whose calls cost the scope most, from the usage lines
     top_app_usd: str | None = None
     time_zone: str | None = None  # the budget's: its readers' times are shown in it
+    # An operator alert's causes, in fields (budgetkeeper.notify.causes words them per reader);
+    # `reason` holds them in English, for the logs.
+    causes: list[dict[str, str]] | None = None
 
     @classmethod
     def operator_alert(
-        cls, type: str, scope: str, actor: str, reason: str, at: str, note: str
+        cls, type: str, scope: str, actor: str, causes: list[dict[str, str]], at: str, note: str
     ) -> NotificationEvent:
         """An alert about no budget window (a price refresh refused, a job not metered)."""
         return cls(
@@ -90,10 +94,11 @@ class NotificationEvent:
             percent=None,
             refresh_at=None,
             actor=actor,
-            reason=reason,
+            reason=causes_text(causes, "en"),
             execution=None,
             at=at,
             note=note,
+            causes=causes,
         )
 
     @property

@@ -10,9 +10,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from budgetkeeper.budgets.rules import manual_window
-from budgetkeeper.core.actors import MONITOR_ACTOR, SYSTEM_ACTOR
+from budgetkeeper.core.actors import (
+    BATCH_JOBS_ACTOR,
+    BILLING_ACTOR,
+    MONITOR_ACTOR,
+    PRICE_REFRESH_ACTOR,
+    SYSTEM_ACTOR,
+)
 from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.notify import NotificationEvent
+from budgetkeeper.notify.causes import cause
 
 SAMPLE_SCOPE = "user:alice"
 SAMPLE_OPERATOR = "arn:aws:iam::123456789012:user/ops-jordan"
@@ -88,8 +95,22 @@ def sample_events(now: datetime) -> dict[str, NotificationEvent]:
             "prices_refused",
             scope="prices",
             window=None,
-            actor="price-refresh",
-            reason="the refresh yielded no price rows",
+            actor=PRICE_REFRESH_ACTOR,
+            reason=None,
+            causes=[
+                cause("no_price_rows"),
+                cause(
+                    "price_jump",
+                    model="anthropic.claude-3-haiku-20240307-v1:0",
+                    region="us-east-1",
+                    tier="standard",
+                    kind="cache_read",
+                    old="0.03",
+                    new="0.3",
+                    factor="3",
+                ),
+                cause("metered_without_price", model="amazon.nova-pro-v1:0", region="eu-west-3"),
+            ],
             **quiet,
         ),
         "billing_drift": budget_event(
@@ -98,8 +119,9 @@ def sample_events(now: datetime) -> dict[str, NotificationEvent]:
             "27.4",
             scope="account",
             window="daily",
-            actor="reconciler",
-            reason="metered and billed are more than 5% and 1 USD apart",
+            actor=BILLING_ACTOR,
+            reason=None,
+            causes=[cause("billing_drift", day=now.date().isoformat(), percent="5", min_usd="1")],
             billed_usd="14.57",
             limit_usd=None,
             **no_drivers,
@@ -108,8 +130,9 @@ def sample_events(now: datetime) -> dict[str, NotificationEvent]:
             "batch_job_unmetered",
             scope="user:alice",
             window=None,
-            actor="batch-jobs",
-            reason="the job's manifest.json.out is missing",
+            actor=BATCH_JOBS_ACTOR,
+            reason=None,
+            causes=[cause("outputs_unreadable", where="s3://batch-out/job-7/", error="AccessDenied")],
             **quiet,
         ),
         "member_account_unreachable": budget_event(
