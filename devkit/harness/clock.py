@@ -1,8 +1,10 @@
-"""A clock that moves only when told: what tests and the demo install as the product's clock."""
+"""Clocks that tests and the demo install as the product's clock: one that moves only when told,
+and one that runs at real speed from a chosen moment (the demo's console, after its day)."""
 
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 # Each reading is one microsecond after the one before, so that rows keyed by time (the audit
@@ -33,3 +35,21 @@ class ManualClock:
         with self._lock:
             self._moment += delta
             return self._moment
+
+
+class LiveClock:
+    """Callable as a clock source: `start`, then as much later as real time has passed."""
+
+    def __init__(self, start: datetime) -> None:
+        if start.tzinfo is None:
+            raise ValueError("a clock's moment must be timezone-aware")
+        self._start = start.astimezone(UTC)
+        self._origin = time.monotonic()
+        self._last = self._start - TICK
+        self._lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        with self._lock:
+            elapsed = timedelta(seconds=time.monotonic() - self._origin)
+            self._last = max(self._start + elapsed, self._last + TICK)  # never the same reading twice
+            return self._last

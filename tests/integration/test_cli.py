@@ -10,9 +10,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import boto3
@@ -25,6 +27,7 @@ from budgetkeeper.storage.tables import BudgetItem
 from budgetkeeper_cli import stack_config
 from budgetkeeper_cli.main import build_parser, main
 from budgetkeeper_cli.operator_runs import ActionRequest
+from devkit.demo import live_clock
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, firehose_event, log_message
 from devkit.harness.stack import LocalStack
@@ -321,6 +324,24 @@ def test_suspend_then_restore_by_the_cli_attaches_then_detaches_the_deny_and_aud
         ("ok", "suspended", cli.caller, "runaway notebook"),
         ("suspended", "ok", cli.caller, "notebook fixed"),
     ]
+
+
+def test_on_the_demo_consoles_live_clock_a_suspension_lasts_its_time(cli: Cli) -> None:
+    # Given the demo's day fast-forwarded (every wait released), then its console's live clock
+    cli.waits.release()
+    with live_clock(cli.waits, clock.now()) as live:
+        # When an operator suspends alice for fifteen seconds
+        out = cli.ok("suspend", "user:alice", "--reason", "cool-off", "--for", "15s")
+        shown = out.removeprefix("user:alice suspended until ")[:20]  # 2026-06-10T10:00:15Z
+        until = datetime.fromisoformat(shown.replace("Z", "+00:00"))
+        # Then she stays suspended while that clock is before the end the CLI (and console) show
+        assert cli.attached("alice") == [cli.deny] and live() < until
+        deadline = time.monotonic() + 40
+        while cli.attached("alice") and time.monotonic() < deadline:
+            assert live() < until + timedelta(seconds=5)
+            time.sleep(0.2)
+        # and is restored once it has passed, not before
+        assert cli.attached("alice") == [] and live() >= until
 
 
 def test_a_suspension_without_an_end_lasts_until_a_restore(cli: Cli) -> None:
