@@ -7,7 +7,7 @@ language words them here. English is also what the audit, the logs and the price
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from budgetkeeper.notify.locale import WORDS, money, percent
 
@@ -80,7 +80,7 @@ def cause_text(cause: Cause, language: str) -> str:
     return CAUSES[language][cause["code"]].format(**facts)
 
 
-def causes_text(causes: list[Cause] | tuple[Cause, ...] | None, language: str) -> str | None:
+def causes_text(causes: Sequence[Cause] | None, language: str) -> str | None:
     """Every cause, in `language`, one after the other."""
     return "; ".join(cause_text(cause, language) for cause in causes) if causes else None
 
