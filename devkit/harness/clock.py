@@ -37,19 +37,16 @@ class ManualClock:
             return self._moment
 
 
-class LiveClock:
-    """Callable as a clock source: `start`, then as much later as real time has passed."""
+class LiveClock(ManualClock):
+    """A ManualClock that real time moves too: `start`, then as much later as has passed."""
 
     def __init__(self, start: datetime) -> None:
-        if start.tzinfo is None:
-            raise ValueError("a clock's moment must be timezone-aware")
-        self._start = start.astimezone(UTC)
-        self._origin = time.monotonic()
-        self._last = self._start - TICK
-        self._lock = threading.Lock()
+        super().__init__(start)
+        self._real = time.monotonic()
 
     def __call__(self) -> datetime:
         with self._lock:
-            elapsed = timedelta(seconds=time.monotonic() - self._origin)
-            self._last = max(self._start + elapsed, self._last + TICK)  # never the same reading twice
-            return self._last
+            real = time.monotonic()
+            self._moment += timedelta(seconds=real - self._real)
+            self._real = real
+        return super().__call__()

@@ -174,9 +174,7 @@ def test_a_spanish_operator_alert_words_its_cause_in_spanish(code, operator):
     # Given an operator alert (price refresh, billing reconciler, batch job) with one cause
     notice, rendered = render_cause(code, "es", operator=operator)
     # Then every part words it in Spanish, and English is left to the English notice
-    slack = " ".join(slack_texts(rendered.slack))
-    for part in (rendered.subject, rendered.text, rendered.sms, slack):
-        assert not words(notice, part) & ENGLISH, (words(notice, part) & ENGLISH, part)
+    assert_no_english(notice, rendered)
     assert cause_text(notice.context["causes"][0], "es") in rendered.text
     assert notice.context["reason"] is None  # the English reason, kept for the logs, is not shown
     assert fits_one_segment(rendered.sms), rendered.sms
@@ -188,6 +186,10 @@ def test_a_spanish_notice_has_no_english_reason_or_window_name(name, operator):
     # Given the sample event of each notice, read by a Spanish-speaking owner or operator
     notice, rendered = render(name, "es", operator=operator)
     # Then subject, text, SMS and Slack carry no English word of the English notices
+    assert_no_english(notice, rendered)
+
+
+def assert_no_english(notice, rendered) -> None:
     slack = " ".join(slack_texts(rendered.slack))
     for part in (rendered.subject, rendered.text, rendered.sms, slack):
         assert not words(notice, part) & ENGLISH, (words(notice, part) & ENGLISH, part)
