@@ -35,9 +35,10 @@ from typing import Any
 from budgetkeeper.core import clock, money
 from budgetkeeper.storage.tables import RollupItem
 from budgetkeeper_cli.main import main as budgetkeeper
+from budgetkeeper_cli.rendering import counted
 from devkit import demo_data
 from devkit.demo_unlogged import part_unlogged
-from devkit.harness.clock import ManualClock
+from devkit.harness.clock import LiveClock, ManualClock
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, firehose_event, log_message
 from devkit.harness.server import local_aws
@@ -51,11 +52,22 @@ GRACE = "4s"
 SENDER = "budgets@example.com"  # the verified SES identity owners' e-mail comes from
 
 
-# The demo's workflow does not wait: say so where a suspension's end time is shown.
-RELEASED_WAITS = (
-    "Demo on moto: the workflow's waits are released at once, so a suspension shown as lasting "
-    "15 minutes ends within seconds, and a grace period does not wait."
+# What the console says on every page of `make console`: whose clock it shows.
+LIVE_CLOCK = (
+    "Demo on moto: the clock runs live from {moment:%Y-%m-%d %H:%M} UTC, where the demo's day ended, "
+    "and the workflow's waits follow it: a suspension for 15 minutes lasts 15 minutes."
 )
+
+
+@contextlib.contextmanager
+def live_clock(waits: WaitControl, start: datetime) -> Iterator[LiveClock]:
+    """From `start` on, time runs at real speed and the workflow's waits last what they say, on
+    that clock: the day's fast-forward (waits released at once) ends."""
+    live = LiveClock(start)
+    with clock.use(live):
+        waits.released.clear()
+        waits.follow_clock = True
+        yield live
 
 
 def say(text: str = "") -> None:
@@ -393,7 +405,8 @@ def part_two(
         settle(stack)
         if blocked:
             say(
-                f"  [{hour:02d}:00] {blocked} calls by suspended principals were denied by IAM (never logged)"
+                f"  [{hour:02d}:00] {counted(blocked, 'call')} by suspended principals were denied by IAM "
+                "(never logged)"
             )
         told = tell(f"{hour:02d}:59")
         if any(event["type"] == "suspended" and event["scope"] == "user:alice" for event in told):
@@ -627,8 +640,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for line in export_lines(endpoint, stack_name):
                     say(f"    {line}")
                 console = ["console", "--stack-name", stack_name, "--port", str(args.console), "--open"]
-                console += ["--banner", RELEASED_WAITS]
-                budgetkeeper([*console, "--since", day.isoformat(), "--until", day.isoformat()])
+                with live_clock(waits, day_clock()) as live:
+                    console += ["--banner", LIVE_CLOCK.format(moment=live())]
+                    budgetkeeper([*console, "--since", day.isoformat(), "--until", day.isoformat()])
         slack.close()
     say()
     say(f"Done in {time.monotonic() - started:.0f} s. `make test` proves it; `make bench` measures it.")

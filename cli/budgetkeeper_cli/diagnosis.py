@@ -20,7 +20,7 @@ from budgetkeeper.pricing.table import PriceBasis
 from budgetkeeper.storage.mantle_calls import call_counts
 from budgetkeeper.storage.tables import RollupItem
 from budgetkeeper_cli.bedrock_logging import check_regions, regions_in_use
-from budgetkeeper_cli.rendering import Column
+from budgetkeeper_cli.rendering import Column, counted
 from budgetkeeper_cli.reports.aggregation import Totals
 from budgetkeeper_cli.stack_config import (
     TABLE_FIELDS,
@@ -120,7 +120,7 @@ def _prices(week: _LastWeek) -> Iterator[Finding]:
     flagged = +totals.flagged
     if not flagged:
         yield Finding(
-            "prices", OK, f"all {totals.calls:,} calls of the last 7 days priced at their exact rate"
+            "prices", OK, f"all {counted(totals.calls, 'call')} of the last 7 days priced at their exact rate"
         )
         return
     estimated = flagged.pop(str(PriceBasis.ESTIMATE), 0)
@@ -135,7 +135,7 @@ def _prices(week: _LastWeek) -> Iterator[Finding]:
     yield Finding(
         "prices",
         WARN,
-        f"of {totals.calls:,} calls in the last 7 days: {'; '.join(parts)}",
+        f"of {counted(totals.calls, 'call')} in the last 7 days: {'; '.join(parts)}",
         "the daily price refresh supplies the rows it finds; for the others, "
         "budgetkeeper prices override MODEL --region REGION --input N --output N --reason WHY",
     )

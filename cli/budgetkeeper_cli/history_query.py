@@ -43,6 +43,7 @@ from budgetkeeper.domain.log_records import (
 from budgetkeeper.domain.usage import Invocation, ServiceTier, TokenCounts
 from budgetkeeper.metering.meter import Meter
 from budgetkeeper.pricing.table import PriceTable
+from budgetkeeper_cli.rendering import counted
 from budgetkeeper_cli.reports.aggregation import UsageReport
 from budgetkeeper_cli.reports.filters import RecordFilter
 from budgetkeeper_cli.reports.sources import BODY_FOLDER, ScanStats
@@ -482,7 +483,7 @@ def summary_lines(
         "(list price 5 USD per TB, 10 MB minimum per query)"
     )
     lines.append(
-        f"summary: {stats.records:,} records in range"
+        f"summary: {counted(stats.records, 'record')} in range"
         + (f" ({stats.matched:,} matched the ARN pattern)" if stats.matched != stats.records else "")
         + f", {stats.malformed:,} malformed, {', '.join(stats.price_notes())}, prices {price_version}"
     )

@@ -1,8 +1,10 @@
-"""A clock that moves only when told: what tests and the demo install as the product's clock."""
+"""Clocks that tests and the demo install as the product's clock: one that moves only when told,
+and one that runs at real speed from a chosen moment (the demo's console, after its day)."""
 
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 # Each reading is one microsecond after the one before, so that rows keyed by time (the audit
@@ -33,3 +35,18 @@ class ManualClock:
         with self._lock:
             self._moment += delta
             return self._moment
+
+
+class LiveClock(ManualClock):
+    """A ManualClock that real time moves too: `start`, then as much later as has passed."""
+
+    def __init__(self, start: datetime) -> None:
+        super().__init__(start)
+        self._real = time.monotonic()
+
+    def __call__(self) -> datetime:
+        with self._lock:
+            real = time.monotonic()
+            self._moment += timedelta(seconds=real - self._real)
+            self._real = real
+        return super().__call__()

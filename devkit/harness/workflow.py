@@ -211,7 +211,8 @@ def real_handlers(stack: LocalStack, waits: WaitControl | None = None) -> Iterat
         target = self._from_timestamp_string(timestamp=text)
         if target is None:  # the run fails as moto (and Step Functions) fails it
             raise FailureEventException(self._create_failure_event(env, text))
-        return int((target.replace(tzinfo=UTC) - clock.now()).total_seconds())
+        # Exact, not moto's whole seconds: a run must not leave its Wait before the timestamp.
+        return (target.replace(tzinfo=UTC) - clock.now()).total_seconds()
 
     with (
         mock.patch.object(LambdaSimpleBackend, "invoke", invoke_real_handler),

@@ -10,9 +10,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import boto3
@@ -25,6 +27,7 @@ from budgetkeeper.storage.tables import BudgetItem
 from budgetkeeper_cli import stack_config
 from budgetkeeper_cli.main import build_parser, main
 from budgetkeeper_cli.operator_runs import ActionRequest
+from devkit.demo import live_clock
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, firehose_event, log_message
 from devkit.harness.stack import LocalStack
@@ -232,7 +235,7 @@ def test_budget_set_takes_every_option_and_list_shows_them_in_each_format(cli: C
     cli.ok(
         "budget", "set", "apikey:BedrockAPIKey-x7k2", "--window", "days:7@2026-01-05", "--limit", "30",
         "--time-zone", "America/New_York", "--warning-percent", "50", "--critical-percent", "80",
-        "--grace", "1h30m", "--owner", "ops@example.com", "--language", "fr", "--dry-run",
+        "--grace", "1h30m", "--owner", "ops@example.com", "--language", "fr", "--dry-run", "--allow-missing",
     )  # fmt: skip
     cli.ok("budget", "set", "user:bob", "--window", "daily", "--limit", "5")
     # When they are listed
@@ -321,6 +324,24 @@ def test_suspend_then_restore_by_the_cli_attaches_then_detaches_the_deny_and_aud
         ("ok", "suspended", cli.caller, "runaway notebook"),
         ("suspended", "ok", cli.caller, "notebook fixed"),
     ]
+
+
+def test_on_the_demo_consoles_live_clock_a_suspension_lasts_its_time(cli: Cli) -> None:
+    # Given the demo's day fast-forwarded (every wait released), then its console's live clock
+    cli.waits.release()
+    with live_clock(cli.waits, clock.now()) as live:
+        # When an operator suspends alice for fifteen seconds
+        out = cli.ok("suspend", "user:alice", "--reason", "cool-off", "--for", "15s")
+        shown = out.removeprefix("user:alice suspended until ")[:20]  # 2026-06-10T10:00:15Z
+        until = datetime.fromisoformat(shown.replace("Z", "+00:00"))
+        # Then she stays suspended while that clock is before the end the CLI (and console) show
+        assert cli.attached("alice") == [cli.deny] and live() < until
+        deadline = time.monotonic() + 40
+        while cli.attached("alice") and time.monotonic() < deadline:
+            assert live() < until + timedelta(seconds=5)
+            time.sleep(0.2)
+        # and is restored once it has passed, not before
+        assert cli.attached("alice") == [] and live() >= until
 
 
 def test_a_suspension_without_an_end_lasts_until_a_restore(cli: Cli) -> None:
@@ -579,10 +600,19 @@ def test_every_command_has_help_with_examples(path: tuple[str, ...], capsys) -> 
     assert "--stack-name" in text
 
 
-def test_a_budget_on_a_principal_iam_does_not_have_is_set_with_a_warning(cli: Cli) -> None:
+def test_a_budget_on_a_principal_iam_does_not_have_is_refused_unless_allowed(cli: Cli) -> None:
     # Given no IAM user ghost (the fixture creates alice, bob, carol and dave)
     code, out, err = cli("budget", "set", "user:ghost", "--window", "daily", "--limit", "5")
-    # Then the budget is set, and the operator is told it can neither see spend nor deny anyone
+    # Then the budget is refused, with what to type to set it anyway, and nothing is written
+    assert (code, out) == (2, "")
+    assert "there is no IAM user ghost: a budget on it would see no spend and deny no one" in err
+    assert "type e.g. budgetkeeper budget set user:ghost --window daily --limit 5 --allow-missing" in err
+    assert list(BudgetItem.query("user:ghost")) == []
+    # When the operator allows it (a budget set before the user is created)
+    code, out, err = cli(
+        "budget", "set", "user:ghost", "--window", "daily", "--limit", "5", "--allow-missing"
+    )
+    # Then it is set, and the operator is told it can neither see spend nor deny anyone
     assert code == 0 and "user:ghost daily: budget created" in out
     assert "warning: there is no IAM user ghost: this budget sees no spend and denies no one" in err
     # and a language with no notices is said, not silently replaced by English

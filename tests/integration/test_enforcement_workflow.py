@@ -406,3 +406,20 @@ def test_the_workflow_publishes_facts_not_english_reasons(stack, workflow):
         at
     ) == (timedelta(seconds=300))
     finish_all(stack)
+
+
+def test_a_notice_names_the_app_and_the_model_that_drove_the_spend(stack, workflow):
+    # Given erin's daily budget of 1 USD, and her calls for two apps (named in requestMetadata)
+    stack.client("iam").create_user(UserName="erin")
+    set_budget("user:erin")
+    workflow.max_wait_seconds = 3
+    spend(user_arn("erin"), "0.30", request_metadata={"app": "Chat"})
+    # When the calls for the second app take her past the limit
+    spend(user_arn("erin"), "0.75", request_metadata={"app": "Search"})
+    finish_all(stack)
+    # Then her grace notice names the app that cost her most, and what it cost, beside the model
+    grace = next(n for n in notifications(stack) if n["type"] == "grace" and n["scope"] == "user:erin")
+    assert grace["top_app"] == "app:Search" and Decimal(grace["top_app_usd"]) == Decimal("0.75")
+    assert grace["top_model"] == NOVA_PRO and Decimal(grace["top_model_usd"]) == Decimal("1.05")
+    # and an app's own notices name no app: all of its spend is its own
+    assert all(n["top_app"] is None for n in notifications(stack) if n["scope"].startswith("app:"))

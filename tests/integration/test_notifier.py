@@ -341,7 +341,7 @@ def test_the_daily_summary_tells_operators_once_a_day(stack, slack):
     assert "1. user:alice: $2.43" in text
     assert "user:bob (daily, suspended)" in text and "user:carol (monthly, grace)" in text
     assert f"user:{SCRIPT} (daily, critical)" in text
-    assert "acme.mystery-v1:0 (1 calls)" in text
+    assert "acme.mystery-v1:0 (1 call)" in text
     [payload] = slack.payloads
     assert "&lt;script&gt;" in json.dumps(payload) and "<script>" not in json.dumps(payload)
     assert emails() == []  # owners get no summary

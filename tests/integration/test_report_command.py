@@ -107,6 +107,34 @@ def test_every_group_by_and_format_equals_meter_to_the_nano_dollar(metered_day: 
     assert next(csv.reader(io.StringIO(report)))[:3] == ["team", "model", "calls"]
 
 
+WIDE_GROUPINGS = ["principal", "principal,model", "principal,role,app,team,model,region,hour"]
+
+
+def test_tables_fit_120_columns_unless_wide(metered_day: MeteredDay, capsys) -> None:
+    window = ["--since", metered_day.day, "--until", metered_day.day]
+    for group_by in WIDE_GROUPINGS:
+        # Given the day's calls grouped by long names (SSO sessions, inference profiles)
+        meter, report = meter_and_report(capsys, metered_day, "--group-by", group_by, *window)
+        compare = ok(capsys, "report", "--stack-name", metered_day.stack_name, "--group-by", group_by,
+                     *window, "--compare", "previous")  # fmt: skip
+        # Then every line of every table is at most 120 columns wide, and meter's is report's
+        for table in (meter, report, compare):
+            assert max(len(line) for line in table.splitlines()) <= 120, (group_by, table)
+        assert meter == report
+    # and --wide (before or after the command) shows every column on one line a row
+    wide = ok(
+        capsys, "report", "--stack-name", metered_day.stack_name, "--group-by", group_by, *window, "--wide"
+    )
+    assert ok(capsys, "--wide", "report", "--stack-name", metered_day.stack_name, "--group-by", group_by,
+              *window) == wide  # fmt: skip
+    assert max(len(line) for line in wide.splitlines()) > 120
+    assert "cache write" in wide.splitlines()[0] and "not shown" not in wide
+    # while the default table names what it left out, and how to see it
+    assert "not shown, to fit 120 columns: cache write" in report and "--wide shows them" in " ".join(
+        report.split()
+    )
+
+
 FILTERS = [
     ["--arn-pattern", "*:user/alice"],
     ["--arn-pattern", "*:assumed-role/AWSReservedSSO_*"],
@@ -140,7 +168,7 @@ def test_top_sums_the_rest_and_max_rows_says_what_it_left_out(metered_day: Meter
     assert Decimal(top[3]["cost_usd"]) == sum((Decimal(row["cost_usd"]) for row in every[3:]), Decimal(0))
     # --max-rows prints fewer rows, as meter does, and says on stderr how many it left out
     meter, table = meter_and_report(
-        capsys, metered_day, "--group-by", "principal", *window, "--max-rows", "2"
+        capsys, metered_day, "--group-by", "principal", *window, "--max-rows", "2", "--wide"
     )
     assert table == meter
     assert len(table.splitlines()) == 2 + 2 + 2  # header and rule, two rows, rule and total

@@ -13,6 +13,7 @@ way to or in a suspension unless `--force`, which first restores it through the 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from typing import Any
 
@@ -25,10 +26,10 @@ from budgetkeeper.storage.budget_rows import BudgetEnforcing
 from budgetkeeper.storage.tables import BudgetItem
 from budgetkeeper_cli import options
 from budgetkeeper_cli.budget_changes import budget_values, only_window, set_budget
-from budgetkeeper_cli.errors import CommandFailed
+from budgetkeeper_cli.errors import CommandFailed, UsageError
 from budgetkeeper_cli.operator_runs import DEFAULT_TIMEOUT_SECONDS, ActionRequest, run_action
 from budgetkeeper_cli.parsers import add_action, add_actions, add_command
-from budgetkeeper_cli.rendering import FORMATS, json_text, key_value_table, render, render_csv
+from budgetkeeper_cli.rendering import FORMATS, counted, json_text, key_value_table, render, render_csv
 from budgetkeeper_cli.stack_config import Stack, add_stack_options, connect, translating_aws_errors
 from budgetkeeper_cli.views import (
     BUDGET_COLUMNS,
@@ -73,6 +74,10 @@ examples:
   budgetkeeper budget set team:data --window monthly --limit 2000 --owner data-leads@example.com \\
       --language es --time-zone Europe/Madrid
   budgetkeeper budget set role:ChatbotApp-BedrockRole --window monthly --dry-run
+  budgetkeeper budget set user:new-hire --window daily --limit 5 --allow-missing
+
+A new budget on a user, API key, role or session IAM does not have is refused (most often a typo);
+--allow-missing sets it anyway, e.g. before the user is created.
 """
 
 SHOW_EPILOG = """\
@@ -141,6 +146,11 @@ def register(subparsers: Any) -> None:
         default=None,
         help="notify but never suspend (--no-dry-run: enforce)",
     )
+    set_parser.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="set a new budget on a user, API key, role or session IAM does not have (yet)",
+    )
     set_parser.add_argument("--reason", help="why, for the audit (optional)")
     set_parser.set_defaults(func=run_set)
 
@@ -199,6 +209,12 @@ def run_set(args: argparse.Namespace) -> int:
         options.thresholds(values["warning_percent"], values["critical_percent"])  # before any request
     stack = connect(args, needs=NEEDS)
     missing = missing_principal(stack, scope, window)
+    if missing and not args.allow_missing:
+        raise UsageError(
+            f"{missing}: a budget on it would see no spend and deny no one; check the name "
+            "(`budgetkeeper status`, `budgetkeeper user info NAME`), or set it before the principal "
+            f"exists with --allow-missing: type e.g. {allow_missing_example(args, scope, window)}"
+        )
     said, note = set_budget(stack, scope, window, values, args.reason)
     sys.stdout.write(said + "\n")
     if note:
@@ -207,11 +223,18 @@ def run_set(args: argparse.Namespace) -> int:
     if unread:
         sys.stderr.write(f"warning: {unread}\n")
     if missing:
-        sys.stderr.write(
-            f"warning: {missing}: this budget sees no spend and denies no one until it exists; "
-            "check the name (`budgetkeeper status`, `budgetkeeper user show NAME`)\n"
-        )
+        sys.stderr.write(f"warning: {missing}: this budget sees no spend and denies no one until it exists\n")
     return 0
+
+
+def allow_missing_example(args: argparse.Namespace, scope: str, window: str | None) -> str:
+    """The refused `budget set`, with its scope, window and limit, and --allow-missing."""
+    words = ["budgetkeeper", "budget", "set", scope]
+    if window is not None:
+        words += ["--window", window]
+    if args.limit is not None:
+        words += ["--limit", args.limit]
+    return " ".join(map(shlex.quote, [*words, "--allow-missing"]))
 
 
 # Scopes that name one IAM principal, which IAM has or not.
@@ -348,5 +371,5 @@ def run_reindex(args: argparse.Namespace) -> int:
     connect(args, needs=("budgets_table",))
     indexed = budget_rows.index_operator_budgets()
     sys.stdout.write("".join(f"{key}: indexed\n" for key in indexed))
-    sys.stdout.write(f"{len(indexed)} budgets indexed; every operator's budget is in the index\n")
+    sys.stdout.write(f"{counted(len(indexed), 'budget')} indexed; every operator's budget is in the index\n")
     return 0

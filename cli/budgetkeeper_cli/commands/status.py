@@ -12,7 +12,7 @@ from budgetkeeper.storage.readers import MOST_WATCHED, budgets_to_watch, scope_b
 from budgetkeeper_cli import options
 from budgetkeeper_cli.errors import UsageError
 from budgetkeeper_cli.parsers import add_command
-from budgetkeeper_cli.rendering import FORMATS, json_rows, json_text, render, render_table
+from budgetkeeper_cli.rendering import FORMATS, counted, json_rows, json_text, render, render_table
 from budgetkeeper_cli.stack_config import add_stack_options, connect, translating_aws_errors
 from budgetkeeper_cli.views import (
     AUDIT_COLUMNS,
@@ -124,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
     if scope is None:
         _print_all(rows, args.format)
         if unread:
-            sys.stderr.write(f"{unread} more watched budgets not read: type --most {args.most + unread}\n")
+            more = counted(unread, "more watched budget")
+            sys.stderr.write(f"{more} not read: type --most {args.most + unread}\n")
     else:
         _print_scope(
             scope, rows, [audit_row(item) for item in audit_items(scope, last=AUDIT_LINES)], args.format
@@ -165,7 +166,7 @@ def _print_scope(
         parts.append(f"no budget{default}\n")
     audit_keys = [column.key for column in AUDIT_COLUMNS if column.key != "scope"]
     if audit:
-        parts.append(f"\nlast {len(audit)} audit lines (budgetkeeper audit {scope} shows all):\n")
+        parts.append(f"\nlast {counted(len(audit), 'audit line')} (budgetkeeper audit {scope} shows all):\n")
         parts.append(render_table(columns(AUDIT_COLUMNS, audit_keys), audit))
     else:
         parts.append("\nno audit lines\n")

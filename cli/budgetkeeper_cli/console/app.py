@@ -64,12 +64,12 @@ def create_app(
 ) -> Flask:
     """The console for one stack; `token` is asked of every request. `since`/`until`: the usage
     tabs' window when the page names none (as for `report`; default the current month so far).
-    `banner`: a line on top of every page (e.g. that a demo's waits are released at once)."""
+    `banner`: a line on top of every page (e.g. which clock a demo's console runs on)."""
     report_window(since, until, clock.now())  # a bad default is refused at start, not on every page
     app = _ConsoleFlask("budgetkeeper_cli", template_folder="templates", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
     app.jinja_env.globals.update(CHART_SIZES, tabs=TABS, read_only=read_only, origin=stack.origin)
-    app.jinja_env.globals.update(one_hour=timedelta(hours=1), banner=banner)
+    app.jinja_env.globals.update(one_hour=timedelta(hours=1), banner=banner, now=clock.now)
     app.jinja_env.filters["dollars"] = money.dollars
     app.jinja_env.filters["middle"] = middle
     app.jinja_env.trim_blocks = True

@@ -6,6 +6,7 @@ groups, never with the number of records. Costs are `Decimal` sums of the per-re
 
 from __future__ import annotations
 
+import difflib
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -83,11 +84,42 @@ def parse_group_by(text: str) -> tuple[str, ...]:
         )
     unknown = [name for name in fields if name not in GROUP_FIELDS]
     if unknown:
+        guesses = [_with_guess(name) for name in unknown]
         raise UsageError(
-            f"unknown --group-by field{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}: "
+            f"unknown --group-by field{'s' if len(unknown) > 1 else ''} {', '.join(guesses)}: "
             f"use a comma-separated list of {', '.join(GROUP_FIELDS)}, e.g. --group-by team,model"
         )
     return tuple(dict.fromkeys(fields))
+
+
+# What people type for a group field, by the field's other names: a user, an API key and a role
+# session are the principal of a call; an application is an app.
+_GROUP_SYNONYMS: Mapping[str, str] = {
+    "user": "principal",
+    "apikey": "principal",
+    "api_key": "principal",
+    "session": "principal",
+    "caller": "principal",
+    "identity": "principal",
+    "arn": "principal",
+    "application": "app",
+    "date": "day",
+    "time": "hour",
+}
+
+
+def _closest_group_fields(name: str) -> list[str]:
+    """The group fields `name` most likely meant (another name, a typo, a plural), if any."""
+    singular = name.removesuffix("s")
+    synonym = _GROUP_SYNONYMS.get(name) or _GROUP_SYNONYMS.get(singular)
+    if synonym:
+        return [synonym]
+    return difflib.get_close_matches(singular, GROUP_FIELDS, n=2, cutoff=0.6)
+
+
+def _with_guess(name: str) -> str:
+    close = _closest_group_fields(name)
+    return f"{name!r} (did you mean {' or '.join(close)}?)" if close else repr(name)
 
 
 # --- aggregation -------------------------------------------------------------------------------

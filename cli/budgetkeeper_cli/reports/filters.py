@@ -88,7 +88,8 @@ def record_filter_from_options(arn_pattern: str | None, since: str | None, until
 
 
 def add_report_options(parser: argparse.ArgumentParser) -> None:
-    """--group-by, --format, --arn-pattern, --since, --until and --max-rows, as both commands take them."""
+    """--group-by, --format, --arn-pattern, --since, --until, --max-rows and --wide, as both commands
+    take them."""
     parser.add_argument(
         "--group-by",
         default="principal",
@@ -121,6 +122,12 @@ def add_report_options(parser: argparse.ArgumentParser) -> None:
         type=max_rows,
         metavar="N",
         help="print at most N rows, the most expensive first (the total still counts every group)",
+    )
+    parser.add_argument(
+        "--wide",
+        action="store_true",
+        default=argparse.SUPPRESS,  # absent: budgetkeeper's own --wide (before the command) stands
+        help="a table as wide as its cells, every column on one line a row (default: within 120 columns)",
     )
 
 

@@ -24,15 +24,25 @@ _COUNTER_TITLES: Mapping[str, str] = {
     "cache_read_tokens": "cache read",
     "cache_write_tokens": "cache write",
 }
+# The columns a table too wide leaves out first (rendering.Column.drop_order; the comparison's
+# are 3, 8 and 9): never calls, cost or the change in percent.
+_DROP_ORDER: Mapping[str, int] = {
+    "cache_write_tokens": 1,
+    "cache_read_tokens": 2,
+    "output_tokens": 4,
+    "input_tokens": 5,
+    "estimated_usd": 6,
+    "price_basis": 7,
+}
 
 
 OTHERS = "(others)"  # the group value of the row that sums the groups --top leaves out
 
 
 COMPARE_COLUMNS: tuple[Column, ...] = (
-    Column("previous_calls", "prev calls", numeric=True, show="{:,}".format),
-    Column("previous_cost_usd", "prev cost", numeric=True, show=money.dollars),
-    Column("change_usd", "change", numeric=True, show=money.dollars),
+    Column("previous_calls", "prev calls", numeric=True, show="{:,}".format, drop_order=3),
+    Column("previous_cost_usd", "prev cost", numeric=True, show=money.dollars, drop_order=8),
+    Column("change_usd", "change", numeric=True, show=money.dollars, drop_order=9),
     Column("change_percent", "change %", numeric=True, show=lambda value: f"{value:+.1f}%"),
 )
 
@@ -40,11 +50,14 @@ COMPARE_COLUMNS: tuple[Column, ...] = (
 def columns(group_by: Sequence[str], *, compare: bool = False) -> list[Column]:
     """The columns of a usage report: group fields, counters, cost (and the comparison)."""
     return [
-        *(Column(name) for name in group_by),
-        *(Column(name, title, numeric=True, show="{:,}".format) for name, title in _COUNTER_TITLES.items()),
+        *(Column(name, wraps=True) for name in group_by),
+        *(
+            Column(name, title, numeric=True, show="{:,}".format, drop_order=_DROP_ORDER.get(name))
+            for name, title in _COUNTER_TITLES.items()
+        ),
         Column("cost_usd", "cost", numeric=True, show=money.dollars),
-        Column("estimated_usd", "estimated", numeric=True, show=money.dollars),
-        Column("price_basis", "price basis"),
+        Column("estimated_usd", "estimated", numeric=True, show=money.dollars, drop_order=6),
+        Column("price_basis", "price basis", drop_order=7),
         *(COMPARE_COLUMNS if compare else ()),
     ]
 

@@ -12,6 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from budgetkeeper.domain.log_records import MalformedEvent
 from budgetkeeper.metering.meter import Meter, Metered
+from budgetkeeper_cli.rendering import counted
 from budgetkeeper_cli.reports.filters import RecordFilter
 from budgetkeeper_cli.reports.sources import LogSource, ScanStats, client_error_text, iter_lines
 
@@ -37,8 +38,8 @@ class Progress:
             return
         self._next = now + _PROGRESS_INTERVAL_S
         self._stream.write(
-            f"\rmetering: {stats.files:,} files, {stats.records + stats.malformed:,} records, "
-            f"{now - self._start:.1f}s\x1b[K"
+            f"\rmetering: {counted(stats.files, 'file')}, "
+            f"{counted(stats.records + stats.malformed, 'record')}, {now - self._start:.1f}s\x1b[K"
         )
         self._stream.flush()
         self._shown = True
@@ -128,8 +129,8 @@ def summary_lines(stats: ScanStats, *, price_version: str, filtered: bool) -> li
         f" ({stats.skipped_files:,} skipped: data/ bodies or not log files)" if stats.skipped_files else ""
     )
     parts = [
-        f"read {stats.files:,} file{'' if stats.files == 1 else 's'}{skipped}",
-        f"{stats.records:,} records" + (f" ({stats.matched:,} matched the filters)" if filtered else ""),
+        f"read {counted(stats.files, 'file')}{skipped}",
+        counted(stats.records, "record") + (f" ({stats.matched:,} matched the filters)" if filtered else ""),
         f"{stats.malformed:,} malformed",
     ]
     parts += [*stats.price_notes(), f"prices {price_version}"]

@@ -25,6 +25,7 @@ from budgetkeeper.metering.meter import Metered
 from budgetkeeper.pricing.profiles import InferenceProfiles
 from budgetkeeper.pricing.rates import PriceStatus
 from budgetkeeper_cli.errors import CommandFailed, UsageError
+from budgetkeeper_cli.rendering import counted
 
 # Files a directory walk reads; a file named on the command line is read whatever its name.
 LOG_SUFFIXES: tuple[str, ...] = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".gz")
@@ -190,17 +191,18 @@ class ScanStats:
 
     def price_notes(self) -> list[str]:
         """The summary's parts on calls not priced exactly."""
-        unknown = f"{sum(self.unknown_models.values()):,} unknown-model calls" + _by_count(
+        unknown = counted(sum(self.unknown_models.values()), "unknown-model call") + _by_count(
             self.unknown_models
         )
         estimated = (
-            f"{sum(self.estimated_models.values()):,} calls of models without a price, at an estimate"
+            counted(sum(self.estimated_models.values()), "call")
+            + " of models without a price, at an estimate"
             + _by_count(self.estimated_models)
         )
-        fallback = f"{sum(self.fallback_calls.values()):,} calls at a fallback rate" + _by_count(
+        fallback = f"{counted(sum(self.fallback_calls.values()), 'call')} at a fallback rate" + _by_count(
             self.fallback_calls
         )
-        return [unknown, estimated, fallback, f"{self.provisioned_calls:,} provisioned-model calls"]
+        return [unknown, estimated, fallback, counted(self.provisioned_calls, "provisioned-model call")]
 
 
 def _by_count(counts: Counter[str]) -> str:

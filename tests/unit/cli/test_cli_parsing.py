@@ -202,6 +202,14 @@ def test_scopes_owners_and_languages_are_checked() -> None:
         (["status", "bob"], "scope 'bob' has no kind"),
         (["audit", "--since", "yesterday"], "--since 'yesterday' is not a date"),
         (["audit", "--last", "0"], "--last 0 shows nothing"),
+        (["report", "--group-by", "user"], "--group-by field 'user' (did you mean principal?): use a"),
+        (
+            ["report", "--group-by", "teams,modle"],
+            "fields 'teams' (did you mean team?), 'modle' (did you mean model or role?): "
+            "use a comma-separated list of principal, role, app, team, model, region, operation, day, hour",
+        ),
+        (["report", "--group-by", "application"], "'application' (did you mean app?)"),
+        (["report", "--group-by", "xyz"], "unknown --group-by field 'xyz': use a comma-separated list"),
     ],
 )
 def test_command_usage_errors_exit_2_before_any_aws_request(argv: list[str], message: str, capsys) -> None:
@@ -210,6 +218,14 @@ def test_command_usage_errors_exit_2_before_any_aws_request(argv: list[str], mes
     assert (code, out) == (2, "")
     assert err.startswith(f"budgetkeeper {argv[0]}: ")
     assert message in err
+
+
+def test_meter_names_the_group_field_meant_before_reading_a_file(capsys) -> None:
+    # A file that is not there: the group field is checked first
+    code = main(["meter", "no-such-day.json", "--group-by", "users,model"])
+    out, err = capsys.readouterr()
+    assert (code, out) == (2, "")
+    assert err.startswith("budgetkeeper meter: unknown --group-by field 'users' (did you mean principal?)")
 
 
 # Progress of a workflow run: a terminal gets one updating line, anything else a line per state.

@@ -20,6 +20,7 @@ import pytest
 from budgetkeeper.core import money
 from budgetkeeper.metering.meter import Meter
 from budgetkeeper.pricing.table import PriceRow, PriceTable, Rates
+from budgetkeeper_cli import rendering
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 from budgetkeeper_cli.reports.aggregation import GROUP_FIELDS, UsageReport, parse_group_by
 from budgetkeeper_cli.reports.filters import RecordFilter, parse_time_bound, record_filter_from_options
@@ -255,7 +256,7 @@ def test_unknown_models_are_estimated_apart_and_provisioned_ones_counted_at_zero
     assert stats.provisioned_calls == 1
     summary = summary_lines(stats, price_version="hand-1", filtered=False)[-1]
     assert "2 calls of models without a price, at an estimate (example.unlisted-v1:0 x2)" in summary
-    assert "1 provisioned-model calls" in summary
+    assert "1 provisioned-model call, " in summary
     # And the table shows the estimate and the basis, as the JSON does
     table = render(report, "table")
     assert "price basis" in table.splitlines()[0] and "estimate x2" in table
@@ -468,7 +469,8 @@ def test_csv_has_a_header_dashes_for_missing_values_and_exact_costs(day_file: Pa
     assert len(rows) == 5
 
 
-def test_table_is_aligned_sorted_by_cost_and_ends_with_a_total(day_file: Path) -> None:
+def test_table_is_aligned_sorted_by_cost_and_ends_with_a_total(day_file: Path, monkeypatch) -> None:
+    monkeypatch.setattr(rendering, "table_width", None)  # --wide: every column, one line a row
     report, _ = run_report([day_file], ("principal", "team"))
     lines = render(report, "table").splitlines()
     # (bob's call has no us-west-2 price: the table shows the estimated cost and the price basis)
@@ -590,7 +592,7 @@ def test_progress_updates_one_line_on_a_terminal_and_clears_it(day_file: Path) -
     progress.close()
     text = terminal.getvalue()
     assert "\n" not in text
-    assert "\rmetering: 1 files, 5 records, " in text
+    assert "\rmetering: 1 file, 5 records, " in text
     assert text.endswith("\r\x1b[K")
 
 
@@ -600,3 +602,22 @@ def test_progress_updates_one_line_on_a_terminal_and_clears_it(day_file: Path) -
 )
 def test_money_for_people_never_shows_a_nonzero_cost_as_zero(value, shown):
     assert money.dollars(Decimal(value)) == shown
+
+
+def test_a_table_too_wide_leaves_out_counters_then_wraps_ids_within_120_columns(day_file: Path) -> None:
+    # Given a report by principal, role, app and model (long ids), as `report` prints it by default
+    report, _ = run_report([day_file], ("principal", "role", "app", "model"))
+    table = render(report, "table")
+    lines = table.splitlines()
+    # Then no line is wider than 120 columns
+    assert max(len(line) for line in lines) <= 120, table
+    # and calls and cost stay, the token counters it left out are named, with the way to see them
+    assert {"calls", "cost"} <= set(lines[0].split())
+    assert "cache write" not in lines[0] and "; --wide shows them)" in " ".join(table.split())
+    assert "\n(not shown, to fit 120 columns: cache write, cache read, output tokens" in table
+    # and a wrapped id loses nothing: its pieces, read down the column, are the id
+    session = "session:ChatbotApp-BedrockRole/chatbot-prod-ChatFunction-1A2B"
+    start = next(i for i, line in enumerate(lines) if line.startswith(session[:20]))
+    width = len(lines[1].split("  ")[0])  # the principal column's rule
+    pieces = [line[:width].strip() for line in lines[start : start + 3]]
+    assert session in "".join(pieces)

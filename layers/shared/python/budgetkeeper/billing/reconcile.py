@@ -23,15 +23,16 @@ from budgetkeeper.billing.cur import (
     run_athena_query,
 )
 from budgetkeeper.core import clock, money
+from budgetkeeper.core.actors import BILLING_ACTOR
 from budgetkeeper.core.tunables import Tunables
 from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.domain.scopes import billed_principal_scope, parse_identity_arn
 from budgetkeeper.metering.usage_lines import usage_lines
 from budgetkeeper.notify import NotificationEvent
+from budgetkeeper.notify.causes import cause, causes_text
 from budgetkeeper.storage.tables import RollupItem
 
 EVENT_TYPE = "billing_drift"
-ACTOR = "reconciler"
 SERVICES_SCOPE = "bedrock"  # the per-service level's key: every Bedrock service, summed
 NO_PRINCIPAL = "(no principal)"  # billed Bedrock spend the CUR names no IAM principal for
 # The CUR's product codes of Bedrock model usage: current Claude usage is billed under
@@ -331,12 +332,10 @@ def _exact(value: Any) -> str:
 def drift_event(comparison: Comparison, limits: Limits) -> NotificationEvent:
     """What operators get for a comparison that alerts: both numbers, and what they mean."""
     if comparison.verdict is Verdict.UNMETERED:
-        reason = f"{comparison.day}: billed but never metered"
+        causes = [cause("billed_not_metered", day=comparison.day)]
     else:
-        reason = (
-            f"{comparison.day}: metered and billed are more than {limits.percent}% "
-            f"and {money.exact(limits.min_usd)} USD apart"
-        )
+        apart = {"percent": limits.percent, "min_usd": money.exact(limits.min_usd)}
+        causes = [cause("billing_drift", day=comparison.day, **apart)]
     note = {key: value for key, value in comparison.to_dict().items() if value not in (None, [])}
     note_text = json.dumps(note, default=_exact)
     return NotificationEvent(
@@ -348,12 +347,13 @@ def drift_event(comparison: Comparison, limits: Limits) -> NotificationEvent:
         limit_usd=None,
         percent=None if comparison.percent is None else str(comparison.percent),
         refresh_at=None,
-        actor=ACTOR,
-        reason=reason,
+        actor=BILLING_ACTOR,
+        reason=causes_text(causes, "en"),
         execution=None,
         at=iso_utc(clock.now()),
         note=note_text,
         billed_usd=None if comparison.billed_usd is None else money.exact(comparison.billed_usd),
+        causes=causes,
     )
 
 

@@ -128,7 +128,7 @@ class DenyTasks:
         actor = RECONCILER if execution is None else SYSTEM_ACTOR
         self.publisher.publish(
             NotificationEvent.operator_alert(
-                event_type, scope, actor, None, iso_utc(clock.now()), note, execution=execution
+                event_type, scope, actor, [], iso_utc(clock.now()), note, execution=execution
             )
         )
 

@@ -16,7 +16,7 @@ from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.enforcement.state import WorkflowState
 from budgetkeeper.notify import NotificationEvent
 from budgetkeeper.notify.notices import AUTOMATIC_ACTORS, DRIVEN_NOTICES
-from budgetkeeper.storage.spend_drivers import top_model
+from budgetkeeper.storage.spend_drivers import top_app, top_model
 
 # What the state machine's Admit step writes into `machine`: the operators' machine, from its own
 # definition (template.yaml's DefinitionSubstitutions), never from a run's input.
@@ -43,9 +43,10 @@ def workflow_notice(
     are its fields (spent, limit, percent, `facts` such as suspend_at)."""
     answer_to_operator = state.get("machine") == OPERATOR_MACHINE and event_type in ANSWERS_TO_OPERATORS
     actor = state.get("actor") or SYSTEM_ACTOR
-    driver = None
+    model = app = None
     if budget is not None and spent and event_type in DRIVEN_NOTICES:
-        driver = top_model(state["scope"], budget.span_at(now).start, now)
+        model = top_model(state["scope"], budget.span_at(now).start, now)
+        app = top_app(state["scope"], budget.span_at(now).start, now)
     return NotificationEvent(
         type=event_type,
         scope=state["scope"],
@@ -62,8 +63,11 @@ def workflow_notice(
         dry_run=dry_run,
         note=note,
         routine=routine or answer_to_operator,
-        top_model=driver.model if driver else None,
-        top_model_usd=exact(driver.cost_usd) if driver else None,
+        top_model=model.name if model else None,
+        top_model_usd=exact(model.cost_usd) if model else None,
+        top_app=app.name if app else None,
+        top_app_usd=exact(app.cost_usd) if app else None,
+        causes=None,  # an operator alert's; a run's facts are its fields
         **{"time_zone": budget.time_zone if budget else None, **facts},
     )
 

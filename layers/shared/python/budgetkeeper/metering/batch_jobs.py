@@ -26,12 +26,14 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from budgetkeeper.core.actors import BATCH_JOBS_ACTOR
 from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.domain.scopes import parse_identity_arn
 from budgetkeeper.domain.usage import BATCH_OPERATION, Invocation, ServiceTier, TokenCounts
 from budgetkeeper.metering.calculator import BatchReport, UsageCalculator
 from budgetkeeper.metering.meter import Meter, Metered
 from budgetkeeper.notify import NotificationEvent
+from budgetkeeper.notify.causes import cause, cause_text
 from budgetkeeper.pricing.table import LONG_CONTEXT_THRESHOLD_TOKENS
 from budgetkeeper.storage.tables import RollupItem
 
@@ -51,9 +53,14 @@ class BadJobEvent(ValueError):
 class JobNotMetered(Exception):
     """A job that ended and billed, but cannot be charged exactly: operators are alerted."""
 
-    def __init__(self, job_arn: str, reason: str, creator_arn: str | None = None) -> None:
-        super().__init__(f"batch job {job_arn} not metered: {reason}")
-        self.job_arn, self.reason, self.creator_arn = job_arn, reason, creator_arn
+    def __init__(self, job_arn: str, why: dict[str, str], creator_arn: str | None = None) -> None:
+        super().__init__(f"batch job {job_arn} not metered: {cause_text(why, 'en')}")
+        self.job_arn, self.why, self.creator_arn = job_arn, why, creator_arn
+
+    @property
+    def reason(self) -> str:
+        """Why, in English (the logs'); the alert carries `why` for each reader's words."""
+        return cause_text(self.why, "en")
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,9 +206,10 @@ class Manifest:
             names = ("inputTokenCount", "outputTokenCount", "processedRecordCount")
             counts = {name: document[name] for name in names}
         except (ValueError, KeyError, TypeError) as error:
-            raise JobNotMetered(job_arn, f"{MANIFEST} is unreadable: {error!r}") from error
+            why = cause("manifest_unreadable", manifest=MANIFEST, error=repr(error))
+            raise JobNotMetered(job_arn, why) from error
         if not all(type(value) is int and value >= 0 for value in counts.values()):
-            raise JobNotMetered(job_arn, f"{MANIFEST} has counts that are not whole numbers: {counts}")
+            raise JobNotMetered(job_arn, cause("manifest_not_whole", manifest=MANIFEST, counts=counts))
         return cls(
             input_tokens=counts["inputTokenCount"],
             output_tokens=counts["outputTokenCount"],
@@ -235,9 +243,8 @@ def read_outputs(s3: Any, creator: JobCreator) -> tuple[Manifest, list[TokenCoun
     except (ClientError, BotoCoreError) as error:
         code = error.response.get("Error", {}).get("Code") if isinstance(error, ClientError) else None
         where = f"s3://{bucket}/{prefix}"
-        raise JobNotMetered(
-            creator.job_arn, f"outputs at {where} cannot be read ({code or error})", creator.creator_arn
-        ) from error
+        why = cause("outputs_unreadable", where=where, error=code or error)
+        raise JobNotMetered(creator.job_arn, why, creator.creator_arn) from error
     return manifest, records
 
 
@@ -287,7 +294,7 @@ def job_parts(job_arn: str, manifest: Manifest, records: list[TokenCounts]) -> l
     rest_input = manifest.input_tokens - long_total.input
     rest_output = manifest.output_tokens - long_total.output
     if rest_input < 0 or rest_output < 0:
-        raise JobNotMetered(job_arn, f"its records count more tokens than {MANIFEST}")
+        raise JobNotMetered(job_arn, cause("more_tokens_than_manifest", manifest=MANIFEST))
     cache = sum(short, TokenCounts())
     rest = TokenCounts(
         input=rest_input, output=rest_output, cache_read=cache.cache_read, cache_write_5m=cache.cache_write_5m
@@ -353,12 +360,12 @@ class BatchJobs:
             return None
         creator = creator_of(ended.job_arn)
         if creator is None:
-            raise JobNotMetered(ended.job_arn, f"no creator record: its {CREATE_JOB} call was never received")
+            raise JobNotMetered(ended.job_arn, cause("no_creator", call=CREATE_JOB))
         try:
             manifest, records = read_outputs(self.s3, creator)
             parts = job_parts(ended.job_arn, manifest, records)
         except JobNotMetered as error:  # named with its creator, whom the alert concerns
-            raise JobNotMetered(error.job_arn, error.reason, creator.creator_arn) from error
+            raise JobNotMetered(error.job_arn, error.why, creator.creator_arn) from error
         metered = meter_job(self.calculator.meter, creator, ended, parts)
         return self.calculator.charge(usage_id(ended.job_arn), metered)
 
@@ -368,5 +375,5 @@ def unmetered_event(error: JobNotMetered, at: datetime) -> NotificationEvent:
     scope = parse_identity_arn(error.creator_arn).principal_scope if error.creator_arn else "batch-jobs"
     note = json.dumps({"job": error.job_arn, "creator": error.creator_arn})
     return NotificationEvent.operator_alert(
-        "batch_job_unmetered", scope, "batch-jobs", error.reason, iso_utc(at), note
+        "batch_job_unmetered", scope, BATCH_JOBS_ACTOR, [error.why], iso_utc(at), note
     )

@@ -15,6 +15,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
 from budgetkeeper.core.observability import logger, metrics
+from budgetkeeper.notify.causes import causes_text
 
 if TYPE_CHECKING:
     from budgetkeeper.core.settings import Settings
@@ -71,7 +72,12 @@ class NotificationEvent:
     suspend_at: str | None = None  # grace: when the suspension follows, unless the limit is raised
     top_model: str | None = None  # what drove the window's spend, from the scope's rollups
     top_model_usd: str | None = None
+    top_app: str | None = None  # the app whose calls cost the scope most, from the usage lines
+    top_app_usd: str | None = None
     time_zone: str | None = None  # the budget's: its readers' times are shown in it
+    # An operator alert's causes, in fields (budgetkeeper.notify.causes words them per reader);
+    # `reason` holds them in English, for the logs.
+    causes: list[dict[str, str]] | None = None
 
     @classmethod
     def operator_alert(
@@ -79,7 +85,7 @@ class NotificationEvent:
         type: str,
         scope: str,
         actor: str,
-        reason: str | None,
+        causes: list[dict[str, str]],
         at: str,
         note: str,
         execution: str | None = None,
@@ -96,10 +102,11 @@ class NotificationEvent:
             percent=None,
             refresh_at=None,
             actor=actor,
-            reason=reason,
+            reason=causes_text(causes, "en"),
             execution=execution,
             at=at,
             note=note,
+            causes=causes,
         )
 
     @property

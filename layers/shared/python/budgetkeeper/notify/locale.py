@@ -30,7 +30,7 @@ class Words:
     moment: str  # strftime, then `{zone}`
     windows: Mapping[str, str]  # daily, weekly, monthly, and `days` with `{days}`
     statuses: Mapping[str, str]  # a budget's status, as the daily summary lists it
-    calls: str  # `{calls}`
+    calls: tuple[str, str]  # `{calls}` calls: one, then any other number
     until: str  # an operator's suspension, `{moment}`
     until_restore: str  # an operator's suspension with no end
 
@@ -50,7 +50,7 @@ WORDS = {
             "suspended": "suspended",
             "restoring": "restoring",
         },
-        calls="{calls} calls",
+        calls=("{calls} call", "{calls} calls"),
         until="manual, until {moment}",
         until_restore="manual, until a restore",
     ),
@@ -68,14 +68,14 @@ WORDS = {
             "suspended": "suspendido",
             "restoring": "restaurándose",
         },
-        calls="{calls} llamadas",
+        calls=("{calls} llamada", "{calls} llamadas"),
         until="manual, hasta el {moment}",
         until_restore="manual, hasta que se restaure",
     ),
 }
 
 # Event fields that are amounts in USD, moments, percentages and windows.
-MONEY_FIELDS = ("spent", "billed", "limit", "projected", "top_model_spent")
+MONEY_FIELDS = ("spent", "billed", "limit", "projected", "top_model_spent", "top_app_spent")
 MOMENT_FIELDS = ("window_end", "suspend_at", "crosses_at")
 SUMMARY_MONEY_FIELDS = ("today", "month", "total_today", "total_month")
 
@@ -168,7 +168,8 @@ def _localize_summary(summary: Mapping[str, Any], language: str, time_zone: str)
             when = moment(row["until"], language, time_zone)
             return words.until.format(moment=when) if when else words.until_restore
         if "calls" in row:
-            return words.calls.format(calls=row["calls"])
+            one, other = words.calls
+            return (one if row["calls"] == 1 else other).format(calls=row["calls"])
         if "more" in row:
             return f"+{row['more']}"
         return row.get("detail")

@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from budgetkeeper.budgets.rules import MANUAL_WINDOW, is_manual_window
-from budgetkeeper.core.actors import MONITOR_ACTOR, SYSTEM_ACTOR
+from budgetkeeper.core.actors import (
+    BATCH_JOBS_ACTOR,
+    BILLING_ACTOR,
+    MONITOR_ACTOR,
+    PRICE_REFRESH_ACTOR,
+    SYSTEM_ACTOR,
+)
 from budgetkeeper.notify import NotificationEvent
 
 # Notices a budget's owner gets by e-mail (when an owner can be found); operators get every notice.
@@ -44,12 +50,15 @@ URGENT_NOTICES = frozenset(
     }
 )
 
-# Notices that name what drove the spend (the scope's costliest model in the window).
+# Notices that name what drove the spend (the scope's costliest model and app in the window).
 DRIVEN_NOTICES = frozenset({"forecast", "warning", "critical", "grace", "suspended", "protected_alert"})
 # Notices of a suspension an operator can end (or of a grace period before one).
 RESTORABLE_NOTICES = frozenset({"grace", "suspended", "manual_suspension"})
-# Actors that are Budgetkeeper itself: their runs' reasons are its own words, not a person's.
-AUTOMATIC_ACTORS = frozenset({SYSTEM_ACTOR, MONITOR_ACTOR})
+# Actors that are Budgetkeeper itself: their reasons are its own words, not a person's (a notice
+# words a run's reason from its fields, an operator alert's from its causes).
+AUTOMATIC_ACTORS = frozenset(
+    {SYSTEM_ACTOR, MONITOR_ACTOR, PRICE_REFRESH_ACTOR, BILLING_ACTOR, BATCH_JOBS_ACTOR}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,9 +151,12 @@ def notice_for(
         "suspend_at": event.suspend_at,
         "top_model": event.top_model,
         "top_model_spent": event.top_model_usd,
+        "top_app": event.top_app,
+        "top_app_spent": event.top_app_usd,
         "window_end": event.refresh_at,
         "actor": actor,
         "reason": person_reason(event),
+        "causes": event.causes,
         # Details for operators (which IAM entity, which error), in the words of the step that wrote them.
         "note": event.note if operator or template not in OWNER_NOTICES else None,
         "run_id": run_id(event.execution),

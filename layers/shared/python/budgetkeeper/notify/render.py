@@ -23,6 +23,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 
+from budgetkeeper.notify.causes import causes_text
 from budgetkeeper.notify.locale import localize
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -194,6 +195,7 @@ class Renderer:
             "emoji": EMOJIS[TONES.get(notice, "grey")],
             "bar": _bar(context.get("percent")),
             **localize(context, language, time_zone),
+            "why": causes_text(context.get("causes"), language),
         }
         subject = one_line(self._block(self._text.get_template(name), "subject", values))
         slack_text = self._slack.get_template(name).render(

@@ -10,13 +10,21 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from budgetkeeper.budgets.rules import manual_window
-from budgetkeeper.core.actors import MONITOR_ACTOR, SYSTEM_ACTOR
+from budgetkeeper.core.actors import (
+    BATCH_JOBS_ACTOR,
+    BILLING_ACTOR,
+    MONITOR_ACTOR,
+    PRICE_REFRESH_ACTOR,
+    SYSTEM_ACTOR,
+)
 from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.notify import NotificationEvent
+from budgetkeeper.notify.causes import cause
 
 SAMPLE_SCOPE = "user:alice"
 SAMPLE_OPERATOR = "arn:aws:iam::123456789012:user/ops-jordan"
 SAMPLE_MODEL = "us.anthropic.claude-sonnet-4-20250514-v1:0"
+SAMPLE_APP = "app:ResearchAssistant"
 _RUN = "arn:aws:states:us-east-1:123456789012:execution:budgetkeeper-enforcement:{}-3f2a9c1d5e7b"
 
 
@@ -42,11 +50,14 @@ def sample_events(now: datetime) -> dict[str, NotificationEvent]:
             "at": iso_utc(now),
             "top_model": SAMPLE_MODEL,
             "top_model_usd": "912.3371",
+            "top_app": SAMPLE_APP,
+            "top_app_usd": "701.0488",
         }
         return NotificationEvent(**{**values, **fields})
 
     operator = {"actor": SAMPLE_OPERATOR, "reason": "INC-42: runaway batch job"}
-    quiet = {"limit_usd": None, "top_model": None, "top_model_usd": None}
+    no_drivers = {"top_model": None, "top_model_usd": None, "top_app": None, "top_app_usd": None}
+    quiet = {"limit_usd": None, **no_drivers}
     return {
         "forecast": budget_event(
             "forecast",
@@ -84,8 +95,22 @@ def sample_events(now: datetime) -> dict[str, NotificationEvent]:
             "prices_refused",
             scope="prices",
             window=None,
-            actor="price-refresh",
-            reason="the refresh yielded no price rows",
+            actor=PRICE_REFRESH_ACTOR,
+            reason=None,
+            causes=[
+                cause("no_price_rows"),
+                cause(
+                    "price_jump",
+                    model="anthropic.claude-3-haiku-20240307-v1:0",
+                    region="us-east-1",
+                    tier="standard",
+                    kind="cache_read",
+                    old="0.03",
+                    new="0.3",
+                    factor="3",
+                ),
+                cause("metered_without_price", model="amazon.nova-pro-v1:0", region="eu-west-3"),
+            ],
             **quiet,
         ),
         "billing_drift": budget_event(
@@ -94,19 +119,20 @@ def sample_events(now: datetime) -> dict[str, NotificationEvent]:
             "27.4",
             scope="account",
             window="daily",
-            actor="reconciler",
-            reason="metered and billed are more than 5% and 1 USD apart",
+            actor=BILLING_ACTOR,
+            reason=None,
+            causes=[cause("billing_drift", day=now.date().isoformat(), percent="5", min_usd="1")],
             billed_usd="14.57",
             limit_usd=None,
-            top_model=None,
-            top_model_usd=None,
+            **no_drivers,
         ),
         "batch_job_unmetered": budget_event(
             "batch_job_unmetered",
             scope="user:alice",
             window=None,
-            actor="batch-jobs",
-            reason="the job's manifest.json.out is missing",
+            actor=BATCH_JOBS_ACTOR,
+            reason=None,
+            causes=[cause("outputs_unreadable", where="s3://batch-out/job-7/", error="AccessDenied")],
             **quiet,
         ),
         "member_account_unreachable": budget_event(

@@ -16,9 +16,11 @@ from typing import Any
 from pynamodb.exceptions import PynamoDBException
 
 from budgetkeeper.core import clock, money
+from budgetkeeper.core.actors import PRICE_REFRESH_ACTOR
 from budgetkeeper.core.windows import iso_utc
 from budgetkeeper.domain.usage import ServiceTier
 from budgetkeeper.notify import NotificationEvent
+from budgetkeeper.notify.causes import cause, cause_text
 from budgetkeeper.pricing.price_list import fetch_price_list, normalise, price_rows, service_codes
 from budgetkeeper.pricing.table import (
     TOKEN_KINDS,
@@ -74,11 +76,16 @@ class PriceChange:
 @dataclass(frozen=True, slots=True)
 class Judgement:
     changes: tuple[PriceChange, ...]
-    refusals: tuple[str, ...] = field(default=())
+    causes: tuple[dict[str, str], ...] = field(default=())  # why not activated (notify.causes)
 
     @property
     def safe(self) -> bool:
-        return not self.refusals
+        return not self.causes
+
+    @property
+    def refusals(self) -> tuple[str, ...]:
+        """The causes in English, as the price version keeps them."""
+        return tuple(cause_text(refusal, "en") for refusal in self.causes)
 
 
 def diff(old: PriceTable, new: PriceTable) -> list[PriceChange]:
@@ -112,18 +119,25 @@ def judge(
     changes = diff(old, new)
     refusals = []
     if len(new) == 0:
-        refusals.append("the refresh yielded no price rows")
+        refusals.append(cause("no_price_rows"))
     for change in changes:
         if change.old and change.new and not (1 / max_factor <= change.new / change.old <= max_factor):
             refusals.append(
-                f"{change.model} in {change.region} ({change.tier}) {change.kind}: "
-                f"{money.exact(change.old)} -> {money.exact(change.new)} USD per 1M "
-                f"moves by more than a factor of {max_factor}"
+                cause(
+                    "price_jump",
+                    model=change.model,
+                    region=change.region,
+                    tier=change.tier,
+                    kind=change.kind,
+                    old=money.exact(change.old),
+                    new=money.exact(change.new),
+                    factor=max_factor,
+                )
             )
     for model_key, region in sorted(set(metered)):
         ref = resolve_model_id(model_key)
         if old.match(ref, region).row is not None and new.match(ref, region).row is None:
-            refusals.append(f"{model_key} in {region} was metered in the last 30 days and has no price in it")
+            refusals.append(cause("metered_without_price", model=model_key, region=region))
     return Judgement(tuple(changes), tuple(refusals))
 
 
@@ -339,7 +353,7 @@ def refresh(
     judgement = judge(active_table(), new, metered, max_factor)
     store_version(new, source=source, refusals=judgement.refusals)
     if judgement.safe:
-        activate(new.version, actor="price-refresh")
+        activate(new.version, actor=PRICE_REFRESH_ACTOR)
     outcome = RefreshOutcome(new.version, judgement.safe, judgement)
     if not judgement.safe:
         notify(outcome)
@@ -356,9 +370,9 @@ def refusal_event(outcome: RefreshOutcome) -> NotificationEvent:
     """What operators get when a refresh is not activated: the reasons and the diff (first 100 changes)."""
     changes = [change.to_dict() for change in outcome.judgement.changes]
     note = json.dumps({"version": outcome.version, "changes": changes[:100], "change_count": len(changes)})
-    reason = "; ".join(outcome.judgement.refusals)
+    causes = list(outcome.judgement.causes)
     return NotificationEvent.operator_alert(
-        "prices_refused", "prices", "price-refresh", reason, iso_utc(clock.now()), note
+        "prices_refused", "prices", PRICE_REFRESH_ACTOR, causes, iso_utc(clock.now()), note
     )
 
 

@@ -1,15 +1,18 @@
-"""What drove a scope's spend in a window: its costliest model, from the scope's hourly rollups.
+"""What drove a scope's spend in a window: its costliest model (from the scope's hourly rollups)
+and its costliest app (from the usage lines, which keep each caller's app).
 
-Notices name it so that an owner who reads "80 % used" also reads where the money went.
+Notices name them so that an owner who reads "80 % used" also reads where the money went.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
+from budgetkeeper.domain.scopes import ScopeKind, parse_identity_arn
+from budgetkeeper.storage.readers import usage_lines_of_day
 from budgetkeeper.storage.tables import RollupItem
 
 _HOUR = "%Y-%m-%dT%H"
@@ -17,8 +20,15 @@ _HOUR = "%Y-%m-%dT%H"
 
 @dataclass(frozen=True, slots=True)
 class SpendDriver:
-    model: str
+    name: str  # a model id, or an app scope
     cost_usd: Decimal
+
+
+def _costliest(costs: dict[str, Decimal]) -> SpendDriver | None:
+    if not costs or max(costs.values()) <= 0:
+        return None
+    name = max(costs, key=lambda key: (costs[key], key))
+    return SpendDriver(name, costs[name])
 
 
 def top_model(scope: str, start: datetime, end: datetime) -> SpendDriver | None:
@@ -29,7 +39,30 @@ def top_model(scope: str, start: datetime, end: datetime) -> SpendDriver | None:
     for rollup in RollupItem.query(scope, RollupItem.bucket.between(low, high)):
         if rollup.model:
             costs[rollup.model] += rollup.cost_usd
-    if not costs or max(costs.values()) <= 0:
+    return _costliest(costs)
+
+
+def top_app(scope: str, start: datetime, end: datetime) -> SpendDriver | None:
+    """The app whose calls cost `scope` most in the UTC hours from `start` up to `end`, if any
+    call named an app; None for an app's own scope (its calls are all its own)."""
+    if scope.startswith(f"{ScopeKind.APP}:"):
         return None
-    model = max(costs, key=lambda name: (costs[name], name))
-    return SpendDriver(model, costs[model])
+    low, high = start.strftime(_HOUR), end.strftime(_HOUR)
+    costs: dict[str, Decimal] = defaultdict(Decimal)
+    day = start.date()
+    while day <= end.date():
+        for line in usage_lines_of_day(day.isoformat()):
+            if line.app and low <= str(line.hour) <= high and _charged_to(line, scope):
+                costs[line.app] += line.cost_usd
+        day += timedelta(days=1)
+    return _costliest(costs)
+
+
+def _charged_to(line: RollupItem, scope: str) -> bool:
+    """Whether a usage line's calls were charged to `scope` (its caller's principal, role, team or
+    account: the scopes a line keeps, and the account its caller's ARN names)."""
+    if scope in (line.principal, line.role, line.team):
+        return True
+    if scope.startswith(f"{ScopeKind.ACCOUNT}:") and line.identity_arn:
+        return scope == f"{ScopeKind.ACCOUNT}:{parse_identity_arn(line.identity_arn).account}"
+    return False
