@@ -16,7 +16,8 @@ import pytest
 
 from budgetkeeper.enforcement.runs import WorkflowStarter
 from budgetkeeper.storage.keys import line_partition
-from budgetkeeper.storage.tables import BudgetItem, RollupItem, TotalItem
+from budgetkeeper.storage.readers import scope_rollups
+from budgetkeeper.storage.tables import BudgetItem, TotalItem
 from devkit.harness.bedrock_events import (
     batch_job_created,
     batch_job_ended,
@@ -85,9 +86,9 @@ def test_a_completed_job_is_charged_once_to_its_creator_at_the_batch_rate(settin
     # And that is half the on-demand price of the same tokens
     assert expected * 2 == (1_050_000 * ON_DEMAND_IN + 200_000 * ON_DEMAND_OUT) / MILLION
     # And her rollup shows the batch tier, her usage line the batch operation
-    [rollup] = RollupItem.query("user:alice")
+    [rollup] = scope_rollups("user:alice")
     assert (rollup.service_tier, rollup.calls, rollup.cache_read_tokens) == ("batch", 1, 50_000)
-    [line] = RollupItem.query(line_partition(now_iso()[:10]))
+    [line] = scope_rollups(line_partition(now_iso()[:10]))
     assert (line.operation, line.identity_arn, line.cost_usd) == ("batch", ALICE, expected)
 
 

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from budgetkeeper.storage.tables import SWEEP_DUE, BudgetItem, RollupItem, TotalItem
+from budgetkeeper.storage.readers import scope_rollups
+from budgetkeeper.storage.tables import SWEEP_DUE, BudgetItem, TotalItem
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
 from tests.timeline import now_iso, window_id
@@ -68,7 +69,7 @@ def redelivered(event: dict[str, Any]) -> dict[str, Any]:
 
 def assert_exact(expected: dict[str, tuple[int, Decimal]]) -> None:
     for scope, (calls, cost) in expected.items():
-        rollups = list(RollupItem.query(scope, consistent_read=True))
+        rollups = list(scope_rollups(scope))
         assert sum(int(item.calls) for item in rollups) == calls, scope
         assert sum((item.cost_usd for item in rollups), Decimal(0)) == cost, scope
         windows = [budget.window for budget in BudgetItem.query(scope, consistent_read=True)]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from budgetkeeper.storage.tables import RollupItem
+from budgetkeeper.storage.usage_journal import RowRange, usage_rows
 
 _HOUR = "%Y-%m-%dT%H"
 
@@ -26,7 +26,7 @@ def top_model(scope: str, start: datetime, end: datetime) -> SpendDriver | None:
     # Buckets are "<hour>#<model>#<region>[#<tier>]": "~" sorts after every bucket of the last hour.
     low, high = start.strftime(_HOUR), f"{end.strftime(_HOUR)}#~"
     costs: dict[str, Decimal] = defaultdict(Decimal)
-    for rollup in RollupItem.query(scope, RollupItem.bucket.between(low, high)):
+    for rollup in usage_rows([RowRange(scope, low, high)]):
         if rollup.model:
             costs[rollup.model] += rollup.cost_usd
     if not costs or max(costs.values()) <= 0:
