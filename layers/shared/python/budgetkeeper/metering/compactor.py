@@ -1,7 +1,8 @@
 """The compactor: folds the usage journal (storage.usage_journal) into the rollups and usage lines.
 
-Each metered batch writes its rollup and usage-line deltas as a few journal entries; the compactor,
-on a schedule (`UsageFoldMinutes`), adds every open entry to its rows and deletes it. Entries of the
+Each metered batch writes its rollup and usage-line deltas as a few journal entries; the compactor
+(every minute) adds every open entry to its rows and deletes it, once the oldest has waited the
+tunable `usage_fold_minutes`. Entries of the
 same part of several batches share most rows (a scope's hour of one model), so a group of them is
 added with one update per row, however many batches it holds: that is the saving. Each group is one
 transaction (metering.writer.fold_entries): a crash between groups leaves the rest for the next run,
@@ -12,12 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from pynamodb.connection import Connection
 
 from budgetkeeper.metering.writer import TRANSACTION_ITEM_LIMIT, fold_entries
 from budgetkeeper.storage.tables import RollupItem
-from budgetkeeper.storage.usage_journal import entry_part, entry_rows, open_journal
+from budgetkeeper.storage.usage_journal import entry_part, entry_rows, entry_written, open_journal
 
 # A fold's transaction: the entries deleted, the rows updated, and the fold counter.
 _GROUP_ITEMS_MAX = TRANSACTION_ITEM_LIMIT - 1
@@ -52,10 +54,14 @@ def fold_groups(entries: Sequence[RollupItem]) -> list[list[RollupItem]]:
     return groups
 
 
-def fold_usage_journal(connection: Connection) -> FoldReport:
-    """Fold every open entry of the usage journal into its rows."""
+def fold_usage_journal(connection: Connection, now: datetime, wait: timedelta) -> FoldReport:
+    """Fold every open entry of the usage journal into its rows, once the oldest was written `wait`
+    before `now` (so that a fold adds many batches' deltas with one update per row)."""
     report = FoldReport()
-    for group in fold_groups(open_journal().entries):
+    entries = open_journal().entries
+    if not entries or entry_written(min(entries, key=entry_written)) > now - wait:
+        return report
+    for group in fold_groups(entries):
         rows = fold_entries(connection, group)
         if rows == 0:
             report.cancelled += 1

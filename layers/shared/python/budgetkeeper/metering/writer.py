@@ -32,6 +32,7 @@ from budgetkeeper.storage.keys import (
 )
 from budgetkeeper.storage.tables import DedupeItem, RollupItem
 from budgetkeeper.storage.usage_journal import (
+    ENTRY_TIME_FORMAT,
     entry_rows,
     fold_counter_update,
     journal_entries,
@@ -234,7 +235,7 @@ class UsageWriter:
     def _journal_entries(self, deltas: UsageDeltas, payloads: Sequence[PayloadUsage]) -> list[RollupItem]:
         """The usage-journal entries of these payloads' rollups and usage lines, under an id that
         starts with the time written (the compactor folds the oldest first)."""
-        written = datetime.fromtimestamp(self._epoch_seconds(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        written = datetime.fromtimestamp(self._epoch_seconds(), UTC).strftime(ENTRY_TIME_FORMAT)
         digest = hashlib.sha256("\n".join(sorted(p.payload_id for p in payloads)).encode()).hexdigest()
         return journal_entries(usage_rows_of(deltas, self._retention_seconds), f"{written}#{digest[:24]}")
 

@@ -17,6 +17,7 @@ import json
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from budgetkeeper.storage.keys import USAGE_JOURNAL_PARTITION
@@ -29,6 +30,8 @@ from budgetkeeper.storage.tables import (
 
 # The fold counter's sort key: after every entry's (which start with the time they were written).
 FOLDS_BUCKET = "~folds"
+# An entry's sort key starts with the time it was written, to the second, in this format.
+ENTRY_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 # Rows in one entry at most: a fold adds an entry's rows and deletes it in one transaction (100 items).
 ENTRY_ROWS_MAX = 96
 # Reads of the rows made again at most when a fold keeps running meanwhile.
@@ -103,6 +106,11 @@ def _compact(serialized: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]
 def entry_rows(entry: RollupItem) -> list[RollupItem]:
     """The rows one journal entry holds, each with the deltas as its counters."""
     return [RollupItem.from_raw_data(raw) for raw in json.loads(gzip.decompress(entry.deltas or b""))]
+
+
+def entry_written(entry: RollupItem) -> datetime:
+    """When an entry was written: its sort key starts with the time (`<YYYY-MM-DDTHH:MM:SSZ>#...`)."""
+    return datetime.strptime(entry.bucket.split("#", 1)[0], ENTRY_TIME_FORMAT).replace(tzinfo=UTC)
 
 
 def entry_part(entry: RollupItem) -> str:
