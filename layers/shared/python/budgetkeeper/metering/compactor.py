@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import groupby
 
 from pynamodb.connection import Connection
 
@@ -34,22 +35,26 @@ class FoldReport:
 
 
 def fold_groups(entries: Sequence[RollupItem]) -> list[list[RollupItem]]:
-    """Entries in groups that fit one transaction each, oldest first within a part: an entry joins
-    the group while the group's entries and distinct rows stay under the transaction's limit."""
+    """Entries in groups that fit one transaction each: by part (reduced to the fewest parts among
+    them, which every part count is a multiple of), oldest first; an entry joins its part's group
+    while the group's entries and distinct rows stay under the transaction's limit."""
+    if not entries:
+        return []
+    fewest = min(entry_part(entry)[0] for entry in entries)
     groups: list[list[RollupItem]] = []
-    group: list[RollupItem] = []
-    keys: set[tuple[str, str]] = set()
-    for entry in sorted(entries, key=lambda entry: (entry_part(entry), entry.bucket)):
-        entry_keys = {(row.scope, row.bucket) for row in entry_rows(entry)}
-        together = keys | entry_keys
-        if group and (
-            len(group) + 1 + len(together) > _GROUP_ITEMS_MAX or entry_part(entry) != entry_part(group[0])
-        ):
-            groups.append(group)
-            group, together = [], set(entry_keys)
-        group.append(entry)
-        keys = together
-    if group:
+    for _, same_part in groupby(
+        sorted(entries, key=lambda e: (entry_part(e)[1] % fewest, e.bucket)),
+        key=lambda e: entry_part(e)[1] % fewest,
+    ):
+        group: list[RollupItem] = []
+        keys: set[tuple[str, str]] = set()
+        for entry in same_part:
+            together = keys | {(row.scope, row.bucket) for row in entry_rows(entry)}
+            if group and len(group) + 1 + len(together) > _GROUP_ITEMS_MAX:
+                groups.append(group)
+                group, together = [], {(row.scope, row.bucket) for row in entry_rows(entry)}
+            group.append(entry)
+            keys = together
         groups.append(group)
     return groups
 

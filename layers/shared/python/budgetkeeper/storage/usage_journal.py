@@ -34,6 +34,11 @@ FOLDS_BUCKET = "~folds"
 ENTRY_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 # Rows in one entry at most: a fold adds an entry's rows and deletes it in one transaction (100 items).
 ENTRY_ROWS_MAX = 96
+# Rows an entry holds about: small enough that a fold's transaction takes the same part of many
+# batches (their rows mostly the same ones), large enough that a small batch writes one entry.
+ENTRY_ROWS_TARGET = 32
+# Parts of a batch at most: its entries share its transaction with its totals and markers.
+ENTRY_PARTS_MAX = 16
 # Reads of the rows made again at most when a fold keeps running meanwhile.
 READ_ATTEMPTS = 5
 # What a row is, besides its key and counters: set (not added) by every update.
@@ -70,26 +75,27 @@ def merge_rows(rows: Iterable[RollupItem]) -> list[RollupItem]:
     return [merged[key] for key in sorted(merged)]
 
 
-def _part(row: RollupItem, parts: int) -> int:
-    # Stable across batches: the same row falls in the same part, so a fold's group of entries
-    # (one part of several batches) adds each row once for all of them.
-    return zlib.crc32(f"{row.scope}\n{row.bucket}".encode()) % parts
+def row_hash(scope: str, bucket: str) -> int:
+    """Stable across batches: a row falls in part `row_hash % parts` of every batch's entries."""
+    return zlib.crc32(f"{scope}\n{bucket}".encode())
 
 
 def journal_entries(rows: Sequence[RollupItem], entry_id: str) -> list[RollupItem]:
-    """The journal entries that hold `rows` (one per part, at most ENTRY_ROWS_MAX rows each), under
-    sort keys `<entry_id>#<part>`: `entry_id` starts with the time written, unique to the batch."""
+    """The journal entries that hold `rows`, under sort keys `<entry_id>#<parts>.<part>.<chunk>`
+    (`entry_id` starts with the time written and is unique to the batch): the rows in a power of two
+    of parts by `row_hash`, about ENTRY_ROWS_TARGET each (a part over ENTRY_ROWS_MAX, by hash luck,
+    in chunks). Part p of 2n parts holds rows of part p mod n of n parts: so entries of batches of
+    any size fold together by the fewest parts among them (compactor.fold_groups), and the same rows
+    of many batches are added to their rows once."""
     parts = 1
-    while True:
-        by_part: dict[int, list[RollupItem]] = {}
-        for row in rows:
-            by_part.setdefault(_part(row, parts), []).append(row)
-        if all(len(group) <= ENTRY_ROWS_MAX for group in by_part.values()) or parts >= len(rows):
-            break
+    while len(rows) > parts * ENTRY_ROWS_TARGET and parts < ENTRY_PARTS_MAX:
         parts *= 2
+    by_part: dict[int, list[RollupItem]] = {}
+    for row in rows:
+        by_part.setdefault(row_hash(row.scope, row.bucket) % parts, []).append(row)
     entries = []
     for part, group in sorted(by_part.items()):
-        for start in range(0, len(group), ENTRY_ROWS_MAX):  # a part still too large (hash luck)
+        for start in range(0, len(group), ENTRY_ROWS_MAX):
             chunk = group[start : start + ENTRY_ROWS_MAX]
             document = [_compact(row.serialize()) for row in chunk]
             data = gzip.compress(json.dumps(document, separators=(",", ":")).encode(), mtime=0)
@@ -113,9 +119,10 @@ def entry_written(entry: RollupItem) -> datetime:
     return datetime.strptime(entry.bucket.split("#", 1)[0], ENTRY_TIME_FORMAT).replace(tzinfo=UTC)
 
 
-def entry_part(entry: RollupItem) -> str:
-    """Which part of its batch an entry is (`<parts>.<part>`): entries of one part share rows."""
-    return entry.bucket.rsplit("#", 1)[1].rsplit(".", 1)[0]
+def entry_part(entry: RollupItem) -> tuple[int, int]:
+    """(parts, part): which part of its batch's rows an entry holds (`journal_entries`)."""
+    parts, part, _ = entry.bucket.rsplit("#", 1)[1].split(".")
+    return int(parts), int(part)
 
 
 @dataclass(frozen=True, slots=True)
