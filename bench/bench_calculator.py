@@ -399,13 +399,16 @@ def plan_batches(
     messages = [log_message(r) for r in records]
     batches: list[list[str]] = []
     start, filled = 0, 0
+    # One after the other, as they would arrive at `rate` (the usage journal's fold adds the rows the
+    # batches of a few minutes share once): from the first record's minute of the demo day.
+    arrival = datetime.fromisoformat(records[0]["timestamp"]).astimezone(UTC).replace(second=0)
     while len(batches) < count:
         size = forced or buffer_fill(messages[start : start + in_interval], per_payload, buffer.size_bytes)
         filled += size < in_interval
         chunk = records[start : start + size]
-        minute = datetime.fromisoformat(chunk[0]["timestamp"]).astimezone(UTC).replace(second=0)
         seconds = min(buffer.interval_seconds, size / rate * 3600)
-        batches.append([log_message(r) for r in restamp(chunk, minute, seconds)])
+        batches.append([log_message(r) for r in restamp(chunk, arrival, seconds)])
+        arrival += timedelta(seconds=seconds)
         start += size
     sizes = [len(batch) for batch in batches[1:]]
     invocations = sum(sizes) / len(sizes)

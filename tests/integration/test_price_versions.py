@@ -40,7 +40,7 @@ from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_e
 from devkit.harness.stack import LocalStack
 from tests.timeline import now_iso
 
-RESPONSES = Path(__file__).parent.parent / "unit" / "price_list"
+RESPONSES = Path(__file__).parent.parent / "unit" / "pricing" / "price_list"
 ALICE = "arn:aws:iam::111122223333:user/alice"
 NOVA_PRO = "amazon.nova-pro-v1:0"
 MILLION = Decimal(1_000_000)

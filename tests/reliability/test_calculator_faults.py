@@ -98,7 +98,8 @@ SMALL = {
     "the marker read before it, throttled": ("BatchGetItem", 1, "ThrottlingException", 400),
     "after the last write, before the answer": ("BatchGetItem", 2, "InternalServerError", 500),
 }
-# Forty users: more items than one transaction holds, so a claim with a journal, then two chunks.
+# 48 users: more window totals than one transaction holds with the batch's usage-journal entries, so
+# a claim with a journal, then two chunks (rollups and usage lines among them, as before the journal).
 LARGE = {
     "the claim (first write), throttled": ("TransactWriteItems", 1, THROTTLED, 400),
     "the first chunk (middle), 5xx": ("TransactWriteItems", 2, "InternalServerError", 500),
@@ -109,7 +110,7 @@ LARGE = {
 
 @pytest.mark.parametrize(
     ("users", "where"),
-    [(3, point) for point in SMALL.values()] + [(40, point) for point in LARGE.values()],
+    [(3, point) for point in SMALL.values()] + [(48, point) for point in LARGE.values()],
     ids=[f"one transaction: {name}" for name in SMALL] + [f"journal: {name}" for name in LARGE],
 )
 def test_a_batch_that_dies_on_a_dynamodb_fault_is_exact_after_firehose_retries_it(

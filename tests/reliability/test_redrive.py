@@ -88,7 +88,7 @@ def test_redrive_meters_processing_failed_records_once_however_often_it_runs(
     # Given two batches Firehose gave up on: one that wrote nothing, one that died half way (after
     # its claim and first chunk of counters)
     small = failed_batch(stack, settings, faults, users=3, seed=21, first_failing_write=1)
-    large = failed_batch(stack, settings, faults, users=40, seed=22, first_failing_write=3)
+    large = failed_batch(stack, settings, faults, users=48, seed=22, first_failing_write=3)
     account = f"account:{ACCOUNT}"
     expected = small | large
     expected[account] = (small[account][0] + large[account][0], small[account][1] + large[account][1])
