@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from pynamodb.expressions.condition import Condition
+
 from budgetkeeper.storage.keys import USAGE_JOURNAL_PARTITION
 from budgetkeeper.storage.tables import (
     ROLLUP_COUNTERS,
@@ -42,8 +44,8 @@ ENTRY_PARTS_MAX = 16
 # Reads of the rows made again at most when a fold keeps running meanwhile.
 READ_ATTEMPTS = 5
 # What a row is, besides its key and counters: set (not added) by every update.
-_DESCRIPTIVE = ("hour", "model", "region", "service_tier", "identity_arn", "principal", "role", "app", "team")
-_DESCRIPTIVE += ("operation", "charged", "expires_at")
+_DESCRIPTIVE: tuple[str, ...] = ("hour", "model", "region", "service_tier", "identity_arn", "principal")
+_DESCRIPTIVE += ("role", "app", "team", "operation", "charged", "expires_at")
 
 
 def row_actions(row: RollupItem) -> list[Any]:
@@ -172,6 +174,7 @@ class RowRange:
         return (self.low is None or row.bucket >= self.low) and (self.high is None or row.bucket <= self.high)
 
     def stored(self) -> list[RollupItem]:
+        condition: Condition | None
         if self.prefix is not None:
             condition = RollupItem.bucket.startswith(self.prefix)
         elif self.low is not None and self.high is not None:
