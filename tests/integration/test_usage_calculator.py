@@ -13,7 +13,6 @@ import random
 from decimal import Decimal
 
 import pytest
-from pynamodb.transactions import TransactWrite
 
 from budgetkeeper.metering import calculator
 from budgetkeeper.pricing.table import PriceTable
@@ -26,6 +25,7 @@ from devkit.harness.logs import (
     converse_message,
     firehose_event,
 )
+from tests.integration.crashes import dying_at_transaction
 from tests.timeline import now_iso, window_id
 
 ACCOUNT = "111122223333"
@@ -148,20 +148,10 @@ def test_a_crash_between_two_writes_then_a_retry_counts_everything_once(settings
     users = [f"arn:aws:iam::{ACCOUNT}:user/u{n:03d}" for n in range(120)]
     payload = cloudwatch_payload([message(arn, NOVA, 1000, 100) for arn in users])
     event = firehose_event([payload])
-    real_commit = TransactWrite._commit
-    commits = {"count": 0}
-
-    def crash_on_third_commit(self):
-        commits["count"] += 1
-        if commits["count"] == 3:
-            raise TimeoutError("Task timed out after 180.00 seconds")
-        return real_commit(self)
-
     # When the function dies after the claim and one chunk of counters
-    monkeypatch.setattr(TransactWrite, "_commit", crash_on_third_commit)
-    with pytest.raises(TimeoutError):
+    timeout = TimeoutError("Task timed out after 180.00 seconds")
+    with dying_at_transaction(monkeypatch, 3, timeout), pytest.raises(TimeoutError):
         invoke("UsageCalculatorFunction", event)
-    monkeypatch.setattr(TransactWrite, "_commit", real_commit)
     # and Firehose retries the batch
     invoke("UsageCalculatorFunction", event)
     # Then every user, and the account, is charged once

@@ -12,7 +12,6 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from pynamodb.transactions import TransactWrite
 
 from budgetkeeper.core import clock as product_clock
 from budgetkeeper.metering.compactor import fold_usage_journal
@@ -24,6 +23,7 @@ from budgetkeeper.storage.usage_journal import RowRange, open_journal
 from budgetkeeper_cli.main import main
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
+from tests.integration.crashes import dying_at_transaction
 from tests.timeline import now_iso, window_id
 
 ACCOUNT = "111122223333"
@@ -129,19 +129,8 @@ def test_a_crash_between_fold_transactions_leaves_the_rest_for_the_next_run_and_
     assert len(open_journal().entries) > 2
     clock.advance(timedelta(minutes=FOLD_MINUTES))
     # When the compactor dies (a Lambda timeout) as it sends its second transaction
-    real_commit = TransactWrite._commit
-    commits = {"count": 0}
-
-    def dying_commit(self):
-        commits["count"] += 1
-        if commits["count"] == 2:
-            raise SystemExit("Lambda timed out")
-        return real_commit(self)
-
-    monkeypatch.setattr(TransactWrite, "_commit", dying_commit)
-    with pytest.raises(SystemExit):
+    with dying_at_transaction(monkeypatch, 2, SystemExit("Lambda timed out")), pytest.raises(SystemExit):
         fold()
-    monkeypatch.setattr(TransactWrite, "_commit", real_commit)
     # Then part is folded, the rest still in the journal, and readers count every call once
     assert open_journal().entries
     assert any(stored(scope) for scope in scopes)

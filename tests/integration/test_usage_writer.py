@@ -13,6 +13,7 @@ from budgetkeeper.metering.writer import PayloadUsage, UsageWriter
 from budgetkeeper.storage.keys import marker_slot
 from budgetkeeper.storage.readers import scope_rollups
 from budgetkeeper.storage.tables import DedupeItem, TotalItem, transaction_connection
+from tests.integration.crashes import dying_at_transaction
 
 HOUR = "2026-11-23T10"
 
@@ -77,19 +78,9 @@ def test_large_groups_go_through_a_journal_and_stay_exact(writer):
 def commit_dying_at(transaction: int, writer, payloads, monkeypatch) -> None:
     """`writer.commit(payloads)`, the function dying (a Lambda timeout) as it sends its
     `transaction`-th TransactWriteItems: the ones before it are written, that one and the rest not."""
-    real_commit = TransactWrite._commit
-    commits = {"count": 0}
-
-    def dying_commit(self):
-        commits["count"] += 1
-        if commits["count"] == transaction:
-            raise SystemExit("Lambda timed out")
-        return real_commit(self)
-
-    monkeypatch.setattr(TransactWrite, "_commit", dying_commit)
-    with pytest.raises(SystemExit):
+    death = SystemExit("Lambda timed out")
+    with dying_at_transaction(monkeypatch, transaction, death), pytest.raises(SystemExit):
         writer.commit(payloads)
-    monkeypatch.setattr(TransactWrite, "_commit", real_commit)
 
 
 def test_a_crash_between_two_writes_is_finished_by_the_retry(writer, monkeypatch):
