@@ -150,7 +150,7 @@ $(CHECKOV_STAMP):
 # - CKV_AWS_116 (no DLQ): Firehose and Step Functions invoke synchronously and retry. The schedules
 #   invoke asynchronously, and a DLQ would keep only the schedule's empty event: the next run redoes
 #   a failed one (the monitor's next sweep; the reconciler checks its last 3 days again the next
-#   day; the compactor's next minute), and PriceRefreshFunction's, ReconcilerFunction's and
+#   day; the compactor's next run), and PriceRefreshFunction's, ReconcilerFunction's and
 #   UsageCompactorFunction's errors are in FaultsAlarm. The
 #   NotifierFunction, which SNS invokes asynchronously, has one (NotifierFailuresQueue).
 # - CKV_AWS_117 (not in a VPC): the functions call only AWS APIs; a VPC would add NAT or endpoints.

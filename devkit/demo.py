@@ -390,7 +390,7 @@ def part_two(
         blocked = len(by_hour.get(hour, [])) - len(arriving)
         for event in batches(arriving):
             invoke("UsageCalculatorFunction", event)
-        invoke("UsageCompactorFunction", {})  # it runs every minute: folds the usage journal's older entries
+        invoke("UsageCompactorFunction", {})  # (every 5 minutes live): folds the usage journal
         settle(stack)
         if blocked:
             say(

@@ -1,4 +1,4 @@
-"""Every minute: folds the usage journal into the rollups and usage lines once its oldest entry has
+"""Every 5 minutes: folds the usage journal into the rollups and usage lines once its oldest entry has
 waited `usage_fold_minutes` (budgetkeeper.metering.compactor)."""
 
 from datetime import timedelta

@@ -344,8 +344,8 @@ TUNABLES: tuple[Tunable, ...] = (
         "metering/fold_minutes",
         "15",
         _parse_int,
-        "the compactor adds the usage journal to the rollups once its oldest entry is this many minutes "
-        "old (reports read the journal too: a longer wait costs them reads, never freshness)",
+        "the compactor (every 5 minutes) adds the usage journal to the rollups once its oldest entry is "
+        "this many minutes old (reports read the journal too: a longer wait costs them reads, not freshness)",
     ),
     Tunable(
         "app_claims_per_principal",

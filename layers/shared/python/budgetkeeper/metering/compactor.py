@@ -1,7 +1,7 @@
 """The compactor: folds the usage journal (storage.usage_journal) into the rollups and usage lines.
 
 Each metered batch writes its rollup and usage-line deltas as a few journal entries; the compactor
-(every minute) adds every open entry to its rows and deletes it, once the oldest has waited the
+(every 5 minutes) adds every open entry to its rows and deletes it, once the oldest has waited the
 tunable `usage_fold_minutes`. Entries of the
 same part of several batches share most rows (a scope's hour of one model), so a group of them is
 added with one update per row, however many batches it holds: that is the saving. Each group is one
