@@ -630,8 +630,8 @@ def report_variant(title: str, runs: list[BatchRun], memory_mb: int, plan: Plan,
             f"the compactor's fold of the {n} warm batches' journal (one run, shared among them above): "
             f"{fold.outcome['entries']} entries into {fold.outcome['rows']} rows in "
             f"{fold.outcome['transactions']} transactions; {fold.tally.write_request_units:,.0f} WRU, "
-            f"{fold.tally.read_request_units:,.1f} RRU, {fold.seconds:.3f} s: a fold every "
-            f"{n * plan.seconds:,.0f} s of traffic (the tunable metering/fold_minutes: --warm-batches)"
+            f"{fold.tally.read_request_units:,.1f} RRU, {fold.seconds:.3f} s: a fold every {n} batches "
+            "(the tunable metering/fold_minutes over the batches' interval: --warm-batches)"
         )
     report_cost(warm, memory_mb, plan)
 
