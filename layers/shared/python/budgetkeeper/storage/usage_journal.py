@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -187,7 +188,8 @@ class RowRange:
 def usage_rows(ranges: Sequence[RowRange]) -> list[RollupItem]:
     """The rollups or usage lines of `ranges` as they stand: the stored rows plus the open journal's
     deltas for them, each row once, in key order."""
-    for _ in range(READ_ATTEMPTS):
+    for attempt in range(READ_ATTEMPTS):
+        time.sleep(0.2 * attempt)  # a fold's run takes a few transactions: let it end
         journal = open_journal()
         stored = [row for wanted in ranges for row in wanted.stored()]
         if folds_so_far() == journal.folds:
