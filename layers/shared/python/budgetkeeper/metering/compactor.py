@@ -35,24 +35,19 @@ class FoldReport:
 
 
 def fold_groups(entries: Sequence[RollupItem]) -> list[list[RollupItem]]:
-    """Entries in groups that fit one transaction each: by part (reduced to the fewest parts among
-    them, which every part count is a multiple of), oldest first; an entry joins its part's group
-    while the group's entries and distinct rows stay under the transaction's limit."""
-    if not entries:
-        return []
-    fewest = min(entry_part(entry)[0] for entry in entries)
+    """Entries in groups that fit one transaction each: by part (the same part of batches cut in as
+    many parts holds the same rows), oldest first; an entry joins its part's group while the
+    group's entries and distinct rows stay under the transaction's limit."""
     groups: list[list[RollupItem]] = []
-    for _, same_part in groupby(
-        sorted(entries, key=lambda e: (entry_part(e)[1] % fewest, e.bucket)),
-        key=lambda e: entry_part(e)[1] % fewest,
-    ):
+    for _, same_part in groupby(sorted(entries, key=lambda e: (entry_part(e), e.bucket)), key=entry_part):
         group: list[RollupItem] = []
         keys: set[tuple[str, str]] = set()
         for entry in same_part:
-            together = keys | {(row.scope, row.bucket) for row in entry_rows(entry)}
+            entry_keys = {(row.scope, row.bucket) for row in entry_rows(entry)}
+            together = keys | entry_keys
             if group and len(group) + 1 + len(together) > _GROUP_ITEMS_MAX:
                 groups.append(group)
-                group, together = [], {(row.scope, row.bucket) for row in entry_rows(entry)}
+                group, together = [], entry_keys
             group.append(entry)
             keys = together
         groups.append(group)

@@ -87,9 +87,9 @@ def journal_entries(rows: Sequence[RollupItem], entry_id: str) -> list[RollupIte
     """The journal entries that hold `rows`, under sort keys `<entry_id>#<parts>.<part>.<chunk>`
     (`entry_id` starts with the time written and is unique to the batch): the rows in a power of two
     of parts by `row_hash`, about ENTRY_ROWS_TARGET each (a part over ENTRY_ROWS_MAX, by hash luck,
-    in chunks). Part p of 2n parts holds rows of part p mod n of n parts: so entries of batches of
-    any size fold together by the fewest parts among them (compactor.fold_groups), and the same rows
-    of many batches are added to their rows once."""
+    in chunks). Batches of about the same size are cut in as many parts, and part p of each holds
+    the same rows: the compactor folds those entries together (compactor.fold_groups), adding each
+    row once for all of them."""
     parts = 1
     while len(rows) > parts * ENTRY_ROWS_TARGET and parts < ENTRY_PARTS_MAX:
         parts *= 2
