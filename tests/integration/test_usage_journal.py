@@ -42,8 +42,15 @@ def cost(input_tokens: int, output_tokens: int = 0) -> Decimal:
     return (input_tokens * Decimal("0.80") + output_tokens * Decimal("3.20")) / 1_000_000
 
 
+# Four more callers in every batch: a batch of fewer than 8 rollups and usage lines (metering.writer
+# JOURNAL_ROWS_MIN) adds them at once, without the journal.
+OTHERS = [f"arn:aws:iam::{ACCOUNT}:user/o{n}" for n in range(4)]
+OTHERS_COST = sum((cost(100 + n) for n in range(4)), Decimal(0))
+
+
 def meter(*calls: str) -> None:
-    response = invoke("UsageCalculatorFunction", firehose_event([cloudwatch_payload(list(calls))]))
+    others = [call(arn, 100 + n) for n, arn in enumerate(OTHERS)]
+    response = invoke("UsageCalculatorFunction", firehose_event([cloudwatch_payload([*calls, *others])]))
     assert {record["result"] for record in response["records"]} == {"Ok"}
 
 
@@ -80,9 +87,9 @@ def test_a_batch_writes_its_totals_at_once_and_its_rollups_as_a_journal_entry(se
     assert view("user:alice", "user:bob", f"account:{ACCOUNT}") == {
         "user:alice": (2, cost(3000, 100)),
         "user:bob": (1, cost(500)),
-        f"account:{ACCOUNT}": (3, cost(3500, 100)),
+        f"account:{ACCOUNT}": (7, cost(3500, 100) + OTHERS_COST),
     }
-    assert sum(int(line.calls) for line in usage_lines_of_day(now_iso()[:10])) == 3
+    assert sum(int(line.calls) for line in usage_lines_of_day(now_iso()[:10])) == 7
 
 
 def test_the_compactor_waits_for_the_fold_minutes_then_folds_once_however_often_it_runs(settings, clock):
@@ -105,7 +112,7 @@ def test_the_compactor_waits_for_the_fold_minutes_then_folds_once_however_often_
     # and every row holds each call once: what readers saw before the fold
     assert view("user:alice", "user:bob", f"account:{ACCOUNT}") == seen
     assert [(int(r.calls), r.cost_usd) for r in stored("user:alice")] == [(2, cost(5000))]
-    assert sum(int(r.calls) for r in stored(line_partition(now_iso()[:10]))) == 3
+    assert sum(int(r.calls) for r in stored(line_partition(now_iso()[:10]))) == 3 + 2 * len(OTHERS)
 
 
 USERS = [f"arn:aws:iam::{ACCOUNT}:user/u{n}" for n in range(3)]
@@ -125,7 +132,7 @@ def test_a_crash_between_fold_transactions_leaves_the_rest_for_the_next_run_and_
     meter(*hourly_calls(2000))
     scopes = [f"user:u{n}" for n in range(3)] + [f"account:{ACCOUNT}"]
     seen = view(*scopes)
-    assert seen[f"account:{ACCOUNT}"] == (144, 72 * cost(3000))
+    assert seen[f"account:{ACCOUNT}"] == (144 + 8, 72 * cost(3000) + 2 * OTHERS_COST)
     assert len(open_journal().entries) > 2
     clock.advance(timedelta(minutes=FOLD_MINUTES))
     # When the compactor dies (a Lambda timeout) as it sends its second transaction
@@ -197,6 +204,7 @@ def test_a_report_right_after_a_batch_shows_its_spend(stack, settings, clock, ca
     # When the operator asks for the report
     # Then it shows the batch's calls and spend
     expected = {"user:alice": (1, cost(1000, 200)), "user:bob": (1, cost(3000))}
+    expected |= {f"user:o{n}": (1, cost(100 + n)) for n in range(4)}
     assert report() == expected
     # and the same once the compactor has folded the journal
     clock.advance(timedelta(minutes=FOLD_MINUTES))
@@ -215,3 +223,11 @@ def test_a_crossing_is_found_in_the_batch_that_crosses_while_its_rollups_wait_in
     assert daily_spent("user:alice") == cost(2000) > Decimal("0.001")
     assert stored("user:alice") == []
     assert len(stack.executions()) == 1
+
+
+def test_a_lone_call_adds_its_few_rows_at_once_without_the_journal(settings, clock):
+    # When a batch of one call is metered (two rollups and a usage line: fewer than the journal saves on)
+    invoke("UsageCalculatorFunction", firehose_event([cloudwatch_payload([call(ALICE, 1000)])]))
+    # Then its rows are written as they are, and the journal stays empty
+    assert [(int(r.calls), r.cost_usd) for r in stored("user:alice")] == [(1, cost(1000))]
+    assert open_journal().entries == []

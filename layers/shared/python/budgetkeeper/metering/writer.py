@@ -42,6 +42,10 @@ from budgetkeeper.storage.usage_journal import (
 
 # DynamoDB's limit on the items of one TransactWriteItems request.
 TRANSACTION_ITEM_LIMIT = 100
+# A group with fewer rollups and usage lines adds them at once: the rows of a few lone calls seldom
+# repeat within a fold, so the journal would add its entry's write and delete to the same updates
+# (bench/README.md: at 1,000 calls a day, 17.7 -> 19.7 write units a batch through the journal).
+JOURNAL_ROWS_MIN = 8
 # Rollups and totals expire (TTL) this long after their hour or window: the tunable's default.
 DEFAULT_RETENTION_SECONDS = Tunables.defaults().usage_retention_days * 86_400
 # Slot items per minute: bounds a slot's size (what each update of it is charged on) and contention.
@@ -163,8 +167,11 @@ class UsageWriter:
             return
         claims = _claims(fresh)
         combined = _combine(fresh)
-        entries = self._journal_entries(combined, fresh)
-        at_once = combined.without_rows()
+        rows = usage_rows_of(combined, self._retention_seconds)
+        if len(rows) >= JOURNAL_ROWS_MIN:
+            entries, at_once = self._journal_entries(rows, fresh), combined.without_rows()
+        else:
+            entries, at_once = [], combined
         claim_items = sum(claim.item_count for claim in claims)
         if claim_items + at_once.item_count + len(entries) <= TRANSACTION_ITEM_LIMIT:
             self._commit_directly(claims, markers, at_once, entries, result)
@@ -232,12 +239,12 @@ class UsageWriter:
         condition = DedupeItem.id.does_not_exist() if version is None else DedupeItem.version == version
         transaction.update(DedupeItem(claim.slot), actions=actions, condition=condition)
 
-    def _journal_entries(self, deltas: UsageDeltas, payloads: Sequence[PayloadUsage]) -> list[RollupItem]:
+    def _journal_entries(self, rows: list[RollupItem], payloads: Sequence[PayloadUsage]) -> list[RollupItem]:
         """The usage-journal entries of these payloads' rollups and usage lines, under an id that
         starts with the time written (the compactor folds the oldest first)."""
         written = datetime.fromtimestamp(self._epoch_seconds(), UTC).strftime(ENTRY_TIME_FORMAT)
         digest = hashlib.sha256("\n".join(sorted(p.payload_id for p in payloads)).encode()).hexdigest()
-        return journal_entries(usage_rows_of(deltas, self._retention_seconds), f"{written}#{digest[:24]}")
+        return journal_entries(rows, f"{written}#{digest[:24]}")
 
     def _commit_directly(
         self,
