@@ -151,13 +151,14 @@ $(CHECKOV_STAMP):
 # - CKV_AWS_116 (no DLQ): Firehose and Step Functions invoke synchronously and retry. The schedules
 #   invoke asynchronously, and a DLQ would keep only the schedule's empty event: the next run redoes
 #   a failed one (the monitor's next sweep; the reconciler checks its last 3 days again the next
-#   day), and PriceRefreshFunction's and ReconcilerFunction's errors are in FaultsAlarm. The
+#   day; the compactor's next run), and PriceRefreshFunction's, ReconcilerFunction's and
+#   UsageCompactorFunction's errors are in FaultsAlarm. The
 #   NotifierFunction, which SNS invokes asynchronously, has one (NotifierFailuresQueue).
 # - CKV_AWS_117 (not in a VPC): the functions call only AWS APIs; a VPC would add NAT or endpoints.
 # - CKV_AWS_115 (no reserved concurrency): their callers bound them (Firehose, Step Functions, a
 #   schedule, SNS: one NotifierFunction run per event, where a cap would only delay notices;
 #   UnloggedSpendFunction: one run per batch job's creation or end, and its schedule);
-#   DenyFunction has it (1), for another reason.
+#   DenyFunction has it (1), for another reason, and UsageCompactorFunction (1: one fold at a time).
 # - CKV_AWS_27 (the regional collector's queues): a false positive, they are encrypted with
 #   SqsManagedSseEnabled, which this checkov version does not read (it looks for KmsMasterKeyId).
 # The templates checkov scans: the stack, the regional collector, and the member stack of

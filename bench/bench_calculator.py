@@ -78,6 +78,7 @@ DAY = date(2026, 11, 23)
 SEED = 7
 MOTO_CONFIG = {"lambda": {"use_docker": False}}
 FUNCTION = "UsageCalculatorFunction"
+COMPACTOR = "UsageCompactorFunction"
 
 # us-east-1 list prices, as of 2025-11 (aws.amazon.com/{lambda,dynamodb,firehose,s3}/pricing; DynamoDB
 # on-demand as cut on 2024-11-01). Written here by hand, not fetched: check them before quoting.
@@ -157,7 +158,14 @@ def item_kind(table: str, key: dict[str, Any], transactional: bool) -> str:
     journals)."""
     short = table.removeprefix(f"{LocalStack.stack_name}-")
     if "scope" in key and short.startswith("Rollups"):
-        short += ": usage lines" if key["scope"]["S"].startswith("usage#") else ": rollups"
+        scope = key["scope"]["S"]
+        short += (
+            ": usage lines"
+            if scope.startswith("usage#")
+            else ": usage journal"
+            if scope == "usage-journal"
+            else ": rollups"
+        )
     elif "id" in key and short.startswith("Dedupe"):
         short += ": " + key["id"]["S"].split("#", 1)[0]
     return short + (" (in a transaction)" if transactional else "")
@@ -188,6 +196,22 @@ class Tally:
     largest_item: int = 0
     s3_put_bytes: int = 0
     seconds_in_calls: float = 0.0  # wall time inside botocore calls: moto's work here, the network on AWS
+
+    def add_share(self, other: Tally, fraction: float) -> None:
+        """Add `fraction` of `other`'s counts (a fold's, shared among the batches it folded)."""
+        for mine, theirs in (
+            (self.requests, other.requests),
+            (self.items_written, other.items_written),
+            (self.write_units_by_kind, other.write_units_by_kind),
+        ):
+            for key, count in theirs.items():
+                mine[key] += count * fraction
+        for table, size in other.largest_by_table.items():
+            self.largest_by_table[table] = max(self.largest_by_table[table], size)
+        self.write_request_units += other.write_request_units * fraction
+        self.read_request_units += other.read_request_units * fraction
+        self.largest_item = max(self.largest_item, other.largest_item)
+        self.seconds_in_calls += other.seconds_in_calls * fraction
 
     def dynamodb_requests(self) -> Counter[str]:
         return Counter(
@@ -375,13 +399,16 @@ def plan_batches(
     messages = [log_message(r) for r in records]
     batches: list[list[str]] = []
     start, filled = 0, 0
+    # One after the other, as they would arrive at `rate` (the usage journal's fold adds the rows the
+    # batches of a few minutes share once): from the first record's minute of the demo day.
+    arrival = datetime.fromisoformat(records[0]["timestamp"]).astimezone(UTC).replace(second=0)
     while len(batches) < count:
         size = forced or buffer_fill(messages[start : start + in_interval], per_payload, buffer.size_bytes)
         filled += size < in_interval
         chunk = records[start : start + size]
-        minute = datetime.fromisoformat(chunk[0]["timestamp"]).astimezone(UTC).replace(second=0)
         seconds = min(buffer.interval_seconds, size / rate * 3600)
-        batches.append([log_message(r) for r in restamp(chunk, minute, seconds)])
+        batches.append([log_message(r) for r in restamp(chunk, arrival, seconds)])
+        arrival += timedelta(seconds=seconds)
         start += size
     sizes = [len(batch) for batch in batches[1:]]
     invocations = sum(sizes) / len(sizes)
@@ -432,6 +459,8 @@ class BatchRun:
     output_bytes: int  # decoded data of the transformed records (what Firehose delivers to S3)
     results: Counter[str]
     written: Written  # the handler's log lines and EMF metrics
+    compactor_runs: float = 0.0  # its share of the compactor's runs (share_fold)
+    fold: FoldRun | None = None  # the fold that added its journal entries to the rows
 
 
 def run_batch(messages: list[str], per_payload: int, index: int) -> BatchRun:
@@ -456,15 +485,51 @@ def run_batch(messages: list[str], per_payload: int, index: int) -> BatchRun:
     )
 
 
+@dataclass
+class FoldRun:
+    seconds: float
+    tally: Tally
+    outcome: dict[str, int]  # the compactor's report: entries, rows, transactions, cancelled
+
+
+def run_fold() -> FoldRun:
+    tally = Tally()
+    with quiet_stdout(), counting(tally):
+        started = time.perf_counter()
+        outcome = invoke(COMPACTOR, {})
+        seconds = time.perf_counter() - started
+    return FoldRun(seconds, tally, outcome)
+
+
+def share_fold(runs: list[BatchRun], fold: FoldRun) -> None:
+    """Each batch of `runs` bears its share of the fold that added their journal entries to the rows."""
+    for run in runs:
+        run.tally.add_share(fold.tally, 1 / len(runs))
+        run.seconds += fold.seconds / len(runs)
+        run.compactor_runs += 1 / len(runs)
+        run.fold = fold
+
+
 def run_variant(batches: list[list[str]], per_payload: int, population: int) -> list[BatchRun]:
+    """The batches, the first cold; then one run of the compactor (UsageCompactorFunction) folds the
+    warm batches' journal entries, and each warm batch bears its share: a fold every as many
+    batches as there are warm ones (`--warm-batches`)."""
     # The calculator meters DAY's records on DAY (its last second), as it would live: no late spend.
     end_of_day = datetime(DAY.year, DAY.month, DAY.day, 23, 59, 59, tzinfo=UTC)
     with clock.use(ManualClock(end_of_day)), mock_aws(config=MOTO_CONFIG):
         parameters.clear_caches()
         stack = LocalStack().create()
-        with stack.activated():
+        with stack.activated() as settings:
             seed_teams(population)
-            runs = [run_batch(batch, per_payload, index) for index, batch in enumerate(batches)]
+            # Fold whatever is in the journal when the compactor runs (the clock stands still here).
+            stack.client("ssm").put_parameter(
+                Name=f"{settings.parameter_prefix}metering/fold_minutes", Value="0", Type="String"
+            )
+            runs = [run_batch(batches[0], per_payload, 0)]
+            run_fold()  # the cold batch's entries, not measured
+            runs += [run_batch(batch, per_payload, index) for index, batch in enumerate(batches[1:], 1)]
+            if len(runs) > 1:
+                share_fold(runs[1:], run_fold())
         parameters.clear_caches()
     return runs
 
@@ -559,6 +624,15 @@ def report_variant(title: str, runs: list[BatchRun], memory_mb: int, plan: Plan,
             f"  {kind:<50}{cold.tally.write_units_by_kind[kind]:>8}{warm_mean:>12.1f}"
             f"{warm_mean / warm_units if warm_units else 0:>8.0%}"
         )
+    fold = warm[-1].fold if warm else None
+    if fold is not None:
+        print(
+            f"the compactor's fold of the {n} warm batches' journal (one run, shared among them above): "
+            f"{fold.outcome['entries']} entries into {fold.outcome['rows']} rows in "
+            f"{fold.outcome['transactions']} transactions; {fold.tally.write_request_units:,.0f} WRU, "
+            f"{fold.tally.read_request_units:,.1f} RRU, {fold.seconds:.3f} s: a fold every {n} batches "
+            "(the tunable metering/fold_minutes over the batches' interval: --warm-batches)"
+        )
     report_cost(warm, memory_mb, plan)
 
 
@@ -581,8 +655,13 @@ def report_cost(warm: list[BatchRun], memory_mb: int, plan: Plan) -> None:
         intervals, math.ceil(raw_bytes / FIREHOSE_S3_BUFFER_BYTES)
     )
     handler_puts = mean([r.tally.requests["s3.PutObject"] for r in warm]) * scale
+    compactor_runs = mean([r.compactor_runs for r in warm]) * scale
     lines = [
-        ("Lambda requests", f"{batches:,.0f} invocations x $0.20/1M", batches * LAMBDA_USD_PER_REQUEST),
+        (
+            "Lambda requests",
+            f"{batches:,.0f} + {compactor_runs:,.0f} compactor invocations x $0.20/1M",
+            (batches + compactor_runs) * LAMBDA_USD_PER_REQUEST,
+        ),
         (
             "Lambda duration (upper bound)",
             f"{batches:,.0f} x {seconds:.3f} s x {memory_mb} MB = {gb_seconds:,.0f} GB-s arm64",

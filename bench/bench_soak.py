@@ -42,7 +42,8 @@ from bench_calculator import quiet_stdout  # noqa: E402
 
 from budgetkeeper.core import clock  # noqa: E402
 from budgetkeeper.core.windows import iso_utc  # noqa: E402
-from budgetkeeper.storage.tables import RollupItem, TotalItem  # noqa: E402
+from budgetkeeper.storage.readers import scope_rollups  # noqa: E402
+from budgetkeeper.storage.tables import TotalItem  # noqa: E402
 from devkit.harness.clock import ManualClock  # noqa: E402
 from devkit.harness.lambdas import invoke  # noqa: E402
 from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event  # noqa: E402
@@ -105,7 +106,7 @@ def check(expected: Expected) -> list[str]:
     for user in sorted(expected.spent):
         scope = f"user:{user}"
         totals = list(TotalItem.query(f"{scope}|daily", consistent_read=True))
-        rollups = list(RollupItem.query(scope, consistent_read=True))
+        rollups = list(scope_rollups(scope))
         for what, items in (("daily totals", totals), ("hourly rollups", rollups)):
             spent = sum(
                 (item.spent_usd if what == "daily totals" else item.cost_usd for item in items), Decimal(0)

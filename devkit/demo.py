@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from budgetkeeper.core import clock, money
-from budgetkeeper.storage.tables import RollupItem
+from budgetkeeper.storage.readers import scope_rollups
 from budgetkeeper_cli.main import main as budgetkeeper
 from budgetkeeper_cli.rendering import counted
 from devkit import demo_data
@@ -297,7 +297,7 @@ def spend_table(scopes: dict[str, Decimal], title: str, top: int = 8) -> None:
 
 
 def spend_from_tables(scopes: set[str]) -> dict[str, Decimal]:
-    return {scope: sum((item.cost_usd for item in RollupItem.query(scope)), Decimal(0)) for scope in scopes}
+    return {scope: sum((item.cost_usd for item in scope_rollups(scope)), Decimal(0)) for scope in scopes}
 
 
 def part_one(stack: LocalStack, records: list[dict[str, Any]]) -> None:
@@ -402,6 +402,7 @@ def part_two(
         blocked = len(by_hour.get(hour, [])) - len(arriving)
         for event in batches(arriving):
             invoke("UsageCalculatorFunction", event)
+        invoke("UsageCompactorFunction", {})  # (every 5 minutes live): folds the usage journal
         settle(stack)
         if blocked:
             say(

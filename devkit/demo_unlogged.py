@@ -17,7 +17,7 @@ from budgetkeeper.metering.mantle import MODEL_DIMENSION, NAMESPACE, PROJECT_DIM
 from budgetkeeper.metering.mantle_callers import project_callers
 from budgetkeeper.pricing.rates import price_invocation
 from budgetkeeper.pricing.table import PriceTable
-from budgetkeeper.storage.tables import RollupItem
+from budgetkeeper.storage.readers import scope_rollups
 from devkit import demo_data
 from devkit.harness.bedrock_events import (
     batch_job_created,
@@ -102,7 +102,7 @@ def part_unlogged(stack: LocalStack, stack_name: str, day: ManualClock) -> None:
         ],
     )
     invoke("UnloggedSpendFunction", scheduled_event(ACCOUNT, iso_utc(day())))
-    charged = sum((item.cost_usd for item in RollupItem.query(f"project:{PROJECT}")), Decimal(0))
+    charged = sum((item.cost_usd for item in scope_rollups(f"project:{PROJECT}")), Decimal(0))
     say(
         "  [06:45] bedrock-mantle (the OpenAI-compatible endpoint) writes no invocation logs; "
         f"its CloudWatch metrics say project {PROJECT}"

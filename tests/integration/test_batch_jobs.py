@@ -16,7 +16,8 @@ import pytest
 
 from budgetkeeper.enforcement.runs import WorkflowStarter
 from budgetkeeper.storage.keys import line_partition
-from budgetkeeper.storage.tables import BudgetItem, RollupItem, TotalItem
+from budgetkeeper.storage.readers import scope_rollups
+from budgetkeeper.storage.tables import BudgetItem, TotalItem
 from devkit.harness.bedrock_events import (
     batch_job_created,
     batch_job_ended,
@@ -94,10 +95,10 @@ def test_a_completed_job_is_charged_once_to_its_creator_at_the_batch_rate(settin
     ) / MILLION
     # And her rollup shows the batch tier, flagged for the cache tokens priced off the batch tier;
     # her usage line the batch operation
-    [rollup] = RollupItem.query("user:alice")
+    [rollup] = scope_rollups("user:alice")
     assert (rollup.service_tier, rollup.calls, rollup.cache_read_tokens) == ("batch", 1, 50_000)
     assert rollup.tier_fallback_calls == 1
-    [line] = RollupItem.query(line_partition(now_iso()[:10]))
+    [line] = scope_rollups(line_partition(now_iso()[:10]))
     assert (line.operation, line.identity_arn, line.cost_usd) == ("batch", ALICE, expected)
 
 
@@ -118,7 +119,7 @@ def test_a_job_of_a_model_with_batch_cache_rates_prices_its_cache_tokens_at_them
     ) / MILLION
     assert expected == Decimal("0.696828")
     assert alice_daily() == expected
-    [rollup] = RollupItem.query("user:alice")
+    [rollup] = scope_rollups("user:alice")
     assert (rollup.service_tier, rollup.cache_write_5m_tokens, rollup.tier_fallback_calls) == (
         "batch",
         20_000,

@@ -13,7 +13,8 @@ from budgetkeeper.metering.caps import OTHER_APP, OTHER_UNKNOWN_MODEL
 from budgetkeeper.pricing.profiles import InferenceProfiles
 from budgetkeeper.storage.audit_rows import Change
 from budgetkeeper.storage.budget_rows import create_budget
-from budgetkeeper.storage.tables import BudgetItem, RollupItem, TotalItem
+from budgetkeeper.storage.readers import scope_rollups
+from budgetkeeper.storage.tables import BudgetItem, TotalItem
 from devkit.harness.logs import cloudwatch_payload, converse_message
 from devkit.harness.template import load_template
 from tests.integration.test_usage_calculator import ACCOUNT, NOVA, expected_cost, run
@@ -71,11 +72,11 @@ def test_claims_beyond_the_cap_are_charged_to_app_other_and_counted(settings, ca
     run([calls(cap + 5, app=lambda i: f"app{i:02d}")])
 
     # Then the first `cap` apps have their own rollups, the rest are charged to app:(other)
-    assert sum(r.calls for r in RollupItem.query("app:app00")) == 1
-    assert list(RollupItem.query(f"app:app{cap:02d}")) == []
-    assert sum(r.calls for r in RollupItem.query(OTHER_APP)) == 5
+    assert sum(r.calls for r in scope_rollups("app:app00")) == 1
+    assert list(scope_rollups(f"app:app{cap:02d}")) == []
+    assert sum(r.calls for r in scope_rollups(OTHER_APP)) == 5
     # and the caller is charged for every call
-    assert sum(r.calls for r in RollupItem.query("session:Worker/mallory")) == cap + 5
+    assert sum(r.calls for r in scope_rollups("session:Worker/mallory")) == cap + 5
     # and operators see how many were folded
     [counts] = [line for line in emf_lines(capsys) if "AppClaimsFolded" in line]
     assert counts["AppClaimsFolded"] == [5.0]
@@ -89,7 +90,7 @@ def test_unknown_models_beyond_the_cap_are_one_row_and_one_metric(settings, caps
     run([calls(cap + 3, model=lambda i: f"acme.made-up-{i}-v1:0"), calls(1)])
 
     # Then the first `cap` ids have rows by name, the others one row, and every call is counted
-    models = {r.model: int(r.calls) for r in RollupItem.query("session:Worker/mallory")}
+    models = {r.model: int(r.calls) for r in scope_rollups("session:Worker/mallory")}
     assert models == {**{f"acme.made-up-{i}-v1:0": 1 for i in range(cap)}, OTHER_UNKNOWN_MODEL: 3, NOVA: 1}
     # and CloudWatch gets one Model dimension for all unpriced models, whatever their number
     lines = emf_lines(capsys)
@@ -133,7 +134,7 @@ def test_an_operators_weekly_budget_is_read_through_the_kind_index(settings):
 def test_rollups_and_totals_expire_after_the_retention(settings):
     run([calls(1)])
     retention = DEFAULTS.usage_retention_days * 86_400
-    [rollup] = RollupItem.query("session:Worker/mallory")
+    [rollup] = scope_rollups("session:Worker/mallory")
     hour = datetime.fromisoformat(f"{rollup.hour}:00+00:00")
     assert rollup.expires_at == int(hour.timestamp()) + retention
     total = TotalItem.get("session:Worker/mallory|daily", window_id("daily"))

@@ -107,7 +107,9 @@ def test_config_needs_only_the_environment(cli: OperatorCli, stack) -> None:
 def test_a_bad_value_in_ssm_stops_no_command_it_takes_its_default_and_says_what_to_type(
     cli: OperatorCli, stack
 ) -> None:
-    # Given a budget, and a tunable mistyped in SSM behind the CLI's back (the console, the AWS CLI)
+    # Given a budget on a user, and a tunable mistyped in SSM behind the CLI's back (the console, the
+    # AWS CLI)
+    stack.client("iam").create_user(UserName="alice")
     cli.ok("budget", "set", "user:alice", "--window", "daily", "--limit", "5")
     stack.client("ssm").put_parameter(Name="/budgetkeeper/local/grace_seconds", Value="soon", Type="String")
     for command in (("status", "user:alice"), ("budget", "show", "user:alice"), ("budget", "list")):

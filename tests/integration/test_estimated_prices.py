@@ -25,7 +25,8 @@ from budgetkeeper.pricing.rates import price_invocation
 from budgetkeeper.pricing.table import PriceBasis
 from budgetkeeper.pricing.versions import active_version, load_version
 from budgetkeeper.storage.keys import ESTIMATES_PARTITION
-from budgetkeeper.storage.tables import BudgetItem, RollupItem, TotalItem
+from budgetkeeper.storage.readers import scope_rollups, usage_lines_of_day
+from budgetkeeper.storage.tables import BudgetItem, TotalItem
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
 from devkit.harness.stack import LocalStack
@@ -118,7 +119,7 @@ def test_an_unknown_models_calls_cross_a_budget_at_the_estimate_and_are_correcte
     assert estimate == Decimal("4.125") and daily_total() == estimate
     assert executions(stack), "the budget crossing started no evaluation"
     # And her rollup keeps the estimate apart, flagged
-    [rollup] = RollupItem.query("user:alice")
+    [rollup] = scope_rollups("user:alice")
     assert (rollup.estimated_calls, rollup.estimated_cost_usd, rollup.cost_usd) == (2, estimate, estimate)
 
     # When the daily refresh activates a version that prices the model (the curated map has learnt
@@ -140,16 +141,16 @@ def test_an_unknown_models_calls_cross_a_budget_at_the_estimate_and_are_correcte
     assert outcome["activated"] and active_version() == outcome["version"]
     assert outcome["repriced"]["corrected"] == {IMAGINARY: 1}
     assert daily_total() == exact == Decimal("0.45")
-    [rollup] = RollupItem.query("user:alice")
+    [rollup] = scope_rollups("user:alice")
     assert (rollup.calls, rollup.cost_usd, rollup.estimated_calls, rollup.estimated_cost_usd) == (
         2,
         exact,
         0,
         0,
     )
-    lines = [line for line in RollupItem.scan() if line.scope.startswith("usage#")]
+    lines = usage_lines_of_day(now_iso()[:10])
     assert [(line.calls, line.cost_usd, line.estimated_calls) for line in lines] == [(2, exact, 0)]
-    assert list(RollupItem.query(ESTIMATES_PARTITION)) == []
+    assert list(scope_rollups(ESTIMATES_PARTITION)) == []
     # And another refresh, a minute later, corrects nothing twice
     clock.advance(timedelta(minutes=1))
     again = refresh(monkeypatch, {"AmazonBedrockService": service})
@@ -167,7 +168,7 @@ def test_the_operators_rate_prices_an_unknown_model(settings, stack):
     meter(100_000, 10_000)
     # Then it counts at that rate, kept apart as estimated
     expected = (100_000 * Decimal(2) + 10_000 * Decimal(8)) / MILLION
-    [rollup] = RollupItem.query("user:alice")
+    [rollup] = scope_rollups("user:alice")
     assert (rollup.cost_usd, rollup.estimated_cost_usd, rollup.estimated_calls) == (expected, expected, 1)
 
 

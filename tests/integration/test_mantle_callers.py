@@ -20,7 +20,8 @@ from budgetkeeper.domain.usage import TokenCounts
 from budgetkeeper.metering import mantle_callers
 from budgetkeeper.metering.mantle import settled_periods
 from budgetkeeper.metering.mantle_callers import BadMantleEvent, MantleCall, caller_estimate, project_callers
-from budgetkeeper.storage.tables import BudgetItem, RollupItem, TotalItem
+from budgetkeeper.storage.readers import scope_rollups
+from budgetkeeper.storage.tables import BudgetItem, TotalItem
 from devkit.harness.bedrock_events import mantle_inference
 from devkit.harness.lambdas import invoke
 from tests.integration.cli_runner import OperatorCli
@@ -66,10 +67,10 @@ def test_a_projects_metered_spend_is_split_among_its_callers_as_an_estimate(mete
     ]
     assert all(share.estimate for share in found.shares) and found.estimate
     # And the shares add up to what the project was charged, to the nano-dollar
-    assert found.cost_usd == metered_project == sum(i.cost_usd for i in RollupItem.query("project:proj_a"))
+    assert found.cost_usd == metered_project == sum(i.cost_usd for i in scope_rollups("project:proj_a"))
     assert found.shares[1].cost_usd == cost(1_000_000, 200_000)
     # And nothing of it is charged to the callers: no rollup, no window total, no run, no deny
-    assert list(RollupItem.query("user:bob")) == [] and list(RollupItem.query("user:alice")) == []
+    assert list(scope_rollups("user:bob")) == [] and list(scope_rollups("user:alice")) == []
     assert list(TotalItem.query("user:bob|daily")) == []
     assert BudgetItem.get("user:bob", "daily").status == "ok"
     assert stack.executions() == []

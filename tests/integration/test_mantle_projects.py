@@ -32,7 +32,8 @@ from budgetkeeper.metering.mantle import (
     settled_periods,
 )
 from budgetkeeper.storage.keys import line_partition
-from budgetkeeper.storage.tables import BudgetItem, RollupItem, TotalItem
+from budgetkeeper.storage.readers import scope_rollups
+from budgetkeeper.storage.tables import BudgetItem, TotalItem
 from devkit.harness.bedrock_events import scheduled_event
 from devkit.harness.lambdas import invoke
 from devkit.harness.workflow import wait_for_execution, wait_for_state
@@ -126,13 +127,13 @@ def test_a_projects_metric_data_is_priced_and_charged_once_per_period(settings, 
     # Then each project is charged once, at the model's standard rate, to the nano-dollar
     assert (first["charged"], second["charged"]) == (1, 0)
     assert TotalItem.get("project:proj_a|daily", window_id("daily")).spent_usd == cost(2_000_000, 500_000)
-    [rollup] = RollupItem.query("project:proj_b")
+    [rollup] = scope_rollups("project:proj_b")
     assert (rollup.cost_usd, rollup.input_tokens) == (cost(100_000, 10_000), 100_000)
     # And the account is charged both, and the usage lines say bedrock-mantle
-    account = sum(item.cost_usd for item in RollupItem.query(f"account:{ACCOUNT}"))
+    account = sum(item.cost_usd for item in scope_rollups(f"account:{ACCOUNT}"))
     assert account == cost(2_100_000, 510_000)
     period = settled_periods(product_clock.now())[-1]
-    lines = list(RollupItem.query(line_partition(period.strftime("%Y-%m-%d"))))
+    lines = list(scope_rollups(line_partition(period.strftime("%Y-%m-%d"))))
     assert {(line.operation, line.principal) for line in lines} == {
         ("mantle", "project:proj_a"),
         ("mantle", "project:proj_b"),
@@ -197,7 +198,7 @@ def test_a_sweep_reads_the_metrics_of_every_region_in_use(settings, stack, clock
         home.assert_no_pending_responses()
         away.assert_no_pending_responses()
     # Then the eu-west-1 project is charged, in eu-west-1, as its own project ARN
-    [rollup] = RollupItem.query("project:proj_eu")
+    [rollup] = scope_rollups("project:proj_eu")
     assert (rollup.region, rollup.cost_usd) == ("eu-west-1", cost(1_000_000, 100_000))
-    [line] = RollupItem.query(line_partition(period.strftime("%Y-%m-%d")))
+    [line] = scope_rollups(line_partition(period.strftime("%Y-%m-%d")))
     assert line.identity_arn == project_arn("eu-west-1", ACCOUNT, "proj_eu")

@@ -13,7 +13,7 @@ import json
 import pytest
 
 from budgetkeeper.core import clock
-from budgetkeeper.storage.tables import RollupItem
+from budgetkeeper.storage.readers import scope_rollups
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, firehose_event
 from tests.integration.test_usage_calculator import ACCOUNT, NOVA, expected_cost, message
@@ -74,9 +74,9 @@ def test_the_victim_is_metered_and_the_poisoned_event_quarantined(settings, stac
 
     # Then the victim's call is metered exactly, and nothing is charged to Mallory or by her claim
     assert [record["result"] for record in response["records"]] == ["Ok", "Dropped"]
-    victim_rollups = list(RollupItem.query("session:Worker/victim"))
+    victim_rollups = list(scope_rollups("session:Worker/victim"))
     assert [(r.calls, r.cost_usd) for r in victim_rollups] == [(1, expected_cost(NOVA, 1000, 100))]
-    assert list(RollupItem.query("session:Worker/mallory")) == []
+    assert list(scope_rollups("session:Worker/mallory")) == []
     # and the poisoned event is quarantined verbatim with its reason, and counted
     lines = quarantined_lines(stack, settings)
     assert [line["message"] for line in lines] == [poison]
@@ -105,7 +105,7 @@ def test_a_defect_one_event_exposes_quarantines_that_event_only(settings, stack,
     invoke("UsageCalculatorFunction", firehose_event(batch))
 
     # Then the victim is metered, Mallory's event is quarantined with the error as its reason
-    assert sum(r.calls for r in RollupItem.query("session:Worker/victim")) == 1
+    assert sum(r.calls for r in scope_rollups("session:Worker/victim")) == 1
     [line] = quarantined_lines(stack, settings)
     assert line["reason"] == "cannot be metered: KeyError: 'a defect'"
 

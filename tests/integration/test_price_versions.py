@@ -33,7 +33,8 @@ from budgetkeeper.pricing.versions import (
     refresh_from_price_list,
 )
 from budgetkeeper.storage.models_seen import record_models_seen
-from budgetkeeper.storage.tables import AuditItem, PriceVersionItem, RollupItem
+from budgetkeeper.storage.readers import scope_rollups
+from budgetkeeper.storage.tables import AuditItem, PriceVersionItem
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
 from devkit.harness.stack import LocalStack
@@ -304,7 +305,7 @@ def test_an_override_prices_an_unknown_model_through_the_calculator_within_the_c
     # And the call metered at an estimate before is re-priced at the override, once
     expected = (10_000 * Decimal(2) + 1_000 * Decimal(8) + 4_000 * Decimal("0.5")) / MILLION
     assert f"re-priced 1 item(s) of estimated usage: {expected - Decimal(before['cost_usd'])} USD" in out
-    [rollup] = RollupItem.query("user:alice")
+    [rollup] = scope_rollups("user:alice")
     assert (rollup.cost_usd, rollup.estimated_calls) == (expected, 0)
     # Then a container that read its table before the override still estimates the model...
     [cached] = meter([call])

@@ -19,7 +19,7 @@ from typing import Any
 import boto3
 
 from budgetkeeper.storage.keys import line_partition
-from budgetkeeper.storage.tables import RollupItem
+from budgetkeeper.storage.readers import scope_rollups
 from devkit.harness.bedrock_events import (
     batch_job_created,
     batch_job_ended,
@@ -124,10 +124,10 @@ def test_a_batch_job_in_another_region_is_forwarded_home_and_charged_to_its_crea
     assert invoke("UnloggedSpendFunction", created)["recorded"] == JOB
     assert invoke("UnloggedSpendFunction", ended)["charged"]
     assert invoke("UnloggedSpendFunction", call)["counted"] == "proj_eu"
-    [rollup] = RollupItem.query("user:dave")
+    [rollup] = scope_rollups("user:dave")
     assert (rollup.region, rollup.service_tier, rollup.model) == (AWAY, "batch", SONNET_45_EU)
     assert rollup.cost_usd == (1_000_000 * BATCH_IN + 200_000 * BATCH_OUT) / MILLION
     # flagged: the bundled table has no eu-west-1 row of the model
     assert rollup.region_fallback_calls == 1
-    [line] = RollupItem.query(line_partition(now_iso()[:10]))
+    [line] = scope_rollups(line_partition(now_iso()[:10]))
     assert (line.operation, line.region, line.identity_arn) == ("batch", AWAY, DAVE)

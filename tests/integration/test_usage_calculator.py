@@ -13,11 +13,11 @@ import random
 from decimal import Decimal
 
 import pytest
-from pynamodb.transactions import TransactWrite
 
 from budgetkeeper.metering import calculator
 from budgetkeeper.pricing.table import PriceTable
-from budgetkeeper.storage.tables import BudgetItem, RollupItem, TeamItem, TotalItem
+from budgetkeeper.storage.readers import scope_rollups
+from budgetkeeper.storage.tables import BudgetItem, TeamItem, TotalItem
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import (
     cloudwatch_payload,
@@ -25,6 +25,7 @@ from devkit.harness.logs import (
     converse_message,
     firehose_event,
 )
+from tests.integration.crashes import dying_at_transaction
 from tests.timeline import now_iso, window_id
 
 ACCOUNT = "111122223333"
@@ -97,7 +98,7 @@ def run(records: list[bytes], invocation_id: str | None = None) -> dict:
 
 
 def rollup_cost(scope: str) -> Decimal:
-    return sum((item.cost_usd for item in RollupItem.query(scope)), Decimal(0))
+    return sum((item.cost_usd for item in scope_rollups(scope)), Decimal(0))
 
 
 def daily_total(scope: str) -> Decimal:
@@ -147,20 +148,10 @@ def test_a_crash_between_two_writes_then_a_retry_counts_everything_once(settings
     users = [f"arn:aws:iam::{ACCOUNT}:user/u{n:03d}" for n in range(120)]
     payload = cloudwatch_payload([message(arn, NOVA, 1000, 100) for arn in users])
     event = firehose_event([payload])
-    real_commit = TransactWrite._commit
-    commits = {"count": 0}
-
-    def crash_on_third_commit(self):
-        commits["count"] += 1
-        if commits["count"] == 3:
-            raise TimeoutError("Task timed out after 180.00 seconds")
-        return real_commit(self)
-
     # When the function dies after the claim and one chunk of counters
-    monkeypatch.setattr(TransactWrite, "_commit", crash_on_third_commit)
-    with pytest.raises(TimeoutError):
+    timeout = TimeoutError("Task timed out after 180.00 seconds")
+    with dying_at_transaction(monkeypatch, 3, timeout), pytest.raises(TimeoutError):
         invoke("UsageCalculatorFunction", event)
-    monkeypatch.setattr(TransactWrite, "_commit", real_commit)
     # and Firehose retries the batch
     invoke("UsageCalculatorFunction", event)
     # Then every user, and the account, is charged once
@@ -215,7 +206,7 @@ def test_an_unknown_model_is_estimated_kept_apart_and_alerted_once(settings, cap
     run([cloudwatch_payload([message(ALICE, imaginary, 1000, 1000)])])
     run([cloudwatch_payload([message(ALICE, imaginary, 1000, 1000)])])
     # Then both are charged at the same estimate (at least Claude Opus 4's 15 / 75), kept apart as estimated
-    [rollup] = list(RollupItem.query("user:alice"))
+    [rollup] = list(scope_rollups("user:alice"))
     assert (rollup.model, rollup.calls, rollup.unpriced_calls, rollup.estimated_calls) == (imaginary, 2, 0, 2)
     assert rollup.cost_usd == rollup.estimated_cost_usd >= 2 * (1000 * 15 + 1000 * 75) / MILLION
     # And operators are told once, by the first batch
@@ -263,7 +254,7 @@ def test_a_highly_compressible_3_mb_batch_is_metered_within_the_response_limit(s
     # Then every record is Ok, the response is far below 6 MB, and every call is counted once
     assert {record["result"] for record in response["records"]} == {"Ok"}
     assert len(json.dumps(response)) < 6 * 1024 * 1024
-    assert sum(item.calls for item in RollupItem.query("user:alice")) == calls
+    assert sum(item.calls for item in scope_rollups("user:alice")) == calls
     assert rollup_cost("user:alice") == expected_cost(NOVA, 2000, 300) * calls
 
 
@@ -339,7 +330,7 @@ def test_a_priority_and_a_flex_call_are_priced_at_their_tiers_rates_and_kept_apa
     # When the usage calculator meters them
     response = run([cloudwatch_payload(calls)])
     # Then each Nova Pro call costs its tier's rates, and the rollups keep the tiers apart
-    rollups = {(r.model, r.service_tier): r for r in RollupItem.query("user:alice")}
+    rollups = {(r.model, r.service_tier): r for r in scope_rollups("user:alice")}
     for tier, (price_in, price_out) in NOVA_PRO_TIERS.items():
         assert rollups[NOVA_PRO, tier].cost_usd == (10_000 * price_in + 2_000 * price_out) / MILLION, tier
     # And the Haiku call is charged at its standard 0.25 / 1.25, never 0, and flagged as a tier fallback

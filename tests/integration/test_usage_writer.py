@@ -11,7 +11,9 @@ from pynamodb.transactions import TransactWrite
 from budgetkeeper.metering.deltas import RollupDelta, TotalDelta, UsageDeltas
 from budgetkeeper.metering.writer import PayloadUsage, UsageWriter
 from budgetkeeper.storage.keys import marker_slot
-from budgetkeeper.storage.tables import DedupeItem, RollupItem, TotalItem, transaction_connection
+from budgetkeeper.storage.readers import scope_rollups
+from budgetkeeper.storage.tables import DedupeItem, TotalItem, transaction_connection
+from tests.integration.crashes import dying_at_transaction
 
 HOUR = "2026-11-23T10"
 
@@ -33,7 +35,7 @@ def spent(scope: str) -> Decimal:
 
 
 def calls(scope: str) -> int:
-    return sum(item.calls for item in RollupItem.query(scope))
+    return sum(item.calls for item in scope_rollups(scope))
 
 
 @pytest.fixture
@@ -76,28 +78,18 @@ def test_large_groups_go_through_a_journal_and_stay_exact(writer):
 def commit_dying_at(transaction: int, writer, payloads, monkeypatch) -> None:
     """`writer.commit(payloads)`, the function dying (a Lambda timeout) as it sends its
     `transaction`-th TransactWriteItems: the ones before it are written, that one and the rest not."""
-    real_commit = TransactWrite._commit
-    commits = {"count": 0}
-
-    def dying_commit(self):
-        commits["count"] += 1
-        if commits["count"] == transaction:
-            raise SystemExit("Lambda timed out")
-        return real_commit(self)
-
-    monkeypatch.setattr(TransactWrite, "_commit", dying_commit)
-    with pytest.raises(SystemExit):
+    death = SystemExit("Lambda timed out")
+    with dying_at_transaction(monkeypatch, transaction, death), pytest.raises(SystemExit):
         writer.commit(payloads)
-    monkeypatch.setattr(TransactWrite, "_commit", real_commit)
 
 
 def test_a_crash_between_two_writes_is_finished_by_the_retry(writer, monkeypatch):
-    scopes = [f"user:c{n}" for n in range(60)]
+    # 120 totals: too many for one transaction even with the rollups in the usage journal
+    scopes = [f"user:c{n:03d}" for n in range(120)]
     payloads = [payload(f"crash{n}", scopes, "0.02") for n in range(10)]
-    # Given the function dies after the claim and the first chunk of counters
+    # Given the function dies after the claim and the first chunk of counters (99 rollups)
     commit_dying_at(3, writer, payloads, monkeypatch)
-    partially = sorted(spent(scope) for scope in scopes[:1])
-    assert partially == [Decimal("0.20")]  # the first chunk landed, the second did not
+    assert calls(scopes[0]) == 10 and TotalItem.count() == 0  # the first chunk landed, the rest not
     # When Firehose retries the same batch
     retry = writer.commit(payloads)
     # Then the rest is applied once, and nothing twice
@@ -164,8 +156,8 @@ def test_two_deliveries_claiming_into_one_slot_at_once_count_a_payload_once(writ
 
 
 def test_a_crash_after_a_slotted_claim_is_finished_by_a_redelivery_of_part_of_the_batch(writer, monkeypatch):
-    # Given 10 slotted payloads over 60 scopes (a journal and two chunks) and a crash after the claim
-    scopes = [f"user:j{n}" for n in range(60)]
+    # Given 10 slotted payloads over 120 scopes (a journal and chunks) and a crash after the claim
+    scopes = [f"user:j{n:03d}" for n in range(120)]
     payloads = [slotted(hex_id(100 + n), scopes, "0.03", marker_slot(hex_id(100 + n), 0)) for n in range(10)]
     commit_dying_at(2, writer, payloads, monkeypatch)
     assert TotalItem.count() == 0  # claimed, nothing applied

@@ -23,7 +23,8 @@ from botocore.exceptions import ClientError
 from budgetkeeper.domain.log_records import MAX_TOKENS_PER_CALL
 from budgetkeeper.metering import calculator
 from budgetkeeper.pricing.profiles import InferenceProfiles
-from budgetkeeper.storage.tables import RollupItem, TotalItem
+from budgetkeeper.storage.readers import scope_rollups
+from budgetkeeper.storage.tables import TotalItem
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
 from tests.timeline import now_iso, window_id
@@ -83,11 +84,11 @@ def quarantined(stack: Any, bucket: str) -> list[dict[str, Any]]:
 
 
 def rollup_cost(scope: str) -> Decimal:
-    return sum((item.cost_usd for item in RollupItem.query(scope)), Decimal(0))
+    return sum((item.cost_usd for item in scope_rollups(scope)), Decimal(0))
 
 
 def rollup_calls(scope: str) -> int:
-    return sum(int(item.calls) for item in RollupItem.query(scope))
+    return sum(int(item.calls) for item in scope_rollups(scope))
 
 
 def assert_alice_metered(calls: int = 1) -> None:
@@ -272,7 +273,7 @@ def test_an_unknown_model_arn_is_counted_at_zero_never_as_another_model(
     # Then both calls are counted; the unknown one at 0 USD under its own key, never Nova Lite's price
     assert results(response) == ["Ok"]
     assert_alice_metered()
-    [rollup] = RollupItem.query("user:bob")
+    [rollup] = scope_rollups("user:bob")
     assert (rollup.model, rollup.calls, rollup.unpriced_calls, rollup.cost_usd) == (model_key, 1, 1, 0)
     assert rollup.input_tokens == 5000
     assert rollup_cost(f"account:{ACCOUNT}") == GOOD_COST
@@ -301,7 +302,7 @@ def test_a_foundation_model_the_table_lacks_is_estimated_under_its_own_key_never
     # neither at 0 nor at Nova Lite's price
     assert results(response) == ["Ok"]
     assert_alice_metered()
-    [rollup] = RollupItem.query("user:bob")
+    [rollup] = scope_rollups("user:bob")
     assert (rollup.model, rollup.calls, rollup.estimated_calls, rollup.unpriced_calls) == (
         "amazon.nova-lite-v9:0", 1, 1, 0,
     )  # fmt: skip
@@ -429,7 +430,7 @@ def test_a_guardrail_blocked_call_is_counted_as_a_call_of_zero_tokens(settings, 
     assert rollup_calls("user:alice") == 2
     assert rollup_cost("user:alice") == GOOD_COST
     assert TotalItem.get("user:alice|daily", window_id("daily")).spent_usd == GOOD_COST
-    [rollup] = RollupItem.query("user:alice")
+    [rollup] = scope_rollups("user:alice")
     assert (rollup.input_tokens, rollup.output_tokens) == (GOOD_IN, GOOD_OUT)
     assert archived_lines(response["records"][0])[1]["tokens"]["input"] == 0
     metrics = emf(capsys)

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from budgetkeeper.storage.tables import SWEEP_DUE, BudgetItem, RollupItem, TotalItem
+from budgetkeeper.storage.readers import scope_rollups
+from budgetkeeper.storage.tables import SWEEP_DUE, BudgetItem, TotalItem
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
 from tests.timeline import now_iso, window_id
@@ -68,7 +69,7 @@ def redelivered(event: dict[str, Any]) -> dict[str, Any]:
 
 def assert_exact(expected: dict[str, tuple[int, Decimal]]) -> None:
     for scope, (calls, cost) in expected.items():
-        rollups = list(RollupItem.query(scope, consistent_read=True))
+        rollups = list(scope_rollups(scope))
         assert sum(int(item.calls) for item in rollups) == calls, scope
         assert sum((item.cost_usd for item in rollups), Decimal(0)) == cost, scope
         windows = [budget.window for budget in BudgetItem.query(scope, consistent_read=True)]
@@ -97,7 +98,8 @@ SMALL = {
     "the marker read before it, throttled": ("BatchGetItem", 1, "ThrottlingException", 400),
     "after the last write, before the answer": ("BatchGetItem", 2, "InternalServerError", 500),
 }
-# Forty users: more items than one transaction holds, so a claim with a journal, then two chunks.
+# 48 users: more window totals than one transaction holds with the batch's usage-journal entries, so
+# a claim with a journal, then two chunks (rollups and usage lines among them, as before the journal).
 LARGE = {
     "the claim (first write), throttled": ("TransactWriteItems", 1, THROTTLED, 400),
     "the first chunk (middle), 5xx": ("TransactWriteItems", 2, "InternalServerError", 500),
@@ -108,7 +110,7 @@ LARGE = {
 
 @pytest.mark.parametrize(
     ("users", "where"),
-    [(3, point) for point in SMALL.values()] + [(40, point) for point in LARGE.values()],
+    [(3, point) for point in SMALL.values()] + [(48, point) for point in LARGE.values()],
     ids=[f"one transaction: {name}" for name in SMALL] + [f"journal: {name}" for name in LARGE],
 )
 def test_a_batch_that_dies_on_a_dynamodb_fault_is_exact_after_firehose_retries_it(

@@ -23,6 +23,7 @@ from budgetkeeper.domain.scopes import split_account
 from budgetkeeper.enforcement.denies import DenyEntry
 from budgetkeeper.enforcement.iam_denies import EntryKind
 from budgetkeeper.storage.tables import DenyItem, RollupItem
+from budgetkeeper.storage.usage_journal import RowRange, usage_rows
 from budgetkeeper_cli.errors import CommandFailed
 from budgetkeeper_cli.parsers import add_action, add_actions, add_command, docstring_body
 from budgetkeeper_cli.rendering import FORMATS, Column, render
@@ -240,10 +241,14 @@ def _accounts(stack: Stack, home: str) -> dict[str, str]:
 
 
 def _last_metered(account: str) -> str | None:
-    """The latest UTC hour in which calls of the account were metered (its account scope's rollups)."""
-    for rollup in RollupItem.query(f"account:{account}", scan_index_forward=False, limit=1):
-        return f"{rollup.bucket.split('#', 1)[0]}:00Z"
-    return None
+    """The latest UTC hour in which calls of the account were metered (its account scope's rollups,
+    with the usage journal's entries not folded yet: they hold the last minutes)."""
+    scope = f"account:{account}"
+    latest_stored = next(iter(RollupItem.query(scope, scan_index_forward=False, limit=1)), None)
+    rows = usage_rows([RowRange(scope, low=latest_stored.bucket if latest_stored else None)])
+    if not rows:
+        return None
+    return f"{max(row.bucket for row in rows).split('#', 1)[0]}:00Z"
 
 
 def _denies_by_account() -> tuple[Counter[str], dict[str, str]]:

@@ -75,6 +75,7 @@ ROLES_USING_THE_KEY = {
     "HistoryReaderPolicy",
     "SelfServiceReadPolicy",  # `budgetkeeper me` reads the tables: kms:Decrypt only
     "UsageCalculatorFunctionRole",
+    "UsageCompactorFunctionRole",
     "UnloggedSpendFunctionRole",
     "EnforcementFunctionRole",
     "BudgetMonitorFunctionRole",

@@ -211,6 +211,14 @@ TUNABLES: tuple[Tunable, ...] = (
         "rollups and totals expire this many days after their hour or window (the S3 archive keeps all)",
     ),
     Tunable(
+        "usage_fold_minutes",
+        "metering/fold_minutes",
+        "15",
+        _parse_int,
+        "the compactor (every 5 minutes) adds the usage journal to the rollups once its oldest entry is "
+        "this many minutes old (reports read the journal too: a longer wait costs them reads, not freshness)",
+    ),
+    Tunable(
         "app_claims_per_principal",
         "limits/app_claims_per_principal",
         "10",
@@ -318,6 +326,7 @@ class Tunables:
     dedupe_ttl_days: int
     regions: tuple[str, ...]
     usage_retention_days: int
+    usage_fold_minutes: int
     app_claims_per_principal: int
     unknown_models_per_batch: int
     profile_lookups_per_batch: int

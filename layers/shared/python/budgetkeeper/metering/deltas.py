@@ -21,6 +21,7 @@ from budgetkeeper.metering.meter import Metered
 from budgetkeeper.pricing.rates import PriceStatus
 from budgetkeeper.pricing.table import LONG_CONTEXT_THRESHOLD_TOKENS, PriceBasis
 from budgetkeeper.storage.keys import LineKey, RollupKey, TotalKey, line_key, rollup_bucket
+from budgetkeeper.storage.tables import ROLLUP_COUNTERS_ALWAYS, ROLLUP_FLAG_COUNTERS
 
 if TYPE_CHECKING:
     from budgetkeeper.storage.tables import RollupItem
@@ -44,24 +45,8 @@ class RollupDelta:
     estimated_cost_usd: Decimal = field(default_factory=Decimal)
 
     # Written on every update; the flag counters (FLAGS) only when not zero.
-    ALWAYS: ClassVar[tuple[str, ...]] = (
-        "calls",
-        "errors",
-        "unpriced_calls",
-        "input_tokens",
-        "output_tokens",
-        "cache_read_tokens",
-        "cache_write_5m_tokens",
-        "cache_write_1h_tokens",
-        "cost_usd",
-    )
-    FLAGS: ClassVar[tuple[str, ...]] = (
-        "region_fallback_calls",
-        "tier_fallback_calls",
-        "kept_bundled_calls",
-        "estimated_calls",
-        "estimated_cost_usd",
-    )
+    ALWAYS: ClassVar[tuple[str, ...]] = ROLLUP_COUNTERS_ALWAYS
+    FLAGS: ClassVar[tuple[str, ...]] = ROLLUP_FLAG_COUNTERS
     COUNTERS: ClassVar[tuple[str, ...]] = ALWAYS + FLAGS
     DECIMALS: ClassVar[frozenset[str]] = frozenset({"cost_usd", "estimated_cost_usd"})
 
@@ -116,6 +101,11 @@ class UsageDeltas:
             self.estimates[bucket].usage.merge(estimate.usage)
         else:
             self.estimates[bucket] = replace(estimate, usage=replace(estimate.usage))
+
+    def without_rows(self) -> UsageDeltas:
+        """The window totals and estimate ledger items alone: what a batch adds at once, beside the
+        usage journal that holds its rollups and usage lines (metering.writer)."""
+        return UsageDeltas(totals=self.totals, estimates=self.estimates)
 
     @property
     def item_count(self) -> int:

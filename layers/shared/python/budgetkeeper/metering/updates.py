@@ -19,6 +19,7 @@ from budgetkeeper.storage.keys import (
     rollup_bucket,
 )
 from budgetkeeper.storage.tables import RollupItem, TotalItem, budget_key
+from budgetkeeper.storage.usage_journal import row_actions
 
 
 def _expires_at(moment: str, retention_seconds: int) -> int:
@@ -27,57 +28,59 @@ def _expires_at(moment: str, retention_seconds: int) -> int:
     return int(at.timestamp()) + retention_seconds
 
 
-def _rollup_update(key: RollupKey, delta: RollupDelta, retention: int) -> tuple[RollupItem, list[Any]]:
-    scope, hour, model, region, tier = key
-    item = RollupItem(scope, rollup_bucket(hour, model, region, tier))
-    actions = [
-        RollupItem.expires_at.set(_expires_at(hour, retention)),
-        RollupItem.hour.set(hour),
-        RollupItem.model.set(model),
-        RollupItem.region.set(region),
-        RollupItem.service_tier.set(tier),
-    ]
-    return item, actions + _counter_actions(delta)
-
-
-def _counter_actions(delta: RollupDelta) -> list[Any]:
-    return [
-        getattr(RollupItem, name).add(value)
+def _counters(delta: RollupDelta) -> dict[str, Any]:
+    return {
+        name: value
         for name in RollupDelta.COUNTERS
         if (value := getattr(delta, name)) or name in RollupDelta.ALWAYS
-    ]
+    }
 
 
-def _estimate_update(bucket: str, estimate: EstimateDelta, retention: int) -> tuple[RollupItem, list[Any]]:
-    item = RollupItem(ESTIMATES_PARTITION, bucket)
-    actions = [
-        RollupItem.expires_at.set(_expires_at(estimate.hour, retention)),
-        RollupItem.hour.set(estimate.hour),
-        RollupItem.model.set(estimate.model),
-        RollupItem.region.set(estimate.region),
-        RollupItem.service_tier.set(estimate.tier),
-        RollupItem.charged.set(estimate.charged),
-    ]
-    return item, actions + _counter_actions(estimate.usage)
+def _rollup_row(key: RollupKey, delta: RollupDelta, retention: int) -> RollupItem:
+    scope, hour, model, region, tier = key
+    return RollupItem(
+        scope,
+        rollup_bucket(hour, model, region, tier),
+        expires_at=_expires_at(hour, retention),
+        hour=hour,
+        model=model,
+        region=region,
+        service_tier=tier,
+        **_counters(delta),
+    )
 
 
-def _line_update(key: LineKey, delta: RollupDelta, retention: int) -> tuple[RollupItem, list[Any]]:
+def _estimate_row(bucket: str, estimate: EstimateDelta, retention: int) -> RollupItem:
+    return RollupItem(
+        ESTIMATES_PARTITION,
+        bucket,
+        expires_at=_expires_at(estimate.hour, retention),
+        hour=estimate.hour,
+        model=estimate.model,
+        region=estimate.region,
+        service_tier=estimate.tier,
+        charged=estimate.charged,
+        **_counters(estimate.usage),
+    )
+
+
+def _line_row(key: LineKey, delta: RollupDelta, retention: int) -> RollupItem:
     hour, model, region, identity_arn, principal, role, app, team, operation = key
-    item = RollupItem(line_partition(hour[:10]), line_bucket(key))
-    actions = [
-        RollupItem.expires_at.set(_expires_at(hour, retention)),
-        RollupItem.hour.set(hour),
-        RollupItem.model.set(model),
-        RollupItem.region.set(region),
-        RollupItem.identity_arn.set(identity_arn),
-        RollupItem.principal.set(principal),
-        *(
-            getattr(RollupItem, name).set(value)
-            for name, value in (("role", role), ("app", app), ("team", team), ("operation", operation))
-            if value
-        ),
-    ]
-    return item, actions + _counter_actions(delta)
+    return RollupItem(
+        line_partition(hour[:10]),
+        line_bucket(key),
+        expires_at=_expires_at(hour, retention),
+        hour=hour,
+        model=model,
+        region=region,
+        identity_arn=identity_arn,
+        principal=principal,
+        role=role,
+        app=app,
+        team=team,
+        operation=operation,
+        **_counters(delta),
+    )
 
 
 def _total_update(key: TotalKey, delta: TotalDelta, retention: int) -> tuple[TotalItem, list[Any]]:
@@ -97,11 +100,23 @@ def _total_update(key: TotalKey, delta: TotalDelta, retention: int) -> tuple[Tot
     return item, actions
 
 
+def usage_rows_of(deltas: UsageDeltas, retention_seconds: int) -> list[RollupItem]:
+    """The rollups and usage lines `deltas` add to, each with its deltas as counters: what a batch
+    writes to the usage journal (storage.usage_journal), or adds to the rows at once."""
+    return [
+        *(_rollup_row(k, d, retention_seconds) for k, d in deltas.rollups.items()),
+        *(_line_row(k, d, retention_seconds) for k, d in deltas.lines.items()),
+    ]
+
+
+def _row_update(row: RollupItem) -> tuple[RollupItem, list[Any]]:
+    return RollupItem(row.scope, row.bucket), row_actions(row)
+
+
 def table_updates(deltas: UsageDeltas, retention_seconds: int) -> list[tuple[Model, list[Any]]]:
     """The updates of every item; each sets its TTL `retention_seconds` after its hour or window."""
     return [
-        *(_rollup_update(k, d, retention_seconds) for k, d in deltas.rollups.items()),
+        *(_row_update(row) for row in usage_rows_of(deltas, retention_seconds)),
         *(_total_update(k, d, retention_seconds) for k, d in deltas.totals.items()),
-        *(_line_update(k, d, retention_seconds) for k, d in deltas.lines.items()),
-        *(_estimate_update(k, d, retention_seconds) for k, d in deltas.estimates.items()),
+        *(_row_update(_estimate_row(k, d, retention_seconds)) for k, d in deltas.estimates.items()),
     ]

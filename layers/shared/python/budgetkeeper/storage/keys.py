@@ -48,6 +48,8 @@ def rollup_bucket(hour: str, model: str, region: str, tier: str) -> str:
 # this partition; models ever estimated under the next.
 ESTIMATES_PARTITION = "estimates"
 ESTIMATED_MODELS_PARTITION = "estimated-models"
+# Rollup and usage-line deltas not yet added to their rows (storage.usage_journal).
+USAGE_JOURNAL_PARTITION = "usage-journal"
 
 # Slot items per minute: bounds a slot's size (what each update of it is charged on) and contention.
 MARKER_SHARDS = 4

@@ -22,6 +22,7 @@ from budgetkeeper.storage.tables import (
     TotalItem,
     budget_key,
 )
+from budgetkeeper.storage.usage_journal import RowRange, usage_rows
 
 # Watched budgets the operators' views read at most; the rest are counted, not read.
 MOST_WATCHED = 500
@@ -87,15 +88,20 @@ def due_budget_rows() -> list[BudgetItem]:
 def spent_in_hours(scope: str, low_hour: str, high_hour: str) -> Decimal:
     """A scope's spend from its hourly rollups in the hours `low_hour` to `high_hour` - 1
     (`YYYY-MM-DDTHH`): buckets are `<hour>#<model>#<region>`, so between() stops before `high_hour`."""
-    rollups = RollupItem.query(scope, RollupItem.bucket.between(low_hour, high_hour))
+    rollups = usage_rows([RowRange(scope, low_hour, high_hour)])
     return sum((item.cost_usd for item in rollups), Decimal(0))
+
+
+def scope_rollups(scope: str) -> list[RollupItem]:
+    """Every hourly rollup of a scope (or row of another rollups-table partition), with the usage
+    journal's open entries folded in."""
+    return usage_rows([RowRange(scope)])
 
 
 def rollup_costs(scope: str, bucket_prefix: str) -> list[tuple[str, Decimal]]:
     """(bucket, cost) of a scope's hourly rollups whose bucket starts with `bucket_prefix`."""
     return [
-        (rollup.bucket, rollup.cost_usd)
-        for rollup in RollupItem.query(scope, RollupItem.bucket.startswith(bucket_prefix))
+        (rollup.bucket, rollup.cost_usd) for rollup in usage_rows([RowRange(scope, prefix=bucket_prefix)])
     ]
 
 
@@ -182,4 +188,4 @@ def team_contact(scope: str) -> str | None:
 
 def usage_lines_of_day(day: str) -> list[RollupItem]:
     """Every usage line of one UTC day (one per hour, model, Region, caller and attribution)."""
-    return list(RollupItem.query(line_partition(day)))
+    return usage_rows([RowRange(line_partition(day))])

@@ -14,6 +14,7 @@ from decimal import Decimal
 from budgetkeeper.domain.scopes import ScopeKind, parse_identity_arn
 from budgetkeeper.storage.readers import usage_lines_of_day
 from budgetkeeper.storage.tables import RollupItem
+from budgetkeeper.storage.usage_journal import RowRange, usage_rows
 
 _HOUR = "%Y-%m-%dT%H"
 
@@ -36,7 +37,7 @@ def top_model(scope: str, start: datetime, end: datetime) -> SpendDriver | None:
     # Buckets are "<hour>#<model>#<region>[#<tier>]": "~" sorts after every bucket of the last hour.
     low, high = start.strftime(_HOUR), f"{end.strftime(_HOUR)}#~"
     costs: dict[str, Decimal] = defaultdict(Decimal)
-    for rollup in RollupItem.query(scope, RollupItem.bucket.between(low, high)):
+    for rollup in usage_rows([RowRange(scope, low, high)]):
         if rollup.model:
             costs[rollup.model] += rollup.cost_usd
     return _costliest(costs)

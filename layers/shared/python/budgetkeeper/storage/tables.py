@@ -63,12 +63,37 @@ class DecimalAttribute(Attribute[Decimal]):
         return Decimal(value)
 
 
+# The counters of a rollup or usage line: the first are written on every update, the flags (calls
+# priced at anything but their exact rate) only once not zero.
+ROLLUP_COUNTERS_ALWAYS: tuple[str, ...] = (
+    "calls",
+    "errors",
+    "unpriced_calls",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
+    "cost_usd",
+)
+ROLLUP_FLAG_COUNTERS: tuple[str, ...] = (
+    "region_fallback_calls",
+    "tier_fallback_calls",
+    "kept_bundled_calls",
+    "estimated_calls",
+    "estimated_cost_usd",
+)
+ROLLUP_COUNTERS = ROLLUP_COUNTERS_ALWAYS + ROLLUP_FLAG_COUNTERS
+
+
 class RollupItem(Model):
     """Usage of one scope in one UTC hour, for one model in one region at one
-    service tier; or a usage line.
+    service tier; or a usage line; or an entry of the usage journal.
 
     A usage line (scope `usage#<day>`, written by `usage_writer`) holds one hour of one caller's
     calls to one model in one region, with the caller's whole attribution: what reports read.
+    A journal entry (scope `usage-journal`, storage.usage_journal) holds rollup and line deltas of a
+    metered batch that the compactor has not yet added to those rows.
     """
 
     class Meta:
@@ -109,6 +134,10 @@ class RollupItem(Model):
     charged = UnicodeAttribute(null=True)
     # Models-seen items only (storage.models_seen): "<model>|<region>" priced on that day.
     models_seen = UnicodeSetAttribute(null=True)
+    # Journal entries only (storage.usage_journal): the rows' deltas, gzipped; on the journal's fold
+    # counter, how many folds have run (readers re-read it to know no fold ran while they read).
+    deltas = BinaryAttribute(null=True, legacy_encoding=False)
+    folds = NumberAttribute(null=True)
     # TTL (epoch seconds): usage_retention_days after the hour; the S3 archive is the long-term record.
     expires_at = NumberAttribute(null=True)
 
