@@ -293,7 +293,7 @@ def workflow_runs() -> Workflow:
         stack = LocalStack(stack_name="cost").create()
         stack.client("iam").create_user(UserName=user)
         sfn = stack.client("stepfunctions")
-        machine = stack.physical_ids["BudgetEnforcementStateMachine"]
+        machine = stack.physical_ids["BudgetEvaluationStateMachine"]
         waits = WaitControl(max_wait_seconds=3600)
         with (
             stack.activated(),

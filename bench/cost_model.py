@@ -89,6 +89,8 @@ FREE = {
 
 # ------------------------------------------------------------------ assumptions
 PLATFORM_LOG_BYTES, PLATFORM_LOG_EVENTS = 350, 3  # Lambda's START, END and REPORT lines an invocation
+# A compactor run that finds no journal entry to fold: one Query, no log line of its own.
+IDLE_FOLD_SECONDS = 0.05
 INVOCATION_LOG_MONTHS = 1  # the account's log group, not the stack's: 30 days' retention assumed
 STACK_LOG_MONTHS = 3  # template.yaml: RetentionInDays 90
 ARCHIVE_MONTHS = 400 / 30.4  # ArchiveRetentionDays 400, at steady state; rollups expire then too
@@ -133,6 +135,14 @@ def sweeps_a_month() -> float:
     return DAYS_A_MONTH * 24 * 60 / minutes
 
 
+def compactor_runs_a_month() -> float:
+    """The usage compactor's scheduled runs (template.yaml: `rate(N minutes)`)."""
+    function = resources_of_type(load_template(), "AWS::Serverless::Function")["UsageCompactorFunction"]
+    [schedule] = [e["Properties"]["Schedule"] for e in function["Properties"]["Events"].values()]
+    minutes = int(schedule.removeprefix("rate(").split()[0])
+    return DAYS_A_MONTH * 24 * 60 / minutes
+
+
 def log_lines(
     item: str, events: float, message_bytes: float, stored_ratio: float, months: float
 ) -> list[Line]:
@@ -162,7 +172,8 @@ def fixed_lines(sweep: Sweep) -> list[Line]:
     memory = max(function_memory(name) for name in sweep.invocations)
     platform_events = invocations * PLATFORM_LOG_EVENTS
     alarms, metrics = alarm_metrics(), len(sweep.metrics)
-    traces = sweeps + DAYS_A_MONTH * len(DAILY_SECONDS)
+    folds = compactor_runs_a_month()
+    traces = sweeps + folds + DAYS_A_MONTH * len(DAILY_SECONDS)
     return [
         Line(
             "monitor sweep + the reconcile it invokes: Lambda",
@@ -181,6 +192,20 @@ def fixed_lines(sweep: Sweep) -> list[Line]:
             sweeps * (sweep.log_events + platform_events),
             (sweep.log_bytes - sweep.log_events * CWL_EVENT_OVERHEAD_BYTES + invocations * PLATFORM_LOG_BYTES)
             / (sweep.log_events + platform_events),
+            sweep.log_stored,
+            STACK_LOG_MONTHS,
+        ),
+        Line(
+            "usage compactor with nothing to fold: Lambda + one Query",
+            f"{folds:,.0f} runs, {IDLE_FOLD_SECONDS:g} s each (assumed), 0.5 RRU each",
+            f"$0.20/1M + {function_memory('UsageCompactorFunction')} MB arm64",
+            lambda_usd(folds, IDLE_FOLD_SECONDS, function_memory("UsageCompactorFunction"))
+            + folds * 0.5 * calc.DYNAMODB_USD_PER_RRU,
+        ),
+        *log_lines(
+            "usage compactor: Lambda's own log lines",
+            folds * PLATFORM_LOG_EVENTS,
+            PLATFORM_LOG_BYTES / PLATFORM_LOG_EVENTS,
             sweep.log_stored,
             STACK_LOG_MONTHS,
         ),
