@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from pynamodb.connection import Connection
-from pynamodb.exceptions import PutError, TransactWriteError
+from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from budgetkeeper.core import clock
@@ -24,6 +24,7 @@ from budgetkeeper.core.tunables import Tunables
 from budgetkeeper.domain.log_records import LogPayload, PayloadKind
 from budgetkeeper.metering.deltas import UsageDeltas
 from budgetkeeper.metering.updates import table_updates, usage_rows_of
+from budgetkeeper.storage.conditional import won
 from budgetkeeper.storage.keys import (
     ESTIMATED_MODELS_PARTITION,
     marker_slot,
@@ -425,12 +426,5 @@ def commit_correction(
 
 def first_estimate_of(model: str, at: str) -> bool:
     """Mark `model` as estimated; True only the first time ever (who alerts on it)."""
-    try:
-        RollupItem(ESTIMATED_MODELS_PARTITION, model, model=model, hour=at[:13]).save(
-            RollupItem.scope.does_not_exist()
-        )
-    except PutError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+    marker = RollupItem(ESTIMATED_MODELS_PARTITION, model, model=model, hour=at[:13])
+    return won(marker.save, RollupItem.scope.does_not_exist())
