@@ -17,7 +17,7 @@ help:
 	@echo "make demo-org organization mode: one person over budget across two accounts, denied in both"
 	@echo "make test    lint, validate and build the SAM template, then run every test"
 	@echo "make test-clock  the time-sensitive tests again, with the machine's clock at a month end and a DST change"
-	@echo "make test-scale  the crossings test at 10,000 budgets, 1,000 crossing in one minute (about 4 minutes)"
+	@echo "make test-scale  the crossings test at 10,000 budgets, 1,000 crossing in one minute; a burst of 100 denies (about 6 minutes)"
 	@echo "make test-explore  the model-based enforcement test longer: a fixed seed, then a fresh one (CI)"
 	@echo "make explore  the model-based enforcement test until it fails or Ctrl-C (SEED=n to choose the seed)"
 	@echo "make checkov  scan template.yaml and templates/*.yaml with checkov (own venv); a finding not in .checkov.baseline fails"
@@ -97,9 +97,11 @@ test-clock: $(STAMP) $(IAM_EVALUATOR_STAMP)
 	$(BIN)/python scripts/under_faketime.py $(MONTH_END_START) -- $(CLOCK_PYTEST) $(CLOCK_TESTS)
 	$(BIN)/python scripts/under_faketime.py $(DST_START) -- $(CLOCK_PYTEST) $(ZONE_TESTS)
 
-# The crossings test at the issue's size: 10,000 budgets, 1,000 over their limit in one minute.
+# The crossings test at the issue's size: 10,000 budgets, 1,000 over their limit in one minute; and a
+# hundred runs reaching ApplyDenies at once on moto (make test runs twenty).
 test-scale: $(STAMP)
 	CROSSINGS_AT_SCALE=10000:1000 $(BIN)/pytest -q tests/integration/test_crossings_at_scale.py
+	DENY_BURST=100 $(BIN)/pytest -q tests/reliability/test_deny_burst.py
 
 # The model-based enforcement test (tests/model): `make test` runs it briefly and derandomized; here
 # it runs longer, from a fixed seed and then from a fresh one it prints (CI, at most 5 minutes on 2

@@ -18,6 +18,7 @@ from budgetkeeper.metering.compactor import fold_usage_journal
 from budgetkeeper.metering.writer import fold_entries
 from budgetkeeper.storage.keys import line_partition
 from budgetkeeper.storage.readers import scope_rollups, usage_lines_of_day
+from budgetkeeper.storage.spend_drivers import SpendDriver, top_app
 from budgetkeeper.storage.tables import BudgetItem, RollupItem, TotalItem, transaction_connection
 from budgetkeeper.storage.usage_journal import RowRange, open_journal
 from budgetkeeper_cli.main import main
@@ -33,9 +34,20 @@ BOB = f"arn:aws:iam::{ACCOUNT}:user/bob"
 FOLD_MINUTES = 15  # the tunable's default (metering/fold_minutes)
 
 
-def call(arn: str, input_tokens: int, output_tokens: int = 0, hours_ago: int = 0) -> str:
+def call(
+    arn: str, input_tokens: int, output_tokens: int = 0, hours_ago: int = 0, app: str | None = None
+) -> str:
     timestamp = now_iso(-timedelta(hours=hours_ago))
-    return converse_message(arn, NOVA_PRO, input_tokens, output_tokens, account=ACCOUNT, timestamp=timestamp)
+    metadata = {"app": app} if app else None
+    return converse_message(
+        arn,
+        NOVA_PRO,
+        input_tokens,
+        output_tokens,
+        account=ACCOUNT,
+        timestamp=timestamp,
+        request_metadata=metadata,
+    )
 
 
 def cost(input_tokens: int, output_tokens: int = 0) -> Decimal:
@@ -231,3 +243,28 @@ def test_a_lone_call_adds_its_few_rows_at_once_without_the_journal(settings, clo
     # Then its rows are written as they are, and the journal stays empty
     assert [(int(r.calls), r.cost_usd) for r in stored("user:alice")] == [(1, cost(1000))]
     assert open_journal().entries == []
+
+
+def test_the_costliest_app_is_read_from_the_window_s_hours_of_the_scope_s_calls_journaled_or_folded(
+    settings, clock
+):
+    # Given alice's calls for Chat 30 hours ago (the day before), for Search now, and bob's costlier
+    # calls for Other now
+    meter(
+        call(ALICE, 9000, hours_ago=30, app="Chat"),
+        call(ALICE, 2000, app="Search"),
+        call(BOB, 50_000, app="Other"),
+    )
+    now = product_clock.now()
+    for folded in (False, True):
+        # Then over the last hour her costliest app is Search: Chat's hour is outside, Other is bob's
+        assert top_app("user:alice", now - timedelta(hours=1), now) == SpendDriver("app:Search", cost(2000))
+        # and over two days, Chat, read from the day before's lines too
+        assert top_app("user:alice", now - timedelta(hours=48), now) == SpendDriver("app:Chat", cost(9000))
+        # and an app's own scope names no app
+        assert top_app("app:Search", now - timedelta(hours=1), now) is None
+        # whether the lines are still in the journal or folded into their rows
+        if not folded:
+            clock.advance(timedelta(minutes=FOLD_MINUTES + 1))
+            now = product_clock.now()
+            assert fold()["entries"] == 1 and open_journal().entries == []

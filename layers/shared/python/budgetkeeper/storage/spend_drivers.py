@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from budgetkeeper.domain.scopes import ScopeKind, parse_identity_arn
-from budgetkeeper.storage.readers import usage_lines_of_day
+from budgetkeeper.storage.keys import line_partition
 from budgetkeeper.storage.tables import RollupItem
 from budgetkeeper.storage.usage_journal import RowRange, usage_rows
 
@@ -48,14 +48,13 @@ def top_app(scope: str, start: datetime, end: datetime) -> SpendDriver | None:
     call named an app; None for an app's own scope (its calls are all its own)."""
     if scope.startswith(f"{ScopeKind.APP}:"):
         return None
-    low, high = start.strftime(_HOUR), end.strftime(_HOUR)
+    # Lines are "<hour>#<digest>" in one partition a day: only the window's hours are read.
+    low, high = start.strftime(_HOUR), f"{end.strftime(_HOUR)}#~"
+    days = [start.date() + timedelta(days=offset) for offset in range((end.date() - start.date()).days + 1)]
     costs: dict[str, Decimal] = defaultdict(Decimal)
-    day = start.date()
-    while day <= end.date():
-        for line in usage_lines_of_day(day.isoformat()):
-            if line.app and low <= str(line.hour) <= high and _charged_to(line, scope):
-                costs[line.app] += line.cost_usd
-        day += timedelta(days=1)
+    for line in usage_rows([RowRange(line_partition(day.isoformat()), low, high) for day in days]):
+        if line.app and _charged_to(line, scope):
+            costs[line.app] += line.cost_usd
     return _costliest(costs)
 
 
