@@ -34,7 +34,6 @@ OK, WARN, FAIL = "ok", "warn", "fail"
 COLUMNS = (Column("check"), Column("result"), Column("detail"), Column("fix"))
 NO_ROLE = "none"  # the IdentityCenterAdminRoleInUse output of a stack deployed without the role
 NO_SENDER = "none"  # the NotificationSenderInUse output of a stack deployed without a sender
-NO_ORGANIZATION = "none"  # the OrganizationIdInUse output of a one-account stack
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,8 +327,7 @@ def _identity_center(stack: Stack) -> Iterator[Finding]:
 def _organization(stack: Stack) -> Iterator[Finding]:
     """Organization mode: budgets written for a member account's principal without its account,
     which receive no spend now that a member's calls are charged to `user:<account>/<name>`."""
-    organization = stack.outputs.get("OrganizationIdInUse", NO_ORGANIZATION)
-    if organization == NO_ORGANIZATION:
+    if stack.settings.organization_id is None:
         return
     iam = stack.client("iam")
     unqualified = (ScopeKind.USER, ScopeKind.APIKEY, ScopeKind.ROLE, ScopeKind.SESSION)
@@ -345,4 +343,5 @@ def _organization(stack: Stack) -> Iterator[Finding]:
                 f"budget {scope} receives no spend: {missing.split(': ', 1)[1]} in this account",
                 f"a member account's is {kind}:<account>/{name}: budgetkeeper budget set it there",
             )
+    organization = stack.settings.organization_id
     yield Finding("organization", OK, f"organization {organization}: `budgetkeeper org status` per account")

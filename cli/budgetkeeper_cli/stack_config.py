@@ -47,6 +47,7 @@ STACK_VARIABLE = "BUDGETKEEPER_STACK"
 ENV_VARIABLE = "BUDGETKEEPER_ENV"
 
 # Stack output -> Settings field; these are template.yaml's Outputs.
+NO_ORGANIZATION = "none"  # the output OrganizationIdInUse of a stack deployed without OrganizationId
 OUTPUT_FIELDS: Mapping[str, str] = {
     "EnvironmentName": "env",
     "RollupsTableName": "rollups_table",
@@ -249,8 +250,9 @@ def connect(
     stack_name = getattr(args, "stack_name", None) or os.environ.get(STACK_VARIABLE) or None
     given = {name: getattr(args, name) for _, name, _ in EXPLICIT_OPTIONS if getattr(args, name, None)}
     outputs: dict[str, str] = {}
+    home_account: str | None = None
     if stack_name:
-        outputs = _stack_outputs(session, stack_name)
+        outputs, home_account = _stack_outputs(session, stack_name)
         values = {OUTPUT_FIELDS[key]: value for key, value in outputs.items() if key in OUTPUT_FIELDS}
         origin = f"stack {stack_name}"
     else:
@@ -276,6 +278,9 @@ def connect(
         notifications_topic_arn=values.get("notifications_topic_arn"),
         deny_policy_arn_value=values.get("deny_policy_arn_value"),
         prices_table=values.get("prices_table") or None,
+        # As the functions have them: what the CLI meters (redrive, meter) is scoped as they scope it.
+        organization_id=_organization_in_use(outputs),
+        home_account_id=home_account,
     )
     missing_outputs = [name for name in needs if not getattr(settings, name, None)]
     if missing_outputs:
@@ -286,8 +291,14 @@ def connect(
     return Stack(settings=settings, session=session, origin=origin, outputs=outputs)
 
 
-def _stack_outputs(session: boto3.session.Session, stack_name: str) -> dict[str, str]:
-    """The stack's outputs by key."""
+def _organization_in_use(outputs: Mapping[str, str]) -> str | None:
+    """The organization a stack is deployed for (output OrganizationIdInUse), None for one account."""
+    in_use = outputs.get("OrganizationIdInUse", NO_ORGANIZATION)
+    return None if in_use == NO_ORGANIZATION else in_use
+
+
+def _stack_outputs(session: boto3.session.Session, stack_name: str) -> tuple[dict[str, str], str]:
+    """The stack's outputs by key, and the account it is deployed in (from its StackId)."""
     cloudformation = session.client("cloudformation")
     try:
         stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
@@ -305,7 +316,7 @@ def _stack_outputs(session: boto3.session.Session, stack_name: str) -> dict[str,
             f"stack {stack_name!r} has no BudgetsTableName output: is it a Budgetkeeper stack "
             f"(status {stacks[0].get('StackStatus')})? {STACK_HINT}"
         )
-    return outputs
+    return outputs, stacks[0]["StackId"].split(":")[4]
 
 
 # ----------------------------------------------------------------------------- errors

@@ -117,6 +117,18 @@ def test_a_member_log_naming_a_caller_of_another_account_charges_no_one(stack, m
     assert f"caller of account {MEMBER_B} in the log of account {MEMBER_A}: not charged" in text
 
 
+def test_a_redrive_of_the_quarantine_still_charges_no_caller_of_another_account(stack, members, capsys):
+    # Given a member log naming callers of other accounts, quarantined for it
+    for scope in ("user:alice", f"user:{MEMBER_B}/bob"):
+        BudgetItem(scope, "daily", limit_usd=Decimal(100)).save()
+    members[MEMBER_A].log_invocations([call(ACCOUNT_ID, "alice", "0.50"), call(MEMBER_B, "bob", "0.50")])
+    # When an operator redrives the quarantine (after a fix, say)
+    out = OperatorCli(stack, capsys).ok("redrive", "--prefix", "quarantine/")
+    # Then the events are judged by the log's owner again, still bad, and no one is charged
+    assert "2 still bad" in out and f"in the log of account {MEMBER_A}: not charged" in out
+    assert spent("user:alice") is None and spent(f"user:{MEMBER_B}/bob") is None
+
+
 def test_the_central_accounts_own_calls_keep_their_unqualified_scopes(stack, members):
     for scope in ("user:alice", f"user:{ACCOUNT_ID}/alice"):
         BudgetItem(scope, "daily", limit_usd=Decimal(100)).save()

@@ -40,7 +40,6 @@ STATUS_COLUMNS = (
     Column("denies", numeric=True),
     Column("enforcement_role"),
 )
-NOT_ENABLED = "none"  # the stack's output OrganizationIdInUse without OrganizationId
 
 EPILOG = """\
 examples:
@@ -79,14 +78,14 @@ def register(subparsers: Any) -> None:
 
 def _organization(stack: Stack) -> dict[str, Any]:
     """The organization this account is in, and the stack is set up for."""
-    in_use = stack.outputs.get("OrganizationIdInUse", NOT_ENABLED)
+    in_use = stack.settings.organization_id
     try:
         organization: dict[str, Any] = stack.client("organizations").describe_organization()["Organization"]
     except ClientError as error:
         if error.response["Error"]["Code"] != "AWSOrganizationsNotInUseException":
             raise
         raise CommandFailed("this account is in no AWS Organization: organization mode needs one") from None
-    if in_use == NOT_ENABLED:
+    if in_use is None:
         raise CommandFailed(
             f"{stack.origin} is not in organization mode: deploy it with "
             f"`sam deploy --parameter-overrides OrganizationId={organization['Id']}`, then run this again"

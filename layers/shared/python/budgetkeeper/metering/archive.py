@@ -34,6 +34,8 @@ class BadEvent:
     reason: str
     message: str  # verbatim
     slot: str | None = None  # the payload's marker slot (metering.writer.payload_slot)
+    # The account whose log held it (CloudWatch Logs' `owner`): a redrive judges its caller by it again.
+    owner: str | None = None
 
     def to_line(self) -> str:
         return json.dumps(
@@ -46,6 +48,7 @@ class BadEvent:
                 "reason": self.reason,
                 "message": self.message,
                 "slot": self.slot,
+                "owner": self.owner,
             },
             separators=(",", ":"),
         )
@@ -63,6 +66,7 @@ class BadEvent:
             str(document["reason"]),
             str(document["message"]),
             document.get("slot"),  # absent from lines written before slots
+            document.get("owner"),  # absent from lines written before organization mode
         )
 
 

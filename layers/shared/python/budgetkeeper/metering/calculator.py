@@ -202,6 +202,7 @@ class UsageCalculator:
                             error.reason,
                             event.message,
                             slot,
+                            payload.owner,
                         )
                     )
             left_out = frozenset(event.event_id for event in bad[bad_before:])
@@ -265,7 +266,7 @@ class UsageCalculator:
                 report.metered_with_payload.append(event)
             else:
                 try:
-                    metered = self.meter_event(event.message)
+                    metered = self.meter_event(event.message, owner=event.owner)
                 except MalformedEvent as error:
                     report.still_bad.append((event, error.reason))
                     continue
