@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from budgetkeeper.core import clock
 from budgetkeeper.core.observability import logger, metrics, tracer
 from budgetkeeper.core.settings import get_settings
-from budgetkeeper.core.tunables import load_tunables
+from budgetkeeper.core.tunables import tune_invocation
 from budgetkeeper.enforcement.monitor import build_sweep
 
 
@@ -17,8 +17,7 @@ from budgetkeeper.enforcement.monitor import build_sweep
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
-    tunables = load_tunables(settings)
-    logger.setLevel(tunables.log_level)
+    tunables = tune_invocation(settings)
     report = build_sweep(settings, tunables)(clock.now())
     metrics.add_metric(name="BudgetsSwept", unit=MetricUnit.Count, value=report.budgets)
     metrics.add_metric(

@@ -6,7 +6,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from budgetkeeper.core.observability import logger, metrics, tracer
 from budgetkeeper.core.settings import get_settings
-from budgetkeeper.core.tunables import load_tunables
+from budgetkeeper.core.tunables import tune_invocation
 from budgetkeeper.enforcement.workflow_entry import run_task_once
 
 
@@ -17,6 +17,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     state = event.get("state", {})
     logger.append_keys(task=event.get("task"), scope=state.get("scope"), execution=event.get("execution"))
     settings = get_settings()
-    tunables = load_tunables(settings)
-    logger.setLevel(tunables.log_level)
+    tunables = tune_invocation(settings)
     return run_task_once(settings, tunables, event, context)

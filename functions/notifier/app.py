@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from budgetkeeper.core import clock
 from budgetkeeper.core.observability import logger, metrics, tracer
 from budgetkeeper.core.settings import get_settings
-from budgetkeeper.core.tunables import load_tunables
+from budgetkeeper.core.tunables import tune_invocation
 from budgetkeeper.notify.notifier import build_notifier, notify_records, send_daily_summary
 
 
@@ -16,8 +16,7 @@ from budgetkeeper.notify.notifier import build_notifier, notify_records, send_da
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
-    tunables = load_tunables(settings)
-    logger.setLevel(tunables.log_level)
+    tunables = tune_invocation(settings)
     notifier = build_notifier(settings, tunables, context)
     if "Records" in event:  # SNS: budget events
         return notify_records(notifier, event["Records"])

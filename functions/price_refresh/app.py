@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from budgetkeeper.core.observability import logger, metrics, tracer
 from budgetkeeper.core.settings import get_settings
-from budgetkeeper.core.tunables import load_tunables
+from budgetkeeper.core.tunables import tune_invocation
 from budgetkeeper.metering.estimates import reprice_estimates
 from budgetkeeper.notify import SnsPublisher
 from budgetkeeper.pricing.price_list import PRICING_API_REGION
@@ -23,6 +23,7 @@ from budgetkeeper.storage.tables import bind_tables, transaction_connection
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     bind_tables(settings)
+    tunables = tune_invocation(settings)
     publisher = SnsPublisher.for_stack(settings)
     outcome = refresh_from_price_list(
         boto3.client("pricing", region_name=PRICING_API_REGION),
@@ -33,7 +34,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         name="PriceVersionsRefused", unit=MetricUnit.Count, value=0 if outcome.activated else 1
     )
     logger.info("price refresh", version=outcome.version, activated=outcome.activated)
-    retention_seconds = load_tunables(settings).usage_retention_days * 86_400
+    retention_seconds = tunables.usage_retention_days * 86_400
     repriced = reprice_estimates(current_table(), transaction_connection(settings), retention_seconds)
     metrics.add_metric(
         name="EstimatesRepriced", unit=MetricUnit.Count, value=sum(repriced.corrected.values())

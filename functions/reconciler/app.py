@@ -10,7 +10,7 @@ from budgetkeeper.billing.cur import CurSource
 from budgetkeeper.billing.reconcile import daily
 from budgetkeeper.core.observability import logger, metrics, tracer
 from budgetkeeper.core.settings import get_settings
-from budgetkeeper.core.tunables import load_tunables
+from budgetkeeper.core.tunables import tune_invocation
 from budgetkeeper.notify import SnsPublisher
 from budgetkeeper.storage.tables import bind_tables
 
@@ -23,7 +23,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     bind_tables(settings)
     publisher = SnsPublisher.for_stack(settings)
     outcome = daily(
-        tunables=load_tunables(settings),
+        tunables=tune_invocation(settings),
         ce=boto3.client("ce", region_name="us-east-1"),  # Cost Explorer's one endpoint
         athena=boto3.client("athena", region_name=settings.region),
         cur=CurSource.from_settings(settings),

@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from budgetkeeper.core import clock
 from budgetkeeper.core.observability import logger, metrics, tracer
 from budgetkeeper.core.settings import get_settings
-from budgetkeeper.core.tunables import load_tunables
+from budgetkeeper.core.tunables import tune_invocation
 from budgetkeeper.metering.batch_jobs import (
     CREATE_JOB,
     STATE_CHANGE,
@@ -37,8 +37,7 @@ SCHEDULED = "Scheduled Event"
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
-    tunables = load_tunables(settings)
-    logger.setLevel(tunables.log_level)
+    tunables = tune_invocation(settings)
     kind = event.get("detail-type")
     if kind == SCHEDULED:
         account = event.get("account") or context.invoked_function_arn.split(":")[4]

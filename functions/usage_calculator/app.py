@@ -6,7 +6,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from budgetkeeper.core.observability import logger, metrics, tracer
 from budgetkeeper.core.settings import get_settings
-from budgetkeeper.core.tunables import load_tunables
+from budgetkeeper.core.tunables import tune_invocation
 from budgetkeeper.metering.batch_metrics import record_failure, record_metrics
 from budgetkeeper.metering.calculator import build_usage_calculator
 
@@ -18,8 +18,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     # The event as a dict: Powertools' data_classes package imports every event class it has
     # (about 120 ms of a cold start) for the two fields read here.
     settings = get_settings()
-    tunables = load_tunables(settings)
-    logger.setLevel(tunables.log_level)
+    tunables = tune_invocation(settings)
     calculator = build_usage_calculator(settings, tunables)
     # Base64 as received: the calculator decodes each record, so bad base64 fails that record only.
     records = [(record["recordId"], record["data"]) for record in event["records"]]

@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from budgetkeeper.core import clock
 from budgetkeeper.core.observability import logger, tracer
 from budgetkeeper.core.settings import get_settings
-from budgetkeeper.core.tunables import load_tunables
+from budgetkeeper.core.tunables import tune_invocation
 from budgetkeeper.metering.compactor import fold_usage_journal
 from budgetkeeper.storage.tables import bind_tables, transaction_connection
 
@@ -19,8 +19,7 @@ from budgetkeeper.storage.tables import bind_tables, transaction_connection
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
     settings = get_settings()
     bind_tables(settings)
-    tunables = load_tunables(settings)
-    logger.setLevel(tunables.log_level)
+    tunables = tune_invocation(settings)
     wait = timedelta(minutes=tunables.usage_fold_minutes)
     report = fold_usage_journal(transaction_connection(settings), clock.now(), wait)
     outcome = {name: getattr(report, name) for name in report.__slots__}

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters import base
 from aws_lambda_powertools.utilities.parameters.ssm import SSMProvider
 from botocore.exceptions import EndpointConnectionError
 
+from budgetkeeper.core.observability import logger
 from budgetkeeper.core.tunables import TUNABLES_MAX_AGE_SECONDS, load_tunables
 from budgetkeeper.storage.tables import TotalItem
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
+from devkit.harness.template import load_template, resources_of_type
 from tests.timeline import now_iso, window_id
 
 
@@ -83,3 +88,16 @@ def test_the_template_does_not_own_the_tunable_parameters():
     from devkit.harness.template import load_template, resources_of_type
 
     assert resources_of_type(load_template(), "AWS::SSM::Parameter") == {}
+
+
+@pytest.mark.parametrize("function", sorted(resources_of_type(load_template(), "AWS::Serverless::Function")))
+def test_every_function_logs_at_the_level_the_tunable_sets(stack, settings, function):
+    # Given the log level tuned to DEBUG in SSM (the logger's own level left at INFO)
+    put(stack, settings, "log_level", "DEBUG")
+    logger.setLevel(logging.INFO)
+    # When the function runs (whatever it then makes of an empty event)
+    with contextlib.suppress(Exception):
+        invoke(function, {})
+    # Then it ran at the level the tunable says
+    assert logger.log_level == logging.DEBUG
+    logger.setLevel(logging.INFO)

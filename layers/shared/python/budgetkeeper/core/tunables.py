@@ -485,3 +485,13 @@ def load_tunables(settings: Settings) -> Tunables:
         metrics.add_metric(name="TunableProblems", unit=MetricUnit.Count, value=len(rejected))
     _last_read[prefix] = tunables
     return tunables
+
+
+def tune_invocation(settings: Settings) -> Tunables:
+    """The tunables one invocation of a function runs with, the logger set to their log level:
+    every handler starts with it, so `log_level` applies to every function."""
+    from budgetkeeper.core.observability import logger
+
+    tunables = load_tunables(settings)
+    logger.setLevel(tunables.log_level)
+    return tunables
