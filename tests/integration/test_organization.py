@@ -7,10 +7,13 @@ enforced in each account through its BudgetkeeperEnforcement role.
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import json
 from collections.abc import Iterator
 from decimal import Decimal
+from unittest import mock
 
 import boto3
 import pytest
@@ -22,6 +25,7 @@ from budgetkeeper.enforcement import deny_tasks
 from budgetkeeper.metering import calculator
 from budgetkeeper.metering.org_units import OrganizationUnits
 from budgetkeeper.storage.tables import BudgetItem, TeamItem, TotalItem
+from budgetkeeper_cli.stack_config import Stack
 from devkit.harness.logs import converse_message
 from devkit.harness.organization import MemberAccount, SubscriptionRefused, join_organization
 from devkit.harness.stack import ACCOUNT_ID, LocalStack
@@ -248,6 +252,39 @@ def test_an_organization_it_cannot_read_charges_no_ou_and_meters_on(stack, membe
     response = members[MEMBER_A].log_invocations([call(MEMBER_A, "alice", "0.25")])
     assert [record["result"] for record in response["records"]] == ["Ok"]
     assert spent(f"user:{MEMBER_A}/alice") == Decimal("0.25")
+
+
+def test_reports_group_spend_by_the_callers_account_and_its_nearest_ou(stack, members, capsys):
+    # Given member account A in OU product, B in the organization's root
+    organizations = boto3.client("organizations", region_name="us-east-1")
+    root = organizations.list_roots()["Roots"][0]["Id"]
+    product = organizations.create_organizational_unit(ParentId=root, Name="product")["OrganizationalUnit"]
+    organizations.move_account(AccountId=MEMBER_A, SourceParentId=root, DestinationParentId=product["Id"])
+    # and calls in both (a claim of another account in A's log is charged to no one)
+    members[MEMBER_A].log_invocations([call(MEMBER_A, "alice", "0.25"), call(MEMBER_A, "carol", "0.125")])
+    members[MEMBER_B].log_invocations([call(MEMBER_B, "bob", "0.50"), call(MEMBER_A, "mallory", "9")])
+    cli = OperatorCli(stack, capsys)
+
+    def costs(group_by: str) -> dict[str, Decimal]:
+        rows = csv.DictReader(io.StringIO(cli.ok("report", "--group-by", group_by, "--format", "csv")))
+        return {row[group_by]: Decimal(row["cost_usd"]) for row in rows if row[group_by] != "TOTAL"}
+
+    # When operators report by account, and by OU: then each call is in its caller's account's
+    assert costs("account") == {MEMBER_A: Decimal("0.375"), MEMBER_B: Decimal("0.5")}
+    assert costs("ou") == {product["Id"]: Decimal("0.375"), "-": Decimal("0.5")}  # B: in the root
+
+
+def test_a_report_by_ou_where_organizations_refuses_says_what_to_run_instead(stack, members, capsys):
+    members[MEMBER_A].log_invocations([call(MEMBER_A, "alice", "0.25")])
+    client = boto3.client("organizations", region_name="us-east-1")
+    stubber = Stubber(client)
+    stubber.add_client_error("list_parents", "AccessDeniedException", "not the management account", 400)
+    stubber.activate()
+    cli = OperatorCli(stack, capsys)
+    with mock.patch.object(Stack, "client", lambda self, service: client):
+        err = cli.fails(1, "report", "--group-by", "ou")
+    assert "refused (AccessDeniedException) for account 111122223333" in err
+    assert "management account or a delegated administrator, or group by account" in err
 
 
 # --- budgetkeeper person, org ----------------------------------------------------------------------

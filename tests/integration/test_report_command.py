@@ -29,7 +29,9 @@ from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_e
 
 NOVA_PRO = "amazon.nova-pro-v1:0"  # USD 0.80 per 1M input tokens, 3.20 per 1M output tokens
 ACCOUNT = demo_data.DEMO_ACCOUNT
-GROUPINGS = [*GROUP_FIELDS, "team,model", "app,region,day", ",".join(GROUP_FIELDS)]
+# `ou` reads AWS Organizations: tests/integration/test_organization.py reports by it.
+ONE_ACCOUNT_FIELDS = [name for name in GROUP_FIELDS if name != "ou"]
+GROUPINGS = [*ONE_ACCOUNT_FIELDS, "team,model", "app,region,day", ",".join(ONE_ACCOUNT_FIELDS)]
 
 
 @dataclass

@@ -16,8 +16,9 @@ from budgetkeeper.pricing.table import PriceTable
 from budgetkeeper_cli import athena, history_query
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 from budgetkeeper_cli.parsers import add_command
-from budgetkeeper_cli.reports.aggregation import GROUP_FIELDS, UsageReport, parse_group_by
+from budgetkeeper_cli.reports.aggregation import GROUP_FIELDS, UnitOf, UsageReport, parse_group_by
 from budgetkeeper_cli.reports.filters import RecordFilter, add_report_options, record_filter_from_options
+from budgetkeeper_cli.reports.org_units import nearest_units
 from budgetkeeper_cli.reports.rows import left_out_line, render_rows, report_rows
 from budgetkeeper_cli.reports.scanning import progress_for, scan, summary_lines
 from budgetkeeper_cli.reports.sources import (
@@ -28,6 +29,7 @@ from budgetkeeper_cli.reports.sources import (
     parse_s3_uri,
     resolve_inputs,
 )
+from budgetkeeper_cli.stack_config import aws_session
 
 DESCRIPTION = """\
 Meter Bedrock model invocation logs offline: parse, attribute and price every record the way the
@@ -125,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
 
     prices = PriceTable.bundled()
     meter = Meter(prices=prices, teams=teams, profiles=RegionalProfiles())
-    report = UsageReport(group_by)
+    report = UsageReport(group_by, _unit_of(group_by))
     stats = ScanStats()
     scan(
         iter_sources(inputs, stats),
@@ -154,6 +156,11 @@ def run(args: argparse.Namespace) -> int:
             f"{len(stats.unreadable)} file(s) could not be read and are not in the report: {names}"
         )
     return 0
+
+
+def _unit_of(group_by: tuple[str, ...]) -> UnitOf | None:
+    """For --group-by ou: AWS Organizations, with the credentials of the environment."""
+    return nearest_units(aws_session(None).client("organizations")) if "ou" in group_by else None
 
 
 def _run_on_athena(
@@ -195,7 +202,7 @@ def _run_on_athena(
         progress=athena.QueryProgress(sys.stderr),
     )
     meter = Meter(prices=prices, teams=teams, profiles=RegionalProfiles())
-    report = UsageReport(group_by)
+    report = UsageReport(group_by, _unit_of(group_by))
     stats = history_query.meter_groups(
         map(history_query.Group.from_row, athena.result_rows(athena_client, outcome.query_id)),
         meter,

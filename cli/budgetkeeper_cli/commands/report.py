@@ -13,6 +13,7 @@ from budgetkeeper_cli.parsers import add_command
 from budgetkeeper_cli.reports.aggregation import GROUP_FIELDS, UsageReport, parse_group_by
 from budgetkeeper_cli.reports.filters import add_report_options, max_rows, record_filter_from_options
 from budgetkeeper_cli.reports.html import write_html_report
+from budgetkeeper_cli.reports.org_units import nearest_units
 from budgetkeeper_cli.reports.rollups import fill, report_window
 from budgetkeeper_cli.reports.rows import left_out_line, render_rows, report_rows
 from budgetkeeper_cli.stack_config import add_stack_options, connect, translating_aws_errors
@@ -39,6 +40,7 @@ group fields: {", ".join(GROUP_FIELDS)} (as for `budgetkeeper meter`)
 examples:
   budgetkeeper report --group-by team,model
   budgetkeeper report --group-by principal --top 10 --compare previous
+  budgetkeeper report --group-by ou,account   (organization mode: AWS Organizations is read)
   budgetkeeper report --since 2026-05-01 --until 2026-05-31 --group-by day --format csv > may.csv
   budgetkeeper report --arn-pattern '*:assumed-role/ChatbotApp-BedrockRole/*' --group-by hour
   budgetkeeper report --html spend.html
@@ -83,11 +85,12 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--html {args.html}: no such directory {html_path.parent}")
     stack = connect(args, needs=NEEDS)
 
-    report = UsageReport(group_by)
+    unit_of = nearest_units(stack.client("organizations")) if "ou" in group_by else None
+    report = UsageReport(group_by, unit_of)
     fill([report], window, args.arn_pattern)
     previous = None
     if args.compare == "previous":
-        previous = UsageReport(group_by)
+        previous = UsageReport(group_by, unit_of)
         fill([previous], window.previous(), args.arn_pattern)
     rows = report_rows(report, previous=previous, top=args.top, max_rows=args.max_rows)
     sys.stdout.write(render_rows(rows, args.format))

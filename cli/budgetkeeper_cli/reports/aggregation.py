@@ -7,11 +7,14 @@ groups, never with the number of records. Costs are `Decimal` sums of the per-re
 from __future__ import annotations
 
 import difflib
+import functools
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TypeVar
 
+from budgetkeeper.domain.scopes import parse_identity_arn
 from budgetkeeper.domain.usage import RUNTIME_OPERATION
 from budgetkeeper.metering.deltas import calls_counter
 from budgetkeeper.metering.meter import Metered
@@ -29,6 +32,8 @@ GROUP_FIELDS: tuple[str, ...] = (
     "operation",
     "day",
     "hour",
+    "account",
+    "ou",
 )
 COUNTER_FIELDS: tuple[str, ...] = (
     "calls",
@@ -47,7 +52,19 @@ ROW_FIELDS: tuple[str, ...] = (*COUNTER_FIELDS[:-1], "price_basis")
 # --- group fields ------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)
+def account_of(identity_arn: str | None) -> str | None:
+    """The account a caller's ARN names (AWS signs it; a record's accountId is its claim)."""
+    return parse_identity_arn(identity_arn).account if identity_arn else None
+
+
+Record = TypeVar("Record", Metered, RollupItem)
+
+# The nearest organizational unit of an account (None: in the root), for the `ou` field.
+UnitOf = Callable[[str], str | None]
+
 _FIELD_VALUE: Mapping[str, Callable[[Metered], str | None]] = {
+    "account": lambda m: account_of(m.invocation.identity_arn),
     "principal": lambda m: m.attribution.principal,
     "role": lambda m: m.attribution.role,
     "app": lambda m: m.attribution.app,
@@ -61,6 +78,7 @@ _FIELD_VALUE: Mapping[str, Callable[[Metered], str | None]] = {
 
 # The same fields of a usage line (the rollups table's finest rollup: one hour of one caller).
 _LINE_VALUE: Mapping[str, Callable[[RollupItem], str | None]] = {
+    "account": lambda line: account_of(line.identity_arn),
     "principal": lambda line: line.principal,
     "role": lambda line: line.role,
     "app": lambda line: line.app,
@@ -103,6 +121,8 @@ _GROUP_SYNONYMS: Mapping[str, str] = {
     "identity": "principal",
     "arn": "principal",
     "application": "app",
+    "organizational_unit": "ou",
+    "unit": "ou",
     "date": "day",
     "time": "hour",
 }
@@ -123,6 +143,22 @@ def _with_guess(name: str) -> str:
 
 
 # --- aggregation -------------------------------------------------------------------------------
+
+
+def _field_value(
+    name: str, values: Mapping[str, Callable[[Record], str | None]], unit_of: UnitOf | None
+) -> Callable[[Record], str | None]:
+    """How a record (a metered call or a usage line) gives field `name`; `ou` from its account."""
+    if name != "ou":
+        return values[name]
+    account = values["account"]
+    assert unit_of is not None
+
+    def unit(record: Record) -> str | None:
+        of = account(record)
+        return unit_of(of) if of else None
+
+    return unit
 
 
 @dataclass(slots=True)
@@ -182,17 +218,20 @@ class ReportRow:
 
 
 class UsageReport:
-    """Totals of metered invocations per combination of `group_by` values."""
+    """Totals of metered invocations per combination of `group_by` values; `ou` needs `unit_of`
+    (organization mode: AWS Organizations read, see budgetkeeper_cli.organization)."""
 
-    def __init__(self, group_by: Sequence[str]) -> None:
-        unknown = [name for name in group_by if name not in _FIELD_VALUE]
+    def __init__(self, group_by: Sequence[str], unit_of: UnitOf | None = None) -> None:
+        unknown = [name for name in group_by if name not in GROUP_FIELDS]
         if unknown or not group_by:
             raise UsageError(
                 f"group fields must be some of {', '.join(GROUP_FIELDS)}, not {list(group_by)!r}"
             )
+        if "ou" in group_by and unit_of is None:
+            raise ValueError("a report by ou needs unit_of")
         self.group_by: tuple[str, ...] = tuple(group_by)
-        self._getters = tuple(_FIELD_VALUE[name] for name in self.group_by)
-        self._line_getters = tuple(_LINE_VALUE[name] for name in self.group_by)
+        self._getters = tuple(_field_value(name, _FIELD_VALUE, unit_of) for name in self.group_by)
+        self._line_getters = tuple(_field_value(name, _LINE_VALUE, unit_of) for name in self.group_by)
         self._groups: dict[tuple[str | None, ...], Totals] = {}
 
     def _totals(self, key: tuple[str | None, ...]) -> Totals:

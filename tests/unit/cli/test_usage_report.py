@@ -231,6 +231,17 @@ def test_group_by_hour_and_principal(day_file: Path) -> None:
     assert len(report) == 5
 
 
+def test_group_by_account_and_ou_takes_the_account_of_the_callers_arn(tmp_path: Path) -> None:
+    # Given a call by a user of another account, in a log whose accountId says ACCOUNT (a claim)
+    other = "444455556666"
+    visitor = record(f"arn:aws:iam::{other}:user/dana", MODEL_B, "2025-11-18T10:00:00Z", 4000, 800)
+    path = write_lines(tmp_path / "day.json", [line(r) for r in [*DAY_RECORDS, visitor]])
+    report = UsageReport(("account", "ou"), {ACCOUNT: "ou-ab12-11111111"}.get)
+    scan(iter_sources(resolve_inputs([str(path)]), ScanStats()), Meter(PRICES, TEAMS), report.add)
+    # Then it is in the account its ARN names, and that account's OU (none: in the root)
+    assert costs(report) == {(ACCOUNT, "ou-ab12-11111111"): COST_ALL, (other, None): COST_BOB}
+
+
 def test_many_small_costs_add_up_without_rounding(tmp_path: Path) -> None:
     # Given 1,000 embedding calls of 9 tokens at 0.02 USD per 1M: 0.00000018 each
     lines = [line(record(BOB, EMBED, "2025-11-18T10:00:00Z", 9, 0)) for _ in range(1000)]

@@ -36,7 +36,7 @@ class OrganizationUnits:
         if known is not None and now - known[0] < OU_CACHE_TTL:
             return known[1]
         try:
-            units = self._units_above(account)
+            units = self.units_above(account)
         except (ClientError, BotoCoreError) as error:
             logger.warning(
                 "organizational units unreadable: no spend is charged to ou: scopes", error=str(error)
@@ -45,7 +45,8 @@ class OrganizationUnits:
         self._known[account] = (now, units)
         return units
 
-    def _units_above(self, child: str) -> tuple[str, ...]:
+    def units_above(self, child: str) -> tuple[str, ...]:
+        """The OUs above `child`, nearest first, read now; Organizations' refusal raised."""
         units: list[str] = []
         while True:
             (parent,) = self.organizations.list_parents(ChildId=child)["Parents"]
