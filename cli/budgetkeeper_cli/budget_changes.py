@@ -11,6 +11,7 @@ from typing import Any
 
 from budgetkeeper.budgets.rules import ENFORCING, Status
 from budgetkeeper.core import clock
+from budgetkeeper.domain.scopes import ScopeKind, parse_scope
 from budgetkeeper.storage import budget_rows
 from budgetkeeper.storage.audit_rows import Change
 from budgetkeeper.storage.budget_rows import BudgetExists, BudgetGone
@@ -150,3 +151,22 @@ def only_window(scope: str, action: str) -> str:
     raise UsageError(
         f"{scope} has budgets for {', '.join(windows)}: say which one, e.g. --window {windows[0]}"
     )
+
+
+# What a budget on a principal IAM does not have means, said by `budget set` and the console.
+MISSING_MEANS = "a budget on it would see no spend and deny no one"
+# Scopes that name one IAM principal, which IAM has or not.
+PRINCIPAL_KINDS = frozenset({ScopeKind.USER, ScopeKind.APIKEY, ScopeKind.ROLE, ScopeKind.SESSION})
+
+
+def missing_principal(stack: Stack, scope: str, window: str | None) -> str | None:
+    """For a new budget on a user, API key, role or session: what IAM does not have, if anything
+    (a budget on a principal that does not exist is most often a typo; it may also come first)."""
+    from budgetkeeper.enforcement.principals import why_not_suspendable
+
+    if parse_scope(scope).kind not in PRINCIPAL_KINDS:
+        return None
+    if any(window in (None, item.window) for item in BudgetItem.query(scope, consistent_read=True)):
+        return None  # a change to a budget that exists: its principal was checked when it was set
+    why_not = why_not_suspendable(stack.client("iam"), scope)
+    return why_not.partition(": ")[2] if why_not else None

@@ -160,6 +160,27 @@ def test_the_token_csrf_read_only_and_escaping_rules(console: Console) -> None:
     assert read_only.post("/act", data={**form, "csrf": csrf_of(html)}).status_code == 403
 
 
+def test_a_budget_on_a_principal_iam_lacks_is_said_before_it_is_set(console: Console) -> None:
+    client = console.app.test_client()
+    client.get(f"/scopes?token={TOKEN}")
+    csrf = csrf_of(client.get("/scopes").get_data(as_text=True))
+    form = {"csrf": csrf, "action": "budget", "scope": "user:carl", "window": "daily", "limit": "5"}
+    # When an operator asks for a budget on a user IAM does not have (a typo of carol, say)
+    confirm = client.post("/confirm", data=form).get_data(as_text=True)
+    # Then the confirmation says so, as `budget set` does, and asks to set it anyway
+    assert 'id="missing"' in confirm and "no IAM user carl" in confirm and "Set it anyway" in confirm
+    assert 'name="allow_missing" value="yes"' in confirm
+    # and a change sent without that confirmation is refused on the form, and sets nothing
+    refused = client.post("/act", data=form)
+    assert refused.status_code == 400 and "a budget on it would see no spend" in refused.get_data(
+        as_text=True
+    )
+    assert list(BudgetItem.query("user:carl")) == []
+    # while the one confirmed is set
+    client.post("/act", data={**form, "allow_missing": "yes"})
+    assert BudgetItem.get("user:carl", "daily").limit_usd == Decimal(5)
+
+
 def test_an_operators_mistake_is_shown_on_its_form_and_starts_no_run(console: Console) -> None:
     client = console.app.test_client()
     client.get(f"/enforcement?token={TOKEN}")

@@ -19,13 +19,18 @@ from typing import Any
 
 from budgetkeeper.budgets.rules import ENFORCING, gets_default_budget
 from budgetkeeper.core import clock
-from budgetkeeper.domain.scopes import ScopeKind, parse_scope
 from budgetkeeper.storage import budget_rows
 from budgetkeeper.storage.audit_rows import Change
 from budgetkeeper.storage.budget_rows import BudgetEnforcing
 from budgetkeeper.storage.tables import BudgetItem
 from budgetkeeper_cli import options
-from budgetkeeper_cli.budget_changes import budget_values, only_window, set_budget
+from budgetkeeper_cli.budget_changes import (
+    MISSING_MEANS,
+    budget_values,
+    missing_principal,
+    only_window,
+    set_budget,
+)
 from budgetkeeper_cli.errors import CommandFailed, UsageError
 from budgetkeeper_cli.operator_runs import DEFAULT_TIMEOUT_SECONDS, ActionRequest, run_action
 from budgetkeeper_cli.parsers import add_action, add_actions, add_command
@@ -211,7 +216,7 @@ def run_set(args: argparse.Namespace) -> int:
     missing = missing_principal(stack, scope, window)
     if missing and not args.allow_missing:
         raise UsageError(
-            f"{missing}: a budget on it would see no spend and deny no one; check the name "
+            f"{missing}: {MISSING_MEANS}; check the name "
             "(`budgetkeeper status`, `budgetkeeper user info NAME`), or set it before the principal "
             f"exists with --allow-missing: type e.g. {allow_missing_example(args, scope, window)}"
         )
@@ -237,10 +242,6 @@ def allow_missing_example(args: argparse.Namespace, scope: str, window: str | No
     return " ".join(map(shlex.quote, [*words, "--allow-missing"]))
 
 
-# Scopes that name one IAM principal, which IAM has or not.
-PRINCIPAL_KINDS = frozenset({ScopeKind.USER, ScopeKind.APIKEY, ScopeKind.ROLE, ScopeKind.SESSION})
-
-
 def unread_language(language: str | None) -> str | None:
     """What the owner will read instead when no notices exist in `language` (the renderer falls
     back to English for a reader; an operator who chose the language is told now)."""
@@ -255,19 +256,6 @@ def unread_language(language: str | None) -> str | None:
         f"no notices in {language!r} yet: the owner reads them in English "
         f"(notices exist in {', '.join(renderer.languages())}; a language is a folder of templates)"
     )
-
-
-def missing_principal(stack: Stack, scope: str, window: str | None) -> str | None:
-    """For a new budget on a user, API key, role or session: what IAM does not have, if anything
-    (a budget on a principal that does not exist is most often a typo; it may also come first)."""
-    from budgetkeeper.enforcement.principals import why_not_suspendable
-
-    if parse_scope(scope).kind not in PRINCIPAL_KINDS:
-        return None
-    if any(window in (None, item.window) for item in BudgetItem.query(scope, consistent_read=True)):
-        return None  # a change to a budget that exists: its principal was checked when it was set
-    why_not = why_not_suspendable(stack.client("iam"), scope)
-    return why_not.partition(": ")[2] if why_not else None
 
 
 # ----------------------------------------------------------------------------- show, list

@@ -13,9 +13,22 @@ from flask import Flask, Response, abort, redirect, render_template, request
 from pynamodb.exceptions import PynamoDBException
 
 from budgetkeeper.core import clock, money
-from budgetkeeper_cli.budget_changes import LABELS, budget_values, set_budget, shown_value
+from budgetkeeper_cli.budget_changes import (
+    LABELS,
+    MISSING_MEANS,
+    budget_values,
+    missing_principal,
+    set_budget,
+    shown_value,
+)
 from budgetkeeper_cli.console.catalog_pages import health_page, prices_page
-from budgetkeeper_cli.console.forms import action_request, budget_args, console_words, date_presets
+from budgetkeeper_cli.console.forms import (
+    ALLOW_MISSING,
+    action_request,
+    budget_args,
+    console_words,
+    date_presets,
+)
 from budgetkeeper_cli.console.pages import (
     Page,
     consumption_page,
@@ -164,14 +177,17 @@ class Console:
         form = request.form
         if form.get("action", "") == "budget":
             try:
-                values = budget_values(budget_args(form))
+                args = budget_args(form)
+                values = budget_values(args)
             except UsageError as error:
                 return self.refused_on_its_form("budget", error)
             shown = {
                 LABELS[name]: shown_value(name, value) for name, value in values.items() if value is not None
             }
+            # As `budget set` without --allow-missing: a principal IAM lacks is said before anything is set.
+            missing = missing_principal(self.stack, args.scope, args.window)
             return render_template(
-                "console/confirm.html.j2", form=form, csrf=self.csrf, values=shown, act=None
+                "console/confirm.html.j2", form=form, csrf=self.csrf, values=shown, act=None, missing=missing
             )
         try:
             act = action_request(form)
@@ -185,6 +201,11 @@ class Console:
         if form.get("action") == "budget":
             try:
                 args = budget_args(form)
+                missing = missing_principal(self.stack, args.scope, args.window)
+                if (
+                    missing and form.get(ALLOW_MISSING) != "yes"
+                ):  # it came to exist or go since the confirmation
+                    raise UsageError(f"{missing}: {MISSING_MEANS}; check the name, then confirm again")
                 said, note = set_budget(
                     self.stack,
                     args.scope,

@@ -24,6 +24,10 @@ def action_request(form: Any) -> ActionRequest:
     )
 
 
+# The confirmation's field that sets a budget on a principal IAM does not have (--allow-missing).
+ALLOW_MISSING = "allow_missing"
+
+
 def budget_args(form: Any) -> argparse.Namespace:
     """The form of `budget set` as its options: the same checks and the same messages."""
 
