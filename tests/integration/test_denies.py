@@ -296,4 +296,4 @@ def test_a_held_session_policy_changed_behind_our_back_is_rewritten_by_the_sweep
     assert session_deny_problems(document["Document"]) == []
     assert suspended_sessions(iam, "Shared") == {"alice"}
     (told,) = [n for n in notifications(stack) if n["type"] == "session_policy_rejected"]
-    assert told["scope"] == "role:Shared" and "Effect is 'Allow'" in told["note"]
+    assert told["scope"] == "role:Shared" and "Effect is 'Allow'" in told["reason"]

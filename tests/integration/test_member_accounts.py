@@ -116,7 +116,9 @@ def test_a_member_role_that_cannot_be_assumed_is_alerted_and_retried(stack, memb
     assert {item.entry: item.holders for item in DenyItem.scan()} == {ALICE: {f"{ALICE}|daily"}}
     # ... and operators are told, urgently, which account and what is not denied there
     (told,) = [n for n in notifications(stack) if n["type"] == "member_account_unreachable"]
-    assert told["scope"] == f"account:{MEMBER}" and ALICE in told["note"] and "AccessDenied" in told["note"]
+    assert (
+        told["scope"] == f"account:{MEMBER}" and ALICE in told["reason"] and "AccessDenied" in told["reason"]
+    )
     # When the reconciler runs while the role is still refused: still held, retried, not told again
     report = invoke("DenyFunction", {"task": "reconcile"})
     assert [pending["entry"] for pending in report["pending"]] == [ALICE]

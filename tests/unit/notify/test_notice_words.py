@@ -121,6 +121,19 @@ CAUSE_FACTS = {
     "manifest_not_whole": ("batch_job_unmetered", {"manifest": "manifest.json.out", "counts": "{}"}),
     "outputs_unreadable": ("batch_job_unmetered", {"where": "s3://out/job/", "error": "NoSuchKey"}),
     "more_tokens_than_manifest": ("batch_job_unmetered", {"manifest": "manifest.json.out"}),
+    "session_policy_not_ours": (
+        "session_policy_rejected",
+        {"policy_arn": "arn:aws:iam::111122223333:policy/p", "role": "App", "problems": "Effect Allow"},
+    ),
+    "member_role_unreachable": (
+        "member_account_unreachable",
+        {
+            "role": "BudgetkeeperEnforcement",
+            "account": "111122223333",
+            "error": "AccessDenied",
+            "entries": "user:111122223333/bob",
+        },
+    ),
 }
 
 

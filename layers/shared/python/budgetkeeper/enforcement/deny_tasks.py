@@ -31,6 +31,7 @@ from budgetkeeper.enforcement.identity_center import IdentityCenterConnection, c
 from budgetkeeper.enforcement.project_tags import ProjectTags
 from budgetkeeper.enforcement.state import WorkflowState, workflow_state
 from budgetkeeper.notify import NotificationEvent, SnsPublisher
+from budgetkeeper.notify.causes import cause
 from budgetkeeper.storage.tables import BudgetItem, bind_tables, budget_key
 
 
@@ -90,20 +91,19 @@ class DenyTasks:
             logger.error("deny not reconciled", extra=refused)
         for fix in outcome.fixes:
             logger.warning("deny reconciled", fix=fix)
-            self._publish("deny_reconciled", fix.split(": ", 1)[0], fix, None)
+            self._publish("deny_reconciled", fix.split(": ", 1)[0], None, note=fix)
         return outcome.to_dict()
 
     def _alert_rejected(self, outcome: Outcomes, execution: str | None) -> None:
         """Each session policy that read back as not ours (and was removed), told to operators."""
         for rejected in outcome.rejected:
-            note = (
-                f"session policy {rejected['policy_arn']} of role {rejected['role']} read back from IAM "
-                f"was not Budgetkeeper's Deny: {'; '.join(rejected['problems'])}. It was detached and "
-                "deleted; the role's sessions are not denied until it is written again. Find who "
-                "changed it (CloudTrail: CreatePolicyVersion, SetDefaultPolicyVersion)."
+            why = cause(
+                "session_policy_not_ours",
+                policy_arn=rejected["policy_arn"],
+                role=rejected["role"],
+                problems="; ".join(rejected["problems"]),
             )
-            logger.error("session policy rejected", **rejected)
-            self._publish("session_policy_rejected", f"role:{rejected['role']}", note, execution)
+            self._publish("session_policy_rejected", f"role:{rejected['role']}", execution, causes=[why])
 
     def _alert_unreachable(self, outcome: Outcomes, execution: str | None) -> None:
         """Each member account whose role could not be assumed: logged and counted at every try,
@@ -116,19 +116,29 @@ class DenyTasks:
             logger.error("member account unreachable", account=account, entries=[p["entry"] for p in pending])
             if account not in to_tell:
                 continue
-            note = (
-                f"{pending[0]['message']}. Not yet denied or lifted there as their records say: "
-                f"{', '.join(p['entry'] for p in pending)}. They stay recorded and are tried again at "
-                f"every reconcile until the {MEMBER_ROLE_NAME} role of account {account} can be assumed; "
-                "you are reminded daily while it cannot."
+            why = cause(
+                "member_role_unreachable",
+                role=MEMBER_ROLE_NAME,
+                account=account,
+                error=pending[0]["message"],
+                entries=", ".join(p["entry"] for p in pending),
             )
-            self._publish("member_account_unreachable", f"account:{account}", note, execution)
+            self._publish("member_account_unreachable", f"account:{account}", execution, causes=[why])
 
-    def _publish(self, event_type: str, scope: str, note: str, execution: str | None) -> None:
+    def _publish(
+        self,
+        event_type: str,
+        scope: str,
+        execution: str | None,
+        *,
+        causes: list[dict[str, str]] | None = None,
+        note: str = "",
+    ) -> None:
+        """An operator alert: its causes worded in each reader's language, or an English `note`."""
         actor = RECONCILER if execution is None else SYSTEM_ACTOR
         self.publisher.publish(
             NotificationEvent.operator_alert(
-                event_type, scope, actor, [], iso_utc(clock.now()), note, execution=execution
+                event_type, scope, actor, causes or [], iso_utc(clock.now()), note, execution=execution
             )
         )
 

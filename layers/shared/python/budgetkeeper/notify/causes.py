@@ -1,8 +1,8 @@
 """Why an operator alert was raised, in each reader's words.
 
-The price refresh, the billing reconciler and the batch-job meter alert operators with causes in
-fields (a `code` and its facts: model ids, Regions, amounts), never with sentences: each reader's
-language words them here. English is also what the audit, the logs and the price versions keep.
+The price refresh, the billing reconciler, the batch-job meter and the DenyFunction alert operators
+with causes in fields (a `code` and its facts: model ids, Regions, amounts), never with sentences:
+each reader's language words them here. English is also what the audit, the logs and the price versions keep.
 """
 
 from __future__ import annotations
@@ -26,6 +26,12 @@ CAUSES: Mapping[str, Mapping[str, str]] = {
         "manifest_not_whole": "{manifest} has counts that are not whole numbers: {counts}",
         "outputs_unreadable": "the outputs at {where} cannot be read ({error})",
         "more_tokens_than_manifest": "its records count more tokens than {manifest}",
+        "session_policy_not_ours": "{policy_arn} of role {role} read back as {problems}; it was detached "
+        "and deleted, and the role's sessions are not denied until it is written again (CloudTrail's "
+        "`CreatePolicyVersion` and `SetDefaultPolicyVersion` show who changed it)",
+        "member_role_unreachable": "the {role} role of account {account} cannot be assumed ({error}); "
+        "not yet denied or lifted there as their records say: {entries}. They stay recorded and are "
+        "tried again at every reconcile; you are reminded daily while the role cannot be assumed",
     },
     "es": {
         "no_price_rows": "la actualización no trajo ninguna fila de precios",
@@ -40,6 +46,12 @@ CAUSES: Mapping[str, Mapping[str, str]] = {
         "manifest_not_whole": "{manifest} tiene recuentos que no son números enteros: {counts}",
         "outputs_unreadable": "no se pueden leer las salidas en {where} ({error})",
         "more_tokens_than_manifest": "sus registros cuentan más tokens que {manifest}",
+        "session_policy_not_ours": "{policy_arn} del rol {role} se leyó así: {problems}; se desvinculó y "
+        "se eliminó, y las sesiones del rol no quedan denegadas hasta que se escriba de nuevo "
+        "(`CreatePolicyVersion` y `SetDefaultPolicyVersion` en CloudTrail muestran quién la cambió)",
+        "member_role_unreachable": "no se puede asumir el rol {role} de la cuenta {account} ({error}); "
+        "aún no se deniega ni se levanta allí lo que dicen sus registros: {entries}. Siguen registrados "
+        "y se reintentan en cada conciliación; se le recuerda a diario mientras no se pueda asumir el rol",
     },
 }
 

@@ -90,7 +90,21 @@ def sample_events(now: datetime) -> dict[str, NotificationEvent]:
         "workflow_failed": budget_event("workflow_failed", **quiet),
         "notification_failed": budget_event("notification_failed", **quiet),
         "deny_reconciled": budget_event("deny_reconciled", **quiet),
-        "session_policy_rejected": budget_event("session_policy_rejected", **quiet),
+        "session_policy_rejected": budget_event(
+            "session_policy_rejected",
+            scope="role:ChatbotApp-BedrockRole",
+            window=None,
+            reason=None,
+            causes=[
+                cause(
+                    "session_policy_not_ours",
+                    policy_arn="arn:aws:iam::111122223333:policy/budgetkeeper/sessions/ChatbotApp-BedrockRole",
+                    role="ChatbotApp-BedrockRole",
+                    problems="Effect Allow, not Deny",
+                )
+            ],
+            **quiet,
+        ),
         "prices_refused": budget_event(
             "prices_refused",
             scope="prices",
@@ -139,7 +153,16 @@ def sample_events(now: datetime) -> dict[str, NotificationEvent]:
             "member_account_unreachable",
             scope="account:111122223333",
             window=None,
-            note="AccessDenied: not authorized to perform sts:AssumeRole",
+            reason=None,
+            causes=[
+                cause(
+                    "member_role_unreachable",
+                    role="BudgetkeeperEnforcement",
+                    account="111122223333",
+                    error="AccessDenied: not authorized to perform sts:AssumeRole",
+                    entries="user:111122223333/alice",
+                )
+            ],
             **quiet,
         ),
         "daily_summary": budget_event("daily_summary", scope="", window=None, **quiet),
