@@ -88,7 +88,7 @@ def decode_rows(data: bytes) -> list[RollupItem]:
     rows = []
     for scope_ref, bucket_ref, expires_at, counters_ref, *string_refs in encoded:
         named = [None if i is None else strings[i] for i in string_refs]
-        values = dict(zip(ROW_STRINGS, named, strict=False))
+        values: dict[str, Any] = dict(zip(ROW_STRINGS, named, strict=False))
         values |= {
             name: Decimal(value) if isinstance(value, str) else value
             for name, value in zip(ROLLUP_COUNTERS, counters[counters_ref], strict=False)
