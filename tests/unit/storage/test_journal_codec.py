@@ -3,6 +3,7 @@ entries of the version before still read, and smaller than they were: pure, no t
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 from decimal import Decimal
@@ -11,7 +12,7 @@ import pytest
 
 from budgetkeeper.storage.journal_codec import ENTRY_FORMAT, JournalEntryError, decode_rows, encode_rows
 from budgetkeeper.storage.keys import line_bucket, line_partition, rollup_bucket
-from budgetkeeper.storage.tables import ROLLUP_COUNTERS, RollupItem
+from budgetkeeper.storage.tables import RollupItem
 
 HOUR = "2026-11-23T10"
 EXPIRES = 1_829_952_000
@@ -129,24 +130,22 @@ def test_a_row_holding_what_an_entry_does_not_keep_is_refused_not_dropped():
         encode_rows([RollupItem("user:u1", "b", calls=1, batch_job='{"job": 1}')])
 
 
-def test_the_field_orders_version_2_depends_on_are_as_they_were():
-    # Entries already written decode by position: a field reordered or inserted needs a new version.
-    assert ROLLUP_COUNTERS[:14] == (
-        "calls",
-        "errors",
-        "unpriced_calls",
-        "input_tokens",
-        "output_tokens",
-        "cache_read_tokens",
-        "cache_write_5m_tokens",
-        "cache_write_1h_tokens",
-        "cost_usd",
-        "region_fallback_calls",
-        "tier_fallback_calls",
-        "kept_bundled_calls",
-        "estimated_calls",
-        "estimated_cost_usd",
-    )
+# Three rows of every_kind_of_row() (a priority-tier rollup, one with every flag, a usage line) as
+# version 2 first wrote them.
+WRITTEN_BY_VERSION_2 = (
+    "Ap1TQU7DMBD8S87eamdtJ/GxIHgA4hblEEKkVoi2KonE81nHCXVUTqxvs7NreWbcNGlfDEV3ncMgLCUBJPYVnNS+M+fQHT8mcuRJ2R7MWF3I"
+    "Bcuytz4DWqJltW6RzLOgkct2/RqxET/fsnXh8dCNb+dxf7nQIvRLhPsEx+XvFDnP06kfVWLCXh4yxf87P5vx9/Di3K25ethPX+P5c7jS8K0/"
+    "7jic+qFQcxoYzg5Qsw8ohStUDrBsnThT4IlCpLvIyfiF7LyKJzNsTcG7ykeebLYqj4s23sYpCKglBC/M8506bo3Ttr/rYumWmxxlBFFCZeqE"
+    "B4P4BANFbdu2Pw=="
+)
+
+
+def test_an_entry_version_2_wrote_reads_back_as_it_was():
+    # Entries wait in the journal across deploys: a field order, the dictionary or a key made again
+    # from the fields changed under version 2 would misread them (such a change needs version 3).
+    rows = every_kind_of_row()
+    written = decode_rows(base64.b64decode(WRITTEN_BY_VERSION_2))
+    assert as_stored(written) == as_stored([rows[2], rows[3], rows[5]])
 
 
 def test_an_entry_of_a_batch_is_under_half_the_bytes_of_version_1():
