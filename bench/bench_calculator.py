@@ -106,7 +106,8 @@ CAPACITY_RULES = (
     "halved when eventually consistent (pynamodb's default), at least 0.5. Item size = attribute "
     "names + values (strings in UTF-8, numbers 1 byte per 2 significant digits + 1). An update is charged "
     "on the larger of the item before and after it: the item as stored after the write (read back "
-    "from moto, uncounted), or its request (key + every attribute it sets or adds) if larger."
+    "from moto, uncounted), or its request (key + every attribute it sets or adds) if larger; a delete "
+    "on the item it deletes (read before, uncounted)."
 )
 
 
@@ -183,6 +184,39 @@ def read_units(size: int, consistent: bool) -> float:
 # ----------------------------------------------------------------------------- counting AWS calls
 
 
+def deleted_keys(operation: str, params: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(table, key) of every item a DynamoDB request deletes."""
+    if operation == "DeleteItem":
+        return [(params["TableName"], params["Key"])]
+    if operation == "BatchWriteItem":
+        return [
+            (table, request["DeleteRequest"]["Key"])
+            for table, requests in params["RequestItems"].items()
+            for request in requests
+            if "DeleteRequest" in request
+        ]
+    if operation == "TransactWriteItems":
+        return [
+            (action["Delete"]["TableName"], action["Delete"]["Key"])
+            for action in params["TransactItems"]
+            if "Delete" in action
+        ]
+    return []
+
+
+def _item_id(table: str, key: dict[str, Any]) -> str:
+    return json.dumps([table, key], sort_keys=True)
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Sizes of stored items, read without being counted: as stored now, and as before the request
+    deleted them."""
+
+    stored: Callable[[str, dict[str, Any]], int]
+    deleted: Callable[[str, dict[str, Any]], int]
+
+
 @dataclass
 class Tally:
     """Every AWS call of a stretch of time, with DynamoDB capacity units."""
@@ -235,7 +269,7 @@ class Tally:
         operation: str,
         params: dict[str, Any],
         response: dict[str, Any],
-        stored_size: Callable[[str, dict[str, Any]], int],
+        sizes: Sizes,
     ) -> None:
         self.requests[f"{service}.{operation}"] += 1
         if service == "s3" and operation == "PutObject":
@@ -246,23 +280,30 @@ class Tally:
         if operation == "PutItem":
             self._written(params["TableName"], item_size(params["Item"]), False, params["Item"])
         elif operation == "UpdateItem":
-            size = max(update_size(params), stored_size(params["TableName"], params["Key"]))
+            size = max(update_size(params), sizes.stored(params["TableName"], params["Key"]))
             self._written(params["TableName"], size, False, params["Key"])
         elif operation == "DeleteItem":
-            self._written(params["TableName"], item_size(params["Key"]), False, params["Key"])
+            size = max(item_size(params["Key"]), sizes.deleted(params["TableName"], params["Key"]))
+            self._written(params["TableName"], size, False, params["Key"])
         elif operation == "BatchWriteItem":
             for table, requests in params["RequestItems"].items():
                 for request in requests:
-                    item = request.get("PutRequest", {}).get("Item") or request["DeleteRequest"]["Key"]
-                    self._written(table, item_size(item), False, item)
+                    if "PutRequest" in request:
+                        item = request["PutRequest"]["Item"]
+                        self._written(table, item_size(item), False, item)
+                    else:
+                        key = request["DeleteRequest"]["Key"]
+                        self._written(table, max(item_size(key), sizes.deleted(table, key)), False, key)
         elif operation == "TransactWriteItems":
             for action in params["TransactItems"]:
                 ((kind, request),) = action.items()
                 if kind == "Put":
                     size = item_size(request["Item"])
                 elif kind == "Update":
-                    size = max(update_size(request), stored_size(request["TableName"], request["Key"]))
-                else:  # Delete, ConditionCheck: the key only
+                    size = max(update_size(request), sizes.stored(request["TableName"], request["Key"]))
+                elif kind == "Delete":
+                    size = max(item_size(request["Key"]), sizes.deleted(request["TableName"], request["Key"]))
+                else:  # ConditionCheck: the key only
                     size = item_size(request["Key"])
                 self._written(request["TableName"], size, True, request.get("Item") or request["Key"])
         elif operation == "BatchGetItem":
@@ -286,6 +327,16 @@ def counting(tally: Tally) -> Iterator[None]:
     original = botocore.client.BaseClient._make_api_call
 
     def counted(client: Any, operation: str, params: dict[str, Any]) -> Any:
+        def stored_size(table: str, key: dict[str, Any]) -> int:
+            read = original(client, "GetItem", {"TableName": table, "Key": key, "ConsistentRead": True})
+            return item_size(read.get("Item", {}))
+
+        service = client.meta.service_model.service_name
+        # A delete is charged on the item it deletes: its size is read (uncounted) before it is gone.
+        deleted = {
+            _item_id(table, key): stored_size(table, key)
+            for table, key in (deleted_keys(operation, params) if service == "dynamodb" else [])
+        }
         response: dict[str, Any] = {}
         started = time.perf_counter()
         try:
@@ -293,12 +344,8 @@ def counting(tally: Tally) -> Iterator[None]:
             return response
         finally:
             tally.seconds_in_calls += time.perf_counter() - started
-
-            def stored_size(table: str, key: dict[str, Any]) -> int:
-                read = original(client, "GetItem", {"TableName": table, "Key": key, "ConsistentRead": True})
-                return item_size(read.get("Item", {}))
-
-            tally.record(client.meta.service_model.service_name, operation, params, response, stored_size)
+            sizes = Sizes(stored=stored_size, deleted=lambda table, key: deleted[_item_id(table, key)])
+            tally.record(service, operation, params, response, sizes)
 
     with mock.patch.object(botocore.client.BaseClient, "_make_api_call", counted):
         yield

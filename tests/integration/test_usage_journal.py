@@ -7,6 +7,7 @@ Costs are priced here by hand: Nova Pro, USD 0.80 per 1M input tokens, 3.20 per 
 
 from __future__ import annotations
 
+import gzip
 import json
 from datetime import timedelta
 from decimal import Decimal
@@ -16,11 +17,12 @@ import pytest
 from budgetkeeper.core import clock as product_clock
 from budgetkeeper.metering.compactor import fold_usage_journal
 from budgetkeeper.metering.writer import fold_entries
-from budgetkeeper.storage.keys import line_partition
+from budgetkeeper.storage.journal_codec import ENTRY_FORMAT
+from budgetkeeper.storage.keys import USAGE_JOURNAL_PARTITION, line_partition
 from budgetkeeper.storage.readers import scope_rollups, usage_lines_of_day
 from budgetkeeper.storage.spend_drivers import SpendDriver, top_app
 from budgetkeeper.storage.tables import BudgetItem, RollupItem, TotalItem, transaction_connection
-from budgetkeeper.storage.usage_journal import RowRange, open_journal
+from budgetkeeper.storage.usage_journal import RowRange, entry_rows, open_journal
 from budgetkeeper_cli.main import main
 from devkit.harness.lambdas import invoke
 from devkit.harness.logs import cloudwatch_payload, converse_message, firehose_event
@@ -268,3 +270,31 @@ def test_the_costliest_app_is_read_from_the_window_s_hours_of_the_scope_s_calls_
             clock.advance(timedelta(minutes=FOLD_MINUTES + 1))
             now = product_clock.now()
             assert fold()["entries"] == 1 and open_journal().entries == []
+
+
+def test_entries_written_before_version_2_are_read_and_folded_with_the_new_ones(settings, clock):
+    # Given a batch metered by the version before (its entry's rows as gzipped DynamoDB JSON), waiting
+    meter(call(ALICE, 1000), call(BOB, 2000))
+    (entry,) = open_journal().entries
+    rows = [{k: v for k, v in row.serialize().items() if v != {"N": "0"}} for row in entry_rows(entry)]
+    entry.delete()
+    RollupItem(
+        USAGE_JOURNAL_PARTITION,
+        entry.bucket,
+        deltas=gzip.compress(json.dumps(rows, separators=(",", ":")).encode(), mtime=0),
+    ).save()
+    # When this version meters the next batch
+    clock.advance(timedelta(minutes=1))
+    meter(call(ALICE, 4000))
+    # Then its entry is of version 2, and readers count both batches
+    old, new = sorted(open_journal().entries, key=lambda e: e.bucket)
+    assert old.deltas[:2] == b"\x1f\x8b" and new.deltas[0] == ENTRY_FORMAT
+    expected = {"user:alice": (2, cost(5000)), "user:bob": (1, cost(2000))}
+    assert view("user:alice", "user:bob") == expected
+    # When the compactor folds them
+    clock.advance(timedelta(minutes=FOLD_MINUTES))
+    assert fold()["entries"] == 2
+    # Then the rows hold each call once
+    assert open_journal().entries == []
+    assert [(int(r.calls), r.cost_usd) for r in stored("user:alice")] == [(2, cost(5000))]
+    assert view("user:alice", "user:bob") == expected

@@ -34,7 +34,7 @@ def test_a_batch_rows_are_in_entries_each_row_once_each_entry_one_part():
             parts, part = entry_part(entry)
             assert parts & (parts - 1) == 0  # a power of two
             assert len(entry_rows(entry)) <= ENTRY_ROWS_MAX
-            assert all(row_hash(row.scope, row.bucket) % parts == part for row in entry_rows(entry))
+            assert all(row_hash(row) % parts == part for row in entry_rows(entry))
     assert len(journal_entries(rows(20), "2026-11-23T10:00:00Z#small")) == 1  # a small batch: one write
 
 

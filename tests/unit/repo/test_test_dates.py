@@ -38,6 +38,7 @@ DATES_ARE_DATA = {
     "unit/cli/test_chart_labels.py": "a fixed report window drawn on a time axis, which asks no clock",
     "unit/metering/test_meter_parity.py": "the day of generated records metered offline; it asks no clock",
     "unit/metering/test_journal_groups.py": "sort keys of journal entries the test names; it asks no clock",
+    "unit/storage/test_journal_codec.py": "hours of rows encoded and read back; it asks no clock",
     "unit/notify/test_notice_words.py": "moments formatted per language and zone; samples follow the clock",
     "unit/cli/test_cli_basics.py": "an audit line's time, formatted for people and kept for machines",
 }

@@ -134,8 +134,9 @@ class RollupItem(Model):
     charged = UnicodeAttribute(null=True)
     # Models-seen items only (storage.models_seen): "<model>|<region>" priced on that day.
     models_seen = UnicodeSetAttribute(null=True)
-    # Journal entries only (storage.usage_journal): the rows' deltas, gzipped; on the journal's fold
-    # counter, how many folds have run (readers re-read it to know no fold ran while they read).
+    # Journal entries only (storage.usage_journal): the rows' deltas (storage.journal_codec); on the
+    # journal's fold counter, how many folds have run (readers re-read it to know no fold ran while
+    # they read).
     deltas = BinaryAttribute(null=True, legacy_encoding=False)
     folds = NumberAttribute(null=True)
     # TTL (epoch seconds): usage_retention_days after the hour; the S3 archive is the long-term record.

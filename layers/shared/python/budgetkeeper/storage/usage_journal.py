@@ -12,8 +12,6 @@ fold ran meanwhile they read again, so a report made right after a batch shows i
 
 from __future__ import annotations
 
-import gzip
-import json
 import time
 import zlib
 from collections.abc import Iterable, Sequence
@@ -23,7 +21,8 @@ from typing import Any
 
 from pynamodb.expressions.condition import Condition
 
-from budgetkeeper.storage.keys import USAGE_JOURNAL_PARTITION
+from budgetkeeper.storage.journal_codec import ROW_STRINGS, decode_rows, encode_rows
+from budgetkeeper.storage.keys import LINE_PARTITION_PREFIX, USAGE_JOURNAL_PARTITION
 from budgetkeeper.storage.tables import (
     ROLLUP_COUNTERS,
     ROLLUP_COUNTERS_ALWAYS,
@@ -37,16 +36,16 @@ FOLDS_BUCKET = "~folds"
 ENTRY_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 # Rows in one entry at most: a fold adds an entry's rows and deletes it in one transaction (100 items).
 ENTRY_ROWS_MAX = 96
-# Rows an entry holds about: small enough that a fold's transaction takes the same part of many
-# batches (their rows mostly the same ones), large enough that a small batch writes one entry.
-ENTRY_ROWS_TARGET = 32
+# Rows an entry holds about: few enough that a fold's transaction takes the same part of many
+# batches (their rows mostly the same ones: 15 batches' parts and their ~50 rows), as many as that
+# allows, since each entry's write and delete are rounded up to whole KB (bench/README.md).
+ENTRY_ROWS_TARGET = 48
 # Parts of a batch at most: its entries share its transaction with its totals and markers.
 ENTRY_PARTS_MAX = 16
 # Reads of the rows made again at most when a fold keeps running meanwhile.
 READ_ATTEMPTS = 5
 # What a row is, besides its key and counters: set (not added) by every update.
-_DESCRIPTIVE: tuple[str, ...] = ("hour", "model", "region", "service_tier", "identity_arn", "principal")
-_DESCRIPTIVE += ("role", "app", "team", "operation", "charged", "expires_at")
+_DESCRIPTIVE = (*ROW_STRINGS, "expires_at")
 
 
 def row_actions(row: RollupItem) -> list[Any]:
@@ -78,9 +77,12 @@ def merge_rows(rows: Iterable[RollupItem]) -> list[RollupItem]:
     return [merged[key] for key in sorted(merged)]
 
 
-def row_hash(scope: str, bucket: str) -> int:
-    """Stable across batches: a row falls in part `row_hash % parts` of every batch's entries."""
-    return zlib.crc32(f"{scope}\n{bucket}".encode())
+def row_hash(row: RollupItem) -> int:
+    """Stable across batches: a row falls in part `row_hash % parts` of every batch's entries. A hash
+    of the caller (a usage line's principal, a rollup's scope), not of the row: a caller's rows
+    share strings and counters, which an entry then holds once (storage.journal_codec)."""
+    line = row.scope.startswith(LINE_PARTITION_PREFIX) and row.principal is not None
+    return zlib.crc32((row.principal if line else row.scope).encode())
 
 
 def journal_entries(rows: Sequence[RollupItem], entry_id: str) -> list[RollupItem]:
@@ -95,26 +97,19 @@ def journal_entries(rows: Sequence[RollupItem], entry_id: str) -> list[RollupIte
         parts *= 2
     by_part: dict[int, list[RollupItem]] = {}
     for row in rows:
-        by_part.setdefault(row_hash(row.scope, row.bucket) % parts, []).append(row)
+        by_part.setdefault(row_hash(row) % parts, []).append(row)
     entries = []
     for part, group in sorted(by_part.items()):
         for start in range(0, len(group), ENTRY_ROWS_MAX):
-            chunk = group[start : start + ENTRY_ROWS_MAX]
-            document = [_compact(row.serialize()) for row in chunk]
-            data = gzip.compress(json.dumps(document, separators=(",", ":")).encode(), mtime=0)
+            data = encode_rows(group[start : start + ENTRY_ROWS_MAX])
             bucket = f"{entry_id}#{parts}.{part}.{start // ENTRY_ROWS_MAX}"
             entries.append(RollupItem(USAGE_JOURNAL_PARTITION, bucket, deltas=data))
     return entries
 
 
-def _compact(serialized: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    # A zero counter reads back as its default.
-    return {name: value for name, value in serialized.items() if value != {"N": "0"}}
-
-
 def entry_rows(entry: RollupItem) -> list[RollupItem]:
     """The rows one journal entry holds, each with the deltas as its counters."""
-    return [RollupItem.from_raw_data(raw) for raw in json.loads(gzip.decompress(entry.deltas or b""))]
+    return decode_rows(entry.deltas or b"")
 
 
 def entry_written(entry: RollupItem) -> datetime:
