@@ -71,8 +71,9 @@ check-build: build
 # Every core (pytest-xdist); worksteal evens out the few long tests (the demo, the workflows on moto).
 PYTEST_PARALLEL := -n auto --dist worksteal
 
+# The 15 longest tests are printed: where `make test`'s 10 minutes go.
 unit: $(STAMP) $(IAM_EVALUATOR_STAMP)
-	$(BIN)/pytest -q $(PYTEST_PARALLEL)
+	$(BIN)/pytest -q $(PYTEST_PARALLEL) --durations=15
 
 test: lint check-build unit
 
