@@ -322,5 +322,5 @@ def test_a_session_policy_changed_behind_our_back_is_removed_and_alerted(
     # And operators are told, apart from the suspension that could not happen
     assert types(stack) == ["grace", "session_policy_rejected", "cannot_suspend"]
     rejected = notifications(stack)[1]
-    assert rejected["scope"] == f"role:{SHARED_ROLE}" and "Effect is 'Allow'" in rejected["note"]
-    assert "default version is v2, not v1" in rejected["note"]
+    assert rejected["scope"] == f"role:{SHARED_ROLE}" and "Effect is 'Allow'" in rejected["reason"]
+    assert "default version is v2, not v1" in rejected["reason"]
