@@ -25,7 +25,9 @@ from budgetkeeper.enforcement import deny_tasks
 from budgetkeeper.metering import calculator
 from budgetkeeper.metering.org_units import OrganizationUnits
 from budgetkeeper.storage.tables import BudgetItem, TeamItem, TotalItem
-from budgetkeeper_cli.stack_config import Stack
+from budgetkeeper_cli.console.app import create_app
+from budgetkeeper_cli.main import build_parser
+from budgetkeeper_cli.stack_config import Stack, connect
 from devkit.harness.logs import converse_message
 from devkit.harness.organization import MemberAccount, SubscriptionRefused, join_organization
 from devkit.harness.stack import ACCOUNT_ID, LocalStack
@@ -38,6 +40,7 @@ from tests.timeline import now_iso, window_id
 
 MEMBER_A, MEMBER_B = "111122223333", "444455556666"
 NOVA_PRO = "amazon.nova-pro-v1:0"
+TOKEN = "test-token-" + "o" * 20
 MEMBER_DENY = "policy/budgetkeeper/BudgetkeeperBedrockDeny"
 
 
@@ -272,6 +275,26 @@ def test_reports_group_spend_by_the_callers_account_and_its_nearest_ou(stack, me
     # When operators report by account, and by OU: then each call is in its caller's account's
     assert costs("account") == {MEMBER_A: Decimal("0.375"), MEMBER_B: Decimal("0.5")}
     assert costs("ou") == {product["Id"]: Decimal("0.375"), "-": Decimal("0.5")}  # B: in the root
+
+
+def test_the_console_shows_spend_per_account_and_keeps_one_account_when_asked(stack, members):
+    # Given calls in both member accounts
+    members[MEMBER_A].log_invocations([call(MEMBER_A, "alice", "0.25"), call(MEMBER_A, "carol", "0.125")])
+    members[MEMBER_B].log_invocations([call(MEMBER_B, "bob", "0.50")])
+    name = stack.publish_outputs()
+    app = create_app(connect(build_parser().parse_args(["console", "--stack-name", name])), token=TOKEN)
+    client = app.test_client()
+    client.get(f"/costs?token={TOKEN}")
+
+    def costs(query: str, section: str, field: str) -> dict[str, Decimal]:
+        rows = csv.DictReader(io.StringIO(client.get(f"/costs?csv={section}{query}").get_data(as_text=True)))
+        return {row[field]: Decimal(row["cost_usd"]) for row in rows if row[field] != "TOTAL"}
+
+    # When an operator opens the costs tab: in organization mode it has spend per account
+    assert costs("", "account", "account") == {MEMBER_A: Decimal("0.375"), MEMBER_B: Decimal("0.5")}
+    # and the account field keeps one account's calls on every chart and table
+    assert costs(f"&account={MEMBER_A}", "account", "account") == {MEMBER_A: Decimal("0.375")}
+    assert sum(costs(f"&account={MEMBER_B}", "app-compare", "app").values()) == Decimal("0.5")
 
 
 def test_a_report_by_ou_where_organizations_refuses_says_what_to_run_instead(stack, members, capsys):

@@ -126,6 +126,7 @@ class Console:
 
     def pages(self) -> dict[str, Any]:
         stack = self.stack
+        organization = stack.settings.organization_id is not None
         return {
             "/scopes": lambda: self.show(scopes_page(stack, request.args)),
             "/scope": lambda: self.show(
@@ -133,7 +134,7 @@ class Console:
             ),
             "/teams": lambda: self.show(teams_page(self.window(), request.args)),
             "/consumption": lambda: self.show(consumption_page(self.window(), request.args)),
-            "/costs": lambda: self.show(costs_page(self.window(), request.args)),
+            "/costs": lambda: self.show(costs_page(self.window(), request.args, organization=organization)),
             "/enforcement": lambda: self.show(enforcement_page(stack, request.args)),
             "/prices": lambda: self.show(prices_page(request.args, self.window())),
             "/health": lambda: self.show(health_page(stack)),

@@ -23,7 +23,7 @@ from budgetkeeper.storage.readers import (
 )
 from budgetkeeper.storage.tables import RollupItem, TeamItem
 from budgetkeeper_cli.rendering import Column
-from budgetkeeper_cli.reports.aggregation import UsageReport
+from budgetkeeper_cli.reports.aggregation import UsageReport, account_of
 from budgetkeeper_cli.reports.html import (
     Chart,
     HeatRow,
@@ -227,11 +227,12 @@ def scopes_page(stack: Stack, args: Any) -> Page:
 
 
 def line_filter(args: Any) -> Callable[[RollupItem], bool] | None:
-    """The usage lines the page's team, model and principal fields keep (None: every line)."""
+    """The usage lines the page's team, model, principal and account fields keep (None: every line)."""
     team = (args.get("team") or "").strip()
     model = (args.get("model") or "").strip()
     principal = (args.get("principal") or "").strip()
-    if not (team or model or principal):
+    account = (args.get("account") or "").strip()
+    if not (team or model or principal or account):
         return None
     team_scope = team if not team or team.startswith("team:") else f"team:{team}"
 
@@ -239,6 +240,8 @@ def line_filter(args: Any) -> Callable[[RollupItem], bool] | None:
         if team_scope and line.team != team_scope:
             return False
         if principal and line.principal != principal:
+            return False
+        if account and account_of(line.identity_arn) != account:
             return False
         return not model or model in (line.model, resolve_model_id(line.model or "").base_model)
 
@@ -249,7 +252,7 @@ def scope_filter(scope: str) -> Callable[[RollupItem], bool]:
     """The usage lines of one scope: its principal, role, app or team; an account's every line."""
     kind, _, name = scope.partition(":")
     if kind == "account":
-        return lambda line: (line.identity_arn or "").split(":")[4:5] == [name]
+        return lambda line: account_of(line.identity_arn) == name
     return lambda line: scope in (line.principal, line.role, line.app, line.team)
 
 
@@ -327,8 +330,15 @@ def consumption_page(window: ReportWindow, args: Any) -> Page:
     return usage_page("consumption", window, CONSUMPTION_CHARTS, (), hours=True, keep=line_filter(args))
 
 
-def costs_page(window: ReportWindow, args: Any) -> Page:
-    return usage_page("costs", window, COSTS_CHARTS, COSTS_TABLES, compare=True, keep=line_filter(args))
+# In organization mode: spend per member account (the account the caller's ARN names).
+ACCOUNT_CHARTS = (("account", "Spend per account", "account", None, "bars"),)
+ACCOUNT_TABLES = (("account-compare", "Per account, against the window before", ("account",)),)
+
+
+def costs_page(window: ReportWindow, args: Any, *, organization: bool = False) -> Page:
+    charts = (*COSTS_CHARTS, *(ACCOUNT_CHARTS if organization else ()))
+    tables = (*COSTS_TABLES, *(ACCOUNT_TABLES if organization else ()))
+    return usage_page("costs", window, charts, tables, compare=True, keep=line_filter(args))
 
 
 def teams_page(window: ReportWindow, args: Any) -> Page:
