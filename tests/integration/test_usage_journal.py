@@ -20,7 +20,7 @@ from budgetkeeper.metering.writer import fold_entries
 from budgetkeeper.storage.journal_codec import ENTRY_FORMAT
 from budgetkeeper.storage.keys import USAGE_JOURNAL_PARTITION, line_partition
 from budgetkeeper.storage.readers import scope_rollups, usage_lines_of_day
-from budgetkeeper.storage.spend_drivers import SpendDriver, top_app
+from budgetkeeper.storage.spend_drivers import APP_HOURS, SpendDriver, top_app
 from budgetkeeper.storage.tables import BudgetItem, RollupItem, TotalItem, transaction_connection
 from budgetkeeper.storage.usage_journal import RowRange, entry_rows, open_journal
 from budgetkeeper_cli.main import main
@@ -250,10 +250,11 @@ def test_a_lone_call_adds_its_few_rows_at_once_without_the_journal(settings, clo
 def test_the_costliest_app_is_read_from_the_window_s_hours_of_the_scope_s_calls_journaled_or_folded(
     settings, clock
 ):
-    # Given alice's calls for Chat 30 hours ago (the day before), for Search now, and bob's costlier
-    # calls for Other now
+    # Given alice's calls for Batch 30 hours ago, for Chat 12 hours ago (the day before: the clock
+    # stands at 10:00 UTC), for Search now, and bob's costlier calls for Other now
     meter(
-        call(ALICE, 9000, hours_ago=30, app="Chat"),
+        call(ALICE, 20_000, hours_ago=30, app="Batch"),
+        call(ALICE, 9000, hours_ago=12, app="Chat"),
         call(ALICE, 2000, app="Search"),
         call(BOB, 50_000, app="Other"),
     )
@@ -261,8 +262,12 @@ def test_the_costliest_app_is_read_from_the_window_s_hours_of_the_scope_s_calls_
     for folded in (False, True):
         # Then over the last hour her costliest app is Search: Chat's hour is outside, Other is bob's
         assert top_app("user:alice", now - timedelta(hours=1), now) == SpendDriver("app:Search", cost(2000))
-        # and over two days, Chat, read from the day before's lines too
-        assert top_app("user:alice", now - timedelta(hours=48), now) == SpendDriver("app:Chat", cost(9000))
+        # and over 13 hours, Chat, read from the day before's lines too
+        assert top_app("user:alice", now - timedelta(hours=13), now) == SpendDriver("app:Chat", cost(9000))
+        # and a window longer than APP_HOURS is read over its last APP_HOURS (Batch's hour left out),
+        # and says so
+        longer = top_app("user:alice", now - timedelta(hours=APP_HOURS + 12), now)
+        assert longer == SpendDriver("app:Chat", cost(9000), hours=APP_HOURS)
         # and an app's own scope names no app
         assert top_app("app:Search", now - timedelta(hours=1), now) is None
         # whether the lines are still in the journal or folded into their rows

@@ -289,6 +289,16 @@ def test_what_drove_the_spend_and_what_to_do_next(name):
     assert f"ejecución: {name}-3f2a9c1d" in rendered.text
 
 
+def test_a_top_app_over_the_last_hours_of_a_long_window_says_so():
+    # Given a monthly budget's notice whose top app was read over the window's last 24 hours
+    _, spanish = render("suspended", "es", window="monthly", top_app_hours=24)
+    _, english = render("suspended", "en", window="monthly", top_app_hours=24)
+    # Then the label says over which hours, in each language, in text, HTML and Slack
+    assert f"Aplicación con más gasto, últimas 24 horas: {SAMPLE_APP} (701,05 US$)" in spanish.text
+    assert f"Top app, last 24 hours: {SAMPLE_APP} ($701.05)" in english.text
+    assert "últimas 24 horas" in spanish.html and "last 24 hours" in str(english.slack)
+
+
 @pytest.mark.parametrize("name", ["grace", "suspended", "manual_suspension"])
 def test_operators_get_the_restore_command_instead_of_owner_advice(name):
     _, owner = render(name, "en")

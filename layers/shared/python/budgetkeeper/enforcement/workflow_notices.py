@@ -67,6 +67,7 @@ def workflow_notice(
         top_model_usd=exact(model.cost_usd) if model else None,
         top_app=app.name if app else None,
         top_app_usd=exact(app.cost_usd) if app else None,
+        top_app_hours=app.hours if app else None,
         causes=None,  # an operator alert's; a run's facts are its fields
         **{"time_zone": budget.time_zone if budget else None, **facts},
     )

@@ -74,6 +74,7 @@ class NotificationEvent:
     top_model_usd: str | None = None
     top_app: str | None = None  # the app whose calls cost the scope most, from the usage lines
     top_app_usd: str | None = None
+    top_app_hours: int | None = None  # top_app over the window's last hours only; None: the whole window
     time_zone: str | None = None  # the budget's: its readers' times are shown in it
     # An operator alert's causes, in fields (budgetkeeper.notify.causes words them per reader);
     # `reason` holds them in English, for the logs.

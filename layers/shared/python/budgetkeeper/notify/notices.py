@@ -153,6 +153,7 @@ def notice_for(
         "top_model_spent": event.top_model_usd,
         "top_app": event.top_app,
         "top_app_spent": event.top_app_usd,
+        "top_app_hours": event.top_app_hours,
         "window_end": event.refresh_at,
         "actor": actor,
         "reason": person_reason(event),
