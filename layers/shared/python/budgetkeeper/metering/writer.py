@@ -24,7 +24,7 @@ from budgetkeeper.core.tunables import Tunables
 from budgetkeeper.domain.log_records import LogPayload, PayloadKind
 from budgetkeeper.metering.deltas import UsageDeltas
 from budgetkeeper.metering.updates import table_updates, usage_rows_of
-from budgetkeeper.storage.conditional import won
+from budgetkeeper.storage.conditional import failed_conditions, won
 from budgetkeeper.storage.keys import (
     ESTIMATED_MODELS_PARTITION,
     marker_slot,
@@ -362,18 +362,12 @@ def _claim_groups(claims: list[_Claim], max_items: int) -> Iterator[list[_Claim]
         yield group
 
 
-def _cancellation_codes(error: TransactWriteError) -> list[str | None]:
-    reasons = getattr(error, "cancellation_reasons", None) or []
-    return [reason.code if reason else None for reason in reasons]
-
-
 def _cancelled_on_first_item(error: TransactWriteError) -> bool:
-    codes = _cancellation_codes(error)
-    return bool(codes) and codes[0] == "ConditionalCheckFailed"
+    return failed_conditions(error)[:1] == [True]
 
 
 def _as_concurrent_claim(error: TransactWriteError) -> Exception:
-    if "ConditionalCheckFailed" in _cancellation_codes(error):
+    if any(failed_conditions(error)):
         return ConcurrentClaim(str(error))
     return error
 
@@ -396,7 +390,7 @@ def fold_entries(connection: Connection, entries: Sequence[RollupItem]) -> int:
             counter, actions = fold_counter_update()
             transaction.update(counter, actions=actions)
     except TransactWriteError as error:
-        if "ConditionalCheckFailed" in _cancellation_codes(error):
+        if any(failed_conditions(error)):
             return 0
         raise
     return len(rows)
