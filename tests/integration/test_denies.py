@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from botocore.exceptions import ClientError
 
 from budgetkeeper.domain.policies import session_deny_problems
+from budgetkeeper.enforcement import deny_tasks
 from budgetkeeper.enforcement.denies import STALE_HOLDER_AFTER, DenyBook, DenyEntry, Outcomes
 from budgetkeeper.enforcement.iam_denies import EntryKind
 from budgetkeeper.enforcement.role_sessions import (
@@ -287,7 +289,8 @@ def test_a_held_session_policy_changed_behind_our_back_is_rewritten_by_the_sweep
         PolicyArn=policy["PolicyArn"], PolicyDocument=json.dumps(allow), SetAsDefault=True
     )
     # When the monitor has the DenyFunction reconcile
-    report = invoke("DenyFunction", {"task": "reconcile"})
+    with mock.patch.object(deny_tasks.logger, "error") as logged:
+        report = invoke("DenyFunction", {"task": "reconcile"})
     # Then the Allow is gone, alice is denied by a policy of ours again, and operators are told
     assert [r["policy_arn"] for r in report["rejected"]] == [policy["PolicyArn"]]
     assert "session:Shared/alice: session denied" in report["fixes"]
@@ -297,3 +300,6 @@ def test_a_held_session_policy_changed_behind_our_back_is_rewritten_by_the_sweep
     assert suspended_sessions(iam, "Shared") == {"alice"}
     (told,) = [n for n in notifications(stack) if n["type"] == "session_policy_rejected"]
     assert told["scope"] == "role:Shared" and "Effect is 'Allow'" in told["reason"]
+    # and the logs keep what was read back, for whoever searches them
+    (rejected,) = [call.kwargs for call in logged.call_args_list if call.args == ("session policy rejected",)]
+    assert rejected["policy_arn"] == policy["PolicyArn"]

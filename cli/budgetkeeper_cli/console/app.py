@@ -188,7 +188,13 @@ class Console:
             # As `budget set` without --allow-missing: a principal IAM lacks is said before anything is set.
             missing = missing_principal(self.stack, args.scope, args.window)
             return render_template(
-                "console/confirm.html.j2", form=form, csrf=self.csrf, values=shown, act=None, missing=missing
+                "console/confirm.html.j2",
+                form=form,
+                csrf=self.csrf,
+                values=shown,
+                act=None,
+                missing=missing,
+                allow_missing=ALLOW_MISSING,
             )
         try:
             act = action_request(form)
@@ -203,9 +209,8 @@ class Console:
             try:
                 args = budget_args(form)
                 missing = missing_principal(self.stack, args.scope, args.window)
-                if (
-                    missing and form.get(ALLOW_MISSING) != "yes"
-                ):  # it came to exist or go since the confirmation
+                # Sent without the confirmation that said it is missing (or it went missing since)
+                if missing and form.get(ALLOW_MISSING) != "yes":
                     raise UsageError(f"{missing}: {MISSING_MEANS}; check the name, then confirm again")
                 said, note = set_budget(
                     self.stack,

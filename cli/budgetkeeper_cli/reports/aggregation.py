@@ -219,7 +219,7 @@ class ReportRow:
 
 class UsageReport:
     """Totals of metered invocations per combination of `group_by` values; `ou` needs `unit_of`
-    (organization mode: AWS Organizations read, see budgetkeeper_cli.organization)."""
+    (organization mode: AWS Organizations read, see budgetkeeper_cli.reports.org_units)."""
 
     def __init__(self, group_by: Sequence[str], unit_of: UnitOf | None = None) -> None:
         unknown = [name for name in group_by if name not in GROUP_FIELDS]

@@ -7,7 +7,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from budgetkeeper.metering.org_units import OrganizationUnits
+from budgetkeeper.metering.org_units import parent_unit
 from budgetkeeper_cli.errors import CommandFailed
 from budgetkeeper_cli.reports.aggregation import UnitOf
 
@@ -16,12 +16,11 @@ def nearest_units(organizations: Any) -> UnitOf:
     """An account's nearest OU (None: it sits in the root), read once per account. Organizations
     answers only the management account or a delegated administrator: a refusal stops the report
     with what to do, rather than leave its calls in no OU."""
-    units = OrganizationUnits(organizations)
 
     @functools.cache
     def nearest(account: str) -> str | None:
         try:
-            return next(iter(units.units_above(account)), None)
+            return parent_unit(organizations, account)
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
             raise CommandFailed(

@@ -103,6 +103,7 @@ class DenyTasks:
                 role=rejected["role"],
                 problems="; ".join(rejected["problems"]),
             )
+            logger.error("session policy rejected", **rejected)
             self._publish("session_policy_rejected", f"role:{rejected['role']}", execution, causes=[why])
 
     def _alert_unreachable(self, outcome: Outcomes, execution: str | None) -> None:

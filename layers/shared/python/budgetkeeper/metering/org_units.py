@@ -36,7 +36,7 @@ class OrganizationUnits:
         if known is not None and now - known[0] < OU_CACHE_TTL:
             return known[1]
         try:
-            units = self.units_above(account)
+            units = self._units_above(account)
         except (ClientError, BotoCoreError) as error:
             logger.warning(
                 "organizational units unreadable: no spend is charged to ou: scopes", error=str(error)
@@ -45,12 +45,16 @@ class OrganizationUnits:
         self._known[account] = (now, units)
         return units
 
-    def units_above(self, child: str) -> tuple[str, ...]:
-        """The OUs above `child`, nearest first, read now; Organizations' refusal raised."""
+    def _units_above(self, child: str) -> tuple[str, ...]:
         units: list[str] = []
-        while True:
-            (parent,) = self.organizations.list_parents(ChildId=child)["Parents"]
-            if parent["Type"] != "ORGANIZATIONAL_UNIT":
-                return tuple(units)
-            units.append(parent["Id"])
-            child = parent["Id"]
+        while (unit := parent_unit(self.organizations, child)) is not None:
+            units.append(unit)
+            child = unit
+        return tuple(units)
+
+
+def parent_unit(organizations: Any, child: str) -> str | None:
+    """The OU `child` (an account or an OU) sits in, None when in the root: one ListParents call,
+    Organizations' refusal raised."""
+    (parent,) = organizations.list_parents(ChildId=child)["Parents"]
+    return str(parent["Id"]) if parent["Type"] == "ORGANIZATIONAL_UNIT" else None
